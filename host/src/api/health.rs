@@ -1,0 +1,40 @@
+//! `GET /health`: liveness, and readiness of each part of the host.
+
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::json;
+
+use super::{AppState, json_response};
+
+pub async fn health(State(state): State<AppState>) -> Response {
+    let plugins = state.registry.list();
+    let active = plugins.iter().filter(|(_, s)| s.active.is_some()).count();
+    let rejected = plugins.iter().filter(|(_, s)| s.rejected.is_some()).count();
+    let plugins_ready = state.plugins_ready.load(Ordering::Acquire);
+    let services = state.registry.runtime().services();
+    let ready = plugins_ready;
+    let body = json!({
+        "status": if ready { "ok" } else { "starting" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_s": state.started.elapsed().as_secs_f64(),
+        "checks": {
+            "plugins": {
+                "ready": plugins_ready,
+                "active": active,
+                "rejected": rejected,
+                "dir": state.registry.dir().display().to_string(),
+            },
+            "kv": {"ready": true, "backend": services.kv.backend()},
+            "knowledge": {"ready": true, "backend": "none"},
+        },
+    });
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    json_response(status, &body)
+}

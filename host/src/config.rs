@@ -1,0 +1,257 @@
+//! Configuration: an optional `nova.toml`, overridden by environment
+//! variables, overridden by command-line flags (clap reads both).
+//!
+//! Every value has an embedded default, so `nova serve` with nothing set
+//! runs on a laptop.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::plugins::Limits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: Box<toml::de::Error>,
+    },
+    #[error("invalid value for {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The resolved configuration the host runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind: SocketAddr,
+    pub data_dir: PathBuf,
+    pub plugins_dir: PathBuf,
+    pub knowledge_dir: PathBuf,
+    /// Compiled plugins, keyed by content and engine; safe to share between
+    /// hosts of the same build.
+    pub cache_dir: PathBuf,
+    /// `None`: `nova serve` generates one and prints it once.
+    pub admin_token: Option<String>,
+    /// Limits every plugin gets unless its manifest says otherwise.
+    pub plugin_limits: Limits,
+    /// Ceiling a manifest may raise a plugin's memory limit to; it is also
+    /// the size of each slot in the instance pool.
+    pub plugin_max_memory_bytes: u64,
+    /// How many plugin instances may run at once (the pool's size).
+    pub plugin_concurrency: u32,
+    /// Largest `.wasm` accepted by upload.
+    pub max_plugin_bytes: usize,
+}
+
+/// `nova.toml`: every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub bind: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub plugins_dir: Option<PathBuf>,
+    pub knowledge_dir: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub admin_token: Option<String>,
+    #[serde(default)]
+    pub plugins: FilePluginConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePluginConfig {
+    pub timeout_ms: Option<u64>,
+    pub memory_mb: Option<u64>,
+    pub max_memory_mb: Option<u64>,
+    pub max_output_bytes: Option<u64>,
+    pub concurrency: Option<u32>,
+    pub max_upload_bytes: Option<usize>,
+}
+
+impl FileConfig {
+    /// Reads `path`; a missing file is an empty configuration only when
+    /// `required` is false (the default `./nova.toml`).
+    pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Self::default());
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+}
+
+/// Values given on the command line or in the environment; they win over
+/// the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub bind: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub plugins_dir: Option<PathBuf>,
+    pub knowledge_dir: Option<PathBuf>,
+    pub cache_dir: Option<PathBuf>,
+    pub admin_token: Option<String>,
+    pub plugin_timeout_ms: Option<u64>,
+    pub plugin_memory_mb: Option<u64>,
+    pub plugin_concurrency: Option<u32>,
+}
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_MEMORY_MB: u64 = 128;
+pub const DEFAULT_MAX_MEMORY_MB: u64 = 1024;
+pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 16 << 20;
+pub const DEFAULT_CONCURRENCY: u32 = 64;
+pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 64 << 20;
+
+impl Config {
+    pub fn resolve(file: FileConfig, over: Overrides) -> Result<Self, ConfigError> {
+        let bind = match over.bind.or(file.bind) {
+            Some(bind) => bind,
+            None => DEFAULT_BIND.parse().map_err(|e| ConfigError::Invalid {
+                key: "bind",
+                message: format!("{e}"),
+            })?,
+        };
+        let data_dir = over
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let plugins_dir = over
+            .plugins_dir
+            .or(file.plugins_dir)
+            .unwrap_or_else(|| data_dir.join("plugins"));
+        let knowledge_dir = over
+            .knowledge_dir
+            .or(file.knowledge_dir)
+            .unwrap_or_else(|| PathBuf::from("knowledge"));
+        let cache_dir = over
+            .cache_dir
+            .or(file.cache_dir)
+            .unwrap_or_else(|| data_dir.join("cache"));
+        let admin_token = over
+            .admin_token
+            .or(file.admin_token)
+            .filter(|t| !t.is_empty());
+        if let Some(token) = &admin_token
+            && token.len() < 16
+        {
+            return Err(ConfigError::Invalid {
+                key: "admin_token",
+                message: "must be at least 16 characters".into(),
+            });
+        }
+
+        let p = file.plugins;
+        let timeout_ms = over
+            .plugin_timeout_ms
+            .or(p.timeout_ms)
+            .unwrap_or(DEFAULT_TIMEOUT_MS);
+        let memory_mb = over
+            .plugin_memory_mb
+            .or(p.memory_mb)
+            .unwrap_or(DEFAULT_MEMORY_MB);
+        let max_memory_mb = p.max_memory_mb.unwrap_or(DEFAULT_MAX_MEMORY_MB);
+        if timeout_ms == 0 {
+            return Err(ConfigError::Invalid {
+                key: "plugins.timeout_ms",
+                message: "must be above 0".into(),
+            });
+        }
+        if memory_mb == 0 || memory_mb > max_memory_mb {
+            return Err(ConfigError::Invalid {
+                key: "plugins.memory_mb",
+                message: format!("must be between 1 and plugins.max_memory_mb ({max_memory_mb})"),
+            });
+        }
+        let concurrency = over
+            .plugin_concurrency
+            .or(p.concurrency)
+            .unwrap_or(DEFAULT_CONCURRENCY);
+        if concurrency == 0 || concurrency > 10_000 {
+            return Err(ConfigError::Invalid {
+                key: "plugins.concurrency",
+                message: "must be between 1 and 10000".into(),
+            });
+        }
+        Ok(Config {
+            bind,
+            data_dir,
+            plugins_dir,
+            knowledge_dir,
+            cache_dir,
+            admin_token,
+            plugin_limits: Limits {
+                timeout: Duration::from_millis(timeout_ms),
+                memory_bytes: memory_mb << 20,
+                max_output_bytes: p.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT_BYTES),
+            },
+            plugin_max_memory_bytes: max_memory_mb << 20,
+            plugin_concurrency: concurrency,
+            max_plugin_bytes: p.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_nothing() {
+        let c = Config::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(c.bind.to_string(), DEFAULT_BIND);
+        assert_eq!(c.plugins_dir, PathBuf::from("data/plugins"));
+        assert_eq!(c.plugin_limits.timeout, Duration::from_secs(10));
+        assert_eq!(c.plugin_limits.memory_bytes, 128 << 20);
+        assert!(c.admin_token.is_none());
+    }
+
+    #[test]
+    fn overrides_win_over_file() {
+        let file: FileConfig = toml::from_str(
+            "data_dir = \"/srv/nova\"\n[plugins]\ntimeout_ms = 500\nmemory_mb = 64\n",
+        )
+        .unwrap();
+        let over = Overrides {
+            plugin_timeout_ms: Some(250),
+            ..Overrides::default()
+        };
+        let c = Config::resolve(file, over).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/srv/nova"));
+        assert_eq!(c.plugins_dir, PathBuf::from("/srv/nova/plugins"));
+        assert_eq!(c.plugin_limits.timeout, Duration::from_millis(250));
+        assert_eq!(c.plugin_limits.memory_bytes, 64 << 20);
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_limits() {
+        assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
+        let file: FileConfig = toml::from_str("[plugins]\nmemory_mb = 4096\n").unwrap();
+        let err = Config::resolve(file, Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("plugins.memory_mb"), "{err}");
+        let over = Overrides {
+            admin_token: Some("short".into()),
+            ..Overrides::default()
+        };
+        assert!(Config::resolve(FileConfig::default(), over).is_err());
+    }
+}

@@ -1,0 +1,9 @@
+//! nova: an automation host. One process owns the trusted, heavy parts and
+//! lends them through WIT interfaces to sandboxed WebAssembly plugins.
+
+pub mod api;
+pub mod config;
+pub mod knowledge;
+pub mod kv;
+pub mod plugins;
+pub mod server;

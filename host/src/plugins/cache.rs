@@ -1,0 +1,97 @@
+//! Compiled components cached on disk, so a restart does not recompile.
+//!
+//! An entry is keyed by the `.wasm`'s SHA-256 and by a hash of the engine's
+//! compatibility settings (wasmtime version, target, configuration): a new
+//! wasmtime or a changed engine configuration misses the cache instead of
+//! loading an incompatible artifact.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// How a component was obtained.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct CompileInfo {
+    pub from_cache: bool,
+    pub ms: f64,
+}
+
+#[derive(Clone)]
+pub struct CompileCache {
+    dir: PathBuf,
+    engine_key: String,
+}
+
+impl CompileCache {
+    pub fn new(dir: PathBuf, engine: &Engine) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let mut h = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        Ok(CompileCache {
+            dir,
+            engine_key: format!("{:016x}", h.finish()),
+        })
+    }
+
+    fn entry(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}-{}.cwasm", self.engine_key))
+    }
+
+    /// Loads the component for `bytes` from the cache, or compiles it and
+    /// stores the result. Compilation is CPU-heavy: call from a blocking
+    /// thread.
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> wasmtime::Result<(Component, CompileInfo)> {
+        let start = Instant::now();
+        let path = self.entry(sha256);
+        if path.exists() {
+            // SAFETY: the file is an artifact this host serialized into its
+            // own data directory, under a name that binds it to the exact
+            // input and engine; wasmtime also checks the engine settings
+            // recorded in it and refuses a mismatch.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => {
+                    return Ok((
+                        component,
+                        CompileInfo {
+                            from_cache: true,
+                            ms: elapsed_ms(start),
+                        },
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry");
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let component = Component::new(engine, bytes)?;
+        let info = CompileInfo {
+            from_cache: false,
+            ms: elapsed_ms(start),
+        };
+        if let Err(e) = self.store(&path, &component) {
+            // The cache only saves time; a failure to write it is not fatal.
+            tracing::warn!(path = %path.display(), error = %e, "could not write compile cache");
+        }
+        Ok((component, info))
+    }
+
+    fn store(&self, path: &Path, component: &Component) -> Result<(), String> {
+        let bytes = component.serialize().map_err(|e| e.to_string())?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, &bytes).map_err(|e| e.to_string())?;
+        std::fs::rename(&tmp, path).map_err(|e| e.to_string())
+    }
+}
+
+pub fn elapsed_ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}

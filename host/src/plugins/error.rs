@@ -1,0 +1,89 @@
+//! Why a plugin could not be loaded, and why a call to one failed.
+
+use std::time::Duration;
+
+use super::manifest::ManifestError;
+
+/// A `.wasm` (or its manifest) that cannot serve. The message is what an
+/// operator sees in the admin listing, so it says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("invalid plugin name {0:?}: use lowercase letters, digits, '-' and '_' (at most 64)")]
+    BadName(String),
+    #[error("cannot read {path}: {message}")]
+    Io { path: String, message: String },
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("not a valid WebAssembly component: {0}")]
+    Compile(String),
+    #[error(
+        "component implements no nova world: it must export nova:plugin/document-loader@0.1.x \
+         (a loader) or nova:plugin/workflow-step@0.1.x (a step); it exports [{exports}]"
+    )]
+    UnknownWorld { exports: String },
+    #[error(
+        "component targets nova:plugin contract {found}, which this host does not serve \
+         (it serves 0.1.x)"
+    )]
+    UnsupportedVersion { found: String },
+    #[error("component does not conform to the {world} world: {message}")]
+    NonConforming { world: &'static str, message: String },
+    #[error("describe() failed: {0}")]
+    Describe(Box<CallError>),
+}
+
+/// A failed call. Each variant fails only its own call; the host and the
+/// plugin's next call are unaffected.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("plugin reported invalid input: {0}")]
+    InvalidInput(String),
+    #[error("plugin does not support this input: {0}")]
+    Unsupported(String),
+    #[error("plugin failed: {0}")]
+    Failed(String),
+    #[error("plugin exceeded its time limit of {} ms", .limit.as_millis())]
+    Timeout { limit: Duration },
+    #[error("plugin exceeded its memory limit of {limit_mb} MiB (asked for {asked_mb} MiB)")]
+    OutOfMemory { limit_mb: u64, asked_mb: u64 },
+    #[error("plugin overflowed its stack (unbounded recursion?)")]
+    StackOverflow,
+    #[error("plugin trapped: {message}{}", .detail.as_deref().map(|d| format!(" (plugin stderr: {d})")).unwrap_or_default())]
+    Trap {
+        message: String,
+        detail: Option<String>,
+    },
+    #[error("plugin output of {size} bytes exceeds its limit of {limit} bytes")]
+    OutputTooLarge { size: u64, limit: u64 },
+    #[error("plugin returned invalid JSON: {0}")]
+    InvalidOutput(String),
+    #[error("plugin sandbox could not be set up: {0}")]
+    Setup(String),
+}
+
+impl CallError {
+    /// A stable, machine-readable code for API errors.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CallError::InvalidInput(_) => "plugin_invalid_input",
+            CallError::Unsupported(_) => "plugin_unsupported",
+            CallError::Failed(_) => "plugin_failed",
+            CallError::Timeout { .. } => "plugin_timeout",
+            CallError::OutOfMemory { .. } => "plugin_out_of_memory",
+            CallError::StackOverflow => "plugin_stack_overflow",
+            CallError::Trap { .. } => "plugin_trap",
+            CallError::OutputTooLarge { .. } => "plugin_output_too_large",
+            CallError::InvalidOutput(_) => "plugin_invalid_output",
+            CallError::Setup(_) => "plugin_setup_failed",
+        }
+    }
+
+    /// Whether the plugin itself answered with an error (as opposed to the
+    /// sandbox stopping it).
+    pub fn is_reported_by_plugin(&self) -> bool {
+        matches!(
+            self,
+            CallError::InvalidInput(_) | CallError::Unsupported(_) | CallError::Failed(_)
+        )
+    }
+}

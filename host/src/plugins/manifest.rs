@@ -1,0 +1,286 @@
+//! A plugin's manifest: the optional `<name>.toml` beside its `.wasm`.
+//!
+//! Nothing is granted by default. The manifest can raise or lower the
+//! plugin's limits and grant it environment variables, directories, real
+//! clocks and outbound network addresses.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::Limits;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("cannot read manifest {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid manifest {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawManifest {
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    grants: RawGrants,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    timeout_ms: Option<u64>,
+    memory_mb: Option<u64>,
+    max_output_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGrants {
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    #[serde(default)]
+    inherit_env: Vec<String>,
+    #[serde(default)]
+    clocks: bool,
+    #[serde(default)]
+    network: Vec<String>,
+    #[serde(default)]
+    dirs: Vec<RawDir>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDir {
+    host: PathBuf,
+    guest: String,
+    #[serde(default)]
+    writable: bool,
+}
+
+/// What a plugin may reach beyond its own memory.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Grants {
+    /// Environment variables, values resolved at load time.
+    #[serde(serialize_with = "env_names")]
+    pub env: Vec<(String, String)>,
+    /// Real wall and monotonic clocks; without this grant both read zero.
+    pub clocks: bool,
+    /// Addresses the plugin may connect to over TCP or UDP.
+    pub network: Vec<SocketAddr>,
+    pub dirs: Vec<DirGrant>,
+}
+
+/// Listing shows which variables are granted, never their values.
+fn env_names<S: serde::Serializer>(env: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(env.iter().map(|(k, _)| k))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DirGrant {
+    pub host: PathBuf,
+    pub guest: String,
+    pub writable: bool,
+}
+
+/// A parsed and resolved manifest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Manifest {
+    pub limits: Limits,
+    pub grants: Grants,
+    /// The manifest file's own content, so a changed manifest reloads the
+    /// plugin even when its `.wasm` did not change.
+    pub source: Option<String>,
+}
+
+impl Manifest {
+    /// The manifest of a plugin without a `.toml`: host defaults, no grants.
+    pub fn defaults(limits: Limits) -> Self {
+        Manifest {
+            limits,
+            grants: Grants::default(),
+            source: None,
+        }
+    }
+
+    /// Reads `path` if it exists. Relative directory grants resolve against
+    /// the manifest's own directory.
+    pub fn load(
+        path: &Path,
+        defaults: Limits,
+        max_memory_bytes: u64,
+    ) -> Result<Self, ManifestError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Self::defaults(defaults));
+            }
+            Err(source) => {
+                return Err(ManifestError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, base, defaults, max_memory_bytes).map_err(|message| {
+            ManifestError::Invalid {
+                path: path.to_owned(),
+                message,
+            }
+        })
+    }
+
+    fn parse(
+        text: &str,
+        base: &Path,
+        defaults: Limits,
+        max_memory_bytes: u64,
+    ) -> Result<Self, String> {
+        let raw: RawManifest = toml::from_str(text).map_err(|e| e.to_string())?;
+        let limits = resolve_limits(raw.limits, defaults, max_memory_bytes)?;
+        let grants = resolve_grants(raw.grants, base)?;
+        Ok(Manifest {
+            limits,
+            grants,
+            source: Some(text.to_owned()),
+        })
+    }
+}
+
+fn resolve_limits(raw: RawLimits, defaults: Limits, max_memory: u64) -> Result<Limits, String> {
+    let mut limits = defaults;
+    if let Some(ms) = raw.timeout_ms {
+        if ms == 0 || ms > 3_600_000 {
+            return Err("limits.timeout_ms must be between 1 and 3600000".into());
+        }
+        limits.timeout = Duration::from_millis(ms);
+    }
+    if let Some(mb) = raw.memory_mb {
+        let bytes = mb.saturating_mul(1 << 20);
+        if mb == 0 || bytes > max_memory {
+            return Err(format!(
+                "limits.memory_mb must be between 1 and the host's maximum of {} MiB",
+                max_memory >> 20
+            ));
+        }
+        limits.memory_bytes = bytes;
+    }
+    if let Some(bytes) = raw.max_output_bytes {
+        if bytes == 0 {
+            return Err("limits.max_output_bytes must be above 0".into());
+        }
+        limits.max_output_bytes = bytes;
+    }
+    Ok(limits)
+}
+
+fn resolve_grants(raw: RawGrants, base: &Path) -> Result<Grants, String> {
+    let mut env: Vec<(String, String)> = raw.env.into_iter().collect();
+    for name in raw.inherit_env {
+        match std::env::var(&name) {
+            Ok(value) => env.push((name, value)),
+            // An absent variable is not an error: the plugin sees it unset,
+            // exactly as it would on a host where it is unset.
+            Err(_) => tracing::warn!(variable = %name, "granted variable is not set on the host"),
+        }
+    }
+    let mut network = Vec::new();
+    for entry in raw.network {
+        let addrs = entry
+            .to_socket_addrs()
+            .map_err(|e| format!("grants.network entry {entry:?}: {e} (use host:port)"))?;
+        network.extend(addrs);
+    }
+    let mut dirs = Vec::new();
+    for dir in raw.dirs {
+        if !dir.guest.starts_with('/') {
+            return Err(format!(
+                "grants.dirs guest path {:?} must be absolute",
+                dir.guest
+            ));
+        }
+        let host = if dir.host.is_absolute() {
+            dir.host
+        } else {
+            base.join(dir.host)
+        };
+        if !host.is_dir() {
+            return Err(format!(
+                "grants.dirs host path {} is not a directory",
+                host.display()
+            ));
+        }
+        dirs.push(DirGrant {
+            host,
+            guest: dir.guest,
+            writable: dir.writable,
+        });
+    }
+    Ok(Grants {
+        env,
+        clocks: raw.clocks,
+        network,
+        dirs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Limits {
+        Limits {
+            timeout: Duration::from_secs(10),
+            memory_bytes: 128 << 20,
+            max_output_bytes: 16 << 20,
+        }
+    }
+
+    #[test]
+    fn empty_manifest_grants_nothing() {
+        let m = Manifest::parse("", Path::new("."), defaults(), 1 << 30).unwrap();
+        assert_eq!(m.limits, defaults());
+        assert_eq!(m.grants, Grants::default());
+    }
+
+    #[test]
+    fn grants_and_limits_resolve() {
+        let dir = std::env::temp_dir();
+        let text = format!(
+            "[limits]\ntimeout_ms = 500\nmemory_mb = 32\n\
+             [grants]\nenv = {{ MODE = \"test\" }}\nclocks = true\n\
+             network = [\"127.0.0.1:9000\"]\n\
+             [[grants.dirs]]\nhost = \"{}\"\nguest = \"/data\"\n",
+            dir.display()
+        );
+        let m = Manifest::parse(&text, Path::new("."), defaults(), 1 << 30).unwrap();
+        assert_eq!(m.limits.timeout, Duration::from_millis(500));
+        assert_eq!(m.limits.memory_bytes, 32 << 20);
+        assert_eq!(m.grants.env, vec![("MODE".to_string(), "test".to_string())]);
+        assert!(m.grants.clocks);
+        assert_eq!(m.grants.network, vec!["127.0.0.1:9000".parse().unwrap()]);
+        assert_eq!(m.grants.dirs[0].guest, "/data");
+        assert!(!m.grants.dirs[0].writable);
+    }
+
+    #[test]
+    fn rejects_what_it_cannot_honour() {
+        let too_big = "[limits]\nmemory_mb = 4096\n";
+        let err = Manifest::parse(too_big, Path::new("."), defaults(), 1 << 30).unwrap_err();
+        assert!(err.contains("maximum of 1024 MiB"), "{err}");
+        let unknown = "[grants]\nfilesystem = true\n";
+        assert!(Manifest::parse(unknown, Path::new("."), defaults(), 1 << 30).is_err());
+        let relative_guest = "[[grants.dirs]]\nhost = \"/tmp\"\nguest = \"data\"\n";
+        assert!(Manifest::parse(relative_guest, Path::new("."), defaults(), 1 << 30).is_err());
+        let missing_dir = "[[grants.dirs]]\nhost = \"/no/such/dir\"\nguest = \"/d\"\n";
+        assert!(Manifest::parse(missing_dir, Path::new("."), defaults(), 1 << 30).is_err());
+    }
+}

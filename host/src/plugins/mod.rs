@@ -1,0 +1,135 @@
+//! The plugin host: a wasmtime engine that loads WebAssembly components,
+//! runs each call in a fresh sandboxed instance, and reloads plugins as
+//! their files change.
+//!
+//! - [`Runtime`] compiles, validates and calls components;
+//! - [`Registry`] holds the loaded plugins by name, with rejections;
+//! - [`watcher`] keeps the registry in step with the plugin directory.
+
+mod bindings;
+mod cache;
+mod engine;
+mod error;
+mod host_api;
+pub mod manifest;
+mod registry;
+mod runtime;
+mod sandbox;
+mod stats;
+pub mod watcher;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+pub use cache::CompileInfo;
+pub use error::{CallError, LoadError};
+pub use manifest::Manifest;
+pub use registry::{Registry, RegistryError, Rejection, Slot, SyncOutcome};
+pub use runtime::{Chunk, Runtime, RuntimeError};
+pub use sandbox::Services;
+pub use stats::{Stats, StatsSnapshot};
+
+/// What a plugin is, from the interface its component exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    Loader,
+    Step,
+}
+
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Loader => "loader",
+            PluginKind::Step => "step",
+        }
+    }
+}
+
+/// What a plugin says about itself through `describe()`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    /// Loaders only: the extensions and media types they handle.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub extensions: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub media_types: Vec<String>,
+}
+
+/// Resource limits of one call.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    pub timeout: Duration,
+    pub memory_bytes: u64,
+    pub max_output_bytes: u64,
+}
+
+impl Serialize for Limits {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Limits", 3)?;
+        st.serialize_field("timeout_ms", &(self.timeout.as_millis() as u64))?;
+        st.serialize_field("memory_mb", &(self.memory_bytes >> 20))?;
+        st.serialize_field("max_output_bytes", &self.max_output_bytes)?;
+        st.end()
+    }
+}
+
+/// One loaded, validated version of a plugin. Calls hold an `Arc` to it, so
+/// a call in flight finishes on the version it started with even when a
+/// newer one replaces it in the registry.
+pub struct Plugin {
+    pub name: Arc<str>,
+    pub kind: PluginKind,
+    /// Contract version the component was built against, e.g. `0.1`.
+    pub contract: &'static str,
+    pub info: PluginInfo,
+    pub sha256: String,
+    pub size_bytes: u64,
+    pub path: PathBuf,
+    pub loaded_at: SystemTime,
+    pub manifest: Manifest,
+    pub compile: CompileInfo,
+    pub stats: Stats,
+    pre: runtime::Pre,
+}
+
+impl Plugin {
+    pub fn limits(&self) -> &Limits {
+        &self.manifest.limits
+    }
+}
+
+/// Plugin names are file stems: short, lowercase, safe in paths and URLs.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_name;
+
+    #[test]
+    fn names() {
+        assert!(valid_name("markdown"));
+        assert!(valid_name("knowledge-search"));
+        assert!(valid_name("a_1"));
+        assert!(!valid_name(""));
+        assert!(!valid_name("-x"));
+        assert!(!valid_name(".hidden"));
+        assert!(!valid_name("../etc"));
+        assert!(!valid_name("Upper"));
+        assert!(!valid_name(&"x".repeat(65)));
+    }
+}

@@ -1,0 +1,340 @@
+//! The plugins that serve, by name, kept in step with the plugin directory.
+//!
+//! A plugin `NAME` is the file `NAME.wasm` in the directory, with an
+//! optional manifest `NAME.toml` beside it. A new version replaces the
+//! serving one only after it compiled, linked and answered `describe()`;
+//! one that fails is recorded as a rejection next to the version that keeps
+//! serving.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use super::error::LoadError;
+use super::manifest::Manifest;
+use super::runtime::{Runtime, sha256_hex};
+use super::{Plugin, PluginKind, valid_name};
+
+/// What is known about one plugin name.
+#[derive(Clone, Default)]
+pub struct Slot {
+    /// The version that serves calls, if any.
+    pub active: Option<Arc<Plugin>>,
+    /// The latest file that was refused, if it has not been replaced since.
+    pub rejected: Option<Rejection>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Rejection {
+    pub sha256: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub path: PathBuf,
+    pub error: String,
+    pub at: SystemTime,
+    /// The manifest text the rejection was made with, so that fixing only
+    /// the manifest is retried.
+    manifest: Option<String>,
+}
+
+/// What a sync of one name did.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncOutcome {
+    Loaded,
+    Unchanged,
+    Rejected,
+    Removed,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("no plugin named {0:?}")]
+    NotFound(String),
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    #[error("cannot write to the plugin directory: {0}")]
+    Io(String),
+}
+
+pub struct Registry {
+    runtime: Arc<Runtime>,
+    dir: PathBuf,
+    slots: RwLock<BTreeMap<String, Slot>>,
+    /// Serialises loads, so the watcher and the admin API never race to
+    /// install two versions of one plugin.
+    sync: tokio::sync::Mutex<()>,
+}
+
+impl Registry {
+    pub fn new(runtime: Arc<Runtime>, dir: PathBuf) -> Self {
+        Registry {
+            runtime,
+            dir,
+            slots: RwLock::new(BTreeMap::new()),
+            sync: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// The serving version of `name`.
+    pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.read().get(name).and_then(|s| s.active.clone())
+    }
+
+    /// Every known name with its slot, sorted by name.
+    pub fn list(&self) -> Vec<(String, Slot)> {
+        self.read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// Serving plugins of one kind.
+    pub fn active_of_kind(&self, kind: PluginKind) -> Vec<Arc<Plugin>> {
+        self.read()
+            .values()
+            .filter_map(|s| s.active.clone())
+            .filter(|p| p.kind == kind)
+            .collect()
+    }
+
+    /// Brings every name in the directory, and every name the registry
+    /// knows, in step with the files.
+    pub async fn rescan(&self) -> BTreeMap<String, SyncOutcome> {
+        let mut names: BTreeSet<String> = self.read().keys().cloned().collect();
+        match std::fs::read_dir(&self.dir) {
+            Ok(entries) => {
+                for entry in entries.flatten() {
+                    if let Some(name) = plugin_name_of(&entry.path()) {
+                        names.insert(name);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::error!(dir = %self.dir.display(), error = %e, "cannot read the plugin directory")
+            }
+        }
+        let mut outcomes = BTreeMap::new();
+        for name in names {
+            let outcome = self.sync_name(&name).await;
+            outcomes.insert(name, outcome);
+        }
+        outcomes
+    }
+
+    /// Brings one name in step with its files: loads a new or changed
+    /// `.wasm` or manifest, drops a removed one.
+    pub async fn sync_name(&self, name: &str) -> SyncOutcome {
+        let _guard = self.sync.lock().await;
+        let wasm = self.dir.join(format!("{name}.wasm"));
+        let bytes = match std::fs::read(&wasm) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                // A manifest without its `.wasm` is not a plugin: nothing
+                // to remove then.
+                let Some(removed) = self.write().remove(name) else {
+                    return SyncOutcome::Unchanged;
+                };
+                if let Some(old) = &removed.active {
+                    tracing::info!(plugin = name, version = %old.info.version, "plugin removed");
+                }
+                return SyncOutcome::Removed;
+            }
+            Err(e) => {
+                return self.reject(name, &wasm, None, None, None, LoadError::Io {
+                    path: wasm.display().to_string(),
+                    message: e.to_string(),
+                });
+            }
+        };
+        if !valid_name(name) {
+            return self.reject(name, &wasm, None, None, None, LoadError::BadName(name.into()));
+        }
+        let sha256 = sha256_hex(&bytes);
+        let size = bytes.len() as u64;
+        let manifest = match self.manifest(name) {
+            Ok(m) => m,
+            Err(e) => return self.reject(name, &wasm, Some(sha256), Some(size), None, e),
+        };
+        let slot = self.read().get(name).cloned().unwrap_or_default();
+        if let Some(active) = &slot.active
+            && active.sha256 == sha256
+            && active.manifest == manifest
+        {
+            if let Some(s) = self.write().get_mut(name) {
+                s.rejected = None;
+            }
+            return SyncOutcome::Unchanged;
+        }
+        if let Some(rejected) = &slot.rejected
+            && rejected.sha256.as_deref() == Some(sha256.as_str())
+            && rejected.manifest == manifest.source
+        {
+            return SyncOutcome::Unchanged;
+        }
+        let manifest_source = manifest.source.clone();
+        match self
+            .runtime
+            .prepare(name, &wasm, bytes, sha256.clone(), manifest)
+            .await
+        {
+            Ok(plugin) => {
+                self.install(plugin);
+                SyncOutcome::Loaded
+            }
+            Err(e) => self.reject(name, &wasm, Some(sha256), Some(size), manifest_source, e),
+        }
+    }
+
+    /// Validates `bytes` as plugin `name` and, only if it is a working
+    /// plugin, writes it into the directory atomically and serves it.
+    pub async fn upload(&self, name: &str, bytes: Vec<u8>) -> Result<Arc<Plugin>, RegistryError> {
+        if !valid_name(name) {
+            return Err(LoadError::BadName(name.into()).into());
+        }
+        let _guard = self.sync.lock().await;
+        let manifest = self.manifest(name)?;
+        let path = self.dir.join(format!("{name}.wasm"));
+        let sha256 = sha256_hex(&bytes);
+        let plugin = self
+            .runtime
+            .prepare(name, &path, bytes.clone(), sha256, manifest)
+            .await?;
+        // A hidden temporary name in the same directory: the watcher
+        // ignores it, and the rename that publishes it is atomic.
+        let tmp = self.dir.join(format!(".{name}.wasm.upload"));
+        write_synced(&tmp, &bytes)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                RegistryError::Io(e.to_string())
+            })?;
+        Ok(self.install(plugin))
+    }
+
+    /// Deletes `NAME.wasm` and stops serving it. The manifest, if any, is
+    /// left in place for the next upload of the same name.
+    pub async fn remove(&self, name: &str) -> Result<(), RegistryError> {
+        let _guard = self.sync.lock().await;
+        let path = self.dir.join(format!("{name}.wasm"));
+        let known = self.write().remove(name).is_some();
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if known {
+                    Ok(())
+                } else {
+                    Err(RegistryError::NotFound(name.into()))
+                }
+            }
+            Err(e) => Err(RegistryError::Io(e.to_string())),
+        }
+    }
+
+    fn manifest(&self, name: &str) -> Result<Manifest, LoadError> {
+        let path = self.dir.join(format!("{name}.toml"));
+        Ok(Manifest::load(
+            &path,
+            self.runtime.defaults(),
+            self.runtime.max_memory_bytes(),
+        )?)
+    }
+
+    fn install(&self, plugin: Plugin) -> Arc<Plugin> {
+        let plugin = Arc::new(plugin);
+        tracing::info!(
+            plugin = %plugin.name,
+            kind = plugin.kind.as_str(),
+            version = %plugin.info.version,
+            sha256 = %&plugin.sha256[..12],
+            compile_ms = plugin.compile.ms,
+            from_cache = plugin.compile.from_cache,
+            "plugin loaded"
+        );
+        let mut slots = self.write();
+        let slot = slots.entry(plugin.name.to_string()).or_default();
+        slot.active = Some(plugin.clone());
+        slot.rejected = None;
+        plugin
+    }
+
+    fn reject(
+        &self,
+        name: &str,
+        path: &Path,
+        sha256: Option<String>,
+        size_bytes: Option<u64>,
+        manifest: Option<String>,
+        error: LoadError,
+    ) -> SyncOutcome {
+        let error = error.to_string();
+        let mut slots = self.write();
+        let slot = slots.entry(name.to_owned()).or_default();
+        tracing::warn!(
+            plugin = name,
+            error = %error,
+            still_serving = slot.active.as_ref().map(|p| p.info.version.as_str()),
+            "plugin rejected"
+        );
+        slot.rejected = Some(Rejection {
+            sha256,
+            size_bytes,
+            path: path.to_owned(),
+            error,
+            at: SystemTime::now(),
+            manifest,
+        });
+        SyncOutcome::Rejected
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Slot>> {
+        // Slots are replaced whole under the lock, so a poisoned lock still
+        // holds a consistent map.
+        self.slots.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Slot>> {
+        self.slots.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The plugin name a file in the plugin directory stands for: `NAME` for
+/// `NAME.wasm` and `NAME.toml`; none for hidden or other files.
+pub fn plugin_name_of(path: &Path) -> Option<String> {
+    let file = path.file_name()?.to_str()?;
+    if file.starts_with('.') {
+        return None;
+    }
+    let (stem, ext) = file.rsplit_once('.')?;
+    matches!(ext, "wasm" | "toml").then(|| stem.to_owned())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plugin_name_of;
+    use std::path::Path;
+
+    #[test]
+    fn names_from_files() {
+        assert_eq!(plugin_name_of(Path::new("/p/markdown.wasm")).as_deref(), Some("markdown"));
+        assert_eq!(plugin_name_of(Path::new("/p/markdown.toml")).as_deref(), Some("markdown"));
+        assert_eq!(plugin_name_of(Path::new("/p/.markdown.wasm.upload")), None);
+        assert_eq!(plugin_name_of(Path::new("/p/README.md")), None);
+        assert_eq!(plugin_name_of(Path::new("/p/noext")), None);
+    }
+}

@@ -1,0 +1,477 @@
+//! Compiling, validating and calling components.
+//!
+//! Every call gets a fresh instance from an `InstancePre` (the linking work
+//! is done once, at load) in a fresh store, and the store is dropped when
+//! the call ends: nothing a call does can leak into the next, and a trapped
+//! instance is never entered again.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+use super::bindings::v0_1;
+use super::cache::{CompileCache, elapsed_ms};
+use super::engine::{self, EpochTicker};
+use super::error::{CallError, LoadError};
+use super::manifest::Manifest;
+use super::sandbox::{HostState, Services};
+use super::{Limits, Plugin, PluginInfo, PluginKind, Stats};
+
+/// Time a call may take beyond its limit before the host abandons it. The
+/// epoch deadline stops guest code on time; this only bounds a host call
+/// (kv, knowledge) that hangs.
+const HOST_GRACE: Duration = Duration::from_secs(2);
+
+/// A linked component, ready to instantiate, per contract version.
+pub(crate) enum Pre {
+    LoaderV0_1(v0_1::loader::LoaderPre<HostState>),
+    StepV0_1(v0_1::step::StepPre<HostState>),
+}
+
+/// A chunk returned by a loader.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Chunk {
+    pub text: String,
+    pub metadata: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot create the plugin engine: {0}")]
+    Engine(String),
+    #[error("cannot use the compile cache at {path}: {source}")]
+    Cache {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+pub struct Runtime {
+    engine: Engine,
+    loader_linker: Linker<HostState>,
+    step_linker: Linker<HostState>,
+    services: Services,
+    /// One permit per pool slot: calls beyond the pool's size wait for a
+    /// free instance rather than fail.
+    slots: Arc<Semaphore>,
+    cache: CompileCache,
+    defaults: Limits,
+    max_memory_bytes: u64,
+    _ticker: EpochTicker,
+}
+
+impl Runtime {
+    pub fn new(
+        cache_dir: &Path,
+        defaults: Limits,
+        max_memory_bytes: u64,
+        concurrency: u32,
+        services: Services,
+    ) -> Result<Self, RuntimeError> {
+        let engine = engine::build(concurrency, max_memory_bytes)
+            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let loader_linker = linker(&engine, |l| {
+            v0_1::loader::Loader::add_to_linker::<_, HasSelf<_>>(l, |s| s)
+        })?;
+        let step_linker = linker(&engine, |l| {
+            v0_1::step::Step::add_to_linker::<_, HasSelf<_>>(l, |s| s)
+        })?;
+        let cache = CompileCache::new(cache_dir.to_owned(), &engine).map_err(|source| {
+            RuntimeError::Cache {
+                path: cache_dir.display().to_string(),
+                source,
+            }
+        })?;
+        let ticker = EpochTicker::start(&engine).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        Ok(Runtime {
+            engine,
+            loader_linker,
+            step_linker,
+            services,
+            slots: Arc::new(Semaphore::new(concurrency as usize)),
+            cache,
+            defaults,
+            max_memory_bytes,
+            _ticker: ticker,
+        })
+    }
+
+    pub fn defaults(&self) -> Limits {
+        self.defaults
+    }
+
+    pub fn max_memory_bytes(&self) -> u64 {
+        self.max_memory_bytes
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Compiles (or loads from the cache), links and validates `bytes`
+    /// (whose digest is `sha256`, from [`sha256_hex`]) as
+    /// plugin `name`. Nothing is registered: the caller decides whether the
+    /// result replaces a serving version.
+    pub async fn prepare(
+        &self,
+        name: &str,
+        path: &Path,
+        bytes: Vec<u8>,
+        sha256: String,
+        manifest: Manifest,
+    ) -> Result<Plugin, LoadError> {
+        check_header(&bytes)?;
+        let size_bytes = bytes.len() as u64;
+        let (engine, cache, sha) = (self.engine.clone(), self.cache.clone(), sha256.clone());
+        let (component, compile) =
+            tokio::task::spawn_blocking(move || cache.load_or_compile(&engine, &sha, &bytes))
+                .await
+                .map_err(|e| LoadError::Compile(format!("compiler task failed: {e}")))?
+                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let (kind, pre) = self.link(&component)?;
+        let name: Arc<str> = name.into();
+        let info = self
+            .describe(&pre, &name, &manifest)
+            .await
+            .map_err(|e| LoadError::Describe(Box::new(e)))?;
+        Ok(Plugin {
+            name,
+            kind,
+            contract: "0.1",
+            info,
+            sha256,
+            size_bytes,
+            path: path.to_owned(),
+            loaded_at: SystemTime::now(),
+            manifest,
+            compile,
+            stats: Stats::default(),
+            pre,
+        })
+    }
+
+    /// Tells the plugin's kind from its exports and links it against that
+    /// world's imports.
+    fn link(&self, component: &Component) -> Result<(PluginKind, Pre), LoadError> {
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let has = |prefix: &str| exports.iter().any(|e| e.starts_with(prefix));
+        let is_loader = has(v0_1::LOADER_EXPORT);
+        let is_step = has(v0_1::STEP_EXPORT);
+        let nonconforming = |world, e: wasmtime::Error| LoadError::NonConforming {
+            world,
+            message: format!("{e:#}"),
+        };
+        match (is_loader, is_step) {
+            (true, true) => Err(LoadError::NonConforming {
+                world: "loader",
+                message: "it exports both document-loader and workflow-step; a plugin is one kind"
+                    .into(),
+            }),
+            (true, false) => {
+                let pre = self
+                    .loader_linker
+                    .instantiate_pre(component)
+                    .and_then(v0_1::loader::LoaderPre::new)
+                    .map_err(|e| nonconforming("loader", e))?;
+                Ok((PluginKind::Loader, Pre::LoaderV0_1(pre)))
+            }
+            (false, true) => {
+                let pre = self
+                    .step_linker
+                    .instantiate_pre(component)
+                    .and_then(v0_1::step::StepPre::new)
+                    .map_err(|e| nonconforming("step", e))?;
+                Ok((PluginKind::Step, Pre::StepV0_1(pre)))
+            }
+            (false, false) => {
+                let other = exports.iter().find(|e| {
+                    e.starts_with("nova:plugin/document-loader@")
+                        || e.starts_with("nova:plugin/workflow-step@")
+                });
+                match other {
+                    Some(found) => Err(LoadError::UnsupportedVersion {
+                        found: found.rsplit('@').next().unwrap_or(found).to_owned(),
+                    }),
+                    None => Err(LoadError::UnknownWorld {
+                        exports: exports.join(", "),
+                    }),
+                }
+            }
+        }
+    }
+
+    /// A fresh store for one call, with the plugin's grants and limits.
+    fn store(&self, plugin: &Arc<str>, manifest: &Manifest) -> Result<Store<HostState>, CallError> {
+        let limits = manifest.limits;
+        let state = HostState::new(
+            plugin.clone(),
+            &manifest.grants,
+            limits.memory_bytes,
+            self.services.clone(),
+        )
+        .map_err(|e| CallError::Setup(e.to_string()))?;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        // Checked at every epoch tick: yield to the async runtime so other
+        // work proceeds, and interrupt once the wall-clock limit is past.
+        let deadline = Instant::now() + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+        Ok(store)
+    }
+
+    async fn describe(
+        &self,
+        pre: &Pre,
+        name: &Arc<str>,
+        manifest: &Manifest,
+    ) -> Result<PluginInfo, CallError> {
+        let _permit = self.slot().await?;
+        let mut store = self.store(name, manifest)?;
+        let limits = manifest.limits;
+        let info = match pre {
+            Pre::LoaderV0_1(pre) => {
+                let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance
+                        .nova_plugin_document_loader()
+                        .call_describe(&mut store)
+                        .await
+                })
+                .await;
+                let info = settle(outcome, &store, &limits)?;
+                PluginInfo {
+                    name: info.name,
+                    version: info.version,
+                    description: String::new(),
+                    extensions: info.extensions,
+                    media_types: info.media_types,
+                }
+            }
+            Pre::StepV0_1(pre) => {
+                let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, async {
+                    let instance = pre.instantiate_async(&mut store).await?;
+                    instance
+                        .nova_plugin_workflow_step()
+                        .call_describe(&mut store)
+                        .await
+                })
+                .await;
+                let info = settle(outcome, &store, &limits)?;
+                PluginInfo {
+                    name: info.name,
+                    version: info.version,
+                    description: info.description,
+                    extensions: Vec::new(),
+                    media_types: Vec::new(),
+                }
+            }
+        };
+        Ok(info)
+    }
+
+    /// Runs a step plugin on `input` (JSON) with `config` (JSON) and returns
+    /// its output, checked to be JSON within the output limit.
+    pub async fn run_step(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+        config: &str,
+    ) -> Result<String, CallError> {
+        let Pre::StepV0_1(pre) = &plugin.pre else {
+            return Err(CallError::Setup(format!(
+                "{} is a {}, not a step",
+                plugin.name,
+                plugin.kind.as_str()
+            )));
+        };
+        let _permit = self.slot().await?;
+        let start = Instant::now();
+        let result = async {
+            let mut store = self.store(&plugin.name, &plugin.manifest)?;
+            let limits = plugin.manifest.limits;
+            let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                instance
+                    .nova_plugin_workflow_step()
+                    .call_run(&mut store, input, config)
+                    .await
+            })
+            .await;
+            let output = settle(outcome, &store, &limits)?.map_err(plugin_error)?;
+            check_size(output.len() as u64, &limits)?;
+            serde_json::from_str::<serde::de::IgnoredAny>(&output)
+                .map_err(|e| CallError::InvalidOutput(e.to_string()))?;
+            Ok(output)
+        }
+        .await;
+        plugin.stats.record(elapsed_ms(start), result.is_ok());
+        result
+    }
+
+    /// Runs a loader plugin on a document.
+    pub async fn run_loader(
+        &self,
+        plugin: &Plugin,
+        source: &str,
+        bytes: &[u8],
+    ) -> Result<Vec<Chunk>, CallError> {
+        let Pre::LoaderV0_1(pre) = &plugin.pre else {
+            return Err(CallError::Setup(format!(
+                "{} is a {}, not a loader",
+                plugin.name,
+                plugin.kind.as_str()
+            )));
+        };
+        let _permit = self.slot().await?;
+        let start = Instant::now();
+        let result = async {
+            let mut store = self.store(&plugin.name, &plugin.manifest)?;
+            let limits = plugin.manifest.limits;
+            let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                instance
+                    .nova_plugin_document_loader()
+                    .call_load(&mut store, source, bytes)
+                    .await
+            })
+            .await;
+            let chunks = settle(outcome, &store, &limits)?.map_err(plugin_error)?;
+            let size: usize = chunks
+                .iter()
+                .map(|c| c.text.len() + c.metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>())
+                .sum();
+            check_size(size as u64, &limits)?;
+            Ok(chunks
+                .into_iter()
+                .map(|c| Chunk {
+                    text: c.text,
+                    metadata: c.metadata,
+                })
+                .collect())
+        }
+        .await;
+        plugin.stats.record(elapsed_ms(start), result.is_ok());
+        result
+    }
+
+    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, CallError> {
+        self.slots
+            .acquire()
+            .await
+            .map_err(|_| CallError::Setup("the plugin runtime is shutting down".into()))
+    }
+}
+
+/// Names the two common mistakes before the compiler does, in words an
+/// author can act on.
+fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
+    const MAGIC: &[u8] = b"\0asm";
+    const CORE_MODULE: &[u8] = &[1, 0, 0, 0];
+    if bytes.len() < 8 || &bytes[..4] != MAGIC {
+        return Err(LoadError::Compile(format!(
+            "not a WebAssembly file ({} bytes, no \\0asm header)",
+            bytes.len()
+        )));
+    }
+    if &bytes[4..8] == CORE_MODULE {
+        return Err(LoadError::Compile(
+            "this is a core WebAssembly module, not a component: build the plugin with \
+             `cargo build --target wasm32-wasip2` or `cargo component build`"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The content digest plugins are identified and cached by.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn linker(
+    engine: &Engine,
+    add_world: impl FnOnce(&mut Linker<HostState>) -> wasmtime::Result<()>,
+) -> Result<Linker<HostState>, RuntimeError> {
+    let mut linker = Linker::new(engine);
+    // Guests built for wasip2 import wasi:cli and wasi:io through std even
+    // when they use neither; the sandbox decides what those reach.
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .and_then(|()| add_world(&mut linker))
+        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+    Ok(linker)
+}
+
+/// Turns the outcome of a guarded call into the plugin's answer or the
+/// reason the sandbox stopped it.
+fn settle<T>(
+    outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
+    store: &Store<HostState>,
+    limits: &Limits,
+) -> Result<T, CallError> {
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(classify(error, store.data(), limits)),
+        Err(_) => Err(CallError::Timeout {
+            limit: limits.timeout,
+        }),
+    }
+}
+
+fn classify(error: wasmtime::Error, state: &HostState, limits: &Limits) -> CallError {
+    if let Some(asked) = state.limiter.exceeded {
+        return CallError::OutOfMemory {
+            limit_mb: limits.memory_bytes >> 20,
+            asked_mb: asked.div_ceil(1 << 20),
+        };
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => CallError::Timeout {
+            limit: limits.timeout,
+        },
+        Some(Trap::StackOverflow) => CallError::StackOverflow,
+        Some(trap) => CallError::Trap {
+            message: trap.to_string(),
+            detail: state.stderr_tail(),
+        },
+        None => CallError::Trap {
+            message: format!("{error:#}"),
+            detail: state.stderr_tail(),
+        },
+    }
+}
+
+fn plugin_error(e: v0_1::types::PluginError) -> CallError {
+    use v0_1::types::PluginError as E;
+    match e {
+        E::InvalidInput(m) => CallError::InvalidInput(m),
+        E::Unsupported(m) => CallError::Unsupported(m),
+        E::Failed(m) => CallError::Failed(m),
+    }
+}
+
+fn check_size(size: u64, limits: &Limits) -> Result<(), CallError> {
+    if size > limits.max_output_bytes {
+        Err(CallError::OutputTooLarge {
+            size,
+            limit: limits.max_output_bytes,
+        })
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,204 @@
+//! The per-call sandbox: the store data a plugin instance runs against.
+//!
+//! Each call gets a fresh `HostState`: a WASI context that exposes only
+//! what the plugin's manifest grants, a resource limiter enforcing its
+//! memory limit, and a bounded capture of its stderr (a panicking Rust
+//! guest prints its message there just before it traps).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, format_err};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{
+    FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
+};
+
+use super::manifest::Grants;
+use crate::knowledge::Knowledge;
+use crate::kv::Kv;
+
+/// How much of a plugin's stderr is kept, to explain a trap.
+const STDERR_CAPACITY: usize = 16 << 10;
+/// Log lines a single call may emit; more are dropped (and counted).
+pub const MAX_LOG_LINES: u32 = 1_000;
+/// Longest log message kept; longer ones are cut.
+pub const MAX_LOG_MESSAGE: usize = 4 << 10;
+
+/// The host's services a plugin reaches through its imports.
+#[derive(Clone)]
+pub struct Services {
+    pub kv: Kv,
+    pub knowledge: Knowledge,
+}
+
+/// Store data for one plugin call.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub limiter: Limiter,
+    /// The calling plugin's name: namespaces its kv keys and tags its logs.
+    pub plugin: Arc<str>,
+    pub services: Services,
+    pub stderr: MemoryOutputPipe,
+    pub log_lines: u32,
+}
+
+impl HostState {
+    pub fn new(
+        plugin: Arc<str>,
+        grants: &Grants,
+        memory_bytes: u64,
+        services: Services,
+    ) -> Result<Self, std::io::Error> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.stderr(stderr.clone());
+        wasi.envs(&grants.env);
+        if !grants.clocks {
+            wasi.wall_clock(FrozenClock).monotonic_clock(FrozenClock);
+        }
+        if grants.network.is_empty() {
+            wasi.allow_tcp(false).allow_udp(false);
+        } else {
+            let allowed: Arc<[std::net::SocketAddr]> = grants.network.clone().into();
+            wasi.socket_addr_check(move |addr, _use| {
+                let ok = allowed.contains(&addr);
+                Box::pin(async move { ok })
+            });
+        }
+        for dir in &grants.dirs {
+            let perms = if dir.writable {
+                FsPerms::ReadWrite
+            } else {
+                FsPerms::ReadOnly
+            };
+            wasi.preopened_dir(&dir.host, &dir.guest, perms)
+                .map_err(|e| std::io::Error::other(format!("{}: {e}", dir.host.display())))?;
+        }
+        Ok(HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            limiter: Limiter::new(memory_bytes),
+            plugin,
+            services,
+            stderr,
+            log_lines: 0,
+        })
+    }
+
+    /// The last line the plugin wrote to stderr, if any: for a Rust guest,
+    /// its panic message.
+    pub fn stderr_tail(&self) -> Option<String> {
+        let bytes = self.stderr.contents();
+        let text = String::from_utf8_lossy(&bytes);
+        let text = text.trim();
+        // Rust's hint about RUST_BACKTRACE is noise here: there is no
+        // environment to set it in.
+        let text = text
+            .lines()
+            .filter(|l| !l.starts_with("note: run with `RUST_BACKTRACE=1`"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let text = text.trim();
+        (!text.is_empty()).then(|| {
+            // Keep the panic line and what follows it, bounded.
+            let tail: String = text.chars().rev().take(1_000).collect();
+            tail.chars().rev().collect()
+        })
+    }
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Clocks for a plugin without the `clocks` grant: time stands still at
+/// zero, so a plugin cannot time side channels or depend on the date.
+struct FrozenClock;
+
+impl HostWallClock for FrozenClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+    fn now(&self) -> Duration {
+        Duration::ZERO
+    }
+}
+
+impl HostMonotonicClock for FrozenClock {
+    fn resolution(&self) -> u64 {
+        1_000_000_000
+    }
+    fn now(&self) -> u64 {
+        0
+    }
+}
+
+/// Enforces the memory limit over all of an instance's memories, and
+/// remembers that it did so, so the failure is reported as out-of-memory
+/// rather than as the guest's confused reaction to it.
+pub struct Limiter {
+    limit: u64,
+    used: u64,
+    pub exceeded: Option<u64>,
+}
+
+/// Generous bound on table growth: tables hold function references, and a
+/// real plugin needs a few thousand at most.
+const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+impl Limiter {
+    fn new(limit: u64) -> Self {
+        Limiter {
+            limit,
+            used: 0,
+            exceeded: None,
+        }
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let grow = (desired - current) as u64;
+        let total = self.used.saturating_add(grow);
+        if total > self.limit {
+            self.exceeded = Some(total);
+            // An error (rather than `Ok(false)`) traps at once with this
+            // message; a denied grow would let the guest abort confusedly.
+            return Err(format_err!(
+                "memory limit of {} MiB exceeded (asked for {} MiB)",
+                self.limit >> 20,
+                total.div_ceil(1 << 20)
+            ));
+        }
+        self.used = total;
+        Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        // The pool's slot is smaller than the limit: treat it the same way.
+        self.exceeded = Some(self.limit);
+        Err(error.context("memory could not grow"))
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
