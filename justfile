@@ -1,0 +1,85 @@
+# nova's tasks. `just` lists them.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set positional-arguments := false
+
+root := justfile_directory()
+target := env("CARGO_TARGET_DIR", root / "target")
+wasm := "wasm32-wasip2"
+nova := target / "release" / "nova"
+
+# List the recipes.
+default:
+    @just --list
+
+# Install what a fresh machine lacks: the pinned toolchain with its wasm
+# targets, cargo-component, and the shipped plugins.
+setup: toolchain cargo-component plugins
+
+# The toolchain pinned in rust-toolchain.toml (targets and components too).
+toolchain:
+    rustup toolchain install
+
+# cargo-component, for `cargo component build` (about 14 minutes, once).
+cargo-component:
+    command -v cargo-component >/dev/null || cargo install cargo-component --locked
+
+# Build the shipped plugins into build/plugins/NAME.wasm.
+plugins: toolchain
+    cargo build --release --target {{wasm}} --manifest-path plugins/Cargo.toml --target-dir "{{target}}/plugins"
+    just _collect "{{target}}/plugins" build/plugins
+
+# Build the sandbox test plugins into build/test-plugins/NAME.wasm.
+test-plugins: toolchain
+    cargo build --release --target {{wasm}} --manifest-path tests/plugins/Cargo.toml --target-dir "{{target}}/test-plugins"
+    just _collect "{{target}}/test-plugins" build/test-plugins
+
+# Copy built components to DEST, named as plugins are (crate `a_b` -> `a-b.wasm`).
+_collect from dest:
+    mkdir -p "{{dest}}"
+    for f in "{{from}}/{{wasm}}/release/"*.wasm; do cp "$f" "{{dest}}/$(basename "$f" .wasm | tr _ -).wasm"; done
+
+# Build the host.
+build: toolchain
+    cargo build --release -p nova
+
+# Build and start `nova serve` on the embedded defaults, with the shipped plugins.
+run *args: plugins build
+    NOVA_PLUGINS_DIR="${NOVA_PLUGINS_DIR:-{{root}}/build/plugins}" "{{nova}}" serve {{args}}
+
+# Everything CI checks: formatting, lints, unit and end-to-end tests, and
+# that every plugin also builds with cargo-component.
+test: setup test-plugins build lint
+    cargo test --release --workspace
+    cargo test --release --manifest-path plugins/Cargo.toml --target x86_64-unknown-linux-gnu --target-dir "{{target}}/plugins-native"
+    just component-build
+
+# Formatting and clippy, host and plugins.
+lint:
+    cargo fmt --all --check
+    cargo fmt --all --check --manifest-path plugins/Cargo.toml
+    cargo fmt --all --check --manifest-path tests/plugins/Cargo.toml
+    cargo clippy --release --workspace --all-targets -- -D warnings
+    cargo clippy --release --target {{wasm}} --manifest-path plugins/Cargo.toml --target-dir "{{target}}/plugins" -- -D warnings
+
+# Build every shipped plugin with `cargo component build`.
+component-build:
+    cd plugins && cargo component build --release --target-dir "{{target}}/plugins-component"
+
+# Benchmarks: `just bench plugins` (or `just bench` for all). Prints figures.
+bench what="all": plugins test-plugins
+    NOVA_BUILD_DIR="{{root}}/build" cargo bench -p nova --bench plugins
+
+# Start a new plugin from the template: plugins/NAME.
+new-plugin name:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    name="{{name}}"
+    [[ "$name" =~ ^[a-z0-9][a-z0-9-]{0,63}$ ]] || { echo "plugin names are lowercase letters, digits and '-'" >&2; exit 2; }
+    dest="plugins/$name"
+    [[ ! -e "$dest" ]] || { echo "$dest already exists" >&2; exit 2; }
+    cp -r plugins/template-plugin "$dest"
+    rm -rf "$dest/target"
+    grep -rl plugin-template "$dest" | xargs sed -i "s/plugin-template/$name/g; s/plugin_template/${name//-/_}/g"
+    sed -i "s/^members = \[/members = [\"$name\", /" plugins/Cargo.toml
+    echo "created $dest; build it with: just plugins  (output: build/plugins/$name.wasm)"

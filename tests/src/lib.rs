@@ -1,0 +1,274 @@
+//! Harness for nova's end-to-end tests: starts a real `nova serve` process
+//! on a free port with its own directories, and talks to it over HTTP.
+//!
+//! The host binary and the plugins must be built first (`just test` does
+//! this); a missing one fails the test with the command that builds it.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const TOKEN: &str = "test-admin-token-0123456789";
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The `nova` binary: `NOVA_BIN`, or the one beside this test binary.
+pub fn nova_bin() -> PathBuf {
+    if let Some(path) = std::env::var_os("NOVA_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    // target/release/deps/<test> -> target/release/nova
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .join("nova");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build --release -p nova` (or `just test`)",
+        bin.display()
+    );
+    bin
+}
+
+/// A shipped plugin, built by `just plugins`.
+pub fn plugin(name: &str) -> PathBuf {
+    built("plugins", name, "just plugins")
+}
+
+/// A test plugin from tests/plugins, built by `just test-plugins`.
+pub fn test_plugin(name: &str) -> PathBuf {
+    built("test-plugins", name, "just test-plugins")
+}
+
+fn built(dir: &str, name: &str, recipe: &str) -> PathBuf {
+    let path = root().join("build").join(dir).join(format!("{name}.wasm"));
+    assert!(
+        path.exists(),
+        "{} is missing: build it with `{recipe}`",
+        path.display()
+    );
+    path
+}
+
+/// Compiled components are shared between test hosts, as a fleet of hosts
+/// may share one: each test then measures behaviour, not compilation.
+fn shared_cache_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .expect("deps dir")
+        .join("nova-test-cache")
+}
+
+/// A running `nova serve`, killed on drop.
+pub struct Nova {
+    child: Child,
+    pub url: String,
+    pub plugins_dir: PathBuf,
+    pub http: reqwest::Client,
+    _dirs: tempfile::TempDir,
+}
+
+/// Options for starting a host.
+#[derive(Default)]
+pub struct Options {
+    /// Plugins to place in the plugin directory before start: (name, file).
+    pub plugins: Vec<(String, PathBuf)>,
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+}
+
+impl Options {
+    pub fn plugin(mut self, name: &str, file: PathBuf) -> Self {
+        self.plugins.push((name.to_owned(), file));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+impl Nova {
+    pub async fn start(options: Options) -> Nova {
+        let dirs = tempfile::tempdir().expect("temp dir");
+        let data_dir = dirs.path().join("data");
+        let plugins_dir = dirs.path().join("plugins");
+        std::fs::create_dir_all(&plugins_dir).expect("plugins dir");
+        for (name, file) in &options.plugins {
+            std::fs::copy(file, plugins_dir.join(format!("{name}.wasm"))).expect("copy plugin");
+        }
+        let mut command = Command::new(nova_bin());
+        command
+            .arg("serve")
+            .env("NOVA_BIND", "127.0.0.1:0")
+            .env("NOVA_DATA_DIR", &data_dir)
+            .env("NOVA_PLUGINS_DIR", &plugins_dir)
+            .env("NOVA_CACHE_DIR", shared_cache_dir())
+            .env("NOVA_ADMIN_TOKEN", TOKEN)
+            .env("NOVA_LOG", "info")
+            .env_remove("NOVA_CONFIG")
+            .current_dir(dirs.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        for (k, v) in &options.env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().expect("spawn nova");
+        let stdout = child.stdout.take().expect("stdout");
+        let url = tokio::task::spawn_blocking(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let mut url = None;
+            for line in lines.by_ref() {
+                let line = line.expect("read nova stdout");
+                if let Some(rest) = line.strip_prefix("nova listening on ") {
+                    url = Some(rest.trim().to_owned());
+                    break;
+                }
+            }
+            // Keep draining stdout so the host never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            url
+        })
+        .await
+        .expect("join")
+        .expect("nova exited before listening");
+        let nova = Nova {
+            child,
+            url,
+            plugins_dir,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .expect("client"),
+            _dirs: dirs,
+        };
+        nova.wait_ready().await;
+        nova
+    }
+
+    async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(r) = self.http.get(self.url("/health")).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "nova did not become ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// A request with the admin token.
+    pub fn admin(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(TOKEN)
+    }
+
+    /// The admin listing.
+    pub async fn plugins(&self) -> Vec<Value> {
+        let body: Value = self
+            .admin(reqwest::Method::GET, "/admin/plugins")
+            .send()
+            .await
+            .expect("list plugins")
+            .json()
+            .await
+            .expect("listing is JSON");
+        body["plugins"].as_array().expect("plugins array").clone()
+    }
+
+    /// The listing entry of one plugin, if present.
+    pub async fn entry(&self, name: &str) -> Option<Value> {
+        self.plugins()
+            .await
+            .into_iter()
+            .find(|p| p["name"] == name)
+    }
+
+    /// Polls the listing until `check` holds for `name`'s entry.
+    pub async fn wait_for(&self, name: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(entry) = self.entry(name).await
+                && check(&entry)
+            {
+                return entry;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {name}: {what}; listing: {:?}",
+                self.entry(name).await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Invokes a step plugin with `input` as its JSON body and `config`;
+    /// returns the status and the JSON answer.
+    pub async fn invoke_step(&self, name: &str, input: &Value, config: Option<&Value>) -> (u16, Value) {
+        let mut request = self
+            .admin(reqwest::Method::POST, &format!("/admin/plugins/{name}/invoke"))
+            .json(input);
+        if let Some(config) = config {
+            request = request.query(&[("config", config.to_string())]);
+        }
+        let response = request.send().await.expect("invoke");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("invoke answers JSON"))
+    }
+
+    /// Invokes a loader plugin on a document.
+    pub async fn invoke_loader(&self, name: &str, source: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .admin(reqwest::Method::POST, &format!("/admin/plugins/{name}/invoke"))
+            .query(&[("source", source)])
+            .body(body)
+            .send()
+            .await
+            .expect("invoke");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("invoke answers JSON"))
+    }
+
+    /// Replaces a plugin file atomically (write beside, then rename), as a
+    /// deploy tool would.
+    pub fn install(&self, name: &str, from: &Path) {
+        let tmp = self.plugins_dir.join(format!(".{name}.tmp"));
+        std::fs::copy(from, &tmp).expect("copy plugin");
+        std::fs::rename(&tmp, self.plugins_dir.join(format!("{name}.wasm"))).expect("rename");
+    }
+
+    /// Whether the process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Nova {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// SHA-256 of a file, hex, as the listing reports it.
+pub fn sha256_file(path: &Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(std::fs::read(path).expect("read")))
+}
