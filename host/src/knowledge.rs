@@ -50,7 +50,12 @@ impl Knowledge {
         if top_k == 0 || top_k > MAX_TOP_K {
             return Err(KnowledgeError::BadTopK { max: MAX_TOP_K });
         }
-        tracing::debug!(query, top_k, filters = filter.len(), "knowledge search on an empty index");
+        tracing::debug!(
+            query,
+            top_k,
+            filters = filter.len(),
+            "knowledge search on an empty index"
+        );
         Ok(Vec::new())
     }
 }

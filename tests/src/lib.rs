@@ -65,9 +65,7 @@ fn built(dir: &str, name: &str, recipe: &str) -> PathBuf {
 /// may share one: each test then measures behaviour, not compilation.
 fn shared_cache_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    exe.parent()
-        .expect("deps dir")
-        .join("nova-test-cache")
+    exe.parent().expect("deps dir").join("nova-test-cache")
 }
 
 /// A running `nova serve`, killed on drop.
@@ -195,10 +193,7 @@ impl Nova {
 
     /// The listing entry of one plugin, if present.
     pub async fn entry(&self, name: &str) -> Option<Value> {
-        self.plugins()
-            .await
-            .into_iter()
-            .find(|p| p["name"] == name)
+        self.plugins().await.into_iter().find(|p| p["name"] == name)
     }
 
     /// Polls the listing until `check` holds for `name`'s entry.
@@ -221,9 +216,17 @@ impl Nova {
 
     /// Invokes a step plugin with `input` as its JSON body and `config`;
     /// returns the status and the JSON answer.
-    pub async fn invoke_step(&self, name: &str, input: &Value, config: Option<&Value>) -> (u16, Value) {
+    pub async fn invoke_step(
+        &self,
+        name: &str,
+        input: &Value,
+        config: Option<&Value>,
+    ) -> (u16, Value) {
         let mut request = self
-            .admin(reqwest::Method::POST, &format!("/admin/plugins/{name}/invoke"))
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/plugins/{name}/invoke"),
+            )
             .json(input);
         if let Some(config) = config {
             request = request.query(&[("config", config.to_string())]);
@@ -236,7 +239,10 @@ impl Nova {
     /// Invokes a loader plugin on a document.
     pub async fn invoke_loader(&self, name: &str, source: &str, body: Vec<u8>) -> (u16, Value) {
         let response = self
-            .admin(reqwest::Method::POST, &format!("/admin/plugins/{name}/invoke"))
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/plugins/{name}/invoke"),
+            )
             .query(&[("source", source)])
             .body(body)
             .send()

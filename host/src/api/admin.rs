@@ -61,7 +61,9 @@ pub async fn upload(
     if !valid_name(&name) {
         return Err(ApiError::bad_request(
             "invalid_plugin_name",
-            format!("invalid plugin name {name:?}: use lowercase letters, digits, '-' and '_' (at most 64)"),
+            format!(
+                "invalid plugin name {name:?}: use lowercase letters, digits, '-' and '_' (at most 64)"
+            ),
         ));
     }
     if body.is_empty() {
@@ -95,10 +97,7 @@ pub async fn remove(
         return Err(unknown(&name));
     }
     state.registry.remove(&name).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({ "removed": name }),
-    ))
+    Ok(json_response(StatusCode::OK, &json!({ "removed": name })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,7 +146,11 @@ pub async fn invoke(
             };
             let output = runtime.run_step(&plugin, &input, &config).await?;
             let output: Value = serde_json::from_str(&output).map_err(|e| {
-                ApiError::new(StatusCode::BAD_GATEWAY, "plugin_invalid_output", e.to_string())
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "plugin_invalid_output",
+                    e.to_string(),
+                )
             })?;
             result["output"] = output;
         }

@@ -27,7 +27,10 @@ pub enum LoadError {
     )]
     UnsupportedVersion { found: String },
     #[error("component does not conform to the {world} world: {message}")]
-    NonConforming { world: &'static str, message: String },
+    NonConforming {
+        world: &'static str,
+        message: String,
+    },
     #[error("describe() failed: {0}")]
     Describe(Box<CallError>),
 }

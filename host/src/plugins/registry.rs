@@ -150,14 +150,28 @@ impl Registry {
                 return SyncOutcome::Removed;
             }
             Err(e) => {
-                return self.reject(name, &wasm, None, None, None, LoadError::Io {
-                    path: wasm.display().to_string(),
-                    message: e.to_string(),
-                });
+                return self.reject(
+                    name,
+                    &wasm,
+                    None,
+                    None,
+                    None,
+                    LoadError::Io {
+                        path: wasm.display().to_string(),
+                        message: e.to_string(),
+                    },
+                );
             }
         };
         if !valid_name(name) {
-            return self.reject(name, &wasm, None, None, None, LoadError::BadName(name.into()));
+            return self.reject(
+                name,
+                &wasm,
+                None,
+                None,
+                None,
+                LoadError::BadName(name.into()),
+            );
         }
         let sha256 = sha256_hex(&bytes);
         let size = bytes.len() as u64;
@@ -331,8 +345,14 @@ mod tests {
 
     #[test]
     fn names_from_files() {
-        assert_eq!(plugin_name_of(Path::new("/p/markdown.wasm")).as_deref(), Some("markdown"));
-        assert_eq!(plugin_name_of(Path::new("/p/markdown.toml")).as_deref(), Some("markdown"));
+        assert_eq!(
+            plugin_name_of(Path::new("/p/markdown.wasm")).as_deref(),
+            Some("markdown")
+        );
+        assert_eq!(
+            plugin_name_of(Path::new("/p/markdown.toml")).as_deref(),
+            Some("markdown")
+        );
         assert_eq!(plugin_name_of(Path::new("/p/.markdown.wasm.upload")), None);
         assert_eq!(plugin_name_of(Path::new("/p/README.md")), None);
         assert_eq!(plugin_name_of(Path::new("/p/noext")), None);

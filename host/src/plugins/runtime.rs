@@ -87,7 +87,8 @@ impl Runtime {
                 source,
             }
         })?;
-        let ticker = EpochTicker::start(&engine).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+        let ticker =
+            EpochTicker::start(&engine).map_err(|e| RuntimeError::Engine(e.to_string()))?;
         Ok(Runtime {
             engine,
             loader_linker,
@@ -354,7 +355,13 @@ impl Runtime {
             let chunks = settle(outcome, &store, &limits)?.map_err(plugin_error)?;
             let size: usize = chunks
                 .iter()
-                .map(|c| c.text.len() + c.metadata.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>())
+                .map(|c| {
+                    c.text.len()
+                        + c.metadata
+                            .iter()
+                            .map(|(k, v)| k.len() + v.len())
+                            .sum::<usize>()
+                })
                 .sum();
             check_size(size as u64, &limits)?;
             Ok(chunks

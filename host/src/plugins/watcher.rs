@@ -42,25 +42,26 @@ impl Drop for WatchHandle {
 
 pub fn spawn(registry: Arc<Registry>) -> notify::Result<WatchHandle> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<Event>| match event {
-        Ok(event) => {
-            if event.need_rescan() {
-                let _ = tx.send(Change::Rescan);
-            }
-            if !relevant(&event.kind) {
-                return;
-            }
-            for path in &event.paths {
-                if let Some(name) = plugin_name_of(path) {
-                    let _ = tx.send(Change::Name(name));
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<Event>| match event {
+            Ok(event) => {
+                if event.need_rescan() {
+                    let _ = tx.send(Change::Rescan);
+                }
+                if !relevant(&event.kind) {
+                    return;
+                }
+                for path in &event.paths {
+                    if let Some(name) = plugin_name_of(path) {
+                        let _ = tx.send(Change::Name(name));
+                    }
                 }
             }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "plugin directory watch error; rescanning");
-            let _ = tx.send(Change::Rescan);
-        }
-    })?;
+            Err(e) => {
+                tracing::warn!(error = %e, "plugin directory watch error; rescanning");
+                let _ = tx.send(Change::Rescan);
+            }
+        })?;
     watcher.watch(registry.dir(), RecursiveMode::NonRecursive)?;
     let task = tokio::spawn(run(registry, rx));
     Ok(WatchHandle {

@@ -1,0 +1,280 @@
+//! The admin API: authentication, upload validation, removal, and JSON
+//! errors on every route.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use nova_tests::{Nova, Options, TOKEN, sha256_file, test_plugin};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn dir_snapshot(dir: &Path) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let path = e.unwrap().path();
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                sha256_file(&path),
+            )
+        })
+        .collect()
+}
+
+async fn error_of(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    let ct = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        ct.starts_with("application/json"),
+        "status {status}: content-type {ct}"
+    );
+    let body: Value = response.json().await.unwrap();
+    assert!(body["error"]["code"].is_string(), "{body}");
+    assert!(body["error"]["message"].is_string(), "{body}");
+    (status, body)
+}
+
+#[tokio::test]
+async fn admin_routes_need_the_token() {
+    let nova = Nova::start(Options::default().plugin("hello", test_plugin("hello-v1"))).await;
+    let routes = [
+        (Method::GET, "/admin/plugins"),
+        (Method::POST, "/admin/plugins/reload"),
+        (Method::GET, "/admin/plugins/hello"),
+        (Method::PUT, "/admin/plugins/hello"),
+        (Method::DELETE, "/admin/plugins/hello"),
+        (Method::POST, "/admin/plugins/hello/invoke"),
+    ];
+    for (method, path) in routes {
+        let bare = nova
+            .http
+            .request(method.clone(), nova.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(bare.headers()["www-authenticate"], "Bearer");
+        let (status, body) = error_of(bare).await;
+        assert_eq!(status, 401, "{method} {path} without a token: {body}");
+        assert_eq!(body["error"]["code"], "unauthorized");
+
+        let wrong = nova
+            .http
+            .request(method.clone(), nova.url(path))
+            .bearer_auth("not-the-token-at-all")
+            .send()
+            .await
+            .unwrap();
+        let (status, _) = error_of(wrong).await;
+        assert_eq!(status, 401, "{method} {path} with a wrong token");
+    }
+    // Nothing was deleted by the unauthorised DELETE.
+    assert!(nova.plugins_dir.join("hello.wasm").exists());
+    let ok = nova
+        .admin(Method::GET, "/admin/plugins")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200);
+}
+
+#[tokio::test]
+async fn uploads_are_validated_before_anything_changes() {
+    let v1 = test_plugin("hello-v1");
+    let nova = Nova::start(Options::default().plugin("hello", v1.clone())).await;
+    let before = dir_snapshot(&nova.plugins_dir);
+    let truncated = {
+        let b = std::fs::read(test_plugin("hello-v2")).unwrap();
+        b[..b.len() / 3].to_vec()
+    };
+    let bad_uploads: [(&str, Vec<u8>, &str); 5] = [
+        ("hello", b"this is not wasm".to_vec(), "invalid_plugin"),
+        (
+            "fresh",
+            b"\0asm garbage after a magic".to_vec(),
+            "invalid_plugin",
+        ),
+        ("hello", truncated, "invalid_plugin"),
+        (
+            "hello",
+            std::fs::read(test_plugin("not-a-plugin")).unwrap(),
+            "unknown_world",
+        ),
+        ("fresh", Vec::new(), "empty_body"),
+    ];
+    for (name, bytes, code) in bad_uploads {
+        let response = nova
+            .admin(Method::PUT, &format!("/admin/plugins/{name}"))
+            .body(bytes)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = error_of(response).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
+    let response = nova
+        .admin(Method::PUT, "/admin/plugins/Bad%20Name")
+        .body(std::fs::read(&v1).unwrap())
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_of(response).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_plugin_name"))
+    );
+
+    assert_eq!(
+        dir_snapshot(&nova.plugins_dir),
+        before,
+        "the directory changed"
+    );
+    let listing = nova.plugins().await;
+    assert_eq!(listing.len(), 1, "{listing:?}");
+    assert_eq!(listing[0]["version"], "1.0.0");
+    assert_eq!(listing[0]["status"], "active");
+
+    // A valid upload replaces the file atomically and serves at once.
+    let v2 = test_plugin("hello-v2");
+    let response = nova
+        .admin(Method::PUT, "/admin/plugins/hello")
+        .body(std::fs::read(&v2).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let entry: Value = response.json().await.unwrap();
+    assert_eq!(entry["version"], "2.0.0");
+    assert_eq!(entry["sha256"], sha256_file(&v2));
+    assert_eq!(
+        sha256_file(&nova.plugins_dir.join("hello.wasm")),
+        sha256_file(&v2)
+    );
+    let (_, body) = nova.invoke_step("hello", &json!(1), None).await;
+    assert_eq!(body["output"]["version"], "2.0.0");
+
+    // A new name is created (201), then removed.
+    let response = nova
+        .admin(Method::PUT, "/admin/plugins/fresh")
+        .body(std::fs::read(&v1).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let (status, _) = nova.invoke_step("fresh", &json!(1), None).await;
+    assert_eq!(status, 200);
+    let response = nova
+        .admin(Method::DELETE, "/admin/plugins/fresh")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(!nova.plugins_dir.join("fresh.wasm").exists());
+    assert!(nova.entry("fresh").await.is_none());
+    let response = nova
+        .admin(Method::DELETE, "/admin/plugins/fresh")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = error_of(response).await;
+    assert_eq!(status, 404, "{body}");
+    // No temporary upload files were left behind.
+    let left: Vec<String> = dir_snapshot(&nova.plugins_dir).into_keys().collect();
+    assert_eq!(left, vec!["hello.wasm".to_string()]);
+}
+
+#[tokio::test]
+async fn reload_rescans_the_directory() {
+    let nova = Nova::start(Options::default().plugin("hello", test_plugin("hello-v1"))).await;
+    let response = nova
+        .admin(Method::POST, "/admin/plugins/reload")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["outcomes"]["hello"], "unchanged");
+    let entry = &body["plugins"][0];
+    for field in [
+        "name",
+        "kind",
+        "version",
+        "sha256",
+        "size_bytes",
+        "loaded_at",
+        "path",
+        "limits",
+        "stats",
+        "status",
+        "error",
+    ] {
+        assert!(
+            entry.get(field).is_some(),
+            "listing entry lacks {field}: {entry}"
+        );
+    }
+    assert_eq!(entry["limits"]["timeout_ms"], 10_000);
+    assert_eq!(entry["limits"]["memory_mb"], 128);
+}
+
+#[tokio::test]
+async fn every_error_is_json() {
+    let nova = Nova::start(Options::default().plugin("hello", test_plugin("hello-v1"))).await;
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (nova.http.get(nova.url("/no/such/route")), 404, "not_found"),
+        (
+            nova.http.delete(nova.url("/health")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            nova.admin(Method::POST, "/admin/plugins/missing/invoke")
+                .json(&json!({})),
+            404,
+            "plugin_not_found",
+        ),
+        (
+            nova.admin(Method::POST, "/admin/plugins/hello/invoke")
+                .body("{not json"),
+            400,
+            "invalid_json",
+        ),
+        (
+            nova.admin(Method::POST, "/admin/plugins/hello/invoke?config=%7Bbad")
+                .json(&json!(1)),
+            400,
+            "invalid_config",
+        ),
+        (
+            nova.admin(Method::POST, "/admin/plugins/hello/invoke")
+                .body(vec![b' '; 40 << 20]),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let (got, body) = error_of(request.send().await.unwrap()).await;
+        assert_eq!(
+            (got, body["error"]["code"].as_str().unwrap()),
+            (status, code),
+            "{body}"
+        );
+    }
+    let health: Value = nova
+        .http
+        .get(nova.url("/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["checks"]["plugins"]["ready"], true);
+    assert_eq!(health["checks"]["plugins"]["active"], 1);
+    let _ = TOKEN;
+}
