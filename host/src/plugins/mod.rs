@@ -28,7 +28,7 @@ pub use cache::CompileInfo;
 pub use error::{CallError, LoadError};
 pub use manifest::Manifest;
 pub use registry::{Registry, RegistryError, Rejection, Slot, SyncOutcome};
-pub use runtime::{Chunk, Runtime, RuntimeError};
+pub use runtime::{Chunk, Runtime, RuntimeError, sha256_hex};
 pub use sandbox::Services;
 pub use stats::{Stats, StatsSnapshot};
 

@@ -1,0 +1,249 @@
+//! `just bench plugins`: the plugin runtime's figures. Prints, asserts
+//! nothing about speed.
+//!
+//! - one step call (fresh instance, run, drop) at p50/p99 over 20,000 calls;
+//! - from a new `.wasm` landing in the watched directory to the first call
+//!   it serves, over 30 reloads (cached, and new bytes compiled cold);
+//! - compile time of each shipped plugin, cold and from the cache.
+//!
+//! Needs `just plugins test-plugins` (the `bench` recipe builds them).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nova::knowledge::Knowledge;
+use nova::kv::Kv;
+use nova::plugins::{Limits, Manifest, Registry, Runtime, Services, watcher};
+
+const CALLS: usize = 20_000;
+const RELOADS: usize = 30;
+
+fn build_dir() -> PathBuf {
+    std::env::var_os("NOVA_BUILD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"))
+}
+
+fn limits() -> Limits {
+    Limits {
+        timeout: Duration::from_secs(10),
+        memory_bytes: 128 << 20,
+        max_output_bytes: 16 << 20,
+    }
+}
+
+fn runtime(cache: &Path) -> Arc<Runtime> {
+    let services = Services {
+        kv: Kv::in_process(),
+        knowledge: Knowledge::empty(),
+    };
+    Arc::new(Runtime::new(cache, limits(), 1 << 30, 64, services).expect("runtime"))
+}
+
+fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build it with `just plugins test-plugins`",
+            path.display()
+        )
+    })
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn summary(label: &str, unit: &str, mut xs: Vec<f64>) {
+    xs.sort_by(f64::total_cmp);
+    let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+    println!(
+        "{label:<48} n={:<6} p50={:>9.2} {unit}  p99={:>9.2} {unit}  mean={:>9.2} {unit}",
+        xs.len(),
+        percentile(&xs, 0.5),
+        percentile(&xs, 0.99),
+        mean
+    );
+}
+
+/// A component with a custom section appended: same behaviour, new bytes,
+/// so it misses the compile cache.
+fn with_nonce(bytes: &[u8], nonce: u64) -> Vec<u8> {
+    let name = b"nova-bench-nonce";
+    let payload = nonce.to_le_bytes();
+    let mut out = bytes.to_vec();
+    out.push(0); // custom section id
+    out.push((1 + name.len() + payload.len()) as u8); // size, fits one LEB byte
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    out.extend_from_slice(&payload);
+    out
+}
+
+async fn bench_calls(build: &Path) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let rt = runtime(dir.path());
+    let bytes = read(&build.join("test-plugins/hello-v1.wasm"));
+    let sha = nova::plugins::sha256_hex(&bytes);
+    let plugin = rt
+        .prepare(
+            "hello",
+            Path::new("hello.wasm"),
+            bytes,
+            sha,
+            Manifest::defaults(limits()),
+        )
+        .await
+        .expect("prepare hello");
+    for _ in 0..1_000 {
+        rt.run_step(&plugin, "\"warm\"", "{}").await.expect("call");
+    }
+    let mut us = Vec::with_capacity(CALLS);
+    for _ in 0..CALLS {
+        let t = Instant::now();
+        rt.run_step(&plugin, "\"x\"", "{}").await.expect("call");
+        us.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    summary("step call (instantiate + run + drop)", "us", us);
+
+    // Throughput with as many concurrent callers as cores.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let plugin = Arc::new(plugin);
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let (rt, plugin) = (rt.clone(), plugin.clone());
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..CALLS / workers {
+                rt.run_step(&plugin, "\"x\"", "{}").await.expect("call");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("join");
+    }
+    let per_s = (CALLS / workers * workers) as f64 / t.elapsed().as_secs_f64();
+    println!("step calls/s with {workers} concurrent callers           {per_s:>9.0} calls/s");
+}
+
+async fn bench_reload(build: &Path) {
+    let v1 = read(&build.join("test-plugins/hello-v1.wasm"));
+    let v2 = read(&build.join("test-plugins/hello-v2.wasm"));
+    for cold in [false, true] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).expect("mkdir");
+        let rt = runtime(&dir.path().join("cache"));
+        let registry = Arc::new(Registry::new(rt.clone(), plugins.clone()));
+        let _watch = watcher::spawn(registry.clone()).expect("watch");
+        let mut ms = Vec::with_capacity(RELOADS);
+        for i in 0..RELOADS + 2 {
+            let base = if i % 2 == 0 { &v1 } else { &v2 };
+            let bytes = if cold {
+                with_nonce(base, i as u64)
+            } else {
+                base.clone()
+            };
+            let want = nova::plugins::sha256_hex(&bytes);
+            let tmp = plugins.join(".hello.tmp");
+            std::fs::write(&tmp, &bytes).expect("write");
+            let t = Instant::now();
+            std::fs::rename(&tmp, plugins.join("hello.wasm")).expect("rename");
+            loop {
+                if let Some(p) = registry.get("hello")
+                    && p.sha256 == want
+                {
+                    rt.run_step(&p, "\"x\"", "{}").await.expect("call");
+                    break;
+                }
+                assert!(
+                    t.elapsed() < Duration::from_secs(10),
+                    "reload never happened"
+                );
+                tokio::time::sleep(Duration::from_micros(500)).await;
+            }
+            // The first two fill the compile cache (when warm).
+            if i >= 2 {
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        let label = if cold {
+            "reload: new bytes landed -> first call (cold compile)"
+        } else {
+            "reload: file landed -> first call (compile cached)"
+        };
+        summary(label, "ms", ms);
+    }
+}
+
+async fn bench_compile(build: &Path) {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(build.join("plugins"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "wasm"));
+    files.sort();
+    assert!(!files.is_empty(), "no shipped plugins: run `just plugins`");
+    println!(
+        "{:<20} {:>10} {:>12} {:>12} {:>8}",
+        "plugin", "bytes", "cold ms", "cached ms", "ratio"
+    );
+    for file in files {
+        let bytes = read(&file);
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let (mut cold, mut cached) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            let dir = tempfile::tempdir().expect("tmp");
+            let rt = runtime(dir.path());
+            for round in 0..2 {
+                let sha = nova::plugins::sha256_hex(&bytes);
+                let p = rt
+                    .prepare(
+                        &name,
+                        &file,
+                        bytes.clone(),
+                        sha,
+                        Manifest::defaults(limits()),
+                    )
+                    .await
+                    .expect("prepare");
+                assert_eq!(p.compile.from_cache, round == 1);
+                if round == 0 { &mut cold } else { &mut cached }.push(p.compile.ms);
+            }
+        }
+        let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+        let (c, k) = (min(&cold), min(&cached));
+        println!(
+            "{name:<20} {:>10} {c:>12.1} {k:>12.2} {:>7.0}x",
+            bytes.len(),
+            c / k
+        );
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; any other argument filters sections.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wants = |s: &str| filter.is_empty() || filter.iter().any(|f| s.contains(f.as_str()));
+    let build = build_dir();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    println!(
+        "# nova plugin benchmarks ({} cores)",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+    if wants("calls") {
+        rt.block_on(bench_calls(&build));
+    }
+    if wants("reload") {
+        rt.block_on(bench_reload(&build));
+    }
+    if wants("compile") {
+        rt.block_on(bench_compile(&build));
+    }
+}
