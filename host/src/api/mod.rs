@@ -16,6 +16,7 @@ use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::plugins::Registry;
 use error::{ApiError, code_for};
@@ -62,6 +63,16 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(middleware::from_fn(json_errors))
+        // A bug in a handler answers 500 (made JSON by the layer above)
+        // instead of dropping the connection.
+        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
+            ApiError::new(
+                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; see the host's log",
+            )
+            .into_response()
+        }))
         .with_state(state)
 }
 
