@@ -12,8 +12,7 @@ nova := target / "release" / "nova"
 default:
     @just --list
 
-# Install what a fresh machine lacks: the pinned toolchain with its wasm
-# targets, cargo-component, and the shipped plugins.
+# Install what a fresh machine lacks: toolchain, wasm targets, cargo-component, plugins.
 setup: toolchain cargo-component plugins
 
 # The toolchain pinned in rust-toolchain.toml (targets and components too).
@@ -47,8 +46,7 @@ build: toolchain
 run *args: plugins build
     NOVA_PLUGINS_DIR="${NOVA_PLUGINS_DIR:-{{root}}/build/plugins}" "{{nova}}" serve {{args}}
 
-# Everything CI checks: formatting, lints, unit and end-to-end tests, and
-# that every plugin also builds with cargo-component.
+# Everything CI checks: lints, unit and end-to-end tests, cargo-component builds.
 test: setup test-plugins build lint
     cargo test --release --workspace
     cargo test --release --manifest-path plugins/Cargo.toml --target x86_64-unknown-linux-gnu --target-dir "{{target}}/plugins-native"
@@ -66,9 +64,14 @@ lint:
 component-build:
     cd plugins && cargo component build --release --target-dir "{{target}}/plugins-component"
 
-# Benchmarks: `just bench plugins` (or `just bench` for all). Prints figures.
+# Print benchmark figures: `just bench plugins`, or `just bench` for all.
 bench what="all": plugins test-plugins
-    NOVA_BUILD_DIR="{{root}}/build" cargo bench -p nova --bench plugins
+    #!/usr/bin/env bash
+    set -euo pipefail
+    case "{{what}}" in
+        all|plugins) NOVA_BUILD_DIR="{{root}}/build" cargo bench -p nova --bench plugins ;;
+        *) echo "unknown benchmark {{what}}; known: plugins" >&2; exit 2 ;;
+    esac
 
 # Start a new plugin from the template: plugins/NAME.
 new-plugin name:
