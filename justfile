@@ -26,17 +26,19 @@ cargo-component:
 # Build the shipped plugins into build/plugins/NAME.wasm.
 plugins: toolchain
     cargo build --release --target {{wasm}} --manifest-path plugins/Cargo.toml --target-dir "{{target}}/plugins"
-    just _collect "{{target}}/plugins" build/plugins
+    just _collect plugins/Cargo.toml "{{target}}/plugins" build/plugins
 
 # Build the sandbox test plugins into build/test-plugins/NAME.wasm.
 test-plugins: toolchain
     cargo build --release --target {{wasm}} --manifest-path tests/plugins/Cargo.toml --target-dir "{{target}}/test-plugins"
-    just _collect "{{target}}/test-plugins" build/test-plugins
+    just _collect tests/plugins/Cargo.toml "{{target}}/test-plugins" build/test-plugins
 
-# Copy built components to DEST, named as plugins are (crate `a_b` -> `a-b.wasm`).
-_collect from dest:
+# Copy the workspace's built components to DEST as NAME.wasm (crate `a-b`, file `a_b.wasm`).
+_collect manifest from dest:
     mkdir -p "{{dest}}"
-    for f in "{{from}}/{{wasm}}/release/"*.wasm; do cp "$f" "{{dest}}/$(basename "$f" .wasm | tr _ -).wasm"; done
+    cargo metadata --no-deps --format-version 1 --manifest-path "{{manifest}}" \
+        | python3 -c 'import json,sys; [print(p["name"]) for p in json.load(sys.stdin)["packages"] if any("cdylib" in t["kind"] for t in p["targets"])]' \
+        | while read -r name; do cp "{{from}}/{{wasm}}/release/${name//-/_}.wasm" "{{dest}}/$name.wasm"; done
 
 # Build the host.
 build: toolchain
@@ -85,4 +87,5 @@ new-plugin name:
     rm -rf "$dest/target"
     grep -rl plugin-template "$dest" | xargs sed -i "s/plugin-template/$name/g; s/plugin_template/${name//-/_}/g"
     sed -i "s/^members = \[/members = [\"$name\", /" plugins/Cargo.toml
+    cargo fmt --manifest-path plugins/Cargo.toml -p "$name"
     echo "created $dest; build it with: just plugins  (output: build/plugins/$name.wasm)"
