@@ -61,6 +61,7 @@ lint:
     cargo fmt --all --check --manifest-path tests/plugins/Cargo.toml
     cargo clippy --release --workspace --all-targets -- -D warnings
     cargo clippy --release --target {{wasm}} --manifest-path plugins/Cargo.toml --target-dir "{{target}}/plugins" -- -D warnings
+    cargo clippy --release --target {{wasm}} --manifest-path tests/plugins/Cargo.toml --target-dir "{{target}}/test-plugins" -- -D warnings
 
 # Build every shipped plugin with `cargo component build`.
 component-build:

@@ -207,3 +207,76 @@ async fn a_runaway_plugin_does_not_block_other_calls() {
     );
     assert_eq!(looping.await.unwrap().unwrap(), 504);
 }
+
+/// A one-line TCP server on loopback: answers "pong:" and what it read.
+fn echo_server() -> std::net::SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            let Ok(mut stream) = stream else { continue };
+            let mut got = String::new();
+            let _ = stream.read_to_string(&mut got);
+            let _ = stream.write_all(format!("pong:{got}").as_bytes());
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn network_and_clocks_only_when_granted() {
+    let server = echo_server();
+    let nova = host_with_evil_plugins(5_000).await;
+    let probe = json!({"connect": server.to_string()});
+
+    let (status, body) = nova
+        .invoke_step("evil-escape", &json!(null), Some(&probe))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["output"]["net"],
+        Value::Null,
+        "connected without a grant: {body}"
+    );
+    assert!(body["output"]["net_error"].is_string());
+    assert_eq!(
+        body["output"]["clock_secs"], 0,
+        "clocks read real time without a grant"
+    );
+
+    // Granting another address does not open this one.
+    let other = format!("127.0.0.1:{}", server.port().wrapping_add(1).max(1));
+    std::fs::write(
+        nova.plugins_dir.join("evil-escape.toml"),
+        format!("[grants]\nnetwork = [\"{other}\"]\n"),
+    )
+    .unwrap();
+    nova.wait_for("evil-escape", "other address granted", |e| {
+        e["grants"]["network"] == json!([other])
+    })
+    .await;
+    let (_, body) = nova
+        .invoke_step("evil-escape", &json!(null), Some(&probe))
+        .await;
+    assert_eq!(body["output"]["net"], Value::Null, "{body}");
+
+    std::fs::write(
+        nova.plugins_dir.join("evil-escape.toml"),
+        format!("[grants]\nnetwork = [\"{server}\"]\nclocks = true\n"),
+    )
+    .unwrap();
+    nova.wait_for("evil-escape", "address granted", |e| {
+        e["grants"]["network"] == json!([server.to_string()])
+    })
+    .await;
+    let (status, body) = nova
+        .invoke_step("evil-escape", &json!(null), Some(&probe))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"]["net"], "pong:ping", "{body}");
+    assert!(
+        body["output"]["clock_secs"].as_u64().unwrap() > 1_600_000_000,
+        "{body}"
+    );
+}

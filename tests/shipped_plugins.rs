@@ -20,14 +20,20 @@ fn chunks_of(body: &Value) -> &Vec<Value> {
 }
 
 fn meta<'a>(chunk: &'a Value, key: &str) -> &'a str {
-    chunk["metadata"][key].as_str().unwrap_or_else(|| panic!("no {key} in {chunk}"))
+    chunk["metadata"][key]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {key} in {chunk}"))
 }
 
 #[tokio::test]
 async fn markdown_splits_by_heading_with_paths() {
     let nova = host().await;
     let (status, body) = nova
-        .invoke_loader("markdown", "docs/operations-guide.md", fixture("operations-guide.md"))
+        .invoke_loader(
+            "markdown",
+            "docs/operations-guide.md",
+            fixture("operations-guide.md"),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     let chunks = chunks_of(&body);
@@ -57,12 +63,17 @@ async fn markdown_splits_by_heading_with_paths() {
     assert_eq!(meta(debian, "heading"), "Debian");
     assert_eq!(meta(debian, "level"), "4");
     let linux = chunks[3]["text"].as_str().unwrap();
-    assert!(linux.contains("sudo systemctl enable --now widgets"), "code block kept: {linux}");
+    assert!(
+        linux.contains("sudo systemctl enable --now widgets"),
+        "code block kept: {linux}"
+    );
     let configure = chunks[6]["text"].as_str().unwrap();
     assert!(configure.contains("workers"), "table kept: {configure}");
 
     // Not UTF-8: the plugin refuses it, the host reports it clearly.
-    let (status, body) = nova.invoke_loader("markdown", "bad.md", vec![b'#', b' ', 0xff, 0xfe]).await;
+    let (status, body) = nova
+        .invoke_loader("markdown", "bad.md", vec![b'#', b' ', 0xff, 0xfe])
+        .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "plugin_invalid_input");
 }
@@ -86,10 +97,10 @@ fn assert_no_page_chrome(chunks: &[Value]) {
         .collect::<Vec<_>>()
         .join("\n");
     for chrome in [
-        "elasticlunr",          // script
-        "window.",              // script
-        "font-family",          // style
-        "Previous chapter",     // page navigation (aria labels and links)
+        "elasticlunr",      // script
+        "window.",          // script
+        "font-family",      // style
+        "Previous chapter", // page navigation (aria labels and links)
         "Next chapter",
         "mdbook-sidebar",
     ] {
@@ -103,7 +114,9 @@ async fn html_keeps_the_main_text_of_a_real_page() {
     // A page of The Rust Programming Language as rustup installs it:
     // sidebar navigation, scripts, styles, a help pop-up and <main>.
     let page = fixture("rust-book-installation.html");
-    let (status, body) = nova.invoke_loader("html", "book/ch01-01-installation.html", page.clone()).await;
+    let (status, body) = nova
+        .invoke_loader("html", "book/ch01-01-installation.html", page.clone())
+        .await;
     assert_eq!(status, 200, "{body}");
     let chunks = chunks_of(&body);
     let headings: Vec<&str> = chunks.iter().map(|c| meta(c, "heading")).collect();
@@ -114,20 +127,39 @@ async fn html_keeps_the_main_text_of_a_real_page() {
         "Installation > Troubleshooting"
     );
     for chunk in chunks {
-        assert_eq!(meta(chunk, "title"), "Installation - The Rust Programming Language");
+        assert_eq!(
+            meta(chunk, "title"),
+            "Installation - The Rust Programming Language"
+        );
         assert_eq!(meta(chunk, "headings"), PAGE_HEADINGS.join(" | "));
     }
     let troubleshooting = chunks[4]["text"].as_str().unwrap();
-    assert!(troubleshooting.contains("rustc --version"), "{troubleshooting}");
-    assert!(!chunks.iter().any(|c| c["text"].as_str().unwrap().contains("Keyboard shortcuts")));
+    assert!(
+        troubleshooting.contains("rustc --version"),
+        "{troubleshooting}"
+    );
+    assert!(
+        !chunks
+            .iter()
+            .any(|c| c["text"].as_str().unwrap().contains("Keyboard shortcuts"))
+    );
     assert_no_page_chrome(chunks);
 
     // Without <main>, the body is used: scripts, styles and <nav> still go.
-    let text = String::from_utf8(page).unwrap().replace("<main>", "").replace("</main>", "");
-    let (status, body) = nova.invoke_loader("html", "page.html", text.into_bytes()).await;
+    let text = String::from_utf8(page)
+        .unwrap()
+        .replace("<main>", "")
+        .replace("</main>", "");
+    let (status, body) = nova
+        .invoke_loader("html", "page.html", text.into_bytes())
+        .await;
     assert_eq!(status, 200, "{body}");
     let chunks = chunks_of(&body);
-    assert!(chunks.iter().any(|c| meta(c, "heading") == "Troubleshooting"));
+    assert!(
+        chunks
+            .iter()
+            .any(|c| meta(c, "heading") == "Troubleshooting")
+    );
     assert_no_page_chrome(chunks);
 }
 
@@ -135,10 +167,17 @@ async fn html_keeps_the_main_text_of_a_real_page() {
 async fn text_groups_paragraphs_without_splitting_them() {
     let nova = host().await;
     let paragraphs: Vec<String> = (0..40)
-        .map(|i| format!("Paragraph {i}. {}", "Words make a sentence here. ".repeat(6).trim_end()))
+        .map(|i| {
+            format!(
+                "Paragraph {i}. {}",
+                "Words make a sentence here. ".repeat(6).trim_end()
+            )
+        })
         .collect();
     let doc = paragraphs.join("\n\n");
-    let (status, body) = nova.invoke_loader("text", "notes/log.txt", doc.into_bytes()).await;
+    let (status, body) = nova
+        .invoke_loader("text", "notes/log.txt", doc.into_bytes())
+        .await;
     assert_eq!(status, 200, "{body}");
     let chunks = chunks_of(&body);
     assert!(chunks.len() > 1, "a long text is more than one chunk");
@@ -172,13 +211,19 @@ async fn template_renders_input_json() {
     let nova = host().await;
     let config = json!({"template": "Hello {{ name }}! {% for i in items %}[{{ i }}]{% endfor %}"});
     let (status, body) = nova
-        .invoke_step("template", &json!({"name": "Ada", "items": [1, 2]}), Some(&config))
+        .invoke_step(
+            "template",
+            &json!({"name": "Ada", "items": [1, 2]}),
+            Some(&config),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["output"], json!({"text": "Hello Ada! [1][2]"}));
 
     let config = json!({"template": "{\"greeting\": \"hi {{ name }}\"}", "output": "json"});
-    let (_, body) = nova.invoke_step("template", &json!({"name": "Bo"}), Some(&config)).await;
+    let (_, body) = nova
+        .invoke_step("template", &json!({"name": "Bo"}), Some(&config))
+        .await;
     assert_eq!(body["output"], json!({"greeting": "hi Bo"}));
 
     // Missing config and undefined variables are the caller's mistakes.
@@ -186,16 +231,28 @@ async fn template_renders_input_json() {
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "plugin_invalid_input");
     let config = json!({"template": "{{ missing }}"});
-    let (status, body) = nova.invoke_step("template", &json!({}), Some(&config)).await;
+    let (status, body) = nova
+        .invoke_step("template", &json!({}), Some(&config))
+        .await;
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("missing"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing"),
+        "{body}"
+    );
 }
 
 #[tokio::test]
 async fn steps_reach_the_host_interfaces() {
     let nova = host().await;
     let (status, body) = nova
-        .invoke_step("knowledge-search", &json!({"query": "how do I reload a plugin?", "top_k": 3}), None)
+        .invoke_step(
+            "knowledge-search",
+            &json!({"query": "how do I reload a plugin?", "top_k": 3}),
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["output"]["query"], "how do I reload a plugin?");

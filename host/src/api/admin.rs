@@ -93,9 +93,6 @@ pub async fn remove(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    if !valid_name(&name) {
-        return Err(unknown(&name));
-    }
     state.registry.remove(&name).await?;
     Ok(json_response(StatusCode::OK, &json!({ "removed": name })))
 }

@@ -65,14 +65,16 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(json_errors))
         // A bug in a handler answers 500 (made JSON by the layer above)
         // instead of dropping the connection.
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            ApiError::new(
-                axum::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "internal error; see the host's log",
-            )
-            .into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::new(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "internal error; see the host's log",
+                )
+                .into_response()
+            },
+        ))
         .with_state(state)
 }
 

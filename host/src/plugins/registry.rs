@@ -239,8 +239,13 @@ impl Registry {
     /// left in place for the next upload of the same name.
     pub async fn remove(&self, name: &str) -> Result<(), RegistryError> {
         let _guard = self.sync.lock().await;
-        let path = self.dir.join(format!("{name}.wasm"));
         let known = self.write().remove(name).is_some();
+        // A name the registry does not know must be a valid one before it
+        // is used in a path: it comes from a URL.
+        if !known && !valid_name(name) {
+            return Err(RegistryError::NotFound(name.into()));
+        }
+        let path = self.dir.join(format!("{name}.wasm"));
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, format_err};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{
     FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
@@ -62,11 +63,25 @@ impl HostState {
         if grants.network.is_empty() {
             wasi.allow_tcp(false).allow_udp(false);
         } else {
+            // Outbound only, and only to the granted addresses: a plugin
+            // may connect or send, never bind or listen.
             let allowed: Arc<[std::net::SocketAddr]> = grants.network.clone().into();
-            wasi.socket_addr_check(move |addr, _use| {
-                let ok = allowed.contains(&addr);
-                Box::pin(async move { ok })
-            });
+            wasi.allow_tcp(true)
+                .allow_udp(true)
+                .socket_addr_check(move |addr, use_| {
+                    let ok = match use_ {
+                        SocketAddrUse::TcpConnect
+                        | SocketAddrUse::UdpSend
+                        | SocketAddrUse::UdpReceive => allowed.contains(&addr),
+                        // Connecting binds implicitly to the wildcard
+                        // address with an ephemeral port; that is all.
+                        SocketAddrUse::TcpBind | SocketAddrUse::UdpBind => {
+                            addr.ip().is_unspecified() && addr.port() == 0
+                        }
+                        _ => false,
+                    };
+                    Box::pin(async move { ok })
+                });
         }
         for dir in &grants.dirs {
             let perms = if dir.writable {

@@ -38,7 +38,9 @@ impl Guest for Component {
     /// unparsable JSON counts as absent. Lists "/" too. Always returns Ok:
     /// `{"path": P, "file": <contents or null>, "file_error": <msg or null>,
     ///   "env_name": E, "env": <value or null>,
-    ///   "dir_entries": <count of entries in "/" or null>, "dir_error": <msg or null>}`.
+    ///   "dir_entries": <count of entries in "/" or null>, "dir_error": <msg or null>,
+    ///   "net": <reply or null>, "net_error": <msg or null>, "clock_secs": <wall clock>}`.
+    /// With `connect` ("host:port"), it also connects there and sends "ping".
     fn run(input: String, config: String) -> Result<String, PluginError> {
         let config = minijson::parse(&config).ok();
         let input = minijson::parse(&input).ok();
@@ -54,10 +56,24 @@ impl Guest for Component {
             Ok(entries) => (Some(entries.count()), None),
             Err(e) => (None, Some(e.to_string())),
         };
+        // Only with a `connect` address: send "ping", read the reply.
+        let connect = field(&config, &input, "connect", "");
+        let (net, net_error) = if connect.is_empty() {
+            (None, None)
+        } else {
+            match ping(&connect) {
+                Ok(reply) => (Some(reply), None),
+                Err(e) => (None, Some(e.to_string())),
+            }
+        };
+        let clock_secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
 
         Ok(format!(
             "{{\"path\": {}, \"file\": {}, \"file_error\": {}, \"env_name\": {}, \"env\": {}, \
-             \"dir_entries\": {}, \"dir_error\": {}}}",
+             \"dir_entries\": {}, \"dir_error\": {}, \"net\": {}, \"net_error\": {}, \
+             \"clock_secs\": {clock_secs}}}",
             minijson::quote(&path),
             quote_opt(file.as_deref()),
             quote_opt(file_error.as_deref()),
@@ -65,8 +81,21 @@ impl Guest for Component {
             quote_opt(env.as_deref()),
             dir_entries.map_or_else(|| "null".to_owned(), |n| n.to_string()),
             quote_opt(dir_error.as_deref()),
+            quote_opt(net.as_deref()),
+            quote_opt(net_error.as_deref()),
         ))
     }
+}
+
+/// Connects to `addr`, sends "ping" and returns what comes back.
+fn ping(addr: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.write_all(b"ping")?;
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
 }
 
 export!(Component);
