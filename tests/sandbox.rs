@@ -280,3 +280,46 @@ async fn network_and_clocks_only_when_granted() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn calls_beyond_the_pool_fail_busy_instead_of_queueing_forever() {
+    let nova = Nova::start(
+        Options::default()
+            .plugin("hello", test_plugin("hello-v1"))
+            .plugin("evil-loop", test_plugin("evil-loop"))
+            .env("NOVA_PLUGIN_CONCURRENCY", "1")
+            .env("NOVA_PLUGIN_TIMEOUT_MS", "1500"),
+    )
+    .await;
+    std::fs::write(
+        nova.plugins_dir.join("hello.toml"),
+        "[limits]\ntimeout_ms = 300\n",
+    )
+    .unwrap();
+    nova.wait_for("hello", "short limit", |e| e["limits"]["timeout_ms"] == 300)
+        .await;
+    let url = nova.url("/admin/plugins/evil-loop/invoke");
+    let http = nova.http.clone();
+    let looping = tokio::spawn(async move {
+        http.post(url)
+            .bearer_auth(nova_tests::TOKEN)
+            .json(&json!(null))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let response = nova
+        .admin(reqwest::Method::POST, "/admin/plugins/hello/invoke")
+        .json(&json!(1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "plugin_busy", "{body}");
+    assert_eq!(looping.await.unwrap().unwrap(), 504);
+    // The slot is free again.
+    assert_next_call_served(&nova).await;
+}

@@ -14,15 +14,15 @@ use crate::plugins::Limits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
-    #[error("invalid {path}: {source}")]
+    #[error("invalid {path}: {error}")]
     Parse {
         path: PathBuf,
-        source: Box<toml::de::Error>,
+        error: Box<toml::de::Error>,
     },
     #[error("invalid value for {key}: {message}")]
     Invalid { key: &'static str, message: String },
@@ -85,16 +85,16 @@ impl FileConfig {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
                 return Ok(Self::default());
             }
-            Err(source) => {
+            Err(error) => {
                 return Err(ConfigError::Read {
                     path: path.to_owned(),
-                    source,
+                    error,
                 });
             }
         };
-        toml::from_str(&text).map_err(|source| ConfigError::Parse {
+        toml::from_str(&text).map_err(|error| ConfigError::Parse {
             path: path.to_owned(),
-            source: Box::new(source),
+            error: Box::new(error),
         })
     }
 }
@@ -121,6 +121,10 @@ pub const DEFAULT_MAX_MEMORY_MB: u64 = 1024;
 pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 16 << 20;
 pub const DEFAULT_CONCURRENCY: u32 = 64;
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 64 << 20;
+/// Ceilings: one hour per call (as for manifests), 4 GiB per instance
+/// (the most a 32-bit linear memory can hold).
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+pub const MAX_MAX_MEMORY_MB: u64 = 4096;
 
 impl Config {
     pub fn resolve(file: FileConfig, over: Overrides) -> Result<Self, ConfigError> {
@@ -170,10 +174,28 @@ impl Config {
             .or(p.memory_mb)
             .unwrap_or(DEFAULT_MEMORY_MB);
         let max_memory_mb = p.max_memory_mb.unwrap_or(DEFAULT_MAX_MEMORY_MB);
-        if timeout_ms == 0 {
+        if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
             return Err(ConfigError::Invalid {
                 key: "plugins.timeout_ms",
+                message: format!("must be between 1 and {MAX_TIMEOUT_MS}"),
+            });
+        }
+        if p.max_output_bytes == Some(0) {
+            return Err(ConfigError::Invalid {
+                key: "plugins.max_output_bytes",
                 message: "must be above 0".into(),
+            });
+        }
+        if p.max_upload_bytes == Some(0) {
+            return Err(ConfigError::Invalid {
+                key: "plugins.max_upload_bytes",
+                message: "must be above 0".into(),
+            });
+        }
+        if max_memory_mb == 0 || max_memory_mb > MAX_MAX_MEMORY_MB {
+            return Err(ConfigError::Invalid {
+                key: "plugins.max_memory_mb",
+                message: format!("must be between 1 and {MAX_MAX_MEMORY_MB}"),
             });
         }
         if memory_mb == 0 || memory_mb > max_memory_mb {

@@ -12,6 +12,9 @@ use std::time::{Duration, Instant};
 pub const MAX_KEY_BYTES: usize = 512;
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
 pub const MAX_KEYS_PER_PLUGIN: usize = 10_000;
+/// Keys and values together, per plugin: bounds what one plugin can make
+/// the host hold.
+pub const MAX_BYTES_PER_PLUGIN: usize = 64 << 20;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum KvError {
@@ -19,7 +22,7 @@ pub enum KvError {
     BadKey,
     #[error("value of {0} bytes is over the {MAX_VALUE_BYTES}-byte limit")]
     ValueTooLarge(usize),
-    #[error("this plugin already holds {MAX_KEYS_PER_PLUGIN} keys")]
+    #[error("this plugin already holds {MAX_KEYS_PER_PLUGIN} keys or {} MiB", MAX_BYTES_PER_PLUGIN >> 20)]
     Full,
 }
 
@@ -34,7 +37,42 @@ impl Entry {
     }
 }
 
-type Namespace = HashMap<String, Entry>;
+#[derive(Default)]
+struct Namespace {
+    entries: HashMap<String, Entry>,
+    /// Key and value bytes held, expired entries included until swept.
+    bytes: usize,
+}
+
+impl Namespace {
+    fn remove(&mut self, key: &str) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        self.bytes -= key.len() + entry.value.len();
+        Some(entry)
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        let expired: Vec<String> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.live(now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in expired {
+            self.remove(&key);
+        }
+    }
+
+    fn fits(&self, key: &str, value: &[u8]) -> bool {
+        let replaced = self
+            .entries
+            .get(key)
+            .map_or(0, |e| key.len() + e.value.len());
+        let keys = self.entries.len() + usize::from(replaced == 0);
+        keys <= MAX_KEYS_PER_PLUGIN
+            && self.bytes - replaced + key.len() + value.len() <= MAX_BYTES_PER_PLUGIN
+    }
+}
 
 /// A handle to the store; clones share it.
 #[derive(Clone, Default)]
@@ -57,7 +95,7 @@ impl Kv {
         let map = self.lock();
         Ok(map
             .get(namespace)
-            .and_then(|ns| ns.get(key))
+            .and_then(|ns| ns.entries.get(key))
             .filter(|e| e.live(now))
             .map(|e| e.value.clone()))
     }
@@ -76,13 +114,15 @@ impl Kv {
         let now = Instant::now();
         let mut map = self.lock();
         let ns = map.entry(namespace.to_owned()).or_default();
-        if !ns.contains_key(key) && ns.len() >= MAX_KEYS_PER_PLUGIN {
-            ns.retain(|_, e| e.live(now));
-            if ns.len() >= MAX_KEYS_PER_PLUGIN {
+        if !ns.fits(key, &value) {
+            ns.sweep(now);
+            if !ns.fits(key, &value) {
                 return Err(KvError::Full);
             }
         }
-        ns.insert(
+        ns.remove(key);
+        ns.bytes += key.len() + value.len();
+        ns.entries.insert(
             key.to_owned(),
             Entry {
                 value,
@@ -147,5 +187,27 @@ mod tests {
             kv.set("a", "big", big, None).await,
             Err(KvError::ValueTooLarge(MAX_VALUE_BYTES + 1))
         );
+    }
+
+    #[tokio::test]
+    async fn a_plugin_cannot_hold_more_than_its_share() {
+        let kv = Kv::in_process();
+        let value = vec![7u8; MAX_VALUE_BYTES];
+        let fit = MAX_BYTES_PER_PLUGIN / (MAX_VALUE_BYTES + 8);
+        for i in 0..fit {
+            kv.set("a", &format!("k{i:06}"), value.clone(), None)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            kv.set("a", "one-more", value.clone(), None).await,
+            Err(KvError::Full)
+        );
+        // Overwriting an existing key does not grow the total.
+        kv.set("a", "k000000", value.clone(), None).await.unwrap();
+        // Other plugins are unaffected; freeing room makes it fit again.
+        kv.set("b", "k", value.clone(), None).await.unwrap();
+        assert!(kv.delete("a", "k000001").await.unwrap());
+        kv.set("a", "one-more", value, None).await.unwrap();
     }
 }

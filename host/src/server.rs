@@ -12,19 +12,16 @@ use crate::plugins::{Registry, Runtime, Services, watcher};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("cannot create {path}: {source}")]
-    CreateDir {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot create {path}: {error}")]
+    CreateDir { path: String, error: std::io::Error },
     #[error(transparent)]
     Runtime(#[from] crate::plugins::RuntimeError),
-    #[error("cannot watch the plugin directory {path}: {source}")]
-    Watch { path: String, source: notify::Error },
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot watch the plugin directory {path}: {error}")]
+    Watch { path: String, error: notify::Error },
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         addr: std::net::SocketAddr,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("server error: {0}")]
     Serve(std::io::Error),
@@ -34,9 +31,9 @@ pub enum ServeError {
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {
     for dir in [&config.data_dir, &config.plugins_dir] {
-        std::fs::create_dir_all(dir).map_err(|source| ServeError::CreateDir {
+        std::fs::create_dir_all(dir).map_err(|error| ServeError::CreateDir {
             path: dir.display().to_string(),
-            source,
+            error,
         })?;
     }
     let admin_token = match &config.admin_token {
@@ -62,9 +59,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     )?);
     let registry = Arc::new(Registry::new(runtime, config.plugins_dir.clone()));
     // Watch before the first scan, so a file landing during it is not missed.
-    let _watch = watcher::spawn(registry.clone()).map_err(|source| ServeError::Watch {
+    let _watch = watcher::spawn(registry.clone()).map_err(|error| ServeError::Watch {
         path: config.plugins_dir.display().to_string(),
-        source,
+        error,
     })?;
 
     let plugins_ready = Arc::new(AtomicBool::new(false));
@@ -77,9 +74,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     };
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
-        .map_err(|source| ServeError::Bind {
+        .map_err(|error| ServeError::Bind {
             addr: config.bind,
-            source,
+            error,
         })?;
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
     println!("nova listening on http://{addr}");

@@ -47,6 +47,11 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
@@ -92,6 +97,7 @@ impl From<CallError> for ApiError {
         let status = match &e {
             e if e.is_reported_by_plugin() => StatusCode::UNPROCESSABLE_ENTITY,
             CallError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            CallError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             CallError::Setup(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_GATEWAY,
         };

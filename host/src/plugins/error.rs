@@ -60,6 +60,11 @@ pub enum CallError {
     OutputTooLarge { size: u64, limit: u64 },
     #[error("plugin returned invalid JSON: {0}")]
     InvalidOutput(String),
+    #[error(
+        "all {concurrency} plugin instance slots stayed busy for {} ms; retry later",
+        .waited.as_millis()
+    )]
+    Busy { waited: Duration, concurrency: u32 },
     #[error("plugin sandbox could not be set up: {0}")]
     Setup(String),
 }
@@ -77,6 +82,7 @@ impl CallError {
             CallError::Trap { .. } => "plugin_trap",
             CallError::OutputTooLarge { .. } => "plugin_output_too_large",
             CallError::InvalidOutput(_) => "plugin_invalid_output",
+            CallError::Busy { .. } => "plugin_busy",
             CallError::Setup(_) => "plugin_setup_failed",
         }
     }

@@ -15,10 +15,10 @@ use super::Limits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("cannot read manifest {path}: {source}")]
+    #[error("cannot read manifest {path}: {error}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("invalid manifest {path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -122,10 +122,10 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(Self::defaults(defaults));
             }
-            Err(source) => {
+            Err(error) => {
                 return Err(ManifestError::Read {
                     path: path.to_owned(),
-                    source,
+                    error,
                 });
             }
         };
@@ -158,8 +158,11 @@ impl Manifest {
 fn resolve_limits(raw: RawLimits, defaults: Limits, max_memory: u64) -> Result<Limits, String> {
     let mut limits = defaults;
     if let Some(ms) = raw.timeout_ms {
-        if ms == 0 || ms > 3_600_000 {
-            return Err("limits.timeout_ms must be between 1 and 3600000".into());
+        if ms == 0 || ms > crate::config::MAX_TIMEOUT_MS {
+            return Err(format!(
+                "limits.timeout_ms must be between 1 and {}",
+                crate::config::MAX_TIMEOUT_MS
+            ));
         }
         limits.timeout = Duration::from_millis(ms);
     }

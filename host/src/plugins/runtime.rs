@@ -18,7 +18,7 @@ use super::bindings::v0_1;
 use super::cache::{CompileCache, elapsed_ms};
 use super::engine::{self, EpochTicker};
 use super::error::{CallError, LoadError};
-use super::manifest::Manifest;
+use super::manifest::{Grants, Manifest};
 use super::sandbox::{HostState, Services};
 use super::{Limits, Plugin, PluginInfo, PluginKind, Stats};
 
@@ -26,6 +26,8 @@ use super::{Limits, Plugin, PluginInfo, PluginKind, Stats};
 /// epoch deadline stops guest code on time; this only bounds a host call
 /// (kv, knowledge) that hangs.
 const HOST_GRACE: Duration = Duration::from_secs(2);
+/// Longest a plugin's `describe()` may take at load.
+const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A linked component, ready to instantiate, per contract version.
 pub(crate) enum Pre {
@@ -44,11 +46,8 @@ pub struct Chunk {
 pub enum RuntimeError {
     #[error("cannot create the plugin engine: {0}")]
     Engine(String),
-    #[error("cannot use the compile cache at {path}: {source}")]
-    Cache {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot use the compile cache at {path}: {error}")]
+    Cache { path: String, error: std::io::Error },
 }
 
 pub struct Runtime {
@@ -60,6 +59,7 @@ pub struct Runtime {
     /// free instance rather than fail.
     slots: Arc<Semaphore>,
     cache: CompileCache,
+    concurrency: u32,
     defaults: Limits,
     max_memory_bytes: u64,
     _ticker: EpochTicker,
@@ -81,10 +81,10 @@ impl Runtime {
         let step_linker = linker(&engine, |l| {
             v0_1::step::Step::add_to_linker::<_, HasSelf<_>>(l, |s| s)
         })?;
-        let cache = CompileCache::new(cache_dir.to_owned(), &engine).map_err(|source| {
+        let cache = CompileCache::new(cache_dir.to_owned(), &engine).map_err(|error| {
             RuntimeError::Cache {
                 path: cache_dir.display().to_string(),
-                source,
+                error,
             }
         })?;
         let ticker =
@@ -96,6 +96,7 @@ impl Runtime {
             services,
             slots: Arc::new(Semaphore::new(concurrency as usize)),
             cache,
+            concurrency,
             defaults,
             max_memory_bytes,
             _ticker: ticker,
@@ -211,11 +212,15 @@ impl Runtime {
     }
 
     /// A fresh store for one call, with the plugin's grants and limits.
-    fn store(&self, plugin: &Arc<str>, manifest: &Manifest) -> Result<Store<HostState>, CallError> {
-        let limits = manifest.limits;
+    fn store(
+        &self,
+        plugin: &Arc<str>,
+        limits: &Limits,
+        grants: &Grants,
+    ) -> Result<Store<HostState>, CallError> {
         let state = HostState::new(
             plugin.clone(),
-            &manifest.grants,
+            grants,
             limits.memory_bytes,
             self.services.clone(),
         )
@@ -242,9 +247,12 @@ impl Runtime {
         name: &Arc<str>,
         manifest: &Manifest,
     ) -> Result<PluginInfo, CallError> {
-        let _permit = self.slot().await?;
-        let mut store = self.store(name, manifest)?;
-        let limits = manifest.limits;
+        // describe() only returns constants: a plugin that takes long over
+        // it is broken, and must not hold up reloads for its full limit.
+        let mut limits = manifest.limits;
+        limits.timeout = limits.timeout.min(DESCRIBE_TIMEOUT);
+        let _permit = self.slot(limits.timeout).await?;
+        let mut store = self.store(name, &limits, &manifest.grants)?;
         let info = match pre {
             Pre::LoaderV0_1(pre) => {
                 let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, async {
@@ -301,11 +309,11 @@ impl Runtime {
                 plugin.kind.as_str()
             )));
         };
-        let _permit = self.slot().await?;
+        let limits = plugin.manifest.limits;
+        let _permit = self.slot(limits.timeout).await?;
         let start = Instant::now();
         let result = async {
-            let mut store = self.store(&plugin.name, &plugin.manifest)?;
-            let limits = plugin.manifest.limits;
+            let mut store = self.store(&plugin.name, &limits, &plugin.manifest.grants)?;
             let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, async {
                 let instance = pre.instantiate_async(&mut store).await?;
                 instance
@@ -339,11 +347,11 @@ impl Runtime {
                 plugin.kind.as_str()
             )));
         };
-        let _permit = self.slot().await?;
+        let limits = plugin.manifest.limits;
+        let _permit = self.slot(limits.timeout).await?;
         let start = Instant::now();
         let result = async {
-            let mut store = self.store(&plugin.name, &plugin.manifest)?;
-            let limits = plugin.manifest.limits;
+            let mut store = self.store(&plugin.name, &limits, &plugin.manifest.grants)?;
             let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, async {
                 let instance = pre.instantiate_async(&mut store).await?;
                 instance
@@ -377,11 +385,19 @@ impl Runtime {
         result
     }
 
-    async fn slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, CallError> {
-        self.slots
-            .acquire()
-            .await
-            .map_err(|_| CallError::Setup("the plugin runtime is shutting down".into()))
+    /// Waits for a free instance slot, at most `wait`: under overload a
+    /// call fails as busy rather than queueing without bound.
+    async fn slot(&self, wait: Duration) -> Result<tokio::sync::SemaphorePermit<'_>, CallError> {
+        match tokio::time::timeout(wait, self.slots.acquire()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(CallError::Setup(
+                "the plugin runtime is shutting down".into(),
+            )),
+            Err(_) => Err(CallError::Busy {
+                waited: wait,
+                concurrency: self.concurrency,
+            }),
+        }
     }
 }
 

@@ -3,11 +3,11 @@
 //!
 //! Input (JSON): a string, the query; or an object with `query` (string;
 //! `text` is accepted in its place, so the template step's `{"text": ...}`
-//! can feed this step), and optionally `top_k` (integer >= 1) and `filter`
+//! can feed this step), and optionally `top_k` (integer, 1 to 100) and `filter`
 //! (object of string, number or boolean values; `null` removes a filter
 //! set by config). Other keys of the input object are ignored.
 //!
-//! Config (JSON object; other keys are refused): `top_k` (integer >= 1,
+//! Config (JSON object; other keys are refused): `top_k` (integer, 1 to 100,
 //! default [`DEFAULT_TOP_K`]), `filter` (object, as above), `collection`
 //! (string, the same as `filter.collection`). The input's `top_k` and
 //! `filter` entries override config's.
@@ -127,12 +127,19 @@ pub fn parse(input: &str, config: &str) -> Result<Request, Error> {
     })
 }
 
+/// The host answers at most this many hits per search.
+pub const MAX_TOP_K: u32 = 100;
+
 fn parse_top_k(value: &Value, what: &str) -> Result<u32, Error> {
     value
         .as_u64()
-        .filter(|&k| k >= 1)
+        .filter(|&k| (1..=u64::from(MAX_TOP_K)).contains(&k))
         .and_then(|k| u32::try_from(k).ok())
-        .ok_or_else(|| invalid(format!("{what} must be a positive integer, not {value}")))
+        .ok_or_else(|| {
+            invalid(format!(
+                "{what} must be an integer from 1 to {MAX_TOP_K}, not {value}"
+            ))
+        })
 }
 
 fn merge_filter(
@@ -274,9 +281,10 @@ mod tests {
         assert!(invalid_msg(r#"{"query": 1}"#, "{}").contains("input.query must be a string"));
         assert!(
             invalid_msg(r#""q""#, r#"{"top_k": 0}"#)
-                .contains("config.top_k must be a positive integer")
+                .contains("config.top_k must be an integer from 1 to 100")
         );
         assert!(invalid_msg(r#"{"query": "q", "top_k": 2.5}"#, "{}").contains("input.top_k"));
+        assert!(invalid_msg(r#"{"query": "q", "top_k": 101}"#, "{}").contains("1 to 100"));
         assert!(
             invalid_msg(r#"{"query": "q", "top_k": 5000000000}"#, "{}").contains("input.top_k")
         );
