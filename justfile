@@ -49,10 +49,9 @@ run *args: plugins build
     NOVA_PLUGINS_DIR="${NOVA_PLUGINS_DIR:-{{root}}/build/plugins}" "{{nova}}" serve {{args}}
 
 # Everything CI checks: lints, unit and end-to-end tests, cargo-component builds.
-test: setup test-plugins build lint
-    cargo test --release --workspace
+test: setup test-plugins build lint component-build
     cargo test --release --manifest-path plugins/Cargo.toml --target x86_64-unknown-linux-gnu --target-dir "{{target}}/plugins-native"
-    just component-build
+    cargo test --release --workspace
 
 # Formatting and clippy, host and plugins.
 lint:

@@ -115,7 +115,7 @@ impl Nova {
             .env("NOVA_PLUGINS_DIR", &plugins_dir)
             .env("NOVA_CACHE_DIR", shared_cache_dir())
             .env("NOVA_ADMIN_TOKEN", TOKEN)
-            .env("NOVA_LOG", "info")
+            .env("NOVA_LOG", "warn")
             .env_remove("NOVA_CONFIG")
             .current_dir(dirs.path())
             .stdout(Stdio::piped())

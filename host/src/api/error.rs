@@ -107,6 +107,17 @@ impl From<CallError> for ApiError {
 
 impl From<LoadError> for ApiError {
     fn from(e: LoadError) -> Self {
+        // Validation could not run for lack of a free instance: the upload
+        // is not at fault, and may be retried.
+        if let LoadError::Describe(call) = &e
+            && matches!(**call, CallError::Busy { .. })
+        {
+            return ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "plugin_busy",
+                e.to_string(),
+            );
+        }
         let code = match &e {
             LoadError::BadName(_) => "invalid_plugin_name",
             LoadError::Manifest(_) => "invalid_manifest",

@@ -55,8 +55,8 @@ pub struct Runtime {
     loader_linker: Linker<HostState>,
     step_linker: Linker<HostState>,
     services: Services,
-    /// One permit per pool slot: calls beyond the pool's size wait for a
-    /// free instance rather than fail.
+    /// One permit per pool slot: a call beyond the pool's size waits for a
+    /// free instance, up to its time limit (see [`Runtime::slot`]).
     slots: Arc<Semaphore>,
     cache: CompileCache,
     concurrency: u32,

@@ -28,7 +28,7 @@ impl Guest for Component {
         Info {
             name: "evil-escape".to_owned(),
             version: "1.0.0".to_owned(),
-            description: "Tries to read a file, list / and read an environment variable."
+            description: "Tries to read a file, list /, read an environment variable, connect out and read the clock."
                 .to_owned(),
         }
     }
