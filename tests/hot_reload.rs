@@ -154,3 +154,23 @@ async fn a_call_in_flight_finishes_on_its_version() {
     assert_eq!(body["version"], "1.0.0");
     assert_eq!(body["output"], json!({"done": true, "version": "1.0.0"}));
 }
+
+#[tokio::test]
+async fn a_restart_loads_compiled_plugins_from_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().to_str().unwrap();
+    let options = || {
+        Options::default()
+            .plugin("hello", test_plugin("hello-v1"))
+            .env("NOVA_CACHE_DIR", cache_dir)
+    };
+    let first = Nova::start(options()).await;
+    let entry = first.entry("hello").await.unwrap();
+    assert_eq!(entry["compile"]["from_cache"], false, "{entry}");
+    drop(first);
+
+    let second = Nova::start(options()).await;
+    let entry = second.entry("hello").await.unwrap();
+    assert_eq!(entry["compile"]["from_cache"], true, "{entry}");
+    assert_eq!(version_served(&second, "hello").await, "1.0.0");
+}
