@@ -121,22 +121,11 @@ async fn a_call_in_flight_finishes_on_its_version() {
             .env("NOVA_PLUGIN_TIMEOUT_MS", "60000"),
     )
     .await;
-    let url = format!(
-        "{}?config={}",
-        nova.url("/admin/plugins/work/invoke"),
-        "%7B%22iterations%22%3A3000000000%7D" // {"iterations":3000000000}
+    let in_flight = nova.spawn_step(
+        "work",
+        json!(null),
+        Some(json!({"iterations": 3_000_000_000u64})),
     );
-    let http = nova.http.clone();
-    let in_flight = tokio::spawn(async move {
-        let r = http
-            .post(url)
-            .bearer_auth(nova_tests::TOKEN)
-            .json(&json!(null))
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json::<Value>().await.unwrap())
-    });
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let v2 = test_plugin("hello-v2");

@@ -187,16 +187,7 @@ async fn manifest_grants_directories_variables_and_limits() {
 #[tokio::test]
 async fn a_runaway_plugin_does_not_block_other_calls() {
     let nova = host_with_evil_plugins(3_000).await;
-    let url = nova.url("/admin/plugins/evil-loop/invoke");
-    let http = nova.http.clone();
-    let looping = tokio::spawn(async move {
-        http.post(url)
-            .bearer_auth(nova_tests::TOKEN)
-            .json(&json!(null))
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-    });
+    let looping = nova.spawn_step("evil-loop", json!(null), None);
     tokio::time::sleep(Duration::from_millis(200)).await;
     for _ in 0..20 {
         assert_next_call_served(&nova).await;
@@ -205,7 +196,7 @@ async fn a_runaway_plugin_does_not_block_other_calls() {
         !looping.is_finished(),
         "the loop should still be running while other calls are served"
     );
-    assert_eq!(looping.await.unwrap().unwrap(), 504);
+    assert_eq!(looping.await.unwrap().0, 504);
 }
 
 /// A one-line TCP server on loopback: answers "pong:" and what it read.
@@ -298,16 +289,7 @@ async fn calls_beyond_the_pool_fail_busy_instead_of_queueing_forever() {
     .unwrap();
     nova.wait_for("hello", "short limit", |e| e["limits"]["timeout_ms"] == 300)
         .await;
-    let url = nova.url("/admin/plugins/evil-loop/invoke");
-    let http = nova.http.clone();
-    let looping = tokio::spawn(async move {
-        http.post(url)
-            .bearer_auth(nova_tests::TOKEN)
-            .json(&json!(null))
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-    });
+    let looping = nova.spawn_step("evil-loop", json!(null), None);
     tokio::time::sleep(Duration::from_millis(150)).await;
     let response = nova
         .admin(reqwest::Method::POST, "/admin/plugins/hello/invoke")
@@ -319,7 +301,7 @@ async fn calls_beyond_the_pool_fail_busy_instead_of_queueing_forever() {
     assert_eq!(response.headers()["retry-after"], "1");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"]["code"], "plugin_busy", "{body}");
-    assert_eq!(looping.await.unwrap().unwrap(), 504);
+    assert_eq!(looping.await.unwrap().0, 504);
     // The slot is free again.
     assert_next_call_served(&nova).await;
 }

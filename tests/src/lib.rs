@@ -236,6 +236,30 @@ impl Nova {
         (status, response.json().await.expect("invoke answers JSON"))
     }
 
+    /// Starts a step invocation in the background: for calls that must be
+    /// in flight while the test does something else.
+    pub fn spawn_step(
+        &self,
+        name: &str,
+        input: Value,
+        config: Option<Value>,
+    ) -> tokio::task::JoinHandle<(u16, Value)> {
+        let mut request = self
+            .admin(
+                reqwest::Method::POST,
+                &format!("/admin/plugins/{name}/invoke"),
+            )
+            .json(&input);
+        if let Some(config) = config {
+            request = request.query(&[("config", config.to_string())]);
+        }
+        tokio::spawn(async move {
+            let response = request.send().await.expect("invoke");
+            let status = response.status().as_u16();
+            (status, response.json().await.expect("invoke answers JSON"))
+        })
+    }
+
     /// Invokes a loader plugin on a document.
     pub async fn invoke_loader(&self, name: &str, source: &str, body: Vec<u8>) -> (u16, Value) {
         let response = self

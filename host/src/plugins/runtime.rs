@@ -241,6 +241,22 @@ impl Runtime {
         Ok(store)
     }
 
+    /// Runs `call` on a fresh store for plugin `name`: waits for a free
+    /// slot, stops the call at its deadline, and turns a trap into the
+    /// reason the sandbox stopped it.
+    async fn sandboxed<T>(
+        &self,
+        name: &Arc<str>,
+        limits: &Limits,
+        grants: &Grants,
+        call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
+    ) -> Result<T, CallError> {
+        let _permit = self.slot(limits.timeout).await?;
+        let mut store = self.store(name, limits, grants)?;
+        let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, call(&mut store)).await;
+        settle(outcome, &store, limits)
+    }
+
     async fn describe(
         &self,
         pre: &Pre,
@@ -251,47 +267,45 @@ impl Runtime {
         // it is broken, and must not hold up reloads for its full limit.
         let mut limits = manifest.limits;
         limits.timeout = limits.timeout.min(DESCRIBE_TIMEOUT);
-        let _permit = self.slot(limits.timeout).await?;
-        let mut store = self.store(name, &limits, &manifest.grants)?;
-        let info = match pre {
+        let grants = &manifest.grants;
+        match pre {
             Pre::LoaderV0_1(pre) => {
-                let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, async {
-                    let instance = pre.instantiate_async(&mut store).await?;
-                    instance
-                        .nova_plugin_document_loader()
-                        .call_describe(&mut store)
-                        .await
-                })
-                .await;
-                let info = settle(outcome, &store, &limits)?;
-                PluginInfo {
+                let info = self
+                    .sandboxed(name, &limits, grants, async |store| {
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        instance
+                            .nova_plugin_document_loader()
+                            .call_describe(store)
+                            .await
+                    })
+                    .await?;
+                Ok(PluginInfo {
                     name: info.name,
                     version: info.version,
                     description: String::new(),
                     extensions: info.extensions,
                     media_types: info.media_types,
-                }
+                })
             }
             Pre::StepV0_1(pre) => {
-                let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, async {
-                    let instance = pre.instantiate_async(&mut store).await?;
-                    instance
-                        .nova_plugin_workflow_step()
-                        .call_describe(&mut store)
-                        .await
-                })
-                .await;
-                let info = settle(outcome, &store, &limits)?;
-                PluginInfo {
+                let info = self
+                    .sandboxed(name, &limits, grants, async |store| {
+                        let instance = pre.instantiate_async(&mut *store).await?;
+                        instance
+                            .nova_plugin_workflow_step()
+                            .call_describe(store)
+                            .await
+                    })
+                    .await?;
+                Ok(PluginInfo {
                     name: info.name,
                     version: info.version,
                     description: info.description,
                     extensions: Vec::new(),
                     media_types: Vec::new(),
-                }
+                })
             }
-        };
-        Ok(info)
+        }
     }
 
     /// Runs a step plugin on `input` (JSON) with `config` (JSON) and returns
@@ -303,33 +317,32 @@ impl Runtime {
         config: &str,
     ) -> Result<String, CallError> {
         let Pre::StepV0_1(pre) = &plugin.pre else {
-            return Err(CallError::Setup(format!(
-                "{} is a {}, not a step",
-                plugin.name,
-                plugin.kind.as_str()
-            )));
+            return Err(wrong_kind(plugin, PluginKind::Step));
         };
         let limits = plugin.manifest.limits;
-        let _permit = self.slot(limits.timeout).await?;
         let start = Instant::now();
-        let result = async {
-            let mut store = self.store(&plugin.name, &limits, &plugin.manifest.grants)?;
-            let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                instance
-                    .nova_plugin_workflow_step()
-                    .call_run(&mut store, input, config)
-                    .await
-            })
-            .await;
-            let output = settle(outcome, &store, &limits)?.map_err(plugin_error)?;
-            check_size(output.len() as u64, &limits)?;
-            serde_json::from_str::<serde::de::IgnoredAny>(&output)
-                .map_err(|e| CallError::InvalidOutput(e.to_string()))?;
-            Ok(output)
-        }
-        .await;
-        plugin.stats.record(elapsed_ms(start), result.is_ok());
+        let result = self
+            .sandboxed(
+                &plugin.name,
+                &limits,
+                &plugin.manifest.grants,
+                async |store| {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    instance
+                        .nova_plugin_workflow_step()
+                        .call_run(store, input, config)
+                        .await
+                },
+            )
+            .await
+            .and_then(|answer| answer.map_err(plugin_error))
+            .and_then(|output| {
+                check_size(output.len() as u64, &limits)?;
+                serde_json::from_str::<serde::de::IgnoredAny>(&output)
+                    .map_err(|e| CallError::InvalidOutput(e.to_string()))?;
+                Ok(output)
+            });
+        record(plugin, start, &result);
         result
     }
 
@@ -341,47 +354,46 @@ impl Runtime {
         bytes: &[u8],
     ) -> Result<Vec<Chunk>, CallError> {
         let Pre::LoaderV0_1(pre) = &plugin.pre else {
-            return Err(CallError::Setup(format!(
-                "{} is a {}, not a loader",
-                plugin.name,
-                plugin.kind.as_str()
-            )));
+            return Err(wrong_kind(plugin, PluginKind::Loader));
         };
         let limits = plugin.manifest.limits;
-        let _permit = self.slot(limits.timeout).await?;
         let start = Instant::now();
-        let result = async {
-            let mut store = self.store(&plugin.name, &limits, &plugin.manifest.grants)?;
-            let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                instance
-                    .nova_plugin_document_loader()
-                    .call_load(&mut store, source, bytes)
-                    .await
-            })
-            .await;
-            let chunks = settle(outcome, &store, &limits)?.map_err(plugin_error)?;
-            let size: usize = chunks
-                .iter()
-                .map(|c| {
-                    c.text.len()
-                        + c.metadata
-                            .iter()
-                            .map(|(k, v)| k.len() + v.len())
-                            .sum::<usize>()
-                })
-                .sum();
-            check_size(size as u64, &limits)?;
-            Ok(chunks
-                .into_iter()
-                .map(|c| Chunk {
-                    text: c.text,
-                    metadata: c.metadata,
-                })
-                .collect())
-        }
-        .await;
-        plugin.stats.record(elapsed_ms(start), result.is_ok());
+        let result = self
+            .sandboxed(
+                &plugin.name,
+                &limits,
+                &plugin.manifest.grants,
+                async |store| {
+                    let instance = pre.instantiate_async(&mut *store).await?;
+                    instance
+                        .nova_plugin_document_loader()
+                        .call_load(store, source, bytes)
+                        .await
+                },
+            )
+            .await
+            .and_then(|answer| answer.map_err(plugin_error))
+            .and_then(|chunks| {
+                let size: usize = chunks
+                    .iter()
+                    .map(|c| {
+                        c.text.len()
+                            + c.metadata
+                                .iter()
+                                .map(|(k, v)| k.len() + v.len())
+                                .sum::<usize>()
+                    })
+                    .sum();
+                check_size(size as u64, &limits)?;
+                Ok(chunks
+                    .into_iter()
+                    .map(|c| Chunk {
+                        text: c.text,
+                        metadata: c.metadata,
+                    })
+                    .collect())
+            });
+        record(plugin, start, &result);
         result
     }
 
@@ -420,6 +432,23 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
         ));
     }
     Ok(())
+}
+
+/// Counts a call in the plugin's stats; one that never got an instance
+/// slot never ran, and is not a call of the plugin.
+fn record<T>(plugin: &Plugin, start: Instant, result: &Result<T, CallError>) {
+    if !matches!(result, Err(CallError::Busy { .. })) {
+        plugin.stats.record(elapsed_ms(start), result.is_ok());
+    }
+}
+
+fn wrong_kind(plugin: &Plugin, wanted: PluginKind) -> CallError {
+    CallError::Setup(format!(
+        "{} is a {}, not a {}",
+        plugin.name,
+        plugin.kind.as_str(),
+        wanted.as_str()
+    ))
 }
 
 /// The content digest plugins are identified and cached by.
