@@ -1,0 +1,887 @@
+//! The relational store: workflow runs, their steps, and the durable JSON
+//! documents plugins keep through the `store` host interface.
+//!
+//! Two backends answer the same calls: an SQLite file under the data
+//! directory (the embedded default) and Postgres for deployments where many
+//! hosts share one database. `Store` is an enum over the two rather than a
+//! trait object: there are exactly two, and the calls stay plain `async fn`s.
+//!
+//! The store is the truth about runs. The queue only carries run ids and may
+//! lose them (Redis without persistence restarting), so every transition a
+//! worker makes is guarded here: a run is leased to one worker at a time, a
+//! step is checkpointed once, a run finishes once.
+//!
+//! Timestamps are unix milliseconds from the host's clock, not the
+//! database's, so both backends behave alike. Leases are compared against
+//! that clock, so hosts sharing a Postgres need roughly synchronised clocks
+//! (well under a lease).
+
+/// The columns a `Run` is read from, in both backends.
+macro_rules! run_columns {
+    () => {
+        "id, status, input, output, error, idempotency_key, cancel_requested, \
+         created_at, started_at, finished_at"
+    };
+}
+
+/// The columns a `Step` is read from, in both backends.
+macro_rules! step_columns {
+    () => {
+        "run_id, idx, plugin, config, timeout_ms, retries, plugin_version, status, \
+         attempts, output, error, started_at, finished_at, duration_ms"
+    };
+}
+
+mod migrations;
+pub mod postgres;
+pub mod sqlite;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A run's id: a UUID v7, so ids sort in creation order and pagination by id
+/// is pagination by age.
+pub type RunId = uuid::Uuid;
+
+/// The longest document key, in bytes.
+pub const MAX_DOC_KEY_BYTES: usize = 512;
+/// The largest document value, serialised as JSON: the store keeps state,
+/// not blobs.
+pub const MAX_DOC_VALUE_BYTES: usize = 1 << 20;
+/// The most runs one page lists.
+pub const MAX_PAGE: u32 = 100;
+/// The most documents one `doc_list` returns.
+pub const MAX_DOC_LIST: u32 = 1000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 5] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl StepStatus {
+    pub const ALL: [StepStatus; 5] = [
+        StepStatus::Pending,
+        StepStatus::Running,
+        StepStatus::Succeeded,
+        StepStatus::Failed,
+        StepStatus::Cancelled,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            StepStatus::Succeeded | StepStatus::Failed | StepStatus::Cancelled
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Succeeded => "succeeded",
+            StepStatus::Failed => "failed",
+            StepStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl FromStr for StepStatus {
+    type Err = UnknownStatus;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        StepStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| UnknownStatus(s.to_owned()))
+    }
+}
+
+impl fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+/// One step of a submitted workflow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepSpec {
+    pub plugin: String,
+    #[serde(default = "empty_object")]
+    pub config: Value,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// A workflow submission.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewRun {
+    pub steps: Vec<StepSpec>,
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: RunId,
+    pub status: RunStatus,
+    pub input: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub cancel_requested: bool,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    /// In order of `index`.
+    pub steps: Vec<Step>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub index: u32,
+    pub plugin: String,
+    pub config: Value,
+    pub timeout_ms: Option<u64>,
+    pub retries: Option<u32>,
+    /// The version of the plugin that ran the latest attempt.
+    pub plugin_version: Option<String>,
+    pub status: StepStatus,
+    pub attempts: u32,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    /// The first attempt's start, unix milliseconds.
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    /// The last attempt's duration.
+    pub duration_ms: Option<f64>,
+}
+
+impl Run {
+    /// The run as `create_run` stores it, built here so that creating a run
+    /// needs no read back.
+    fn queued(id: RunId, created_at: i64, new: NewRun) -> Run {
+        let steps = new
+            .steps
+            .into_iter()
+            .zip(0u32..)
+            .map(|(spec, index)| Step {
+                index,
+                plugin: spec.plugin,
+                config: spec.config,
+                timeout_ms: spec.timeout_ms,
+                retries: spec.retries,
+                plugin_version: None,
+                status: StepStatus::Pending,
+                attempts: 0,
+                output: None,
+                error: None,
+                started_at: None,
+                finished_at: None,
+                duration_ms: None,
+            })
+            .collect();
+        Run {
+            id,
+            status: RunStatus::Queued,
+            input: new.input,
+            output: None,
+            error: None,
+            idempotency_key: new.idempotency_key,
+            cancel_requested: false,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            steps,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRuns {
+    pub status: Option<RunStatus>,
+    /// 1..=`MAX_PAGE`.
+    pub limit: u32,
+    /// Lists runs older than this one (id < cursor): a page's `next_cursor`.
+    pub cursor: Option<RunId>,
+}
+
+impl Default for ListRuns {
+    fn default() -> Self {
+        ListRuns {
+            status: None,
+            limit: 20,
+            cursor: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Page {
+    /// Newest first, steps included.
+    pub runs: Vec<Run>,
+    /// Set when older runs remain: the cursor for the next page.
+    pub next_cursor: Option<RunId>,
+}
+
+/// How a step ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepOutcome {
+    Succeeded { output: Value },
+    Failed { error: String },
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Doc {
+    pub key: String,
+    pub value: Value,
+    /// 1 when created, +1 per write.
+    pub version: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL: expected postgres://… or sqlite:…")]
+    UnsupportedUrl,
+    #[error("invalid request to the store: {0}")]
+    Invalid(String),
+    #[error(
+        "document {key:?} is at version {}, not {}",
+        version_text(*.actual),
+        version_text(*.expected)
+    )]
+    Conflict {
+        key: String,
+        expected: Option<u64>,
+        /// None: the document does not exist.
+        actual: Option<u64>,
+    },
+    /// The worker no longer holds the run: its lease was taken over, or the
+    /// run finished or was cancelled.
+    #[error("this worker no longer holds the run's lease")]
+    LeaseLost,
+    #[error("no run {0}")]
+    RunNotFound(RunId),
+    #[error("run {run} has no step {index}")]
+    StepNotFound { run: RunId, index: u32 },
+    /// `start_step` on a step that already has its outcome.
+    #[error("step {index} of run {run} already finished ({status})")]
+    StepFinished {
+        run: RunId,
+        index: u32,
+        status: StepStatus,
+    },
+    #[error("cannot create the data directory {path}: {error}")]
+    DataDir { path: String, error: std::io::Error },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot migrate the database schema: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A row this version cannot read (an unknown status, invalid JSON):
+    /// written by something else, or by a newer version of nova.
+    #[error("unreadable data in the store: {0}")]
+    Corrupt(String),
+}
+
+fn version_text(v: Option<u64>) -> String {
+    match v {
+        None => "unset (any)".to_owned(),
+        Some(0) => "absent".to_owned(),
+        Some(v) => v.to_string(),
+    }
+}
+
+/// The relational store; clones share its connection pools.
+#[derive(Debug, Clone)]
+pub enum Store {
+    Postgres(postgres::PgStore),
+    Sqlite(sqlite::SqliteStore),
+}
+
+/// Calls the same method on whichever backend this is.
+macro_rules! dispatch {
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {
+        match $self {
+            Store::Postgres(s) => s.$method($($arg),*).await,
+            Store::Sqlite(s) => s.$method($($arg),*).await,
+        }
+    };
+}
+
+impl Store {
+    /// `postgres://…` (or `postgresql://…`) → Postgres; `sqlite://PATH` or
+    /// `sqlite::memory:` → SQLite. Applies the migrations before returning.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Store::Postgres(postgres::PgStore::connect(url).await?))
+        } else if url.starts_with("sqlite:") {
+            Ok(Store::Sqlite(sqlite::SqliteStore::connect(url).await?))
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
+    }
+
+    /// The embedded default: the SQLite file `data_dir/nova.db`, created
+    /// (with the directory) if missing.
+    pub async fn open_default(data_dir: &Path) -> Result<Store, StoreError> {
+        tokio::fs::create_dir_all(data_dir)
+            .await
+            .map_err(|error| StoreError::DataDir {
+                path: data_dir.display().to_string(),
+                error,
+            })?;
+        let path = data_dir.join("nova.db");
+        Ok(Store::Sqlite(sqlite::SqliteStore::open(&path).await?))
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Store::Postgres(_) => "postgres",
+            Store::Sqlite(_) => "sqlite",
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self.ping())
+    }
+
+    /// Closes the connection pools, waiting for connections in use to be
+    /// returned; later calls fail. For a clean shutdown (SQLite checkpoints
+    /// its write-ahead log when the last connection closes).
+    pub async fn close(&self) {
+        dispatch!(self.close())
+    }
+
+    /// Stores a queued run with its steps (all pending). When the
+    /// idempotency key was used before, returns that run and `false`.
+    pub async fn create_run(&self, new: NewRun) -> Result<(Run, bool), StoreError> {
+        for step in &new.steps {
+            if let Some(ms) = step.timeout_ms {
+                to_i64(ms, "timeout_ms")?;
+            }
+            check_json(&step.config, "a step's config")?;
+        }
+        check_json(&new.input, "the input")?;
+        dispatch!(self.create_run(new))
+    }
+
+    pub async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+        dispatch!(self.get_run(id))
+    }
+
+    /// Newest first. `limit` must be 1..=`MAX_PAGE`.
+    pub async fn list_runs(&self, q: ListRuns) -> Result<Page, StoreError> {
+        if !(1..=MAX_PAGE).contains(&q.limit) {
+            return Err(StoreError::Invalid(format!(
+                "limit must be 1 to {MAX_PAGE}, not {}",
+                q.limit
+            )));
+        }
+        dispatch!(self.list_runs(q))
+    }
+
+    /// Leases the run to `worker` until now + `lease`. Succeeds only if the
+    /// run is queued, or running with an expired lease, or already leased to
+    /// `worker`; sets it running (and `started_at`, the first time). A run
+    /// whose cancellation was requested is still handed out, so that a new
+    /// worker can finish a dead one's cancellation: check
+    /// `cancel_requested`. None: finished, cancelled, unknown, or leased to
+    /// another live worker.
+    pub async fn claim_run(
+        &self,
+        id: RunId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Run>, StoreError> {
+        dispatch!(self.claim_run(id, worker, lease))
+    }
+
+    /// Extends the lease while `worker` still holds it (even if it expired
+    /// and nobody took it over); false once the run was taken over or
+    /// finished.
+    pub async fn renew_lease(
+        &self,
+        id: RunId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.renew_lease(id, worker, lease))
+    }
+
+    /// Starts an attempt of step `index`: status running, the plugin version
+    /// that runs it, attempts + 1, `started_at` (first attempt). Returns the
+    /// attempt number (1 for the first). A pending or running step can be
+    /// started (a running one is a retry, or a resumption after a crash);
+    /// a finished one is `StepFinished`. Only for the lease holder, else
+    /// `LeaseLost`.
+    pub async fn start_step(
+        &self,
+        id: RunId,
+        index: u32,
+        plugin_version: &str,
+        worker: &str,
+    ) -> Result<u32, StoreError> {
+        dispatch!(self.start_step(id, index, plugin_version, worker))
+    }
+
+    /// Checkpoints the step's outcome with `finished_at` and `duration_ms`.
+    /// Only for the lease holder (else `LeaseLost`); a step that already has
+    /// an outcome keeps it and this returns `Ok(false)`.
+    pub async fn finish_step(
+        &self,
+        id: RunId,
+        index: u32,
+        outcome: StepOutcome,
+        duration_ms: f64,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        let outcome = match outcome {
+            StepOutcome::Succeeded { output } => StepOutcome::Succeeded {
+                output: clean_json(output),
+            },
+            other => other,
+        };
+        // SQLite keeps NaN as NULL and Postgres as NaN: make both keep a
+        // number.
+        let duration_ms = if duration_ms.is_finite() {
+            duration_ms.max(0.0)
+        } else {
+            0.0
+        };
+        dispatch!(self.finish_step(id, index, outcome, duration_ms, worker))
+    }
+
+    /// Sets a terminal status with output or error and `finished_at`, and
+    /// clears the lease; a cancelled run's unfinished steps become cancelled
+    /// too. `Ok(false)` if the run already is terminal. `worker`: Some(w)
+    /// requires w to hold the lease (else `LeaseLost`); None skips that
+    /// check (the API cancelling a queued run).
+    pub async fn finish_run(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        output: Option<Value>,
+        error: Option<String>,
+        worker: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        if !status.is_terminal() {
+            return Err(StoreError::Invalid(format!(
+                "a run cannot finish as {status}"
+            )));
+        }
+        let output = output.map(clean_json);
+        let error = error.map(clean_text);
+        dispatch!(self.finish_run(id, status, output, error, worker))
+    }
+
+    /// A queued run is cancelled at once (with its steps); a running one
+    /// gets `cancel_requested`, and its worker stops it. Returns the run
+    /// after the change (a finished one unchanged), None if unknown.
+    pub async fn request_cancel(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+        dispatch!(self.request_cancel(id))
+    }
+
+    /// Whether the run should stop: its cancellation was requested, or it
+    /// was cancelled. False for an unknown run.
+    pub async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError> {
+        dispatch!(self.cancel_requested(id))
+    }
+
+    /// Runs that need a worker: queued ones created at least `queued_for`
+    /// ago, and running ones whose lease expired. Oldest first.
+    pub async fn stale_runs(
+        &self,
+        queued_for: Duration,
+        limit: u32,
+    ) -> Result<Vec<RunId>, StoreError> {
+        dispatch!(self.stale_runs(queued_for, limit))
+    }
+
+    /// All queued and running runs, oldest first.
+    pub async fn unfinished_runs(&self) -> Result<Vec<RunId>, StoreError> {
+        dispatch!(self.unfinished_runs())
+    }
+
+    /// Every status, with 0 for those no run has.
+    pub async fn count_by_status(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError> {
+        let mut counts: BTreeMap<RunStatus, u64> =
+            RunStatus::ALL.into_iter().map(|s| (s, 0)).collect();
+        let rows: Vec<(String, i64)> = dispatch!(self.count_by_status())?;
+        for (status, n) in rows {
+            let status = status
+                .parse::<RunStatus>()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            counts.insert(status, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(counts)
+    }
+
+    pub async fn doc_get(&self, namespace: &str, key: &str) -> Result<Option<Doc>, StoreError> {
+        check_doc_key(key)?;
+        dispatch!(self.doc_get(namespace, key))
+    }
+
+    /// Writes a document. `expected_version`: None writes unconditionally;
+    /// Some(0) only if the document does not exist; Some(v) only if it is at
+    /// version v. Returns the new version; a mismatch is `Conflict`.
+    pub async fn doc_put(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &Value,
+        expected_version: Option<u64>,
+    ) -> Result<u64, StoreError> {
+        check_doc_key(key)?;
+        check_json(value, "a document")?;
+        let expected = expected_version
+            .map(|v| to_i64(v, "expected_version"))
+            .transpose()?;
+        let json = serde_json::to_string(value)
+            .map_err(|e| StoreError::Invalid(format!("document value: {e}")))?;
+        if json.len() > MAX_DOC_VALUE_BYTES {
+            return Err(StoreError::Invalid(format!(
+                "document value of {} bytes is over the {MAX_DOC_VALUE_BYTES}-byte limit",
+                json.len()
+            )));
+        }
+        dispatch!(self.doc_put(namespace, key, &json, expected))
+    }
+
+    pub async fn doc_delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        check_doc_key(key)?;
+        dispatch!(self.doc_delete(namespace, key))
+    }
+
+    /// Documents whose key starts with `prefix` (literally), ordered by key
+    /// (bytewise), at most `limit` (1..=`MAX_DOC_LIST`).
+    pub async fn doc_list(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        limit: u32,
+    ) -> Result<Vec<Doc>, StoreError> {
+        if !(1..=MAX_DOC_LIST).contains(&limit) {
+            return Err(StoreError::Invalid(format!(
+                "limit must be 1 to {MAX_DOC_LIST}, not {limit}"
+            )));
+        }
+        if prefix.contains('\0') {
+            return Ok(Vec::new());
+        }
+        dispatch!(self.doc_list(namespace, prefix, prefix_end(prefix), limit))
+    }
+}
+
+/// Unix milliseconds now.
+fn now_ms() -> i64 {
+    let since = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn duration_ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The databases hold signed 64-bit integers.
+fn to_i64(v: u64, what: &str) -> Result<i64, StoreError> {
+    i64::try_from(v).map_err(|_| StoreError::Invalid(format!("{what} {v} is too large")))
+}
+
+fn to_u32(v: i64, what: &str) -> Result<u32, StoreError> {
+    u32::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} {v} out of range")))
+}
+
+fn to_u64(v: i64, what: &str) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("{what} {v} out of range")))
+}
+
+fn run_status(s: &str) -> Result<RunStatus, StoreError> {
+    s.parse()
+        .map_err(|e: UnknownStatus| StoreError::Corrupt(e.to_string()))
+}
+
+fn step_status(s: &str) -> Result<StepStatus, StoreError> {
+    s.parse()
+        .map_err(|e: UnknownStatus| StoreError::Corrupt(e.to_string()))
+}
+
+/// Postgres text cannot hold NUL characters, and an error message from a
+/// plugin may contain anything: replace them rather than fail the
+/// checkpoint.
+fn clean_text(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', "\u{FFFD}")
+    } else {
+        s
+    }
+}
+
+/// Whether a string anywhere in the value (keys included) holds a NUL
+/// character, which Postgres cannot store in JSONB.
+fn has_nul(value: &Value) -> bool {
+    match value {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().any(has_nul),
+        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// What a caller submits is refused with a reason; both backends refuse
+/// alike, so that SQLite does not accept what Postgres would not.
+fn check_json(value: &Value, what: &str) -> Result<(), StoreError> {
+    if has_nul(value) {
+        return Err(StoreError::Invalid(format!(
+            "{what} holds a NUL character (\\u0000), which the store cannot keep"
+        )));
+    }
+    Ok(())
+}
+
+/// What a plugin produced is kept with NULs replaced: refusing it would
+/// leave a checkpoint that can never be written.
+fn clean_json(value: Value) -> Value {
+    if !has_nul(&value) {
+        return value;
+    }
+    match value {
+        Value::String(s) => Value::String(clean_text(s)),
+        Value::Array(items) => Value::Array(items.into_iter().map(clean_json).collect()),
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| (clean_text(k), clean_json(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+fn check_doc_key(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > MAX_DOC_KEY_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "a document key is 1 to {MAX_DOC_KEY_BYTES} bytes"
+        )));
+    }
+    if key.contains('\0') {
+        return Err(StoreError::Invalid(
+            "a document key cannot contain NUL".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The least string greater than every string that starts with `prefix`,
+/// in bytewise (code point) order, or None when there is none (an empty
+/// prefix). `prefix <= key < end` selects the keys with that prefix through
+/// the primary key index, with no LIKE pattern to escape.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        // The next code point, skipping the surrogates, which no string
+        // holds.
+        let next = match u32::from(last) {
+            0xD7FF => Some('\u{E000}'),
+            c => char::from_u32(c + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// What the store knows about a step and its run, to tell why a guarded
+/// update changed nothing.
+struct StepState {
+    run_status: RunStatus,
+    lease_owner: Option<String>,
+    step_status: Option<StepStatus>,
+}
+
+/// Why a guarded step update changed nothing.
+enum StepRefusal {
+    RunNotFound,
+    LeaseLost,
+    StepNotFound,
+    Finished(StepStatus),
+    /// Nothing in the state explains it: it changed between the update and
+    /// the look, so the update is worth another try.
+    Changed,
+}
+
+impl StepState {
+    fn refusal(state: Option<StepState>, worker: &str) -> StepRefusal {
+        let Some(state) = state else {
+            return StepRefusal::RunNotFound;
+        };
+        if state.run_status != RunStatus::Running || state.lease_owner.as_deref() != Some(worker) {
+            return StepRefusal::LeaseLost;
+        }
+        match state.step_status {
+            None => StepRefusal::StepNotFound,
+            Some(status) if status.is_terminal() => StepRefusal::Finished(status),
+            Some(_) => StepRefusal::Changed,
+        }
+    }
+}
+
+/// What a guarded update of a run was refused on.
+enum RunRefusal {
+    NotFound,
+    Terminal,
+    LeaseLost,
+    Changed,
+}
+
+fn run_refusal(state: Option<(RunStatus, Option<String>)>, worker: Option<&str>) -> RunRefusal {
+    match state {
+        None => RunRefusal::NotFound,
+        Some((status, _)) if status.is_terminal() => RunRefusal::Terminal,
+        Some((_, owner)) if worker.is_some() && owner.as_deref() != worker => RunRefusal::LeaseLost,
+        Some(_) => RunRefusal::Changed,
+    }
+}
+
+/// How many times a guarded update is tried when the state it was refused
+/// on changed under it.
+const GUARDED_TRIES: usize = 3;
+
+/// Groups steps, ordered by run then index, under their runs.
+fn attach_steps(runs: &mut [Run], steps: Vec<(RunId, Step)>) {
+    let mut by_run: std::collections::HashMap<RunId, Vec<Step>> = Default::default();
+    for (run, step) in steps {
+        by_run.entry(run).or_default().push(step);
+    }
+    for run in runs {
+        if let Some(mut steps) = by_run.remove(&run.id) {
+            steps.sort_by_key(|s| s.index);
+            run.steps = steps;
+        }
+    }
+}
+
+/// The parts of a step outcome as columns: status, output, error.
+fn outcome_columns(outcome: StepOutcome) -> (StepStatus, Option<Value>, Option<String>) {
+    match outcome {
+        StepOutcome::Succeeded { output } => (StepStatus::Succeeded, Some(output), None),
+        StepOutcome::Failed { error } => (StepStatus::Failed, None, Some(clean_text(error))),
+        StepOutcome::Cancelled => (StepStatus::Cancelled, None, None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_end_is_the_next_string() {
+        assert_eq!(prefix_end(""), None);
+        assert_eq!(prefix_end("a").as_deref(), Some("b"));
+        assert_eq!(prefix_end("ab%").as_deref(), Some("ab&"));
+        assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
+        assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
+        assert_eq!(prefix_end("\u{10FFFF}"), None);
+    }
+
+    #[test]
+    fn nul_characters_are_found_and_replaced() {
+        let v = serde_json::json!({"a": ["x", {"b\u{0}": "c\u{0}"}], "n": 1});
+        assert!(has_nul(&v));
+        let clean = clean_json(v);
+        assert!(!has_nul(&clean));
+        assert_eq!(clean["a"][1]["b\u{FFFD}"], "c\u{FFFD}");
+        assert!(!has_nul(&serde_json::json!({"a": "\\u0000"})));
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in RunStatus::ALL {
+            assert_eq!(s.as_str().parse::<RunStatus>(), Ok(s));
+        }
+        for s in StepStatus::ALL {
+            assert_eq!(s.as_str().parse::<StepStatus>(), Ok(s));
+        }
+        assert!("done".parse::<RunStatus>().is_err());
+    }
+}

@@ -1,0 +1,718 @@
+//! The Postgres backend, for deployments where several hosts share runs.
+//!
+//! Every guarded transition is a single statement (data-modifying CTEs where
+//! two tables change), so it is atomic without an explicit transaction and
+//! costs one round trip. Statements that check a lease lock the run's row
+//! (`FOR SHARE`), so a checkpoint cannot interleave with a takeover: under
+//! READ COMMITTED the check is re-evaluated on the row the takeover wrote.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+
+use super::{
+    Doc, GUARDED_TRIES, ListRuns, NewRun, Page, Run, RunId, RunRefusal, RunStatus, Step,
+    StepOutcome, StepRefusal, StepState, StoreError, attach_steps, duration_ms, migrations, now_ms,
+    outcome_columns, run_refusal, run_status, step_status, to_i64, to_u32, to_u64,
+};
+
+/// Connections per host. Every call is one or two short statements, so a
+/// few connections keep up with many workers; Postgres' own limit (100 by
+/// default) is shared by every host.
+const MAX_CONNECTIONS: u32 = 16;
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)?.application_name("nova");
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await?;
+        // sqlx holds an advisory lock while migrating, so hosts starting
+        // together apply each migration once.
+        migrations::postgres().run(&pool).await?;
+        tracing::info!(backend = "postgres", "store ready");
+        Ok(PgStore { pool })
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(super) async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub(super) async fn create_run(&self, new: NewRun) -> Result<(Run, bool), StoreError> {
+        let id = RunId::now_v7();
+        let now = now_ms();
+        for _ in 0..GUARDED_TRIES {
+            if self.insert_run(id, now, &new).await? {
+                return Ok((Run::queued(id, now, new), true));
+            }
+            // Only the idempotency key can conflict: the run that holds it
+            // was committed before the insert gave way.
+            let existing: Option<RunId> =
+                sqlx::query_scalar("SELECT id FROM runs WHERE idempotency_key = $1")
+                    .bind(&new.idempotency_key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(existing) = existing
+                && let Some(run) = self.get_run(existing).await?
+            {
+                return Ok((run, false));
+            }
+        }
+        Err(StoreError::Invalid(
+            "the idempotency key's run kept disappearing; try again".into(),
+        ))
+    }
+
+    /// Inserts the run and its steps in one statement; false if the
+    /// idempotency key is taken.
+    async fn insert_run(&self, id: RunId, now: i64, new: &NewRun) -> Result<bool, StoreError> {
+        let mut plugins = Vec::with_capacity(new.steps.len());
+        let mut configs = Vec::with_capacity(new.steps.len());
+        let mut timeouts = Vec::with_capacity(new.steps.len());
+        let mut retries = Vec::with_capacity(new.steps.len());
+        for step in &new.steps {
+            plugins.push(step.plugin.as_str());
+            configs.push(Json(&step.config));
+            timeouts.push(
+                step.timeout_ms
+                    .map(|ms| to_i64(ms, "timeout_ms"))
+                    .transpose()?,
+            );
+            retries.push(step.retries.map(i64::from));
+        }
+        let inserted: Option<RunId> = sqlx::query_scalar(
+            "WITH new_run AS (
+                 INSERT INTO runs (id, status, input, idempotency_key, cancel_requested, created_at)
+                 VALUES ($1, 'queued', $2, $3, FALSE, $4)
+                 ON CONFLICT (idempotency_key) DO NOTHING
+                 RETURNING id
+             ), new_steps AS (
+                 INSERT INTO steps (run_id, idx, plugin, config, timeout_ms, retries, status, attempts)
+                 SELECT new_run.id, (s.ord - 1)::int, s.plugin, s.config, s.timeout_ms, s.retries,
+                        'pending', 0
+                 FROM new_run,
+                      UNNEST($5::text[], $6::jsonb[], $7::int8[], $8::int8[])
+                          WITH ORDINALITY AS s (plugin, config, timeout_ms, retries, ord)
+             )
+             SELECT id FROM new_run",
+        )
+        .bind(id)
+        .bind(Json(&new.input))
+        .bind(&new.idempotency_key)
+        .bind(now)
+        .bind(&plugins)
+        .bind(&configs)
+        .bind(&timeouts)
+        .bind(&retries)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(inserted.is_some())
+    }
+
+    pub(super) async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut run = run_from_row(&row)?;
+        run.steps = self.steps_of(id).await?;
+        Ok(Some(run))
+    }
+
+    async fn steps_of(&self, id: RunId) -> Result<Vec<Step>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM steps WHERE run_id = $1 ORDER BY idx"
+        ))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| step_from_row(row).map(|(_, step)| step))
+            .collect()
+    }
+
+    pub(super) async fn list_runs(&self, q: ListRuns) -> Result<Page, StoreError> {
+        // One more than asked tells whether another page follows.
+        let fetch = i64::from(q.limit) + 1;
+        let query = match (q.status, q.cursor) {
+            (None, None) => sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs ORDER BY id DESC LIMIT $1"
+            ))
+            .bind(fetch),
+            (Some(status), None) => sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE status = $1 ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(status.as_str())
+            .bind(fetch),
+            (None, Some(cursor)) => sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE id < $1 ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(cursor)
+            .bind(fetch),
+            (Some(status), Some(cursor)) => sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE status = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            ))
+            .bind(status.as_str())
+            .bind(cursor)
+            .bind(fetch),
+        };
+        let rows = query.fetch_all(&self.pool).await?;
+        let mut runs = rows
+            .iter()
+            .take(q.limit as usize)
+            .map(run_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if rows.len() > runs.len() {
+            runs.last().map(|r| r.id)
+        } else {
+            None
+        };
+        if !runs.is_empty() {
+            let ids: Vec<RunId> = runs.iter().map(|r| r.id).collect();
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                step_columns!(),
+                " FROM steps WHERE run_id = ANY($1) ORDER BY run_id, idx"
+            ))
+            .bind(&ids)
+            .fetch_all(&self.pool)
+            .await?;
+            let steps = rows
+                .iter()
+                .map(step_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            attach_steps(&mut runs, steps);
+        }
+        Ok(Page { runs, next_cursor })
+    }
+
+    pub(super) async fn claim_run(
+        &self,
+        id: RunId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Run>, StoreError> {
+        let now = now_ms();
+        let row = sqlx::query(concat!(
+            "UPDATE runs
+             SET status = 'running', lease_owner = $2, lease_expires_at = $4,
+                 started_at = COALESCE(started_at, $3)
+             WHERE id = $1
+               AND (status = 'queued'
+                    OR (status = 'running'
+                        AND (lease_owner = $2 OR lease_expires_at IS NULL
+                             OR lease_expires_at <= $3)))
+             RETURNING ",
+            run_columns!()
+        ))
+        .bind(id)
+        .bind(worker)
+        .bind(now)
+        .bind(now.saturating_add(duration_ms(lease)))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut run = run_from_row(&row)?;
+        run.steps = self.steps_of(id).await?;
+        Ok(Some(run))
+    }
+
+    pub(super) async fn renew_lease(
+        &self,
+        id: RunId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let expires = now_ms().saturating_add(duration_ms(lease));
+        let done = sqlx::query(
+            "UPDATE runs SET lease_expires_at = $3
+             WHERE id = $1 AND status = 'running' AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(expires)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn step_state(&self, id: RunId, index: i32) -> Result<Option<StepState>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.status, r.lease_owner, s.status AS step_status
+             FROM runs r LEFT JOIN steps s ON s.run_id = r.id AND s.idx = $2
+             WHERE r.id = $1",
+        )
+        .bind(id)
+        .bind(index)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(StepState {
+                run_status: run_status(row.try_get("status")?)?,
+                lease_owner: row.try_get("lease_owner")?,
+                step_status: row
+                    .try_get::<Option<&str>, _>("step_status")?
+                    .map(step_status)
+                    .transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn start_step(
+        &self,
+        id: RunId,
+        index: u32,
+        plugin_version: &str,
+        worker: &str,
+    ) -> Result<u32, StoreError> {
+        let Ok(idx) = i32::try_from(index) else {
+            return Err(StoreError::StepNotFound { run: id, index });
+        };
+        for _ in 0..GUARDED_TRIES {
+            let attempts: Option<i32> = sqlx::query_scalar(
+                "WITH lease AS (
+                     SELECT id FROM runs
+                     WHERE id = $1 AND status = 'running' AND lease_owner = $4
+                     FOR SHARE
+                 )
+                 UPDATE steps
+                 SET status = 'running', plugin_version = $3, attempts = steps.attempts + 1,
+                     started_at = COALESCE(steps.started_at, $5)
+                 FROM lease
+                 WHERE steps.run_id = lease.id AND steps.idx = $2
+                   AND steps.status IN ('pending', 'running')
+                 RETURNING steps.attempts",
+            )
+            .bind(id)
+            .bind(idx)
+            .bind(plugin_version)
+            .bind(worker)
+            .bind(now_ms())
+            .fetch_optional(&self.pool)
+            .await?;
+            if let Some(attempts) = attempts {
+                return to_u32(attempts.into(), "attempts");
+            }
+            match StepState::refusal(self.step_state(id, idx).await?, worker) {
+                StepRefusal::RunNotFound => return Err(StoreError::RunNotFound(id)),
+                StepRefusal::LeaseLost => return Err(StoreError::LeaseLost),
+                StepRefusal::StepNotFound => {
+                    return Err(StoreError::StepNotFound { run: id, index });
+                }
+                StepRefusal::Finished(status) => {
+                    return Err(StoreError::StepFinished {
+                        run: id,
+                        index,
+                        status,
+                    });
+                }
+                StepRefusal::Changed => continue,
+            }
+        }
+        Err(StoreError::LeaseLost)
+    }
+
+    pub(super) async fn finish_step(
+        &self,
+        id: RunId,
+        index: u32,
+        outcome: StepOutcome,
+        duration_ms: f64,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        let Ok(idx) = i32::try_from(index) else {
+            return Err(StoreError::StepNotFound { run: id, index });
+        };
+        let (status, output, error) = outcome_columns(outcome);
+        let output = output.map(Json);
+        for _ in 0..GUARDED_TRIES {
+            let done = sqlx::query(
+                "WITH lease AS (
+                     SELECT id FROM runs
+                     WHERE id = $1 AND status = 'running' AND lease_owner = $7
+                     FOR SHARE
+                 )
+                 UPDATE steps
+                 SET status = $3, output = $4, error = $5, finished_at = $6, duration_ms = $8
+                 FROM lease
+                 WHERE steps.run_id = lease.id AND steps.idx = $2
+                   AND steps.status IN ('pending', 'running')",
+            )
+            .bind(id)
+            .bind(idx)
+            .bind(status.as_str())
+            .bind(&output)
+            .bind(&error)
+            .bind(now_ms())
+            .bind(worker)
+            .bind(duration_ms)
+            .execute(&self.pool)
+            .await?;
+            if done.rows_affected() == 1 {
+                return Ok(true);
+            }
+            match StepState::refusal(self.step_state(id, idx).await?, worker) {
+                StepRefusal::RunNotFound => return Err(StoreError::RunNotFound(id)),
+                StepRefusal::LeaseLost => return Err(StoreError::LeaseLost),
+                StepRefusal::StepNotFound => {
+                    return Err(StoreError::StepNotFound { run: id, index });
+                }
+                StepRefusal::Finished(_) => return Ok(false),
+                StepRefusal::Changed => continue,
+            }
+        }
+        Err(StoreError::LeaseLost)
+    }
+
+    async fn run_state(
+        &self,
+        id: RunId,
+    ) -> Result<Option<(RunStatus, Option<String>)>, StoreError> {
+        let row = sqlx::query("SELECT status, lease_owner FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok((
+                run_status(row.try_get("status")?)?,
+                row.try_get("lease_owner")?,
+            ))
+        })
+        .transpose()
+    }
+
+    pub(super) async fn finish_run(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        output: Option<Value>,
+        error: Option<String>,
+        worker: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let output = output.map(Json);
+        for _ in 0..GUARDED_TRIES {
+            // A cancelled run's unfinished steps are cancelled with it; a
+            // failed one's are left pending: they never ran.
+            let finished: Option<RunId> = sqlx::query_scalar(
+                "WITH run AS (
+                     UPDATE runs
+                     SET status = $2, output = $3, error = $4, finished_at = $5,
+                         lease_owner = NULL, lease_expires_at = NULL
+                     WHERE id = $1 AND status IN ('queued', 'running')
+                       AND ($6::text IS NULL OR lease_owner = $6)
+                     RETURNING id, status
+                 ), cancelled_steps AS (
+                     UPDATE steps
+                     SET status = 'cancelled',
+                         finished_at = CASE WHEN steps.status = 'running' THEN $5
+                                            ELSE steps.finished_at END
+                     FROM run
+                     WHERE steps.run_id = run.id AND run.status = 'cancelled'
+                       AND steps.status IN ('pending', 'running')
+                 )
+                 SELECT id FROM run",
+            )
+            .bind(id)
+            .bind(status.as_str())
+            .bind(&output)
+            .bind(&error)
+            .bind(now_ms())
+            .bind(worker)
+            .fetch_optional(&self.pool)
+            .await?;
+            if finished.is_some() {
+                return Ok(true);
+            }
+            match run_refusal(self.run_state(id).await?, worker) {
+                RunRefusal::NotFound => return Err(StoreError::RunNotFound(id)),
+                RunRefusal::Terminal => return Ok(false),
+                RunRefusal::LeaseLost => return Err(StoreError::LeaseLost),
+                RunRefusal::Changed => continue,
+            }
+        }
+        Err(StoreError::LeaseLost)
+    }
+
+    pub(super) async fn request_cancel(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+        // SET expressions read the row as it was, so a queued run becomes
+        // cancelled and a running one only gets the request.
+        let status: Option<String> = sqlx::query_scalar(
+            "WITH run AS (
+                 UPDATE runs
+                 SET cancel_requested = TRUE,
+                     status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+                     finished_at = CASE WHEN status = 'queued' THEN $2 ELSE finished_at END
+                 WHERE id = $1 AND status IN ('queued', 'running')
+                 RETURNING id, status
+             ), cancelled_steps AS (
+                 UPDATE steps SET status = 'cancelled'
+                 FROM run
+                 WHERE steps.run_id = run.id AND run.status = 'cancelled'
+                   AND steps.status IN ('pending', 'running')
+             )
+             SELECT status FROM run",
+        )
+        .bind(id)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(status) = status {
+            tracing::info!(run = %id, status, "cancellation requested");
+        }
+        self.get_run(id).await
+    }
+
+    pub(super) async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError> {
+        let requested: Option<bool> = sqlx::query_scalar(
+            "SELECT cancel_requested OR status = 'cancelled' FROM runs WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(requested.unwrap_or(false))
+    }
+
+    pub(super) async fn stale_runs(
+        &self,
+        queued_for: Duration,
+        limit: u32,
+    ) -> Result<Vec<RunId>, StoreError> {
+        let now = now_ms();
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM runs
+             WHERE status IN ('queued', 'running')
+               AND ((status = 'queued' AND created_at <= $1)
+                    OR (status = 'running'
+                        AND (lease_expires_at IS NULL OR lease_expires_at <= $2)))
+             ORDER BY id LIMIT $3",
+        )
+        .bind(now.saturating_sub(duration_ms(queued_for)))
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub(super) async fn unfinished_runs(&self) -> Result<Vec<RunId>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM runs WHERE status IN ('queued', 'running') ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub(super) async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT status, COUNT(*) FROM runs GROUP BY status")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    pub(super) async fn doc_get(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Doc>, StoreError> {
+        let row =
+            sqlx::query("SELECT key, value, version FROM docs WHERE namespace = $1 AND key = $2")
+                .bind(namespace)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        row.as_ref().map(doc_from_row).transpose()
+    }
+
+    /// `json` is the value already serialised (and checked) by the caller;
+    /// Postgres parses it into JSONB.
+    pub(super) async fn doc_put(
+        &self,
+        namespace: &str,
+        key: &str,
+        json: &str,
+        expected: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        let now = now_ms();
+        let version: Option<i64> = match expected {
+            None | Some(0) => {
+                sqlx::query_scalar::<_, i64>(if expected.is_none() {
+                    UPSERT_DOC
+                } else {
+                    CREATE_DOC
+                })
+                .bind(namespace)
+                .bind(key)
+                .bind(json)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            Some(version) => {
+                sqlx::query_scalar::<_, i64>(UPDATE_DOC)
+                    .bind(namespace)
+                    .bind(key)
+                    .bind(json)
+                    .bind(now)
+                    .bind(version)
+                    .fetch_optional(&self.pool)
+                    .await?
+            }
+        };
+        if let Some(version) = version {
+            return to_u64(version, "version");
+        }
+        let actual: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM docs WHERE namespace = $1 AND key = $2")
+                .bind(namespace)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Err(StoreError::Conflict {
+            key: key.to_owned(),
+            expected: expected.and_then(|v| u64::try_from(v).ok()),
+            actual: actual.and_then(|v| u64::try_from(v).ok()),
+        })
+    }
+
+    pub(super) async fn doc_delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM docs WHERE namespace = $1 AND key = $2")
+            .bind(namespace)
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn doc_list(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        end: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<Doc>, StoreError> {
+        let query = match &end {
+            Some(end) => sqlx::query(
+                "SELECT key, value, version FROM docs
+                 WHERE namespace = $1 AND key >= $2 AND key < $3
+                 ORDER BY key LIMIT $4",
+            )
+            .bind(namespace)
+            .bind(prefix)
+            .bind(end),
+            None => sqlx::query(
+                "SELECT key, value, version FROM docs
+                 WHERE namespace = $1 AND key >= $2
+                 ORDER BY key LIMIT $3",
+            )
+            .bind(namespace)
+            .bind(prefix),
+        };
+        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        rows.iter().map(doc_from_row).collect()
+    }
+}
+
+const UPSERT_DOC: &str = "INSERT INTO docs (namespace, key, value, version, updated_at)
+     VALUES ($1, $2, $3::jsonb, 1, $4)
+     ON CONFLICT (namespace, key) DO UPDATE
+     SET value = EXCLUDED.value, version = docs.version + 1, updated_at = EXCLUDED.updated_at
+     RETURNING version";
+
+const CREATE_DOC: &str = "INSERT INTO docs (namespace, key, value, version, updated_at)
+     VALUES ($1, $2, $3::jsonb, 1, $4)
+     ON CONFLICT (namespace, key) DO NOTHING
+     RETURNING version";
+
+/// A concurrent writer's update makes this one wait, then re-check
+/// `version` on the row that writer left, so only one of them matches.
+const UPDATE_DOC: &str = "UPDATE docs SET value = $3::jsonb, version = version + 1, updated_at = $4
+     WHERE namespace = $1 AND key = $2 AND version = $5
+     RETURNING version";
+
+fn run_from_row(row: &PgRow) -> Result<Run, StoreError> {
+    Ok(Run {
+        id: row.try_get("id")?,
+        status: run_status(row.try_get("status")?)?,
+        input: row.try_get::<Json<Value>, _>("input")?.0,
+        output: row
+            .try_get::<Option<Json<Value>>, _>("output")?
+            .map(|j| j.0),
+        error: row.try_get("error")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        cancel_requested: row.try_get("cancel_requested")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        steps: Vec::new(),
+    })
+}
+
+fn step_from_row(row: &PgRow) -> Result<(RunId, Step), StoreError> {
+    let index: i32 = row.try_get("idx")?;
+    let attempts: i32 = row.try_get("attempts")?;
+    let timeout_ms: Option<i64> = row.try_get("timeout_ms")?;
+    let retries: Option<i64> = row.try_get("retries")?;
+    let step = Step {
+        index: to_u32(index.into(), "step index")?,
+        plugin: row.try_get("plugin")?,
+        config: row.try_get::<Json<Value>, _>("config")?.0,
+        timeout_ms: timeout_ms.map(|v| to_u64(v, "timeout_ms")).transpose()?,
+        retries: retries.map(|v| to_u32(v, "retries")).transpose()?,
+        plugin_version: row.try_get("plugin_version")?,
+        status: step_status(row.try_get("status")?)?,
+        attempts: to_u32(attempts.into(), "attempts")?,
+        output: row
+            .try_get::<Option<Json<Value>>, _>("output")?
+            .map(|j| j.0),
+        error: row.try_get("error")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+    };
+    Ok((row.try_get("run_id")?, step))
+}
+
+fn doc_from_row(row: &PgRow) -> Result<Doc, StoreError> {
+    Ok(Doc {
+        key: row.try_get("key")?,
+        value: row.try_get::<Json<Value>, _>("value")?.0,
+        version: to_u64(row.try_get("version")?, "version")?,
+    })
+}

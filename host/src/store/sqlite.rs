@@ -1,0 +1,770 @@
+//! The SQLite backend: the embedded default, one file under the data
+//! directory.
+//!
+//! SQLite has one writer at a time. Writes go through a pool of one
+//! connection, so in this process they queue in the pool instead of failing
+//! with SQLITE_BUSY; reads use a pool of their own and, in WAL mode, never
+//! wait for the writer. Transactions that write begin IMMEDIATE: they take
+//! the write lock up front, so another process on the same file (a second
+//! worker) makes them wait out the busy timeout, rather than fail when a
+//! read lock cannot be upgraded.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde_json::Value;
+use sqlx::Row;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+
+use super::{
+    Doc, GUARDED_TRIES, ListRuns, NewRun, Page, Run, RunId, RunRefusal, RunStatus, Step,
+    StepOutcome, StepRefusal, StepState, StoreError, attach_steps, duration_ms, migrations, now_ms,
+    outcome_columns, run_refusal, run_status, step_status, to_i64, to_u32, to_u64,
+};
+
+/// How long a statement waits for another process' write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a call waits for the one writing connection. Writes are short;
+/// this only runs out if the disk stalls.
+const WRITER_TIMEOUT: Duration = Duration::from_secs(30);
+const READERS: u32 = 4;
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// `sqlite://PATH` (created if missing) or `sqlite::memory:`.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)?;
+        if url.contains(":memory:") || url.contains("mode=memory") {
+            // An in-memory database lives as long as a connection to it:
+            // one connection, kept forever, does both reads and writes.
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None)
+                .acquire_timeout(WRITER_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            migrations::sqlite().run(&pool).await?;
+            tracing::info!(backend = "sqlite", "in-memory store ready");
+            return Ok(SqliteStore {
+                writer: pool.clone(),
+                reader: pool,
+            });
+        }
+        Self::open_with(options).await
+    }
+
+    /// The database file at `path`, created if missing.
+    pub async fn open(path: &std::path::Path) -> Result<Self, StoreError> {
+        Self::open_with(SqliteConnectOptions::new().filename(path)).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        // NORMAL is durable across crashes of the process in WAL mode; only
+        // a power loss can take back the last commits, and every commit
+        // does not pay for an fsync.
+        let options = options
+            .create_if_missing(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true);
+        // WAL is a property of the file: the writer sets it (readers then
+        // find it), before any reader could hold the file open.
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(WRITER_TIMEOUT)
+            .connect_with(options.clone().journal_mode(SqliteJournalMode::Wal))
+            .await?;
+        migrations::sqlite().run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options)
+            .await?;
+        tracing::info!(backend = "sqlite", "store ready");
+        Ok(SqliteStore { writer, reader })
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    pub(super) async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    pub(super) async fn create_run(&self, new: NewRun) -> Result<(Run, bool), StoreError> {
+        let id = RunId::now_v7();
+        let now = now_ms();
+        let input = to_json(&new.input)?;
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let inserted = sqlx::query(
+            "INSERT INTO runs (id, status, input, idempotency_key, cancel_requested, created_at)
+             VALUES (?1, 'queued', ?2, ?3, 0, ?4)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(id)
+        .bind(input)
+        .bind(&new.idempotency_key)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if inserted {
+            for (index, step) in (0i64..).zip(&new.steps) {
+                sqlx::query(
+                    "INSERT INTO steps
+                         (run_id, idx, plugin, config, timeout_ms, retries, status, attempts)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0)",
+                )
+                .bind(id)
+                .bind(index)
+                .bind(&step.plugin)
+                .bind(to_json(&step.config)?)
+                .bind(
+                    step.timeout_ms
+                        .map(|ms| to_i64(ms, "timeout_ms"))
+                        .transpose()?,
+                )
+                .bind(step.retries.map(i64::from))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            return Ok((Run::queued(id, now, new), true));
+        }
+        // The write lock is held since BEGIN: the run that holds the key is
+        // committed, and stays.
+        let existing: Option<RunId> =
+            sqlx::query_scalar("SELECT id FROM runs WHERE idempotency_key = ?1")
+                .bind(&new.idempotency_key)
+                .fetch_optional(&mut *tx)
+                .await?;
+        tx.rollback().await?;
+        if let Some(existing) = existing
+            && let Some(run) = self.get_run(existing).await?
+        {
+            return Ok((run, false));
+        }
+        Err(StoreError::Corrupt(
+            "an idempotency key conflicted with no run".into(),
+        ))
+    }
+
+    pub(super) async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            run_columns!(),
+            " FROM runs WHERE id = ?1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut run = run_from_row(&row)?;
+        run.steps = self.steps_of(id).await?;
+        Ok(Some(run))
+    }
+
+    async fn steps_of(&self, id: RunId) -> Result<Vec<Step>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM steps WHERE run_id = ?1 ORDER BY idx"
+        ))
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| step_from_row(row).map(|(_, step)| step))
+            .collect()
+    }
+
+    pub(super) async fn list_runs(&self, q: ListRuns) -> Result<Page, StoreError> {
+        // One more than asked tells whether another page follows.
+        let fetch = i64::from(q.limit) + 1;
+        let query = match (q.status, q.cursor) {
+            (None, None) => sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs ORDER BY id DESC LIMIT ?1"
+            ))
+            .bind(fetch),
+            (Some(status), None) => sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE status = ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .bind(status.as_str())
+            .bind(fetch),
+            (None, Some(cursor)) => sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+            ))
+            .bind(cursor)
+            .bind(fetch),
+            (Some(status), Some(cursor)) => sqlx::query(concat!(
+                "SELECT ",
+                run_columns!(),
+                " FROM runs WHERE status = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+            ))
+            .bind(status.as_str())
+            .bind(cursor)
+            .bind(fetch),
+        };
+        let rows = query.fetch_all(&self.reader).await?;
+        let mut runs = rows
+            .iter()
+            .take(q.limit as usize)
+            .map(run_from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if rows.len() > runs.len() {
+            runs.last().map(|r| r.id)
+        } else {
+            None
+        };
+        if !runs.is_empty() {
+            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(concat!(
+                "SELECT ",
+                step_columns!(),
+                " FROM steps WHERE run_id IN ("
+            ));
+            let mut ids = query.separated(", ");
+            for run in &runs {
+                ids.push_bind(run.id);
+            }
+            ids.push_unseparated(") ORDER BY run_id, idx");
+            let rows = query.build().fetch_all(&self.reader).await?;
+            let steps = rows
+                .iter()
+                .map(step_from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            attach_steps(&mut runs, steps);
+        }
+        Ok(Page { runs, next_cursor })
+    }
+
+    pub(super) async fn claim_run(
+        &self,
+        id: RunId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<Option<Run>, StoreError> {
+        let now = now_ms();
+        let row = sqlx::query(concat!(
+            "UPDATE runs
+             SET status = 'running', lease_owner = ?2, lease_expires_at = ?4,
+                 started_at = COALESCE(started_at, ?3)
+             WHERE id = ?1
+               AND (status = 'queued'
+                    OR (status = 'running'
+                        AND (lease_owner = ?2 OR lease_expires_at IS NULL
+                             OR lease_expires_at <= ?3)))
+             RETURNING ",
+            run_columns!()
+        ))
+        .bind(id)
+        .bind(worker)
+        .bind(now)
+        .bind(now.saturating_add(duration_ms(lease)))
+        .fetch_optional(&self.writer)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut run = run_from_row(&row)?;
+        run.steps = self.steps_of(id).await?;
+        Ok(Some(run))
+    }
+
+    pub(super) async fn renew_lease(
+        &self,
+        id: RunId,
+        worker: &str,
+        lease: Duration,
+    ) -> Result<bool, StoreError> {
+        let expires = now_ms().saturating_add(duration_ms(lease));
+        let done = sqlx::query(
+            "UPDATE runs SET lease_expires_at = ?3
+             WHERE id = ?1 AND status = 'running' AND lease_owner = ?2",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(expires)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn step_state(&self, id: RunId, index: i64) -> Result<Option<StepState>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.status, r.lease_owner, s.status AS step_status
+             FROM runs r LEFT JOIN steps s ON s.run_id = r.id AND s.idx = ?2
+             WHERE r.id = ?1",
+        )
+        .bind(id)
+        .bind(index)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            Ok(StepState {
+                run_status: run_status(row.try_get("status")?)?,
+                lease_owner: row.try_get("lease_owner")?,
+                step_status: row
+                    .try_get::<Option<&str>, _>("step_status")?
+                    .map(step_status)
+                    .transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    pub(super) async fn start_step(
+        &self,
+        id: RunId,
+        index: u32,
+        plugin_version: &str,
+        worker: &str,
+    ) -> Result<u32, StoreError> {
+        let idx = i64::from(index);
+        for _ in 0..GUARDED_TRIES {
+            // One statement: the lease check and the update happen under
+            // the same write lock.
+            let attempts: Option<i64> = sqlx::query_scalar(
+                "UPDATE steps
+                 SET status = 'running', plugin_version = ?3, attempts = attempts + 1,
+                     started_at = COALESCE(started_at, ?5)
+                 WHERE run_id = ?1 AND idx = ?2 AND status IN ('pending', 'running')
+                   AND EXISTS (SELECT 1 FROM runs
+                               WHERE id = ?1 AND status = 'running' AND lease_owner = ?4)
+                 RETURNING attempts",
+            )
+            .bind(id)
+            .bind(idx)
+            .bind(plugin_version)
+            .bind(worker)
+            .bind(now_ms())
+            .fetch_optional(&self.writer)
+            .await?;
+            if let Some(attempts) = attempts {
+                return to_u32(attempts, "attempts");
+            }
+            match StepState::refusal(self.step_state(id, idx).await?, worker) {
+                StepRefusal::RunNotFound => return Err(StoreError::RunNotFound(id)),
+                StepRefusal::LeaseLost => return Err(StoreError::LeaseLost),
+                StepRefusal::StepNotFound => {
+                    return Err(StoreError::StepNotFound { run: id, index });
+                }
+                StepRefusal::Finished(status) => {
+                    return Err(StoreError::StepFinished {
+                        run: id,
+                        index,
+                        status,
+                    });
+                }
+                StepRefusal::Changed => continue,
+            }
+        }
+        Err(StoreError::LeaseLost)
+    }
+
+    pub(super) async fn finish_step(
+        &self,
+        id: RunId,
+        index: u32,
+        outcome: StepOutcome,
+        duration_ms: f64,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        let idx = i64::from(index);
+        let (status, output, error) = outcome_columns(outcome);
+        let output = output.as_ref().map(to_json).transpose()?;
+        for _ in 0..GUARDED_TRIES {
+            let done = sqlx::query(
+                "UPDATE steps
+                 SET status = ?3, output = ?4, error = ?5, finished_at = ?6, duration_ms = ?8
+                 WHERE run_id = ?1 AND idx = ?2 AND status IN ('pending', 'running')
+                   AND EXISTS (SELECT 1 FROM runs
+                               WHERE id = ?1 AND status = 'running' AND lease_owner = ?7)",
+            )
+            .bind(id)
+            .bind(idx)
+            .bind(status.as_str())
+            .bind(&output)
+            .bind(&error)
+            .bind(now_ms())
+            .bind(worker)
+            .bind(duration_ms)
+            .execute(&self.writer)
+            .await?;
+            if done.rows_affected() == 1 {
+                return Ok(true);
+            }
+            match StepState::refusal(self.step_state(id, idx).await?, worker) {
+                StepRefusal::RunNotFound => return Err(StoreError::RunNotFound(id)),
+                StepRefusal::LeaseLost => return Err(StoreError::LeaseLost),
+                StepRefusal::StepNotFound => {
+                    return Err(StoreError::StepNotFound { run: id, index });
+                }
+                StepRefusal::Finished(_) => return Ok(false),
+                StepRefusal::Changed => continue,
+            }
+        }
+        Err(StoreError::LeaseLost)
+    }
+
+    async fn run_state(
+        &self,
+        id: RunId,
+    ) -> Result<Option<(RunStatus, Option<String>)>, StoreError> {
+        let row = sqlx::query("SELECT status, lease_owner FROM runs WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| {
+            Ok((
+                run_status(row.try_get("status")?)?,
+                row.try_get("lease_owner")?,
+            ))
+        })
+        .transpose()
+    }
+
+    pub(super) async fn finish_run(
+        &self,
+        id: RunId,
+        status: RunStatus,
+        output: Option<Value>,
+        error: Option<String>,
+        worker: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let output = output.as_ref().map(to_json).transpose()?;
+        for _ in 0..GUARDED_TRIES {
+            let now = now_ms();
+            let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+            let done = sqlx::query(
+                "UPDATE runs
+                 SET status = ?2, output = ?3, error = ?4, finished_at = ?5,
+                     lease_owner = NULL, lease_expires_at = NULL
+                 WHERE id = ?1 AND status IN ('queued', 'running')
+                   AND (?6 IS NULL OR lease_owner = ?6)",
+            )
+            .bind(id)
+            .bind(status.as_str())
+            .bind(&output)
+            .bind(&error)
+            .bind(now)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?;
+            if done.rows_affected() == 1 {
+                // A cancelled run's unfinished steps are cancelled with it;
+                // a failed one's are left pending: they never ran.
+                if status == RunStatus::Cancelled {
+                    cancel_steps(&mut tx, id, now).await?;
+                }
+                tx.commit().await?;
+                return Ok(true);
+            }
+            tx.rollback().await?;
+            match run_refusal(self.run_state(id).await?, worker) {
+                RunRefusal::NotFound => return Err(StoreError::RunNotFound(id)),
+                RunRefusal::Terminal => return Ok(false),
+                RunRefusal::LeaseLost => return Err(StoreError::LeaseLost),
+                RunRefusal::Changed => continue,
+            }
+        }
+        Err(StoreError::LeaseLost)
+    }
+
+    pub(super) async fn request_cancel(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+        let now = now_ms();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        // SET expressions read the row as it was, so a queued run becomes
+        // cancelled and a running one only gets the request.
+        let status: Option<String> = sqlx::query_scalar(
+            "UPDATE runs
+             SET cancel_requested = 1,
+                 status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
+                 finished_at = CASE WHEN status = 'queued' THEN ?2 ELSE finished_at END
+             WHERE id = ?1 AND status IN ('queued', 'running')
+             RETURNING status",
+        )
+        .bind(id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if status.as_deref() == Some(RunStatus::Cancelled.as_str()) {
+            cancel_steps(&mut tx, id, now).await?;
+        }
+        tx.commit().await?;
+        if let Some(status) = status {
+            tracing::info!(run = %id, status, "cancellation requested");
+        }
+        self.get_run(id).await
+    }
+
+    pub(super) async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError> {
+        let requested: Option<bool> = sqlx::query_scalar(
+            "SELECT cancel_requested OR status = 'cancelled' FROM runs WHERE id = ?1",
+        )
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(requested.unwrap_or(false))
+    }
+
+    pub(super) async fn stale_runs(
+        &self,
+        queued_for: Duration,
+        limit: u32,
+    ) -> Result<Vec<RunId>, StoreError> {
+        let now = now_ms();
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM runs
+             WHERE status IN ('queued', 'running')
+               AND ((status = 'queued' AND created_at <= ?1)
+                    OR (status = 'running'
+                        AND (lease_expires_at IS NULL OR lease_expires_at <= ?2)))
+             ORDER BY id LIMIT ?3",
+        )
+        .bind(now.saturating_sub(duration_ms(queued_for)))
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    pub(super) async fn unfinished_runs(&self) -> Result<Vec<RunId>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM runs WHERE status IN ('queued', 'running') ORDER BY id",
+        )
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    pub(super) async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT status, COUNT(*) FROM runs GROUP BY status")
+                .fetch_all(&self.reader)
+                .await?,
+        )
+    }
+
+    pub(super) async fn doc_get(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<Doc>, StoreError> {
+        let row =
+            sqlx::query("SELECT key, value, version FROM docs WHERE namespace = ?1 AND key = ?2")
+                .bind(namespace)
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await?;
+        row.as_ref().map(doc_from_row).transpose()
+    }
+
+    /// `json` is the value already serialised (and checked) by the caller.
+    pub(super) async fn doc_put(
+        &self,
+        namespace: &str,
+        key: &str,
+        json: &str,
+        expected: Option<i64>,
+    ) -> Result<u64, StoreError> {
+        let now = now_ms();
+        // Each is one statement on the one writing connection: the version
+        // check and the write cannot interleave with another writer's.
+        let version: Option<i64> = match expected {
+            None => {
+                sqlx::query_scalar(
+                    "INSERT INTO docs (namespace, key, value, version, updated_at)
+                     VALUES (?1, ?2, ?3, 1, ?4)
+                     ON CONFLICT (namespace, key) DO UPDATE
+                     SET value = excluded.value, version = docs.version + 1,
+                         updated_at = excluded.updated_at
+                     RETURNING version",
+                )
+                .bind(namespace)
+                .bind(key)
+                .bind(json)
+                .bind(now)
+                .fetch_optional(&self.writer)
+                .await?
+            }
+            Some(0) => {
+                sqlx::query_scalar(
+                    "INSERT INTO docs (namespace, key, value, version, updated_at)
+                     VALUES (?1, ?2, ?3, 1, ?4)
+                     ON CONFLICT (namespace, key) DO NOTHING
+                     RETURNING version",
+                )
+                .bind(namespace)
+                .bind(key)
+                .bind(json)
+                .bind(now)
+                .fetch_optional(&self.writer)
+                .await?
+            }
+            Some(version) => {
+                sqlx::query_scalar(
+                    "UPDATE docs SET value = ?3, version = version + 1, updated_at = ?4
+                     WHERE namespace = ?1 AND key = ?2 AND version = ?5
+                     RETURNING version",
+                )
+                .bind(namespace)
+                .bind(key)
+                .bind(json)
+                .bind(now)
+                .bind(version)
+                .fetch_optional(&self.writer)
+                .await?
+            }
+        };
+        if let Some(version) = version {
+            return to_u64(version, "version");
+        }
+        let actual: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM docs WHERE namespace = ?1 AND key = ?2")
+                .bind(namespace)
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await?;
+        Err(StoreError::Conflict {
+            key: key.to_owned(),
+            expected: expected.and_then(|v| u64::try_from(v).ok()),
+            actual: actual.and_then(|v| u64::try_from(v).ok()),
+        })
+    }
+
+    pub(super) async fn doc_delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM docs WHERE namespace = ?1 AND key = ?2")
+            .bind(namespace)
+            .bind(key)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn doc_list(
+        &self,
+        namespace: &str,
+        prefix: &str,
+        end: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<Doc>, StoreError> {
+        let query = match &end {
+            Some(end) => sqlx::query(
+                "SELECT key, value, version FROM docs
+                 WHERE namespace = ?1 AND key >= ?2 AND key < ?3
+                 ORDER BY key LIMIT ?4",
+            )
+            .bind(namespace)
+            .bind(prefix)
+            .bind(end),
+            None => sqlx::query(
+                "SELECT key, value, version FROM docs
+                 WHERE namespace = ?1 AND key >= ?2
+                 ORDER BY key LIMIT ?3",
+            )
+            .bind(namespace)
+            .bind(prefix),
+        };
+        let rows = query.bind(i64::from(limit)).fetch_all(&self.reader).await?;
+        rows.iter().map(doc_from_row).collect()
+    }
+}
+
+/// Marks a run's unfinished steps cancelled (`finished_at` for those that
+/// were running).
+async fn cancel_steps(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: RunId,
+    now: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE steps
+         SET status = 'cancelled',
+             finished_at = CASE WHEN status = 'running' THEN ?2 ELSE finished_at END
+         WHERE run_id = ?1 AND status IN ('pending', 'running')",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn to_json(value: &Value) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("JSON value: {e}")))
+}
+
+fn from_json(text: &str, what: &str) -> Result<Value, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+fn run_from_row(row: &SqliteRow) -> Result<Run, StoreError> {
+    Ok(Run {
+        id: row.try_get("id")?,
+        status: run_status(row.try_get("status")?)?,
+        input: from_json(row.try_get("input")?, "run input")?,
+        output: row
+            .try_get::<Option<&str>, _>("output")?
+            .map(|t| from_json(t, "run output"))
+            .transpose()?,
+        error: row.try_get("error")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        cancel_requested: row.try_get("cancel_requested")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        steps: Vec::new(),
+    })
+}
+
+fn step_from_row(row: &SqliteRow) -> Result<(RunId, Step), StoreError> {
+    let timeout_ms: Option<i64> = row.try_get("timeout_ms")?;
+    let retries: Option<i64> = row.try_get("retries")?;
+    let step = Step {
+        index: to_u32(row.try_get("idx")?, "step index")?,
+        plugin: row.try_get("plugin")?,
+        config: from_json(row.try_get("config")?, "step config")?,
+        timeout_ms: timeout_ms.map(|v| to_u64(v, "timeout_ms")).transpose()?,
+        retries: retries.map(|v| to_u32(v, "retries")).transpose()?,
+        plugin_version: row.try_get("plugin_version")?,
+        status: step_status(row.try_get("status")?)?,
+        attempts: to_u32(row.try_get("attempts")?, "attempts")?,
+        output: row
+            .try_get::<Option<&str>, _>("output")?
+            .map(|t| from_json(t, "step output"))
+            .transpose()?,
+        error: row.try_get("error")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        duration_ms: row.try_get("duration_ms")?,
+    };
+    Ok((row.try_get("run_id")?, step))
+}
+
+fn doc_from_row(row: &SqliteRow) -> Result<Doc, StoreError> {
+    Ok(Doc {
+        key: row.try_get("key")?,
+        value: from_json(row.try_get("value")?, "document")?,
+        version: to_u64(row.try_get("version")?, "version")?,
+    })
+}

@@ -1,0 +1,2070 @@
+//! The store's one suite, run against both backends.
+//!
+//! Each check is written once, as `async fn check_xxx(store: &Store)`, and
+//! `suite!` runs it on a fresh SQLite file, on a fresh Postgres database
+//! (CREATE DATABASE per test, dropped at the end) and on in-memory SQLite,
+//! so tests never see each other's rows and the backends are held to the
+//! same behaviour.
+//!
+//! Postgres comes from `NOVA_TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`); the tests fail, not skip,
+//! when it is not reachable.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nova::store::{
+    Doc, ListRuns, NewRun, Run, RunId, RunStatus, StepOutcome, StepSpec, StepStatus, Store,
+    StoreError,
+};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
+const LONG: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------------------
+// Harness
+
+/// Where a test's store lives, so that it can be opened again.
+#[derive(Clone)]
+enum Location {
+    Sqlite(PathBuf),
+    Postgres(String),
+    /// `sqlite::memory:`: one connection does reads and writes, so a call
+    /// that waited for itself would hang here.
+    Memory,
+}
+
+impl Location {
+    async fn open(&self) -> Store {
+        match self {
+            Location::Sqlite(dir) => Store::open_default(dir).await.expect("open SQLite store"),
+            Location::Postgres(url) => Store::connect(url).await.expect("connect Postgres store"),
+            Location::Memory => Store::connect("sqlite::memory:")
+                .await
+                .expect("in-memory SQLite store"),
+        }
+    }
+}
+
+/// A fresh database for one test; `finish` removes it.
+struct TestDb {
+    location: Location,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    None,
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+fn pg_base_url() -> String {
+    std::env::var("NOVA_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_PG.to_owned())
+}
+
+/// The base URL with its database replaced by `name`.
+fn with_database(base: &str, name: &str) -> String {
+    let (main, query) = match base.split_once('?') {
+        Some((main, query)) => (main, Some(query)),
+        None => (base, None),
+    };
+    let server = match main
+        .strip_prefix("postgres://")
+        .or(main.strip_prefix("postgresql://"))
+    {
+        Some(rest) => match rest.split_once('/') {
+            Some((server, _)) => server,
+            None => rest,
+        },
+        None => panic!("NOVA_TEST_DATABASE_URL must be a postgres:// URL, not {base:?}"),
+    };
+    match query {
+        Some(q) => format!("postgres://{server}/{name}?{q}"),
+        None => format!("postgres://{server}/{name}"),
+    }
+}
+
+async fn admin_connection(admin_url: &str) -> sqlx::PgConnection {
+    match sqlx::PgConnection::connect(admin_url).await {
+        Ok(conn) => conn,
+        Err(e) => panic!(
+            "cannot reach Postgres at {admin_url}: {e}\n\
+             These tests need a running PostgreSQL (trust auth, database `test`). Start it with\n\
+             \n    pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start\n\
+             \nand check with `pg_isready -h 127.0.0.1`, or point NOVA_TEST_DATABASE_URL at another server."
+        ),
+    }
+}
+
+impl TestDb {
+    async fn sqlite() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        TestDb {
+            location: Location::Sqlite(dir.path().to_owned()),
+            cleanup: Cleanup::Sqlite(dir),
+        }
+    }
+
+    async fn memory() -> TestDb {
+        TestDb {
+            location: Location::Memory,
+            cleanup: Cleanup::None,
+        }
+    }
+
+    async fn postgres() -> TestDb {
+        let admin_url = pg_base_url();
+        let name = format!("nova_test_{}", uuid::Uuid::now_v7().simple());
+        let mut conn = admin_connection(&admin_url).await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("CREATE DATABASE");
+        let _ = conn.close().await;
+        TestDb {
+            location: Location::Postgres(with_database(&admin_url, &name)),
+            cleanup: Cleanup::Postgres { admin_url, name },
+        }
+    }
+
+    async fn finish(self) {
+        if let Cleanup::Postgres { admin_url, name } = self.cleanup {
+            let mut conn = admin_connection(&admin_url).await;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await
+            .expect("DROP DATABASE");
+            let _ = conn.close().await;
+        }
+    }
+}
+
+/// Runs `check` on a store at a fresh location, then removes the database
+/// even if the check panicked (the panic is passed on).
+async fn run_check<F, Fut>(db: TestDb, check: F)
+where
+    F: FnOnce(Location) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let result = tokio::spawn(check(db.location.clone())).await;
+    db.finish().await;
+    if let Err(e) = result {
+        match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(e) => panic!("check did not finish: {e}"),
+        }
+    }
+}
+
+/// One test per backend for each `check_xxx(store: &Store)`: an SQLite
+/// file, Postgres, and in-memory SQLite.
+macro_rules! suite {
+    ($($check:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run_check(super::TestDb::sqlite().await, |at| async move {
+                        let store = at.open().await;
+                        assert_eq!(store.backend(), "sqlite");
+                        super::$check(&store).await;
+                        store.close().await;
+                    })
+                    .await;
+                }
+            )*
+        }
+        mod memory {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run_check(super::TestDb::memory().await, |at| async move {
+                        let store = at.open().await;
+                        assert_eq!(store.backend(), "sqlite");
+                        super::$check(&store).await;
+                        store.close().await;
+                    })
+                    .await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $check() {
+                    super::run_check(super::TestDb::postgres().await, |at| async move {
+                        let store = at.open().await;
+                        assert_eq!(store.backend(), "postgres");
+                        super::$check(&store).await;
+                        store.close().await;
+                    })
+                    .await;
+                }
+            )*
+        }
+    };
+}
+
+suite!(
+    check_create_and_get,
+    check_idempotency,
+    check_concurrent_idempotency,
+    check_list_and_pages,
+    check_claim_exclusive,
+    check_claim_takeover_after_lease,
+    check_concurrent_claims,
+    check_step_checkpoints,
+    check_step_guards,
+    check_finish_run_once,
+    check_cancel_queued,
+    check_cancel_running,
+    check_stale_runs,
+    check_unfinished_runs,
+    check_count_by_status,
+    check_docs_versions,
+    check_docs_conflicts,
+    check_docs_concurrent_conditional,
+    check_docs_concurrent_unconditional,
+    check_docs_list_by_prefix,
+    check_docs_namespaces,
+    check_invalid_input,
+);
+
+// Restart and migration checks need the location, not only a store.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_restart_keeps_everything() {
+    run_check(TestDb::sqlite().await, check_restart).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_reconnect_keeps_everything() {
+    run_check(TestDb::postgres().await, check_restart).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_migrations_all_applied() {
+    run_check(TestDb::sqlite().await, check_migrations).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_migrations_all_applied() {
+    run_check(TestDb::postgres().await, check_migrations).await;
+}
+
+#[tokio::test]
+async fn urls_pick_the_backend() {
+    let store = Store::connect("sqlite::memory:")
+        .await
+        .expect("in-memory SQLite");
+    assert_eq!(store.backend(), "sqlite");
+    store.ping().await.expect("ping");
+    // One connection holds the in-memory database: it keeps what is written.
+    let (run, _) = store.create_run(new_run(2, None)).await.expect("create");
+    assert!(store.get_run(run.id).await.expect("get").is_some());
+    store.close().await;
+
+    assert!(matches!(
+        Store::connect("mysql://localhost/x").await,
+        Err(StoreError::UnsupportedUrl)
+    ));
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("by-url.db").display());
+    let store = Store::connect(&url).await.expect("SQLite file by URL");
+    store.ping().await.expect("ping");
+    store.close().await;
+    assert!(dir.path().join("by-url.db").exists());
+}
+
+// ---------------------------------------------------------------------------
+// Helpers
+
+fn step(plugin: &str) -> StepSpec {
+    StepSpec {
+        plugin: plugin.to_owned(),
+        config: json!({"plugin": plugin}),
+        timeout_ms: None,
+        retries: None,
+    }
+}
+
+fn new_run(steps: usize, key: Option<&str>) -> NewRun {
+    NewRun {
+        steps: (0..steps).map(|i| step(&format!("step-{i}"))).collect(),
+        input: json!({"n": steps}),
+        idempotency_key: key.map(str::to_owned),
+    }
+}
+
+async fn create(store: &Store, steps: usize) -> Run {
+    let (run, created) = store
+        .create_run(new_run(steps, None))
+        .await
+        .expect("create_run");
+    assert!(created);
+    run
+}
+
+async fn get(store: &Store, id: RunId) -> Run {
+    store
+        .get_run(id)
+        .await
+        .expect("get_run")
+        .expect("run exists")
+}
+
+/// Creates a run and leases it to `worker`.
+async fn running(store: &Store, steps: usize, worker: &str) -> Run {
+    let run = create(store, steps).await;
+    store
+        .claim_run(run.id, worker, LONG)
+        .await
+        .expect("claim_run")
+        .expect("a queued run can be claimed")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+}
+
+fn ids(runs: &[Run]) -> Vec<RunId> {
+    runs.iter().map(|r| r.id).collect()
+}
+
+// ---------------------------------------------------------------------------
+// Runs
+
+async fn check_create_and_get(store: &Store) {
+    store.ping().await.expect("ping");
+    let before = now_ms();
+    let new = NewRun {
+        steps: vec![
+            StepSpec {
+                plugin: "fetch".into(),
+                config: json!({"url": "https://example.com", "headers": {"b": 1, "a": [1, 2.5, null]}}),
+                timeout_ms: Some(1500),
+                retries: Some(3),
+            },
+            StepSpec {
+                plugin: "json-transform".into(),
+                config: json!({}),
+                timeout_ms: None,
+                retries: Some(0),
+            },
+            StepSpec {
+                plugin: "notify".into(),
+                config: Value::Null,
+                timeout_ms: Some(u64::from(u32::MAX) * 4),
+                retries: None,
+            },
+        ],
+        input: json!({"text": "héllo ✓ \"quoted\" \\ back", "list": [1, 2, 3], "deep": {"x": {"y": true}}}),
+        idempotency_key: None,
+    };
+    let (run, created) = store.create_run(new.clone()).await.expect("create_run");
+    assert!(created);
+    assert_eq!(run.id.get_version_num(), 7, "run ids are UUID v7");
+    assert_eq!(run.status, RunStatus::Queued);
+    assert_eq!(run.input, new.input);
+    assert_eq!(run.output, None);
+    assert_eq!(run.error, None);
+    assert!(!run.cancel_requested);
+    assert!(run.created_at >= before && run.created_at <= now_ms());
+    assert_eq!((run.started_at, run.finished_at), (None, None));
+    assert_eq!(run.steps.len(), 3);
+    for (i, (step, spec)) in run.steps.iter().zip(&new.steps).enumerate() {
+        assert_eq!(step.index, i as u32);
+        assert_eq!(step.plugin, spec.plugin);
+        assert_eq!(step.config, spec.config);
+        assert_eq!(step.timeout_ms, spec.timeout_ms);
+        assert_eq!(step.retries, spec.retries);
+        assert_eq!(step.status, StepStatus::Pending);
+        assert_eq!(step.attempts, 0);
+        assert_eq!(step.plugin_version, None);
+        assert_eq!(
+            (
+                &step.output,
+                &step.error,
+                step.started_at,
+                step.finished_at,
+                step.duration_ms
+            ),
+            (&None, &None, None, None, None)
+        );
+    }
+
+    // What create_run returns is what the store holds.
+    let stored = get(store, run.id).await;
+    assert_eq!(stored, run);
+
+    // Serialises as the API shows it.
+    let shown = serde_json::to_value(&stored).expect("serialise");
+    assert_eq!(shown["status"], "queued");
+    assert_eq!(shown["steps"][0]["status"], "pending");
+    assert_eq!(shown["id"], run.id.to_string());
+
+    assert_eq!(store.get_run(RunId::now_v7()).await.expect("get_run"), None);
+}
+
+async fn check_idempotency(store: &Store) {
+    let (first, created) = store
+        .create_run(new_run(2, Some("order-42")))
+        .await
+        .expect("create_run");
+    assert!(created);
+    assert_eq!(first.idempotency_key.as_deref(), Some("order-42"));
+
+    // The same key returns the first run, whatever the second submission
+    // said.
+    let mut again = new_run(5, Some("order-42"));
+    again.input = json!("different");
+    let (second, created) = store.create_run(again).await.expect("create_run");
+    assert!(!created);
+    assert_eq!(second, get(store, first.id).await);
+    assert_eq!(second.steps.len(), 2);
+
+    // The returned run is the current one, not the one first created.
+    store
+        .claim_run(first.id, "w1", LONG)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    let (third, created) = store
+        .create_run(new_run(1, Some("order-42")))
+        .await
+        .expect("create_run");
+    assert!(!created);
+    assert_eq!(third.status, RunStatus::Running);
+
+    let (other, created) = store
+        .create_run(new_run(1, Some("order-43")))
+        .await
+        .expect("create_run");
+    assert!(created);
+    assert_ne!(other.id, first.id);
+
+    // Without a key, every submission is a new run.
+    let a = create(store, 1).await;
+    let b = create(store, 1).await;
+    assert_ne!(a.id, b.id);
+    let counts = store.count_by_status().await.expect("count");
+    assert_eq!(counts[&RunStatus::Queued] + counts[&RunStatus::Running], 4);
+}
+
+async fn check_concurrent_idempotency(store: &Store) {
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut new = new_run(3, Some("same-key"));
+                new.input = json!({"task": i});
+                store.create_run(new).await.expect("create_run")
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.expect("task"));
+    }
+    let created = results.iter().filter(|(_, created)| *created).count();
+    assert_eq!(created, 1, "exactly one submission creates the run");
+    let ids: BTreeSet<RunId> = results.iter().map(|(run, _)| run.id).collect();
+    assert_eq!(ids.len(), 1, "every submission gets the same run");
+    let page = store
+        .list_runs(ListRuns {
+            status: None,
+            limit: 100,
+            cursor: None,
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.runs.len(), 1);
+    assert_eq!(page.runs[0].steps.len(), 3, "the steps were stored once");
+}
+
+async fn check_list_and_pages(store: &Store) {
+    // Seven runs, oldest first: q q r s q f c
+    let mut all = Vec::new();
+    for i in 0..7 {
+        all.push(create(store, i % 3 + 1).await);
+    }
+    let w = "lister";
+    store
+        .claim_run(all[2].id, w, LONG)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    store
+        .claim_run(all[3].id, w, LONG)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert!(
+        store
+            .finish_run(
+                all[3].id,
+                RunStatus::Succeeded,
+                Some(json!(1)),
+                None,
+                Some(w)
+            )
+            .await
+            .expect("finish")
+    );
+    store
+        .claim_run(all[5].id, w, LONG)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert!(
+        store
+            .finish_run(
+                all[5].id,
+                RunStatus::Failed,
+                None,
+                Some("boom".into()),
+                Some(w)
+            )
+            .await
+            .expect("finish")
+    );
+    store.request_cancel(all[6].id).await.expect("cancel");
+
+    let newest_first: Vec<RunId> = all.iter().rev().map(|r| r.id).collect();
+
+    // One page with everything.
+    let page = store
+        .list_runs(ListRuns {
+            status: None,
+            limit: 100,
+            cursor: None,
+        })
+        .await
+        .expect("list");
+    assert_eq!(ids(&page.runs), newest_first);
+    assert_eq!(page.next_cursor, None);
+    for run in &page.runs {
+        assert_eq!(
+            *run,
+            get(store, run.id).await,
+            "listed runs carry their steps"
+        );
+    }
+
+    // Pages of two, following the cursor.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .list_runs(ListRuns {
+                status: None,
+                limit: 2,
+                cursor,
+            })
+            .await
+            .expect("list");
+        pages += 1;
+        assert!(page.runs.len() <= 2);
+        seen.extend(ids(&page.runs));
+        for run in &page.runs {
+            assert!(!run.steps.is_empty());
+        }
+        match page.next_cursor {
+            Some(next) => {
+                assert_eq!(Some(&next), seen.last());
+                cursor = Some(next);
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, newest_first);
+    assert_eq!(pages, 4);
+
+    // A page that ends exactly at the last run has no next cursor.
+    let page = store
+        .list_runs(ListRuns {
+            status: None,
+            limit: 7,
+            cursor: None,
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.runs.len(), 7);
+    assert_eq!(page.next_cursor, None);
+
+    // By status.
+    let queued = store
+        .list_runs(ListRuns {
+            status: Some(RunStatus::Queued),
+            limit: 100,
+            cursor: None,
+        })
+        .await
+        .expect("list");
+    assert_eq!(ids(&queued.runs), vec![all[4].id, all[1].id, all[0].id]);
+    assert!(queued.runs.iter().all(|r| r.status == RunStatus::Queued));
+    for run in &queued.runs {
+        assert_eq!(*run, get(store, run.id).await);
+    }
+
+    // By status, paged.
+    let first = store
+        .list_runs(ListRuns {
+            status: Some(RunStatus::Queued),
+            limit: 2,
+            cursor: None,
+        })
+        .await
+        .expect("list");
+    assert_eq!(ids(&first.runs), vec![all[4].id, all[1].id]);
+    assert_eq!(first.next_cursor, Some(all[1].id));
+    let second = store
+        .list_runs(ListRuns {
+            status: Some(RunStatus::Queued),
+            limit: 2,
+            cursor: first.next_cursor,
+        })
+        .await
+        .expect("list");
+    assert_eq!(ids(&second.runs), vec![all[0].id]);
+    assert_eq!(second.next_cursor, None);
+
+    for (status, expected) in [
+        (RunStatus::Running, vec![all[2].id]),
+        (RunStatus::Succeeded, vec![all[3].id]),
+        (RunStatus::Failed, vec![all[5].id]),
+        (RunStatus::Cancelled, vec![all[6].id]),
+    ] {
+        let page = store
+            .list_runs(ListRuns {
+                status: Some(status),
+                limit: 10,
+                cursor: None,
+            })
+            .await
+            .expect("list");
+        assert_eq!(ids(&page.runs), expected, "{status}");
+    }
+
+    // A cursor older than every run: an empty page.
+    let page = store
+        .list_runs(ListRuns {
+            status: None,
+            limit: 10,
+            cursor: Some(all[0].id),
+        })
+        .await
+        .expect("list");
+    assert!(page.runs.is_empty());
+    assert_eq!(page.next_cursor, None);
+}
+
+async fn check_claim_exclusive(store: &Store) {
+    let run = create(store, 2).await;
+    let before = now_ms();
+    let claimed = store
+        .claim_run(run.id, "w1", LONG)
+        .await
+        .expect("claim")
+        .expect("a queued run is claimed");
+    assert_eq!(claimed.status, RunStatus::Running);
+    let started = claimed.started_at.expect("started_at");
+    assert!(started >= before);
+    assert_eq!(
+        claimed.steps.len(),
+        2,
+        "the claimed run comes with its steps"
+    );
+
+    // Held by a live worker: nobody else gets it.
+    assert_eq!(
+        store.claim_run(run.id, "w2", LONG).await.expect("claim"),
+        None
+    );
+    assert!(!store.renew_lease(run.id, "w2", LONG).await.expect("renew"));
+    // The holder may claim again (a redelivery) and renew.
+    let again = store
+        .claim_run(run.id, "w1", LONG)
+        .await
+        .expect("claim")
+        .expect("the holder claims again");
+    assert_eq!(again.started_at, Some(started), "started_at is set once");
+    assert!(store.renew_lease(run.id, "w1", LONG).await.expect("renew"));
+
+    // Unknown and finished runs cannot be claimed or renewed.
+    assert_eq!(
+        store
+            .claim_run(RunId::now_v7(), "w1", LONG)
+            .await
+            .expect("claim"),
+        None
+    );
+    assert!(
+        !store
+            .renew_lease(RunId::now_v7(), "w1", LONG)
+            .await
+            .expect("renew")
+    );
+    assert!(
+        store
+            .finish_run(run.id, RunStatus::Succeeded, None, None, Some("w1"))
+            .await
+            .expect("finish")
+    );
+    assert_eq!(
+        store.claim_run(run.id, "w1", LONG).await.expect("claim"),
+        None
+    );
+    assert_eq!(
+        store.claim_run(run.id, "w2", LONG).await.expect("claim"),
+        None
+    );
+    assert!(!store.renew_lease(run.id, "w1", LONG).await.expect("renew"));
+}
+
+async fn check_claim_takeover_after_lease(store: &Store) {
+    let run = create(store, 2).await;
+    let first = store
+        .claim_run(run.id, "w1", Duration::from_secs(1))
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert!(
+        store
+            .start_step(run.id, 0, "1.0.0", "w1")
+            .await
+            .expect("start")
+            == 1
+    );
+    assert!(
+        store
+            .finish_step(
+                run.id,
+                0,
+                StepOutcome::Succeeded {
+                    output: json!("zero")
+                },
+                5.0,
+                "w1"
+            )
+            .await
+            .expect("finish")
+    );
+    assert_eq!(
+        store
+            .start_step(run.id, 1, "1.0.0", "w1")
+            .await
+            .expect("start"),
+        1
+    );
+    assert_eq!(
+        store.claim_run(run.id, "w2", LONG).await.expect("claim"),
+        None
+    );
+
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+
+    // The lease ran out: another worker takes the run over, and resumes at
+    // the first unfinished step.
+    let taken = store
+        .claim_run(run.id, "w2", LONG)
+        .await
+        .expect("claim")
+        .expect("an expired lease is taken over");
+    assert_eq!(taken.started_at, first.started_at);
+    assert_eq!(taken.steps[0].status, StepStatus::Succeeded);
+    assert_eq!(taken.steps[0].output, Some(json!("zero")));
+    assert_eq!(taken.steps[1].status, StepStatus::Running);
+    assert_eq!(taken.steps[1].attempts, 1);
+
+    // The old worker has lost it, for everything.
+    assert!(!store.renew_lease(run.id, "w1", LONG).await.expect("renew"));
+    assert!(matches!(
+        store.start_step(run.id, 1, "1.0.0", "w1").await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert!(matches!(
+        store
+            .finish_step(
+                run.id,
+                1,
+                StepOutcome::Succeeded { output: json!(1) },
+                1.0,
+                "w1"
+            )
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert!(matches!(
+        store
+            .finish_run(run.id, RunStatus::Succeeded, None, None, Some("w1"))
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert_eq!(
+        store.claim_run(run.id, "w1", LONG).await.expect("claim"),
+        None
+    );
+
+    // The new one carries on.
+    assert_eq!(
+        store
+            .start_step(run.id, 1, "1.0.0", "w2")
+            .await
+            .expect("start"),
+        2
+    );
+    assert!(store.renew_lease(run.id, "w2", LONG).await.expect("renew"));
+
+    // A lease that expired but was not taken over still belongs to its
+    // worker.
+    let other = create(store, 1).await;
+    store
+        .claim_run(other.id, "w3", Duration::from_millis(1))
+        .await
+        .expect("claim")
+        .expect("claimed");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(
+        store
+            .renew_lease(other.id, "w3", LONG)
+            .await
+            .expect("renew")
+    );
+    assert_eq!(
+        store.claim_run(other.id, "w4", LONG).await.expect("claim"),
+        None
+    );
+}
+
+async fn check_concurrent_claims(store: &Store) {
+    let run = create(store, 1).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .claim_run(run.id, &format!("worker-{i}"), LONG)
+                    .await
+                    .expect("claim_run")
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for task in tasks {
+        if task.await.expect("task").is_some() {
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1, "exactly one worker holds the run");
+}
+
+async fn check_step_checkpoints(store: &Store) {
+    let run = running(store, 3, "w1").await;
+
+    let before = now_ms();
+    assert_eq!(
+        store
+            .start_step(run.id, 0, "1.0.0", "w1")
+            .await
+            .expect("start"),
+        1
+    );
+    let step = get(store, run.id).await.steps[0].clone();
+    assert_eq!(step.status, StepStatus::Running);
+    assert_eq!(step.plugin_version.as_deref(), Some("1.0.0"));
+    let first_start = step.started_at.expect("started_at");
+    assert!(first_start >= before);
+
+    // A retry: a new attempt, with the version that runs it now.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        store
+            .start_step(run.id, 0, "1.1.0", "w1")
+            .await
+            .expect("start"),
+        2
+    );
+    let output = json!({"rows": [1, 2, 3], "note": "ok"});
+    assert!(
+        store
+            .finish_step(
+                run.id,
+                0,
+                StepOutcome::Succeeded {
+                    output: output.clone()
+                },
+                12.5,
+                "w1"
+            )
+            .await
+            .expect("finish")
+    );
+    let step = get(store, run.id).await.steps[0].clone();
+    assert_eq!(step.status, StepStatus::Succeeded);
+    assert_eq!(step.attempts, 2);
+    assert_eq!(step.plugin_version.as_deref(), Some("1.1.0"));
+    assert_eq!(
+        step.started_at,
+        Some(first_start),
+        "started_at is the first attempt's"
+    );
+    assert!(step.finished_at.expect("finished_at") >= first_start);
+    assert_eq!(step.duration_ms, Some(12.5));
+    assert_eq!(step.output, Some(output.clone()));
+    assert_eq!(step.error, None);
+
+    // Checkpoints are recorded once: finishing again changes nothing.
+    assert!(
+        !store
+            .finish_step(
+                run.id,
+                0,
+                StepOutcome::Succeeded {
+                    output: json!("other")
+                },
+                1.0,
+                "w1"
+            )
+            .await
+            .expect("finish again")
+    );
+    assert!(
+        !store
+            .finish_step(
+                run.id,
+                0,
+                StepOutcome::Failed {
+                    error: "late".into()
+                },
+                1.0,
+                "w1"
+            )
+            .await
+            .expect("finish again")
+    );
+    let again = get(store, run.id).await.steps[0].clone();
+    assert_eq!(again, step);
+    assert!(matches!(
+        store.start_step(run.id, 0, "1.1.0", "w1").await,
+        Err(StoreError::StepFinished {
+            index: 0,
+            status: StepStatus::Succeeded,
+            ..
+        })
+    ));
+
+    // A failure keeps its error; a step that never started can be
+    // cancelled.
+    assert_eq!(
+        store
+            .start_step(run.id, 1, "2.0.0", "w1")
+            .await
+            .expect("start"),
+        1
+    );
+    assert!(
+        store
+            .finish_step(
+                run.id,
+                1,
+                StepOutcome::Failed {
+                    error: "bad\0input".into()
+                },
+                3.0,
+                "w1"
+            )
+            .await
+            .expect("finish")
+    );
+    assert!(
+        store
+            .finish_step(run.id, 2, StepOutcome::Cancelled, 0.0, "w1")
+            .await
+            .expect("finish")
+    );
+    let steps = get(store, run.id).await.steps;
+    assert_eq!(steps[1].status, StepStatus::Failed);
+    assert_eq!(steps[1].error.as_deref(), Some("bad\u{FFFD}input"));
+    assert_eq!(steps[1].output, None);
+    assert_eq!(steps[2].status, StepStatus::Cancelled);
+    assert_eq!(steps[2].attempts, 0);
+    assert_eq!(steps[2].started_at, None);
+
+    // Outputs with NUL characters are kept, with the NULs replaced.
+    let run = running(store, 1, "w1").await;
+    store.start_step(run.id, 0, "1", "w1").await.expect("start");
+    assert!(
+        store
+            .finish_step(
+                run.id,
+                0,
+                StepOutcome::Succeeded {
+                    output: json!({"t": "a\u{0}b"})
+                },
+                1.0,
+                "w1"
+            )
+            .await
+            .expect("finish")
+    );
+    assert_eq!(
+        get(store, run.id).await.steps[0].output,
+        Some(json!({"t": "a\u{FFFD}b"}))
+    );
+}
+
+async fn check_step_guards(store: &Store) {
+    let run = running(store, 2, "holder").await;
+
+    // Only the holder checkpoints.
+    assert!(matches!(
+        store.start_step(run.id, 0, "1.0.0", "intruder").await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert!(matches!(
+        store
+            .finish_step(
+                run.id,
+                0,
+                StepOutcome::Succeeded { output: json!(1) },
+                1.0,
+                "intruder"
+            )
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    let steps = get(store, run.id).await.steps;
+    assert_eq!(steps[0].status, StepStatus::Pending);
+    assert_eq!(steps[0].attempts, 0);
+
+    // Unknown steps and runs.
+    assert!(matches!(
+        store.start_step(run.id, 2, "1.0.0", "holder").await,
+        Err(StoreError::StepNotFound { index: 2, .. })
+    ));
+    assert!(matches!(
+        store.start_step(run.id, u32::MAX, "1.0.0", "holder").await,
+        Err(StoreError::StepNotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .finish_step(run.id, 7, StepOutcome::Cancelled, 1.0, "holder")
+            .await,
+        Err(StoreError::StepNotFound { index: 7, .. })
+    ));
+    let unknown = RunId::now_v7();
+    assert!(matches!(
+        store.start_step(unknown, 0, "1.0.0", "holder").await,
+        Err(StoreError::RunNotFound(id)) if id == unknown
+    ));
+
+    // A queued run is held by nobody.
+    let queued = create(store, 1).await;
+    assert!(matches!(
+        store.start_step(queued.id, 0, "1.0.0", "holder").await,
+        Err(StoreError::LeaseLost)
+    ));
+
+    // Once the run finished, its worker holds nothing.
+    assert!(
+        store
+            .finish_run(
+                run.id,
+                RunStatus::Failed,
+                None,
+                Some("stop".into()),
+                Some("holder")
+            )
+            .await
+            .expect("finish")
+    );
+    assert!(matches!(
+        store.start_step(run.id, 0, "1.0.0", "holder").await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert!(matches!(
+        store
+            .finish_step(run.id, 0, StepOutcome::Cancelled, 1.0, "holder")
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+}
+
+async fn check_finish_run_once(store: &Store) {
+    let run = running(store, 2, "w1").await;
+    assert!(matches!(
+        store
+            .finish_run(run.id, RunStatus::Running, None, None, Some("w1"))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store
+            .finish_run(run.id, RunStatus::Succeeded, None, None, Some("w2"))
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    let output = json!({"result": [1, "two", {"three": 3}]});
+    assert!(
+        store
+            .finish_run(
+                run.id,
+                RunStatus::Succeeded,
+                Some(output.clone()),
+                None,
+                Some("w1")
+            )
+            .await
+            .expect("finish")
+    );
+    let done = get(store, run.id).await;
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(done.output, Some(output.clone()));
+    assert_eq!(done.error, None);
+    assert!(done.finished_at.expect("finished_at") >= done.started_at.expect("started_at"));
+    // A succeeded run's steps are what the worker recorded: untouched here.
+    assert!(done.steps.iter().all(|s| s.status == StepStatus::Pending));
+
+    // Only once, whoever asks.
+    for worker in [Some("w1"), Some("w2"), None] {
+        assert!(
+            !store
+                .finish_run(
+                    run.id,
+                    RunStatus::Failed,
+                    None,
+                    Some("again".into()),
+                    worker
+                )
+                .await
+                .expect("finish again")
+        );
+    }
+    let still = get(store, run.id).await;
+    assert_eq!(still, done);
+
+    // Failed, with its error.
+    let failed = running(store, 1, "w1").await;
+    assert!(
+        store
+            .finish_run(
+                failed.id,
+                RunStatus::Failed,
+                None,
+                Some("step 0: boom".into()),
+                Some("w1")
+            )
+            .await
+            .expect("finish")
+    );
+    let failed = get(store, failed.id).await;
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert_eq!(failed.error.as_deref(), Some("step 0: boom"));
+    assert_eq!(failed.output, None);
+
+    // Without a worker (the API side): a queued run, cancelled with its
+    // steps.
+    let queued = create(store, 3).await;
+    assert!(
+        store
+            .finish_run(queued.id, RunStatus::Cancelled, None, None, None)
+            .await
+            .expect("finish")
+    );
+    let cancelled = get(store, queued.id).await;
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert!(
+        cancelled
+            .steps
+            .iter()
+            .all(|s| s.status == StepStatus::Cancelled)
+    );
+    assert_eq!(
+        store.claim_run(queued.id, "w1", LONG).await.expect("claim"),
+        None
+    );
+
+    assert!(matches!(
+        store
+            .finish_run(RunId::now_v7(), RunStatus::Succeeded, None, None, None)
+            .await,
+        Err(StoreError::RunNotFound(_))
+    ));
+}
+
+async fn check_cancel_queued(store: &Store) {
+    let run = create(store, 3).await;
+    let cancelled = store
+        .request_cancel(run.id)
+        .await
+        .expect("cancel")
+        .expect("known run");
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+    assert!(cancelled.cancel_requested);
+    assert!(cancelled.finished_at.is_some());
+    assert_eq!(cancelled.started_at, None);
+    assert!(
+        cancelled
+            .steps
+            .iter()
+            .all(|s| s.status == StepStatus::Cancelled)
+    );
+    assert_eq!(cancelled, get(store, run.id).await);
+    assert!(
+        store
+            .cancel_requested(run.id)
+            .await
+            .expect("cancel_requested")
+    );
+
+    // Nobody runs it now.
+    assert_eq!(
+        store.claim_run(run.id, "w1", LONG).await.expect("claim"),
+        None
+    );
+    assert!(
+        !store
+            .unfinished_runs()
+            .await
+            .expect("unfinished")
+            .contains(&run.id)
+    );
+
+    // Cancelling again returns it unchanged.
+    let again = store
+        .request_cancel(run.id)
+        .await
+        .expect("cancel")
+        .expect("known");
+    assert_eq!(again, cancelled);
+
+    // A finished run is returned unchanged.
+    let done = running(store, 1, "w1").await;
+    assert!(
+        store
+            .finish_run(
+                done.id,
+                RunStatus::Succeeded,
+                Some(json!(1)),
+                None,
+                Some("w1")
+            )
+            .await
+            .expect("finish")
+    );
+    let before = get(store, done.id).await;
+    let after = store
+        .request_cancel(done.id)
+        .await
+        .expect("cancel")
+        .expect("known");
+    assert_eq!(after, before);
+    assert!(!after.cancel_requested);
+    assert!(
+        !store
+            .cancel_requested(done.id)
+            .await
+            .expect("cancel_requested")
+    );
+
+    assert_eq!(
+        store.request_cancel(RunId::now_v7()).await.expect("cancel"),
+        None
+    );
+    assert!(
+        !store
+            .cancel_requested(RunId::now_v7())
+            .await
+            .expect("cancel_requested")
+    );
+}
+
+async fn check_cancel_running(store: &Store) {
+    let run = running(store, 3, "w1").await;
+    store
+        .start_step(run.id, 0, "1.0.0", "w1")
+        .await
+        .expect("start");
+    assert!(
+        store
+            .finish_step(
+                run.id,
+                0,
+                StepOutcome::Succeeded { output: json!(0) },
+                1.0,
+                "w1"
+            )
+            .await
+            .expect("finish")
+    );
+    store
+        .start_step(run.id, 1, "1.0.0", "w1")
+        .await
+        .expect("start");
+    assert!(
+        !store
+            .cancel_requested(run.id)
+            .await
+            .expect("cancel_requested")
+    );
+
+    // Running: only the request is recorded; the worker stops the run.
+    let requested = store
+        .request_cancel(run.id)
+        .await
+        .expect("cancel")
+        .expect("known");
+    assert_eq!(requested.status, RunStatus::Running);
+    assert!(requested.cancel_requested);
+    assert_eq!(requested.finished_at, None);
+    assert_eq!(requested.steps[1].status, StepStatus::Running);
+    assert!(
+        store
+            .cancel_requested(run.id)
+            .await
+            .expect("cancel_requested")
+    );
+    // The worker still holds the run until it stops it.
+    assert!(store.renew_lease(run.id, "w1", LONG).await.expect("renew"));
+
+    // A worker that takes the run over sees the request.
+    let reclaimed = store
+        .claim_run(run.id, "w1", LONG)
+        .await
+        .expect("claim")
+        .expect("the holder claims again");
+    assert!(reclaimed.cancel_requested);
+
+    // The worker interrupts the running step and cancels the run: the
+    // steps that never ran are cancelled with it, the finished one keeps
+    // its outcome.
+    assert!(
+        store
+            .finish_step(run.id, 1, StepOutcome::Cancelled, 4.0, "w1")
+            .await
+            .expect("finish")
+    );
+    assert!(
+        store
+            .finish_run(run.id, RunStatus::Cancelled, None, None, Some("w1"))
+            .await
+            .expect("finish")
+    );
+    let done = get(store, run.id).await;
+    assert_eq!(done.status, RunStatus::Cancelled);
+    assert!(done.finished_at.is_some());
+    let statuses: Vec<StepStatus> = done.steps.iter().map(|s| s.status).collect();
+    assert_eq!(
+        statuses,
+        vec![
+            StepStatus::Succeeded,
+            StepStatus::Cancelled,
+            StepStatus::Cancelled
+        ]
+    );
+    assert_eq!(done.steps[1].duration_ms, Some(4.0));
+    assert!(
+        store
+            .cancel_requested(run.id)
+            .await
+            .expect("cancel_requested")
+    );
+}
+
+async fn check_stale_runs(store: &Store) {
+    let queued = create(store, 1).await;
+    let short = create(store, 1).await;
+    let long = create(store, 1).await;
+    let done = create(store, 1).await;
+    let cancelled = create(store, 1).await;
+    store
+        .claim_run(short.id, "w1", Duration::from_secs(1))
+        .await
+        .expect("claim")
+        .expect("claimed");
+    store
+        .claim_run(long.id, "w2", LONG)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    store
+        .claim_run(done.id, "w3", LONG)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert!(
+        store
+            .finish_run(done.id, RunStatus::Succeeded, None, None, Some("w3"))
+            .await
+            .expect("finish")
+    );
+    store.request_cancel(cancelled.id).await.expect("cancel");
+
+    // Young queued runs are the queue's business; live leases are held.
+    assert_eq!(
+        store.stale_runs(LONG, 10).await.expect("stale"),
+        Vec::<RunId>::new()
+    );
+    assert_eq!(
+        store.stale_runs(Duration::ZERO, 10).await.expect("stale"),
+        vec![queued.id]
+    );
+
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert_eq!(
+        store
+            .stale_runs(Duration::from_millis(100), 10)
+            .await
+            .expect("stale"),
+        vec![queued.id, short.id],
+        "oldest first: the queued run, then the expired lease"
+    );
+    assert_eq!(
+        store.stale_runs(LONG, 10).await.expect("stale"),
+        vec![short.id]
+    );
+    assert_eq!(
+        store.stale_runs(Duration::ZERO, 1).await.expect("stale"),
+        vec![queued.id]
+    );
+
+    // Taken over, it is no longer stale.
+    store
+        .claim_run(short.id, "w4", LONG)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert_eq!(
+        store.stale_runs(LONG, 10).await.expect("stale"),
+        Vec::<RunId>::new()
+    );
+}
+
+async fn check_unfinished_runs(store: &Store) {
+    assert_eq!(
+        store.unfinished_runs().await.expect("unfinished"),
+        Vec::<RunId>::new()
+    );
+    let a = create(store, 1).await;
+    let b = running(store, 1, "w1").await;
+    let c = running(store, 1, "w1").await;
+    let d = create(store, 1).await;
+    let e = create(store, 1).await;
+    assert!(
+        store
+            .finish_run(c.id, RunStatus::Succeeded, None, None, Some("w1"))
+            .await
+            .expect("finish")
+    );
+    store.request_cancel(d.id).await.expect("cancel");
+    // A running run with a cancellation request still needs its worker.
+    store.request_cancel(b.id).await.expect("cancel");
+    assert_eq!(
+        store.unfinished_runs().await.expect("unfinished"),
+        vec![a.id, b.id, e.id]
+    );
+}
+
+async fn check_count_by_status(store: &Store) {
+    let counts = store.count_by_status().await.expect("count");
+    assert_eq!(counts.len(), 5, "every status is counted");
+    assert!(counts.values().all(|&n| n == 0));
+
+    for _ in 0..3 {
+        create(store, 1).await;
+    }
+    let r = running(store, 1, "w").await;
+    running(store, 1, "w").await;
+    assert!(
+        store
+            .finish_run(r.id, RunStatus::Failed, None, Some("x".into()), Some("w"))
+            .await
+            .expect("finish")
+    );
+    let s = running(store, 1, "w").await;
+    assert!(
+        store
+            .finish_run(s.id, RunStatus::Succeeded, None, None, Some("w"))
+            .await
+            .expect("finish")
+    );
+    let c = create(store, 1).await;
+    store.request_cancel(c.id).await.expect("cancel");
+
+    let counts = store.count_by_status().await.expect("count");
+    let expected = [
+        (RunStatus::Queued, 3),
+        (RunStatus::Running, 1),
+        (RunStatus::Succeeded, 1),
+        (RunStatus::Failed, 1),
+        (RunStatus::Cancelled, 1),
+    ];
+    assert_eq!(counts, expected.into_iter().collect());
+}
+
+// ---------------------------------------------------------------------------
+// Documents
+
+async fn check_docs_versions(store: &Store) {
+    let ns = "invoices";
+    assert_eq!(store.doc_get(ns, "inv-1").await.expect("get"), None);
+
+    let v1 = json!({"total": 12.5, "lines": [{"sku": "a", "qty": 2}], "paid": false});
+    assert_eq!(store.doc_put(ns, "inv-1", &v1, None).await.expect("put"), 1);
+    assert_eq!(
+        store.doc_get(ns, "inv-1").await.expect("get"),
+        Some(Doc {
+            key: "inv-1".into(),
+            value: v1.clone(),
+            version: 1
+        })
+    );
+
+    let v2 = json!({"total": 12.5, "paid": true});
+    assert_eq!(store.doc_put(ns, "inv-1", &v2, None).await.expect("put"), 2);
+    assert_eq!(
+        store
+            .doc_put(ns, "inv-1", &json!("v3"), Some(2))
+            .await
+            .expect("put"),
+        3
+    );
+    let doc = store.doc_get(ns, "inv-1").await.expect("get").expect("doc");
+    assert_eq!((doc.value, doc.version), (json!("v3"), 3));
+
+    // Any JSON value.
+    for (i, value) in [
+        json!(null),
+        json!(0),
+        json!([1, [2]]),
+        json!("s"),
+        json!(true),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let key = format!("scalar-{i}");
+        assert_eq!(
+            store.doc_put(ns, &key, &value, Some(0)).await.expect("put"),
+            1
+        );
+        assert_eq!(
+            store
+                .doc_get(ns, &key)
+                .await
+                .expect("get")
+                .expect("doc")
+                .value,
+            value
+        );
+    }
+
+    // Delete, and the key starts over.
+    assert!(store.doc_delete(ns, "inv-1").await.expect("delete"));
+    assert!(!store.doc_delete(ns, "inv-1").await.expect("delete"));
+    assert_eq!(store.doc_get(ns, "inv-1").await.expect("get"), None);
+    assert_eq!(
+        store.doc_put(ns, "inv-1", &v1, Some(0)).await.expect("put"),
+        1
+    );
+}
+
+async fn check_docs_conflicts(store: &Store) {
+    let ns = "p";
+    assert_eq!(
+        store
+            .doc_put(ns, "k", &json!(1), Some(0))
+            .await
+            .expect("put"),
+        1
+    );
+    assert_eq!(
+        store
+            .doc_put(ns, "k", &json!(2), Some(1))
+            .await
+            .expect("put"),
+        2
+    );
+
+    // Must not exist yet, but does.
+    match store.doc_put(ns, "k", &json!("x"), Some(0)).await {
+        Err(StoreError::Conflict {
+            key,
+            expected,
+            actual,
+        }) => {
+            assert_eq!(key, "k");
+            assert_eq!(expected, Some(0));
+            assert_eq!(actual, Some(2));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // A stale version.
+    match store.doc_put(ns, "k", &json!("x"), Some(1)).await {
+        Err(StoreError::Conflict {
+            expected, actual, ..
+        }) => assert_eq!((expected, actual), (Some(1), Some(2))),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    // A version from the future.
+    assert!(matches!(
+        store.doc_put(ns, "k", &json!("x"), Some(9)).await,
+        Err(StoreError::Conflict {
+            expected: Some(9),
+            actual: Some(2),
+            ..
+        })
+    ));
+    // A version of a document that does not exist.
+    assert!(matches!(
+        store.doc_put(ns, "missing", &json!("x"), Some(1)).await,
+        Err(StoreError::Conflict {
+            expected: Some(1),
+            actual: None,
+            ..
+        })
+    ));
+    assert_eq!(store.doc_get(ns, "missing").await.expect("get"), None);
+
+    // Nothing changed.
+    let doc = store.doc_get(ns, "k").await.expect("get").expect("doc");
+    assert_eq!((doc.value, doc.version), (json!(2), 2));
+
+    // The error says what happened.
+    let message = store
+        .doc_put(ns, "k", &json!(0), Some(1))
+        .await
+        .expect_err("conflict")
+        .to_string();
+    assert!(
+        message.contains("\"k\"") && message.contains('2'),
+        "{message}"
+    );
+}
+
+async fn check_docs_concurrent_conditional(store: &Store) {
+    let ns = "race";
+    assert_eq!(
+        store
+            .doc_put(ns, "counter", &json!(0), None)
+            .await
+            .expect("put"),
+        1
+    );
+
+    // Eight writers read version 1 and all try to write on top of it.
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                (
+                    i,
+                    store
+                        .doc_put("race", "counter", &json!(i + 100), Some(1))
+                        .await,
+                )
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        match task.await.expect("task") {
+            (i, Ok(version)) => {
+                assert_eq!(version, 2);
+                winners.push(i);
+            }
+            (_, Err(StoreError::Conflict { actual, .. })) => assert_eq!(actual, Some(2)),
+            (_, Err(e)) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one conditional write wins");
+    let doc = store
+        .doc_get(ns, "counter")
+        .await
+        .expect("get")
+        .expect("doc");
+    assert_eq!(doc.version, 2);
+    assert_eq!(doc.value, json!(winners[0] + 100));
+
+    // The same for creation.
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.doc_put("race", "fresh", &json!(i), Some(0)).await })
+        })
+        .collect();
+    let mut created = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(1) => created += 1,
+            Ok(v) => panic!("created at version {v}"),
+            Err(StoreError::Conflict { actual, .. }) => assert_eq!(actual, Some(1)),
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(created, 1, "exactly one creation wins");
+}
+
+async fn check_docs_concurrent_unconditional(store: &Store) {
+    // Unconditional writes never conflict, and none is lost: each gets its
+    // own version.
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.doc_put("race", "log", &json!(i), None).await })
+        })
+        .collect();
+    let mut versions = BTreeSet::new();
+    for task in tasks {
+        versions.insert(task.await.expect("task").expect("put"));
+    }
+    assert_eq!(versions, (1..=8).collect());
+    let doc = store
+        .doc_get("race", "log")
+        .await
+        .expect("get")
+        .expect("doc");
+    assert_eq!(doc.version, 8);
+}
+
+async fn check_docs_list_by_prefix(store: &Store) {
+    let ns = "lists";
+    let keys = [
+        "a",
+        "a%",
+        "a%b",
+        "a_c",
+        "abc",
+        "ab",
+        "aXc",
+        "a\\",
+        "a\\b",
+        "B",
+        "b",
+        "a/é",
+        "a/z",
+        "a/\u{10FFFF}",
+        "é",
+        "z",
+    ];
+    for (i, key) in keys.iter().enumerate() {
+        store.doc_put(ns, key, &json!(i), None).await.expect("put");
+    }
+    // Keys another plugin has must not show.
+    store
+        .doc_put("elsewhere", "a%", &json!(0), None)
+        .await
+        .expect("put");
+
+    let listed = |prefix: &'static str, limit: u32| {
+        let store = store.clone();
+        async move {
+            store
+                .doc_list(ns, prefix, limit)
+                .await
+                .expect("doc_list")
+                .into_iter()
+                .map(|d| d.key)
+                .collect::<Vec<_>>()
+        }
+    };
+    // The expected answer: bytewise order, literal prefix.
+    let expected = |prefix: &str, limit: usize| {
+        let mut keys: Vec<String> = keys
+            .iter()
+            .filter(|k| k.starts_with(prefix))
+            .map(|k| k.to_string())
+            .collect();
+        keys.sort();
+        keys.truncate(limit);
+        keys
+    };
+
+    for prefix in [
+        "a%", "a_", "a", "a\\", "a/", "", "B", "b", "é", "zz", "a%b", "%", "_",
+    ] {
+        assert_eq!(
+            listed(prefix, 1000).await,
+            expected(prefix, 1000),
+            "prefix {prefix:?}"
+        );
+    }
+    // `%` and `_` are literal.
+    assert_eq!(listed("a%", 1000).await, vec!["a%", "a%b"]);
+    assert_eq!(listed("a_", 1000).await, vec!["a_c"]);
+    assert!(listed("%", 1000).await.is_empty());
+    // Bytewise, whatever the database's locale: upper case first.
+    assert_eq!(listed("", 2).await, vec!["B", "a"]);
+    assert_eq!(listed("a", 3).await, expected("a", 3));
+
+    let docs = store.doc_list(ns, "a%", 10).await.expect("doc_list");
+    assert_eq!(docs[0].value, json!(1));
+    assert_eq!(docs[0].version, 1);
+}
+
+async fn check_docs_namespaces(store: &Store) {
+    assert_eq!(
+        store
+            .doc_put("one", "k", &json!("one's"), None)
+            .await
+            .expect("put"),
+        1
+    );
+    assert_eq!(store.doc_get("two", "k").await.expect("get"), None);
+    // The same key in another namespace is another document.
+    assert_eq!(
+        store
+            .doc_put("two", "k", &json!("two's"), Some(0))
+            .await
+            .expect("put"),
+        1
+    );
+    assert_eq!(
+        store
+            .doc_put("two", "k", &json!("two's 2"), None)
+            .await
+            .expect("put"),
+        2
+    );
+    assert_eq!(
+        store.doc_get("one", "k").await.expect("get").expect("doc"),
+        Doc {
+            key: "k".into(),
+            value: json!("one's"),
+            version: 1
+        }
+    );
+    assert!(store.doc_delete("two", "k").await.expect("delete"));
+    assert!(store.doc_get("one", "k").await.expect("get").is_some());
+    assert_eq!(store.doc_list("two", "", 10).await.expect("list"), vec![]);
+    assert_eq!(store.doc_list("one", "", 10).await.expect("list").len(), 1);
+}
+
+async fn check_invalid_input(store: &Store) {
+    for limit in [0, 101] {
+        assert!(matches!(
+            store
+                .list_runs(ListRuns {
+                    status: None,
+                    limit,
+                    cursor: None
+                })
+                .await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    for limit in [0, 1001] {
+        assert!(matches!(
+            store.doc_list("ns", "", limit).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    let long_key = "k".repeat(513);
+    for key in ["", "nul\0key", long_key.as_str()] {
+        assert!(matches!(
+            store.doc_put("ns", key, &json!(1), None).await,
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            store.doc_get("ns", key).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    assert!(matches!(
+        store
+            .doc_put("ns", "k", &json!({"a": "nul\u{0}"}), None)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    let too_big = json!("x".repeat(1 << 20));
+    assert!(matches!(
+        store.doc_put("ns", "k", &too_big, None).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        store.doc_put("ns", "k", &json!(1), Some(u64::MAX)).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let mut bad = new_run(1, None);
+    bad.input = json!(["\u{0}"]);
+    assert!(matches!(
+        store.create_run(bad).await,
+        Err(StoreError::Invalid(_))
+    ));
+    let mut bad = new_run(1, None);
+    bad.steps[0].timeout_ms = Some(u64::MAX);
+    assert!(matches!(
+        store.create_run(bad).await,
+        Err(StoreError::Invalid(_))
+    ));
+    // Nothing was stored.
+    assert_eq!(
+        store.unfinished_runs().await.expect("unfinished"),
+        Vec::<RunId>::new()
+    );
+    assert_eq!(store.doc_get("ns", "k").await.expect("get"), None);
+}
+
+// ---------------------------------------------------------------------------
+// Restart and migrations
+
+async fn check_restart(at: Location) {
+    let store = at.open().await;
+    let (run, _) = store
+        .create_run(new_run(2, Some("survives")))
+        .await
+        .expect("create");
+    store
+        .claim_run(run.id, "w1", LONG)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    store
+        .start_step(run.id, 0, "1.0.0", "w1")
+        .await
+        .expect("start");
+    assert!(
+        store
+            .finish_step(
+                run.id,
+                0,
+                StepOutcome::Succeeded {
+                    output: json!({"done": 0})
+                },
+                2.0,
+                "w1"
+            )
+            .await
+            .expect("finish")
+    );
+    let queued = create(&store, 1).await;
+    assert_eq!(
+        store
+            .doc_put("ns", "state", &json!({"seen": [1]}), None)
+            .await
+            .expect("put"),
+        1
+    );
+    let before = get(&store, run.id).await;
+    store.close().await;
+    drop(store);
+
+    // Opened again (migrations find nothing to do), everything is there.
+    let store = at.open().await;
+    assert_eq!(get(&store, run.id).await, before);
+    assert_eq!(get(&store, queued.id).await, queued);
+    assert_eq!(
+        store.unfinished_runs().await.expect("unfinished"),
+        vec![run.id, queued.id]
+    );
+    let doc = store
+        .doc_get("ns", "state")
+        .await
+        .expect("get")
+        .expect("doc");
+    assert_eq!((doc.value, doc.version), (json!({"seen": [1]}), 1));
+    let (same, created) = store
+        .create_run(new_run(1, Some("survives")))
+        .await
+        .expect("create");
+    assert!(!created);
+    assert_eq!(same.id, run.id);
+
+    // The worker picks up where it was.
+    let resumed = store
+        .claim_run(run.id, "w1", LONG)
+        .await
+        .expect("claim")
+        .expect("the holder claims again");
+    assert_eq!(resumed.steps[0].status, StepStatus::Succeeded);
+    assert_eq!(
+        store
+            .start_step(run.id, 1, "1.0.0", "w1")
+            .await
+            .expect("start"),
+        1
+    );
+    assert_eq!(
+        store
+            .doc_put("ns", "state", &json!(2), Some(1))
+            .await
+            .expect("put"),
+        2
+    );
+    store.close().await;
+}
+
+/// Every file under `host/migrations/<backend>/` was applied, in order: a
+/// migration added to the directory but not to the embedded list fails
+/// here.
+async fn check_migrations(at: Location) {
+    let store = at.open().await;
+    store.close().await;
+    let (dir, applied): (&str, Vec<i64>) = match &at {
+        Location::Sqlite(dir) => {
+            let url = format!("sqlite://{}", dir.join("nova.db").display());
+            let mut conn = sqlx::SqliteConnection::connect(&url).await.expect("open");
+            let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+                .fetch_one(&mut conn)
+                .await
+                .expect("journal_mode");
+            assert_eq!(mode, "wal", "the embedded store runs in WAL mode");
+            let applied = sqlx::query_scalar(
+                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .expect("migrations table");
+            ("migrations/sqlite", applied)
+        }
+        Location::Memory => unreachable!("checked on files and Postgres"),
+        Location::Postgres(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+            let applied = sqlx::query_scalar(
+                "SELECT version FROM _sqlx_migrations WHERE success ORDER BY version",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .expect("migrations table");
+            let _ = conn.close().await;
+            ("migrations/postgres", applied)
+        }
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut on_disk: Vec<i64> = std::fs::read_dir(&dir)
+        .expect("migrations directory")
+        .map(|entry| {
+            let name = entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned();
+            let version = name
+                .split_once('_')
+                .and_then(|(v, _)| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name}: not VERSION_description.sql"));
+            assert!(name.ends_with(".sql"), "{name}");
+            version
+        })
+        .collect();
+    on_disk.sort();
+    assert!(!on_disk.is_empty());
+    assert_eq!(
+        applied,
+        on_disk,
+        "every migration in {} is embedded",
+        dir.display()
+    );
+}
