@@ -1,13 +1,20 @@
 //! The key-value store plugins reach through the `kv` interface.
 //!
 //! Keys are namespaced per plugin by the host, so a plugin cannot read or
-//! overwrite another's keys. This is the in-process backend, the embedded
-//! default; entries expire lazily on read and are swept when a namespace
-//! grows.
+//! overwrite another's keys. Two backends:
+//!
+//! - in-process, the embedded default: entries expire lazily on read and
+//!   are swept when a namespace grows;
+//! - Redis (`REDIS_URL`): key `{prefix}:kv:{plugin}:{key}`, TTL by
+//!   `SET … PX`, shared by every process of a deployment.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use fred::prelude::{Expiration, KeysInterface};
+
+use crate::redis::Connection;
 
 pub const MAX_KEY_BYTES: usize = 512;
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
@@ -24,6 +31,8 @@ pub enum KvError {
     ValueTooLarge(usize),
     #[error("this plugin already holds {MAX_KEYS_PER_PLUGIN} keys or {} MiB", MAX_BYTES_PER_PLUGIN >> 20)]
     Full,
+    #[error("kv store unavailable: {0}")]
+    Redis(String),
 }
 
 struct Entry {
@@ -75,9 +84,28 @@ impl Namespace {
 }
 
 /// A handle to the store; clones share it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Kv {
-    inner: Arc<Mutex<HashMap<String, Namespace>>>,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    InProcess(Arc<Mutex<HashMap<String, Namespace>>>),
+    Redis(Arc<RedisKv>),
+}
+
+struct RedisKv {
+    conn: Connection,
+    prefix: String,
+}
+
+impl Default for Kv {
+    fn default() -> Self {
+        Kv {
+            backend: Backend::InProcess(Arc::default()),
+        }
+    }
 }
 
 impl Kv {
@@ -85,14 +113,45 @@ impl Kv {
         Self::default()
     }
 
+    /// Redis at `url`, keys under `{prefix}:kv:`. Fails if Redis cannot be
+    /// reached now; later outages fail single calls while the client
+    /// reconnects.
+    ///
+    /// The key and value size limits hold as in-process; the per-plugin
+    /// caps ([`MAX_KEYS_PER_PLUGIN`], [`MAX_BYTES_PER_PLUGIN`]) do not. They
+    /// bound what a plugin makes the host process hold, and here the data
+    /// lives in Redis, bounded by its `maxmemory` and eviction policy; a
+    /// per-plugin counter kept beside it would drift, since keys expire
+    /// server-side without telling anyone.
+    pub async fn redis(url: &str, prefix: &str) -> Result<Self, KvError> {
+        if prefix.is_empty() {
+            return Err(KvError::Redis("the key prefix must not be empty".into()));
+        }
+        let conn = Connection::open(url).await.map_err(redis_error)?;
+        tracing::info!(prefix, "kv store on redis");
+        Ok(Kv {
+            backend: Backend::Redis(Arc::new(RedisKv {
+                conn,
+                prefix: prefix.to_owned(),
+            })),
+        })
+    }
+
     pub fn backend(&self) -> &'static str {
-        "in-process"
+        match self.backend {
+            Backend::InProcess(_) => "in-process",
+            Backend::Redis(_) => "redis",
+        }
     }
 
     pub async fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         check_key(key)?;
+        let map = match &self.backend {
+            Backend::InProcess(map) => map,
+            Backend::Redis(redis) => return redis.get(namespace, key).await,
+        };
         let now = Instant::now();
-        let map = self.lock();
+        let map = lock(map);
         Ok(map
             .get(namespace)
             .and_then(|ns| ns.entries.get(key))
@@ -111,8 +170,12 @@ impl Kv {
         if value.len() > MAX_VALUE_BYTES {
             return Err(KvError::ValueTooLarge(value.len()));
         }
+        let map = match &self.backend {
+            Backend::InProcess(map) => map,
+            Backend::Redis(redis) => return redis.set(namespace, key, value, ttl).await,
+        };
         let now = Instant::now();
-        let mut map = self.lock();
+        let mut map = lock(map);
         let ns = map.entry(namespace.to_owned()).or_default();
         if !ns.fits(key, &value) {
             ns.sweep(now);
@@ -134,19 +197,84 @@ impl Kv {
 
     pub async fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError> {
         check_key(key)?;
+        let map = match &self.backend {
+            Backend::InProcess(map) => map,
+            Backend::Redis(redis) => return redis.delete(namespace, key).await,
+        };
         let now = Instant::now();
-        let mut map = self.lock();
+        let mut map = lock(map);
         Ok(map
             .get_mut(namespace)
             .and_then(|ns| ns.remove(key))
             .is_some_and(|e| e.live(now)))
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Namespace>> {
-        // A panic while holding this lock cannot leave a map half-written
-        // in a way that matters, so a poisoned lock is still usable.
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+fn lock(
+    map: &Mutex<HashMap<String, Namespace>>,
+) -> std::sync::MutexGuard<'_, HashMap<String, Namespace>> {
+    // A panic while holding this lock cannot leave a map half-written
+    // in a way that matters, so a poisoned lock is still usable.
+    map.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl RedisKv {
+    /// Plugin names cannot contain ':', so the namespace ends unambiguously
+    /// where the plugin's own key begins.
+    fn key(&self, namespace: &str, key: &str) -> String {
+        format!("{}:kv:{namespace}:{key}", self.prefix)
     }
+
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
+        self.conn
+            .client()
+            .get(self.key(namespace, key))
+            .await
+            .map_err(redis_error)
+    }
+
+    async fn set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<(), KvError> {
+        let full_key = self.key(namespace, key);
+        let expire = match ttl {
+            None => None,
+            // Redis refuses a zero expiry; a value that expires at once is
+            // a value that is gone.
+            Some(ttl) if ttl.is_zero() => {
+                self.delete(namespace, key).await?;
+                return Ok(());
+            }
+            Some(ttl) => Some(Expiration::PX(
+                i64::try_from(ttl.as_millis().max(1)).unwrap_or(i64::MAX),
+            )),
+        };
+        let _: fred::prelude::Value = self
+            .conn
+            .client()
+            .set(full_key, value, expire, None, false)
+            .await
+            .map_err(redis_error)?;
+        Ok(())
+    }
+
+    async fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError> {
+        let removed: u64 = self
+            .conn
+            .client()
+            .del(self.key(namespace, key))
+            .await
+            .map_err(redis_error)?;
+        Ok(removed > 0)
+    }
+}
+
+fn redis_error(e: fred::error::Error) -> KvError {
+    KvError::Redis(e.to_string())
 }
 
 fn check_key(key: &str) -> Result<(), KvError> {
