@@ -32,7 +32,7 @@ pub mod v0_1 {
         });
     }
 
-    pub use step::nova::plugin::{knowledge, kv, log, types};
+    pub use step::nova::plugin::{knowledge, kv, log, store, types};
 
     /// Export names that identify a 0.1.x plugin's kind, without the patch
     /// version.

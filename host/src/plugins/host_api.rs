@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::bindings::v0_1::{knowledge, kv, log, types};
+use super::bindings::v0_1::{knowledge, kv, log, store, types};
 use super::sandbox::{HostState, MAX_LOG_LINES, MAX_LOG_MESSAGE};
 
 impl types::Host for HostState {}
@@ -76,6 +76,91 @@ impl knowledge::Host for HostState {
                 metadata: h.metadata,
             })
             .collect())
+    }
+}
+
+/// Longest document key, and largest document, a plugin may store.
+const MAX_DOC_KEY: usize = 512;
+const MAX_DOC_BYTES: usize = 1 << 20;
+
+impl store::Host for HostState {
+    async fn get(&mut self, key: String) -> Result<Option<store::Doc>, store::StoreError> {
+        check_doc_key(&key)?;
+        let docs = self.services.store.clone();
+        let doc = docs.doc_get(&self.plugin, &key).await.map_err(doc_error)?;
+        Ok(doc.map(to_doc))
+    }
+
+    async fn put(
+        &mut self,
+        key: String,
+        value: String,
+        expected_version: Option<u64>,
+    ) -> Result<u64, store::StoreError> {
+        check_doc_key(&key)?;
+        if value.len() > MAX_DOC_BYTES {
+            return Err(store::StoreError::Invalid(format!(
+                "value of {} bytes is over the {MAX_DOC_BYTES}-byte limit",
+                value.len()
+            )));
+        }
+        let value: serde_json::Value = serde_json::from_str(&value)
+            .map_err(|e| store::StoreError::Invalid(format!("value is not JSON: {e}")))?;
+        let docs = self.services.store.clone();
+        docs.doc_put(&self.plugin, &key, &value, expected_version)
+            .await
+            .map_err(doc_error)
+    }
+
+    async fn delete(&mut self, key: String) -> Result<bool, store::StoreError> {
+        check_doc_key(&key)?;
+        let docs = self.services.store.clone();
+        docs.doc_delete(&self.plugin, &key).await.map_err(doc_error)
+    }
+
+    async fn list_by_prefix(
+        &mut self,
+        prefix: String,
+        limit: u32,
+    ) -> Result<Vec<store::Doc>, store::StoreError> {
+        if !(1..=1000).contains(&limit) {
+            return Err(store::StoreError::Invalid(
+                "limit must be between 1 and 1000".into(),
+            ));
+        }
+        let docs = self.services.store.clone();
+        let found = docs
+            .doc_list(&self.plugin, &prefix, limit)
+            .await
+            .map_err(doc_error)?;
+        Ok(found.into_iter().map(to_doc).collect())
+    }
+}
+
+fn check_doc_key(key: &str) -> Result<(), store::StoreError> {
+    if key.is_empty() || key.len() > MAX_DOC_KEY {
+        return Err(store::StoreError::Invalid(format!(
+            "key must be 1 to {MAX_DOC_KEY} bytes"
+        )));
+    }
+    Ok(())
+}
+
+fn to_doc(doc: crate::store::Doc) -> store::Doc {
+    store::Doc {
+        key: doc.key,
+        value: doc.value.to_string(),
+        version: doc.version,
+    }
+}
+
+fn doc_error(e: crate::store::StoreError) -> store::StoreError {
+    match e {
+        crate::store::StoreError::Conflict { actual, .. } => store::StoreError::Conflict(actual),
+        other => {
+            tracing::warn!(error = %other, "plugin store call failed");
+            store::StoreError::Unavailable(other.to_string())
+        }
     }
 }
 

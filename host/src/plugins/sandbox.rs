@@ -19,6 +19,7 @@ use wasmtime_wasi::{
 use super::manifest::Grants;
 use crate::knowledge::Knowledge;
 use crate::kv::Kv;
+use crate::store::Store;
 
 /// How much of a plugin's stderr is kept, to explain a trap.
 const STDERR_CAPACITY: usize = 16 << 10;
@@ -31,6 +32,7 @@ pub const MAX_LOG_MESSAGE: usize = 4 << 10;
 #[derive(Clone)]
 pub struct Services {
     pub kv: Kv,
+    pub store: Store,
     pub knowledge: Knowledge,
 }
 

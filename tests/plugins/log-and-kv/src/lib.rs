@@ -1,10 +1,10 @@
 //! A helper step that exercises every host import of the `step` world:
-//! `log`, `kv` and `knowledge`.
+//! `log`, `kv`, `store` and `knowledge`.
 
 wit_bindgen::generate!({ path: "../../../wit/v0.1", world: "step" });
 
 use exports::nova::plugin::workflow_step::{Guest, Info, PluginError};
-use nova::plugin::{knowledge, kv, log};
+use nova::plugin::{knowledge, kv, log, store};
 
 struct Component;
 
@@ -62,10 +62,39 @@ impl Guest for Component {
             }
         };
 
+        let store = store_roundtrip().unwrap_or_else(|e| {
+            warn("store", &e);
+            format!("{{\"error\": {}}}", minijson::quote(&e))
+        });
+
         Ok(format!(
-            "{{\"kv_roundtrip\": {kv_roundtrip}, \"deleted\": {deleted}, \"knowledge\": {knowledge}}}"
+            "{{\"kv_roundtrip\": {kv_roundtrip}, \"deleted\": {deleted}, \"knowledge\": {knowledge}, \"store\": {store}}}"
         ))
     }
+}
+
+/// Creates "doc/a", fails to create it again (conflict at version 1),
+/// replaces version 1, reads, lists and deletes it. Returns
+/// `{"versions": [1, 2], "conflict": <current version>, "value": <read>,
+///   "listed": <keys under "doc/">, "deleted": bool}`.
+fn store_roundtrip() -> Result<String, String> {
+    let err = |e: store::StoreError| format!("{e:?}");
+    let first = store::put("doc/a", "{\"n\": 1}", Some(0)).map_err(err)?;
+    let conflict = match store::put("doc/a", "{\"n\": 9}", Some(0)) {
+        Err(store::StoreError::Conflict(current)) => {
+            current.map_or("null".into(), |v| v.to_string())
+        }
+        other => return Err(format!("expected a conflict, got {other:?}")),
+    };
+    let second = store::put("doc/a", "{\"n\": 2}", Some(first)).map_err(err)?;
+    let value = store::get("doc/a")
+        .map_err(err)?
+        .map_or("null".to_owned(), |d| d.value);
+    let listed = store::list_by_prefix("doc/", 10).map_err(err)?.len();
+    let deleted = store::delete("doc/a").map_err(err)?;
+    Ok(format!(
+        "{{\"versions\": [{first}, {second}], \"conflict\": {conflict}, \"value\": {value}, \"listed\": {listed}, \"deleted\": {deleted}}}"
+    ))
 }
 
 export!(Component);
