@@ -40,16 +40,32 @@ _collect manifest from dest:
         | python3 -c 'import json,sys; [print(p["name"]) for p in json.load(sys.stdin)["packages"] if any("cdylib" in t["kind"] for t in p["targets"])]' \
         | while read -r name; do cp "{{from}}/{{wasm}}/release/${name//-/_}.wasm" "{{dest}}/$name.wasm"; done
 
-# Build the host.
+# Build the host and the tests (one feature set for both, so nothing builds twice).
 build: toolchain
-    cargo build --release -p nova
+    cargo build --release --workspace --all-targets
 
 # Build and start `nova serve` on the embedded defaults, with the shipped plugins.
 run *args: plugins build
     NOVA_PLUGINS_DIR="${NOVA_PLUGINS_DIR:-{{root}}/build/plugins}" "{{nova}}" serve {{args}}
 
+# Start the local Postgres and Redis the tests use, if they are not running.
+services:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+        pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+        for _ in $(seq 50); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 0.2; done
+    fi
+    pg_isready -h 127.0.0.1 -p 5432
+    if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+        mkdir -p /var/lib/redis /var/log/redis
+        redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
+        for _ in $(seq 50); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
+    fi
+    echo "redis: $(redis-cli -h 127.0.0.1 -p 6379 ping)"
+
 # Everything CI checks: lints, unit and end-to-end tests, cargo-component builds.
-test: setup test-plugins build lint component-build
+test: setup services test-plugins build lint component-build
     cargo test --release --manifest-path plugins/Cargo.toml --target x86_64-unknown-linux-gnu --target-dir "{{target}}/plugins-native"
     cargo test --release --workspace
 
@@ -66,13 +82,19 @@ lint:
 component-build:
     cd plugins && cargo component build --release --target-dir "{{target}}/plugins-component"
 
-# Print benchmark figures: `just bench plugins`, or `just bench` for all.
+# Print benchmark figures: `just bench plugins`, `just bench workflows`, or `just bench` for all.
 bench what="all": plugins test-plugins
     #!/usr/bin/env bash
     set -euo pipefail
+    plugins() { NOVA_BUILD_DIR="{{root}}/build" cargo bench -p nova --bench plugins; }
+    # Real `nova serve` processes (cargo builds the binary for the bench),
+    # on the embedded default and on the local Postgres and Redis.
+    workflows() { just services; NOVA_BUILD_DIR="{{root}}/build" cargo bench -p nova --bench workflows; }
     case "{{what}}" in
-        all|plugins) NOVA_BUILD_DIR="{{root}}/build" cargo bench -p nova --bench plugins ;;
-        *) echo "unknown benchmark {{what}}; known: plugins" >&2; exit 2 ;;
+        all) plugins; workflows ;;
+        plugins) plugins ;;
+        workflows) workflows ;;
+        *) echo "unknown benchmark {{what}}; known: plugins, workflows" >&2; exit 2 ;;
     esac
 
 # Start a new plugin from the template: plugins/NAME.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use nova::knowledge::Knowledge;
 use nova::kv::Kv;
 use nova::plugins::{Limits, Manifest, Registry, Runtime, Services, watcher};
+use nova::store::Store;
 
 const CALLS: usize = 20_000;
 const RELOADS: usize = 30;
@@ -33,9 +34,10 @@ fn limits() -> Limits {
     }
 }
 
-fn runtime(cache: &Path) -> Arc<Runtime> {
+async fn runtime(cache: &Path) -> Arc<Runtime> {
     let services = Services {
         kv: Kv::in_process(),
+        store: Store::connect("sqlite::memory:").await.expect("store"),
         knowledge: Knowledge::empty(),
     };
     Arc::new(Runtime::new(cache, limits(), 1 << 30, 64, services).expect("runtime"))
@@ -83,7 +85,7 @@ fn with_nonce(bytes: &[u8], nonce: u64) -> Vec<u8> {
 
 async fn bench_calls(build: &Path) {
     let dir = tempfile::tempdir().expect("tmp");
-    let rt = runtime(dir.path());
+    let rt = runtime(dir.path()).await;
     let bytes = read(&build.join("test-plugins/hello-v1.wasm"));
     let sha = nova::plugins::sha256_hex(&bytes);
     let plugin = rt
@@ -134,7 +136,7 @@ async fn bench_reload(build: &Path) {
         let dir = tempfile::tempdir().expect("tmp");
         let plugins = dir.path().join("plugins");
         std::fs::create_dir_all(&plugins).expect("mkdir");
-        let rt = runtime(&dir.path().join("cache"));
+        let rt = runtime(&dir.path().join("cache")).await;
         let registry = Arc::new(Registry::new(rt.clone(), plugins.clone()));
         let _watch = watcher::spawn(registry.clone()).expect("watch");
         let mut ms = Vec::with_capacity(RELOADS);
@@ -194,7 +196,7 @@ async fn bench_compile(build: &Path) {
         let (mut cold, mut cached) = (Vec::new(), Vec::new());
         for _ in 0..3 {
             let dir = tempfile::tempdir().expect("tmp");
-            let rt = runtime(dir.path());
+            let rt = runtime(dir.path()).await;
             for round in 0..2 {
                 let sha = nova::plugins::sha256_hex(&bytes);
                 let p = rt

@@ -28,9 +28,33 @@ pub enum ConfigError {
     Invalid { key: &'static str, message: String },
 }
 
+/// What a `nova serve` process does. One binary, so a deployment grows
+/// from one process to many without code changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// HTTP API and workers.
+    #[default]
+    All,
+    /// HTTP API only: submits runs, never executes them.
+    Api,
+    /// Workers only (and /health, /admin): executes runs.
+    Worker,
+}
+
+impl Role {
+    pub fn serves_api(self) -> bool {
+        matches!(self, Role::All | Role::Api)
+    }
+    pub fn runs_workers(self) -> bool {
+        matches!(self, Role::All | Role::Worker)
+    }
+}
+
 /// The resolved configuration the host runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
+    pub role: Role,
     pub bind: SocketAddr,
     pub data_dir: PathBuf,
     pub plugins_dir: PathBuf,
@@ -49,13 +73,31 @@ pub struct Config {
     pub plugin_concurrency: u32,
     /// Largest `.wasm` accepted by upload.
     pub max_plugin_bytes: usize,
+    /// `postgres://…` or `sqlite://…`; none: SQLite in the data directory.
+    pub database_url: Option<String>,
+    /// `redis://…`; none: in-process queue and kv.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key this deployment uses, so several can
+    /// share one Redis.
+    pub redis_prefix: String,
+    /// Runs this process executes at once (worker role).
+    pub workers: usize,
+    /// How long a worker's claim on a run lasts without renewal: how soon
+    /// the runs of a crashed worker are taken over.
+    pub lease: Duration,
 }
 
 /// `nova.toml`: every key optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
+    pub role: Option<Role>,
     pub bind: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_prefix: Option<String>,
+    pub workers: Option<usize>,
+    pub lease_ms: Option<u64>,
     pub data_dir: Option<PathBuf>,
     pub plugins_dir: Option<PathBuf>,
     pub knowledge_dir: Option<PathBuf>,
@@ -103,7 +145,13 @@ impl FileConfig {
 /// the file.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
+    pub role: Option<Role>,
     pub bind: Option<SocketAddr>,
+    pub database_url: Option<String>,
+    pub redis_url: Option<String>,
+    pub redis_prefix: Option<String>,
+    pub workers: Option<usize>,
+    pub lease_ms: Option<u64>,
     pub data_dir: Option<PathBuf>,
     pub plugins_dir: Option<PathBuf>,
     pub knowledge_dir: Option<PathBuf>,
@@ -121,6 +169,8 @@ pub const DEFAULT_MAX_MEMORY_MB: u64 = 1024;
 pub const DEFAULT_MAX_OUTPUT_BYTES: u64 = 16 << 20;
 pub const DEFAULT_CONCURRENCY: u32 = 64;
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 64 << 20;
+pub const DEFAULT_WORKERS: usize = 16;
+pub const DEFAULT_LEASE_MS: u64 = 15_000;
 /// Ceilings: one hour per call (as for manifests), 4 GiB per instance
 /// (the most a 32-bit linear memory can hold).
 pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
@@ -214,7 +264,29 @@ impl Config {
                 message: "must be between 1 and 10000".into(),
             });
         }
+        let workers = over.workers.or(file.workers).unwrap_or(DEFAULT_WORKERS);
+        if workers == 0 || workers > 1024 {
+            return Err(ConfigError::Invalid {
+                key: "workers",
+                message: "must be between 1 and 1024".into(),
+            });
+        }
+        let lease_ms = over.lease_ms.or(file.lease_ms).unwrap_or(DEFAULT_LEASE_MS);
+        if !(300..=600_000).contains(&lease_ms) {
+            return Err(ConfigError::Invalid {
+                key: "lease_ms",
+                message: "must be between 300 and 600000".into(),
+            });
+        }
+        let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         Ok(Config {
+            role: over.role.or(file.role).unwrap_or_default(),
+            database_url: non_empty(over.database_url.or(file.database_url)),
+            redis_url: non_empty(over.redis_url.or(file.redis_url)),
+            redis_prefix: non_empty(over.redis_prefix.or(file.redis_prefix))
+                .unwrap_or_else(|| "nova".to_owned()),
+            workers,
+            lease: Duration::from_millis(lease_ms),
             bind,
             data_dir,
             plugins_dir,

@@ -2,8 +2,13 @@
 //! lends them through WIT interfaces to sandboxed WebAssembly plugins.
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod knowledge;
 pub mod kv;
 pub mod plugins;
+pub mod queue;
+pub mod redis;
 pub mod server;
+pub mod store;
+pub mod workflow;

@@ -2,12 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use nova::config::{Config, FileConfig, Overrides};
+use nova::config::{Config, FileConfig, Overrides, Role};
 
 /// nova: an automation host for sandboxed WebAssembly plugins.
 #[derive(Parser)]
@@ -18,13 +19,39 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once; boxing the serve options would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Run the host: HTTP API, plugin runtime and hot reload.
     Serve(ServeArgs),
+    /// Submit a workflow from a JSON file, and optionally wait for it.
+    Submit(nova::cli::SubmitArgs),
+    /// Show, list or cancel workflow runs.
+    Runs(nova::cli::RunsArgs),
 }
 
 #[derive(Args)]
 struct ServeArgs {
+    /// What this process does: all (API and workers), api, or worker.
+    #[arg(long, env = "NOVA_ROLE", value_enum)]
+    role: Option<Role>,
+    /// Relational store: postgres://… or sqlite://…
+    /// [default: SQLite file DATA_DIR/nova.db].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Redis for the work queue and plugins' kv [default: in-process].
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    redis_url: Option<String>,
+    /// Prefix of the Redis keys of this deployment [default: nova].
+    #[arg(long, env = "NOVA_REDIS_PREFIX")]
+    redis_prefix: Option<String>,
+    /// Runs a worker process executes at once [default: 16].
+    #[arg(long, env = "NOVA_WORKERS")]
+    workers: Option<usize>,
+    /// How long a worker's claim on a run lasts without renewal, in ms:
+    /// the runs of a crashed worker are taken over after it [default: 15000].
+    #[arg(long, env = "NOVA_LEASE_MS")]
+    lease_ms: Option<u64>,
     /// Configuration file. Without it, ./nova.toml is read if present.
     #[arg(long, env = "NOVA_CONFIG")]
     config: Option<PathBuf>,
@@ -59,7 +86,7 @@ struct ServeArgs {
     plugin_concurrency: Option<u32>,
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -68,7 +95,9 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match cli.command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Submit(args) => Ok(nova::cli::submit(args)),
+        Command::Runs(args) => Ok(nova::cli::runs(args)),
     }
 }
 
@@ -80,6 +109,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = Config::resolve(
         file,
         Overrides {
+            role: args.role,
+            database_url: args.database_url,
+            redis_url: args.redis_url,
+            redis_prefix: args.redis_prefix,
+            workers: args.workers,
+            lease_ms: args.lease_ms,
             bind: args.bind,
             data_dir: args.data_dir,
             plugins_dir: args.plugins_dir,

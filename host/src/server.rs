@@ -4,11 +4,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::api::Health;
 use crate::api::{self, AppState};
 use crate::config::Config;
 use crate::knowledge::Knowledge;
 use crate::kv::Kv;
 use crate::plugins::{Registry, Runtime, Services, watcher};
+use crate::queue::Queue;
+use crate::store::Store;
+use crate::workflow::{self, WorkflowConfig, Workflows};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -27,6 +31,21 @@ pub enum ServeError {
     Serve(std::io::Error),
     #[error("cannot generate an admin token: {0}")]
     Token(String),
+    #[error("cannot open the store: {0}")]
+    Store(crate::store::StoreError),
+    #[error("cannot connect the queue: {0}")]
+    Queue(crate::queue::QueueError),
+    #[error("cannot connect the kv store: {0}")]
+    Kv(crate::kv::KvError),
+}
+
+/// This machine's name, for worker ids; falls back to "nova".
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "nova".to_owned())
 }
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {
@@ -46,8 +65,34 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     };
 
+    let store = match &config.database_url {
+        Some(url) => Store::connect(url).await,
+        None => Store::open_default(&config.data_dir).await,
+    }
+    .map_err(ServeError::Store)?;
+    // Each process is its own consumer in the group, so a dead process's
+    // entries can be told apart and reclaimed.
+    let worker_id = format!("{}-{}", hostname(), std::process::id());
+    let (queue, kv) = match &config.redis_url {
+        Some(url) => (
+            Queue::redis(url, &config.redis_prefix, &worker_id, config.lease)
+                .await
+                .map_err(ServeError::Queue)?,
+            Kv::redis(url, &config.redis_prefix)
+                .await
+                .map_err(ServeError::Kv)?,
+        ),
+        None => (Queue::memory(), Kv::in_process()),
+    };
+    tracing::info!(
+        role = ?config.role,
+        store = store.backend(),
+        queue = queue.backend(),
+        "backends ready"
+    );
     let services = Services {
-        kv: Kv::in_process(),
+        kv,
+        store: store.clone(),
         knowledge: Knowledge::empty(),
     };
     let runtime = Arc::new(Runtime::new(
@@ -64,8 +109,28 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         error,
     })?;
 
+    let workflows = Workflows {
+        store,
+        queue,
+        registry: registry.clone(),
+        config: WorkflowConfig {
+            concurrency: config.workers,
+            lease: config.lease,
+            ..WorkflowConfig::default()
+        },
+    };
+    if config.role.runs_workers() {
+        workflow::spawn_workers(workflows.clone(), worker_id);
+        workflow::spawn_sweeper(workflows.clone());
+    }
+
     let plugins_ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
+        workflows: config.role.serves_api().then_some(workflows.clone()),
+        health: Health {
+            store: workflows.store.clone(),
+            queue: workflows.queue.clone(),
+        },
         registry: registry.clone(),
         admin_token: admin_token.into(),
         started: Instant::now(),

@@ -15,7 +15,19 @@ pub async fn health(State(state): State<AppState>) -> Response {
     let rejected = plugins.iter().filter(|(_, s)| s.rejected.is_some()).count();
     let plugins_ready = state.plugins_ready.load(Ordering::Acquire);
     let services = state.registry.runtime().services();
-    let ready = plugins_ready;
+    // A dependency that does not answer within a second is not ready.
+    let within = std::time::Duration::from_secs(1);
+    let store_error = match tokio::time::timeout(within, state.health.store.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("no answer within 1 s".to_owned()),
+    };
+    let queue_error = match tokio::time::timeout(within, state.health.queue.ping()).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("no answer within 1 s".to_owned()),
+    };
+    let ready = plugins_ready && store_error.is_none() && queue_error.is_none();
     let body = json!({
         "status": if ready { "ok" } else { "starting" },
         "version": env!("CARGO_PKG_VERSION"),
@@ -26,6 +38,16 @@ pub async fn health(State(state): State<AppState>) -> Response {
                 "active": active,
                 "rejected": rejected,
                 "dir": state.registry.dir().display().to_string(),
+            },
+            "store": {
+                "ready": store_error.is_none(),
+                "backend": state.health.store.backend(),
+                "error": store_error,
+            },
+            "queue": {
+                "ready": queue_error.is_none(),
+                "backend": state.health.queue.backend(),
+                "error": queue_error,
             },
             "kv": {"ready": true, "backend": services.kv.backend()},
             "knowledge": {"ready": true, "backend": "none"},

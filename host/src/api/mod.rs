@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 pub mod error;
 mod health;
+mod workflows;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -35,6 +36,16 @@ pub struct AppState {
     /// Set once the plugin directory has been scanned at start.
     pub plugins_ready: Arc<AtomicBool>,
     pub max_plugin_bytes: usize,
+    /// Absent on a host that only runs workers.
+    pub workflows: Option<crate::workflow::Workflows>,
+    pub health: Health,
+}
+
+/// The dependencies `/health` checks.
+#[derive(Clone)]
+pub struct Health {
+    pub store: crate::store::Store,
+    pub queue: crate::queue::Queue,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -59,6 +70,9 @@ pub fn router(state: AppState) -> Router {
 
     Router::new()
         .route("/health", get(health::health))
+        .route("/workflows", post(workflows::submit).get(workflows::list))
+        .route("/workflows/{id}", get(workflows::get))
+        .route("/workflows/{id}/cancel", post(workflows::cancel))
         .merge(admin)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
@@ -118,6 +132,18 @@ async fn json_errors(request: Request, next: Next) -> Response {
         }
     }
     rewrapped
+}
+
+/// Parses a JSON request body, answering 400 with serde's reason.
+pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let code = if e.is_data() {
+            "invalid_request"
+        } else {
+            "invalid_json"
+        };
+        ApiError::bad_request(code, format!("request body: {e}"))
+    })
 }
 
 /// Builds a response body from JSON; used where handlers return raw JSON.

@@ -316,10 +316,26 @@ impl Runtime {
         input: &str,
         config: &str,
     ) -> Result<String, CallError> {
+        self.run_step_within(plugin, input, config, None).await
+    }
+
+    /// [`Runtime::run_step`] with a caller's time limit (a workflow step's
+    /// `timeout_ms`): it can only shorten the plugin's own limit, which is
+    /// the operator's ceiling for that plugin.
+    pub async fn run_step_within(
+        &self,
+        plugin: &Plugin,
+        input: &str,
+        config: &str,
+        timeout: Option<Duration>,
+    ) -> Result<String, CallError> {
         let Pre::StepV0_1(pre) = &plugin.pre else {
             return Err(wrong_kind(plugin, PluginKind::Step));
         };
-        let limits = plugin.manifest.limits;
+        let mut limits = plugin.manifest.limits;
+        if let Some(timeout) = timeout {
+            limits.timeout = limits.timeout.min(timeout);
+        }
         let start = Instant::now();
         let result = self
             .sandboxed(

@@ -1,0 +1,50 @@
+//! Retry delays: exponential backoff with full jitter.
+
+use std::time::Duration;
+
+/// Delay before retry number `retry` (1 for the first retry): a random
+/// duration up to `base * 2^(retry-1)`, capped at `max`. Full jitter
+/// spreads retries of many failing runs instead of having them hammer a
+/// recovering dependency in lockstep.
+pub fn delay(retry: u32, base: Duration, max: Duration) -> Duration {
+    let exp = base.saturating_mul(1u32 << retry.saturating_sub(1).min(20));
+    let ceiling = exp.min(max);
+    let millis = ceiling.as_millis() as u64;
+    if millis == 0 {
+        return Duration::ZERO;
+    }
+    // At least half the ceiling, so a retry never comes back at once.
+    let floor = millis / 2;
+    Duration::from_millis(floor + random_below(millis - floor + 1))
+}
+
+fn random_below(n: u64) -> u64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return n / 2;
+    }
+    u64::from_le_bytes(bytes) % n.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grows_and_stays_within_bounds() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(2);
+        for retry in 1..=12 {
+            let ceiling = (base * 2u32.pow(retry - 1)).min(max);
+            for _ in 0..50 {
+                let d = delay(retry, base, max);
+                assert!(d <= ceiling, "retry {retry}: {d:?} > {ceiling:?}");
+                assert!(
+                    d >= ceiling / 2,
+                    "retry {retry}: {d:?} < half of {ceiling:?}"
+                );
+            }
+        }
+        assert_eq!(delay(1, Duration::ZERO, max), Duration::ZERO);
+    }
+}

@@ -1,0 +1,187 @@
+//! Workflows: runs of step plugins, submitted over HTTP, moved by the
+//! queue, executed by workers, recorded step by step in the store.
+//!
+//! The store is the truth: the queue only says "this run may need a
+//! worker". A run is executed by whoever holds its lease in the store, so
+//! a duplicate or lost queue entry costs at most a wasted claim or a short
+//! delay until the sweeper re-enqueues it.
+
+mod backoff;
+mod sweeper;
+mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::plugins::{PluginKind, Registry};
+use crate::queue::Queue;
+use crate::store::{ListRuns, NewRun, Page, Run, RunId, StepSpec, Store};
+
+pub use sweeper::spawn_sweeper;
+pub use worker::spawn_workers;
+
+/// Longest a workflow may be.
+pub const MAX_STEPS: usize = 64;
+/// Most retries a step may ask for.
+pub const MAX_RETRIES: u32 = 10;
+/// Longest `?wait=` a request may hold.
+pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone)]
+pub struct WorkflowConfig {
+    /// Runs one worker process executes at once.
+    pub concurrency: usize,
+    /// How long a claimed run stays leased without a renewal; a worker that
+    /// dies loses its runs to another after this.
+    pub lease: Duration,
+    /// First retry delay; doubles per retry, with jitter, up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How often the sweeper looks for runs the queue lost.
+    pub sweep_every: Duration,
+}
+
+impl Default for WorkflowConfig {
+    fn default() -> Self {
+        WorkflowConfig {
+            concurrency: 16,
+            lease: Duration::from_secs(15),
+            backoff_base: Duration::from_millis(200),
+            backoff_max: Duration::from_secs(30),
+            sweep_every: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkflowError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Queue(#[from] crate::queue::QueueError),
+}
+
+/// What the API needs: submit, read, list, cancel.
+#[derive(Clone)]
+pub struct Workflows {
+    pub store: Store,
+    pub queue: Queue,
+    pub registry: Arc<Registry>,
+    pub config: WorkflowConfig,
+}
+
+/// The result of a submission: the run, and whether it is new (false when
+/// an idempotency key matched an earlier run).
+pub struct Submitted {
+    pub run: Run,
+    pub created: bool,
+}
+
+impl Workflows {
+    /// Checks a submission against the plugins that serve now, stores it
+    /// and enqueues it.
+    pub async fn submit(&self, new: NewRun) -> Result<Submitted, WorkflowError> {
+        self.validate(&new.steps)?;
+        if let Some(key) = &new.idempotency_key
+            && (key.is_empty() || key.len() > 256)
+        {
+            return Err(WorkflowError::Invalid(
+                "idempotency_key must be 1 to 256 characters".into(),
+            ));
+        }
+        let (run, created) = self.store.create_run(new).await?;
+        if created {
+            // If this fails the run stays queued in the store, and the
+            // sweeper enqueues it; the submission itself succeeded.
+            if let Err(e) = self.queue.enqueue(run.id).await {
+                tracing::warn!(run = %run.id, error = %e, "enqueue failed; the sweeper will retry");
+            }
+        }
+        Ok(Submitted { run, created })
+    }
+
+    fn validate(&self, steps: &[StepSpec]) -> Result<(), WorkflowError> {
+        if steps.is_empty() {
+            return Err(WorkflowError::Invalid(
+                "a workflow needs at least one step".into(),
+            ));
+        }
+        if steps.len() > MAX_STEPS {
+            return Err(WorkflowError::Invalid(format!(
+                "a workflow has at most {MAX_STEPS} steps, this one has {}",
+                steps.len()
+            )));
+        }
+        for (i, step) in steps.iter().enumerate() {
+            let Some(plugin) = self.registry.get(&step.plugin) else {
+                return Err(WorkflowError::Invalid(format!(
+                    "step {i}: no plugin named {:?}",
+                    step.plugin
+                )));
+            };
+            if plugin.kind != PluginKind::Step {
+                return Err(WorkflowError::Invalid(format!(
+                    "step {i}: {:?} is a {}, not a step",
+                    step.plugin,
+                    plugin.kind.as_str()
+                )));
+            }
+            if !matches!(step.config, Value::Object(_) | Value::Null) {
+                return Err(WorkflowError::Invalid(format!(
+                    "step {i}: config must be a JSON object"
+                )));
+            }
+            if step.retries.is_some_and(|r| r > MAX_RETRIES) {
+                return Err(WorkflowError::Invalid(format!(
+                    "step {i}: retries must be at most {MAX_RETRIES}"
+                )));
+            }
+            if step
+                .timeout_ms
+                .is_some_and(|t| t == 0 || t > crate::config::MAX_TIMEOUT_MS)
+            {
+                return Err(WorkflowError::Invalid(format!(
+                    "step {i}: timeout_ms must be between 1 and {}",
+                    crate::config::MAX_TIMEOUT_MS
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn get(&self, id: RunId) -> Result<Option<Run>, WorkflowError> {
+        Ok(self.store.get_run(id).await?)
+    }
+
+    /// The run once it is finished, or as it is when `wait` runs out.
+    pub async fn wait(&self, id: RunId, wait: Duration) -> Result<Option<Run>, WorkflowError> {
+        let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
+        // Polling the store works whichever host executes the run; the
+        // interval starts short so quick runs answer quickly.
+        let mut interval = Duration::from_millis(5);
+        loop {
+            let run = self.store.get_run(id).await?;
+            match &run {
+                Some(r) if !r.status.is_terminal() && tokio::time::Instant::now() < deadline => {}
+                _ => return Ok(run),
+            }
+            tokio::time::sleep(
+                interval.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
+            )
+            .await;
+            interval = (interval * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    pub async fn list(&self, query: ListRuns) -> Result<Page, WorkflowError> {
+        Ok(self.store.list_runs(query).await?)
+    }
+
+    pub async fn cancel(&self, id: RunId) -> Result<Option<Run>, WorkflowError> {
+        Ok(self.store.request_cancel(id).await?)
+    }
+}

@@ -1,0 +1,60 @@
+//! Finds runs the queue lost and enqueues them again.
+//!
+//! A run can be in the store but not in the queue: Redis restarted without
+//! persistence, the enqueue after the insert failed, or the worker holding
+//! it died. Enqueueing a run twice is harmless (only the lease holder
+//! executes it), so the sweeper errs on the side of enqueueing.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+
+use super::Workflows;
+
+/// How long a queued run may wait while the queue has a backlog before it
+/// is assumed lost; with an empty queue, any queued run older than a
+/// couple of seconds was lost.
+const BACKLOG_GRACE: Duration = Duration::from_secs(60);
+const IDLE_GRACE: Duration = Duration::from_secs(2);
+
+pub fn spawn_sweeper(wf: Workflows) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        // The in-process queue starts empty: everything unfinished in the
+        // store is work left by the previous process.
+        if wf.queue.backend() == "in-process" {
+            match wf.store.unfinished_runs().await {
+                Ok(ids) => {
+                    if !ids.is_empty() {
+                        tracing::info!(runs = ids.len(), "recovering unfinished runs");
+                    }
+                    for id in ids {
+                        let _ = wf.queue.enqueue(id).await;
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot recover unfinished runs"),
+            }
+        }
+        loop {
+            tokio::time::sleep(wf.config.sweep_every).await;
+            if let Err(e) = sweep(&wf).await {
+                tracing::warn!(error = %e, "sweep failed");
+            }
+        }
+    })
+}
+
+async fn sweep(wf: &Workflows) -> Result<(), super::WorkflowError> {
+    let grace = if wf.queue.depth().await? == 0 {
+        IDLE_GRACE
+    } else {
+        BACKLOG_GRACE
+    };
+    let stale = wf.store.stale_runs(grace, 500).await?;
+    if !stale.is_empty() {
+        tracing::info!(runs = stale.len(), "re-enqueueing runs the queue lost");
+    }
+    for id in stale {
+        wf.queue.enqueue(id).await?;
+    }
+    Ok(())
+}

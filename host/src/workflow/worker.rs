@@ -1,0 +1,366 @@
+//! Workers: take runs from the queue, lease them in the store, and execute
+//! their steps in order, checkpointing each finished step.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::task::JoinHandle;
+
+use super::{Workflows, backoff};
+use crate::plugins::{CallError, PluginKind};
+use crate::queue::Delivery;
+use crate::store::{Run, RunStatus, Step, StepOutcome, StepStatus, StoreError};
+
+/// How often a running step checks whether its run was cancelled.
+const CANCEL_POLL: Duration = Duration::from_millis(250);
+
+/// Starts `concurrency` worker loops for this process, named `worker`.
+pub fn spawn_workers(workflows: Workflows, worker: String) -> Vec<JoinHandle<()>> {
+    let worker: Arc<str> = worker.into();
+    (0..workflows.config.concurrency.max(1))
+        .map(|_| tokio::spawn(work_loop(workflows.clone(), worker.clone())))
+        .collect()
+}
+
+async fn work_loop(wf: Workflows, worker: Arc<str>) {
+    loop {
+        let delivery = match wf.queue.next(Duration::from_secs(1)).await {
+            Ok(Some(delivery)) => delivery,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::warn!(error = %e, "queue unavailable; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        match wf
+            .store
+            .claim_run(delivery.run_id, &worker, wf.config.lease)
+            .await
+        {
+            Ok(Some(run)) => execute(&wf, &worker, run, &delivery).await,
+            // Finished, cancelled, or leased by a live worker: nothing to do.
+            Ok(None) => {}
+            Err(e) => {
+                // Not acked: the entry is delivered again after the lease,
+                // and the sweeper re-enqueues from the store in any case.
+                tracing::warn!(run = %delivery.run_id, error = %e, "cannot claim run");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        }
+        if let Err(e) = wf.queue.ack(&delivery).await {
+            tracing::debug!(run = %delivery.run_id, error = %e, "ack failed; a redelivery will find the run finished");
+        }
+    }
+}
+
+/// How a step ended, for the run.
+enum StepEnd {
+    Succeeded(Value),
+    Failed(String),
+    Cancelled,
+    /// Another worker holds the run now (this one was too slow to renew
+    /// its lease), or the store is unreachable: stop touching the run.
+    Abandoned,
+}
+
+/// Renews the run's lease (and the queue entry's) while it executes; flags
+/// `lost` when the lease is gone.
+struct Heartbeat {
+    task: JoinHandle<()>,
+    lost: Arc<AtomicBool>,
+}
+
+impl Heartbeat {
+    fn start(wf: &Workflows, worker: &Arc<str>, run: &Run, delivery: &Delivery) -> Self {
+        let lost = Arc::new(AtomicBool::new(false));
+        let (wf, worker, id, delivery, flag) = (
+            wf.clone(),
+            worker.clone(),
+            run.id,
+            delivery.clone(),
+            lost.clone(),
+        );
+        let task = tokio::spawn(async move {
+            let every = wf.config.lease / 3;
+            loop {
+                tokio::time::sleep(every).await;
+                match wf.store.renew_lease(id, &worker, wf.config.lease).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        flag.store(true, Ordering::Release);
+                        return;
+                    }
+                    Err(e) => tracing::warn!(run = %id, error = %e, "cannot renew lease"),
+                }
+                if let Err(e) = wf.queue.extend(&delivery).await {
+                    tracing::debug!(run = %id, error = %e, "cannot extend queue entry");
+                }
+            }
+        });
+        Heartbeat { task, lost }
+    }
+}
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn execute(wf: &Workflows, worker: &Arc<str>, run: Run, delivery: &Delivery) {
+    let heartbeat = Heartbeat::start(wf, worker, &run, delivery);
+    let id = run.id;
+    let mut input = run.input.clone();
+    for step in &run.steps {
+        // Resuming a run claimed again after a crash: finished steps are
+        // checkpointed, so their output is the next step's input.
+        match step.status {
+            StepStatus::Succeeded => {
+                input = step.output.clone().unwrap_or(Value::Null);
+                continue;
+            }
+            StepStatus::Failed => {
+                let error = step.error.clone().unwrap_or_default();
+                finish(
+                    wf,
+                    worker,
+                    &run,
+                    RunStatus::Failed,
+                    None,
+                    Some(step_error(step, &error)),
+                )
+                .await;
+                return;
+            }
+            StepStatus::Cancelled => {
+                finish(
+                    wf,
+                    worker,
+                    &run,
+                    RunStatus::Cancelled,
+                    None,
+                    Some("cancelled".into()),
+                )
+                .await;
+                return;
+            }
+            StepStatus::Pending | StepStatus::Running => {}
+        }
+        match run_step(wf, worker, &run, step, &input, &heartbeat.lost).await {
+            StepEnd::Succeeded(output) => input = output,
+            StepEnd::Failed(error) => {
+                finish(
+                    wf,
+                    worker,
+                    &run,
+                    RunStatus::Failed,
+                    None,
+                    Some(step_error(step, &error)),
+                )
+                .await;
+                return;
+            }
+            StepEnd::Cancelled => {
+                finish(
+                    wf,
+                    worker,
+                    &run,
+                    RunStatus::Cancelled,
+                    None,
+                    Some("cancelled".into()),
+                )
+                .await;
+                return;
+            }
+            StepEnd::Abandoned => {
+                tracing::info!(run = %id, step = step.index, "run abandoned: lease lost");
+                return;
+            }
+        }
+    }
+    finish(wf, worker, &run, RunStatus::Succeeded, Some(input), None).await;
+}
+
+fn step_error(step: &Step, error: &str) -> String {
+    format!("step {} ({}) failed: {error}", step.index, step.plugin)
+}
+
+async fn finish(
+    wf: &Workflows,
+    worker: &str,
+    run: &Run,
+    status: RunStatus,
+    output: Option<Value>,
+    error: Option<String>,
+) {
+    match wf
+        .store
+        .finish_run(run.id, status, output, error, Some(worker))
+        .await
+    {
+        Ok(true) => tracing::debug!(run = %run.id, status = status.as_str(), "run finished"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(run = %run.id, error = %e, "cannot record the end of the run; it will be resumed")
+        }
+    }
+}
+
+/// Runs one step to its end: attempts, retries with backoff, cancellation.
+async fn run_step(
+    wf: &Workflows,
+    worker: &Arc<str>,
+    run: &Run,
+    step: &Step,
+    input: &Value,
+    lost: &AtomicBool,
+) -> StepEnd {
+    let id = run.id;
+    let config = if step.config.is_null() {
+        "{}".to_owned()
+    } else {
+        step.config.to_string()
+    };
+    let input = input.to_string();
+    let retries = step.retries.unwrap_or(0);
+    let timeout = step.timeout_ms.map(Duration::from_millis);
+    loop {
+        // The plugin is looked up at each attempt: a version installed
+        // while the run waited is the one that runs, and is recorded.
+        let plugin = match wf.registry.get(&step.plugin) {
+            Some(p) if p.kind == PluginKind::Step => p,
+            Some(_) => {
+                return fail(wf, worker, run, step, 0.0, "the plugin is no longer a step").await;
+            }
+            None => return fail(wf, worker, run, step, 0.0, "the plugin is not loaded").await,
+        };
+        let attempt = match wf
+            .store
+            .start_step(id, step.index, &plugin.info.version, worker)
+            .await
+        {
+            Ok(attempt) => attempt,
+            Err(e) => return abandon(id, e),
+        };
+        let start = Instant::now();
+        let outcome = tokio::select! {
+            result = wf.registry.runtime().run_step_within(&plugin, &input, &config, timeout) => Some(result),
+            () = stopped(wf, id, lost) => None,
+        };
+        let ms = start.elapsed().as_secs_f64() * 1e3;
+        let error = match outcome {
+            None if lost.load(Ordering::Acquire) => return StepEnd::Abandoned,
+            // Dropping the call's future dropped its store: the instance
+            // is gone, the step interrupted.
+            None => return cancel(wf, worker, run, step, ms).await,
+            Some(Ok(text)) => {
+                let output: Value = match serde_json::from_str(&text) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        return fail(
+                            wf,
+                            worker,
+                            run,
+                            step,
+                            ms,
+                            &format!("invalid JSON output: {e}"),
+                        )
+                        .await;
+                    }
+                };
+                return match wf
+                    .store
+                    .finish_step(
+                        id,
+                        step.index,
+                        StepOutcome::Succeeded {
+                            output: output.clone(),
+                        },
+                        ms,
+                        worker,
+                    )
+                    .await
+                {
+                    Ok(_) => StepEnd::Succeeded(output),
+                    Err(e) => abandon(id, e),
+                };
+            }
+            Some(Err(e)) => e,
+        };
+        if retryable(&error) && attempt <= retries {
+            let delay = backoff::delay(attempt, wf.config.backoff_base, wf.config.backoff_max);
+            tracing::info!(run = %id, step = step.index, attempt, ?delay, error = %error, "step failed; retrying");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => continue,
+                () = stopped(wf, id, lost) => {
+                    if lost.load(Ordering::Acquire) {
+                        return StepEnd::Abandoned;
+                    }
+                    return cancel(wf, worker, run, step, ms).await;
+                }
+            }
+        }
+        return fail(wf, worker, run, step, ms, &error.to_string()).await;
+    }
+}
+
+/// A plugin that reported bad or unsupported input will say the same on a
+/// retry; everything else (a crash, a timeout, a busy host, a failed
+/// dependency) may pass next time.
+fn retryable(error: &CallError) -> bool {
+    !matches!(
+        error,
+        CallError::InvalidInput(_) | CallError::Unsupported(_)
+    )
+}
+
+/// Resolves when the run is cancelled or its lease lost.
+async fn stopped(wf: &Workflows, id: crate::store::RunId, lost: &AtomicBool) {
+    loop {
+        tokio::time::sleep(CANCEL_POLL).await;
+        if lost.load(Ordering::Acquire) || wf.store.cancel_requested(id).await.unwrap_or(false) {
+            return;
+        }
+    }
+}
+
+async fn fail(
+    wf: &Workflows,
+    worker: &str,
+    run: &Run,
+    step: &Step,
+    ms: f64,
+    error: &str,
+) -> StepEnd {
+    let outcome = StepOutcome::Failed {
+        error: error.to_owned(),
+    };
+    match wf
+        .store
+        .finish_step(run.id, step.index, outcome, ms, worker)
+        .await
+    {
+        Ok(_) => StepEnd::Failed(error.to_owned()),
+        Err(e) => abandon(run.id, e),
+    }
+}
+
+async fn cancel(wf: &Workflows, worker: &str, run: &Run, step: &Step, ms: f64) -> StepEnd {
+    match wf
+        .store
+        .finish_step(run.id, step.index, StepOutcome::Cancelled, ms, worker)
+        .await
+    {
+        Ok(_) => StepEnd::Cancelled,
+        Err(e) => abandon(run.id, e),
+    }
+}
+
+fn abandon(id: crate::store::RunId, e: StoreError) -> StepEnd {
+    tracing::warn!(run = %id, error = %e, "stopping work on run");
+    StepEnd::Abandoned
+}
