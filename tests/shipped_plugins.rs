@@ -5,7 +5,15 @@ use serde_json::{Value, json};
 
 async fn host() -> Nova {
     let mut options = Options::default().plugin("log-and-kv", test_plugin("log-and-kv"));
-    for name in ["markdown", "text", "html", "template", "knowledge-search"] {
+    for name in [
+        "markdown",
+        "text",
+        "html",
+        "template",
+        "knowledge-search",
+        "json-transform",
+        "store-doc",
+    ] {
         options = options.plugin(name, plugin(name));
     }
     Nova::start(options).await
@@ -265,6 +273,337 @@ async fn steps_reach_the_host_interfaces() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body["output"],
-        json!({"kv_roundtrip": true, "deleted": true, "knowledge": 0})
+        json!({
+            "kv_roundtrip": true,
+            "deleted": true,
+            "knowledge": 0,
+            // create, create again (conflict at version 1), replace 1 -> 2
+            "store": {"versions": [1, 2], "conflict": 1, "value": {"n": 2}, "listed": 1, "deleted": true},
+        })
+    );
+}
+
+fn order() -> Value {
+    json!({
+        "order": {
+            "id": "SO-1001",
+            "customer": {"first_name": "Ada", "last_name": "Lovelace", "email": "  Ada@Example.COM "},
+            "items": [
+                {"sku": "PEN-01", "title": "Fountain pen", "price": 24.5, "qty": 2},
+                {"sku": "INK-07", "title": "Ink, blue", "price": 7.25, "qty": 3, "discount": 1.5},
+                {"sku": "PAD-A5", "title": "Notepad", "price": 4, "qty": 5},
+            ],
+            "shipping": null,
+        }
+    })
+}
+
+#[tokio::test]
+async fn json_transform_summarises_an_order() {
+    let nova = host().await;
+    let subtotal = "sum(map($.items, $.price * $.qty - default($.discount, 0)))";
+    let config = json!({
+        "select": "$.order",
+        "fields": {
+            "order_id": "$.id",
+            "customer": {
+                "name": "$.customer.first_name + ' ' + $.customer.last_name",
+                "email": "lower(trim($.customer.email))",
+            },
+            "lines": "len($.items)",
+            "units": "sum($.items[*].qty)",
+            "subtotal": subtotal,
+            "shipping": "default($.shipping, 4.95)",
+            "total": format!("round({subtotal} + default($.shipping, 4.95), 2)"),
+            "skus": "join($.items[*].sku, ',')",
+            "over_5": "filter($.items, $.price > 5)[*].sku",
+            "tier": format!("if({subtotal} >= 50, 'gold', 'standard')"),
+            "discounted": "exists($.items[*].discount)",
+            "coupon": "default($.coupon, 'none')",
+            "last_sku": "$.items[-1].sku",
+            "source": "$$.order.id + '@shop'",
+            "schema": 2,
+        }
+    });
+    let (status, body) = nova
+        .invoke_step("json-transform", &order(), Some(&config))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["output"],
+        json!({
+            "order_id": "SO-1001",
+            "customer": {"name": "Ada Lovelace", "email": "ada@example.com"},
+            "lines": 3,
+            "units": 10,
+            // 24.5*2 + (7.25*3 - 1.5) + 4*5
+            "subtotal": 89.25,
+            "shipping": 4.95,
+            "total": 94.2,
+            "skus": "PEN-01,INK-07,PAD-A5",
+            "over_5": ["PEN-01", "INK-07"],
+            "tier": "gold",
+            "discounted": true,
+            "coupon": "none",
+            "last_sku": "PAD-A5",
+            "source": "SO-1001@shop",
+            "schema": 2,
+        })
+    );
+
+    // Over each line item: keep it, rename `title` to `name`, add fields.
+    let config = json!({
+        "select": "$.order",
+        "each": "$.items",
+        "keep": true,
+        "drop": ["title", "discount"],
+        "fields": {
+            "name": "$.title",
+            "line_total": "$.price * $.qty - default($.discount, 0)",
+            "order_id": "$$.order.id",
+        }
+    });
+    let (status, body) = nova
+        .invoke_step("json-transform", &order(), Some(&config))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["output"],
+        json!([
+            {"sku": "PEN-01", "name": "Fountain pen", "price": 24.5, "qty": 2, "line_total": 49, "order_id": "SO-1001"},
+            {"sku": "INK-07", "name": "Ink, blue", "price": 7.25, "qty": 3, "line_total": 20.25, "order_id": "SO-1001"},
+            {"sku": "PAD-A5", "name": "Notepad", "price": 4, "qty": 5, "line_total": 20, "order_id": "SO-1001"},
+        ])
+    );
+}
+
+#[tokio::test]
+async fn json_transform_reports_bad_expressions() {
+    let nova = host().await;
+    // A type error names the field, the expression and the column.
+    let config = json!({"select": "$.order", "fields": {"double": "$.customer.first_name * 2"}});
+    let (status, body) = nova
+        .invoke_step("json-transform", &order(), Some(&config))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "plugin_invalid_input");
+    // (The host prefixes the plugin's message with what kind of error it is.)
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with(
+            "fields.double: cannot apply `*` to string and number (at column 23 of `$.customer.first_name * 2`)"
+        ),
+        "{body}"
+    );
+    // So does a parse error, before the input is read.
+    let config = json!({"fields": {"total": "sum($.order.items[*].price"}});
+    let (status, body) = nova
+        .invoke_step("json-transform", &order(), Some(&config))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "plugin_invalid_input");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("fields.total: parse error at column 27 of `sum($.order.items[*].price`: expected `,` or `)`"),
+        "{message}"
+    );
+    // Per element of `each`, with the element's index.
+    let input = json!({"rows": [{"n": 1}, {"n": "two"}]});
+    let config = json!({"each": "$.rows", "fields": {"next": "$.n + 1"}});
+    let (status, body) = nova
+        .invoke_step("json-transform", &input, Some(&config))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("fields.next (element 1 of each): cannot apply `+` to string and number"),
+        "{body}"
+    );
+    let (status, body) = nova
+        .invoke_step("json-transform", &input, Some(&json!({"feilds": {}})))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown config key \"feilds\""),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn store_doc_round_trip_with_versions() {
+    let nova = host().await;
+    let put = json!({"op": "put", "key": "invoices/{$.id}"});
+    let inv1 = json!({"id": "INV-1", "customer": "acme", "amount": 120, "status": "open"});
+    let (status, body) = nova.invoke_step("store-doc", &inv1, Some(&put)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["output"],
+        json!({"key": "invoices/INV-1", "version": 1, "input": inv1})
+    );
+
+    let get = json!({"op": "get", "key": "invoices/{$.id}"});
+    let (status, body) = nova
+        .invoke_step("store-doc", &json!({"id": "INV-1"}), Some(&get))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["output"],
+        json!({"key": "invoices/INV-1", "found": true, "value": inv1, "version": 1})
+    );
+
+    // Merge: a shallow update over the stored object, at the version read.
+    let merge = json!({"op": "merge", "key": "invoices/{$.id}"});
+    let paid = json!({"id": "INV-1", "status": "paid", "paid_on": "2024-05-02"});
+    let (status, body) = nova.invoke_step("store-doc", &paid, Some(&merge)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"]["version"], 2);
+    let merged = json!({"id": "INV-1", "customer": "acme", "amount": 120, "status": "paid", "paid_on": "2024-05-02"});
+    assert_eq!(body["output"]["value"], merged);
+
+    // A second invoice, and a document outside the prefix.
+    let inv2 = json!({"id": "INV-2", "customer": "globex", "amount": 80, "status": "open"});
+    let (status, body) = nova.invoke_step("store-doc", &inv2, Some(&put)).await;
+    assert_eq!(status, 200, "{body}");
+    let other = json!({"op": "put", "key": "customers/{$.customer}", "value": "$.customer"});
+    let (status, body) = nova.invoke_step("store-doc", &inv2, Some(&other)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"]["key"], "customers/globex");
+
+    let list = json!({"op": "list", "prefix": "invoices/"});
+    let (status, body) = nova
+        .invoke_step("store-doc", &json!(null), Some(&list))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["output"],
+        json!({"docs": [
+            {"key": "invoices/INV-1", "value": merged, "version": 2},
+            {"key": "invoices/INV-2", "value": inv2, "version": 1},
+        ]})
+    );
+
+    // Optimistic concurrency: a put at a stale version is a conflict.
+    let stale = json!({"op": "put", "key": "invoices/{$.id}", "if_version": 1});
+    let (status, body) = nova.invoke_step("store-doc", &inv1, Some(&stale)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "plugin_failed");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("conflict: current version 2, expected 1"),
+        "{message}"
+    );
+    let create_only = json!({"op": "put", "key": "invoices/{$.id}", "if_version": 0});
+    let (status, body) = nova
+        .invoke_step("store-doc", &inv1, Some(&create_only))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "plugin_failed");
+    // Read, change, write back at the version read (if_version from input).
+    let (_, read) = nova
+        .invoke_step("store-doc", &json!({"id": "INV-1"}), Some(&get))
+        .await;
+    let write_back =
+        json!({"op": "put", "key": "{$.key}", "value": "$.value", "if_version": "$.version"});
+    let (status, body) = nova
+        .invoke_step("store-doc", &read["output"], Some(&write_back))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["output"]["version"], 3);
+    let (status, body) = nova
+        .invoke_step("store-doc", &read["output"], Some(&write_back))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("conflict: current version 3, expected 2"),
+        "{body}"
+    );
+
+    // Delete, then it is gone.
+    let delete = json!({"op": "delete", "key": "invoices/{$.id}"});
+    let (status, body) = nova
+        .invoke_step("store-doc", &json!({"id": "INV-1"}), Some(&delete))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["output"],
+        json!({"key": "invoices/INV-1", "deleted": true})
+    );
+    let (_, body) = nova
+        .invoke_step("store-doc", &json!({"id": "INV-1"}), Some(&delete))
+        .await;
+    assert_eq!(body["output"]["deleted"], false);
+    let (_, body) = nova
+        .invoke_step("store-doc", &json!({"id": "INV-1"}), Some(&get))
+        .await;
+    assert_eq!(
+        body["output"],
+        json!({"key": "invoices/INV-1", "found": false, "value": null, "version": 0})
+    );
+    let (_, body) = nova
+        .invoke_step("store-doc", &json!(null), Some(&list))
+        .await;
+    assert_eq!(
+        body["output"]["docs"].as_array().unwrap().len(),
+        1,
+        "{body}"
+    );
+
+    // The caller's mistakes are invalid input.
+    let (status, body) = nova.invoke_step("store-doc", &json!({}), Some(&get)).await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "plugin_invalid_input");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("{$.id} is missing from the input"),
+        "{body}"
+    );
+    let (status, body) = nova
+        .invoke_step(
+            "store-doc",
+            &json!({}),
+            Some(&json!({"op": "upsert", "key": "k"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["code"], "plugin_invalid_input");
+}
+
+#[tokio::test]
+async fn a_workflow_of_shipped_steps_transforms_and_stores() {
+    let nova = host().await;
+    let workflow = json!({
+        "steps": [
+            {"plugin": "json-transform", "config": {"select": "$.order", "fields": {
+                "id": "$.id",
+                "total": "round(sum(map($.items, $.price * $.qty - default($.discount, 0))), 2)",
+                "status": "'received'",
+            }}},
+            {"plugin": "store-doc", "config": {"op": "put", "key": "orders/{$.id}"}},
+            {"plugin": "store-doc", "config": {"op": "merge", "key": "{$.key}", "value": "$.input"}},
+            {"plugin": "json-transform", "config": {"fields": {
+                "key": "$.key",
+                "version": "$.version",
+                "summary": "$.value.id + ': ' + string($.value.total)",
+            }}},
+        ],
+        "input": order(),
+    });
+    let (status, body) = nova.submit(&workflow).await;
+    assert_eq!(status, 202, "{body}");
+    let run = nova.wait_run(body["id"].as_str().unwrap(), 30).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        run["output"],
+        json!({"key": "orders/SO-1001", "version": 2, "summary": "SO-1001: 89.25"})
     );
 }

@@ -84,6 +84,10 @@ pub struct Options {
     pub plugins: Vec<(String, PathBuf)>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
+    /// A plugin directory shared with other hosts, instead of a fresh one.
+    pub plugins_dir: Option<PathBuf>,
+    /// A data directory that outlives the host (for restarts).
+    pub data_dir: Option<PathBuf>,
 }
 
 impl Options {
@@ -96,13 +100,161 @@ impl Options {
         self.env.push((key.to_owned(), value.to_owned()));
         self
     }
+
+    pub fn shared_plugins_dir(mut self, dir: &Path) -> Self {
+        self.plugins_dir = Some(dir.to_owned());
+        self
+    }
+
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// Runs against `backend` instead of the embedded defaults.
+    pub fn backend(mut self, backend: &Backend) -> Self {
+        if let Backend::PostgresRedis {
+            database_url,
+            redis_prefix,
+        } = backend
+        {
+            self = self
+                .env("DATABASE_URL", database_url)
+                .env("REDIS_URL", &redis_url())
+                .env("NOVA_REDIS_PREFIX", redis_prefix);
+        }
+        self
+    }
+}
+
+/// A unique name for this process and call, for databases and prefixes.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!(
+        "{prefix}_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// The Redis the tests use: `NOVA_TEST_REDIS_URL`, or the local one.
+pub fn redis_url() -> String {
+    std::env::var("NOVA_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn postgres_admin_url() -> String {
+    std::env::var("NOVA_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Where a host keeps runs and moves work.
+pub enum Backend {
+    /// SQLite in the data directory, in-process queue.
+    Embedded,
+    /// A fresh Postgres database (dropped at the end) and the local Redis
+    /// under a fresh key prefix.
+    PostgresRedis {
+        database_url: String,
+        redis_prefix: String,
+    },
+}
+
+impl Backend {
+    /// Both backends every workflow test runs against.
+    pub fn all() -> Vec<Backend> {
+        vec![Backend::Embedded, Backend::postgres_redis()]
+    }
+
+    /// Creates a fresh database with `psql`. Fails loudly when Postgres or
+    /// Redis is not running: these tests never skip.
+    pub fn postgres_redis() -> Backend {
+        let name = unique("nova_e2e");
+        psql(&format!("CREATE DATABASE {name}"));
+        let ping = Command::new("redis-cli")
+            .args(["-u", &redis_url(), "ping"])
+            .output()
+            .expect("redis-cli is needed by the tests");
+        assert!(
+            String::from_utf8_lossy(&ping.stdout).contains("PONG"),
+            "Redis is not running at {}: start it with `redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save \"\" --appendonly no`",
+            redis_url()
+        );
+        let base = postgres_admin_url();
+        let database_url = match base.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{name}"),
+            None => panic!("NOVA_TEST_DATABASE_URL must end with /DATABASE"),
+        };
+        Backend::PostgresRedis {
+            database_url,
+            redis_prefix: name,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Embedded => "embedded",
+            Backend::PostgresRedis { .. } => "postgres+redis",
+        }
+    }
+}
+
+fn psql(sql: &str) {
+    let out = Command::new("psql")
+        .args([&postgres_admin_url(), "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .output()
+        .expect("psql is needed by the tests");
+    assert!(
+        out.status.success(),
+        "{sql}: {} (is Postgres running? `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start`)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Backend::PostgresRedis {
+            database_url,
+            redis_prefix,
+        } = self
+        {
+            if let Some((_, name)) = database_url.rsplit_once('/') {
+                let _ = Command::new("psql")
+                    .args([
+                        &postgres_admin_url(),
+                        "-qc",
+                        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                    ])
+                    .output();
+            }
+            let _ = Command::new("sh")
+                .args([
+                    "-c",
+                    &format!(
+                        "redis-cli -u {} --scan --pattern '{redis_prefix}:*' | xargs -r redis-cli -u {} del",
+                        redis_url(),
+                        redis_url()
+                    ),
+                ])
+                .output();
+        }
+    }
 }
 
 impl Nova {
     pub async fn start(options: Options) -> Nova {
         let dirs = tempfile::tempdir().expect("temp dir");
-        let data_dir = dirs.path().join("data");
-        let plugins_dir = dirs.path().join("plugins");
+        let data_dir = options
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dirs.path().join("data"));
+        let plugins_dir = options
+            .plugins_dir
+            .clone()
+            .unwrap_or_else(|| dirs.path().join("plugins"));
         std::fs::create_dir_all(&plugins_dir).expect("plugins dir");
         for (name, file) in &options.plugins {
             std::fs::copy(file, plugins_dir.join(format!("{name}.wasm"))).expect("copy plugin");
@@ -287,6 +439,37 @@ impl Nova {
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL: no shutdown, no cleanup, as in a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Submits a workflow; returns the status and the answer.
+    pub async fn submit(&self, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(self.url("/workflows"))
+            .json(body)
+            .send()
+            .await
+            .expect("submit");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("submit answers JSON"))
+    }
+
+    /// The run, once finished (or after `secs`).
+    pub async fn wait_run(&self, id: &str, secs: u32) -> Value {
+        let response = self
+            .http
+            .get(self.url(&format!("/workflows/{id}?wait={secs}")))
+            .send()
+            .await
+            .expect("get run");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("run is JSON")
     }
 }
 

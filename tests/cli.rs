@@ -1,0 +1,260 @@
+//! The client verbs of the `nova` command (`submit`, `runs show|list|cancel`)
+//! against a real host: output, JSON output and exit codes.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use nova_tests::{Nova, Options, nova_bin, plugin, test_plugin};
+use serde_json::{Value, json};
+
+async fn start() -> Nova {
+    Nova::start(
+        Options::default()
+            .plugin("template", plugin("template"))
+            .plugin("flaky", test_plugin("flaky"))
+            .plugin("slow", test_plugin("slow-step"))
+            .env("NOVA_PLUGIN_TIMEOUT_MS", "60000"),
+    )
+    .await
+}
+
+/// `nova ARGS…` against `url`, with `stdin` fed to it.
+fn nova_cli_with(url: &str, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(nova_bin())
+        .args(args)
+        .args(["--url", url])
+        .env_remove("NOVA_URL")
+        .env("NOVA_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nova");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("nova output")
+}
+
+fn nova_cli(url: &str, args: &[&str]) -> Output {
+    nova_cli_with(url, args, b"")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn code(out: &Output) -> i32 {
+    out.status.code().expect("exit code, not a signal")
+}
+
+fn json_out(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", stdout(out)))
+}
+
+/// A template step that adds `by` to the input's `n`.
+fn add(by: u32) -> Value {
+    json!({
+        "plugin": "template",
+        "config": {"template": format!("{{\"n\": {{{{ n + {by} }}}}}}"), "output": "json"}
+    })
+}
+
+fn write(dir: &Path, name: &str, body: &Value) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, body.to_string()).expect("write workflow");
+    path.to_str().expect("utf-8 path").to_owned()
+}
+
+#[tokio::test]
+async fn submit_show_list_and_cancel() {
+    let host = start().await;
+    let url = host.url.as_str();
+    let dir = tempfile::tempdir().expect("tmp");
+    let file = write(
+        dir.path(),
+        "two.json",
+        &json!({"steps": [add(1), add(10)], "input": {"n": 1}}),
+    );
+
+    // --wait: exit 0, the run as `runs show` prints it.
+    let out = nova_cli(url, &["submit", &file, "--wait"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("succeeded"), "{text}");
+    assert!(text.contains("template"), "{text}");
+    assert!(text.contains("STEP"), "{text}");
+    assert!(text.contains(r#"{"n":12}"#), "{text}");
+
+    // --wait=SECONDS --json: the final run, as JSON.
+    let out = nova_cli(url, &["submit", &file, "--wait=30", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let run = json_out(&out);
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["output"], json!({"n": 12}));
+    assert_eq!(run["steps"].as_array().map(Vec::len), Some(2));
+    for field in ["created_at", "started_at", "finished_at"] {
+        assert!(run[field].is_string(), "{field}: {run}");
+    }
+    let id = run["id"].as_str().expect("id").to_owned();
+
+    // Without --wait: the id and the status; from stdin with `-`.
+    let out = nova_cli_with(
+        url,
+        &["submit", "-", "--json"],
+        json!({"steps": [add(1)], "input": {"n": 0}})
+            .to_string()
+            .as_bytes(),
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let answer = json_out(&out);
+    assert_eq!(answer["status"], "queued");
+    let queued = answer["id"].as_str().expect("id").to_owned();
+    let out = nova_cli(url, &["submit", &file]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains("queued"), "{}", stdout(&out));
+
+    // runs show, human and JSON.
+    let out = nova_cli(url, &["runs", "show", &id]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(&id), "{text}");
+    assert!(text.contains("succeeded"), "{text}");
+    assert!(text.contains("0.1.0"), "{text}");
+    let out = nova_cli(url, &["runs", "show", &id, "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_out(&out)["id"], id.as_str());
+
+    // runs list: JSON with the API's fields; a page of one has a cursor.
+    host.wait_run(&queued, 30).await;
+    let out = nova_cli(url, &["runs", "list", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let page = json_out(&out);
+    let runs = page["runs"].as_array().expect("runs");
+    assert!(runs.iter().any(|r| r["id"] == id.as_str()), "{page}");
+    assert!(page.get("next_cursor").is_some(), "{page}");
+    let out = nova_cli(
+        url,
+        &["runs", "list", "--limit", "1", "--status", "succeeded"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("STATUS"), "{text}");
+    let cursor = text
+        .lines()
+        .find_map(|l| l.strip_prefix("next cursor: "))
+        .unwrap_or_else(|| panic!("no cursor: {text}"))
+        .to_owned();
+    let out = nova_cli(
+        url,
+        &[
+            "runs", "list", "--limit", "1", "--cursor", &cursor, "--json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_ne!(json_out(&out)["runs"][0]["id"], cursor.as_str());
+
+    // runs cancel: a running run is cancelled; a finished one is a conflict.
+    let slow = write(
+        dir.path(),
+        "slow.json",
+        &json!({"steps": [{"plugin": "slow", "config": {"iterations": 100_000_000_000u64}}]}),
+    );
+    let out = nova_cli(url, &["submit", &slow, "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let slow_id = json_out(&out)["id"].as_str().expect("id").to_owned();
+    let out = nova_cli(url, &["runs", "cancel", &slow_id]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(host.wait_run(&slow_id, 30).await["status"], "cancelled");
+    let out = nova_cli(url, &["runs", "cancel", &id]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(stderr(&out).contains("run_finished"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn failures_and_exit_codes() {
+    let host = start().await;
+    let url = host.url.as_str();
+    let dir = tempfile::tempdir().expect("tmp");
+
+    // The server refuses the workflow: 1, with its error code.
+    let unknown = write(
+        dir.path(),
+        "unknown.json",
+        &json!({"steps": [{"plugin": "no-such-plugin"}]}),
+    );
+    let out = nova_cli(url, &["submit", &unknown, "--wait"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("invalid_workflow"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("no-such-plugin"), "{}", stderr(&out));
+
+    // A run that fails: 1 with --wait, and the run is still printed.
+    let failing = write(
+        dir.path(),
+        "failing.json",
+        &json!({"steps": [{"plugin": "flaky", "config": {"key": "cli", "fail_times": 5}, "retries": 0}]}),
+    );
+    let out = nova_cli(url, &["submit", &failing, "--wait"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stdout(&out).contains("failed"), "{}", stdout(&out));
+    assert!(stderr(&out).contains("failed"), "{}", stderr(&out));
+
+    // An unknown run: 1, with the code; a malformed id too.
+    let out = nova_cli(
+        url,
+        &["runs", "show", "0193f0b2-7c4e-7cc0-8000-000000000000"],
+    );
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("run_not_found"), "{}", stderr(&out));
+    let out = nova_cli(url, &["runs", "show", "not-an-id"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("invalid_id"), "{}", stderr(&out));
+
+    // Local problems: 2.
+    let missing = dir.path().join("missing.json");
+    let out = nova_cli(url, &["submit", missing.to_str().expect("utf-8")]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("missing.json"), "{}", stderr(&out));
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, "{\"steps\": [").expect("write");
+    let out = nova_cli(url, &["submit", broken.to_str().expect("utf-8")]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("not valid JSON"), "{}", stderr(&out));
+    let out = nova_cli(url, &["runs", "list", "--limit", "0"]);
+    assert_eq!(code(&out), 2, "bad usage");
+
+    // Nothing listening: 2, naming the URL.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let nowhere = format!("http://127.0.0.1:{port}");
+    let ok = write(dir.path(), "ok.json", &json!({"steps": [add(1)]}));
+    for args in [&["submit", ok.as_str()][..], &["runs", "list"]] {
+        let out = nova_cli(&nowhere, args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&nowhere), "{}", stderr(&out));
+    }
+
+    // NOVA_URL stands in for --url.
+    let out = Command::new(nova_bin())
+        .args(["runs", "list", "--json"])
+        .env("NOVA_URL", url)
+        .output()
+        .expect("nova");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(json_out(&out)["runs"].is_array());
+}

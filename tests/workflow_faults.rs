@@ -1,0 +1,237 @@
+//! Faults under load: a worker killed with SIGKILL in the middle of runs,
+//! and Redis restarting (without persistence, so losing its streams).
+//! Every accepted run must finish, each step recorded exactly once.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nova_tests::{Backend, Nova, Options, plugin, test_plugin, unique};
+use serde_json::{Value, json};
+
+const RUNS: usize = 40;
+
+fn workflow(n: usize) -> Value {
+    json!({
+        "steps": [
+            // ~tens of ms of work, so that runs are in flight when the
+            // fault strikes.
+            {"plugin": "slow", "config": {"iterations": 30_000_000u64}},
+            {"plugin": "template", "config": {"template": format!("{{\"n\": {n}, \"done\": {{{{ done|tojson }}}}}}"), "output": "json"}},
+            {"plugin": "template", "config": {"template": "{\"n\": {{ n + 1 }}}", "output": "json"}},
+        ],
+        "input": null,
+    })
+}
+
+/// Every run finished, succeeded, and recorded each step exactly once with
+/// the output the chain implies.
+async fn assert_all_finished_once(api: &Nova, ids: &[(usize, String)]) {
+    for (n, id) in ids {
+        let run = api.wait_run(id, 60).await;
+        assert_eq!(run["status"], "succeeded", "run {n}: {run}");
+        assert_eq!(run["output"], json!({"n": n + 1}), "run {n}: {run}");
+        let steps = run["steps"].as_array().unwrap();
+        assert_eq!(steps.len(), 3);
+        for step in steps {
+            assert_eq!(step["status"], "succeeded", "run {n}: {run}");
+            assert!(step["output"].is_object(), "run {n}: {run}");
+            assert!(step["finished_at"].is_string());
+        }
+        assert_eq!(
+            steps[0]["output"],
+            json!({"done": true, "version": "1.0.0"})
+        );
+    }
+}
+
+fn plugins(options: Options) -> Options {
+    options
+        .plugin("slow", test_plugin("slow-step"))
+        .plugin("template", plugin("template"))
+}
+
+#[tokio::test]
+async fn a_killed_worker_loses_no_run() {
+    let backend = Backend::postgres_redis();
+    let shared = tempfile::tempdir().unwrap();
+    for (name, file) in [
+        ("slow", test_plugin("slow-step")),
+        ("template", plugin("template")),
+    ] {
+        std::fs::copy(file, shared.path().join(format!("{name}.wasm"))).unwrap();
+    }
+    let role = |role: &str| {
+        Options::default()
+            .backend(&backend)
+            .shared_plugins_dir(shared.path())
+            .env("NOVA_ROLE", role)
+            .env("NOVA_LEASE_MS", "1500")
+            .env("NOVA_WORKERS", "4")
+    };
+    let api = Nova::start(role("api")).await;
+    let mut doomed = Nova::start(role("worker")).await;
+
+    let mut ids = Vec::new();
+    for n in 0..RUNS {
+        let (status, answer) = api.submit(&workflow(n)).await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push((n, answer["id"].as_str().unwrap().to_owned()));
+    }
+    // Kill the only worker once it has finished some runs and holds others.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let done: Value = api
+            .http
+            .get(api.url("/workflows?status=succeeded&limit=100"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let finished = done["runs"].as_array().unwrap().len();
+        if finished >= 4 {
+            assert!(
+                finished < RUNS,
+                "all runs finished before the crash; make them slower"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker made no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    doomed.kill();
+
+    let _survivor = Nova::start(role("worker")).await;
+    assert_all_finished_once(&api, &ids).await;
+}
+
+#[tokio::test]
+async fn an_embedded_host_resumes_its_runs_after_a_crash() {
+    let data = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    for (name, file) in [
+        ("slow", test_plugin("slow-step")),
+        ("template", plugin("template")),
+    ] {
+        std::fs::copy(file, shared.path().join(format!("{name}.wasm"))).unwrap();
+    }
+    let options = || {
+        Options::default()
+            .shared_plugins_dir(shared.path())
+            .data_dir(data.path())
+            .env("NOVA_WORKERS", "1")
+            .env("NOVA_LEASE_MS", "1000")
+    };
+    let mut first = Nova::start(options()).await;
+    let runs = 8;
+    let mut ids = Vec::new();
+    for n in 0..runs {
+        let (status, answer) = first.submit(&workflow(n)).await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push((n, answer["id"].as_str().unwrap().to_owned()));
+    }
+    // One worker runs them one by one: crash after the first finishes.
+    first.wait_run(&ids[0].1, 30).await;
+    let last = first.wait_run(&ids[runs - 1].1, 0).await;
+    assert_ne!(
+        last["status"], "succeeded",
+        "all runs finished before the crash"
+    );
+    first.kill();
+
+    // The in-process queue died with the process; the store did not.
+    let second = Nova::start(options()).await;
+    assert_all_finished_once(&second, &ids).await;
+}
+
+/// A private Redis on a free port, so restarting it disturbs nobody.
+struct PrivateRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl PrivateRedis {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut redis = PrivateRedis { port, child: None };
+        redis.launch();
+        redis
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server is needed by this test");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "private redis did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+#[tokio::test]
+async fn a_redis_restart_loses_no_run() {
+    let mut redis = PrivateRedis::start();
+    let pg = Backend::postgres_redis();
+    let Backend::PostgresRedis { database_url, .. } = &pg else {
+        unreachable!()
+    };
+    let nova = Nova::start(
+        plugins(Options::default())
+            .env("DATABASE_URL", database_url)
+            .env("REDIS_URL", &redis.url())
+            .env("NOVA_REDIS_PREFIX", &unique("restart"))
+            .env("NOVA_WORKERS", "4"),
+    )
+    .await;
+
+    let mut ids = Vec::new();
+    for n in 0..RUNS {
+        if n == RUNS / 2 {
+            // Redis goes away with everything queued in it, and returns
+            // empty.
+            redis.kill();
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            redis.launch();
+        }
+        let (status, answer) = nova.submit(&workflow(n)).await;
+        assert_eq!(status, 202, "run {n}: {answer}");
+        ids.push((n, answer["id"].as_str().unwrap().to_owned()));
+    }
+    assert_all_finished_once(&nova, &ids).await;
+}
