@@ -279,10 +279,20 @@ impl Config {
             });
         }
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let role = over.role.or(file.role).unwrap_or_default();
+        let redis_url = non_empty(over.redis_url.or(file.redis_url));
+        if role != Role::All && redis_url.is_none() {
+            // The in-process queue cannot cross processes: an api host
+            // would queue runs that no worker ever sees.
+            return Err(ConfigError::Invalid {
+                key: "role",
+                message: "--role api and --role worker need REDIS_URL (a shared queue)".into(),
+            });
+        }
         Ok(Config {
-            role: over.role.or(file.role).unwrap_or_default(),
+            role,
             database_url: non_empty(over.database_url.or(file.database_url)),
-            redis_url: non_empty(over.redis_url.or(file.redis_url)),
+            redis_url,
             redis_prefix: non_empty(over.redis_prefix.or(file.redis_prefix))
                 .unwrap_or_else(|| "nova".to_owned()),
             workers,
@@ -347,5 +357,11 @@ mod tests {
             ..Overrides::default()
         };
         assert!(Config::resolve(FileConfig::default(), over).is_err());
+        let split = Overrides {
+            role: Some(Role::Worker),
+            ..Overrides::default()
+        };
+        let err = Config::resolve(FileConfig::default(), split).unwrap_err();
+        assert!(err.to_string().contains("need REDIS_URL"), "{err}");
     }
 }

@@ -29,7 +29,13 @@ pub async fn health(State(state): State<AppState>) -> Response {
     };
     let ready = plugins_ready && store_error.is_none() && queue_error.is_none();
     let body = json!({
-        "status": if ready { "ok" } else { "starting" },
+        "status": if ready {
+            "ok"
+        } else if !plugins_ready {
+            "starting"
+        } else {
+            "unavailable"
+        },
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_s": state.started.elapsed().as_secs_f64(),
         "checks": {

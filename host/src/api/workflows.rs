@@ -225,6 +225,11 @@ impl From<WorkflowError> for ApiError {
     fn from(e: WorkflowError) -> Self {
         match e {
             WorkflowError::Invalid(message) => ApiError::bad_request("invalid_workflow", message),
+            // Input the store cannot hold (a NUL character, say) is the
+            // caller's to fix, not an outage.
+            WorkflowError::Store(crate::store::StoreError::Invalid(message)) => {
+                ApiError::bad_request("invalid_workflow", message)
+            }
             WorkflowError::Store(e) => {
                 tracing::error!(error = %e, "store error");
                 ApiError::new(

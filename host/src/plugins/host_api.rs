@@ -1,5 +1,5 @@
-//! The host side of the interfaces plugins import: `log`, `kv` and
-//! `knowledge`, for every contract version the host serves.
+//! The host side of the interfaces plugins import: `log`, `kv`, `store`
+//! and `knowledge`, for every contract version the host serves.
 
 use std::time::Duration;
 
@@ -157,6 +157,7 @@ fn to_doc(doc: crate::store::Doc) -> store::Doc {
 fn doc_error(e: crate::store::StoreError) -> store::StoreError {
     match e {
         crate::store::StoreError::Conflict { actual, .. } => store::StoreError::Conflict(actual),
+        crate::store::StoreError::Invalid(message) => store::StoreError::Invalid(message),
         other => {
             tracing::warn!(error = %other, "plugin store call failed");
             store::StoreError::Unavailable(other.to_string())

@@ -1,11 +1,12 @@
-//! Retry delays: exponential backoff with full jitter.
+//! Retry delays: exponential backoff with jitter.
 
 use std::time::Duration;
 
 /// Delay before retry number `retry` (1 for the first retry): a random
-/// duration up to `base * 2^(retry-1)`, capped at `max`. Full jitter
-/// spreads retries of many failing runs instead of having them hammer a
-/// recovering dependency in lockstep.
+/// duration between half of `base * 2^(retry-1)` (capped at `max`) and
+/// all of it ("equal jitter"). The jitter spreads retries of many failing
+/// runs instead of having them hammer a recovering dependency in lockstep;
+/// the floor keeps a retry from coming back at once.
 pub fn delay(retry: u32, base: Duration, max: Duration) -> Duration {
     let exp = base.saturating_mul(1u32 << retry.saturating_sub(1).min(20));
     let ceiling = exp.min(max);
@@ -13,7 +14,6 @@ pub fn delay(retry: u32, base: Duration, max: Duration) -> Duration {
     if millis == 0 {
         return Duration::ZERO;
     }
-    // At least half the ceiling, so a retry never comes back at once.
     let floor = millis / 2;
     Duration::from_millis(floor + random_below(millis - floor + 1))
 }

@@ -90,7 +90,7 @@ impl Workflows {
             && (key.is_empty() || key.len() > 256)
         {
             return Err(WorkflowError::Invalid(
-                "idempotency_key must be 1 to 256 characters".into(),
+                "idempotency_key must be 1 to 256 bytes".into(),
             ));
         }
         let (run, created) = self.store.create_run(new).await?;

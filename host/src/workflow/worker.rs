@@ -137,15 +137,7 @@ async fn execute(wf: &Workflows, worker: &Arc<str>, run: Run, delivery: &Deliver
                 return;
             }
             StepStatus::Cancelled => {
-                finish(
-                    wf,
-                    worker,
-                    &run,
-                    RunStatus::Cancelled,
-                    None,
-                    Some("cancelled".into()),
-                )
-                .await;
+                finish(wf, worker, &run, RunStatus::Cancelled, None, None).await;
                 return;
             }
             StepStatus::Pending | StepStatus::Running => {}
@@ -165,15 +157,7 @@ async fn execute(wf: &Workflows, worker: &Arc<str>, run: Run, delivery: &Deliver
                 return;
             }
             StepEnd::Cancelled => {
-                finish(
-                    wf,
-                    worker,
-                    &run,
-                    RunStatus::Cancelled,
-                    None,
-                    Some("cancelled".into()),
-                )
-                .await;
+                finish(wf, worker, &run, RunStatus::Cancelled, None, None).await;
                 return;
             }
             StepEnd::Abandoned => {
