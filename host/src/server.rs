@@ -118,6 +118,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             lease: config.lease,
             ..WorkflowConfig::default()
         },
+        finished: workflow::Finished::default(),
     };
     if config.role.runs_workers() {
         workflow::spawn_workers(workflows.clone(), worker_id);

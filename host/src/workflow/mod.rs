@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::broadcast::error::RecvError;
 
 use crate::plugins::{PluginKind, Registry};
 use crate::queue::Queue;
@@ -72,6 +73,28 @@ pub struct Workflows {
     pub queue: Queue,
     pub registry: Arc<Registry>,
     pub config: WorkflowConfig,
+    /// Runs finished by this process's workers, so `?wait=` requests on the
+    /// same host answer at once instead of on their next poll.
+    pub finished: Finished,
+}
+
+/// A broadcast of the ids of runs this process finished.
+#[derive(Clone)]
+pub struct Finished(tokio::sync::broadcast::Sender<RunId>);
+
+impl Default for Finished {
+    fn default() -> Self {
+        // Lagging receivers only fall back to polling, so a small buffer
+        // is enough.
+        Finished(tokio::sync::broadcast::channel(1024).0)
+    }
+}
+
+impl Finished {
+    pub(crate) fn announce(&self, id: RunId) {
+        // No receiver is the common case, not an error.
+        let _ = self.0.send(id);
+    }
 }
 
 /// The result of a submission: the run, and whether it is new (false when
@@ -160,7 +183,10 @@ impl Workflows {
     /// The run once it is finished, or as it is when `wait` runs out.
     pub async fn wait(&self, id: RunId, wait: Duration) -> Result<Option<Run>, WorkflowError> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
-        // Polling the store works whichever host executes the run; the
+        // Subscribed before the first read, so a finish in between is not
+        // missed.
+        let mut finished = self.finished.0.subscribe();
+        // A run executed on another host is only seen by polling; the
         // interval starts short so quick runs answer quickly.
         let mut interval = Duration::from_millis(5);
         loop {
@@ -169,10 +195,23 @@ impl Workflows {
                 Some(r) if !r.status.is_terminal() && tokio::time::Instant::now() < deadline => {}
                 _ => return Ok(run),
             }
-            tokio::time::sleep(
-                interval.min(deadline.saturating_duration_since(tokio::time::Instant::now())),
-            )
-            .await;
+            let nap = interval.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
+            let sleep = tokio::time::sleep(nap);
+            tokio::pin!(sleep);
+            loop {
+                tokio::select! {
+                    () = &mut sleep => break,
+                    done = finished.recv() => match done {
+                        Ok(done) if done != id => continue,
+                        Err(RecvError::Closed) => {
+                            (&mut sleep).await;
+                            break;
+                        }
+                        // This run, or missed announcements: read again.
+                        Ok(_) | Err(RecvError::Lagged(_)) => break,
+                    },
+                }
+            }
             interval = (interval * 2).min(Duration::from_millis(100));
         }
     }

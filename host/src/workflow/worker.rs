@@ -186,7 +186,10 @@ async fn finish(
         .finish_run(run.id, status, output, error, Some(worker))
         .await
     {
-        Ok(true) => tracing::debug!(run = %run.id, status = status.as_str(), "run finished"),
+        Ok(true) => {
+            tracing::debug!(run = %run.id, status = status.as_str(), "run finished");
+            wf.finished.announce(run.id);
+        }
         Ok(false) => {}
         Err(e) => {
             tracing::warn!(run = %run.id, error = %e, "cannot record the end of the run; it will be resumed")
