@@ -264,15 +264,7 @@ async fn every_error_is_json() {
             "{body}"
         );
     }
-    let health: Value = nova
-        .http
-        .get(nova.url("/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = nova.get_json("/health").await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["checks"]["plugins"]["ready"], true);
     assert_eq!(health["checks"]["plugins"]["active"], 1);

@@ -80,15 +80,7 @@ async fn a_killed_worker_loses_no_run() {
     // Kill the only worker once it has finished some runs and holds others.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let done: Value = api
-            .http
-            .get(api.url("/workflows?status=succeeded&limit=100"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let done = api.get_json("/workflows?status=succeeded&limit=100").await;
         let finished = done["runs"].as_array().unwrap().len();
         if finished >= 4 {
             assert!(

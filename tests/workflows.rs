@@ -202,15 +202,7 @@ async fn idempotency_keys_return_the_same_run() {
         assert_eq!(first, 202, "{a}");
         assert_eq!(second, 200, "{b}");
         assert_eq!(a["id"], b["id"], "{}", backend.name());
-        let list: Value = nova
-            .http
-            .get(nova.url("/workflows?limit=100"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let list = nova.get_json("/workflows?limit=100").await;
         assert_eq!(list["runs"].as_array().unwrap().len(), 1, "{list}");
     }
 }
@@ -273,15 +265,7 @@ async fn runs_are_listed_by_status_with_a_cursor() {
         for id in ids.iter().chain([&failing]) {
             nova.wait_run(id, 30).await;
         }
-        let page: Value = nova
-            .http
-            .get(nova.url("/workflows?status=succeeded&limit=3"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = nova.get_json("/workflows?status=succeeded&limit=3").await;
         let first: Vec<&str> = page["runs"]
             .as_array()
             .unwrap()
@@ -290,17 +274,11 @@ async fn runs_are_listed_by_status_with_a_cursor() {
             .collect();
         assert_eq!(first.len(), 3, "{page}");
         let cursor = page["next_cursor"].as_str().expect("a next page");
-        let page: Value = nova
-            .http
-            .get(nova.url(&format!(
+        let page = nova
+            .get_json(&format!(
                 "/workflows?status=succeeded&limit=3&cursor={cursor}"
-            )))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+            ))
+            .await;
         let second: Vec<&str> = page["runs"]
             .as_array()
             .unwrap()
@@ -313,15 +291,7 @@ async fn runs_are_listed_by_status_with_a_cursor() {
         let mut expected: Vec<&str> = ids.iter().map(String::as_str).collect();
         expected.sort();
         assert_eq!(all, expected, "{}", backend.name());
-        let failed: Value = nova
-            .http
-            .get(nova.url("/workflows?status=failed"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let failed = nova.get_json("/workflows?status=failed").await;
         assert_eq!(failed["runs"][0]["id"], failing.as_str());
         let response = nova
             .http

@@ -441,6 +441,18 @@ impl Nova {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// GETs `path` and parses the JSON answer, whatever its status.
+    pub async fn get_json(&self, path: &str) -> Value {
+        self.http
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("GET")
+            .json()
+            .await
+            .expect("the answer is JSON")
+    }
+
     /// SIGKILL: no shutdown, no cleanup, as in a crash.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
