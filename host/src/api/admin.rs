@@ -1,7 +1,7 @@
 //! `/admin/plugins`: list, reload, upload, remove and try plugins.
 
 use std::collections::BTreeMap;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::{AppState, json_response};
+use super::{AppState, json_response, rfc3339};
 use crate::plugins::{PluginKind, Slot, valid_name};
 
 pub async fn list(State(state): State<AppState>) -> Response {
@@ -169,10 +169,6 @@ pub async fn invoke(
 
 fn unknown(name: &str) -> ApiError {
     ApiError::not_found("plugin_not_found", format!("no plugin named {name:?}"))
-}
-
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
 }
 
 /// One plugin in the admin listing. The top-level fields describe the

@@ -9,24 +9,27 @@ use serde_json::json;
 
 use super::{AppState, json_response};
 
+/// Why a dependency is not ready: its error, or silence for a second.
+async fn failure<E: std::fmt::Display>(
+    ping: impl std::future::Future<Output = Result<(), E>>,
+) -> Option<String> {
+    match tokio::time::timeout(std::time::Duration::from_secs(1), ping).await {
+        Ok(Ok(())) => None,
+        Ok(Err(e)) => Some(e.to_string()),
+        Err(_) => Some("no answer within 1 s".to_owned()),
+    }
+}
+
 pub async fn health(State(state): State<AppState>) -> Response {
     let plugins = state.registry.list();
     let active = plugins.iter().filter(|(_, s)| s.active.is_some()).count();
     let rejected = plugins.iter().filter(|(_, s)| s.rejected.is_some()).count();
     let plugins_ready = state.plugins_ready.load(Ordering::Acquire);
     let services = state.registry.runtime().services();
-    // A dependency that does not answer within a second is not ready.
-    let within = std::time::Duration::from_secs(1);
-    let store_error = match tokio::time::timeout(within, state.health.store.ping()).await {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(_) => Some("no answer within 1 s".to_owned()),
-    };
-    let queue_error = match tokio::time::timeout(within, state.health.queue.ping()).await {
-        Ok(Ok(())) => None,
-        Ok(Err(e)) => Some(e.to_string()),
-        Err(_) => Some("no answer within 1 s".to_owned()),
-    };
+    let (store_error, queue_error) = tokio::join!(
+        failure(state.health.store.ping()),
+        failure(state.health.queue.ping())
+    );
     let ready = plugins_ready && store_error.is_none() && queue_error.is_none();
     let body = json!({
         "status": if ready {

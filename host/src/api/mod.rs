@@ -134,6 +134,11 @@ async fn json_errors(request: Request, next: Next) -> Response {
     rewrapped
 }
 
+/// A timestamp as the API shows it: RFC 3339 with milliseconds.
+pub fn rfc3339(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
 /// Parses a JSON request body, answering 400 with serde's reason.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {

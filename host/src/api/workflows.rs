@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::error::ApiError;
-use super::{AppState, json_response, parse_json};
+use super::{AppState, json_response, parse_json, rfc3339};
 use crate::store::{ListRuns, NewRun, Run, RunId, RunStatus, StepSpec};
 use crate::workflow::{MAX_WAIT, WorkflowError, Workflows};
 
@@ -36,8 +36,7 @@ struct StepRequest {
 
 fn workflows(state: &AppState) -> Result<&Workflows, ApiError> {
     state.workflows.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
+        ApiError::not_found(
             "not_found",
             "this host does not serve workflows (it runs with --role worker)",
         )
@@ -176,10 +175,7 @@ fn unknown(id: RunId) -> ApiError {
 
 fn time(ms: Option<i64>) -> Value {
     ms.and_then(|ms| u64::try_from(ms).ok())
-        .map(|ms| {
-            let t = std::time::UNIX_EPOCH + Duration::from_millis(ms);
-            json!(humantime::format_rfc3339_millis(t).to_string())
-        })
+        .map(|ms| json!(rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms))))
         .unwrap_or(Value::Null)
 }
 
