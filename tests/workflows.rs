@@ -34,6 +34,33 @@ async fn submitted(nova: &Nova, body: Value) -> String {
     answer["id"].as_str().expect("id").to_owned()
 }
 
+/// Waits until step `index` of run `id` is running.
+async fn wait_step_running(nova: &Nova, id: &str, index: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let run = nova.wait_run(id, 0).await;
+        if run["steps"][index]["status"] == "running" {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "step {index} never started: {run}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// Asks to cancel run `id`; returns the HTTP status.
+async fn cancel(nova: &Nova, id: &str) -> u16 {
+    nova.http
+        .post(nova.url(&format!("/workflows/{id}/cancel")))
+        .send()
+        .await
+        .expect("cancel")
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn three_steps_end_to_end() {
     for backend in Backend::all() {
@@ -136,23 +163,9 @@ async fn cancel_interrupts_a_running_step() {
             json!({"steps": [{"plugin": "slow", "config": {"iterations": 100_000_000_000u64}}, add(1)]}),
         )
         .await;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let run = nova.wait_run(&id, 0).await;
-            if run["steps"][0]["status"] == "running" {
-                break;
-            }
-            assert!(Instant::now() < deadline, "never started: {run}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        wait_step_running(&nova, &id, 0).await;
         let start = Instant::now();
-        let response = nova
-            .http
-            .post(nova.url(&format!("/workflows/{id}/cancel")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        assert_eq!(cancel(&nova, &id).await, 200);
         let run = nova.wait_run(&id, 30).await;
         assert_eq!(run["status"], "cancelled", "{}: {run}", backend.name());
         assert_eq!(run["steps"][0]["status"], "cancelled");
@@ -165,30 +178,12 @@ async fn cancel_interrupts_a_running_step() {
         );
 
         // Cancelling a finished run is a conflict; an unknown one, 404.
-        let response = nova
-            .http
-            .post(nova.url(&format!("/workflows/{id}/cancel")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200, "cancelled stays cancelled");
+        assert_eq!(cancel(&nova, &id).await, 200, "cancelled stays cancelled");
         let done = submitted(&nova, json!({"steps": [add(1)], "input": {"n": 0}})).await;
         nova.wait_run(&done, 30).await;
-        let response = nova
-            .http
-            .post(nova.url(&format!("/workflows/{done}/cancel")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 409);
+        assert_eq!(cancel(&nova, &done).await, 409);
         let missing = "0190f4c2-0000-7000-8000-000000000000";
-        let response = nova
-            .http
-            .post(nova.url(&format!("/workflows/{missing}/cancel")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 404);
+        assert_eq!(cancel(&nova, missing).await, 404);
     }
 }
 
@@ -323,11 +318,7 @@ async fn later_steps_use_a_plugin_replaced_mid_run_and_record_its_version() {
             ], "input": 1}),
         )
         .await;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while nova.wait_run(&id, 0).await["steps"][1]["status"] != "running" {
-            assert!(Instant::now() < deadline, "the slow step never started");
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        wait_step_running(&nova, &id, 1).await;
         nova.install("hello", &test_plugin("hello-v2"));
         nova.wait_for("hello", "v2 serving", |e| e["version"] == "2.0.0")
             .await;
