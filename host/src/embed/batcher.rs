@@ -1,0 +1,203 @@
+//! Dynamic batching: texts from concurrent callers are embedded together.
+//!
+//! One thread owns the model's compute. It takes the first waiting
+//! request, gathers more for at most `max_wait` (or until `max_batch`
+//! texts), then runs them in batches formed by a token budget: texts are
+//! sorted by length so each batch pads little, and a batch holds as many
+//! texts as fit `token_budget` padded tokens. A single long text then runs
+//! alone instead of inflating a full batch.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use tokenizers::Encoding;
+use tokio::sync::oneshot;
+
+use super::EmbedError;
+use super::model::Model;
+
+/// How the batcher groups work.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchConfig {
+    /// Most texts gathered before running.
+    pub max_batch: usize,
+    /// Longest a text waits for company.
+    pub max_wait: Duration,
+    /// Most padded tokens (texts × longest) in one forward pass.
+    pub token_budget: usize,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_batch: 64,
+            max_wait: Duration::from_millis(2),
+            token_budget: 2048,
+        }
+    }
+}
+
+pub(super) struct Request {
+    pub texts: Vec<String>,
+    pub reply: oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>,
+}
+
+/// Runs until every sender is dropped.
+pub(super) fn run(model: Arc<Model>, config: BatchConfig, requests: Receiver<Request>) {
+    while let Ok(first) = requests.recv() {
+        let mut pending = vec![first];
+        let mut texts = pending[0].texts.len();
+        let deadline = Instant::now() + config.max_wait;
+        while texts < config.max_batch {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match requests.recv_timeout(left) {
+                Ok(request) => {
+                    texts += request.texts.len();
+                    pending.push(request);
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        // A bug in the model code must not take the embedder down for
+        // every later caller: report it to this round's callers instead.
+        let outcome =
+            std::panic::catch_unwind(AssertUnwindSafe(|| embed_all(&model, &config, &pending)));
+        match outcome {
+            Ok(results) => {
+                for (request, result) in pending.into_iter().zip(results) {
+                    let _ = request.reply.send(result);
+                }
+            }
+            Err(_) => {
+                tracing::error!("the embedding model panicked; failing this batch");
+                for request in pending {
+                    let _ = request
+                        .reply
+                        .send(Err(EmbedError::Model("the model panicked".into())));
+                }
+            }
+        }
+    }
+}
+
+/// Embeds every text of every request; one result per request.
+fn embed_all(
+    model: &Model,
+    config: &BatchConfig,
+    pending: &[Request],
+) -> Vec<Result<Vec<Vec<f32>>, EmbedError>> {
+    let mut results: Vec<Result<Vec<Vec<f32>>, EmbedError>> = pending
+        .iter()
+        .map(|r| Ok(vec![Vec::new(); r.texts.len()]))
+        .collect();
+    // (request, text, encoding) for every text that tokenized.
+    let mut items: Vec<(usize, usize, Encoding)> = Vec::new();
+    for (r, request) in pending.iter().enumerate() {
+        for (t, text) in request.texts.iter().enumerate() {
+            match model.tokenize(text) {
+                Ok(encoding) => items.push((r, t, encoding)),
+                Err(e) => results[r] = Err(e),
+            }
+        }
+    }
+    items.retain(|(r, _, _)| results[*r].is_ok());
+    items.sort_by_key(|(_, _, e)| e.len());
+
+    for batch in batches(&items, config) {
+        let encodings: Vec<&Encoding> = batch.iter().map(|(_, _, e)| e).collect();
+        match model.embed(&encodings) {
+            Ok(vectors) => {
+                for ((r, t, _), vector) in batch.iter().zip(vectors) {
+                    if let Ok(out) = &mut results[*r] {
+                        out[*t] = vector;
+                    }
+                }
+            }
+            Err(e) => {
+                for (r, _, _) in batch {
+                    results[*r] = Err(e.clone());
+                }
+            }
+        }
+    }
+    results
+}
+
+/// Splits length-sorted items into batches within the token budget.
+fn batches<'a, T>(
+    items: &'a [(usize, usize, T)],
+    config: &BatchConfig,
+) -> impl Iterator<Item = &'a [(usize, usize, T)]>
+where
+    T: Tokens,
+{
+    let mut start = 0;
+    std::iter::from_fn(move || {
+        if start >= items.len() {
+            return None;
+        }
+        let mut end = start + 1;
+        while end < items.len() && end - start < config.max_batch {
+            // Sorted ascending: the newest item is the longest so far.
+            let padded = (end - start + 1) * items[end].2.tokens();
+            if padded > config.token_budget {
+                break;
+            }
+            end += 1;
+        }
+        let batch = &items[start..end];
+        start = end;
+        Some(batch)
+    })
+}
+
+/// A tokenized text's length; a trait so batching is testable without a
+/// tokenizer.
+trait Tokens {
+    fn tokens(&self) -> usize;
+}
+
+impl Tokens for Encoding {
+    fn tokens(&self) -> usize {
+        self.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Tokens for usize {
+        fn tokens(&self) -> usize {
+            *self
+        }
+    }
+
+    fn sizes(lengths: &[usize], config: &BatchConfig) -> Vec<usize> {
+        let items: Vec<(usize, usize, usize)> = lengths
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| (0, i, n))
+            .collect();
+        batches(&items, config).map(|b| b.len()).collect()
+    }
+
+    #[test]
+    fn batches_respect_the_token_budget_and_the_size_cap() {
+        let config = BatchConfig {
+            max_batch: 4,
+            max_wait: Duration::ZERO,
+            token_budget: 100,
+        };
+        // 10 short texts: capped at 4 a batch.
+        assert_eq!(sizes(&[10; 10], &config), vec![4, 4, 2]);
+        // Growing lengths: each batch stops where padding would pass 100.
+        assert_eq!(sizes(&[10, 20, 30, 40, 60, 90], &config), vec![3, 1, 1, 1]);
+        assert_eq!(sizes(&[10, 20, 25, 25, 45], &config), vec![4, 1]);
+        // A text longer than the budget still runs, alone.
+        assert_eq!(sizes(&[300], &config), vec![1]);
+        assert_eq!(sizes(&[], &config), Vec::<usize>::new());
+    }
+}

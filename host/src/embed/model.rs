@@ -1,0 +1,159 @@
+//! One BERT-family sentence encoder on the CPU: tokenize, run, mean-pool,
+//! normalise — the procedure sentence-transformers applies, so vectors
+//! match its output (see `host/tests/embed_parity.rs`).
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config as BertConfig};
+use tokenizers::{Encoding, Tokenizer, TruncationParams};
+
+use super::EmbedError;
+
+/// Used when the model directory does not say (sentence-transformers' own
+/// default for MiniLM-style models).
+const DEFAULT_MAX_TOKENS: usize = 256;
+
+pub struct Model {
+    bert: BertModel,
+    tokenizer: Tokenizer,
+    /// The same tokenizer without truncation, to measure and split text.
+    untruncated: Tokenizer,
+    device: Device,
+    pub name: String,
+    pub dim: usize,
+    pub max_tokens: usize,
+}
+
+impl Model {
+    /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from
+    /// `dir` (Hugging Face layout).
+    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+        let file = |name: &str| -> Result<PathBuf, EmbedError> {
+            let path = dir.join(name);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(EmbedError::MissingFile {
+                    dir: dir.to_owned(),
+                    file: name.to_owned(),
+                })
+            }
+        };
+        let config_text = std::fs::read_to_string(file("config.json")?)
+            .map_err(|e| EmbedError::Load(format!("config.json: {e}")))?;
+        let config: BertConfig = serde_json::from_str(&config_text)
+            .map_err(|e| EmbedError::Load(format!("config.json is not a BERT config: {e}")))?;
+        let max_tokens = max_tokens(dir).min(config.max_position_embeddings);
+
+        let load_tokenizer = || {
+            Tokenizer::from_file(dir.join("tokenizer.json"))
+                .map_err(|e| EmbedError::Load(format!("tokenizer.json: {e}")))
+        };
+        file("tokenizer.json")?;
+        let mut tokenizer = load_tokenizer()?;
+        let mut untruncated = load_tokenizer()?;
+        untruncated.with_padding(None);
+        untruncated
+            .with_truncation(None)
+            .map_err(|e| EmbedError::Load(format!("tokenizer truncation: {e}")))?;
+        // The shipped tokenizer.json may fix truncation and padding at 128;
+        // sentence-transformers truncates at the model's maximum and pads
+        // to the longest text of a batch (done here, per batch).
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: max_tokens,
+                ..TruncationParams::default()
+            }))
+            .map_err(|e| EmbedError::Load(format!("tokenizer truncation: {e}")))?;
+        tokenizer.with_padding(None);
+
+        let device = Device::Cpu;
+        let weights = file("model.safetensors")?;
+        // SAFETY: the weights file is memory-mapped read-only; nova owns
+        // the model directory and does not modify it while running.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }
+            .map_err(|e| EmbedError::Load(format!("model.safetensors: {e}")))?;
+        let bert = BertModel::load(vb, &config)
+            .map_err(|e| EmbedError::Load(format!("model weights: {e}")))?;
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "model".to_owned());
+        Ok(Model {
+            bert,
+            tokenizer,
+            untruncated,
+            device,
+            name,
+            dim: config.hidden_size,
+            max_tokens,
+        })
+    }
+
+    /// Tokenizes one text, truncated at the model's maximum.
+    pub fn tokenize(&self, text: &str) -> Result<Encoding, EmbedError> {
+        self.tokenizer
+            .encode_fast(text, true)
+            .map_err(|e| EmbedError::Tokenize(e.to_string()))
+    }
+
+    /// The tokenizer without truncation, for chunking by token count.
+    pub fn untruncated_tokenizer(&self) -> &Tokenizer {
+        &self.untruncated
+    }
+
+    /// Embeds a batch of tokenized texts: padded to the longest, run once,
+    /// mean-pooled over the attention mask and L2-normalised.
+    pub fn embed(&self, batch: &[&Encoding]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let len = batch.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
+        let rows = batch.len();
+        let mut ids = vec![0u32; rows * len];
+        let mut types = vec![0u32; rows * len];
+        let mut mask = vec![0u32; rows * len];
+        for (row, encoding) in batch.iter().enumerate() {
+            let at = row * len;
+            let n = encoding.len();
+            ids[at..at + n].copy_from_slice(encoding.get_ids());
+            types[at..at + n].copy_from_slice(encoding.get_type_ids());
+            mask[at..at + n].copy_from_slice(encoding.get_attention_mask());
+        }
+        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
+            let ids = Tensor::from_vec(ids, (rows, len), &self.device)?;
+            let types = Tensor::from_vec(types, (rows, len), &self.device)?;
+            let mask = Tensor::from_vec(mask, (rows, len), &self.device)?;
+            let hidden = self.bert.forward(&ids, &types, Some(&mask))?;
+            // Mean over real tokens: sum(hidden * mask) / max(count, 1e-9).
+            let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+            let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+            let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
+            let mean = summed.broadcast_div(&counts)?;
+            let norms = mean
+                .sqr()?
+                .sum_keepdim(1)?
+                .sqrt()?
+                .clamp(1e-12f32, f32::MAX)?;
+            mean.broadcast_div(&norms)?.to_vec2::<f32>()
+        };
+        run().map_err(|e| EmbedError::Model(e.to_string()))
+    }
+}
+
+/// The model's maximum sequence length: `sentence_bert_config.json`'s
+/// `max_seq_length` when present (what sentence-transformers uses).
+fn max_tokens(dir: &Path) -> usize {
+    #[derive(serde::Deserialize)]
+    struct SentenceBertConfig {
+        max_seq_length: usize,
+    }
+    std::fs::read_to_string(dir.join("sentence_bert_config.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<SentenceBertConfig>(&text).ok())
+        .map(|c| c.max_seq_length)
+        .filter(|&n| n > 0)
+        .unwrap_or(DEFAULT_MAX_TOKENS)
+}
