@@ -38,7 +38,7 @@ async fn runtime(cache: &Path) -> Arc<Runtime> {
     let services = Services {
         kv: Kv::in_process(),
         store: Store::connect("sqlite::memory:").await.expect("store"),
-        knowledge: Knowledge::empty(),
+        knowledge: Knowledge::disabled("not used by this benchmark"),
     };
     Arc::new(Runtime::new(cache, limits(), 1 << 30, 64, services).expect("runtime"))
 }

@@ -10,7 +10,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::knowledge::ChunkBudget;
+use crate::knowledge::ingest::Source;
 use crate::plugins::Limits;
+use crate::ratelimit::RateConfig;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -85,6 +88,29 @@ pub struct Config {
     /// How long a worker's claim on a run lasts without renewal: how soon
     /// the runs of a crashed worker are taken over.
     pub lease: Duration,
+    pub knowledge: KnowledgeConfig,
+}
+
+/// The knowledge base's settings.
+#[derive(Debug, Clone)]
+pub struct KnowledgeConfig {
+    /// Off: no model is loaded and `/rag/*` answers 503.
+    pub enabled: bool,
+    /// A BERT-family model in Hugging Face layout.
+    pub model_dir: PathBuf,
+    /// Directories ingested, each into its collection; the first is
+    /// `knowledge_dir` into `default`.
+    pub sources: Vec<Source>,
+    /// A Qdrant server instead of the embedded index.
+    pub qdrant_url: Option<String>,
+    pub qdrant_api_key: Option<String>,
+    /// Prefix of this deployment's Qdrant collection names.
+    pub qdrant_prefix: String,
+    /// How long a query's answer is cached; zero turns the cache off.
+    pub cache_ttl: Duration,
+    /// Per-client limit on `/rag/*`; a zero rate turns it off.
+    pub rate: RateConfig,
+    pub chunk: ChunkBudget,
 }
 
 /// `nova.toml`: every key optional.
@@ -105,6 +131,26 @@ pub struct FileConfig {
     pub admin_token: Option<String>,
     #[serde(default)]
     pub plugins: FilePluginConfig,
+    #[serde(default)]
+    pub knowledge: FileKnowledgeConfig,
+}
+
+/// `[knowledge]` in `nova.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileKnowledgeConfig {
+    pub enabled: Option<bool>,
+    pub model_dir: Option<PathBuf>,
+    /// Extra collections: name = directory.
+    pub collections: Option<std::collections::BTreeMap<String, PathBuf>>,
+    pub qdrant_url: Option<String>,
+    pub qdrant_api_key: Option<String>,
+    pub qdrant_prefix: Option<String>,
+    pub cache_ttl_s: Option<u64>,
+    pub rate_limit: Option<f64>,
+    pub rate_burst: Option<f64>,
+    pub chunk_tokens: Option<usize>,
+    pub chunk_overlap: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -160,7 +206,21 @@ pub struct Overrides {
     pub plugin_timeout_ms: Option<u64>,
     pub plugin_memory_mb: Option<u64>,
     pub plugin_concurrency: Option<u32>,
+    pub knowledge: Option<bool>,
+    pub model_dir: Option<PathBuf>,
+    /// `name=dir` pairs.
+    pub collections: Vec<(String, PathBuf)>,
+    pub qdrant_url: Option<String>,
+    pub qdrant_api_key: Option<String>,
+    pub rag_cache_ttl_s: Option<u64>,
+    pub rag_rate_limit: Option<f64>,
+    pub rag_rate_burst: Option<f64>,
 }
+
+pub const DEFAULT_MODEL_DIR: &str = "models/all-MiniLM-L6-v2";
+pub const DEFAULT_CACHE_TTL_S: u64 = 300;
+pub const DEFAULT_RAG_RATE: f64 = 50.0;
+pub const DEFAULT_RAG_BURST: f64 = 100.0;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
@@ -178,6 +238,7 @@ pub const MAX_MAX_MEMORY_MB: u64 = 4096;
 
 impl Config {
     pub fn resolve(file: FileConfig, over: Overrides) -> Result<Self, ConfigError> {
+        let knowledge_over = over.clone();
         let bind = match over.bind.or(file.bind) {
             Some(bind) => bind,
             None => DEFAULT_BIND.parse().map_err(|e| ConfigError::Invalid {
@@ -279,6 +340,7 @@ impl Config {
             });
         }
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        let knowledge = resolve_knowledge(&knowledge_dir, file.knowledge, &knowledge_over)?;
         let role = over.role.or(file.role).unwrap_or_default();
         let redis_url = non_empty(over.redis_url.or(file.redis_url));
         if role != Role::All && redis_url.is_none() {
@@ -311,8 +373,110 @@ impl Config {
             plugin_max_memory_bytes: max_memory_mb << 20,
             plugin_concurrency: concurrency,
             max_plugin_bytes: p.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES),
+            knowledge,
         })
     }
+}
+
+fn resolve_knowledge(
+    knowledge_dir: &Path,
+    file: FileKnowledgeConfig,
+    over: &Overrides,
+) -> Result<KnowledgeConfig, ConfigError> {
+    let invalid = |key: &'static str, message: &str| ConfigError::Invalid {
+        key,
+        message: message.to_owned(),
+    };
+    let mut sources = vec![Source {
+        collection: crate::knowledge::DEFAULT_COLLECTION.to_owned(),
+        dir: knowledge_dir.to_owned(),
+    }];
+    let extra: Vec<(String, PathBuf)> = if over.collections.is_empty() {
+        file.collections.unwrap_or_default().into_iter().collect()
+    } else {
+        over.collections.clone()
+    };
+    for (collection, dir) in extra {
+        if !crate::vector::valid_collection(&collection) {
+            return Err(invalid(
+                "knowledge.collections",
+                &format!("{collection:?} is not a valid name (a-z, 0-9, '-', '_')"),
+            ));
+        }
+        if sources.iter().any(|s| s.collection == collection) {
+            return Err(invalid(
+                "knowledge.collections",
+                &format!("{collection:?} is listed twice (\"default\" is the knowledge directory)"),
+            ));
+        }
+        sources.push(Source { collection, dir });
+    }
+    let rate = over
+        .rag_rate_limit
+        .or(file.rate_limit)
+        .unwrap_or(DEFAULT_RAG_RATE);
+    let burst = over
+        .rag_rate_burst
+        .or(file.rate_burst)
+        .unwrap_or(DEFAULT_RAG_BURST.max(rate));
+    if !(rate >= 0.0 && rate.is_finite()) {
+        return Err(invalid("knowledge.rate_limit", "must be 0 (off) or more"));
+    }
+    if rate > 0.0 && !(burst >= 1.0 && burst.is_finite()) {
+        return Err(invalid("knowledge.rate_burst", "must be at least 1"));
+    }
+    let chunk = ChunkBudget {
+        max_tokens: file
+            .chunk_tokens
+            .unwrap_or(ChunkBudget::default().max_tokens),
+        overlap: file.chunk_overlap.unwrap_or(ChunkBudget::default().overlap),
+    };
+    if !(16..=510).contains(&chunk.max_tokens) {
+        return Err(invalid(
+            "knowledge.chunk_tokens",
+            "must be between 16 and 510",
+        ));
+    }
+    if chunk.overlap * 2 > chunk.max_tokens {
+        return Err(invalid(
+            "knowledge.chunk_overlap",
+            "must be at most half of chunk_tokens",
+        ));
+    }
+    let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    Ok(KnowledgeConfig {
+        enabled: over.knowledge.or(file.enabled).unwrap_or(true),
+        model_dir: over
+            .model_dir
+            .clone()
+            .or(file.model_dir)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_DIR)),
+        sources,
+        qdrant_url: non_empty(over.qdrant_url.clone().or(file.qdrant_url)),
+        qdrant_api_key: non_empty(over.qdrant_api_key.clone().or(file.qdrant_api_key)),
+        qdrant_prefix: file.qdrant_prefix.unwrap_or_else(|| "nova_".to_owned()),
+        cache_ttl: Duration::from_secs(
+            over.rag_cache_ttl_s
+                .or(file.cache_ttl_s)
+                .unwrap_or(DEFAULT_CACHE_TTL_S),
+        ),
+        rate: RateConfig { rate, burst },
+        chunk,
+    })
+}
+
+/// Parses `name=dir,name=dir` (the `NOVA_COLLECTIONS` format).
+pub fn parse_collections(text: &str) -> Result<Vec<(String, PathBuf)>, String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((name, dir)) if !name.trim().is_empty() && !dir.trim().is_empty() => {
+                Ok((name.trim().to_owned(), PathBuf::from(dir.trim())))
+            }
+            _ => Err(format!("{pair:?} is not NAME=DIR")),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -363,5 +527,50 @@ mod tests {
         };
         let err = Config::resolve(FileConfig::default(), split).unwrap_err();
         assert!(err.to_string().contains("need REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn knowledge_sources_and_limits() {
+        let c = Config::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        let k = &c.knowledge;
+        assert!(k.enabled);
+        assert_eq!(k.sources.len(), 1);
+        assert_eq!(k.sources[0].collection, "default");
+        assert_eq!(k.sources[0].dir, PathBuf::from("knowledge"));
+        assert_eq!(
+            k.rate,
+            RateConfig {
+                rate: 50.0,
+                burst: 100.0
+            }
+        );
+
+        let over = Overrides {
+            collections: parse_collections("team-a=/srv/a, team-b=/srv/b").unwrap(),
+            ..Overrides::default()
+        };
+        let c = Config::resolve(FileConfig::default(), over).unwrap();
+        let names: Vec<_> = c
+            .knowledge
+            .sources
+            .iter()
+            .map(|s| s.collection.as_str())
+            .collect();
+        assert_eq!(names, ["default", "team-a", "team-b"]);
+
+        assert!(parse_collections("nodir").is_err());
+        for bad in ["Bad=/x", "default=/x"] {
+            let over = Overrides {
+                collections: parse_collections(bad).unwrap(),
+                ..Overrides::default()
+            };
+            assert!(
+                Config::resolve(FileConfig::default(), over).is_err(),
+                "{bad}"
+            );
+        }
+        let file: FileConfig =
+            toml::from_str("[knowledge]\nchunk_tokens = 100\nchunk_overlap = 60\n").unwrap();
+        assert!(Config::resolve(file, Overrides::default()).is_err());
     }
 }

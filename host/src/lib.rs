@@ -4,11 +4,14 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod embed;
 pub mod knowledge;
 pub mod kv;
 pub mod plugins;
 pub mod queue;
+pub mod ratelimit;
 pub mod redis;
 pub mod server;
 pub mod store;
+pub mod vector;
 pub mod workflow;

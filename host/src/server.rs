@@ -7,11 +7,19 @@ use std::time::Instant;
 use crate::api::Health;
 use crate::api::{self, AppState};
 use crate::config::Config;
-use crate::knowledge::Knowledge;
+use crate::config::KnowledgeConfig;
+use crate::embed::{BatchConfig, Embedder};
+use crate::knowledge::ingest::Ingestor;
+use crate::knowledge::{Knowledge, QueryCache};
 use crate::kv::Kv;
 use crate::plugins::{Registry, Runtime, Services, watcher};
 use crate::queue::Queue;
+use crate::ratelimit::RateLimiter;
+use crate::redis::Connection;
 use crate::store::Store;
+use crate::vector::VectorIndex;
+use crate::vector::edge::EdgeIndex;
+use crate::vector::server::ServerIndex;
 use crate::workflow::{self, WorkflowConfig, Workflows};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +45,64 @@ pub enum ServeError {
     Queue(crate::queue::QueueError),
     #[error("cannot connect the kv store: {0}")]
     Kv(crate::kv::KvError),
+    #[error("cannot connect to redis: {0}")]
+    Redis(crate::redis::Error),
+    #[error("cannot start the knowledge base: {0} (set NOVA_KNOWLEDGE=false to run without it)")]
+    Knowledge(String),
+}
+
+/// The knowledge base's parts: model, index, cache and rate limiter.
+async fn knowledge(
+    config: &KnowledgeConfig,
+    data_dir: &std::path::Path,
+    redis: Option<&Arc<Connection>>,
+    redis_prefix: &str,
+) -> Result<(Knowledge, RateLimiter), ServeError> {
+    let limiter = match redis {
+        Some(connection) => RateLimiter::redis(config.rate, connection.clone(), redis_prefix),
+        None => RateLimiter::memory(config.rate),
+    };
+    if !config.enabled {
+        return Ok((Knowledge::disabled("turned off by configuration"), limiter));
+    }
+    let start = Instant::now();
+    let model_dir = config.model_dir.clone();
+    let embedder =
+        tokio::task::spawn_blocking(move || Embedder::load(&model_dir, BatchConfig::default()))
+            .await
+            .map_err(|e| ServeError::Knowledge(e.to_string()))?
+            .map_err(|e| ServeError::Knowledge(e.to_string()))?;
+    let index: Arc<dyn VectorIndex> = match &config.qdrant_url {
+        Some(url) => Arc::new(
+            ServerIndex::connect(url, config.qdrant_api_key.clone(), &config.qdrant_prefix)
+                .await
+                .map_err(|e| ServeError::Knowledge(e.to_string()))?,
+        ),
+        None => {
+            let dir = data_dir.join("index");
+            Arc::new(
+                tokio::task::spawn_blocking(move || EdgeIndex::open(&dir))
+                    .await
+                    .map_err(|e| ServeError::Knowledge(e.to_string()))?
+                    .map_err(|e| ServeError::Knowledge(e.to_string()))?,
+            )
+        }
+    };
+    let cache = match redis {
+        Some(connection) => QueryCache::redis(connection.clone(), redis_prefix, config.cache_ttl),
+        None => QueryCache::memory(config.cache_ttl),
+    };
+    tracing::info!(
+        model = %embedder.info().name,
+        dimensions = embedder.info().dimensions,
+        index = index.backend(),
+        ms = start.elapsed().as_millis() as u64,
+        "knowledge base opened"
+    );
+    Ok((
+        Knowledge::new(embedder, index, cache, config.chunk),
+        limiter,
+    ))
 }
 
 /// This machine's name, for worker ids; falls back to "nova".
@@ -90,10 +156,23 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         queue = queue.backend(),
         "backends ready"
     );
+    let redis = match &config.redis_url {
+        Some(url) => Some(Arc::new(
+            Connection::open(url).await.map_err(ServeError::Redis)?,
+        )),
+        None => None,
+    };
+    let (knowledge, limiter) = knowledge(
+        &config.knowledge,
+        &config.data_dir,
+        redis.as_ref(),
+        &config.redis_prefix,
+    )
+    .await?;
     let services = Services {
         kv,
         store: store.clone(),
-        knowledge: Knowledge::empty(),
+        knowledge: knowledge.clone(),
     };
     let runtime = Arc::new(Runtime::new(
         &config.cache_dir.join("components"),
@@ -125,6 +204,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         workflow::spawn_sweeper(workflows.clone());
     }
 
+    let ingestor = knowledge.inner().is_ok().then(|| {
+        Arc::new(Ingestor::new(
+            knowledge.clone(),
+            registry.clone(),
+            config.knowledge.sources.clone(),
+        ))
+    });
+
     let plugins_ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         workflows: config.role.serves_api().then_some(workflows.clone()),
@@ -137,6 +224,9 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         started: Instant::now(),
         plugins_ready: plugins_ready.clone(),
         max_plugin_bytes: config.max_plugin_bytes,
+        knowledge: knowledge.clone(),
+        ingestor: ingestor.clone(),
+        limiter,
     };
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
@@ -157,9 +247,18 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             ms = start.elapsed().as_secs_f64() * 1e3,
             "plugin directory scanned"
         );
+        // Loaders are in: the first ingest, then re-ingest on changes.
+        if let Some(ingestor) = ingestor {
+            ingestor.ingest_all().await;
+            knowledge.set_ready();
+            let _watch =
+                crate::knowledge::watch::spawn(ingestor.clone(), registry.loader_changes());
+            std::future::pending::<()>().await;
+        }
     });
 
-    axum::serve(listener, api::router(state))
+    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await
         .map_err(ServeError::Serve)

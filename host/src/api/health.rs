@@ -30,11 +30,13 @@ pub async fn health(State(state): State<AppState>) -> Response {
         failure(state.health.store.ping()),
         failure(state.health.queue.ping())
     );
-    let ready = plugins_ready && store_error.is_none() && queue_error.is_none();
+    let knowledge_enabled = state.knowledge.inner().is_ok();
+    let knowledge_ready = !knowledge_enabled || state.knowledge.is_ready();
+    let ready = plugins_ready && knowledge_ready && store_error.is_none() && queue_error.is_none();
     let body = json!({
         "status": if ready {
             "ok"
-        } else if !plugins_ready {
+        } else if !plugins_ready || !knowledge_ready {
             "starting"
         } else {
             "unavailable"
@@ -59,7 +61,13 @@ pub async fn health(State(state): State<AppState>) -> Response {
                 "error": queue_error,
             },
             "kv": {"ready": true, "backend": services.kv.backend()},
-            "knowledge": {"ready": true, "backend": "none"},
+            "knowledge": {
+                "ready": knowledge_ready,
+                "enabled": knowledge_enabled,
+                "backend": state.knowledge.inner().ok().map(|k| k.index.backend()),
+                "model": state.knowledge.model().map(|m| m.name.clone()),
+                "error": state.knowledge.inner().err().map(|e| e.to_string()),
+            },
         },
     });
     let status = if ready {

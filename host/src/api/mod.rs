@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 pub mod error;
 mod health;
+mod rag;
 mod workflows;
 
 use std::sync::Arc;
@@ -39,6 +40,10 @@ pub struct AppState {
     /// Absent on a host that only runs workers.
     pub workflows: Option<crate::workflow::Workflows>,
     pub health: Health,
+    pub knowledge: crate::knowledge::Knowledge,
+    /// Absent when the knowledge base is disabled.
+    pub ingestor: Option<Arc<crate::knowledge::ingest::Ingestor>>,
+    pub limiter: crate::ratelimit::RateLimiter,
 }
 
 /// The dependencies `/health` checks.
@@ -68,12 +73,30 @@ pub fn router(state: AppState) -> Router {
             auth::require_admin,
         ));
 
+    let rag = Router::new()
+        .route("/rag/query", post(rag::query))
+        .route("/rag/stats", get(rag::stats))
+        .route("/rag/ingests/{id}", get(rag::ingest_report))
+        .merge(
+            Router::new()
+                .route("/rag/reload", post(rag::reload))
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::require_admin,
+                )),
+        )
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            rag::rate_limit,
+        ));
+
     Router::new()
         .route("/health", get(health::health))
         .route("/workflows", post(workflows::submit).get(workflows::list))
         .route("/workflows/{id}", get(workflows::get))
         .route("/workflows/{id}/cancel", post(workflows::cancel))
         .merge(admin)
+        .merge(rag)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(middleware::from_fn(json_errors))

@@ -1,4 +1,5 @@
-//! A small HTTP client for the `/workflows` API, used by the CLI verbs.
+//! A small HTTP client for the `/workflows` and `/rag` APIs, used by the
+//! CLI verbs.
 
 use std::time::Duration;
 
@@ -48,6 +49,8 @@ pub struct Answer {
 pub struct Client {
     base: String,
     http: reqwest::Client,
+    /// Bearer token for admin routes.
+    token: Option<String>,
 }
 
 /// Slack on top of a `?wait=` hold before the client gives up on an answer.
@@ -70,7 +73,45 @@ impl Client {
         Ok(Client {
             base: base.trim_end_matches('/').to_owned(),
             http,
+            token: None,
         })
+    }
+
+    /// Sends `token` as the bearer token (for admin routes).
+    pub fn with_token(mut self, token: Option<String>) -> Self {
+        self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// `POST /rag/query`.
+    pub async fn rag_query(&self, query: &Value) -> Result<Answer, ClientError> {
+        let (_, answer) = self
+            .request(Method::POST, "/rag/query", &[], Some(query), Duration::ZERO)
+            .await?;
+        Ok(answer)
+    }
+
+    /// `POST /rag/reload` (admin): `{"id", "status", "collections"}`.
+    pub async fn rag_reload(&self, request: &Value) -> Result<Answer, ClientError> {
+        let (_, answer) = self
+            .request(
+                Method::POST,
+                "/rag/reload",
+                &[],
+                Some(request),
+                Duration::ZERO,
+            )
+            .await?;
+        Ok(answer)
+    }
+
+    /// `GET /rag/ingests/{id}`: `{"running", "report"}`.
+    pub async fn rag_ingest(&self, id: &str) -> Result<Answer, ClientError> {
+        let path = format!("/rag/ingests/{}", path_segment(id));
+        let (_, answer) = self
+            .request(Method::GET, &path, &[], None, Duration::ZERO)
+            .await?;
+        Ok(answer)
     }
 
     pub fn base(&self) -> &str {
@@ -97,6 +138,9 @@ impl Client {
         }
         if let Some(body) = body {
             request = request.json(body);
+        }
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
         }
         let response = request.send().await.map_err(|e| ClientError::Unreachable {
             url: self.base.clone(),

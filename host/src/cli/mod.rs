@@ -1,5 +1,6 @@
 //! The client verbs of the `nova` command: `submit`, `runs show`,
-//! `runs list` and `runs cancel`, over the host's HTTP API.
+//! `runs list`, `runs cancel`, `ingest` and `query`, over the host's HTTP
+//! API.
 //!
 //! Exit codes: 0 on success; 1 when the server reported a failure (an
 //! error answer, or with `--wait` a run that ended `failed` or `cancelled`,
@@ -93,6 +94,54 @@ pub enum RunsCommand {
     },
 }
 
+/// `nova ingest [DIR] [--collection C]`
+#[derive(Args, Debug)]
+pub struct IngestArgs {
+    /// Directory to ingest, on the host's file system. Without it, every
+    /// configured directory is ingested again.
+    pub dir: Option<PathBuf>,
+    /// Collection to ingest into [default: the one configured for DIR, or
+    /// one named after DIR].
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// The host's admin token.
+    #[arg(long, env = "NOVA_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Start the ingest and return at once, without progress.
+    #[arg(long)]
+    pub detach: bool,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `nova query TEXT [--top-k N] [--collection C]`
+#[derive(Args, Debug)]
+pub struct QueryArgs {
+    /// The question.
+    pub text: String,
+    /// Results to return, 1 to 100.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub top_k: u32,
+    /// Collection to search [server default: default].
+    #[arg(long)]
+    pub collection: Option<String>,
+    /// Only chunks whose source starts with this.
+    #[arg(long)]
+    pub source_prefix: Option<String>,
+    /// Only chunks whose metadata KEY equals VALUE (repeatable).
+    #[arg(long = "where", value_name = "KEY=VALUE", value_parser = parse_pair)]
+    pub filters: Vec<(String, String)>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
 fn parse_seconds(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(s) if (0.0..=1e9).contains(&s) => Ok(s),
@@ -124,6 +173,16 @@ pub fn submit(args: SubmitArgs) -> ExitCode {
 /// Runs `nova runs …`.
 pub fn runs(args: RunsArgs) -> ExitCode {
     finish(block_on(runs_async(args)))
+}
+
+/// Runs `nova ingest`.
+pub fn ingest(args: IngestArgs) -> ExitCode {
+    finish(block_on(ingest_async(args)))
+}
+
+/// Runs `nova query`.
+pub fn query(args: QueryArgs) -> ExitCode {
+    finish(block_on(query_async(args)))
 }
 
 fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(
@@ -287,4 +346,86 @@ async fn runs_async(args: RunsArgs) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+async fn query_async(args: QueryArgs) -> Result<(), Failure> {
+    let client = Client::new(&args.remote.url)?;
+    let mut filter = serde_json::Map::new();
+    if let Some(prefix) = args.source_prefix {
+        filter.insert("source_prefix".into(), Value::String(prefix));
+    }
+    for (key, value) in args.filters {
+        filter.insert(key, Value::String(value));
+    }
+    let mut request =
+        serde_json::json!({"query": args.text, "top_k": args.top_k, "filter": filter});
+    if let Some(collection) = args.collection {
+        request["collection"] = Value::String(collection);
+    }
+    let answer = client.rag_query(&request).await?;
+    if args.remote.json {
+        print_raw(&answer);
+    } else {
+        print(&output::hits(&answer.value));
+    }
+    Ok(())
+}
+
+async fn ingest_async(args: IngestArgs) -> Result<(), Failure> {
+    let client = Client::new(&args.remote.url)?.with_token(args.token);
+    let mut request = serde_json::Map::new();
+    if let Some(dir) = args.dir {
+        // The host reads the directory: send it absolute.
+        let dir = std::path::absolute(&dir)
+            .map_err(|e| Failure::Usage(format!("{}: {e}", dir.display())))?;
+        request.insert("dir".into(), Value::String(dir.display().to_string()));
+    }
+    if let Some(collection) = args.collection {
+        request.insert("collection".into(), Value::String(collection));
+    }
+    let started = client.rag_reload(&Value::Object(request)).await?;
+    let id = started.value["id"].as_str().unwrap_or_default().to_owned();
+    if args.detach {
+        if args.remote.json {
+            print_raw(&started);
+        } else {
+            print(&format!("ingest {id} started\n"));
+        }
+        return Ok(());
+    }
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:30}] {pos}/{len} files, {msg} ({elapsed})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix("ingesting");
+    let report = loop {
+        let answer = client.rag_ingest(&id).await?;
+        let report = &answer.value["report"];
+        if let Some(total) = report["files_total"].as_u64() {
+            bar.set_length(total);
+            bar.set_position(report["files_done"].as_u64().unwrap_or(0));
+            bar.set_message(format!(
+                "{} chunks embedded",
+                report["chunks_embedded"].as_u64().unwrap_or(0)
+            ));
+        }
+        if answer.value["running"] == Value::Bool(false) && report.is_object() {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    bar.finish_and_clear();
+    if args.remote.json {
+        print_raw(&report);
+    } else {
+        print(&output::ingest(&report.value["report"]));
+    }
+    match report.value["report"]["error"].as_str() {
+        Some(error) => Err(Failure::Reported(format!("ingest {id} failed: {error}"))),
+        None => Ok(()),
+    }
 }

@@ -167,6 +167,76 @@ pub fn list(page: &Value) -> String {
     out
 }
 
+/// `nova query`: each hit with its score, source and a short excerpt.
+pub fn hits(answer: &Value) -> String {
+    let results = answer["results"].as_array().cloned().unwrap_or_default();
+    if results.is_empty() {
+        return "no results\n".to_owned();
+    }
+    let mut out = String::new();
+    for (i, hit) in results.iter().enumerate() {
+        let heading = hit["metadata"]["heading_path"]
+            .as_str()
+            .or_else(|| hit["metadata"]["title"].as_str())
+            .map(|h| format!(" — {h}"))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "{}. {:.3}  {}{heading}\n",
+            i + 1,
+            hit["score"].as_f64().unwrap_or(0.0),
+            hit["source"].as_str().unwrap_or("?"),
+        ));
+        let text: String = hit["text"]
+            .as_str()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        let excerpt: String = text.chars().take(240).collect();
+        let more = if text.chars().count() > 240 {
+            "…"
+        } else {
+            ""
+        };
+        out.push_str(&format!("   {excerpt}{more}\n"));
+    }
+    out.push_str(&format!(
+        "({} results in {} ms{})\n",
+        results.len(),
+        answer["took_ms"],
+        if answer["cached"] == Value::Bool(true) {
+            ", cached"
+        } else {
+            ""
+        }
+    ));
+    out
+}
+
+/// `nova ingest`: the counts of a finished ingest and its failures.
+pub fn ingest(report: &Value) -> String {
+    let n = |k: &str| report[k].as_u64().unwrap_or(0);
+    let mut out = format!(
+        "collection {}: {} added, {} updated, {} removed, {} unchanged, {} failed; {} chunks embedded in {} ms\n",
+        report["collection"].as_str().unwrap_or("?"),
+        n("added"),
+        n("updated"),
+        n("removed"),
+        n("unchanged"),
+        n("failed"),
+        n("chunks_embedded"),
+        n("duration_ms"),
+    );
+    for failure in report["failures"].as_array().into_iter().flatten() {
+        out.push_str(&format!(
+            "  skipped {}: {}\n",
+            failure["source"].as_str().unwrap_or("?"),
+            failure["error"].as_str().unwrap_or("?")
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,6 +65,9 @@ pub struct Registry {
     /// Serialises loads, so the watcher and the admin API never race to
     /// install two versions of one plugin.
     sync: tokio::sync::Mutex<()>,
+    /// Bumped whenever the set of serving loaders changes, so ingestion
+    /// can run again with the new loaders.
+    loaders: tokio::sync::watch::Sender<u64>,
 }
 
 impl Registry {
@@ -74,6 +77,18 @@ impl Registry {
             dir,
             slots: RwLock::new(BTreeMap::new()),
             sync: tokio::sync::Mutex::new(()),
+            loaders: tokio::sync::watch::Sender::new(0),
+        }
+    }
+
+    /// Changes whenever a loader plugin is loaded, replaced or removed.
+    pub fn loader_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.loaders.subscribe()
+    }
+
+    fn loaders_changed(&self, kind: Option<PluginKind>) {
+        if kind == Some(PluginKind::Loader) {
+            self.loaders.send_modify(|n| *n += 1);
         }
     }
 
@@ -147,6 +162,7 @@ impl Registry {
                 if let Some(old) = &removed.active {
                     tracing::info!(plugin = name, version = %old.info.version, "plugin removed");
                 }
+                self.loaders_changed(removed.active.map(|p| p.kind));
                 return SyncOutcome::Removed;
             }
             Err(e) => {
@@ -239,7 +255,9 @@ impl Registry {
     /// left in place for the next upload of the same name.
     pub async fn remove(&self, name: &str) -> Result<(), RegistryError> {
         let _guard = self.sync.lock().await;
-        let known = self.write().remove(name).is_some();
+        let removed = self.write().remove(name);
+        let known = removed.is_some();
+        self.loaders_changed(removed.and_then(|s| s.active).map(|p| p.kind));
         // A name the registry does not know must be a valid one before it
         // is used in a path: it comes from a URL.
         if !known && !valid_name(name) {
@@ -283,6 +301,8 @@ impl Registry {
         let slot = slots.entry(plugin.name.to_string()).or_default();
         slot.active = Some(plugin.clone());
         slot.rejected = None;
+        drop(slots);
+        self.loaders_changed(Some(plugin.kind));
         plugin
     }
 

@@ -1,0 +1,655 @@
+//! Ingestion: bring a collection in step with a directory.
+//!
+//! Walk the directory; for each file pick a loader plugin by extension or
+//! media type; skip it when its size and modification time, or else its
+//! content hash, and its loader's name and version match what the index
+//! records; otherwise load it in the sandbox, split the chunks to the
+//! token budget, embed them and replace the file's chunks. Files gone from
+//! the directory are deleted from the index. A file that no loader handles
+//! or that its loader rejects is reported and skipped; the rest goes on.
+//!
+//! One ingest runs at a time per host; requests made meanwhile queue.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::{Knowledge, KnowledgeError, chunk};
+use crate::api::rfc3339;
+use crate::plugins::{Plugin, PluginKind, Registry, sha256_hex};
+use crate::vector::{ChunkPayload, FileRecord, Point, point_id};
+
+/// Largest file ingested; bigger ones are reported and skipped.
+pub const MAX_FILE_BYTES: u64 = 32 << 20;
+/// Files loaded and embedded at once: enough to keep the embedder's
+/// batches full while a loader runs.
+const FILES_IN_FLIGHT: usize = 4;
+/// Texts per embedding request; several requests share a forward pass.
+const EMBED_GROUP: usize = 32;
+/// Failures listed in a report (all are counted and logged).
+const MAX_LISTED_FAILURES: usize = 100;
+
+/// A directory ingested into a collection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    pub collection: String,
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub source: String,
+    pub error: String,
+}
+
+/// What one ingest did; updated as it runs.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub id: Uuid,
+    pub collection: String,
+    pub dir: String,
+    pub started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    pub files_total: usize,
+    pub files_done: usize,
+    pub added: usize,
+    pub updated: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub chunks_embedded: usize,
+    pub failures: Vec<Failure>,
+    /// Set when the ingest as a whole failed (index unreachable...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    pub running: Option<Report>,
+    pub last: Option<Report>,
+    /// Ingests requested and not started yet.
+    pub queued: Vec<Uuid>,
+    /// The last few finished, newest last, for `GET /rag/ingests/{id}`.
+    #[serde(skip)]
+    recent: std::collections::VecDeque<Report>,
+}
+
+/// Finished reports kept for lookup by id.
+const RECENT_REPORTS: usize = 32;
+
+pub struct Ingestor {
+    knowledge: Knowledge,
+    registry: Arc<Registry>,
+    sources: Vec<Source>,
+    /// Held for the length of an ingest: one at a time.
+    gate: tokio::sync::Mutex<()>,
+    status: Mutex<Status>,
+}
+
+/// A file found by the walk.
+struct Found {
+    source: String,
+    path: PathBuf,
+    size: u64,
+    modified_ms: u64,
+}
+
+/// A file's source and what ingesting it did (or why it failed).
+type FileResult = (String, Result<Outcome, String>);
+
+enum Outcome {
+    Added(usize),
+    Updated(usize),
+    Unchanged,
+}
+
+impl Ingestor {
+    pub fn new(knowledge: Knowledge, registry: Arc<Registry>, sources: Vec<Source>) -> Self {
+        Ingestor {
+            knowledge,
+            registry,
+            sources,
+            gate: tokio::sync::Mutex::new(()),
+            status: Mutex::new(Status::default()),
+        }
+    }
+
+    pub fn knowledge(&self) -> &Knowledge {
+        &self.knowledge
+    }
+
+    pub fn sources(&self) -> &[Source] {
+        &self.sources
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.lock().clone()
+    }
+
+    /// The report of ingest `id`, and whether it is still running.
+    pub fn report(&self, id: Uuid) -> Option<(Report, bool)> {
+        let status = self.status.lock();
+        if let Some(running) = status.running.as_ref().filter(|r| r.id == id) {
+            return Some((running.clone(), true));
+        }
+        status
+            .recent
+            .iter()
+            .rev()
+            .find(|r| r.id == id)
+            .map(|r| (r.clone(), false))
+    }
+
+    pub fn is_queued(&self, id: Uuid) -> bool {
+        self.status.lock().queued.contains(&id)
+    }
+
+    /// Ingests every configured source in turn.
+    pub async fn ingest_all(self: &Arc<Self>) -> Vec<Report> {
+        let mut reports = Vec::new();
+        for source in self.sources.clone() {
+            reports.push(self.ingest(Uuid::now_v7(), source).await);
+        }
+        reports
+    }
+
+    /// Starts ingesting `source` (or every configured source) in the
+    /// background; returns the ingest's id at once.
+    pub fn start(self: &Arc<Self>, source: Option<Source>) -> Uuid {
+        let id = Uuid::now_v7();
+        let this = self.clone();
+        self.status.lock().queued.push(id);
+        tokio::spawn(async move {
+            let sources = match source {
+                Some(source) => vec![source],
+                None => this.sources.clone(),
+            };
+            for source in sources {
+                this.ingest(id, source).await;
+            }
+        });
+        id
+    }
+
+    /// Ingests one directory into one collection, waiting for any ingest
+    /// already running.
+    pub async fn ingest(self: &Arc<Self>, id: Uuid, source: Source) -> Report {
+        let _turn = self.gate.lock().await;
+        self.status.lock().queued.retain(|q| *q != id);
+        let start = Instant::now();
+        let report = Report {
+            id,
+            collection: source.collection.clone(),
+            dir: source.dir.display().to_string(),
+            started_at: rfc3339(SystemTime::now()),
+            finished_at: None,
+            duration_ms: None,
+            files_total: 0,
+            files_done: 0,
+            added: 0,
+            updated: 0,
+            removed: 0,
+            unchanged: 0,
+            failed: 0,
+            chunks_embedded: 0,
+            failures: Vec::new(),
+            error: None,
+        };
+        self.status.lock().running = Some(report);
+        let result = self.run(&source).await;
+        let mut status = self.status.lock();
+        let mut report = status
+            .running
+            .take()
+            .unwrap_or_else(|| unreachable_report(id));
+        if let Err(e) = result {
+            report.error = Some(e.to_string());
+        }
+        // Files are ingested concurrently: list failures in a stable order.
+        report.failures.sort_by(|a, b| a.source.cmp(&b.source));
+        report.finished_at = Some(rfc3339(SystemTime::now()));
+        report.duration_ms = Some(start.elapsed().as_millis() as u64);
+        tracing::info!(
+            collection = %report.collection,
+            dir = %report.dir,
+            added = report.added,
+            updated = report.updated,
+            removed = report.removed,
+            unchanged = report.unchanged,
+            failed = report.failed,
+            chunks = report.chunks_embedded,
+            ms = report.duration_ms,
+            error = report.error.as_deref(),
+            "ingest finished"
+        );
+        status.last = Some(report.clone());
+        if status.recent.len() >= RECENT_REPORTS {
+            status.recent.pop_front();
+        }
+        status.recent.push_back(report.clone());
+        report
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Report)) {
+        if let Some(report) = self.status.lock().running.as_mut() {
+            f(report);
+        }
+    }
+
+    fn fail(&self, source: &str, error: String) {
+        tracing::warn!(source, %error, "document skipped");
+        self.update(|r| {
+            r.failed += 1;
+            r.files_done += 1;
+            if r.failures.len() < MAX_LISTED_FAILURES {
+                r.failures.push(Failure {
+                    source: source.to_owned(),
+                    error,
+                });
+            }
+        });
+    }
+
+    async fn run(self: &Arc<Self>, source: &Source) -> Result<(), KnowledgeError> {
+        let inner = self.knowledge.inner()?;
+        let collection = source.collection.as_str();
+        inner
+            .index
+            .ensure_collection(collection, inner.embedder.info().dimensions)
+            .await?;
+        let known: HashMap<String, FileRecord> = inner
+            .index
+            .files(collection)
+            .await?
+            .into_iter()
+            .map(|f| (f.source.clone(), f))
+            .collect();
+        let dir = source.dir.clone();
+        let found = tokio::task::spawn_blocking(move || walk(&dir))
+            .await
+            .map_err(|e| KnowledgeError::Ingest(e.to_string()))?
+            .map_err(|e| {
+                KnowledgeError::Ingest(format!("cannot read {}: {e}", source.dir.display()))
+            })?;
+        self.update(|r| r.files_total = found.len());
+
+        let loaders = Loaders::new(&self.registry);
+        let mut changed = false;
+        let mut tasks = JoinSet::new();
+        let mut seen = Vec::with_capacity(found.len());
+        for file in found {
+            seen.push(file.source.clone());
+            let Some(loader) = loaders.pick(&file.source) else {
+                self.fail(
+                    &file.source,
+                    "no loader plugin handles this file type".into(),
+                );
+                continue;
+            };
+            if file.size > MAX_FILE_BYTES {
+                self.fail(
+                    &file.source,
+                    format!("{} bytes; the limit is {MAX_FILE_BYTES}", file.size),
+                );
+                continue;
+            }
+            while tasks.len() >= FILES_IN_FLIGHT {
+                changed |= self.collect(tasks.join_next().await);
+            }
+            let this = self.clone();
+            let known = known.get(&file.source).cloned();
+            let collection = collection.to_owned();
+            tasks.spawn(async move {
+                let result = this.ingest_file(&collection, &file, loader, known).await;
+                (file.source, result)
+            });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            changed |= self.collect(Some(joined));
+        }
+
+        let seen: std::collections::HashSet<String> = seen.into_iter().collect();
+        for gone in known.keys().filter(|s| !seen.contains(*s)) {
+            inner.index.delete_source(collection, gone).await?;
+            self.update(|r| r.removed += 1);
+            changed = true;
+        }
+        if changed {
+            inner.cache.invalidate(collection).await;
+            inner.index.optimize(collection).await?;
+        }
+        Ok(())
+    }
+
+    /// Records one file's outcome; true when the index changed.
+    fn collect(&self, joined: Option<Result<FileResult, tokio::task::JoinError>>) -> bool {
+        match joined {
+            Some(Ok((_, Ok(outcome)))) => {
+                let changed = !matches!(outcome, Outcome::Unchanged);
+                self.update(|r| {
+                    r.files_done += 1;
+                    match outcome {
+                        Outcome::Added(n) => {
+                            r.added += 1;
+                            r.chunks_embedded += n;
+                        }
+                        Outcome::Updated(n) => {
+                            r.updated += 1;
+                            r.chunks_embedded += n;
+                        }
+                        Outcome::Unchanged => r.unchanged += 1,
+                    }
+                });
+                changed
+            }
+            Some(Ok((source, Err(error)))) => {
+                self.fail(&source, error);
+                false
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "an ingest task failed");
+                false
+            }
+            None => false,
+        }
+    }
+
+    async fn ingest_file(
+        &self,
+        collection: &str,
+        file: &Found,
+        loader: Arc<Plugin>,
+        known: Option<FileRecord>,
+    ) -> Result<Outcome, String> {
+        let inner = self.knowledge.inner().map_err(|e| e.to_string())?;
+        let same_loader =
+            |k: &FileRecord| k.loader == *loader.name && k.loader_version == loader.info.version;
+        if let Some(k) = &known
+            && same_loader(k)
+            && k.size == file.size
+            && k.modified_ms == file.modified_ms
+        {
+            return Ok(Outcome::Unchanged);
+        }
+        let bytes = tokio::fs::read(&file.path)
+            .await
+            .map_err(|e| format!("cannot read: {e}"))?;
+        let content_hash = sha256_hex(&bytes);
+        if let Some(k) = &known
+            && same_loader(k)
+            && k.content_hash == content_hash
+        {
+            return Ok(Outcome::Unchanged);
+        }
+
+        let runtime = self.registry.runtime();
+        let loaded = runtime
+            .run_loader(&loader, &file.source, &bytes)
+            .await
+            .map_err(|e| format!("loader {} failed: {e}", loader.name))?;
+        let tokenizer = inner.embedder.tokenizer();
+        // (text to store, text to embed, metadata)
+        let mut pieces: Vec<(String, String, BTreeMap<String, String>)> = Vec::new();
+        for c in loaded {
+            let meta: BTreeMap<String, String> = c
+                .metadata
+                .into_iter()
+                .filter(|(k, _)| k != "source")
+                .collect();
+            // The heading path gives a section's text its context.
+            let context = meta
+                .get("heading_path")
+                .or_else(|| meta.get("title"))
+                .cloned();
+            for text in chunk::split(tokenizer, &c.text, inner.chunk) {
+                let embed = match &context {
+                    Some(h) if !text.starts_with(h.as_str()) => format!("{h}\n{text}"),
+                    _ => text.clone(),
+                };
+                pieces.push((text, embed, meta.clone()));
+            }
+        }
+        if pieces.is_empty() {
+            return Err(format!("loader {} found no text", loader.name));
+        }
+        let total = u32::try_from(pieces.len()).map_err(|_| "too many chunks".to_owned())?;
+
+        let mut vectors = Vec::with_capacity(pieces.len());
+        for group in pieces.chunks(EMBED_GROUP) {
+            let texts = group.iter().map(|(_, e, _)| e.clone()).collect();
+            vectors.extend(
+                inner
+                    .embedder
+                    .embed(texts)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            );
+        }
+        let mut points: Vec<Point> = pieces
+            .into_iter()
+            .zip(vectors)
+            .enumerate()
+            .map(|(i, ((text, _, meta), vector))| Point {
+                id: point_id(collection, &file.source, i as u32),
+                vector,
+                payload: ChunkPayload {
+                    source: file.source.clone(),
+                    text,
+                    collection: collection.to_owned(),
+                    loader: loader.name.to_string(),
+                    loader_version: loader.info.version.clone(),
+                    content_hash: content_hash.clone(),
+                    chunk_index: i as u32,
+                    chunks: total,
+                    size: file.size,
+                    modified_ms: file.modified_ms,
+                    meta,
+                },
+            })
+            .collect();
+
+        // Old chunks out, new chunks in, chunk 0 (the file's record) last:
+        // a crash in between leaves the file unrecorded, so the next ingest
+        // does it again.
+        let index = &inner.index;
+        if known.is_some() {
+            index
+                .delete_source(collection, &file.source)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let first = points.remove(0);
+        for batch in points.chunks(256) {
+            index
+                .upsert(collection, batch.to_vec())
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        index
+            .upsert(collection, vec![first])
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(if known.is_some() {
+            Outcome::Updated(total as usize)
+        } else {
+            Outcome::Added(total as usize)
+        })
+    }
+}
+
+fn unreachable_report(id: Uuid) -> Report {
+    Report {
+        id,
+        collection: String::new(),
+        dir: String::new(),
+        started_at: rfc3339(SystemTime::now()),
+        finished_at: None,
+        duration_ms: None,
+        files_total: 0,
+        files_done: 0,
+        added: 0,
+        updated: 0,
+        removed: 0,
+        unchanged: 0,
+        failed: 0,
+        chunks_embedded: 0,
+        failures: Vec::new(),
+        error: None,
+    }
+}
+
+/// The serving loaders, by extension and by media type.
+struct Loaders {
+    by_extension: HashMap<String, Arc<Plugin>>,
+    by_media_type: HashMap<String, Arc<Plugin>>,
+}
+
+impl Loaders {
+    fn new(registry: &Registry) -> Self {
+        let mut loaders = registry.active_of_kind(PluginKind::Loader);
+        // Two loaders claiming one extension: the first by name wins, the
+        // same on every host.
+        loaders.sort_by(|a, b| b.name.cmp(&a.name));
+        let mut by_extension = HashMap::new();
+        let mut by_media_type = HashMap::new();
+        for plugin in loaders {
+            for ext in &plugin.info.extensions {
+                by_extension.insert(ext.trim_start_matches('.').to_lowercase(), plugin.clone());
+            }
+            for media in &plugin.info.media_types {
+                by_media_type.insert(media.to_lowercase(), plugin.clone());
+            }
+        }
+        Loaders {
+            by_extension,
+            by_media_type,
+        }
+    }
+
+    fn pick(&self, source: &str) -> Option<Arc<Plugin>> {
+        let ext = Path::new(source)
+            .extension()?
+            .to_string_lossy()
+            .to_lowercase();
+        self.by_extension
+            .get(&ext)
+            .or_else(|| media_type(&ext).and_then(|m| self.by_media_type.get(m)))
+            .cloned()
+    }
+}
+
+/// Media types of common document extensions, for loaders that declare
+/// media types rather than extensions.
+fn media_type(ext: &str) -> Option<&'static str> {
+    Some(match ext {
+        "md" | "markdown" => "text/markdown",
+        "txt" | "text" => "text/plain",
+        "html" | "htm" | "xhtml" => "text/html",
+        "pdf" => "application/pdf",
+        "json" => "application/json",
+        "csv" => "text/csv",
+        "xml" => "application/xml",
+        "rst" => "text/x-rst",
+        "adoc" | "asciidoc" => "text/asciidoc",
+        _ => return None,
+    })
+}
+
+/// Every regular file under `dir`, hidden names and symlinked directories
+/// left out, by relative path with `/` separators.
+fn walk(dir: &Path) -> std::io::Result<Vec<Found>> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(current) = stack.pop() {
+        let entries = match std::fs::read_dir(&current) {
+            Ok(entries) => entries,
+            // The root must be readable; a subdirectory that is not is
+            // skipped like a file that cannot be read.
+            Err(e) if current == dir => return Err(e),
+            Err(e) => {
+                tracing::warn!(dir = %current.display(), error = %e, "cannot read a knowledge subdirectory");
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                continue;
+            }
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            if !meta.is_file() {
+                continue;
+            }
+            let Ok(relative) = path.strip_prefix(dir) else {
+                continue;
+            };
+            let source = relative
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy())
+                .collect::<Vec<_>>()
+                .join("/");
+            let modified_ms = meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0);
+            found.push(Found {
+                source,
+                path,
+                size: meta.len(),
+                modified_ms,
+            });
+        }
+    }
+    found.sort_by(|a, b| a.source.cmp(&b.source));
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn walk_lists_files_relative_and_skips_hidden() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("guides/deep")).unwrap();
+        std::fs::create_dir_all(dir.path().join(".git")).unwrap();
+        std::fs::write(dir.path().join("a.md"), "a").unwrap();
+        std::fs::write(dir.path().join("guides/deep/b.txt"), "bb").unwrap();
+        std::fs::write(dir.path().join(".hidden.md"), "x").unwrap();
+        std::fs::write(dir.path().join(".git/config"), "x").unwrap();
+        let found = walk(dir.path()).unwrap();
+        let names: Vec<_> = found.iter().map(|f| f.source.as_str()).collect();
+        assert_eq!(names, vec!["a.md", "guides/deep/b.txt"]);
+        assert_eq!(found[1].size, 2);
+        assert!(found[1].modified_ms > 0);
+        assert!(walk(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn media_types_of_common_extensions() {
+        assert_eq!(media_type("md"), Some("text/markdown"));
+        assert_eq!(media_type("pdf"), Some("application/pdf"));
+        assert_eq!(media_type("exe"), None);
+    }
+}

@@ -1,0 +1,442 @@
+//! The embedded backend: one qdrant-edge shard per collection, in
+//! `DIR/<collection>/`. qdrant-edge is synchronous, so every call runs on
+//! tokio's blocking pool; its write-ahead log makes each update durable,
+//! and a directory can be opened by one process only.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use parking_lot::RwLock;
+use qdrant_edge::{
+    Condition, CountRequest, CreateIndex, DEFAULT_VECTOR_NAME, Distance, EdgeConfig, EdgeShard,
+    EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter as EdgeFilter, JsonPath,
+    KeywordIndexParams, Match, NamedQuery, PayloadFieldSchema, PayloadSchemaParams,
+    PayloadSchemaType, PointInsertOperations, PointOperations, PointStruct, QueryEnum,
+    QueryRequestBuilder, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants,
+    VectorInternal, WithPayloadInterface,
+};
+
+use super::{
+    BoxFuture, CHUNK_INDEX_FIELD, ChunkPayload, FileRecord, Filter, META_FIELD, Point,
+    SOURCE_FIELD, Scored, VectorError, VectorIndex, valid_collection,
+};
+
+/// Files scrolled per page when listing a collection's files.
+const SCROLL_PAGE: usize = 1024;
+
+struct Shard {
+    shard: EdgeShard,
+    /// Payload fields that have an index (created on first use for
+    /// metadata keys).
+    indexed: RwLock<HashSet<String>>,
+    optimizing: AtomicBool,
+}
+
+/// qdrant-edge shards under one directory.
+pub struct EdgeIndex {
+    dir: PathBuf,
+    shards: RwLock<HashMap<String, Arc<Shard>>>,
+}
+
+fn backend_error(what: &str, e: impl std::fmt::Display) -> VectorError {
+    VectorError::Backend(format!("{what}: {e}"))
+}
+
+impl EdgeIndex {
+    /// Opens every collection already under `dir` (creating `dir`).
+    pub fn open(dir: &Path) -> Result<Self, VectorError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| backend_error(&format!("cannot create {}", dir.display()), e))?;
+        let mut shards = HashMap::new();
+        let entries = std::fs::read_dir(dir)
+            .map_err(|e| backend_error(&format!("cannot read {}", dir.display()), e))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !valid_collection(&name) || !entry.path().is_dir() {
+                continue;
+            }
+            let shard = EdgeShard::load(&entry.path(), None).map_err(|e| {
+                backend_error(
+                    &format!(
+                        "cannot open the index at {} (is another nova using this data directory?)",
+                        entry.path().display()
+                    ),
+                    e,
+                )
+            })?;
+            let indexed = shard
+                .info()
+                .map(|i| i.payload_schema.keys().map(|k| k.to_string()).collect())
+                .unwrap_or_default();
+            shards.insert(
+                name,
+                Arc::new(Shard {
+                    shard,
+                    indexed: RwLock::new(indexed),
+                    optimizing: AtomicBool::new(false),
+                }),
+            );
+        }
+        Ok(EdgeIndex {
+            dir: dir.to_owned(),
+            shards: RwLock::new(shards),
+        })
+    }
+
+    fn shard(&self, collection: &str) -> Result<Arc<Shard>, VectorError> {
+        self.shards
+            .read()
+            .get(collection)
+            .cloned()
+            .ok_or_else(|| VectorError::UnknownCollection(collection.to_owned()))
+    }
+
+    /// Runs `f` on `collection`'s shard on the blocking pool.
+    async fn with_shard<T, F>(&self, collection: &str, f: F) -> Result<T, VectorError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Shard) -> Result<T, VectorError> + Send + 'static,
+    {
+        let shard = self.shard(collection)?;
+        tokio::task::spawn_blocking(move || f(&shard))
+            .await
+            .map_err(|e| backend_error("index task failed", e))?
+    }
+}
+
+fn path(field: &str) -> Result<JsonPath, VectorError> {
+    field
+        .parse::<JsonPath>()
+        .map_err(|_| VectorError::Backend(format!("invalid payload path {field:?}")))
+}
+
+fn keyword(field: &str, value: &str) -> Result<Condition, VectorError> {
+    Ok(Condition::Field(FieldCondition::new_match(
+        path(field)?,
+        Match::new_value(ValueVariants::String(value.to_owned())),
+    )))
+}
+
+fn integer(field: &str, value: i64) -> Result<Condition, VectorError> {
+    Ok(Condition::Field(FieldCondition::new_match(
+        path(field)?,
+        Match::new_value(ValueVariants::Integer(value)),
+    )))
+}
+
+fn must(conditions: Vec<Condition>) -> Option<EdgeFilter> {
+    if conditions.is_empty() {
+        return None;
+    }
+    let mut filter = EdgeFilter::new_must(conditions[0].clone());
+    filter.must = Some(conditions);
+    Some(filter)
+}
+
+impl Shard {
+    /// Creates a payload index on `field` unless it has one.
+    fn ensure_index(&self, field: &str, schema: PayloadFieldSchema) -> Result<(), VectorError> {
+        if self.indexed.read().contains(field) {
+            return Ok(());
+        }
+        self.shard
+            .update(UpdateOperation::FieldIndexOperation(
+                FieldIndexOperations::CreateIndex(CreateIndex {
+                    field_name: path(field)?,
+                    field_schema: Some(schema),
+                }),
+            ))
+            .map_err(|e| backend_error(&format!("cannot index {field}"), e))?;
+        self.indexed.write().insert(field.to_owned());
+        Ok(())
+    }
+
+    fn filter(&self, filter: &Filter) -> Result<Option<EdgeFilter>, VectorError> {
+        let mut conditions = Vec::new();
+        if let Some(source) = &filter.source {
+            conditions.push(keyword(SOURCE_FIELD, source)?);
+        }
+        if let Some(prefix) = &filter.source_prefix {
+            conditions.push(Condition::Field(FieldCondition::new_match(
+                path(SOURCE_FIELD)?,
+                Match::new_prefix(prefix),
+            )));
+        }
+        for (key, value) in &filter.meta {
+            let field = format!("{META_FIELD}.{key}");
+            // Unindexed filters scan every payload (~100x slower).
+            self.ensure_index(
+                &field,
+                PayloadFieldSchema::FieldType(PayloadSchemaType::Keyword),
+            )?;
+            conditions.push(keyword(&field, value)?);
+        }
+        Ok(must(conditions))
+    }
+}
+
+fn payload_of(payload: Option<qdrant_edge::Payload>) -> Result<ChunkPayload, VectorError> {
+    let map = payload.map(|p| p.0).unwrap_or_default();
+    serde_json::from_value(serde_json::Value::Object(map.into_iter().collect()))
+        .map_err(|e| backend_error("a stored chunk has an unexpected payload", e))
+}
+
+impl VectorIndex for EdgeIndex {
+    fn backend(&self) -> &'static str {
+        "qdrant-edge"
+    }
+
+    fn collections(&self) -> BoxFuture<'_, Result<Vec<String>, VectorError>> {
+        Box::pin(async move {
+            let mut names: Vec<String> = self.shards.read().keys().cloned().collect();
+            names.sort();
+            Ok(names)
+        })
+    }
+
+    fn ensure_collection<'a>(
+        &'a self,
+        collection: &'a str,
+        dim: usize,
+    ) -> BoxFuture<'a, Result<(), VectorError>> {
+        Box::pin(async move {
+            if !valid_collection(collection) {
+                return Err(VectorError::InvalidCollection(collection.to_owned()));
+            }
+            if self.shards.read().contains_key(collection) {
+                return Ok(());
+            }
+            let path = self.dir.join(collection);
+            let created = tokio::task::spawn_blocking(move || -> Result<Shard, VectorError> {
+                let config = EdgeConfig::builder()
+                    .vector(
+                        DEFAULT_VECTOR_NAME,
+                        EdgeVectorParams::builder(dim, Distance::Cosine).build(),
+                    )
+                    .build();
+                let shard = EdgeShard::new(&path, config)
+                    .map_err(|e| backend_error("cannot create the collection", e))?;
+                let shard = Shard {
+                    shard,
+                    indexed: RwLock::new(HashSet::new()),
+                    optimizing: AtomicBool::new(false),
+                };
+                shard.ensure_index(
+                    SOURCE_FIELD,
+                    PayloadFieldSchema::FieldParams(PayloadSchemaParams::Keyword(
+                        KeywordIndexParams {
+                            prefix: Some(true),
+                            ..KeywordIndexParams::default()
+                        },
+                    )),
+                )?;
+                shard.ensure_index(
+                    CHUNK_INDEX_FIELD,
+                    PayloadFieldSchema::FieldType(PayloadSchemaType::Integer),
+                )?;
+                Ok(shard)
+            })
+            .await
+            .map_err(|e| backend_error("index task failed", e))??;
+            self.shards
+                .write()
+                .entry(collection.to_owned())
+                .or_insert_with(|| Arc::new(created));
+            Ok(())
+        })
+    }
+
+    fn upsert<'a>(
+        &'a self,
+        collection: &'a str,
+        points: Vec<Point>,
+    ) -> BoxFuture<'a, Result<(), VectorError>> {
+        Box::pin(async move {
+            if points.is_empty() {
+                return Ok(());
+            }
+            let mut list = Vec::with_capacity(points.len());
+            for point in points {
+                let payload = serde_json::to_value(&point.payload)
+                    .map_err(|e| backend_error("cannot encode a payload", e))?;
+                list.push(PointStruct::new(point.id, point.vector, payload).into());
+            }
+            self.with_shard(collection, move |s| {
+                s.shard
+                    .update(UpdateOperation::PointOperation(
+                        PointOperations::UpsertPoints(PointInsertOperations::PointsList(list)),
+                    ))
+                    .map_err(|e| backend_error("upsert failed", e))
+            })
+            .await
+        })
+    }
+
+    fn delete_source<'a>(
+        &'a self,
+        collection: &'a str,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<(), VectorError>> {
+        Box::pin(async move {
+            let Some(filter) = must(vec![keyword(SOURCE_FIELD, source)?]) else {
+                return Ok(());
+            };
+            self.with_shard(collection, move |s| {
+                s.shard
+                    .update(UpdateOperation::PointOperation(
+                        PointOperations::DeletePointsByFilter(filter),
+                    ))
+                    .map_err(|e| backend_error("delete failed", e))
+            })
+            .await
+        })
+    }
+
+    fn search<'a>(
+        &'a self,
+        collection: &'a str,
+        vector: Vec<f32>,
+        top_k: usize,
+        filter: &'a Filter,
+    ) -> BoxFuture<'a, Result<Vec<Scored>, VectorError>> {
+        let filter = filter.clone();
+        Box::pin(async move {
+            self.with_shard(collection, move |s| {
+                let mut request = QueryRequestBuilder::new(top_k)
+                    .query(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+                        query: VectorInternal::Dense(vector),
+                        using: None,
+                    })))
+                    .with_payload(WithPayloadInterface::Bool(true));
+                if let Some(filter) = s.filter(&filter)? {
+                    request = request.filter(filter);
+                }
+                let points = s
+                    .shard
+                    .query(request.build())
+                    .map_err(|e| backend_error("search failed", e))?;
+                points
+                    .into_iter()
+                    .map(|p| {
+                        Ok(Scored {
+                            score: p.score,
+                            payload: payload_of(p.payload)?,
+                        })
+                    })
+                    .collect()
+            })
+            .await
+        })
+    }
+
+    fn files<'a>(
+        &'a self,
+        collection: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<FileRecord>, VectorError>> {
+        Box::pin(async move {
+            let filter = must(vec![integer(CHUNK_INDEX_FIELD, 0)?]);
+            self.with_shard(collection, move |s| {
+                let mut files = Vec::new();
+                let mut offset = None;
+                loop {
+                    let request = ScrollRequest {
+                        offset,
+                        limit: Some(SCROLL_PAGE),
+                        filter: filter.clone(),
+                        with_payload: Some(WithPayloadInterface::Bool(true)),
+                        ..ScrollRequest::new()
+                    };
+                    let (records, next) = s
+                        .shard
+                        .scroll(request)
+                        .map_err(|e| backend_error("cannot list files", e))?;
+                    for record in records {
+                        files.push(FileRecord::from(payload_of(record.payload)?));
+                    }
+                    match next {
+                        Some(next) => offset = Some(next),
+                        None => break,
+                    }
+                }
+                Ok(files)
+            })
+            .await
+        })
+    }
+
+    fn count<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<u64, VectorError>> {
+        Box::pin(async move {
+            self.with_shard(collection, |s| {
+                s.shard
+                    .count(CountRequest {
+                        filter: None,
+                        exact: true,
+                    })
+                    .map(|n| n as u64)
+                    .map_err(|e| backend_error("count failed", e))
+            })
+            .await
+        })
+    }
+
+    fn drop_collection<'a>(
+        &'a self,
+        collection: &'a str,
+    ) -> BoxFuture<'a, Result<(), VectorError>> {
+        Box::pin(async move {
+            let Some(shard) = self.shards.write().remove(collection) else {
+                return Err(VectorError::UnknownCollection(collection.to_owned()));
+            };
+            let path = self.dir.join(collection);
+            tokio::task::spawn_blocking(move || {
+                // The shard must be closed (its WAL lock released) first;
+                // a search still holding it keeps the files until it ends.
+                drop(shard);
+                std::fs::remove_dir_all(&path)
+                    .map_err(|e| backend_error("cannot remove the collection", e))
+            })
+            .await
+            .map_err(|e| backend_error("index task failed", e))?
+        })
+    }
+
+    fn optimize<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<(), VectorError>> {
+        Box::pin(async move {
+            let shard = self.shard(collection)?;
+            if shard.optimizing.swap(true, Ordering::AcqRel) {
+                return Ok(());
+            }
+            // Building the HNSW graph takes seconds per 10k points; queries
+            // and upserts keep working meanwhile, so it runs detached.
+            let spawned = std::thread::Builder::new()
+                .name("nova-index-optimize".into())
+                .spawn({
+                    let shard = shard.clone();
+                    let collection = collection.to_owned();
+                    move || {
+                        let start = std::time::Instant::now();
+                        let result = shard.shard.flush().and_then(|()| shard.shard.optimize());
+                        match result {
+                            Ok(changed) => tracing::info!(
+                                collection,
+                                changed,
+                                ms = start.elapsed().as_millis() as u64,
+                                "index optimised"
+                            ),
+                            Err(e) => {
+                                tracing::warn!(collection, error = %e, "index optimisation failed")
+                            }
+                        }
+                        shard.optimizing.store(false, Ordering::Release);
+                    }
+                });
+            if let Err(e) = spawned {
+                shard.optimizing.store(false, Ordering::Release);
+                return Err(backend_error("cannot start the optimiser", e));
+            }
+            Ok(())
+        })
+    }
+}
