@@ -22,6 +22,17 @@ pub fn root() -> PathBuf {
 }
 
 /// The `nova` binary: `NOVA_BIN`, or the one beside this test binary.
+/// The embedding model (`just model` fetches it).
+pub fn model_dir() -> PathBuf {
+    let dir = root().join("models/all-MiniLM-L6-v2");
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "no embedding model at {}: run `just model`",
+        dir.display()
+    );
+    dir
+}
+
 pub fn nova_bin() -> PathBuf {
     if let Some(path) = std::env::var_os("NOVA_BIN") {
         return PathBuf::from(path);
@@ -88,6 +99,8 @@ pub struct Options {
     pub plugins_dir: Option<PathBuf>,
     /// A data directory that outlives the host (for restarts).
     pub data_dir: Option<PathBuf>,
+    /// Return once the host listens, before `/health` says ready.
+    pub no_wait: bool,
 }
 
 impl Options {
@@ -108,6 +121,24 @@ impl Options {
 
     pub fn data_dir(mut self, dir: &Path) -> Self {
         self.data_dir = Some(dir.to_owned());
+        self
+    }
+
+    /// Ingests `dir` into the `default` collection.
+    pub fn knowledge_dir(self, dir: &Path) -> Self {
+        self.env("NOVA_KNOWLEDGE_DIR", &dir.display().to_string())
+    }
+
+    /// The shipped loader plugins: markdown, text, html and pdf.
+    pub fn loaders(self) -> Self {
+        ["markdown", "text", "html", "pdf"]
+            .into_iter()
+            .fold(self, |o, name| o.plugin(name, plugin(name)))
+    }
+
+    /// Do not wait for `/health` to say ready.
+    pub fn no_wait(mut self) -> Self {
+        self.no_wait = true;
         self
     }
 
@@ -256,6 +287,10 @@ impl Nova {
             .clone()
             .unwrap_or_else(|| dirs.path().join("plugins"));
         std::fs::create_dir_all(&plugins_dir).expect("plugins dir");
+        // An empty knowledge directory unless a test names one: ingesting
+        // the repository's docs in every test host would only cost time.
+        let knowledge_dir = dirs.path().join("knowledge");
+        std::fs::create_dir_all(&knowledge_dir).expect("knowledge dir");
         for (name, file) in &options.plugins {
             std::fs::copy(file, plugins_dir.join(format!("{name}.wasm"))).expect("copy plugin");
         }
@@ -268,7 +303,12 @@ impl Nova {
             .env("NOVA_CACHE_DIR", shared_cache_dir())
             .env("NOVA_ADMIN_TOKEN", TOKEN)
             .env("NOVA_LOG", "warn")
+            .env("NOVA_MODEL_DIR", model_dir())
+            .env("NOVA_KNOWLEDGE_DIR", &knowledge_dir)
+            .env("NOVA_RAG_RATE_LIMIT", "0")
             .env_remove("NOVA_CONFIG")
+            .env_remove("NOVA_COLLECTIONS")
+            .env_remove("QDRANT_URL")
             .current_dir(dirs.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
@@ -304,12 +344,14 @@ impl Nova {
                 .expect("client"),
             _dirs: dirs,
         };
-        nova.wait_ready().await;
+        if !options.no_wait {
+            nova.wait_ready().await;
+        }
         nova
     }
 
-    async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Ok(r) = self.http.get(self.url("/health")).send().await
                 && r.status() == 200
