@@ -199,10 +199,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
         finished: workflow::Finished::default(),
     };
-    if config.role.runs_workers() {
-        workflow::spawn_workers(workflows.clone(), worker_id);
-        workflow::spawn_sweeper(workflows.clone());
-    }
+    let workers = config.role.runs_workers().then(|| workflows.clone());
 
     let ingestor = knowledge.inner().is_ok().then(|| {
         Arc::new(Ingestor::new(
@@ -242,6 +239,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         let start = Instant::now();
         let outcomes = registry.rescan().await;
         plugins_ready.store(true, Ordering::Release);
+        // Only now: a run claimed before its plugins are loaded would fail
+        // with "plugin not loaded" on every host start.
+        if let Some(workflows) = workers {
+            workflow::spawn_workers(workflows.clone(), worker_id);
+            workflow::spawn_sweeper(workflows);
+        }
         tracing::info!(
             plugins = outcomes.len(),
             ms = start.elapsed().as_secs_f64() * 1e3,
