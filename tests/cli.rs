@@ -258,3 +258,85 @@ async fn failures_and_exit_codes() {
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     assert!(json_out(&out)["runs"].is_array());
 }
+
+#[tokio::test]
+async fn ingest_and_query_the_knowledge_base() {
+    let docs = tempfile::tempdir().expect("docs");
+    std::fs::write(
+        docs.path().join("kettle.md"),
+        "# Kettle\n\nDescale the kettle with vinegar once a month.\n",
+    )
+    .expect("write");
+    let host = Nova::start(Options::default().loaders().knowledge_dir(docs.path())).await;
+
+    // A directory of its own, into a collection named after it, with the
+    // admin token from the environment.
+    let manuals = tempfile::tempdir().expect("manuals");
+    let dir = manuals.path().join("manuals");
+    std::fs::create_dir(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("bike.md"),
+        "# Bike\n\nOil the bicycle chain every two hundred kilometres.\n",
+    )
+    .expect("write");
+    let out = Command::new(nova_bin())
+        .args([
+            "ingest",
+            dir.to_str().expect("utf-8"),
+            "--url",
+            &host.url(""),
+        ])
+        .env("NOVA_ADMIN_TOKEN", nova_tests::TOKEN)
+        .env("NOVA_LOG", "warn")
+        .output()
+        .expect("nova ingest");
+    assert_eq!(code(&out), 0, "{}{}", stdout(&out), stderr(&out));
+    assert!(
+        stdout(&out)
+            .contains("collection manuals: 1 added, 0 updated, 0 removed, 0 unchanged, 0 failed"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = nova_cli(
+        &host.url(""),
+        &[
+            "query",
+            "how often to oil a bike chain",
+            "--collection",
+            "manuals",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("1. "), "{}", stdout(&out));
+    assert!(stdout(&out).contains("bike.md — Bike"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("Oil the bicycle chain"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = nova_cli(
+        &host.url(""),
+        &["query", "descaling", "--top-k", "1", "--json"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let answer = json_out(&out);
+    assert_eq!(answer["results"][0]["source"], "kettle.md");
+    assert_eq!(answer["results"].as_array().expect("results").len(), 1);
+
+    // Errors: no token is 401 (exit 1); an empty query is 400 (exit 1); no
+    // host is exit 2.
+    let out = Command::new(nova_bin())
+        .args(["ingest", "--url", &host.url("")])
+        .env_remove("NOVA_ADMIN_TOKEN")
+        .output()
+        .expect("nova ingest");
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("unauthorized"), "{}", stderr(&out));
+    let out = nova_cli(&host.url(""), &["query", " "]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("query is empty"), "{}", stderr(&out));
+    let out = nova_cli("http://127.0.0.1:9", &["query", "anything"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+}
