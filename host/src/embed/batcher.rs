@@ -1,8 +1,11 @@
 //! Dynamic batching: texts from concurrent callers are embedded together.
 //!
 //! One thread owns the model's compute. It takes the first waiting
-//! request, gathers more for at most `max_wait` (or until `max_batch`
-//! texts), then runs them in batches formed by a token budget: texts are
+//! request and every other one already queued (up to `max_batch` texts;
+//! with a non-zero `max_wait` it also waits that long for more), then runs
+//! them in batches formed by a token budget. An idle embedder thus adds no
+//! latency to a lone query, and under load the requests that arrive during
+//! one forward pass are batched into the next. Texts are
 //! sorted by length so each batch pads little, and a batch holds as many
 //! texts as fit `token_budget` padded tokens. A single long text then runs
 //! alone instead of inflating a full batch.
@@ -23,7 +26,8 @@ use super::model::Model;
 pub struct BatchConfig {
     /// Most texts gathered before running.
     pub max_batch: usize,
-    /// Longest a text waits for company.
+    /// Longest a text waits for company when nothing else is queued; zero
+    /// takes only what is already waiting.
     pub max_wait: Duration,
     /// Most padded tokens (texts × longest) in one forward pass.
     pub token_budget: usize,
@@ -33,7 +37,7 @@ impl Default for BatchConfig {
     fn default() -> Self {
         BatchConfig {
             max_batch: 64,
-            max_wait: Duration::from_millis(2),
+            max_wait: Duration::ZERO,
             token_budget: 2048,
         }
     }
@@ -52,7 +56,15 @@ pub(super) fn run(model: Arc<Model>, config: BatchConfig, requests: Receiver<Req
         let deadline = Instant::now() + config.max_wait;
         while texts < config.max_batch {
             let left = deadline.saturating_duration_since(Instant::now());
-            match requests.recv_timeout(left) {
+            let next = if left.is_zero() {
+                requests.try_recv().map_err(|e| match e {
+                    std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
+                    std::sync::mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
+                })
+            } else {
+                requests.recv_timeout(left)
+            };
+            match next {
                 Ok(request) => {
                     texts += request.texts.len();
                     pending.push(request);
@@ -62,47 +74,87 @@ pub(super) fn run(model: Arc<Model>, config: BatchConfig, requests: Receiver<Req
         }
         // A bug in the model code must not take the embedder down for
         // every later caller: report it to this round's callers instead.
+        let mut round = Round::new(pending);
         let outcome =
-            std::panic::catch_unwind(AssertUnwindSafe(|| embed_all(&model, &config, &pending)));
-        match outcome {
-            Ok(results) => {
-                for (request, result) in pending.into_iter().zip(results) {
-                    let _ = request.reply.send(result);
-                }
-            }
-            Err(_) => {
-                tracing::error!("the embedding model panicked; failing this batch");
-                for request in pending {
-                    let _ = request
-                        .reply
-                        .send(Err(EmbedError::Model("the model panicked".into())));
-                }
-            }
+            std::panic::catch_unwind(AssertUnwindSafe(|| embed_all(&model, &config, &mut round)));
+        if outcome.is_err() {
+            tracing::error!("the embedding model panicked; failing this batch");
+            round.fail_rest(EmbedError::Model("the model panicked".into()));
         }
     }
 }
 
-/// Embeds every text of every request; one result per request.
-fn embed_all(
-    model: &Model,
-    config: &BatchConfig,
-    pending: &[Request],
-) -> Vec<Result<Vec<Vec<f32>>, EmbedError>> {
-    let mut results: Vec<Result<Vec<Vec<f32>>, EmbedError>> = pending
-        .iter()
-        .map(|r| Ok(vec![Vec::new(); r.texts.len()]))
-        .collect();
+/// The requests of one round, each answered as soon as all its texts are
+/// embedded: a short query sorted into the first batch does not wait for
+/// the long texts of an ingest gathered in the same round.
+struct Round {
+    requests: Vec<Option<Request>>,
+    results: Vec<Vec<Vec<f32>>>,
+    left: Vec<usize>,
+}
+
+impl Round {
+    fn new(pending: Vec<Request>) -> Self {
+        let results = pending
+            .iter()
+            .map(|r| vec![Vec::new(); r.texts.len()])
+            .collect();
+        let left = pending.iter().map(|r| r.texts.len()).collect();
+        Round {
+            requests: pending.into_iter().map(Some).collect(),
+            results,
+            left,
+        }
+    }
+
+    fn text(&self, r: usize, t: usize) -> Option<&str> {
+        self.requests[r].as_ref().map(|req| req.texts[t].as_str())
+    }
+
+    fn done(&mut self, r: usize, t: usize, vector: Vec<f32>) {
+        if self.requests[r].is_none() {
+            return;
+        }
+        self.results[r][t] = vector;
+        self.left[r] -= 1;
+        if self.left[r] == 0
+            && let Some(request) = self.requests[r].take()
+        {
+            let _ = request.reply.send(Ok(std::mem::take(&mut self.results[r])));
+        }
+    }
+
+    fn fail(&mut self, r: usize, error: EmbedError) {
+        if let Some(request) = self.requests[r].take() {
+            let _ = request.reply.send(Err(error));
+        }
+    }
+
+    fn fail_rest(&mut self, error: EmbedError) {
+        for r in 0..self.requests.len() {
+            self.fail(r, error.clone());
+        }
+    }
+}
+
+/// Embeds every text of the round, answering requests as they complete.
+fn embed_all(model: &Model, config: &BatchConfig, round: &mut Round) {
     // (request, text, encoding) for every text that tokenized.
     let mut items: Vec<(usize, usize, Encoding)> = Vec::new();
-    for (r, request) in pending.iter().enumerate() {
-        for (t, text) in request.texts.iter().enumerate() {
+    for r in 0..round.requests.len() {
+        let count = round.left[r];
+        for t in 0..count {
+            let Some(text) = round.text(r, t) else { break };
             match model.tokenize(text) {
                 Ok(encoding) => items.push((r, t, encoding)),
-                Err(e) => results[r] = Err(e),
+                Err(e) => {
+                    round.fail(r, e);
+                    break;
+                }
             }
         }
     }
-    items.retain(|(r, _, _)| results[*r].is_ok());
+    items.retain(|(r, _, _)| round.requests[*r].is_some());
     items.sort_by_key(|(_, _, e)| e.len());
 
     for batch in batches(&items, config) {
@@ -110,19 +162,18 @@ fn embed_all(
         match model.embed(&encodings) {
             Ok(vectors) => {
                 for ((r, t, _), vector) in batch.iter().zip(vectors) {
-                    if let Ok(out) = &mut results[*r] {
-                        out[*t] = vector;
-                    }
+                    round.done(*r, *t, vector);
                 }
             }
             Err(e) => {
                 for (r, _, _) in batch {
-                    results[*r] = Err(e.clone());
+                    round.fail(*r, e.clone());
                 }
             }
         }
     }
-    results
+    // Requests with no texts (none are sent, but be safe) are done too.
+    round.fail_rest(EmbedError::Stopped);
 }
 
 /// Splits length-sorted items into batches within the token budget.
