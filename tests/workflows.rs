@@ -199,6 +199,16 @@ async fn idempotency_keys_return_the_same_run() {
         assert_eq!(a["id"], b["id"], "{}", backend.name());
         let list = nova.get_json("/workflows?limit=100").await;
         assert_eq!(list["runs"].as_array().unwrap().len(), 1, "{list}");
+        // The plugin gone since: a repeat still finds its run.
+        let removed = nova
+            .admin(reqwest::Method::DELETE, "/admin/plugins/template")
+            .send()
+            .await
+            .unwrap();
+        assert!(removed.status().is_success(), "{}", removed.status());
+        let (third, c) = nova.submit(&body).await;
+        assert_eq!(third, 200, "{c}");
+        assert_eq!(c["id"], a["id"]);
     }
 }
 

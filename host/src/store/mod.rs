@@ -447,6 +447,11 @@ impl Store {
         dispatch!(self.get_run(id))
     }
 
+    /// The run submitted with idempotency key `key`, if any.
+    pub async fn run_by_idempotency_key(&self, key: &str) -> Result<Option<Run>, StoreError> {
+        dispatch!(self.run_by_idempotency_key(key))
+    }
+
     /// Newest first. `limit` must be 1..=`MAX_PAGE`.
     pub async fn list_runs(&self, q: ListRuns) -> Result<Page, StoreError> {
         if !(1..=MAX_PAGE).contains(&q.limit) {

@@ -162,6 +162,21 @@ impl SqliteStore {
         ))
     }
 
+    pub(super) async fn run_by_idempotency_key(
+        &self,
+        key: &str,
+    ) -> Result<Option<Run>, StoreError> {
+        let id: Option<RunId> =
+            sqlx::query_scalar("SELECT id FROM runs WHERE idempotency_key = ?1")
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await?;
+        match id {
+            Some(id) => self.get_run(id).await,
+            None => Ok(None),
+        }
+    }
+
     pub(super) async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",

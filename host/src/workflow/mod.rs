@@ -108,14 +108,22 @@ impl Workflows {
     /// Checks a submission against the plugins that serve now, stores it
     /// and enqueues it.
     pub async fn submit(&self, new: NewRun) -> Result<Submitted, WorkflowError> {
-        self.validate(&new.steps)?;
-        if let Some(key) = &new.idempotency_key
-            && (key.is_empty() || key.len() > 256)
-        {
-            return Err(WorkflowError::Invalid(
-                "idempotency_key must be 1 to 256 bytes".into(),
-            ));
+        if let Some(key) = &new.idempotency_key {
+            if key.is_empty() || key.len() > 256 {
+                return Err(WorkflowError::Invalid(
+                    "idempotency_key must be 1 to 256 bytes".into(),
+                ));
+            }
+            // A repeat returns the run it made, even if the workflow would
+            // no longer validate (its plugin removed since, say).
+            if let Some(run) = self.store.run_by_idempotency_key(key).await? {
+                return Ok(Submitted {
+                    run,
+                    created: false,
+                });
+            }
         }
+        self.validate(&new.steps)?;
         let (run, created) = self.store.create_run(new).await?;
         if created {
             // If this fails the run stays queued in the store, and the
