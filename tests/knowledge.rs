@@ -565,8 +565,14 @@ async fn bad_requests_get_clear_errors() {
             response.status()
         );
     }
-    let missing = nova.get_json("/rag/ingests/not-an-id").await;
+    let bad = nova.get_json("/rag/ingests/not-an-id").await;
+    assert_eq!(bad["error"]["code"], "invalid_id");
+    let missing = nova
+        .get_json("/rag/ingests/01a20e38-e6db-74b7-b1be-a1ecd6ab15f7")
+        .await;
     assert_eq!(missing["error"]["code"], "not_found");
+    let (status, answer) = query(&nova, json!({"query": "q", "filter": {"collection": "x"}})).await;
+    assert_eq!(status, 400, "{answer}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

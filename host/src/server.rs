@@ -88,6 +88,14 @@ async fn knowledge(
             )
         }
     };
+    // Configured collections exist from the start: a query before the
+    // first ingest finds nothing rather than an unknown collection.
+    for source in &config.sources {
+        index
+            .ensure_collection(&source.collection, embedder.info().dimensions)
+            .await
+            .map_err(|e| ServeError::Knowledge(e.to_string()))?;
+    }
     let cache = match redis {
         Some(connection) => QueryCache::redis(connection.clone(), redis_prefix, config.cache_ttl),
         None => QueryCache::memory(config.cache_ttl),

@@ -47,7 +47,8 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+        // Worth retrying, except for a feature turned off.
+        if self.status == StatusCode::SERVICE_UNAVAILABLE && self.code != "knowledge_disabled" {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));

@@ -26,17 +26,25 @@ pub async fn health(State(state): State<AppState>) -> Response {
     let rejected = plugins.iter().filter(|(_, s)| s.rejected.is_some()).count();
     let plugins_ready = state.plugins_ready.load(Ordering::Acquire);
     let services = state.registry.runtime().services();
-    let (store_error, queue_error) = tokio::join!(
+    let index_ping = async {
+        match state.knowledge.inner() {
+            Ok(k) => k.index.collections().await.map(|_| ()),
+            Err(_) => Ok(()),
+        }
+    };
+    let (store_error, queue_error, index_error) = tokio::join!(
         failure(state.health.store.ping()),
-        failure(state.health.queue.ping())
+        failure(state.health.queue.ping()),
+        failure(index_ping)
     );
     let knowledge_enabled = state.knowledge.inner().is_ok();
-    let knowledge_ready = !knowledge_enabled || state.knowledge.is_ready();
+    let knowledge_ready =
+        !knowledge_enabled || (state.knowledge.is_ready() && index_error.is_none());
     let ready = plugins_ready && knowledge_ready && store_error.is_none() && queue_error.is_none();
     let body = json!({
         "status": if ready {
             "ok"
-        } else if !plugins_ready || !knowledge_ready {
+        } else if !plugins_ready || (knowledge_enabled && !state.knowledge.is_ready()) {
             "starting"
         } else {
             "unavailable"
@@ -66,7 +74,7 @@ pub async fn health(State(state): State<AppState>) -> Response {
                 "enabled": knowledge_enabled,
                 "backend": state.knowledge.inner().ok().map(|k| k.index.backend()),
                 "model": state.knowledge.model().map(|m| m.name.clone()),
-                "error": state.knowledge.inner().err().map(|e| e.to_string()),
+                "error": state.knowledge.inner().err().map(|e| e.to_string()).or(index_error),
             },
         },
     });

@@ -70,6 +70,12 @@ fn filter_of(map: serde_json::Map<String, Value>) -> Result<Filter, ApiError> {
             ));
         };
         match key.as_str() {
+            "collection" => {
+                return Err(ApiError::bad_request(
+                    "invalid_request",
+                    "filter.collection: name the collection with the top-level \"collection\" field",
+                ));
+            }
             "source" => filter.source = Some(value),
             "source_prefix" => filter.source_prefix = Some(value),
             _ => filter.meta.push((key, value)),
@@ -283,11 +289,13 @@ pub async fn ingest_report(
 ) -> Result<Response, ApiError> {
     let ingestor = ingestor(&state)?;
     let id = uuid::Uuid::parse_str(&id)
-        .map_err(|_| ApiError::not_found("not_found", format!("no ingest {id}")))?;
+        .map_err(|_| ApiError::bad_request("invalid_id", format!("{id:?} is not an ingest id")))?;
+    // One id may cover several collections: running until the last is done.
+    let queued = ingestor.is_queued(id);
     match ingestor.report(id) {
         Some((report, running)) => Ok(json_response(
             StatusCode::OK,
-            &json!({"running": running, "report": report}),
+            &json!({"running": running || queued, "report": report}),
         )),
         None => match ingestor.is_queued(id) {
             true => Ok(json_response(

@@ -77,7 +77,8 @@ pub struct Report {
 pub struct Status {
     pub running: Option<Report>,
     pub last: Option<Report>,
-    /// Ingests requested and not started yet.
+    /// Ingests requested and not finished yet (one id may cover several
+    /// collections).
     pub queued: Vec<Uuid>,
     /// The last few finished, newest last, for `GET /rag/ingests/{id}`.
     #[serde(skip)]
@@ -177,6 +178,7 @@ impl Ingestor {
             for source in sources {
                 this.ingest(id, source).await;
             }
+            this.status.lock().queued.retain(|q| *q != id);
         });
         id
     }
@@ -185,7 +187,6 @@ impl Ingestor {
     /// already running.
     pub async fn ingest(self: &Arc<Self>, id: Uuid, source: Source) -> Report {
         let _turn = self.gate.lock().await;
-        self.status.lock().queued.retain(|q| *q != id);
         let start = Instant::now();
         let report = Report {
             id,
@@ -290,6 +291,7 @@ impl Ingestor {
         for file in found {
             seen.push(file.source.clone());
             let Some(loader) = loaders.pick(&file.source) else {
+                changed |= self.drop_stale(collection, &known, &file.source).await;
                 self.fail(
                     &file.source,
                     "no loader plugin handles this file type".into(),
@@ -297,6 +299,7 @@ impl Ingestor {
                 continue;
             };
             if file.size > MAX_FILE_BYTES {
+                changed |= self.drop_stale(collection, &known, &file.source).await;
                 self.fail(
                     &file.source,
                     format!("{} bytes; the limit is {MAX_FILE_BYTES}", file.size),
@@ -329,6 +332,29 @@ impl Ingestor {
             inner.index.optimize(collection).await?;
         }
         Ok(())
+    }
+
+    /// Deletes what an earlier ingest indexed for `source`, now that the
+    /// file can no longer be ingested: its old text would be stale.
+    async fn drop_stale(
+        &self,
+        collection: &str,
+        known: &HashMap<String, FileRecord>,
+        source: &str,
+    ) -> bool {
+        if !known.contains_key(source) {
+            return false;
+        }
+        let Ok(inner) = self.knowledge.inner() else {
+            return false;
+        };
+        match inner.index.delete_source(collection, source).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(source, error = %e, "cannot delete the chunks of a skipped file");
+                false
+            }
+        }
     }
 
     /// Records one file's outcome; true when the index changed.
@@ -372,8 +398,11 @@ impl Ingestor {
         known: Option<FileRecord>,
     ) -> Result<Outcome, String> {
         let inner = self.knowledge.inner().map_err(|e| e.to_string())?;
-        let same_loader =
-            |k: &FileRecord| k.loader == *loader.name && k.loader_version == loader.info.version;
+        let model = &inner.embedder.info().name;
+        // Another loader version or another model makes other chunks.
+        let same_loader = |k: &FileRecord| {
+            k.loader == *loader.name && k.loader_version == loader.info.version && k.model == *model
+        };
         if let Some(k) = &known
             && same_loader(k)
             && k.size == file.size
@@ -393,10 +422,21 @@ impl Ingestor {
         }
 
         let runtime = self.registry.runtime();
-        let loaded = runtime
-            .run_loader(&loader, &file.source, &bytes)
-            .await
-            .map_err(|e| format!("loader {} failed: {e}", loader.name))?;
+        let loaded = match runtime.run_loader(&loader, &file.source, &bytes).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                // The file changed and its new content is refused: the old
+                // content must not keep answering queries.
+                if known.is_some() {
+                    inner
+                        .index
+                        .delete_source(collection, &file.source)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                return Err(format!("loader {} failed: {e}", loader.name));
+            }
+        };
         let tokenizer = inner.embedder.tokenizer();
         // (text to store, text to embed, metadata)
         let mut pieces: Vec<(String, String, BTreeMap<String, String>)> = Vec::new();
@@ -448,6 +488,7 @@ impl Ingestor {
                     collection: collection.to_owned(),
                     loader: loader.name.to_string(),
                     loader_version: loader.info.version.clone(),
+                    model: model.clone(),
                     content_hash: content_hash.clone(),
                     chunk_index: i as u32,
                     chunks: total,
@@ -461,13 +502,13 @@ impl Ingestor {
         // Old chunks out, new chunks in, chunk 0 (the file's record) last:
         // a crash in between leaves the file unrecorded, so the next ingest
         // does it again.
+        // Always, even for a file not recorded: an interrupted earlier
+        // attempt may have left some chunks (all but chunk 0).
         let index = &inner.index;
-        if known.is_some() {
-            index
-                .delete_source(collection, &file.source)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        index
+            .delete_source(collection, &file.source)
+            .await
+            .map_err(|e| e.to_string())?;
         let first = points.remove(0);
         for batch in points.chunks(256) {
             index

@@ -202,6 +202,13 @@ impl Knowledge {
         cache: QueryCache,
         chunk: ChunkBudget,
     ) -> Self {
+        // A chunk the model would truncate loses its tail: cap the budget
+        // at what the model reads ([CLS] and [SEP] take two).
+        let most = embedder.info().max_tokens.saturating_sub(2).max(1);
+        let chunk = ChunkBudget {
+            max_tokens: chunk.max_tokens.min(most),
+            overlap: chunk.overlap.min(most / 2),
+        };
         Knowledge {
             state: Arc::new(State::Enabled(Inner {
                 embedder,

@@ -41,6 +41,10 @@ pub struct ChunkPayload {
     pub collection: String,
     pub loader: String,
     pub loader_version: String,
+    /// The embedding model's name: vectors of another model are not
+    /// comparable, so a model change re-ingests.
+    #[serde(default)]
+    pub model: String,
     /// sha256 of the file's bytes.
     pub content_hash: String,
     /// Position of this chunk in its file; chunk 0 doubles as the file's
@@ -73,6 +77,7 @@ pub struct FileRecord {
     pub content_hash: String,
     pub loader: String,
     pub loader_version: String,
+    pub model: String,
     pub chunks: u32,
     pub size: u64,
     pub modified_ms: u64,
@@ -85,6 +90,7 @@ impl From<ChunkPayload> for FileRecord {
             content_hash: p.content_hash,
             loader: p.loader,
             loader_version: p.loader_version,
+            model: p.model,
             chunks: p.chunks,
             size: p.size,
             modified_ms: p.modified_ms,
