@@ -258,12 +258,14 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             ms = start.elapsed().as_secs_f64() * 1e3,
             "plugin directory scanned"
         );
-        // Loaders are in: the first ingest, then re-ingest on changes.
+        // Loaders are in: the first ingest, then re-ingest on changes. The
+        // watcher starts first, so a change made during the first ingest
+        // is not missed (its ingest queues behind).
         if let Some(ingestor) = ingestor {
-            ingestor.ingest_all().await;
-            knowledge.set_ready();
             let _watch =
                 crate::knowledge::watch::spawn(ingestor.clone(), registry.loader_changes());
+            ingestor.ingest_all().await;
+            knowledge.set_ready();
             std::future::pending::<()>().await;
         }
     });
