@@ -460,6 +460,13 @@ impl Ingestor {
             }
         }
         if pieces.is_empty() {
+            if known.is_some() {
+                inner
+                    .index
+                    .delete_source(collection, &file.source)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
             return Err(format!("loader {} found no text", loader.name));
         }
         let total = u32::try_from(pieces.len()).map_err(|_| "too many chunks".to_owned())?;
