@@ -38,6 +38,9 @@ struct Shard {
 pub struct EdgeIndex {
     dir: PathBuf,
     shards: RwLock<HashMap<String, Arc<Shard>>>,
+    /// Held while creating a collection: two creators of one name would
+    /// both open its new WAL, and the second would fail on the lock.
+    creating: tokio::sync::Mutex<()>,
 }
 
 fn backend_error(what: &str, e: impl std::fmt::Display) -> VectorError {
@@ -82,6 +85,7 @@ impl EdgeIndex {
         Ok(EdgeIndex {
             dir: dir.to_owned(),
             shards: RwLock::new(shards),
+            creating: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -205,6 +209,10 @@ impl VectorIndex for EdgeIndex {
             if !valid_collection(collection) {
                 return Err(VectorError::InvalidCollection(collection.to_owned()));
             }
+            if self.shards.read().contains_key(collection) {
+                return Ok(());
+            }
+            let _creating = self.creating.lock().await;
             if self.shards.read().contains_key(collection) {
                 return Ok(());
             }
