@@ -1,0 +1,1285 @@
+//! `just bench rag`: the knowledge base on a large real corpus, over real
+//! `nova serve` processes and in-process. Prints figures, asserts nothing
+//! about speed.
+//!
+//! - Corpus: the Rust books installed with a toolchain's documentation
+//!   (`share/doc/rust/html`, found through rustup, or `NOVA_BENCH_CORPUS`),
+//!   whole books, sorted and hard-linked into `TARGET/bench-rag/corpus`:
+//!   over 10,000 chunks.
+//! - Ingest: a fresh host ingests the corpus at start; files/s and chunks/s
+//!   from its ingest report, and its peak RSS. The index is kept and reused
+//!   by later runs while the corpus is unchanged (`NOVA_BENCH_FRESH=1`
+//!   forces a fresh ingest); a reused figure is labelled as such. Every
+//!   host of a run runs one copy of the `nova` binary, taken at the start.
+//! - Restart to ready, three times, on the same data directory: from spawn
+//!   to the first `/health` 200, and that nothing was embedded again.
+//! - Query latency over HTTP, top_k 5, cache off: distinct questions, one
+//!   client in sequence and 8 concurrent clients; cached-hit latency once
+//!   with the cache on.
+//! - Embedding throughput in-process (`nova::embed`) on chunk texts read
+//!   back from the index, batch 1 and batch 32; then sentence-transformers
+//!   on the same texts (`scripts/st_bench.py`) when a Python with it is
+//!   available (`NOVA_BENCH_PYTHON`, default `/tmp/st-venv/bin/python`).
+//!
+//! Bounded in count and time: `NOVA_BENCH_QUERIES` (default 300) questions
+//! and `NOVA_BENCH_SECS` (default 60 s) per query measurement,
+//! `NOVA_BENCH_TEXTS` (default 2,000) texts, `NOVA_BENCH_INGEST_SECS`
+//! (default 3,600 s) for the ingest. Loopback only. Needs `just plugins`
+//! and `just model`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use nova::embed::{BatchConfig, Embedder};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+// The same allocator as the `nova` binary: the in-process embedding figures
+// are then those the host would see (it is about 1.4x faster on batches).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const TOKEN: &str = "bench-admin-token-0123456789";
+/// The books the corpus is made of, whole, so the set does not depend on
+/// where a file count happens to cut (about 1,140 pages, 11,000+ chunks
+/// with the default chunk budget).
+const BOOKS: [&str; 9] = [
+    "book",
+    "cargo",
+    "edition-guide",
+    "embedded-book",
+    "nomicon",
+    "reference",
+    "rustc",
+    "rustdoc",
+    "style-guide",
+];
+/// `print.html` repeats a whole book on one page and `toc.html` is the
+/// book's navigation: neither is content of its own.
+const SKIPPED_PAGES: [&str; 2] = ["print.html", "toc.html"];
+/// The size of corpus this benchmark is about.
+const MIN_CHUNKS: u64 = 10_000;
+/// The loaders a host gets, as the tests give them.
+const LOADERS: [&str; 4] = ["markdown", "text", "html", "pdf"];
+const TOP_K: u32 = 5;
+const CONCURRENT_CLIENTS: usize = 8;
+const RESTARTS: usize = 3;
+/// Texts embedded one at a time (a query's shape).
+const BATCH1_TEXTS: usize = 200;
+const BATCH: usize = 32;
+/// Questions asked twice with the cache on: a miss, then a hit.
+const CACHED_QUESTIONS: usize = 50;
+
+/// Questions a reader of the corpus might ask; phrased in several ways to
+/// make distinct query strings (the answer cache keys on the exact text).
+const QUESTIONS: [&str; 60] = [
+    "What is ownership and why does Rust need it?",
+    "How do references and borrowing work?",
+    "What is the difference between a String and a &str?",
+    "How do I define a struct with methods?",
+    "How do enums and pattern matching work together?",
+    "When should I use Option instead of null?",
+    "How do I propagate errors with the question mark operator?",
+    "When is it appropriate to call panic!?",
+    "How do generic functions work?",
+    "How do I define and implement a trait?",
+    "What do lifetime annotations mean in function signatures?",
+    "How do closures capture their environment?",
+    "How do iterators and iterator adaptors work?",
+    "What is Box<T> used for?",
+    "How does Rc<T> allow multiple ownership?",
+    "What is interior mutability with RefCell?",
+    "How do I share state between threads with Mutex and Arc?",
+    "How do channels send data between threads?",
+    "What are the Send and Sync traits?",
+    "How do trait objects enable dynamic dispatch?",
+    "How do I write a declarative macro with macro_rules!?",
+    "How are modules and paths organized in a crate?",
+    "How do I write tests and run them with cargo test?",
+    "What is the difference between a library and a binary crate?",
+    "How do I add a dependency to Cargo.toml?",
+    "How do Cargo workspaces share a lockfile?",
+    "How do Cargo features enable optional dependencies?",
+    "How do I publish a crate to crates.io?",
+    "What does a build script build.rs do?",
+    "How do I configure release profiles and optimization levels?",
+    "How does Cargo resolve semver-compatible versions?",
+    "How do I override a dependency with a patch section?",
+    "What does the Cargo.lock file record?",
+    "What are the rustc codegen options like opt-level?",
+    "How do I enable or deny lints with attributes?",
+    "What are the platform support tiers of rustc targets?",
+    "How do I cross-compile for another target?",
+    "What does unsafe code allow you to do?",
+    "How do I dereference a raw pointer safely?",
+    "How do I call C functions through FFI?",
+    "What is PhantomData for?",
+    "What is variance and subtyping of lifetimes?",
+    "How does the drop checker treat generic types?",
+    "What happens on panic unwinding and how is it made exception safe?",
+    "How are uninitialized memory and MaybeUninit handled?",
+    "What is the memory layout of a repr(C) struct?",
+    "Which patterns are refutable and irrefutable?",
+    "How are expressions evaluated in constant contexts?",
+    "What attributes can be applied to functions?",
+    "How do trait bounds and where clauses work?",
+    "What changed in the 2021 edition?",
+    "How do I migrate a crate to a new edition with cargo fix?",
+    "What is a no_std program on a microcontroller?",
+    "How do I access memory-mapped peripheral registers?",
+    "How are interrupts handled in embedded Rust?",
+    "How do I write documentation tests with rustdoc?",
+    "How do intra-doc links work in rustdoc?",
+    "How should I format long function signatures in the style guide?",
+    "How does type inference work for let statements?",
+    "What is the difference between Copy and Clone?",
+];
+/// Ways of asking each question; 60 questions × 10 phrasings = 600
+/// distinct strings.
+const PHRASINGS: [&str; 10] = [
+    "",
+    "In Rust, ",
+    "Rust question: ",
+    "Please explain: ",
+    "Quick one: ",
+    "Could you tell me: ",
+    "From the docs: ",
+    "Beginner here: ",
+    "Short answer please: ",
+    "I need to know: ",
+];
+
+fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+fn build_dir() -> PathBuf {
+    std::env::var_os("NOVA_BUILD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("build"))
+}
+
+fn nova_bin() -> PathBuf {
+    std::env::var_os("NOVA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_nova")))
+}
+
+fn model_dir() -> PathBuf {
+    let dir = std::env::var_os("NOVA_MODEL_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("models/all-MiniLM-L6-v2"));
+    assert!(
+        dir.join("model.safetensors").is_file(),
+        "no embedding model at {}: run `just model`",
+        dir.display()
+    );
+    dir
+}
+
+/// `TARGET/bench-rag` (`NOVA_BENCH_DIR` overrides): kept between runs, so
+/// the long ingest is done once per corpus.
+fn bench_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("NOVA_BENCH_DIR") {
+        return PathBuf::from(dir);
+    }
+    // The bench binary is TARGET/release/deps/rag-HASH.
+    let exe = std::env::current_exe().expect("current exe");
+    exe.ancestors()
+        .nth(3)
+        .expect("the bench runs from TARGET/release/deps")
+        .join("bench-rag")
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    percentile(&sorted, 0.5)
+}
+
+fn mib(kib: Option<u64>) -> String {
+    kib.map_or_else(|| "?".into(), |k| format!("{:.0} MiB", k as f64 / 1024.0))
+}
+
+// ---------------------------------------------------------------- corpus
+
+/// The Rust documentation to take the corpus from: `NOVA_BENCH_CORPUS`, or
+/// the first rustup toolchain that has its HTML docs installed (the pinned
+/// toolchain may have been installed without them). With the toolchain's
+/// version, for the record.
+fn docs_root() -> (PathBuf, String) {
+    if let Some(dir) = std::env::var_os("NOVA_BENCH_CORPUS") {
+        return (PathBuf::from(dir), "NOVA_BENCH_CORPUS".into());
+    }
+    let list = Command::new("rustup")
+        .args(["toolchain", "list"])
+        .output()
+        .expect("rustup lists the toolchains (or set NOVA_BENCH_CORPUS=DIR)");
+    for line in String::from_utf8_lossy(&list.stdout).lines() {
+        let Some(toolchain) = line.split_whitespace().next() else {
+            continue;
+        };
+        let rustc = |arg: &str| {
+            Command::new("rustc")
+                .args([&format!("+{toolchain}"), arg])
+                .output()
+                .ok()
+                .filter(|o| o.status.success())
+                .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        };
+        let Some(sysroot) = rustc("--print=sysroot") else {
+            continue;
+        };
+        let html = Path::new(&sysroot).join("share/doc/rust/html");
+        if html.join("book").is_dir() {
+            let version = rustc("--version").unwrap_or_else(|| toolchain.to_owned());
+            return (html, version);
+        }
+    }
+    panic!(
+        "no rustup toolchain has the Rust documentation installed \
+         (`rustup component add rust-docs --toolchain stable`), or set NOVA_BENCH_CORPUS=DIR"
+    );
+}
+
+/// Every `.html` page under `dir` (relative to `root`, `/`-separated),
+/// the skipped pages left out.
+fn html_pages(root: &Path, dir: &Path, out: &mut Vec<(String, u64)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = entry.metadata() else { continue };
+        if meta.is_dir() {
+            html_pages(root, &path, out);
+            continue;
+        }
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".html") || SKIPPED_PAGES.contains(&name.as_str()) {
+            continue;
+        }
+        let relative = path
+            .strip_prefix(root)
+            .expect("walked under root")
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy())
+            .collect::<Vec<_>>()
+            .join("/");
+        out.push((relative, meta.len()));
+    }
+}
+
+/// The corpus as a sorted file list: the books that `root` has, or every
+/// page under it when it has none of them; at most `NOVA_BENCH_FILES`.
+fn corpus_files(root: &Path) -> Vec<(String, u64)> {
+    let mut files = Vec::new();
+    for book in BOOKS {
+        html_pages(root, &root.join(book), &mut files);
+    }
+    if files.is_empty() {
+        html_pages(root, root, &mut files);
+    }
+    files.sort();
+    files.truncate(env_or("NOVA_BENCH_FILES", 5_000usize));
+    assert!(!files.is_empty(), "no HTML pages under {}", root.display());
+    files
+}
+
+struct Corpus {
+    dir: PathBuf,
+    files: usize,
+    bytes: u64,
+    /// Of the file list (paths and sizes): what an index was built from.
+    digest: String,
+}
+
+/// Links (or copies) the corpus's files into `BENCH/corpus`, unless the
+/// same list is already there.
+fn prepare_corpus(bench: &Path, root: &Path) -> Corpus {
+    let files = corpus_files(root);
+    let listing: String = files
+        .iter()
+        .map(|(path, size)| format!("{path}\t{size}\n"))
+        .collect();
+    let digest = hex::encode(Sha256::digest(listing.as_bytes()));
+    let dir = bench.join("corpus");
+    let list_file = bench.join("corpus.list");
+    let same = dir.is_dir() && std::fs::read_to_string(&list_file).ok().as_ref() == Some(&listing);
+    if !same {
+        let _ = std::fs::remove_dir_all(&dir);
+        for (path, _) in &files {
+            let to = dir.join(path);
+            std::fs::create_dir_all(to.parent().expect("a file has a parent"))
+                .expect("create corpus dir");
+            // Same filesystem: a hard link costs nothing; else a copy.
+            if std::fs::hard_link(root.join(path), &to).is_err() {
+                std::fs::copy(root.join(path), &to)
+                    .unwrap_or_else(|e| panic!("copy {path} into the corpus: {e}"));
+            }
+        }
+        std::fs::write(&list_file, &listing).expect("write corpus.list");
+    }
+    Corpus {
+        dir,
+        files: files.len(),
+        bytes: files.iter().map(|(_, size)| size).sum(),
+        digest,
+    }
+}
+
+// ---------------------------------------------------------------- hosts
+
+/// What every host of this benchmark shares.
+struct Setup {
+    /// This run's copy of the `nova` binary.
+    nova: PathBuf,
+    corpus: PathBuf,
+    data: PathBuf,
+    plugins: PathBuf,
+    cache: PathBuf,
+    model: PathBuf,
+}
+
+impl Setup {
+    fn new(bench: &Path, corpus: &Corpus) -> Setup {
+        let plugins = bench.join("plugins");
+        std::fs::create_dir_all(&plugins).expect("plugins dir");
+        for name in LOADERS {
+            let wasm = build_dir().join(format!("plugins/{name}.wasm"));
+            std::fs::copy(&wasm, plugins.join(format!("{name}.wasm"))).unwrap_or_else(|e| {
+                panic!("{}: {e}; build it with `just plugins`", wasm.display())
+            });
+        }
+        Setup {
+            nova: snapshot_nova(bench),
+            corpus: corpus.dir.clone(),
+            data: bench.join("data"),
+            plugins,
+            // Outside the data directory: a fresh ingest then does not
+            // recompile the loaders.
+            cache: bench.join("cache"),
+            model: model_dir(),
+        }
+    }
+}
+
+/// Copies the `nova` binary into `BENCH/bin`: the shared target directory
+/// may be rebuilt by other work during the run's minutes, and the ingest
+/// and the restarts must run one build (another build may chunk
+/// differently and re-embed the whole index at its first start).
+fn snapshot_nova(bench: &Path) -> PathBuf {
+    let source = nova_bin();
+    let dir = bench.join("bin");
+    std::fs::create_dir_all(&dir).expect("bin dir");
+    let copy = dir.join("nova");
+    // A fresh file: never rewrite a binary a straggler may still run.
+    let _ = std::fs::remove_file(&copy);
+    std::fs::copy(&source, &copy)
+        .unwrap_or_else(|e| panic!("copy {} to {}: {e}", source.display(), copy.display()));
+    copy
+}
+
+/// When `path` was last written, for the record.
+fn built_at(path: &Path) -> String {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .map_or_else(
+            |_| "?".into(),
+            |t| humantime::format_rfc3339_seconds(t).to_string(),
+        )
+}
+
+/// A `nova serve` process, killed on drop.
+struct Host {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Host {
+    /// Peak resident memory so far (VmHWM), in KiB.
+    fn peak_rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    }
+
+    /// SIGTERM, as a service manager stops it, so the index is closed
+    /// cleanly; waits up to a minute, then kills (on drop).
+    async fn stop(mut self) {
+        let start = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        while start.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        eprintln!("nova did not stop within 60 s of SIGTERM; killing it");
+    }
+
+    async fn stats(&self, http: &reqwest::Client) -> Value {
+        http.get(format!("{}/rag/stats", self.url))
+            .send()
+            .await
+            .expect("GET /rag/stats")
+            .json()
+            .await
+            .expect("stats are JSON")
+    }
+}
+
+/// Spawns `nova serve` on `setup` and reads its address; not ready yet.
+async fn spawn(setup: &Setup, cache_ttl_s: u64) -> Host {
+    let mut child = Command::new(&setup.nova)
+        .arg("serve")
+        .env("NOVA_BIND", "127.0.0.1:0")
+        .env("NOVA_DATA_DIR", &setup.data)
+        .env("NOVA_PLUGINS_DIR", &setup.plugins)
+        .env("NOVA_CACHE_DIR", &setup.cache)
+        .env("NOVA_KNOWLEDGE_DIR", &setup.corpus)
+        .env("NOVA_MODEL_DIR", &setup.model)
+        .env("NOVA_ADMIN_TOKEN", TOKEN)
+        .env("NOVA_RAG_RATE_LIMIT", "0")
+        .env("NOVA_RAG_CACHE_TTL_S", cache_ttl_s.to_string())
+        .env("NOVA_LOG", "warn")
+        .env_remove("NOVA_CONFIG")
+        .env_remove("NOVA_COLLECTIONS")
+        .env_remove("QDRANT_URL")
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .current_dir(&setup.data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{}: {e}", setup.nova.display()));
+    let stdout = child.stdout.take().expect("stdout");
+    let url = tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut url = None;
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix("nova listening on ") {
+                url = Some(rest.trim().to_owned());
+                break;
+            }
+        }
+        // Keep draining stdout so the host never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        url
+    })
+    .await
+    .expect("join");
+    let mut host = Host {
+        child,
+        url: String::new(),
+    };
+    match url {
+        Some(url) => host.url = url,
+        None => panic!("nova exited before listening: {:?}", host.child.try_wait()),
+    }
+    host
+}
+
+/// Polls `/health` every `poll` until 200: the first ingest is over, which
+/// takes minutes when the host embeds the corpus (bounded by
+/// `NOVA_BENCH_INGEST_SECS`). Reports the running ingest on stderr every
+/// 30 s.
+async fn wait_ready(host: &mut Host, http: &reqwest::Client, poll: Duration) {
+    let within = Duration::from_secs(env_or("NOVA_BENCH_INGEST_SECS", 3_600));
+    let start = Instant::now();
+    let mut reported = Instant::now();
+    loop {
+        if let Ok(r) = http.get(format!("{}/health", host.url)).send().await
+            && r.status() == 200
+        {
+            return;
+        }
+        if let Ok(Some(status)) = host.child.try_wait() {
+            panic!("nova exited before it was ready: {status}");
+        }
+        assert!(
+            start.elapsed() < within,
+            "nova was not ready within {} s",
+            within.as_secs()
+        );
+        if reported.elapsed() >= Duration::from_secs(30) {
+            reported = Instant::now();
+            let running = &host.stats(http).await["ingest"]["running"];
+            eprintln!(
+                "  ingesting: {}/{} files, {} chunks embedded, {:.0} s",
+                running["files_done"],
+                running["files_total"],
+                running["chunks_embedded"],
+                start.elapsed().as_secs_f64()
+            );
+        }
+        tokio::time::sleep(poll).await;
+    }
+}
+
+// ---------------------------------------------------------------- ingest
+
+/// A fresh ingest's figures, kept in `BENCH/ingest.json` beside the index
+/// it built, so later runs can show them.
+#[derive(Serialize, Deserialize)]
+struct IngestFigures {
+    at: String,
+    corpus_digest: String,
+    files_total: u64,
+    added: u64,
+    #[serde(default)]
+    updated: u64,
+    failed: u64,
+    chunks_embedded: u64,
+    duration_ms: u64,
+    chunks_indexed: u64,
+    /// From spawn to `/health` 200: start-up (plugins compiled or loaded,
+    /// model loaded) and the ingest.
+    ready_s: f64,
+    peak_rss_kib: Option<u64>,
+    load_before: String,
+    load_after: String,
+}
+
+impl IngestFigures {
+    fn print(&self, origin: &str) {
+        let secs = self.duration_ms as f64 / 1e3;
+        println!("Ingest ({origin}):");
+        println!(
+            "- {} files ({} added, {} updated, {} failed), {} chunks embedded in {secs:.1} s: \
+             **{:.1} chunks/s**, {:.2} files/s; {} chunks in the index",
+            self.files_total,
+            self.added,
+            self.updated,
+            self.failed,
+            self.chunks_embedded,
+            self.chunks_embedded as f64 / secs,
+            self.files_total as f64 / secs,
+            self.chunks_indexed,
+        );
+        println!(
+            "- spawn to ready (start-up + ingest): {:.1} s; peak RSS after the ingest: {}; \
+             load average {} before, {} after; measured {}",
+            self.ready_s,
+            mib(self.peak_rss_kib),
+            self.load_before,
+            self.load_after,
+            self.at
+        );
+    }
+}
+
+/// The stored figures, when the index under `data` was built from this
+/// corpus and `NOVA_BENCH_FRESH` is not set.
+fn stored_figures(bench: &Path, setup: &Setup, corpus: &Corpus) -> Option<IngestFigures> {
+    if std::env::var("NOVA_BENCH_FRESH").is_ok_and(|v| v == "1") || !setup.data.is_dir() {
+        return None;
+    }
+    let text = std::fs::read_to_string(bench.join("ingest.json")).ok()?;
+    let figures: IngestFigures = serde_json::from_str(&text).ok()?;
+    (figures.corpus_digest == corpus.digest).then_some(figures)
+}
+
+fn save_figures(bench: &Path, figures: &IngestFigures) {
+    std::fs::write(
+        bench.join("ingest.json"),
+        serde_json::to_string_pretty(figures).expect("figures serialize"),
+    )
+    .expect("write ingest.json");
+}
+
+/// Starts a host on the data directory and waits for its first ingest
+/// (minutes when it embeds the corpus); stops it again.
+async fn ingest_once(setup: &Setup, corpus: &Corpus, http: &reqwest::Client) -> IngestFigures {
+    std::fs::create_dir_all(&setup.data).expect("data dir");
+    let load_before = loadavg();
+    let spawned = Instant::now();
+    let mut host = spawn(setup, 0).await;
+    wait_ready(&mut host, http, Duration::from_millis(250)).await;
+    let ready_s = spawned.elapsed().as_secs_f64();
+    let peak_rss_kib = host.peak_rss_kib();
+    let stats = host.stats(http).await;
+    let last = &stats["ingest"]["last"];
+    assert!(
+        last["error"].is_null(),
+        "the ingest failed: {}",
+        last["error"]
+    );
+    let n = |v: &Value| v.as_u64().unwrap_or(0);
+    if n(&last["failed"]) > 0 {
+        eprintln!("  pages skipped by the loader: {}", last["failures"]);
+    }
+    let figures = IngestFigures {
+        at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        corpus_digest: corpus.digest.clone(),
+        files_total: n(&last["files_total"]),
+        added: n(&last["added"]),
+        updated: n(&last["updated"]),
+        failed: n(&last["failed"]),
+        chunks_embedded: n(&last["chunks_embedded"]),
+        duration_ms: n(&last["duration_ms"]),
+        chunks_indexed: n(&stats["chunks"]),
+        ready_s,
+        peak_rss_kib,
+        load_before,
+        load_after: loadavg(),
+    };
+    host.stop().await;
+    figures
+}
+
+/// The ingest figures and where they come from: a fresh ingest, or the
+/// stored figures when the kept index is still current. A host is started
+/// on the kept index first either way: a nova build or loader that chunks
+/// differently re-embeds it, and that ingest is then this run's figure.
+async fn ingest(
+    bench: &Path,
+    setup: &Setup,
+    corpus: &Corpus,
+    http: &reqwest::Client,
+) -> (IngestFigures, &'static str) {
+    if let Some(stored) = stored_figures(bench, setup, corpus) {
+        let check = ingest_once(setup, corpus, http).await;
+        if check.chunks_embedded == 0 {
+            return (
+                stored,
+                "REUSED: the figures of an earlier run that built the kept index; \
+                 NOVA_BENCH_FRESH=1 redoes it",
+            );
+        }
+        save_figures(bench, &check);
+        return (
+            check,
+            "this run, re-embedding the kept index: another nova build or loader; \
+             NOVA_BENCH_FRESH=1 for a fresh one",
+        );
+    }
+    eprintln!(
+        "fresh ingest of {} pages (minutes on 2 cores)...",
+        corpus.files
+    );
+    let _ = std::fs::remove_file(bench.join("ingest.json"));
+    let _ = std::fs::remove_dir_all(&setup.data);
+    let figures = ingest_once(setup, corpus, http).await;
+    save_figures(bench, &figures);
+    (figures, "this run, fresh data directory")
+}
+
+// ---------------------------------------------------------------- queries
+
+/// `count` distinct questions, starting at phrasing `first_phrasing`.
+fn questions(first_phrasing: usize, count: usize) -> Vec<String> {
+    PHRASINGS
+        .iter()
+        .cycle()
+        .skip(first_phrasing)
+        .flat_map(|prefix| QUESTIONS.iter().map(move |q| format!("{prefix}{q}")))
+        .take(count.min(QUESTIONS.len() * PHRASINGS.len()))
+        .collect()
+}
+
+struct Answer {
+    ms: f64,
+    /// The host's own `took_ms`: embedding and search, no HTTP.
+    took_ms: f64,
+    cached: bool,
+}
+
+async fn ask(http: &reqwest::Client, url: &str, query: &str) -> Answer {
+    let start = Instant::now();
+    let response = http
+        .post(format!("{url}/rag/query"))
+        .json(&json!({"query": query, "top_k": TOP_K}))
+        .send()
+        .await
+        .expect("POST /rag/query");
+    let status = response.status();
+    let body: Value = response.json().await.expect("query answers JSON");
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["results"].as_array().map(Vec::len),
+        Some(TOP_K as usize),
+        "{body}"
+    );
+    Answer {
+        ms,
+        took_ms: body["took_ms"].as_f64().unwrap_or(f64::NAN),
+        cached: body["cached"] == true,
+    }
+}
+
+struct Latencies {
+    queries: usize,
+    per_s: f64,
+    mean_ms: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    host_p50_ms: f64,
+}
+
+impl Latencies {
+    fn of(mut ms: Vec<f64>, mut took: Vec<f64>, elapsed: Duration) -> Latencies {
+        ms.sort_by(f64::total_cmp);
+        took.sort_by(f64::total_cmp);
+        Latencies {
+            queries: ms.len(),
+            per_s: ms.len() as f64 / elapsed.as_secs_f64(),
+            mean_ms: mean(&ms),
+            p50_ms: percentile(&ms, 0.5),
+            p99_ms: percentile(&ms, 0.99),
+            host_p50_ms: percentile(&took, 0.5),
+        }
+    }
+
+    fn line(&self, what: &str) -> String {
+        format!(
+            "- {what}: {} queries, {:.1} q/s; p50 **{:.1} ms**, p99 {:.1} ms, mean {:.1} ms \
+             (host took_ms p50 {:.1} ms)",
+            self.queries, self.per_s, self.p50_ms, self.p99_ms, self.mean_ms, self.host_p50_ms
+        )
+    }
+}
+
+/// `clients` tasks asking `queries` in turn until all are asked or
+/// `max_time` has passed.
+async fn ask_all(
+    http: &reqwest::Client,
+    url: &str,
+    queries: Vec<String>,
+    clients: usize,
+    max_time: Duration,
+) -> Latencies {
+    let queries = Arc::new(queries);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let deadline = start + max_time;
+    let mut tasks = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (http, url, queries, next) =
+            (http.clone(), url.to_owned(), queries.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            while Instant::now() < deadline {
+                let Some(query) = queries.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                answers.push(ask(&http, &url, query).await);
+            }
+            answers
+        }));
+    }
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.extend(task.await.expect("client"));
+    }
+    let elapsed = start.elapsed();
+    assert!(
+        answers.iter().all(|a| !a.cached),
+        "an answer came from the cache"
+    );
+    Latencies::of(
+        answers.iter().map(|a| a.ms).collect(),
+        answers.iter().map(|a| a.took_ms).collect(),
+        elapsed,
+    )
+}
+
+/// With the cache on: each question once (a miss), then again (a hit).
+async fn cached_latency(http: &reqwest::Client, url: &str) -> String {
+    let questions: Vec<String> = QUESTIONS
+        .iter()
+        .take(CACHED_QUESTIONS)
+        .map(|q| format!("Cache check: {q}"))
+        .collect();
+    let (mut miss, mut hit) = (Vec::new(), Vec::new());
+    for q in &questions {
+        let first = ask(http, url, q).await;
+        let second = ask(http, url, q).await;
+        assert!(
+            !first.cached && second.cached,
+            "expected a miss then a hit for {q:?}"
+        );
+        miss.push(first.ms);
+        hit.push(second.ms);
+    }
+    miss.sort_by(f64::total_cmp);
+    hit.sort_by(f64::total_cmp);
+    format!(
+        "- cache on (NOVA_RAG_CACHE_TTL_S=300), {} questions asked twice, 1 client: \
+         miss p50 {:.1} ms, **hit p50 {:.2} ms**, hit p99 {:.2} ms",
+        questions.len(),
+        percentile(&miss, 0.5),
+        percentile(&hit, 0.5),
+        percentile(&hit, 0.99)
+    )
+}
+
+/// The query measurements on a ready host with the cache off.
+async fn query_figures(http: &reqwest::Client, url: &str) -> Vec<String> {
+    let count: usize = env_or("NOVA_BENCH_QUERIES", 300);
+    let max_time = Duration::from_secs_f64(env_or("NOVA_BENCH_SECS", 60.0));
+    // Warm up: connections pooled, the model's first passes done.
+    let warm_up = QUESTIONS.iter().take(20).map(|q| format!("Warm-up: {q}"));
+    ask_all(http, url, warm_up.collect(), 1, max_time).await;
+    let sequential = ask_all(http, url, questions(0, count), 1, max_time).await;
+    // Other phrasings than the sequential run's: every string is new.
+    let concurrent = ask_all(http, url, questions(5, count), CONCURRENT_CLIENTS, max_time).await;
+    vec![
+        sequential.line("1 client, sequential"),
+        concurrent.line(&format!("{CONCURRENT_CLIENTS} concurrent clients")),
+    ]
+}
+
+// ---------------------------------------------------------------- restarts
+
+struct Restarts {
+    ready_s: Vec<f64>,
+    lines: Vec<String>,
+    queries: Vec<String>,
+    cached: String,
+    peak_rss_kib: Option<u64>,
+}
+
+/// Restarts the host on the ingested data directory `RESTARTS` times. The
+/// first runs with the cache on for the cached-hit figure; the last with
+/// it off answers the query measurements.
+async fn restarts(setup: &Setup, http: &reqwest::Client) -> Restarts {
+    let mut out = Restarts {
+        ready_s: Vec::new(),
+        lines: Vec::new(),
+        queries: Vec::new(),
+        cached: String::new(),
+        peak_rss_kib: None,
+    };
+    for i in 0..RESTARTS {
+        let cache_ttl_s = if i == 0 { 300 } else { 0 };
+        let spawned = Instant::now();
+        let mut host = spawn(setup, cache_ttl_s).await;
+        // A fine poll: this start is quick, and its time is the figure.
+        wait_ready(&mut host, http, Duration::from_millis(5)).await;
+        let ready = spawned.elapsed().as_secs_f64();
+        let stats = host.stats(http).await;
+        let last = &stats["ingest"]["last"];
+        out.ready_s.push(ready);
+        out.lines.push(format!(
+            "- restart {}: ready in **{ready:.2} s**; ingest at start: {} unchanged, \
+             chunks_embedded = {} ({}), {} ms; {} chunks in the index",
+            i + 1,
+            last["unchanged"],
+            last["chunks_embedded"],
+            if last["chunks_embedded"] == 0 {
+                "no re-embedding"
+            } else {
+                "RE-EMBEDDED"
+            },
+            last["duration_ms"],
+            stats["chunks"],
+        ));
+        eprintln!("{}", out.lines.last().expect("just pushed"));
+        if i == 0 {
+            out.cached = cached_latency(http, &host.url).await;
+        }
+        if i + 1 == RESTARTS {
+            out.queries = query_figures(http, &host.url).await;
+            out.peak_rss_kib = host.peak_rss_kib();
+        }
+        host.stop().await;
+    }
+    out
+}
+
+// ---------------------------------------------------------------- embedding
+
+/// The `text` of the first `n` chunks by point id (ids are hashes, so this
+/// is a spread over the corpus), read from the index with no host running.
+fn chunk_texts(data: &Path, n: usize) -> Vec<String> {
+    use qdrant_edge::{EdgeShard, ScrollRequest, WithPayloadInterface};
+    let path = data.join("index/default");
+    let shard = EdgeShard::load(&path, None)
+        .unwrap_or_else(|e| panic!("open the index at {}: {e}", path.display()));
+    let mut points = Vec::with_capacity(n);
+    let mut offset = None;
+    while points.len() < n {
+        let request = ScrollRequest {
+            offset,
+            limit: Some((n - points.len()).min(1024)),
+            with_payload: Some(WithPayloadInterface::Bool(true)),
+            ..ScrollRequest::new()
+        };
+        let (records, next) = shard.scroll(request).expect("scroll the index");
+        for record in records {
+            let text = record
+                .payload
+                .as_ref()
+                .and_then(|p| p.0.get("text"))
+                .and_then(|t| t.as_str())
+                .expect("every chunk has a text")
+                .to_owned();
+            points.push((record.id, text));
+        }
+        match next {
+            Some(next) => offset = Some(next),
+            None => break,
+        }
+    }
+    points.sort_by_key(|p| p.0);
+    points.truncate(n);
+    points.into_iter().map(|(_, text)| text).collect()
+}
+
+fn write_jsonl(path: &Path, texts: &[String]) {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path).expect("create texts"));
+    for text in texts {
+        serde_json::to_writer(&mut file, text).expect("write texts");
+        file.write_all(b"\n").expect("write texts");
+    }
+    file.flush().expect("write texts");
+}
+
+struct Throughput {
+    texts: usize,
+    seconds: f64,
+}
+
+impl Throughput {
+    fn per_s(&self) -> f64 {
+        self.texts as f64 / self.seconds
+    }
+}
+
+/// Embeds `texts` in calls of `batch` texts, in turn, until done or
+/// `max_time` has passed.
+async fn embed_throughput(
+    embedder: &Embedder,
+    texts: &[String],
+    batch: usize,
+    max_time: Duration,
+) -> Throughput {
+    let start = Instant::now();
+    let mut done = 0;
+    for group in texts.chunks(batch) {
+        if start.elapsed() > max_time {
+            break;
+        }
+        let vectors = if batch == 1 {
+            vec![embedder.embed_one(&group[0]).await.expect("embed")]
+        } else {
+            embedder.embed(group.to_vec()).await.expect("embed")
+        };
+        assert_eq!(vectors.len(), group.len());
+        done += group.len();
+    }
+    Throughput {
+        texts: done,
+        seconds: start.elapsed().as_secs_f64(),
+    }
+}
+
+/// Mean tokens per text (with [CLS] and [SEP], before truncation) and how
+/// many texts the model truncates.
+fn token_counts(embedder: &Embedder, texts: &[String]) -> (f64, usize) {
+    let max = embedder.info().max_tokens;
+    let counts: Vec<f64> = texts
+        .iter()
+        .map(|t| {
+            embedder
+                .tokenizer()
+                .encode(t.as_str(), true)
+                .map_or(0, |e| e.len()) as f64
+        })
+        .collect();
+    let truncated = counts.iter().filter(|&&c| c > max as f64).count();
+    (mean(&counts), truncated)
+}
+
+struct StRun {
+    texts: usize,
+    per_s: f64,
+}
+
+/// Reads a child's pipe to the end on a thread of its own.
+fn read_all(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = pipe.read_to_string(&mut out);
+        out
+    })
+}
+
+/// How OpenMP threads wait in sentence-transformers' torch:
+/// `OMP_WAIT_POLICY` if set, else PASSIVE. On a shared machine the default
+/// spinning costs torch several times its speed at batch 1 (3.5 against
+/// 16 texts/s measured at load 6 on 2 cores); PASSIVE keeps the comparison
+/// fair to it.
+fn omp_wait_policy() -> String {
+    std::env::var("OMP_WAIT_POLICY").unwrap_or_else(|_| "PASSIVE".into())
+}
+
+/// `scripts/st_bench.py` on the first `limit` texts of `texts`, or why it
+/// did not run. Its stderr (model loading, progress bars) is shown only
+/// when it fails.
+fn st_bench(
+    python: &Path,
+    model: &Path,
+    texts: &Path,
+    batch: usize,
+    limit: usize,
+) -> Result<StRun, String> {
+    let script = repo_root().join("scripts/st_bench.py");
+    let mut child = Command::new(python)
+        .arg(&script)
+        .arg(model)
+        .arg(texts)
+        .args(["--batch", &batch.to_string(), "--threads", "2"])
+        .args(["--limit", &limit.to_string()])
+        .env("OMP_WAIT_POLICY", omp_wait_policy())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("{}: {e}", python.display()))?;
+    let stdout = read_all(child.stdout.take().expect("stdout"));
+    let stderr = read_all(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + Duration::from_secs(900);
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("st_bench.py ran over 900 s; killed".into());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let out = stdout.join().expect("stdout reader");
+    let err = stderr.join().expect("stderr reader");
+    if !status.success() {
+        return Err(format!("st_bench.py failed ({status}): {err}"));
+    }
+    let line: Value = out
+        .lines()
+        .rev()
+        .find_map(|l| serde_json::from_str(l).ok())
+        .ok_or_else(|| format!("st_bench.py printed no JSON: {out}{err}"))?;
+    Ok(StRun {
+        texts: line["texts"].as_u64().unwrap_or(0) as usize,
+        per_s: line["texts_per_s"].as_f64().unwrap_or(f64::NAN),
+    })
+}
+
+/// `NOVA_BENCH_PYTHON`, or the default venv when present.
+fn st_python() -> Option<PathBuf> {
+    if let Some(python) = std::env::var_os("NOVA_BENCH_PYTHON") {
+        return Some(PathBuf::from(python));
+    }
+    let default = PathBuf::from("/tmp/st-venv/bin/python");
+    default.exists().then_some(default)
+}
+
+/// In-process throughput on chunk texts of the index, then
+/// sentence-transformers on the same texts right after.
+async fn embedding_figures(bench: &Path, setup: &Setup) -> Vec<String> {
+    let n: usize = env_or("NOVA_BENCH_TEXTS", 2_000);
+    let texts = chunk_texts(&setup.data, n);
+    let texts_file = bench.join("texts.jsonl");
+    write_jsonl(&texts_file, &texts);
+    let embedder =
+        Embedder::load(&setup.model, BatchConfig::default()).expect("load the embedding model");
+    let (mean_tokens, truncated) = token_counts(&embedder, &texts);
+    let mut lines = vec![format!(
+        "- texts: the first {} chunks of the index by point id ({}), mean {mean_tokens:.0} \
+         tokens with [CLS]/[SEP]; {truncated} over the model's {} (truncated)",
+        texts.len(),
+        texts_file.display(),
+        embedder.info().max_tokens
+    )];
+    // Warm up: the first passes allocate the buffers.
+    embed_throughput(
+        &embedder,
+        &texts[..BATCH.min(texts.len())],
+        BATCH,
+        Duration::MAX,
+    )
+    .await;
+    let max_time = Duration::from_secs(600);
+    let load = loadavg();
+    let one = embed_throughput(
+        &embedder,
+        &texts[..BATCH1_TEXTS.min(texts.len())],
+        1,
+        max_time,
+    )
+    .await;
+    let batched = embed_throughput(&embedder, &texts, BATCH, max_time).await;
+    drop(embedder);
+    lines.push(format!(
+        "- nova (candle, in-process, BatchConfig::default(): forward passes of at most {} \
+         padded tokens; load average {load}): batch 1 (embed_one): {} texts in {:.1} s, \
+         **{:.1} texts/s**; batch {BATCH} (embed): {} texts in {:.1} s, **{:.1} texts/s**",
+        BatchConfig::default().token_budget,
+        one.texts,
+        one.seconds,
+        one.per_s(),
+        batched.texts,
+        batched.seconds,
+        batched.per_s()
+    ));
+    let Some(python) = st_python() else {
+        lines.push("- sentence-transformers not available; set NOVA_BENCH_PYTHON".into());
+        return lines;
+    };
+    let load = loadavg();
+    let st_batched = st_bench(&python, &setup.model, &texts_file, BATCH, batched.texts);
+    let st_one = st_bench(&python, &setup.model, &texts_file, 1, one.texts);
+    match (st_batched, st_one) {
+        (Ok(b), Ok(o)) => lines.push(format!(
+            "- sentence-transformers ({}, torch 2 threads, OMP_WAIT_POLICY={}, same texts, \
+             right after; load average {load}): batch 1: {} texts, **{:.1} texts/s**; \
+             batch {BATCH}: {} texts, **{:.1} texts/s**. nova / sentence-transformers: \
+             batch 1 **{:.2}x**, batch {BATCH} **{:.2}x**",
+            python.display(),
+            omp_wait_policy(),
+            o.texts,
+            o.per_s,
+            b.texts,
+            b.per_s,
+            one.per_s() / o.per_s,
+            batched.per_s() / b.per_s
+        )),
+        (b, o) => lines.push(format!(
+            "- sentence-transformers did not run: {}",
+            [b.err(), o.err()]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join("; ")
+        )),
+    }
+    lines
+}
+
+// ---------------------------------------------------------------- main
+
+async fn bench() {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let bench = bench_dir();
+    std::fs::create_dir_all(&bench).expect("bench dir");
+    let (root, version) = docs_root();
+    let corpus = prepare_corpus(&bench, &root);
+    let setup = Setup::new(&bench, &corpus);
+    println!(
+        "knowledge base: {cores} cores, load average {} at start; corpus: {} pages, {:.1} MB \
+         of HTML from {} ({version}), in {}; nova built {}",
+        loadavg(),
+        corpus.files,
+        corpus.bytes as f64 / 1e6,
+        root.display(),
+        corpus.dir.display(),
+        built_at(&nova_bin())
+    );
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client");
+
+    let (ingest, origin) = ingest(&bench, &setup, &corpus, &http).await;
+    ingest.print(origin);
+    if ingest.chunks_indexed < MIN_CHUNKS {
+        println!(
+            "  NOTE: {} chunks, fewer than the {MIN_CHUNKS} this benchmark is meant for",
+            ingest.chunks_indexed
+        );
+    }
+
+    let restarts = restarts(&setup, &http).await;
+    println!();
+    println!(
+        "Restart to ready (spawn to the first /health 200, same data directory, {} chunks):",
+        ingest.chunks_indexed
+    );
+    for line in &restarts.lines {
+        println!("{line}");
+    }
+    println!(
+        "- median of {RESTARTS}: **{:.2} s**",
+        median(&restarts.ready_s)
+    );
+
+    println!();
+    println!(
+        "Query latency over HTTP (POST /rag/query, top_k {TOP_K}, warm, distinct questions, \
+         cache off unless said, restarted host):"
+    );
+    for line in &restarts.queries {
+        println!("{line}");
+    }
+    println!("{}", restarts.cached);
+    println!(
+        "- peak RSS of the restarted host after the queries: {}",
+        mib(restarts.peak_rss_kib)
+    );
+
+    println!();
+    println!("Embedding throughput (all-MiniLM-L6-v2, CPU):");
+    for line in embedding_figures(&bench, &setup).await {
+        println!("{line}");
+    }
+    println!();
+    println!("load average at the end: {}", loadavg());
+}
+
+fn main() {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(bench());
+}
