@@ -73,6 +73,30 @@ pub struct Report {
     pub error: Option<String>,
 }
 
+impl Report {
+    /// A report of an ingest of `source` starting now.
+    fn new(id: Uuid, source: &Source) -> Self {
+        Report {
+            id,
+            collection: source.collection.clone(),
+            dir: source.dir.display().to_string(),
+            started_at: rfc3339(SystemTime::now()),
+            finished_at: None,
+            duration_ms: None,
+            files_total: 0,
+            files_done: 0,
+            added: 0,
+            updated: 0,
+            removed: 0,
+            unchanged: 0,
+            failed: 0,
+            chunks_embedded: 0,
+            failures: Vec::new(),
+            error: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Status {
     pub running: Option<Report>,
@@ -188,31 +212,14 @@ impl Ingestor {
     pub async fn ingest(self: &Arc<Self>, id: Uuid, source: Source) -> Report {
         let _turn = self.gate.lock().await;
         let start = Instant::now();
-        let report = Report {
-            id,
-            collection: source.collection.clone(),
-            dir: source.dir.display().to_string(),
-            started_at: rfc3339(SystemTime::now()),
-            finished_at: None,
-            duration_ms: None,
-            files_total: 0,
-            files_done: 0,
-            added: 0,
-            updated: 0,
-            removed: 0,
-            unchanged: 0,
-            failed: 0,
-            chunks_embedded: 0,
-            failures: Vec::new(),
-            error: None,
-        };
+        let report = Report::new(id, &source);
         self.status.lock().running = Some(report);
         let result = self.run(&source).await;
         let mut status = self.status.lock();
         let mut report = status
             .running
             .take()
-            .unwrap_or_else(|| unreachable_report(id));
+            .unwrap_or_else(|| Report::new(id, &source));
         if let Err(e) = result {
             report.error = Some(e.to_string());
         }
@@ -532,27 +539,6 @@ impl Ingestor {
         } else {
             Outcome::Added(total as usize)
         })
-    }
-}
-
-fn unreachable_report(id: Uuid) -> Report {
-    Report {
-        id,
-        collection: String::new(),
-        dir: String::new(),
-        started_at: rfc3339(SystemTime::now()),
-        finished_at: None,
-        duration_ms: None,
-        files_total: 0,
-        files_done: 0,
-        added: 0,
-        updated: 0,
-        removed: 0,
-        unchanged: 0,
-        failed: 0,
-        chunks_embedded: 0,
-        failures: Vec::new(),
-        error: None,
     }
 }
 
