@@ -257,7 +257,25 @@ async fn every_error_is_json() {
         ),
     ];
     for (request, status, code) in cases {
-        let (got, body) = error_of(request.send().await.unwrap()).await;
+        let response = match request.send().await {
+            Ok(response) => response,
+            // The host answers 413 as soon as it has read the headers and
+            // closes the connection; a client still writing the body may
+            // see the reset before the answer. Either way the body was
+            // refused unread.
+            Err(e) if code == "payload_too_large" && e.is_request() => {
+                let chain = format!("{e:?}");
+                assert!(
+                    chain.contains("BodyWrite")
+                        || chain.contains("BrokenPipe")
+                        || chain.contains("ConnectionReset"),
+                    "{chain}"
+                );
+                continue;
+            }
+            Err(e) => panic!("{code}: {e:?}"),
+        };
+        let (got, body) = error_of(response).await;
         assert_eq!(
             (got, body["error"]["code"].as_str().unwrap()),
             (status, code),

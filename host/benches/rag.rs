@@ -1005,17 +1005,26 @@ async fn embed_throughput(
 ) -> Throughput {
     let start = Instant::now();
     let mut done = 0;
+    // Batches are sent two at a time, as ingestion keeps several in
+    // flight, so every replica has work; single texts one at a time.
+    let in_flight = if batch == 1 { 1 } else { 2 };
+    let mut calls = tokio::task::JoinSet::new();
     for group in texts.chunks(batch) {
         if start.elapsed() > max_time {
             break;
         }
-        let vectors = if batch == 1 {
-            vec![embedder.embed_one(&group[0]).await.expect("embed")]
-        } else {
-            embedder.embed(group.to_vec()).await.expect("embed")
-        };
-        assert_eq!(vectors.len(), group.len());
-        done += group.len();
+        while calls.len() >= in_flight {
+            done += calls.join_next().await.expect("a call").expect("join");
+        }
+        let (embedder, group) = (embedder.clone(), group.to_vec());
+        calls.spawn(async move {
+            let vectors = embedder.embed(group.clone()).await.expect("embed");
+            assert_eq!(vectors.len(), group.len());
+            group.len()
+        });
+    }
+    while let Some(n) = calls.join_next().await {
+        done += n.expect("join");
     }
     Throughput {
         texts: done,
@@ -1131,8 +1140,11 @@ async fn embedding_figures(bench: &Path, setup: &Setup) -> Vec<String> {
     let texts = chunk_texts(&setup.data, n);
     let texts_file = bench.join("texts.jsonl");
     write_jsonl(&texts_file, &texts);
-    let embedder =
-        Embedder::load(&setup.model, BatchConfig::default()).expect("load the embedding model");
+    let config = BatchConfig {
+        replicas: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        ..BatchConfig::default()
+    };
+    let embedder = Embedder::load(&setup.model, config).expect("load the embedding model");
     let (mean_tokens, truncated) = token_counts(&embedder, &texts);
     let mut lines = vec![format!(
         "- texts: the first {} chunks of the index by point id ({}), mean {mean_tokens:.0} \
@@ -1161,7 +1173,7 @@ async fn embedding_figures(bench: &Path, setup: &Setup) -> Vec<String> {
     let batched = embed_throughput(&embedder, &texts, BATCH, max_time).await;
     drop(embedder);
     lines.push(format!(
-        "- nova (candle, in-process, BatchConfig::default(): forward passes of at most {} \
+        "- nova (candle, in-process, one single-threaded replica per core, forward passes of at most {} \
          padded tokens; load average {load}): batch 1 (embed_one): {} texts in {:.1} s, \
          **{:.1} texts/s**; batch {BATCH} (embed): {} texts in {:.1} s, **{:.1} texts/s**",
         BatchConfig::default().token_budget,
@@ -1277,6 +1289,11 @@ async fn bench() {
 }
 
 fn main() {
+    // As `nova serve` does: one single-threaded replica per core.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
+    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -51,6 +51,18 @@ pub enum ServeError {
     Knowledge(String),
 }
 
+/// One embedding replica per group of RAYON_NUM_THREADS cores (`main`
+/// sets it to 1 unless the operator chose).
+fn embedding_replicas() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(cores);
+    (cores / threads).max(1)
+}
+
 /// The knowledge base's parts: model, index, cache and rate limiter.
 async fn knowledge(
     config: &KnowledgeConfig,
@@ -67,11 +79,14 @@ async fn knowledge(
     }
     let start = Instant::now();
     let model_dir = config.model_dir.clone();
-    let embedder =
-        tokio::task::spawn_blocking(move || Embedder::load(&model_dir, BatchConfig::default()))
-            .await
-            .map_err(|e| ServeError::Knowledge(e.to_string()))?
-            .map_err(|e| ServeError::Knowledge(e.to_string()))?;
+    let batch = BatchConfig {
+        replicas: embedding_replicas(),
+        ..BatchConfig::default()
+    };
+    let embedder = tokio::task::spawn_blocking(move || Embedder::load(&model_dir, batch))
+        .await
+        .map_err(|e| ServeError::Knowledge(e.to_string()))?
+        .map_err(|e| ServeError::Knowledge(e.to_string()))?;
     let index: Arc<dyn VectorIndex> = match &config.qdrant_url {
         Some(url) => Arc::new(
             ServerIndex::connect(url, config.qdrant_api_key.clone(), &config.qdrant_prefix)

@@ -77,7 +77,12 @@ async fn matches_sentence_transformers_on_every_fixture_text() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_text_embeds_the_same_alone_or_in_a_batch() {
     let fixture = fixture();
-    let embedder = Embedder::load(&model_dir(), BatchConfig::default()).expect("model");
+    // Two replicas share the request queue, as a server's do.
+    let config = BatchConfig {
+        replicas: 2,
+        ..BatchConfig::default()
+    };
+    let embedder = Embedder::load(&model_dir(), config).expect("model");
     let batch = embedder
         .embed(fixture.texts[..12].to_vec())
         .await

@@ -31,6 +31,8 @@ pub struct BatchConfig {
     pub max_wait: Duration,
     /// Most padded tokens (texts × longest) in one forward pass.
     pub token_budget: usize,
+    /// Threads running forward passes side by side, sharing the weights.
+    pub replicas: usize,
 }
 
 impl Default for BatchConfig {
@@ -39,6 +41,7 @@ impl Default for BatchConfig {
             max_batch: 64,
             max_wait: Duration::ZERO,
             token_budget: 2048,
+            replicas: 1,
         }
     }
 }
@@ -49,8 +52,16 @@ pub(super) struct Request {
 }
 
 /// Runs until every sender is dropped.
-pub(super) fn run(model: Arc<Model>, config: BatchConfig, requests: Receiver<Request>) {
-    while let Ok(first) = requests.recv() {
+pub(super) fn run(
+    model: Arc<Model>,
+    config: BatchConfig,
+    requests: Arc<std::sync::Mutex<Receiver<Request>>>,
+) {
+    loop {
+        let Ok(requests) = requests.lock() else {
+            return;
+        };
+        let Ok(first) = requests.recv() else { return };
         let mut pending = vec![first];
         let mut texts = pending[0].texts.len();
         let deadline = Instant::now() + config.max_wait;
@@ -72,6 +83,8 @@ pub(super) fn run(model: Arc<Model>, config: BatchConfig, requests: Receiver<Req
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
+        // Another replica may gather the next round meanwhile.
+        drop(requests);
         // A bug in the model code must not take the embedder down for
         // every later caller: report it to this round's callers instead.
         let mut round = Round::new(pending);
@@ -241,6 +254,7 @@ mod tests {
             max_batch: 4,
             max_wait: Duration::ZERO,
             token_budget: 100,
+            replicas: 1,
         };
         // 10 short texts: capped at 4 a batch.
         assert_eq!(sizes(&[10; 10], &config), vec![4, 4, 2]);

@@ -55,11 +55,14 @@ impl Embedder {
             max_tokens: model.max_tokens,
         });
         let (requests, receiver) = mpsc::channel();
-        let worker = model.clone();
-        std::thread::Builder::new()
-            .name("nova-embed".into())
-            .spawn(move || batcher::run(worker, config, receiver))
-            .map_err(|e| EmbedError::Load(format!("cannot start the embedding thread: {e}")))?;
+        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        for i in 0..config.replicas.max(1) {
+            let (worker, receiver) = (model.clone(), receiver.clone());
+            std::thread::Builder::new()
+                .name(format!("nova-embed-{i}"))
+                .spawn(move || batcher::run(worker, config, receiver))
+                .map_err(|e| EmbedError::Load(format!("cannot start the embedding thread: {e}")))?;
+        }
         Ok(Embedder {
             model,
             requests,

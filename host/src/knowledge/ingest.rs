@@ -478,17 +478,19 @@ impl Ingestor {
         }
         let total = u32::try_from(pieces.len()).map_err(|_| "too many chunks".to_owned())?;
 
-        let mut vectors = Vec::with_capacity(pieces.len());
-        for group in pieces.chunks(EMBED_GROUP) {
-            let texts = group.iter().map(|(_, e, _)| e.clone()).collect();
-            vectors.extend(
-                inner
-                    .embedder
-                    .embed(texts)
-                    .await
-                    .map_err(|e| e.to_string())?,
-            );
+        // All groups at once: the embedder's replicas share them.
+        let mut groups = JoinSet::new();
+        for (g, group) in pieces.chunks(EMBED_GROUP).enumerate() {
+            let texts: Vec<String> = group.iter().map(|(_, e, _)| e.clone()).collect();
+            let embedder = inner.embedder.clone();
+            groups.spawn(async move { (g, embedder.embed(texts).await) });
         }
+        let mut embedded = vec![Vec::new(); groups.len()];
+        while let Some(joined) = groups.join_next().await {
+            let (g, result) = joined.map_err(|e| e.to_string())?;
+            embedded[g] = result.map_err(|e| e.to_string())?;
+        }
+        let vectors: Vec<Vec<f32>> = embedded.into_iter().flatten().collect();
         let mut points: Vec<Point> = pieces
             .into_iter()
             .zip(vectors)
