@@ -27,13 +27,16 @@
 //! (default 3,600 s) for the ingest. Loopback only. Needs `just plugins`
 //! and `just model`.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+mod common;
+
+use common::{build_dir, env_or, listening_url, loadavg, nova_bin, percentile, repo_root};
 use nova::embed::{BatchConfig, Embedder};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -154,32 +157,6 @@ const PHRASINGS: [&str; 10] = [
     "I need to know: ",
 ];
 
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("host/ has a parent")
-        .to_path_buf()
-}
-
-fn build_dir() -> PathBuf {
-    std::env::var_os("NOVA_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("build"))
-}
-
-fn nova_bin() -> PathBuf {
-    std::env::var_os("NOVA_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_nova")))
-}
-
 fn model_dir() -> PathBuf {
     let dir = std::env::var_os("NOVA_MODEL_DIR")
         .map(PathBuf::from)
@@ -204,19 +181,6 @@ fn bench_dir() -> PathBuf {
         .nth(3)
         .expect("the bench runs from TARGET/release/deps")
         .join("bench-rag")
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn mean(values: &[f64]) -> f64 {
@@ -499,23 +463,7 @@ async fn spawn(setup: &Setup, cache_ttl_s: u64) -> Host {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap_or_else(|e| panic!("{}: {e}", setup.nova.display()));
-    let stdout = child.stdout.take().expect("stdout");
-    let url = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let mut url = None;
-        for line in lines.by_ref() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.strip_prefix("nova listening on ") {
-                url = Some(rest.trim().to_owned());
-                break;
-            }
-        }
-        // Keep draining stdout so the host never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        url
-    })
-    .await
-    .expect("join");
+    let url = listening_url(&mut child).await;
     let mut host = Host {
         child,
         url: String::new(),

@@ -20,13 +20,15 @@
 //! a fresh database is created beside it and dropped at the end) and
 //! `NOVA_TEST_REDIS_URL` (default redis://127.0.0.1:6379, a fresh prefix).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+mod common;
+
+use common::{build_dir, env_or, listening_url, loadavg, nova_bin, percentile};
 use serde_json::{Value, json};
 
 const CLIENTS: [usize; 3] = [1, 8, 32];
@@ -35,25 +37,6 @@ const STEPS: [usize; 2] = [1, 5];
 const OPEN_RUNS: usize = 4_000;
 /// Concurrent HTTP requests while submitting and waiting in the open loop.
 const OPEN_CONCURRENCY: usize = 64;
-
-fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn build_dir() -> PathBuf {
-    std::env::var_os("NOVA_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"))
-}
-
-fn nova_bin() -> PathBuf {
-    std::env::var_os("NOVA_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_nova")))
-}
 
 fn redis_url() -> String {
     std::env::var("NOVA_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -208,23 +191,9 @@ async fn start(backend: &Backend, cache: &Path, http: &reqwest::Client) -> Host 
     let mut child = command
         .spawn()
         .unwrap_or_else(|e| panic!("{}: {e}", nova_bin().display()));
-    let stdout = child.stdout.take().expect("stdout");
-    let url = tokio::task::spawn_blocking(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let mut url = None;
-        for line in lines.by_ref() {
-            let Ok(line) = line else { break };
-            if let Some(rest) = line.strip_prefix("nova listening on ") {
-                url = Some(rest.trim().to_owned());
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in lines {});
-        url
-    })
-    .await
-    .expect("join")
-    .expect("nova exited before listening");
+    let url = listening_url(&mut child)
+        .await
+        .expect("nova exited before listening");
     let host = Host {
         child,
         url,
@@ -302,13 +271,6 @@ struct Figures {
     /// trips and the `?wait=` polling.
     server_p50_ms: f64,
     server_p99_ms: f64,
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// `clients` tasks, each submitting and waiting, until `max_runs` runs have
@@ -446,12 +408,6 @@ async fn open_loop(http: &reqwest::Client, url: &str, runs: usize, max_time: Dur
         n as f64 / all,
         n as f64 / server_s,
     )
-}
-
-fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "?".into())
 }
 
 async fn bench() {

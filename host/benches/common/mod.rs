@@ -1,0 +1,71 @@
+//! What the benchmarks that run real `nova serve` processes share.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+
+pub fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The repository root (`host/`'s parent).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("host/ has a parent")
+        .to_path_buf()
+}
+
+/// Where `just plugins` put the components: `NOVA_BUILD_DIR`, or `build/`.
+pub fn build_dir() -> PathBuf {
+    std::env::var_os("NOVA_BUILD_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("build"))
+}
+
+/// `NOVA_BIN`, or the `nova` binary cargo built for the bench.
+pub fn nova_bin() -> PathBuf {
+    std::env::var_os("NOVA_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_nova")))
+}
+
+/// The 1, 5 and 15 minute load averages, for the conditions of a figure.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
+/// The `p` quantile (0 to 1) of sorted values; NaN when there are none.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// The URL a starting `nova serve` prints on its stdout (piped), or none
+/// if it exits first. Its stdout is drained afterwards, so the host never
+/// blocks on a full pipe.
+pub async fn listening_url(child: &mut Child) -> Option<String> {
+    let stdout = child.stdout.take().expect("stdout is piped");
+    tokio::task::spawn_blocking(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        let mut url = None;
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.strip_prefix("nova listening on ") {
+                url = Some(rest.trim().to_owned());
+                break;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        url
+    })
+    .await
+    .expect("join")
+}
