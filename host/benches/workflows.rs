@@ -171,6 +171,8 @@ async fn start(backend: &Backend, cache: &Path, http: &reqwest::Client) -> Host 
             env_or("NOVA_BENCH_WORKERS", 32usize).to_string(),
         )
         .env("NOVA_LOG", "warn")
+        // Workflows only: no embedding model to load, no ingest to wait for.
+        .env("NOVA_KNOWLEDGE", "false")
         .env_remove("NOVA_CONFIG")
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
