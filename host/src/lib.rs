@@ -7,6 +7,7 @@ pub mod config;
 pub mod embed;
 pub mod knowledge;
 pub mod kv;
+pub mod metrics;
 pub mod plugins;
 pub mod queue;
 pub mod ratelimit;
