@@ -12,6 +12,7 @@ use crate::embed::{BatchConfig, Embedder};
 use crate::knowledge::ingest::Ingestor;
 use crate::knowledge::{Knowledge, QueryCache};
 use crate::kv::Kv;
+use crate::plugins::fleet::Fleet;
 use crate::plugins::{Registry, Runtime, Services, watcher};
 use crate::queue::Queue;
 use crate::ratelimit::RateLimiter;
@@ -204,7 +205,12 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config.plugin_concurrency,
         services,
     )?);
-    let registry = Arc::new(Registry::new(runtime, config.plugins_dir.clone()));
+    // On Postgres, hosts share what the admin API uploads and removes.
+    let fleet = store
+        .postgres_pool()
+        .map(|pool| Arc::new(Fleet::new(pool, worker_id.clone())));
+    let registry =
+        Arc::new(Registry::new(runtime, config.plugins_dir.clone()).with_fleet(fleet.clone()));
     // Watch before the first scan, so a file landing during it is not missed.
     let _watch = watcher::spawn(registry.clone()).map_err(|error| ServeError::Watch {
         path: config.plugins_dir.display().to_string(),
@@ -261,6 +267,16 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     tokio::spawn(async move {
         let start = Instant::now();
         let outcomes = registry.rescan().await;
+        // Then what other hosts uploaded while this one was down.
+        if let Some(fleet) = fleet {
+            let (ready, caught_up) = tokio::sync::oneshot::channel();
+            tokio::spawn(crate::plugins::fleet::follow(
+                fleet,
+                registry.clone(),
+                ready,
+            ));
+            let _ = caught_up.await;
+        }
         plugins_ready.store(true, Ordering::Release);
         // Only now: a run claimed before its plugins are loaded would fail
         // with "plugin not loaded" on every host start.

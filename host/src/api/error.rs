@@ -139,6 +139,11 @@ impl From<RegistryError> for ApiError {
             }
             RegistryError::Load(e) => e.into(),
             RegistryError::Io(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "io", m),
+            e @ RegistryError::Fleet { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "fleet_unavailable",
+                e.to_string(),
+            ),
         }
     }
 }

@@ -4,12 +4,14 @@
 //!
 //! - [`Runtime`] compiles, validates and calls components;
 //! - [`Registry`] holds the loaded plugins by name, with rejections;
-//! - [`watcher`] keeps the registry in step with the plugin directory.
+//! - [`watcher`] keeps the registry in step with the plugin directory;
+//! - [`fleet`] shares uploads and removals with the other hosts on Postgres.
 
 mod bindings;
 mod cache;
 mod engine;
 mod error;
+pub mod fleet;
 mod host_api;
 pub mod manifest;
 mod registry;

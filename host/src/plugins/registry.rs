@@ -13,6 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use super::error::LoadError;
+use super::fleet::Fleet;
 use super::manifest::Manifest;
 use super::runtime::{Runtime, sha256_hex};
 use super::{Plugin, PluginKind, valid_name};
@@ -56,6 +57,12 @@ pub enum RegistryError {
     Load(#[from] LoadError),
     #[error("cannot write to the plugin directory: {0}")]
     Io(String),
+    /// Done on this host, but the other hosts could not be told.
+    #[error("{done} on this host, but not shared with the other hosts: {error}")]
+    Fleet {
+        done: &'static str,
+        error: super::fleet::FleetError,
+    },
 }
 
 pub struct Registry {
@@ -68,6 +75,8 @@ pub struct Registry {
     /// Bumped whenever the set of serving loaders changes, so ingestion
     /// can run again with the new loaders.
     loaders: tokio::sync::watch::Sender<u64>,
+    /// The store shared with the other hosts, when there are any.
+    fleet: Option<Arc<Fleet>>,
 }
 
 impl Registry {
@@ -78,7 +87,15 @@ impl Registry {
             slots: RwLock::new(BTreeMap::new()),
             sync: tokio::sync::Mutex::new(()),
             loaders: tokio::sync::watch::Sender::new(0),
+            fleet: None,
         }
+    }
+
+    /// Shares what the admin API uploads and removes with the other hosts
+    /// of `fleet`.
+    pub fn with_fleet(mut self, fleet: Option<Arc<Fleet>>) -> Self {
+        self.fleet = fleet;
+        self
     }
 
     /// Changes whenever a loader plugin is loaded, replaced or removed.
@@ -227,11 +244,45 @@ impl Registry {
 
     /// Validates `bytes` as plugin `name` and, only if it is a working
     /// plugin, writes it into the directory atomically and serves it.
+    /// On a fleet, every other host then installs it too.
     pub async fn upload(&self, name: &str, bytes: Vec<u8>) -> Result<Arc<Plugin>, RegistryError> {
+        let _guard = self.sync.lock().await;
+        let plugin = self.put(name, bytes.clone()).await?;
+        if let Some(fleet) = &self.fleet {
+            fleet
+                .publish(name, &plugin.sha256, &bytes)
+                .await
+                .map_err(|error| RegistryError::Fleet {
+                    done: "installed",
+                    error,
+                })?;
+        }
+        Ok(plugin)
+    }
+
+    /// Installs the version of `name` another host published. One this
+    /// host refuses is recorded as a rejection, as a bad file is.
+    pub async fn adopt(&self, name: &str, bytes: Vec<u8>) -> Result<Arc<Plugin>, RegistryError> {
+        let _guard = self.sync.lock().await;
+        let sha256 = sha256_hex(&bytes);
+        let size = bytes.len() as u64;
+        self.put(name, bytes).await.inspect_err(|e| {
+            if let RegistryError::Load(e) = e {
+                let path = self.dir.join(format!("{name}.wasm"));
+                let error = LoadError::Io {
+                    path: path.display().to_string(),
+                    message: format!("from the shared plugin store: {e}"),
+                };
+                self.reject(name, &path, Some(sha256), Some(size), None, error);
+            }
+        })
+    }
+
+    /// Validates, writes and serves; the caller holds `sync`.
+    async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<Arc<Plugin>, RegistryError> {
         if !valid_name(name) {
             return Err(LoadError::BadName(name.into()).into());
         }
-        let _guard = self.sync.lock().await;
         let manifest = self.manifest(name)?;
         let path = self.dir.join(format!("{name}.wasm"));
         let sha256 = sha256_hex(&bytes);
@@ -253,8 +304,35 @@ impl Registry {
 
     /// Deletes `NAME.wasm` and stops serving it. The manifest, if any, is
     /// left in place for the next upload of the same name.
+    /// On a fleet, every other host removes it too.
     pub async fn remove(&self, name: &str) -> Result<(), RegistryError> {
         let _guard = self.sync.lock().await;
+        let local = self.delete(name);
+        let Some(fleet) = &self.fleet else {
+            return local;
+        };
+        if !valid_name(name) {
+            return local;
+        }
+        match fleet.retract(name).await {
+            // Removed elsewhere even if this host did not have it.
+            Ok(true) if matches!(local, Err(RegistryError::NotFound(_))) => Ok(()),
+            Ok(_) => local,
+            Err(error) => local.and(Err(RegistryError::Fleet {
+                done: "removed",
+                error,
+            })),
+        }
+    }
+
+    /// Stops serving `name` because another host removed it.
+    pub async fn withdraw(&self, name: &str) -> Result<(), RegistryError> {
+        let _guard = self.sync.lock().await;
+        self.delete(name)
+    }
+
+    /// Deletes the file and the slot; the caller holds `sync`.
+    fn delete(&self, name: &str) -> Result<(), RegistryError> {
         let removed = self.write().remove(name);
         let known = removed.is_some();
         self.loaders_changed(removed.and_then(|s| s.active).map(|p| p.kind));

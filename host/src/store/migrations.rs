@@ -16,11 +16,19 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 /// (version, description, SQL), in order.
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
-const POSTGRES: Embedded = &[(
-    1,
-    "runs steps docs",
-    include_str!("../../migrations/postgres/0001_runs_steps_docs.sql"),
-)];
+// Postgres only: 0003, the plugins the hosts of a fleet share.
+const POSTGRES: Embedded = &[
+    (
+        1,
+        "runs steps docs",
+        include_str!("../../migrations/postgres/0001_runs_steps_docs.sql"),
+    ),
+    (
+        3,
+        "plugins",
+        include_str!("../../migrations/postgres/0003_plugins.sql"),
+    ),
+];
 
 const SQLITE: Embedded = &[(
     1,

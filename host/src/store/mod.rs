@@ -412,6 +412,14 @@ impl Store {
         Ok(Store::Sqlite(sqlite::SqliteStore::open(&path).await?))
     }
 
+    /// The Postgres pool, when the store is one several hosts can share.
+    pub fn postgres_pool(&self) -> Option<sqlx::PgPool> {
+        match self {
+            Store::Postgres(s) => Some(s.pool().clone()),
+            Store::Sqlite(_) => None,
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Store::Postgres(_) => "postgres",

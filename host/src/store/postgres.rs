@@ -46,6 +46,12 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
+    /// The pool, for the parts of the host that share this database
+    /// (the fleet's plugin store).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
