@@ -86,7 +86,7 @@ lint:
 component-build:
     cd plugins && cargo component build --release --target-dir "{{target}}/plugins-component"
 
-# Print benchmark figures: `just bench plugins`, `just bench workflows`, `just bench rag`, or `just bench` for all.
+# Print benchmark figures: `just bench plugins`, `just bench workflows`, `just bench rag`, or `just bench` for all (also written to bench/RESULTS.md).
 bench what="all": plugins test-plugins
     #!/usr/bin/env bash
     set -euo pipefail
@@ -98,8 +98,44 @@ bench what="all": plugins test-plugins
     # run ingests them (minutes), later runs reuse the index under
     # {{target}}/bench-rag while the corpus is unchanged.
     rag() { just model; NOVA_BUILD_DIR="{{root}}/build" cargo bench -p nova --bench rag; }
+    # Every benchmark, then one summary: the headline figures each appends
+    # to NOVA_BENCH_SUMMARY, with the machine and the date, and each
+    # benchmark's full output.
+    all() {
+        local work; work="$(mktemp -d)"
+        export NOVA_BENCH_SUMMARY="$work/headlines.tsv"
+        : > "$NOVA_BENCH_SUMMARY"
+        local load; load="$(cut -d' ' -f1-3 /proc/loadavg)"
+        local started; started="$(date -u '+%Y-%m-%d %H:%M UTC')"
+        for b in plugins workflows rag; do "$b" | tee "$work/$b.md"; done
+        local out="{{root}}/bench/RESULTS.md"
+        mkdir -p "$(dirname "$out")"
+        {
+            echo "# nova benchmark results"
+            echo
+            echo "Written by \`just bench\`; figures are only comparable between runs on the same machine."
+            echo
+            echo "- date: $started"
+            echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/^Mem:/ {print $2}') GiB memory"
+            echo "- load average at start: $load; at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+            echo "- nova $(git -C "{{root}}" describe --always --dirty), $(rustc --version)"
+            echo
+            echo "| benchmark | figure | value | conditions |"
+            echo "|---|---|---:|---|"
+            awk -F'\t' '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }' "$NOVA_BENCH_SUMMARY"
+            echo
+            echo "## plugins"
+            echo
+            echo '```text'
+            cat "$work/plugins.md"
+            echo '```'
+            for b in workflows rag; do echo; echo "## $b"; echo; cat "$work/$b.md"; done
+        } > "$out"
+        rm -rf "$work"
+        echo "wrote $out"
+    }
     case "{{what}}" in
-        all) plugins; workflows; rag ;;
+        all) all ;;
         plugins) plugins ;;
         workflows) workflows ;;
         rag) rag ;;

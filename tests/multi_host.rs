@@ -87,7 +87,9 @@ async fn plugins_uploaded_to_one_host_reach_every_host() {
             "the file is in each host's own plugin directory"
         );
     }
-    let (status, out) = b.invoke_step("hello", &json!({"name": "fleet"}), None).await;
+    let (status, out) = b
+        .invoke_step("hello", &json!({"name": "fleet"}), None)
+        .await;
     assert_eq!(status, 200, "{out}");
 
     // A new version through another host replaces it everywhere.

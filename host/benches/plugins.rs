@@ -17,6 +17,9 @@ use nova::kv::Kv;
 use nova::plugins::{Limits, Manifest, Registry, Runtime, Services, watcher};
 use nova::store::Store;
 
+#[path = "common/summary.rs"]
+mod summary;
+
 const CALLS: usize = 20_000;
 const RELOADS: usize = 30;
 
@@ -57,9 +60,20 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-fn summary(label: &str, unit: &str, mut xs: Vec<f64>) {
+/// Prints the figures of `xs`, and makes their p50 a headline.
+fn figures(label: &str, unit: &str, mut xs: Vec<f64>) {
     xs.sort_by(f64::total_cmp);
     let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+    summary::headline(
+        "plugins",
+        &format!("{label}, p50"),
+        format!("{:.2} {unit}", percentile(&xs, 0.5)),
+        &format!(
+            "{} samples; p99 {:.2} {unit}",
+            xs.len(),
+            percentile(&xs, 0.99)
+        ),
+    );
     println!(
         "{label:<48} n={:<6} p50={:>9.2} {unit}  p99={:>9.2} {unit}  mean={:>9.2} {unit}",
         xs.len(),
@@ -107,7 +121,7 @@ async fn bench_calls(build: &Path) {
         rt.run_step(&plugin, "\"x\"", "{}").await.expect("call");
         us.push(t.elapsed().as_secs_f64() * 1e6);
     }
-    summary("step call (instantiate + run + drop)", "us", us);
+    figures("step call (instantiate + run + drop)", "us", us);
 
     // Throughput with as many concurrent callers as cores.
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -127,6 +141,12 @@ async fn bench_calls(build: &Path) {
     }
     let per_s = (CALLS / workers * workers) as f64 / t.elapsed().as_secs_f64();
     println!("step calls/s with {workers} concurrent callers           {per_s:>9.0} calls/s");
+    summary::headline(
+        "plugins",
+        "step calls/s",
+        format!("{per_s:.0} calls/s"),
+        &format!("{workers} concurrent callers, fresh instance per call"),
+    );
 }
 
 async fn bench_reload(build: &Path) {
@@ -175,7 +195,7 @@ async fn bench_reload(build: &Path) {
         } else {
             "reload: file landed -> first call (compile cached)"
         };
-        summary(label, "ms", ms);
+        figures(label, "ms", ms);
     }
 }
 
@@ -219,6 +239,12 @@ async fn bench_compile(build: &Path) {
             "{name:<20} {:>10} {c:>12.1} {k:>12.2} {:>7.0}x",
             bytes.len(),
             c / k
+        );
+        summary::headline(
+            "plugins",
+            &format!("compile {name}, cold / cached"),
+            format!("{c:.0} ms / {k:.2} ms"),
+            &format!("{} bytes, best of 3", bytes.len()),
         );
     }
 }

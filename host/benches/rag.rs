@@ -36,6 +36,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod common;
 
+use common::summary::headline;
 use common::{build_dir, env_or, listening_url, loadavg, nova_bin, percentile, repo_root};
 use nova::embed::{BatchConfig, Embedder};
 use serde::{Deserialize, Serialize};
@@ -539,6 +540,21 @@ struct IngestFigures {
 impl IngestFigures {
     fn print(&self, origin: &str) {
         let secs = self.duration_ms as f64 / 1e3;
+        headline(
+            "rag",
+            "ingest throughput",
+            format!("{:.1} chunks/s", self.chunks_embedded as f64 / secs),
+            &format!(
+                "{} chunks of {} pages of Rust docs HTML, {origin}",
+                self.chunks_embedded, self.files_total
+            ),
+        );
+        headline(
+            "rag",
+            "peak RSS during the ingest",
+            mib(self.peak_rss_kib),
+            &format!("{} chunks in the index", self.chunks_indexed),
+        );
         println!("Ingest ({origin}):");
         println!(
             "- {} files ({} added, {} updated, {} failed), {} chunks embedded in {secs:.1} s: \
@@ -800,6 +816,12 @@ async fn cached_latency(http: &reqwest::Client, url: &str) -> String {
     }
     miss.sort_by(f64::total_cmp);
     hit.sort_by(f64::total_cmp);
+    headline(
+        "rag",
+        "/rag/query cache hit, p50",
+        format!("{:.2} ms", percentile(&hit, 0.5)),
+        &format!("{} questions asked twice, 1 client", questions.len()),
+    );
     format!(
         "- cache on (NOVA_RAG_CACHE_TTL_S=300), {} questions asked twice, 1 client: \
          miss p50 {:.1} ms, **hit p50 {:.2} ms**, hit p99 {:.2} ms",
@@ -820,6 +842,24 @@ async fn query_figures(http: &reqwest::Client, url: &str) -> Vec<String> {
     let sequential = ask_all(http, url, questions(0, count), 1, max_time).await;
     // Other phrasings than the sequential run's: every string is new.
     let concurrent = ask_all(http, url, questions(5, count), CONCURRENT_CLIENTS, max_time).await;
+    headline(
+        "rag",
+        "/rag/query p50 / p99",
+        format!("{:.1} ms / {:.1} ms", sequential.p50_ms, sequential.p99_ms),
+        &format!(
+            "top_k {TOP_K}, warm, cache off, 1 client, {} distinct queries over HTTP",
+            sequential.queries
+        ),
+    );
+    headline(
+        "rag",
+        "/rag/query throughput",
+        format!("{:.0} q/s", concurrent.per_s),
+        &format!(
+            "{CONCURRENT_CLIENTS} concurrent clients, cache off; p50 {:.1} ms",
+            concurrent.p50_ms
+        ),
+    );
     vec![
         sequential.line("1 client, sequential"),
         concurrent.line(&format!("{CONCURRENT_CLIENTS} concurrent clients")),
@@ -1120,6 +1160,12 @@ async fn embedding_figures(bench: &Path, setup: &Setup) -> Vec<String> {
     .await;
     let batched = embed_throughput(&embedder, &texts, BATCH, max_time).await;
     drop(embedder);
+    headline(
+        "rag",
+        "embedding, batch 1 / batch 32",
+        format!("{:.1} / {:.1} texts/s", one.per_s(), batched.per_s()),
+        "all-MiniLM-L6-v2 on candle, CPU, one replica per core",
+    );
     lines.push(format!(
         "- nova (candle, in-process, one single-threaded replica per core, forward passes of at most {} \
          padded tokens; load average {load}): batch 1 (embed_one): {} texts in {:.1} s, \
@@ -1140,20 +1186,32 @@ async fn embedding_figures(bench: &Path, setup: &Setup) -> Vec<String> {
     let st_batched = st_bench(&python, &setup.model, &texts_file, BATCH, batched.texts);
     let st_one = st_bench(&python, &setup.model, &texts_file, 1, one.texts);
     match (st_batched, st_one) {
-        (Ok(b), Ok(o)) => lines.push(format!(
-            "- sentence-transformers ({}, torch 2 threads, OMP_WAIT_POLICY={}, same texts, \
+        (Ok(b), Ok(o)) => {
+            headline(
+                "rag",
+                "embedding vs sentence-transformers, batch 1 / batch 32",
+                format!(
+                    "{:.2}x / {:.2}x",
+                    one.per_s() / o.per_s,
+                    batched.per_s() / b.per_s
+                ),
+                "same texts, side by side in one run; above 1 is nova faster",
+            );
+            lines.push(format!(
+                "- sentence-transformers ({}, torch 2 threads, OMP_WAIT_POLICY={}, same texts, \
              right after; load average {load}): batch 1: {} texts, **{:.1} texts/s**; \
              batch {BATCH}: {} texts, **{:.1} texts/s**. nova / sentence-transformers: \
              batch 1 **{:.2}x**, batch {BATCH} **{:.2}x**",
-            python.display(),
-            omp_wait_policy(),
-            o.texts,
-            o.per_s,
-            b.texts,
-            b.per_s,
-            one.per_s() / o.per_s,
-            batched.per_s() / b.per_s
-        )),
+                python.display(),
+                omp_wait_policy(),
+                o.texts,
+                o.per_s,
+                b.texts,
+                b.per_s,
+                one.per_s() / o.per_s,
+                batched.per_s() / b.per_s
+            ))
+        }
         (b, o) => lines.push(format!(
             "- sentence-transformers did not run: {}",
             [b.err(), o.err()]
@@ -1212,6 +1270,15 @@ async fn bench() {
         "- median of {RESTARTS}: **{:.2} s**",
         median(&restarts.ready_s)
     );
+    headline(
+        "rag",
+        "restart to ready",
+        format!("{:.2} s", median(&restarts.ready_s)),
+        &format!(
+            "median of {RESTARTS}, {} chunks, no re-embedding",
+            ingest.chunks_indexed
+        ),
+    );
 
     println!();
     println!(
@@ -1225,6 +1292,12 @@ async fn bench() {
     println!(
         "- peak RSS of the restarted host after the queries: {}",
         mib(restarts.peak_rss_kib)
+    );
+    headline(
+        "rag",
+        "peak RSS serving queries",
+        mib(restarts.peak_rss_kib),
+        "restarted host, after the query figures",
     );
 
     println!();

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 mod common;
 
+use common::summary::headline;
 use common::{build_dir, env_or, listening_url, loadavg, nova_bin, percentile};
 use serde_json::{Value, json};
 
@@ -345,7 +346,14 @@ fn rfc3339_ms(v: &Value) -> Option<f64> {
 
 /// Submits `runs` 1-step runs as fast as `OPEN_CONCURRENCY` requests allow,
 /// then waits for all of them. Bounded by `max_time` for the submissions.
-async fn open_loop(http: &reqwest::Client, url: &str, runs: usize, max_time: Duration) -> String {
+/// `what` names the configuration in the headline figure.
+async fn open_loop(
+    http: &reqwest::Client,
+    url: &str,
+    what: &str,
+    runs: usize,
+    max_time: Duration,
+) -> String {
     let body = Arc::new(workflow(1));
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
@@ -402,6 +410,14 @@ async fn open_loop(http: &reqwest::Client, url: &str, runs: usize, max_time: Dur
         .filter_map(|f| f.2)
         .fold(f64::NEG_INFINITY, f64::max);
     let server_s = (last - first) / 1e3;
+    headline(
+        "workflows",
+        &format!("1-step runs/s, many in flight, {what}"),
+        format!("{:.0} runs/s", n as f64 / all),
+        &format!(
+            "{n} runs from {OPEN_CONCURRENCY} concurrent submitters, submit all then wait for all"
+        ),
+    );
     format!(
         "{n} runs ({failed} not succeeded): submitted in {submitted:.2} s ({:.0}/s); \
          all finished after {all:.2} s: **{:.0} runs/s** end to end \
@@ -452,7 +468,14 @@ async fn bench() {
             let line = format!(
                 "- {}, 1 step, {OPEN_CONCURRENCY} concurrent requests, {stored} runs stored before: {}",
                 backend.name(),
-                open_loop(&http, &host.url, OPEN_RUNS, max_time * 3).await
+                open_loop(
+                    &http,
+                    &host.url,
+                    &format!("{}, {stored} runs stored before", backend.name()),
+                    OPEN_RUNS,
+                    max_time * 3
+                )
+                .await
             );
             eprintln!("{line}");
             open.push(line);
@@ -471,6 +494,15 @@ async fn bench() {
                 )
                 .await;
                 stored += f.runs;
+                headline(
+                    "workflows",
+                    &format!("{steps}-step runs/s, {}", backend.name()),
+                    format!("{:.0} runs/s", f.per_s),
+                    &format!(
+                        "{clients} clients, closed loop; submit to finished p50 {:.1} ms, p99 {:.1} ms",
+                        f.p50_ms, f.p99_ms
+                    ),
+                );
                 let row = format!(
                     "| {} | {steps} | {clients} | {}{} | {:.0} | {:.1} | {:.1} | {:.0} | {:.0} |",
                     backend.name(),

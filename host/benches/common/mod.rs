@@ -1,5 +1,7 @@
 //! What the benchmarks that run real `nova serve` processes share.
 
+pub mod summary;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Child;
