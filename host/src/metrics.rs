@@ -327,7 +327,39 @@ pub fn step_outcome(outcome: StepOutcome) {
         .inc();
 }
 
-/// Sets the queue-depth gauge (refreshed periodically, see `server.rs`).
+/// How often [`spawn_gauges`] refreshes the queue and run gauges.
+const GAUGE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Refreshes the queue-depth and runs-by-status gauges every two seconds.
+///
+/// A background task rather than a scrape-time query: [`render`] stays
+/// synchronous and cheap, a slow store never stalls a scrape, and many
+/// scrapers cost one query per interval, not one each. The figures are of
+/// the shared store and queue, so every host of a fleet reports the same
+/// values (aggregate them with `max`, not `sum`).
+pub fn spawn_gauges(store: crate::store::Store, queue: crate::queue::Queue) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(GAUGE_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match queue.depth().await {
+                Ok(depth) => set_queue_depth(depth),
+                Err(e) => tracing::debug!(error = %e, "queue depth for metrics"),
+            }
+            match store.count_by_status().await {
+                Ok(counts) => {
+                    for (status, count) in counts {
+                        set_runs(status.as_str(), count);
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "run counts for metrics"),
+            }
+        }
+    });
+}
+
+/// Sets the queue-depth gauge.
 pub fn set_queue_depth(depth: u64) {
     METRICS
         .queue_depth

@@ -229,6 +229,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         finished: workflow::Finished::default(),
     };
     let workers = config.role.runs_workers().then(|| workflows.clone());
+    crate::metrics::spawn_gauges(workflows.store.clone(), workflows.queue.clone());
 
     let ingestor = knowledge.inner().is_ok().then(|| {
         Arc::new(Ingestor::new(

@@ -172,8 +172,10 @@ fn embed_all(model: &Model, config: &BatchConfig, round: &mut Round) {
 
     for batch in batches(&items, config) {
         let encodings: Vec<&Encoding> = batch.iter().map(|(_, _, e)| e).collect();
+        let start = Instant::now();
         match model.embed(&encodings) {
             Ok(vectors) => {
+                crate::metrics::embed_batch(encodings.len(), start.elapsed());
                 for ((r, t, _), vector) in batch.iter().zip(vectors) {
                     round.done(*r, *t, vector);
                 }

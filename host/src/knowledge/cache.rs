@@ -144,6 +144,7 @@ impl QueryCache {
                 }
             }
         };
+        crate::metrics::query_cache(found.is_some());
         let counter = if found.is_some() {
             &self.hits
         } else {

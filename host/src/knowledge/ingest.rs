@@ -129,6 +129,23 @@ struct Found {
     modified_ms: u64,
 }
 
+/// Adds a finished ingest's figures to the process metrics, once at the
+/// end rather than per file: the report already counts them.
+fn record_metrics(report: &Report) {
+    use crate::metrics::{self, FileOutcome};
+    metrics::ingest_run();
+    for (outcome, count) in [
+        (FileOutcome::Added, report.added),
+        (FileOutcome::Updated, report.updated),
+        (FileOutcome::Removed, report.removed),
+        (FileOutcome::Unchanged, report.unchanged),
+        (FileOutcome::Failed, report.failed),
+    ] {
+        metrics::ingest_files(outcome, count as u64);
+    }
+    metrics::ingest_chunks_embedded(report.chunks_embedded as u64);
+}
+
 /// A file's source and what ingesting it did (or why it failed).
 type FileResult = (String, Result<Outcome, String>);
 
@@ -227,6 +244,7 @@ impl Ingestor {
         report.failures.sort_by(|a, b| a.source.cmp(&b.source));
         report.finished_at = Some(rfc3339(SystemTime::now()));
         report.duration_ms = Some(start.elapsed().as_millis() as u64);
+        record_metrics(&report);
         tracing::info!(
             collection = %report.collection,
             dir = %report.dir,

@@ -450,11 +450,37 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Counts a call in the plugin's stats; one that never got an instance
-/// slot never ran, and is not a call of the plugin.
+/// Counts a call in the plugin's stats and the process metrics; one that
+/// never got an instance slot never ran, and is not a call of the plugin
+/// (the metrics count it as `busy`, without a duration).
 fn record<T>(plugin: &Plugin, start: Instant, result: &Result<T, CallError>) {
-    if !matches!(result, Err(CallError::Busy { .. })) {
+    let ran = !matches!(result, Err(CallError::Busy { .. }));
+    if ran {
         plugin.stats.record(elapsed_ms(start), result.is_ok());
+    }
+    crate::metrics::plugin_call(
+        &plugin.name,
+        plugin.kind.as_str(),
+        outcome(result),
+        ran.then(|| start.elapsed()),
+    );
+}
+
+/// A call's outcome as a bounded metric label.
+fn outcome<T>(result: &Result<T, CallError>) -> &'static str {
+    match result {
+        Ok(_) => "ok",
+        Err(CallError::InvalidInput(_)) => "invalid_input",
+        Err(CallError::Unsupported(_)) => "unsupported",
+        Err(CallError::Failed(_)) => "failed",
+        Err(CallError::Timeout { .. }) => "timeout",
+        Err(CallError::OutOfMemory { .. }) => "out_of_memory",
+        Err(CallError::StackOverflow) => "stack_overflow",
+        Err(CallError::Trap { .. }) => "trap",
+        Err(CallError::OutputTooLarge { .. }) => "output_too_large",
+        Err(CallError::InvalidOutput(_)) => "invalid_output",
+        Err(CallError::Busy { .. }) => "busy",
+        Err(CallError::Setup(_)) => "setup",
     }
 }
 
