@@ -12,6 +12,7 @@ pub mod plugins;
 pub mod queue;
 pub mod ratelimit;
 pub mod redis;
+pub mod request_id;
 pub mod server;
 pub mod store;
 pub mod vector;

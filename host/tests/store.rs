@@ -300,6 +300,7 @@ fn new_run(steps: usize, key: Option<&str>) -> NewRun {
         steps: (0..steps).map(|i| step(&format!("step-{i}"))).collect(),
         input: json!({"n": steps}),
         idempotency_key: key.map(str::to_owned),
+        request_id: None,
     }
 }
 
@@ -370,8 +371,10 @@ async fn check_create_and_get(store: &Store) {
         ],
         input: json!({"text": "héllo ✓ \"quoted\" \\ back", "list": [1, 2, 3], "deep": {"x": {"y": true}}}),
         idempotency_key: None,
+        request_id: Some("req-0123 abc".into()),
     };
     let (run, created) = store.create_run(new.clone()).await.expect("create_run");
+    assert_eq!(run.request_id.as_deref(), Some("req-0123 abc"));
     assert!(created);
     assert_eq!(run.id.get_version_num(), 7, "run ids are UUID v7");
     assert_eq!(run.status, RunStatus::Queued);

@@ -62,6 +62,7 @@ pub async fn submit(
             .collect(),
         input: request.input,
         idempotency_key: request.idempotency_key,
+        request_id: crate::request_id::current(),
     };
     let submitted = wf.submit(new).await?;
     let status = if submitted.created {

@@ -24,17 +24,29 @@ const POSTGRES: Embedded = &[
         include_str!("../../migrations/postgres/0001_runs_steps_docs.sql"),
     ),
     (
+        2,
+        "run request id",
+        include_str!("../../migrations/postgres/0002_run_request_id.sql"),
+    ),
+    (
         3,
         "plugins",
         include_str!("../../migrations/postgres/0003_plugins.sql"),
     ),
 ];
 
-const SQLITE: Embedded = &[(
-    1,
-    "runs steps docs",
-    include_str!("../../migrations/sqlite/0001_runs_steps_docs.sql"),
-)];
+const SQLITE: Embedded = &[
+    (
+        1,
+        "runs steps docs",
+        include_str!("../../migrations/sqlite/0001_runs_steps_docs.sql"),
+    ),
+    (
+        2,
+        "run request id",
+        include_str!("../../migrations/sqlite/0002_run_request_id.sql"),
+    ),
+];
 
 fn migrator(embedded: Embedded) -> Migrator {
     Migrator::with_migrations(

@@ -20,7 +20,7 @@
 macro_rules! run_columns {
     () => {
         "id, status, input, output, error, idempotency_key, cancel_requested, \
-         created_at, started_at, finished_at"
+         created_at, started_at, finished_at, request_id"
     };
 }
 
@@ -195,6 +195,9 @@ pub struct NewRun {
     pub input: Value,
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// The `X-Request-Id` of the submitting request, for the worker's logs.
+    #[serde(default)]
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -210,6 +213,9 @@ pub struct Run {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The `X-Request-Id` of the request that submitted the run.
+    #[serde(default)]
+    pub request_id: Option<String>,
     /// In order of `index`.
     pub steps: Vec<Step>,
 }
@@ -269,6 +275,7 @@ impl Run {
             created_at,
             started_at: None,
             finished_at: None,
+            request_id: new.request_id,
             steps,
         }
     }

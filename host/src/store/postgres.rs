@@ -105,8 +105,9 @@ impl PgStore {
         }
         let inserted: Option<RunId> = sqlx::query_scalar(
             "WITH new_run AS (
-                 INSERT INTO runs (id, status, input, idempotency_key, cancel_requested, created_at)
-                 VALUES ($1, 'queued', $2, $3, FALSE, $4)
+                 INSERT INTO runs (id, status, input, idempotency_key, cancel_requested, created_at,
+                                   request_id)
+                 VALUES ($1, 'queued', $2, $3, FALSE, $4, $9)
                  ON CONFLICT (idempotency_key) DO NOTHING
                  RETURNING id
              ), new_steps AS (
@@ -127,6 +128,7 @@ impl PgStore {
         .bind(&configs)
         .bind(&timeouts)
         .bind(&retries)
+        .bind(&new.request_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(inserted.is_some())
@@ -701,6 +703,7 @@ fn run_from_row(row: &PgRow) -> Result<Run, StoreError> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        request_id: row.try_get("request_id")?,
         steps: Vec::new(),
     })
 }

@@ -109,14 +109,16 @@ impl SqliteStore {
         let input = to_json(&new.input)?;
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query(
-            "INSERT INTO runs (id, status, input, idempotency_key, cancel_requested, created_at)
-             VALUES (?1, 'queued', ?2, ?3, 0, ?4)
+            "INSERT INTO runs (id, status, input, idempotency_key, cancel_requested, created_at,
+                               request_id)
+             VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5)
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(id)
         .bind(input)
         .bind(&new.idempotency_key)
         .bind(now)
+        .bind(&new.request_id)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -748,6 +750,7 @@ fn run_from_row(row: &SqliteRow) -> Result<Run, StoreError> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        request_id: row.try_get("request_id")?,
         steps: Vec::new(),
     })
 }

@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 use super::{Workflows, backoff};
+use crate::metrics::{self, StepOutcome as Counted};
 use crate::plugins::{CallError, PluginKind};
 use crate::queue::Delivery;
 use crate::store::{Run, RunStatus, Step, StepOutcome, StepStatus, StoreError};
@@ -111,7 +113,20 @@ impl Drop for Heartbeat {
     }
 }
 
+/// Executes the run under a `run{run_id, request_id}` span, so every line
+/// its steps log — here or on another host — names the submitting request.
 async fn execute(wf: &Workflows, worker: &Arc<str>, run: Run, delivery: &Delivery) {
+    let span = tracing::info_span!(
+        "run",
+        run_id = %run.id,
+        request_id = run.request_id.as_deref(),
+    );
+    execute_steps(wf, worker, run, delivery)
+        .instrument(span)
+        .await;
+}
+
+async fn execute_steps(wf: &Workflows, worker: &Arc<str>, run: Run, delivery: &Delivery) {
     let heartbeat = Heartbeat::start(wf, worker, &run, delivery);
     let id = run.id;
     let mut input = run.input.clone();
@@ -142,7 +157,11 @@ async fn execute(wf: &Workflows, worker: &Arc<str>, run: Run, delivery: &Deliver
             }
             StepStatus::Pending | StepStatus::Running => {}
         }
-        match run_step(wf, worker, &run, step, &input, &heartbeat.lost).await {
+        let span = tracing::info_span!("step", index = step.index, plugin = %step.plugin);
+        match run_step(wf, worker, &run, step, &input, &heartbeat.lost)
+            .instrument(span)
+            .await
+        {
             StepEnd::Succeeded(output) => input = output,
             StepEnd::Failed(error) => {
                 finish(
@@ -272,7 +291,11 @@ async fn run_step(
                     )
                     .await
                 {
-                    Ok(_) => StepEnd::Succeeded(output),
+                    Ok(_) => {
+                        metrics::step_outcome(Counted::Succeeded);
+                        tracing::debug!(attempt, ms, "step succeeded");
+                        StepEnd::Succeeded(output)
+                    }
                     Err(e) => abandon(id, e),
                 };
             }
@@ -280,6 +303,7 @@ async fn run_step(
         };
         if retryable(&error) && attempt <= retries {
             let delay = backoff::delay(attempt, wf.config.backoff_base, wf.config.backoff_max);
+            metrics::step_outcome(Counted::Retried);
             tracing::info!(run = %id, step = step.index, attempt, ?delay, error = %error, "step failed; retrying");
             tokio::select! {
                 () = tokio::time::sleep(delay) => continue,
@@ -326,6 +350,7 @@ async fn fail(
     let outcome = StepOutcome::Failed {
         error: error.to_owned(),
     };
+    metrics::step_outcome(Counted::Failed);
     match wf
         .store
         .finish_step(run.id, step.index, outcome, ms, worker)
