@@ -120,6 +120,37 @@ struct ServeArgs {
     /// Requests a client may make at once before the rate applies [default: 100].
     #[arg(long, env = "NOVA_RAG_RATE_BURST")]
     rag_rate_burst: Option<f64>,
+    /// Log lines on stderr: text, or json (one object per line, with the
+    /// spans: request id, run and step) [default: text].
+    #[arg(long, env = "NOVA_LOG_FORMAT", value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Logs go to stderr (stdout carries the listening address and the
+/// generated admin token), filtered by NOVA_LOG, as text or JSON lines.
+fn init_logs(format: LogFormat) {
+    let filter = EnvFilter::try_from_env("NOVA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => logs.init(),
+        // Event fields at the top level; the spans (request, run, step)
+        // with their fields under "spans", outermost first.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -132,12 +163,15 @@ fn main() -> anyhow::Result<ExitCode> {
         unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
     }
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("NOVA_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // `serve` validates NOVA_LOG_FORMAT with its flag; the client commands
+    // log little and take the variable as is.
+    init_logs(match &cli.command {
+        Command::Serve(args) => args.log_format.unwrap_or_default(),
+        _ => std::env::var("NOVA_LOG_FORMAT")
+            .ok()
+            .and_then(|v| <LogFormat as clap::ValueEnum>::from_str(&v, true).ok())
+            .unwrap_or_default(),
+    });
     match cli.command {
         Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
         Command::Submit(args) => Ok(nova::cli::submit(args)),
