@@ -385,7 +385,11 @@ impl Client {
         }
         let received = self.send(&request).await?;
         let page: Answer<RunPage> = self.decode(&request, received)?;
-        self.require(&request, page.json()["runs"].is_array(), "no \"runs\" array")?;
+        self.require(
+            &request,
+            page.json()["runs"].is_array(),
+            "no \"runs\" array",
+        )?;
         Ok(page)
     }
 
@@ -637,7 +641,9 @@ impl Client {
 fn answer<T>(value: T, received: Received) -> Answer<T> {
     Answer {
         value,
-        raw: String::from_utf8_lossy(&received.body).trim_end().to_owned(),
+        raw: String::from_utf8_lossy(&received.body)
+            .trim_end()
+            .to_owned(),
         status: received.status.as_u16(),
         attempts: received.attempts,
     }

@@ -290,7 +290,10 @@ async fn other_error_bodies_and_bad_answers() {
 async fn requests_carry_the_token_the_hold_and_the_raw_answer() {
     let (url, seen) = serve(vec![
         answer(200, json!({"id": "r1", "status": "running"})),
-        answer(200, json!({"id": "r1", "status": "succeeded", "output": {"n": 2}, "new": 1})),
+        answer(
+            200,
+            json!({"id": "r1", "status": "succeeded", "output": {"n": 2}, "new": 1}),
+        ),
     ])
     .await;
     let client = Client::builder(&url)
