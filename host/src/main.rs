@@ -37,6 +37,10 @@ enum Command {
     Ingest(nova::cli::IngestArgs),
     /// Ask the knowledge base of a running host.
     Query(nova::cli::QueryArgs),
+    /// List, show, reload, upload, remove or invoke the plugins of a running host (admin).
+    Plugins(nova::cli::PluginsArgs),
+    /// Ask a running host whether it is ready, and why not.
+    Health(nova::cli::HealthArgs),
 }
 
 #[derive(Args)]
@@ -178,6 +182,8 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Runs(args) => Ok(nova::cli::runs(args)),
         Command::Ingest(args) => Ok(nova::cli::ingest(args)),
         Command::Query(args) => Ok(nova::cli::query(args)),
+        Command::Plugins(args) => Ok(nova::cli::plugins(args)),
+        Command::Health(args) => Ok(nova::cli::health(args)),
     }
 }
 

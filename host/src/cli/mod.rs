@@ -1,6 +1,6 @@
-//! The client verbs of the `nova` command: `submit`, `runs show`,
-//! `runs list`, `runs cancel`, `ingest` and `query`, over the host's HTTP
-//! API.
+//! The client verbs of the `nova` command: `submit`, `runs`, `ingest`,
+//! `query`, `plugins` and `health`, over the host's HTTP API through
+//! `nova-client`.
 //!
 //! Exit codes: 0 on success; 1 when the server reported a failure (an
 //! error answer, or with `--wait` a run that ended `failed` or `cancelled`,
@@ -8,28 +8,45 @@
 //! unreadable file, a file that is not JSON, or a server that cannot be
 //! reached.
 
-pub mod client;
 pub mod output;
 
-use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use nova_client::{
+    Answer, Client, Error as ClientError, Invoke, ListRuns, Query, Reload, RunStatus,
+};
 use serde_json::Value;
 
-pub use client::{Answer, Client, ClientError};
-
-/// Where the host is, and how to print its answers.
+/// Where the host is, how to talk to it, and how to print its answers.
 #[derive(Args, Debug, Clone)]
 pub struct Remote {
     /// Base URL of the nova host.
-    #[arg(long, env = "NOVA_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, env = "NOVA_URL", default_value = nova_client::DEFAULT_URL)]
     pub url: String,
+    /// The host's admin token (needed by `plugins` and `ingest`).
+    #[arg(long, env = "NOVA_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Seconds one request may take before it is given up (a `--wait`
+    /// request gets its hold on top).
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_seconds)]
+    pub timeout: f64,
     /// Print the server's JSON answer as is, instead of a summary.
     #[arg(long)]
     pub json: bool,
+}
+
+impl Remote {
+    fn client(&self) -> Result<Client, ClientError> {
+        let mut builder = Client::builder(&self.url).timeout(Duration::from_secs_f64(self.timeout));
+        if let Some(token) = &self.token {
+            builder = builder.token(token);
+        }
+        builder.build()
+    }
 }
 
 /// `nova submit FILE.json [--wait[=SECONDS]]`
@@ -104,9 +121,6 @@ pub struct IngestArgs {
     /// one named after DIR].
     #[arg(long)]
     pub collection: Option<String>,
-    /// The host's admin token.
-    #[arg(long, env = "NOVA_ADMIN_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
     /// Start the ingest and return at once, without progress.
     #[arg(long)]
     pub detach: bool,
@@ -131,6 +145,79 @@ pub struct QueryArgs {
     /// Only chunks whose metadata KEY equals VALUE (repeatable).
     #[arg(long = "where", value_name = "KEY=VALUE", value_parser = parse_pair)]
     pub filters: Vec<(String, String)>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// `nova plugins …` (admin: needs the token)
+#[derive(Args, Debug)]
+pub struct PluginsArgs {
+    #[command(subcommand)]
+    pub command: PluginsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PluginsCommand {
+    /// List every plugin: kind, version, status, calls, failures, median
+    /// duration and the start of its SHA-256.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show one plugin's listing entry: limits, grants, stats, errors.
+    Show {
+        /// The plugin's name.
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Rescan the host's plugin directory, and show what changed per name.
+    Reload {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Upload a component as plugin NAME (created, or replacing the
+    /// serving version once the new one works).
+    Upload {
+        /// The plugin's name: lowercase letters, digits, `-` and `_`.
+        name: String,
+        /// The component. `-` reads standard input.
+        #[arg(value_name = "FILE.wasm")]
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Remove a plugin: it stops serving at once.
+    Remove {
+        /// The plugin's name.
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Run a plugin once: a step on JSON input, a loader on a document.
+    Invoke {
+        /// The plugin's name.
+        name: String,
+        /// The input: a step's JSON, or a loader's document. `-` reads
+        /// standard input; without it the input is empty (`null` for a
+        /// step).
+        #[arg(value_name = "FILE")]
+        file: Option<PathBuf>,
+        /// A step's configuration, as JSON [default: {}].
+        #[arg(long, value_name = "JSON")]
+        config: Option<String>,
+        /// A loader's document name [default: FILE as given, else
+        /// `document`].
+        #[arg(long, value_name = "NAME")]
+        source: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// `nova health`
+#[derive(Args, Debug)]
+pub struct HealthArgs {
     #[command(flatten)]
     pub remote: Remote,
 }
@@ -185,6 +272,16 @@ pub fn query(args: QueryArgs) -> ExitCode {
     finish(block_on(query_async(args)))
 }
 
+/// Runs `nova plugins …`.
+pub fn plugins(args: PluginsArgs) -> ExitCode {
+    finish(block_on(plugins_async(args)))
+}
+
+/// Runs `nova health`.
+pub fn health(args: HealthArgs) -> ExitCode {
+    finish(block_on(health_async(args)))
+}
+
 fn block_on<F: std::future::Future<Output = Result<(), Failure>>>(
     future: F,
 ) -> Result<(), Failure> {
@@ -213,115 +310,104 @@ fn print(text: &str) {
     let _ = out.flush();
 }
 
-/// The server's answer, as it sent it.
-fn print_raw(answer: &Answer) {
-    print(&format!("{}\n", answer.raw));
+/// `--json`: the server's answer as it sent it; otherwise the summary.
+fn show<T>(answer: &Answer<T>, json: bool, human: impl FnOnce(&T) -> String) {
+    if json {
+        print(&format!("{}\n", answer.raw));
+    } else {
+        print(&human(&answer.value));
+    }
 }
 
-fn read_workflow(file: &std::path::Path) -> Result<Value, Failure> {
-    let stdin = file.as_os_str() == "-";
-    let name = if stdin {
-        "standard input".to_owned()
-    } else {
-        file.display().to_string()
-    };
-    let bytes = if stdin {
+/// A note for people on stderr; `--json` keeps quiet so that scripts see
+/// only the answer.
+fn note(json: bool, text: &str) {
+    if !json {
+        let _ = writeln!(std::io::stderr().lock(), "{text}");
+    }
+}
+
+/// The bytes of `file`, or of standard input for `-`.
+fn read_input(file: &Path) -> Result<Vec<u8>, Failure> {
+    if file.as_os_str() == "-" {
         let mut bytes = Vec::new();
         std::io::stdin()
             .lock()
             .read_to_end(&mut bytes)
-            .map_err(|e| Failure::Usage(format!("cannot read {name}: {e}")))?;
-        bytes
+            .map_err(|e| Failure::Usage(format!("cannot read standard input: {e}")))?;
+        Ok(bytes)
     } else {
-        std::fs::read(file).map_err(|e| Failure::Usage(format!("cannot read {name}: {e}")))?
+        std::fs::read(file)
+            .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", file.display())))
+    }
+}
+
+fn read_json(file: &Path) -> Result<Value, Failure> {
+    let bytes = read_input(file)?;
+    let name = if file.as_os_str() == "-" {
+        "standard input".to_owned()
+    } else {
+        file.display().to_string()
     };
     serde_json::from_slice(&bytes)
         .map_err(|e| Failure::Usage(format!("{name} is not valid JSON: {e}")))
 }
 
+/// A spinner on stderr for work without a measure of progress (it stays
+/// hidden when stderr is not a terminal, or with `--json`).
+fn spinner(json: bool, message: String) -> indicatif::ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner().with_message(message);
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
 async fn submit_async(args: SubmitArgs) -> Result<(), Failure> {
-    let workflow = read_workflow(&args.file)?;
-    let client = Client::new(&args.remote.url)?;
-    let (created, answer) = client.submit(&workflow).await?;
-    let id = answer.value["id"].as_str().unwrap_or_default().to_owned();
-    let status = answer.value["status"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    let again = if created {
+    let workflow = read_json(&args.file)?;
+    let client = args.remote.client()?;
+    let json = args.remote.json;
+    let submitted = client.submit(&workflow).await?;
+    let id = submitted.value.id.clone();
+    let status = submitted.value.status;
+    let again = if submitted.value.created {
         ""
     } else {
         " (the existing run of this idempotency key)"
     };
     let Some(secs) = args.wait else {
-        if args.remote.json {
-            print_raw(&answer);
-        } else {
-            print(&format!("run {id} {status}{again}\n"));
-        }
+        show(&submitted, json, |_| format!("run {id} {status}{again}\n"));
         return Ok(());
     };
-    if !args.remote.json {
-        let _ = writeln!(
-            std::io::stderr().lock(),
-            "run {id} {status}{again}; waiting up to {secs} s"
-        );
-    }
-    let run = wait_for(&client, &id, Duration::from_secs_f64(secs)).await?;
-    show(&run, args.remote.json);
-    let status = run.value["status"].as_str().unwrap_or_default();
-    match status {
-        "succeeded" => Ok(()),
-        "failed" | "cancelled" => Err(Failure::Reported(match run.value["error"].as_str() {
-            Some(error) => format!("run {id} {status}: {error}"),
-            None => format!("run {id} {status}"),
-        })),
-        _ => Err(Failure::Reported(format!(
+    note(
+        json,
+        &format!("run {id} {status}{again}; waiting up to {secs} s"),
+    );
+    let bar = spinner(json, format!("run {id}"));
+    let run = client.wait(&id, Duration::from_secs_f64(secs)).await;
+    bar.finish_and_clear();
+    let run = run?;
+    show(&run, json, output::run);
+    match run.value.status {
+        RunStatus::Succeeded => Ok(()),
+        status @ (RunStatus::Failed | RunStatus::Cancelled) => {
+            Err(Failure::Reported(match &run.value.error {
+                Some(error) => format!("run {id} {status}: {error}"),
+                None => format!("run {id} {status}"),
+            }))
+        }
+        status => Err(Failure::Reported(format!(
             "run {id} is still {status} after {secs} s"
         ))),
-    }
-}
-
-/// The server holds one request at most this long.
-const MAX_HOLD: Duration = Duration::from_secs(60);
-
-/// Polls `GET /workflows/{id}?wait=` until the run is finished or `total`
-/// has passed; returns the last state seen.
-async fn wait_for(client: &Client, id: &str, total: Duration) -> Result<Answer, ClientError> {
-    let deadline = Instant::now() + total;
-    loop {
-        let asked = Instant::now();
-        let hold = deadline.saturating_duration_since(asked).min(MAX_HOLD);
-        let run = client.run(id, Some(hold)).await?;
-        let done = matches!(
-            run.value["status"].as_str(),
-            Some("succeeded" | "failed" | "cancelled")
-        );
-        if done || Instant::now() >= deadline {
-            return Ok(run);
-        }
-        // A host that answers before the hold is over without a finished
-        // run (an older one, or a proxy): do not spin.
-        if asked.elapsed() < Duration::from_millis(200) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-}
-
-fn show(run: &Answer, json: bool) {
-    if json {
-        print_raw(run);
-    } else {
-        print(&output::run(&run.value));
     }
 }
 
 async fn runs_async(args: RunsArgs) -> Result<(), Failure> {
     match args.command {
         RunsCommand::Show { id, remote } => {
-            let client = Client::new(&remote.url)?;
-            let run = client.run(&id, None).await?;
-            show(&run, remote.json);
+            let run = remote.client()?.run(&id).await?;
+            show(&run, remote.json, output::run);
         }
         RunsCommand::List {
             status,
@@ -329,71 +415,64 @@ async fn runs_async(args: RunsArgs) -> Result<(), Failure> {
             cursor,
             remote,
         } => {
-            let client = Client::new(&remote.url)?;
-            let page = client
-                .list(status.as_deref(), limit, cursor.as_deref())
-                .await?;
-            if remote.json {
-                print_raw(&page);
-            } else {
-                print(&output::list(&page.value));
-            }
+            let status = status
+                .map(|s| serde_json::from_value::<RunStatus>(Value::String(s)))
+                .transpose()
+                .map_err(|e| Failure::Usage(e.to_string()))?;
+            let which = ListRuns {
+                status,
+                limit,
+                cursor,
+            };
+            let page = remote.client()?.list(&which).await?;
+            show(&page, remote.json, output::list);
         }
         RunsCommand::Cancel { id, remote } => {
-            let client = Client::new(&remote.url)?;
-            let run = client.cancel(&id).await?;
-            show(&run, remote.json);
+            let run = remote.client()?.cancel(&id).await?;
+            show(&run, remote.json, output::run);
         }
     }
     Ok(())
 }
 
 async fn query_async(args: QueryArgs) -> Result<(), Failure> {
-    let client = Client::new(&args.remote.url)?;
-    let mut filter = serde_json::Map::new();
+    let client = args.remote.client()?;
+    let mut query = Query::new(args.text);
+    query.top_k = Some(args.top_k);
+    query.collection = args.collection;
     if let Some(prefix) = args.source_prefix {
-        filter.insert("source_prefix".into(), Value::String(prefix));
+        query.filter.insert("source_prefix".into(), prefix);
     }
-    for (key, value) in args.filters {
-        filter.insert(key, Value::String(value));
-    }
-    let mut request =
-        serde_json::json!({"query": args.text, "top_k": args.top_k, "filter": filter});
-    if let Some(collection) = args.collection {
-        request["collection"] = Value::String(collection);
-    }
-    let answer = client.rag_query(&request).await?;
-    if args.remote.json {
-        print_raw(&answer);
-    } else {
-        print(&output::hits(&answer.value));
-    }
+    query.filter.extend(args.filters);
+    let answer = client.rag_query(&query).await?;
+    show(&answer, args.remote.json, output::hits);
     Ok(())
 }
 
 async fn ingest_async(args: IngestArgs) -> Result<(), Failure> {
-    let client = Client::new(&args.remote.url)?.with_token(args.token);
-    let mut request = serde_json::Map::new();
+    let client = args.remote.client()?;
+    let json = args.remote.json;
+    let mut reload = Reload {
+        collection: args.collection,
+        dir: None,
+    };
     if let Some(dir) = args.dir {
         // The host reads the directory: send it absolute.
         let dir = std::path::absolute(&dir)
             .map_err(|e| Failure::Usage(format!("{}: {e}", dir.display())))?;
-        request.insert("dir".into(), Value::String(dir.display().to_string()));
+        reload.dir = Some(dir.display().to_string());
     }
-    if let Some(collection) = args.collection {
-        request.insert("collection".into(), Value::String(collection));
-    }
-    let started = client.rag_reload(&Value::Object(request)).await?;
-    let id = started.value["id"].as_str().unwrap_or_default().to_owned();
+    let started = client.rag_reload(&reload).await?;
+    let id = started.value.id.clone();
     if args.detach {
-        if args.remote.json {
-            print_raw(&started);
-        } else {
-            print(&format!("ingest {id} started\n"));
-        }
+        show(&started, json, |_| format!("ingest {id} started\n"));
         return Ok(());
     }
-    let bar = indicatif::ProgressBar::new(0);
+    let bar = if json {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(0)
+    };
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{spinner} {prefix} [{bar:30}] {pos}/{len} files, {msg} ({elapsed})",
@@ -402,30 +481,123 @@ async fn ingest_async(args: IngestArgs) -> Result<(), Failure> {
         .progress_chars("=> "),
     );
     bar.set_prefix("ingesting");
-    let report = loop {
-        let answer = client.rag_ingest(&id).await?;
-        let report = &answer.value["report"];
-        if let Some(total) = report["files_total"].as_u64() {
-            bar.set_length(total);
-            bar.set_position(report["files_done"].as_u64().unwrap_or(0));
-            bar.set_message(format!(
-                "{} chunks embedded",
-                report["chunks_embedded"].as_u64().unwrap_or(0)
-            ));
+    let progress = loop {
+        let progress = client.rag_ingest(&id).await;
+        let progress = match progress {
+            Ok(p) => p,
+            Err(e) => {
+                bar.finish_and_clear();
+                return Err(e.into());
+            }
+        };
+        if let Some(report) = &progress.value.report {
+            bar.set_length(report.files_total);
+            bar.set_position(report.files_done);
+            bar.set_message(format!("{} chunks embedded", report.chunks_embedded));
         }
-        if answer.value["running"] == Value::Bool(false) && report.is_object() {
-            break answer;
+        if progress.value.is_finished() {
+            break progress;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     bar.finish_and_clear();
-    if args.remote.json {
-        print_raw(&report);
-    } else {
-        print(&output::ingest(&report.value["report"]));
-    }
-    match report.value["report"]["error"].as_str() {
+    let report = progress.value.report.clone().unwrap_or_default();
+    show(&progress, json, |_| output::ingest(&report));
+    match &report.error {
         Some(error) => Err(Failure::Reported(format!("ingest {id} failed: {error}"))),
         None => Ok(()),
+    }
+}
+
+async fn plugins_async(args: PluginsArgs) -> Result<(), Failure> {
+    match args.command {
+        PluginsCommand::List { remote } => {
+            let listing = remote.client()?.plugins_list().await?;
+            show(&listing, remote.json, |l| output::plugins(&l.plugins));
+        }
+        PluginsCommand::Show { name, remote } => {
+            let entry = remote.client()?.plugin_show(&name).await?;
+            show(&entry, remote.json, output::plugin);
+        }
+        PluginsCommand::Reload { remote } => {
+            let reloaded = remote.client()?.plugins_reload().await?;
+            show(&reloaded, remote.json, output::reloaded);
+        }
+        PluginsCommand::Upload { name, file, remote } => {
+            let wasm = read_input(&file)?;
+            let client = remote.client()?;
+            let bar = spinner(
+                remote.json,
+                format!("uploading {name} ({} bytes), compiling", wasm.len()),
+            );
+            let uploaded = client.plugin_upload(&name, wasm).await;
+            bar.finish_and_clear();
+            let uploaded = uploaded?;
+            show(&uploaded, remote.json, |u| {
+                format!(
+                    "plugin {} {} {} ({} {})\n",
+                    u.plugin.name,
+                    u.plugin.version.as_deref().unwrap_or("-"),
+                    if u.created { "created" } else { "replaced" },
+                    u.plugin.kind.as_deref().unwrap_or("-"),
+                    u.plugin
+                        .sha256
+                        .as_deref()
+                        .map_or_else(String::new, |h| format!(
+                            "sha256 {}",
+                            h.chars().take(12).collect::<String>()
+                        )),
+                )
+            });
+        }
+        PluginsCommand::Remove { name, remote } => {
+            let removed = remote.client()?.plugin_remove(&name).await?;
+            show(&removed, remote.json, |r| {
+                format!("plugin {} removed\n", r.removed)
+            });
+        }
+        PluginsCommand::Invoke {
+            name,
+            file,
+            config,
+            source,
+            remote,
+        } => {
+            let config = config
+                .map(|c| {
+                    serde_json::from_str::<Value>(&c)
+                        .map_err(|e| Failure::Usage(format!("--config is not valid JSON: {e}")))
+                })
+                .transpose()?;
+            let body = match &file {
+                Some(file) => read_input(file)?,
+                None => Vec::new(),
+            };
+            let source = source.or_else(|| {
+                file.as_ref()
+                    .filter(|f| f.as_os_str() != "-")
+                    .map(|f| f.display().to_string())
+            });
+            let invoked = remote
+                .client()?
+                .plugin_invoke(&name, body, &Invoke { config, source })
+                .await?;
+            show(&invoked, remote.json, output::invocation);
+        }
+    }
+    Ok(())
+}
+
+async fn health_async(args: HealthArgs) -> Result<(), Failure> {
+    let health = args.remote.client()?.health().await?;
+    show(&health, args.remote.json, output::health);
+    if health.value.is_ok() {
+        Ok(())
+    } else {
+        Err(Failure::Reported(format!(
+            "the host is {} (not ready: {})",
+            health.value.status,
+            health.value.failing().join(", ")
+        )))
     }
 }

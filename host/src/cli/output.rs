@@ -1,8 +1,11 @@
-//! Human output of the CLI verbs: a run's header and its steps, and the
-//! listing of runs, as aligned plain-text tables.
+//! Human output of the CLI verbs: aligned plain-text tables and short
+//! summaries of the host's answers.
 
 use std::fmt::Write;
 
+use nova_client::{
+    Health, IngestReport, Invocation, Plugin, PluginsReloaded, QueryAnswer, Run, RunPage,
+};
 use serde_json::Value;
 
 /// Column alignment.
@@ -48,67 +51,76 @@ pub fn table(headers: &[(&str, Align)], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// A JSON field as a cell: strings bare, numbers as written, null as `-`.
-fn cell(v: &Value) -> String {
-    match v {
-        Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
-        Value::Number(n) => match n.as_f64() {
-            // Durations are fractional milliseconds: one decimal is enough.
-            Some(f) if !n.is_i64() && !n.is_u64() => format!("{f:.1}"),
-            _ => n.to_string(),
-        },
-        other => other.to_string(),
-    }
+/// An optional field as a cell: `-` when absent.
+fn opt(v: Option<&str>) -> String {
+    v.unwrap_or("-").to_owned()
+}
+
+/// A duration in ms as a cell: one decimal is enough.
+fn ms(v: Option<f64>) -> String {
+    v.map_or_else(|| "-".to_owned(), |f| format!("{f:.1}"))
 }
 
 /// JSON on one line, cut to `max` characters.
 fn compact(v: &Value, max: usize) -> String {
-    let text = v.to_string();
+    cut(&v.to_string(), max)
+}
+
+/// Text cut to `max` characters, with `…` when something was left out.
+fn cut(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
-        text
+        text.to_owned()
     } else {
-        let cut: String = text.chars().take(max.saturating_sub(1)).collect();
-        format!("{cut}…")
+        let kept: String = text.chars().take(max.saturating_sub(1)).collect();
+        format!("{kept}…")
     }
 }
 
-/// A run as `nova runs show` prints it.
-pub fn run(run: &Value) -> String {
+/// Whitespace runs as single spaces, for one-line excerpts.
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Name/value lines with the values aligned.
+fn fields(pairs: &[(&str, String)]) -> String {
+    let width = pairs.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     let mut out = String::new();
-    let fields = [
-        ("id", cell(&run["id"])),
-        ("status", cell(&run["status"])),
-        ("created", cell(&run["created_at"])),
-        ("started", cell(&run["started_at"])),
-        ("finished", cell(&run["finished_at"])),
-        ("error", cell(&run["error"])),
+    for (name, value) in pairs {
+        let _ = writeln!(out, "{name:<width$}  {value}");
+    }
+    out
+}
+
+/// A run as `nova runs show` prints it.
+pub fn run(run: &Run) -> String {
+    let mut out = String::new();
+    let pairs = [
+        ("id", run.id.clone()),
+        ("status", run.status.to_string()),
+        ("created", opt(run.created_at.as_deref())),
+        ("started", opt(run.started_at.as_deref())),
+        ("finished", opt(run.finished_at.as_deref())),
+        ("error", opt(run.error.as_deref())),
     ];
-    for (name, value) in fields {
+    for (name, value) in pairs {
         let _ = writeln!(out, "{name:<9} {value}");
     }
-    if !run["output"].is_null() {
-        let _ = writeln!(out, "{:<9} {}", "output", compact(&run["output"], 200));
+    if !run.output.is_null() {
+        let _ = writeln!(out, "{:<9} {}", "output", compact(&run.output, 200));
     }
-    let steps = run["steps"].as_array().map_or(&[][..], Vec::as_slice);
-    if !steps.is_empty() {
+    if !run.steps.is_empty() {
         out.push('\n');
-        let rows: Vec<Vec<String>> = steps
+        let rows: Vec<Vec<String>> = run
+            .steps
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                let index = if s["index"].is_null() {
-                    i.to_string()
-                } else {
-                    cell(&s["index"])
-                };
+            .map(|s| {
                 vec![
-                    index,
-                    cell(&s["plugin"]),
-                    cell(&s["plugin_version"]),
-                    cell(&s["status"]),
-                    cell(&s["attempts"]),
-                    cell(&s["duration_ms"]),
+                    s.index.to_string(),
+                    s.plugin.clone(),
+                    opt(s.plugin_version.as_deref()),
+                    s.status.to_string(),
+                    s.attempts.to_string(),
+                    ms(s.duration_ms),
                 ]
             })
             .collect();
@@ -123,9 +135,9 @@ pub fn run(run: &Value) -> String {
             ],
             &rows,
         ));
-        for (i, s) in steps.iter().enumerate() {
-            if let Some(error) = s["error"].as_str() {
-                let _ = writeln!(out, "step {i} error: {error}");
+        for s in &run.steps {
+            if let Some(error) = &s.error {
+                let _ = writeln!(out, "step {} error: {error}", s.index);
             }
         }
     }
@@ -133,18 +145,16 @@ pub fn run(run: &Value) -> String {
 }
 
 /// A page of runs as `nova runs list` prints it.
-pub fn list(page: &Value) -> String {
-    let runs = page["runs"].as_array().map_or(&[][..], Vec::as_slice);
-    let rows: Vec<Vec<String>> = runs
+pub fn list(page: &RunPage) -> String {
+    let rows: Vec<Vec<String>> = page
+        .runs
         .iter()
         .map(|r| {
             vec![
-                cell(&r["id"]),
-                cell(&r["status"]),
-                r["steps"]
-                    .as_array()
-                    .map_or_else(|| "-".to_owned(), |s| s.len().to_string()),
-                cell(&r["created_at"]),
+                r.id.clone(),
+                r.status.to_string(),
+                r.steps.len().to_string(),
+                opt(r.created_at.as_deref()),
             ]
         })
         .collect();
@@ -161,79 +171,245 @@ pub fn list(page: &Value) -> String {
             &rows,
         )
     };
-    if let Some(cursor) = page["next_cursor"].as_str() {
+    if let Some(cursor) = &page.next_cursor {
         let _ = writeln!(out, "next cursor: {cursor}");
     }
     out
 }
 
 /// `nova query`: each hit with its score, source and a short excerpt.
-pub fn hits(answer: &Value) -> String {
-    let results = answer["results"].as_array().cloned().unwrap_or_default();
-    if results.is_empty() {
+pub fn hits(answer: &QueryAnswer) -> String {
+    if answer.results.is_empty() {
         return "no results\n".to_owned();
     }
     let mut out = String::new();
-    for (i, hit) in results.iter().enumerate() {
-        let heading = hit["metadata"]["heading_path"]
+    for (i, hit) in answer.results.iter().enumerate() {
+        let heading = hit.metadata["heading_path"]
             .as_str()
-            .or_else(|| hit["metadata"]["title"].as_str())
+            .or_else(|| hit.metadata["title"].as_str())
             .map(|h| format!(" — {h}"))
             .unwrap_or_default();
-        out.push_str(&format!(
-            "{}. {:.3}  {}{heading}\n",
-            i + 1,
-            hit["score"].as_f64().unwrap_or(0.0),
-            hit["source"].as_str().unwrap_or("?"),
-        ));
-        let text: String = hit["text"]
-            .as_str()
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect::<Vec<_>>()
-            .join(" ");
-        let excerpt: String = text.chars().take(240).collect();
-        let more = if text.chars().count() > 240 {
-            "…"
-        } else {
-            ""
-        };
-        out.push_str(&format!("   {excerpt}{more}\n"));
+        let _ = writeln!(out, "{}. {:.3}  {}{heading}", i + 1, hit.score, hit.source);
+        let _ = writeln!(out, "   {}", cut(&one_line(&hit.text), 241));
     }
-    out.push_str(&format!(
-        "({} results in {} ms{})\n",
-        results.len(),
-        answer["took_ms"],
-        if answer["cached"] == Value::Bool(true) {
-            ", cached"
-        } else {
-            ""
-        }
-    ));
+    let _ = writeln!(
+        out,
+        "({} results in {} ms{})",
+        answer.results.len(),
+        answer.took_ms,
+        if answer.cached { ", cached" } else { "" }
+    );
     out
 }
 
 /// `nova ingest`: the counts of a finished ingest and its failures.
-pub fn ingest(report: &Value) -> String {
-    let n = |k: &str| report[k].as_u64().unwrap_or(0);
+pub fn ingest(report: &IngestReport) -> String {
     let mut out = format!(
         "collection {}: {} added, {} updated, {} removed, {} unchanged, {} failed; {} chunks embedded in {} ms\n",
-        report["collection"].as_str().unwrap_or("?"),
-        n("added"),
-        n("updated"),
-        n("removed"),
-        n("unchanged"),
-        n("failed"),
-        n("chunks_embedded"),
-        n("duration_ms"),
+        report.collection,
+        report.added,
+        report.updated,
+        report.removed,
+        report.unchanged,
+        report.failed,
+        report.chunks_embedded,
+        report.duration_ms.unwrap_or(0),
     );
-    for failure in report["failures"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "  skipped {}: {}\n",
-            failure["source"].as_str().unwrap_or("?"),
-            failure["error"].as_str().unwrap_or("?")
+    for failure in &report.failures {
+        let _ = writeln!(out, "  skipped {}: {}", failure.source, failure.error);
+    }
+    out
+}
+
+/// `nova plugins list`: one row per plugin, then why refused files were
+/// refused.
+pub fn plugins(plugins: &[Plugin]) -> String {
+    if plugins.is_empty() {
+        return "no plugins\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = plugins
+        .iter()
+        .map(|p| {
+            let stats = p.stats.as_ref();
+            vec![
+                p.name.clone(),
+                opt(p.kind.as_deref()),
+                opt(p.version.as_deref()),
+                p.status.clone(),
+                stats.map_or_else(|| "-".to_owned(), |s| s.calls.to_string()),
+                stats.map_or_else(|| "-".to_owned(), |s| s.failures.to_string()),
+                ms(stats.and_then(|s| s.p50_ms)),
+                p.sha256
+                    .as_deref()
+                    .map_or_else(|| "-".to_owned(), |h| h.chars().take(12).collect()),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &[
+            ("NAME", Align::Left),
+            ("KIND", Align::Left),
+            ("VERSION", Align::Left),
+            ("STATUS", Align::Left),
+            ("CALLS", Align::Right),
+            ("FAILURES", Align::Right),
+            ("P50_MS", Align::Right),
+            ("SHA256", Align::Left),
+        ],
+        &rows,
+    );
+    for p in plugins {
+        if let Some(error) = &p.error {
+            let _ = writeln!(out, "{}: {error}", p.name);
+        }
+    }
+    out
+}
+
+/// `nova plugins show`: every field of one listing entry.
+pub fn plugin(p: &Plugin) -> String {
+    let mut pairs = vec![
+        ("name", p.name.clone()),
+        ("kind", opt(p.kind.as_deref())),
+        ("version", opt(p.version.as_deref())),
+        ("status", p.status.clone()),
+        ("serving", p.serving.to_string()),
+    ];
+    if let Some(description) = p.description.as_deref().filter(|d| !d.is_empty()) {
+        pairs.push(("description", description.to_owned()));
+    }
+    pairs.push(("contract", opt(p.contract.as_deref())));
+    pairs.push(("sha256", opt(p.sha256.as_deref())));
+    pairs.push((
+        "size",
+        p.size_bytes
+            .map_or_else(|| "-".to_owned(), |b| format!("{b} bytes")),
+    ));
+    pairs.push(("path", opt(p.path.as_deref())));
+    pairs.push(("loaded", opt(p.loaded_at.as_deref())));
+    if let Some(l) = &p.limits {
+        pairs.push((
+            "limits",
+            format!(
+                "timeout {} ms, memory {} MiB, output {} bytes",
+                l.timeout_ms, l.memory_mb, l.max_output_bytes
+            ),
         ));
     }
+    if !p.grants.is_null() {
+        pairs.push(("grants", compact(&p.grants, 200)));
+    }
+    if !p.extensions.is_empty() {
+        pairs.push(("extensions", p.extensions.join(", ")));
+    }
+    if !p.media_types.is_empty() {
+        pairs.push(("media types", p.media_types.join(", ")));
+    }
+    if let Some(s) = &p.stats {
+        pairs.push((
+            "calls",
+            format!(
+                "{} ({} failed), p50 {} ms",
+                s.calls,
+                s.failures,
+                ms(s.p50_ms)
+            ),
+        ));
+    }
+    if let Some(error) = &p.error {
+        pairs.push(("error", error.clone()));
+    }
+    fields(&pairs)
+}
+
+/// `nova plugins reload`: the outcome per name.
+pub fn reloaded(answer: &PluginsReloaded) -> String {
+    if answer.outcomes.is_empty() {
+        return "no plugins\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = answer
+        .outcomes
+        .iter()
+        .map(|(name, outcome)| vec![name.clone(), outcome.clone()])
+        .collect();
+    table(&[("NAME", Align::Left), ("OUTCOME", Align::Left)], &rows)
+}
+
+/// `nova plugins invoke`: a step's output as indented JSON; a loader's
+/// chunks as a table with an excerpt of each.
+pub fn invocation(inv: &Invocation) -> String {
+    let mut out = String::new();
+    if inv.kind == "loader" {
+        let rows: Vec<Vec<String>> = inv
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                vec![
+                    i.to_string(),
+                    c.text.chars().count().to_string(),
+                    c.metadata["heading_path"]
+                        .as_str()
+                        .map_or_else(|| "-".to_owned(), |h| cut(h, 40)),
+                    cut(&one_line(&c.text), 60),
+                ]
+            })
+            .collect();
+        out.push_str(&table(
+            &[
+                ("CHUNK", Align::Right),
+                ("CHARS", Align::Right),
+                ("HEADING", Align::Left),
+                ("TEXT", Align::Left),
+            ],
+            &rows,
+        ));
+        let _ = writeln!(
+            out,
+            "({} chunks from {} {} in {:.1} ms)",
+            inv.chunks.len(),
+            inv.plugin,
+            inv.version,
+            inv.duration_ms
+        );
+    } else {
+        let output = inv.output.clone().unwrap_or(Value::Null);
+        let text = serde_json::to_string_pretty(&output).unwrap_or_else(|_| output.to_string());
+        let _ = writeln!(out, "{text}");
+        let _ = writeln!(
+            out,
+            "({} {} in {:.1} ms)",
+            inv.plugin, inv.version, inv.duration_ms
+        );
+    }
+    out
+}
+
+/// `nova health`: the status, then one row per check.
+pub fn health(h: &Health) -> String {
+    let mut out = format!("status   {}\nversion  {}\n", h.status, h.version);
+    let _ = writeln!(out, "uptime   {:.0} s\n", h.uptime_s);
+    let rows: Vec<Vec<String>> = h
+        .checks
+        .iter()
+        .map(|(name, c)| {
+            vec![
+                name.clone(),
+                if c.ready { "yes" } else { "no" }.to_owned(),
+                opt(c.backend.as_deref()),
+                opt(c.error.as_deref()),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            ("CHECK", Align::Left),
+            ("READY", Align::Left),
+            ("BACKEND", Align::Left),
+            ("ERROR", Align::Left),
+        ],
+        &rows,
+    ));
     out
 }
 
@@ -256,12 +432,13 @@ mod tests {
 
     #[test]
     fn runs_render() {
-        let r = json!({
+        let r: Run = serde_json::from_value(json!({
             "id": "r1", "status": "failed", "created_at": "2025-01-01T00:00:00.000Z",
             "started_at": null, "finished_at": null, "error": "boom", "output": null,
             "steps": [{"index": 0, "plugin": "template", "plugin_version": "0.1.0",
                        "status": "failed", "attempts": 2, "duration_ms": 1.25, "error": "bad"}]
-        });
+        }))
+        .expect("run");
         let text = run(&r);
         assert!(text.contains("status    failed"), "{text}");
         assert!(text.contains("error     boom"), "{text}");
@@ -269,13 +446,69 @@ mod tests {
         assert!(text.contains("1.2") || text.contains("1.3"), "{text}");
         assert!(text.contains("step 0 error: bad"), "{text}");
 
-        let page = json!({"runs": [r], "next_cursor": "r1"});
+        let page = RunPage {
+            runs: vec![r],
+            next_cursor: Some("r1".into()),
+        };
         let text = list(&page);
         assert!(
             text.starts_with("ID  STATUS  STEPS  CREATED\nr1  failed      1  2025"),
             "{text}"
         );
         assert!(text.ends_with("next cursor: r1\n"), "{text}");
-        assert_eq!(list(&json!({"runs": [], "next_cursor": null})), "no runs\n");
+        assert_eq!(list(&RunPage::default()), "no runs\n");
+    }
+
+    #[test]
+    fn plugins_render() {
+        let listing: Vec<Plugin> = serde_json::from_value(json!([
+            {"name": "template", "kind": "step", "version": "0.1.0", "status": "active",
+             "serving": true, "sha256": "0123456789abcdef0123", "error": null,
+             "stats": {"calls": 3, "failures": 1, "p50_ms": 0.42}},
+            {"name": "broken", "kind": null, "version": null, "status": "rejected",
+             "serving": false, "stats": null, "error": "not a component"}
+        ]))
+        .expect("listing");
+        let text = plugins(&listing);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "NAME      KIND  VERSION  STATUS    CALLS  FAILURES  P50_MS  SHA256"
+        );
+        assert_eq!(
+            lines[1],
+            "template  step  0.1.0    active        3         1     0.4  0123456789ab"
+        );
+        assert!(lines[2].starts_with("broken    -     -        rejected      -"));
+        assert_eq!(lines[3], "broken: not a component");
+        let shown = plugin(&listing[0]);
+        assert!(
+            shown.contains("\ncalls     3 (1 failed), p50 0.4 ms\n"),
+            "{shown}"
+        );
+        assert!(shown.contains("\nkind      step\n"), "{shown}");
+    }
+
+    #[test]
+    fn invocations_render() {
+        let step: Invocation = serde_json::from_value(json!({
+            "plugin": "template", "version": "0.1.0", "kind": "step",
+            "output": {"text": "Hello"}, "duration_ms": 0.5
+        }))
+        .expect("step");
+        assert_eq!(
+            invocation(&step),
+            "{\n  \"text\": \"Hello\"\n}\n(template 0.1.0 in 0.5 ms)\n"
+        );
+        let loader: Invocation = serde_json::from_value(json!({
+            "plugin": "markdown", "version": "0.1.0", "kind": "loader", "duration_ms": 1.0,
+            "chunks": [{"text": "# A\n\nbody", "metadata": {"heading_path": "A"}}]
+        }))
+        .expect("loader");
+        let text = invocation(&loader);
+        assert!(
+            text.starts_with("CHUNK  CHARS  HEADING  TEXT\n    0      9  A        # A body\n"),
+            "{text}"
+        );
     }
 }
