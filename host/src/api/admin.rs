@@ -3,60 +3,283 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
-use super::{AppState, json_response, rfc3339};
-use crate::plugins::{PluginKind, Slot, valid_name};
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, rfc3339};
+use crate::plugins::{Plugin, PluginKind, Slot, SyncOutcome, valid_name};
 
-pub async fn list(State(state): State<AppState>) -> Response {
-    let plugins: Vec<Value> = state
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Loader,
+    Step,
+}
+
+impl From<PluginKind> for Kind {
+    fn from(k: PluginKind) -> Self {
+        match k {
+            PluginKind::Loader => Kind::Loader,
+            PluginKind::Step => Kind::Step,
+        }
+    }
+}
+
+/// `rejected` when the latest file was refused (the reason in `error`);
+/// an older version may still serve.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PluginStatus {
+    Active,
+    Rejected,
+}
+
+/// One plugin in the admin listing. The top-level fields describe the
+/// version that serves; the fields marked "serving only" are absent when
+/// none does.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginEntry {
+    pub name: String,
+    pub kind: Option<Kind>,
+    pub version: Option<String>,
+    /// Serving only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Serving only: the contract version the component was built against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "0.1")]
+    pub contract: Option<String>,
+    pub sha256: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub loaded_at: Option<String>,
+    pub path: Option<String>,
+    pub limits: Option<PluginLimits>,
+    /// Serving only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grants: Option<PluginGrants>,
+    /// Serving only; loaders only: the file extensions they handle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Vec<String>>,
+    /// Serving only; loaders only: the media types they handle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_types: Option<Vec<String>>,
+    /// Serving only: how the component was obtained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compile: Option<CompileView>,
+    pub stats: Option<PluginStats>,
+    pub status: PluginStatus,
+    /// Whether a version of this plugin serves calls.
+    pub serving: bool,
+    /// Why the latest file was refused.
+    pub error: Option<String>,
+    pub rejected: Option<RejectedFile>,
+}
+
+/// Resource limits of one call.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginLimits {
+    pub timeout_ms: u64,
+    pub memory_mb: u64,
+    pub max_output_bytes: u64,
+}
+
+/// What the plugin may reach beyond its own memory.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginGrants {
+    /// Names of the environment variables granted (never their values).
+    pub env: Vec<String>,
+    /// Real clocks; without this grant they read zero.
+    pub clocks: bool,
+    /// Addresses it may connect to, `host:port`.
+    pub network: Vec<String>,
+    pub dirs: Vec<DirGrantView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DirGrantView {
+    pub host: String,
+    pub guest: String,
+    pub writable: bool,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CompileView {
+    /// Loaded from the compiled-component cache instead of compiled.
+    pub from_cache: bool,
+    pub ms: f64,
+}
+
+/// Calls to the serving version.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginStats {
+    pub calls: u64,
+    pub failures: u64,
+    /// Median duration of the recent calls; null before any.
+    pub p50_ms: Option<f64>,
+}
+
+/// The latest file that was refused.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedFile {
+    pub sha256: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub path: String,
+    pub at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginList {
+    pub plugins: Vec<PluginEntry>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Loaded,
+    Unchanged,
+    Rejected,
+    Removed,
+}
+
+impl From<&SyncOutcome> for Outcome {
+    fn from(o: &SyncOutcome) -> Self {
+        match o {
+            SyncOutcome::Loaded => Outcome::Loaded,
+            SyncOutcome::Unchanged => Outcome::Unchanged,
+            SyncOutcome::Rejected => Outcome::Rejected,
+            SyncOutcome::Removed => Outcome::Removed,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Reloaded {
+    /// What the rescan did, per plugin name.
+    pub outcomes: BTreeMap<String, Outcome>,
+    pub plugins: Vec<PluginEntry>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Removed {
+    /// The plugin's name.
+    pub removed: String,
+}
+
+/// The plugin name path parameter.
+const NAME: &str = "The plugin's name: lowercase letters, digits, '-' and '_', at most 64";
+
+fn entries(state: &AppState) -> Vec<PluginEntry> {
+    state
         .registry
         .list()
         .iter()
         .map(|(name, slot)| entry(name, slot))
-        .collect();
-    json_response(StatusCode::OK, &json!({ "plugins": plugins }))
+        .collect()
 }
 
+/// Every plugin the host knows, serving or rejected.
+#[utoipa::path(
+    get,
+    path = "/admin/plugins",
+    operation_id = "list_plugins",
+    tag = "plugins",
+    security(("admin_token" = [])),
+    responses(
+        (status = OK, description = "The plugins", body = PluginList),
+        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
+    )
+)]
+pub async fn list(State(state): State<AppState>) -> Json<PluginList> {
+    Json(PluginList {
+        plugins: entries(&state),
+    })
+}
+
+/// One plugin.
+#[utoipa::path(
+    get,
+    path = "/admin/plugins/{name}",
+    operation_id = "get_plugin",
+    tag = "plugins",
+    params(("name" = String, Path, description = NAME)),
+    security(("admin_token" = [])),
+    responses(
+        (status = OK, description = "The plugin", body = PluginEntry),
+        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such plugin (`plugin_not_found`)", body = ErrorBody),
+    )
+)]
 pub async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<PluginEntry>, ApiError> {
     let slot = state
         .registry
         .list()
         .into_iter()
         .find(|(n, _)| *n == name)
         .ok_or_else(|| unknown(&name))?;
-    Ok(json_response(StatusCode::OK, &entry(&name, &slot.1)))
+    Ok(Json(entry(&name, &slot.1)))
 }
 
-pub async fn reload(State(state): State<AppState>) -> Response {
-    let outcomes = state.registry.rescan().await;
-    let plugins: Vec<Value> = state
-        .registry
-        .list()
-        .iter()
-        .map(|(name, slot)| entry(name, slot))
-        .collect();
-    json_response(
-        StatusCode::OK,
-        &json!({ "outcomes": outcomes, "plugins": plugins }),
+/// Rescans the plugin directory now instead of waiting for the watcher.
+#[utoipa::path(
+    post,
+    path = "/admin/plugins/reload",
+    operation_id = "reload_plugins",
+    tag = "plugins",
+    security(("admin_token" = [])),
+    responses(
+        (status = OK, description = "What the rescan did, and the plugins after it", body = Reloaded),
+        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
     )
+)]
+pub async fn reload(State(state): State<AppState>) -> Json<Reloaded> {
+    let outcomes = state.registry.rescan().await;
+    Json(Reloaded {
+        outcomes: outcomes
+            .iter()
+            .map(|(n, o)| (n.clone(), o.into()))
+            .collect(),
+        plugins: entries(&state),
+    })
 }
 
+/// Installs or replaces a plugin: the body is the component's `.wasm`
+/// bytes, validated before it is written.
+#[utoipa::path(
+    put,
+    path = "/admin/plugins/{name}",
+    operation_id = "upload_plugin",
+    tag = "plugins",
+    params(("name" = String, Path, description = NAME)),
+    request_body(
+        description = "The WebAssembly component",
+        content(("application/wasm"), ("application/octet-stream")),
+    ),
+    security(("admin_token" = [])),
+    responses(
+        (status = CREATED, description = "Installed", body = PluginEntry),
+        (status = OK, description = "Replaced an existing plugin", body = PluginEntry),
+        (status = BAD_REQUEST, description = "Bad name (`invalid_plugin_name`), empty body (`empty_body`), or a component that does not validate (`invalid_plugin`, `invalid_manifest`, `unknown_world`, `unsupported_contract_version`, `plugin_describe_failed`)", body = ErrorBody),
+        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "Over the plugin size limit (`payload_too_large`)", body = ErrorBody),
+        (status = INTERNAL_SERVER_ERROR, description = "The plugin directory cannot be written (`io`)", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "No free instance to validate it (`plugin_busy`), or the shared plugin store is unreachable (`fleet_unavailable`); retry", body = ErrorBody),
+    )
+)]
 pub async fn upload(
     State(state): State<AppState>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<PluginEntry>), ApiError> {
     let body = body?;
     if !valid_name(&name) {
         return Err(ApiError::bad_request(
@@ -86,18 +309,35 @@ pub async fn upload(
     } else {
         StatusCode::CREATED
     };
-    Ok(json_response(status, &entry(&name, &slot)))
+    Ok((status, Json(entry(&name, &slot))))
 }
 
+/// Removes a plugin and its file.
+#[utoipa::path(
+    delete,
+    path = "/admin/plugins/{name}",
+    operation_id = "remove_plugin",
+    tag = "plugins",
+    params(("name" = String, Path, description = NAME)),
+    security(("admin_token" = [])),
+    responses(
+        (status = OK, description = "Removed", body = Removed),
+        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such plugin (`plugin_not_found`)", body = ErrorBody),
+        (status = INTERNAL_SERVER_ERROR, description = "The plugin directory cannot be written (`io`)", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "The shared plugin store is unreachable (`fleet_unavailable`); retry", body = ErrorBody),
+    )
+)]
 pub async fn remove(
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Removed>, ApiError> {
     state.registry.remove(&name).await?;
-    Ok(json_response(StatusCode::OK, &json!({ "removed": name })))
+    Ok(Json(Removed { removed: name }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct InvokeParams {
     /// Steps: the step's configuration, as JSON.
     config: Option<String>,
@@ -105,23 +345,71 @@ pub struct InvokeParams {
     source: Option<String>,
 }
 
+/// What one invocation gave: `output` for a step, `chunks` for a loader.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Invoked {
+    pub plugin: String,
+    pub version: String,
+    pub kind: Kind,
+    /// Steps: the step's output.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// Loaders: the document's chunks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<Vec<ChunkView>>,
+    pub duration_ms: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChunkView {
+    pub text: String,
+    pub metadata: BTreeMap<String, String>,
+}
+
 /// Runs a plugin once: a step on the JSON body as input, a loader on the
 /// body as a document.
+#[utoipa::path(
+    post,
+    path = "/admin/plugins/{name}/invoke",
+    operation_id = "invoke_plugin",
+    tag = "plugins",
+    params(("name" = String, Path, description = NAME), InvokeParams),
+    request_body(
+        description = "Steps: the input, any JSON (empty for null). Loaders: the document's bytes.",
+        content(("application/json"), ("application/octet-stream")),
+    ),
+    security(("admin_token" = [])),
+    responses(
+        (status = OK, description = "The plugin's answer", body = Invoked),
+        (status = BAD_REQUEST, description = "Body (`invalid_json`) or `config` (`invalid_config`) is not JSON", body = ErrorBody),
+        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such plugin (`plugin_not_found`)", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "Over the document size limit", body = ErrorBody),
+        (status = UNPROCESSABLE_ENTITY, description = "The plugin answered with an error (`plugin_invalid_input`, `plugin_unsupported`, `plugin_failed`)", body = ErrorBody),
+        (status = INTERNAL_SERVER_ERROR, description = "The sandbox could not be set up (`plugin_setup_failed`)", body = ErrorBody),
+        (status = BAD_GATEWAY, description = "The sandbox stopped the plugin (`plugin_trap`, `plugin_out_of_memory`, `plugin_output_too_large`, `plugin_invalid_output`...)", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "No free instance (`plugin_busy`); retry", body = ErrorBody),
+        (status = GATEWAY_TIMEOUT, description = "The call ran past its time limit (`plugin_timeout`)", body = ErrorBody),
+    )
+)]
 pub async fn invoke(
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(params): Query<InvokeParams>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Invoked>, ApiError> {
     let body = body?;
     let plugin = state.registry.get(&name).ok_or_else(|| unknown(&name))?;
     let runtime = state.registry.runtime();
     let start = Instant::now();
-    let mut result = json!({
-        "plugin": &*plugin.name,
-        "version": plugin.info.version,
-        "kind": plugin.kind,
-    });
+    let mut result = Invoked {
+        plugin: plugin.name.to_string(),
+        version: plugin.info.version.clone(),
+        kind: plugin.kind.into(),
+        output: None,
+        chunks: None,
+        duration_ms: 0.0,
+    };
     match plugin.kind {
         PluginKind::Step => {
             let input = if body.iter().all(u8::is_ascii_whitespace) {
@@ -149,86 +437,119 @@ pub async fn invoke(
                     e.to_string(),
                 )
             })?;
-            result["output"] = output;
+            result.output = Some(output);
         }
         PluginKind::Loader => {
             let source = params.source.unwrap_or_else(|| "document".to_owned());
             let chunks = runtime.run_loader(&plugin, &source, &body).await?;
-            result["chunks"] = chunks
-                .into_iter()
-                .map(|c| {
-                    let metadata: BTreeMap<String, String> = c.metadata.into_iter().collect();
-                    json!({"text": c.text, "metadata": metadata})
-                })
-                .collect();
+            result.chunks = Some(
+                chunks
+                    .into_iter()
+                    .map(|c| ChunkView {
+                        text: c.text,
+                        metadata: c.metadata.into_iter().collect(),
+                    })
+                    .collect(),
+            );
         }
     }
-    result["duration_ms"] = json!(start.elapsed().as_secs_f64() * 1e3);
-    Ok(json_response(StatusCode::OK, &result))
+    result.duration_ms = start.elapsed().as_secs_f64() * 1e3;
+    Ok(Json(result))
 }
 
 fn unknown(name: &str) -> ApiError {
     ApiError::not_found("plugin_not_found", format!("no plugin named {name:?}"))
 }
 
-/// One plugin in the admin listing. The top-level fields describe the
-/// version that serves; `status` is `rejected` when the latest file was
-/// refused, with the reason in `error` (and the serving version, if any,
-/// still serving).
-fn entry(name: &str, slot: &Slot) -> Value {
-    let status = if slot.rejected.is_some() {
-        "rejected"
-    } else {
-        "active"
-    };
-    let error = slot.rejected.as_ref().map(|r| r.error.clone());
-    let rejected = slot.rejected.as_ref().map(|r| {
-        json!({
-            "sha256": r.sha256,
-            "size_bytes": r.size_bytes,
-            "path": r.path.display().to_string(),
-            "at": rfc3339(r.at),
-        })
-    });
-    match &slot.active {
-        Some(p) => json!({
-            "name": name,
-            "kind": p.kind,
-            "version": p.info.version,
-            "description": p.info.description,
-            "contract": p.contract,
-            "sha256": p.sha256,
-            "size_bytes": p.size_bytes,
-            "loaded_at": rfc3339(p.loaded_at),
-            "path": p.path.display().to_string(),
-            "limits": p.limits(),
-            "grants": p.manifest.grants,
-            "extensions": p.info.extensions,
-            "media_types": p.info.media_types,
-            "compile": p.compile,
-            "stats": p.stats.snapshot(),
-            "status": status,
-            "serving": true,
-            "error": error,
-            "rejected": rejected,
+fn serving(name: &str, p: &Plugin) -> PluginEntry {
+    let limits = p.limits();
+    let grants = &p.manifest.grants;
+    let stats = p.stats.snapshot();
+    PluginEntry {
+        name: name.to_owned(),
+        kind: Some(p.kind.into()),
+        version: Some(p.info.version.clone()),
+        description: Some(p.info.description.clone()),
+        contract: Some(p.contract.to_owned()),
+        sha256: Some(p.sha256.clone()),
+        size_bytes: Some(p.size_bytes),
+        loaded_at: Some(rfc3339(p.loaded_at)),
+        path: Some(p.path.display().to_string()),
+        limits: Some(PluginLimits {
+            timeout_ms: limits.timeout.as_millis() as u64,
+            memory_mb: limits.memory_bytes >> 20,
+            max_output_bytes: limits.max_output_bytes,
         }),
-        None => {
-            let r = slot.rejected.as_ref();
-            json!({
-                "name": name,
-                "kind": null,
-                "version": null,
-                "sha256": r.and_then(|r| r.sha256.clone()),
-                "size_bytes": r.and_then(|r| r.size_bytes),
-                "loaded_at": null,
-                "path": r.map(|r| r.path.display().to_string()),
-                "limits": null,
-                "stats": null,
-                "status": status,
-                "serving": false,
-                "error": error,
-                "rejected": rejected,
-            })
-        }
+        grants: Some(PluginGrants {
+            // Names only: values may be secrets.
+            env: grants.env.iter().map(|(k, _)| k.clone()).collect(),
+            clocks: grants.clocks,
+            network: grants.network.iter().map(|a| a.to_string()).collect(),
+            dirs: grants
+                .dirs
+                .iter()
+                .map(|d| DirGrantView {
+                    host: d.host.display().to_string(),
+                    guest: d.guest.clone(),
+                    writable: d.writable,
+                })
+                .collect(),
+        }),
+        extensions: Some(p.info.extensions.clone()),
+        media_types: Some(p.info.media_types.clone()),
+        compile: Some(CompileView {
+            from_cache: p.compile.from_cache,
+            ms: p.compile.ms,
+        }),
+        stats: Some(PluginStats {
+            calls: stats.calls,
+            failures: stats.failures,
+            p50_ms: stats.p50_ms,
+        }),
+        status: PluginStatus::Active,
+        serving: true,
+        error: None,
+        rejected: None,
     }
+}
+
+/// One plugin in the admin listing: the serving version's fields, and the
+/// refused file's reason and details when the latest file was refused.
+fn entry(name: &str, slot: &Slot) -> PluginEntry {
+    let rejection = slot.rejected.as_ref();
+    let mut entry = match &slot.active {
+        Some(p) => serving(name, p),
+        None => PluginEntry {
+            name: name.to_owned(),
+            kind: None,
+            version: None,
+            description: None,
+            contract: None,
+            sha256: rejection.and_then(|r| r.sha256.clone()),
+            size_bytes: rejection.and_then(|r| r.size_bytes),
+            loaded_at: None,
+            path: rejection.map(|r| r.path.display().to_string()),
+            limits: None,
+            grants: None,
+            extensions: None,
+            media_types: None,
+            compile: None,
+            stats: None,
+            status: PluginStatus::Active,
+            serving: false,
+            error: None,
+            rejected: None,
+        },
+    };
+    if let Some(r) = rejection {
+        entry.status = PluginStatus::Rejected;
+        entry.error = Some(r.error.clone());
+        entry.rejected = Some(RejectedFile {
+            sha256: r.sha256.clone(),
+            size_bytes: r.size_bytes,
+            path: r.path.display().to_string(),
+            at: rfc3339(r.at),
+        });
+    }
+    entry
 }

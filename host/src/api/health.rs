@@ -2,12 +2,76 @@
 
 use std::sync::atomic::Ordering;
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::{AppState, json_response};
+use super::AppState;
+
+#[derive(Serialize, ToSchema)]
+pub struct HealthReport {
+    pub status: HealthStatus,
+    /// The host's version.
+    pub version: String,
+    pub uptime_s: f64,
+    pub checks: Checks,
+}
+
+/// `ok` when every part is ready; `starting` while plugins load or the
+/// first ingest runs; `unavailable` when a dependency does not answer.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    Ok,
+    Starting,
+    Unavailable,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Checks {
+    pub plugins: PluginsCheck,
+    pub store: BackendCheck,
+    pub queue: BackendCheck,
+    pub kv: KvCheck,
+    pub knowledge: KnowledgeCheck,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct PluginsCheck {
+    /// The plugin directory has been scanned.
+    pub ready: bool,
+    pub active: usize,
+    pub rejected: usize,
+    pub dir: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BackendCheck {
+    pub ready: bool,
+    #[schema(example = "sqlite")]
+    pub backend: String,
+    /// Why it is not ready.
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KvCheck {
+    pub ready: bool,
+    pub backend: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct KnowledgeCheck {
+    pub ready: bool,
+    pub enabled: bool,
+    /// The vector index; null when disabled.
+    pub backend: Option<String>,
+    /// The embedding model; null when disabled.
+    pub model: Option<String>,
+    pub error: Option<String>,
+}
 
 /// Why a dependency is not ready: its error, or silence for a second.
 async fn failure<E: std::fmt::Display>(
@@ -20,7 +84,19 @@ async fn failure<E: std::fmt::Display>(
     }
 }
 
-pub async fn health(State(state): State<AppState>) -> Response {
+/// Liveness and readiness: 200 when every part is ready, 503 (same body)
+/// otherwise.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    tag = "health",
+    responses(
+        (status = OK, description = "Every part is ready", body = HealthReport),
+        (status = SERVICE_UNAVAILABLE, description = "Starting, or a dependency is down", body = HealthReport),
+    )
+)]
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthReport>) {
     let plugins = state.registry.list();
     let active = plugins.iter().filter(|(_, s)| s.active.is_some()).count();
     let rejected = plugins.iter().filter(|(_, s)| s.rejected.is_some()).count();
@@ -41,47 +117,59 @@ pub async fn health(State(state): State<AppState>) -> Response {
     let knowledge_ready =
         !knowledge_enabled || (state.knowledge.is_ready() && index_error.is_none());
     let ready = plugins_ready && knowledge_ready && store_error.is_none() && queue_error.is_none();
-    let body = json!({
-        "status": if ready {
-            "ok"
+    let report = HealthReport {
+        status: if ready {
+            HealthStatus::Ok
         } else if !plugins_ready || (knowledge_enabled && !state.knowledge.is_ready()) {
-            "starting"
+            HealthStatus::Starting
         } else {
-            "unavailable"
+            HealthStatus::Unavailable
         },
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_s": state.started.elapsed().as_secs_f64(),
-        "checks": {
-            "plugins": {
-                "ready": plugins_ready,
-                "active": active,
-                "rejected": rejected,
-                "dir": state.registry.dir().display().to_string(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_s: state.started.elapsed().as_secs_f64(),
+        checks: Checks {
+            plugins: PluginsCheck {
+                ready: plugins_ready,
+                active,
+                rejected,
+                dir: state.registry.dir().display().to_string(),
             },
-            "store": {
-                "ready": store_error.is_none(),
-                "backend": state.health.store.backend(),
-                "error": store_error,
+            store: BackendCheck {
+                ready: store_error.is_none(),
+                backend: state.health.store.backend().to_owned(),
+                error: store_error,
             },
-            "queue": {
-                "ready": queue_error.is_none(),
-                "backend": state.health.queue.backend(),
-                "error": queue_error,
+            queue: BackendCheck {
+                ready: queue_error.is_none(),
+                backend: state.health.queue.backend().to_owned(),
+                error: queue_error,
             },
-            "kv": {"ready": true, "backend": services.kv.backend()},
-            "knowledge": {
-                "ready": knowledge_ready,
-                "enabled": knowledge_enabled,
-                "backend": state.knowledge.inner().ok().map(|k| k.index.backend()),
-                "model": state.knowledge.model().map(|m| m.name.clone()),
-                "error": state.knowledge.inner().err().map(|e| e.to_string()).or(index_error),
+            kv: KvCheck {
+                ready: true,
+                backend: services.kv.backend().to_owned(),
+            },
+            knowledge: KnowledgeCheck {
+                ready: knowledge_ready,
+                enabled: knowledge_enabled,
+                backend: state
+                    .knowledge
+                    .inner()
+                    .ok()
+                    .map(|k| k.index.backend().to_owned()),
+                model: state.knowledge.model().map(|m| m.name.clone()),
+                error: state
+                    .knowledge
+                    .inner()
+                    .err()
+                    .map(|e| e.to_string())
+                    .or(index_error),
             },
         },
-    });
+    };
     let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    json_response(status, &body)
+    (status, Json(report))
 }

@@ -4,6 +4,7 @@ mod admin;
 mod auth;
 pub mod error;
 mod health;
+mod metrics;
 mod rag;
 mod workflows;
 
@@ -11,14 +12,18 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::header;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::tag::TagBuilder;
+use utoipa::openapi::{InfoBuilder, OpenApi};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 use crate::plugins::Registry;
 use error::{ApiError, code_for};
@@ -54,32 +59,37 @@ pub struct Health {
 }
 
 pub fn router(state: AppState) -> Router {
-    let admin = Router::new()
-        .route("/admin/plugins", get(admin::list))
-        .route("/admin/plugins/reload", post(admin::reload))
-        .route(
-            "/admin/plugins/{name}",
-            get(admin::show)
-                .put(admin::upload)
-                .delete(admin::remove)
+    api(state).0
+}
+
+/// The security scheme the admin routes name in the document.
+const ADMIN_TOKEN: &str = "admin_token";
+
+/// The router and its OpenAPI document, built from the same route lists:
+/// every route is registered through `routes!`, which takes its path and
+/// methods from the handler's `#[utoipa::path]`, so a route cannot be served
+/// without being documented (the tests below hold the code to that).
+pub fn api(state: AppState) -> (Router, OpenApi) {
+    let admin = OpenApiRouter::new()
+        .routes(routes!(admin::list))
+        .routes(routes!(admin::reload))
+        .routes(
+            routes!(admin::show, admin::upload, admin::remove)
                 .layer(DefaultBodyLimit::max(state.max_plugin_bytes)),
         )
-        .route(
-            "/admin/plugins/{name}/invoke",
-            post(admin::invoke).layer(DefaultBodyLimit::max(MAX_DOCUMENT_BODY)),
-        )
+        .routes(routes!(admin::invoke).layer(DefaultBodyLimit::max(MAX_DOCUMENT_BODY)))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_admin,
         ));
 
-    let rag = Router::new()
-        .route("/rag/query", post(rag::query))
-        .route("/rag/stats", get(rag::stats))
-        .route("/rag/ingests/{id}", get(rag::ingest_report))
+    let rag = OpenApiRouter::new()
+        .routes(routes!(rag::query))
+        .routes(routes!(rag::stats))
+        .routes(routes!(rag::ingest_report))
         .merge(
-            Router::new()
-                .route("/rag/reload", post(rag::reload))
+            OpenApiRouter::new()
+                .routes(routes!(rag::reload))
                 .route_layer(middleware::from_fn_with_state(
                     state.clone(),
                     auth::require_admin,
@@ -90,16 +100,45 @@ pub fn router(state: AppState) -> Router {
             rag::rate_limit,
         ));
 
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/workflows", post(workflows::submit).get(workflows::list))
-        .route("/workflows/{id}", get(workflows::get))
-        .route("/workflows/{id}/cancel", post(workflows::cancel))
+    let (router, mut openapi) = OpenApiRouter::with_openapi(document())
+        .routes(routes!(health::health))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(openapi_json))
+        .routes(routes!(workflows::submit, workflows::list))
+        .routes(routes!(workflows::get))
+        .routes(routes!(workflows::cancel))
         .merge(admin)
         .merge(rag)
+        .split_for_parts();
+    openapi
+        .components
+        .get_or_insert_with(Default::default)
+        .add_security_scheme(
+            ADMIN_TOKEN,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The host's NOVA_ADMIN_TOKEN"))
+                    .build(),
+            ),
+        );
+    // Serialised once: the document does not change while the host runs.
+    // It holds only strings, maps and finite numbers, so this cannot fail.
+    let spec = OpenApiJson(Bytes::from(
+        openapi
+            .to_json()
+            .expect("the OpenAPI document serialises to JSON"),
+    ));
+
+    let router = router
+        .layer(Extension(spec))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY))
         .layer(middleware::from_fn(json_errors))
+        // Outside the JSON safety net, so it counts the statuses clients
+        // see; a layer (not a route_layer) on the router runs after
+        // routing, so it sees the matched route's path.
+        .layer(middleware::from_fn(crate::metrics::http_metrics))
         // A bug in a handler answers 500 (made JSON by the layer above)
         // instead of dropping the connection.
         .layer(CatchPanicLayer::custom(
@@ -112,7 +151,58 @@ pub fn router(state: AppState) -> Router {
                 .into_response()
             },
         ))
-        .with_state(state)
+        .with_state(state);
+    (router, openapi)
+}
+
+/// The document's parts that no route declares: info and tags.
+fn document() -> OpenApi {
+    let tag = |name: &str, description: &str| {
+        TagBuilder::new()
+            .name(name)
+            .description(Some(description))
+            .build()
+    };
+    let mut doc = OpenApi::new(
+        InfoBuilder::new()
+            .title("nova")
+            .version(env!("CARGO_PKG_VERSION"))
+            .description(Some(
+                "An automation host: sandboxed WebAssembly plugins, a knowledge base and \
+                 workflows. Every error is answered as \
+                 `{\"error\": {\"code\": \"...\", \"message\": \"...\"}}`.",
+            ))
+            .build(),
+        utoipa::openapi::Paths::new(),
+    );
+    doc.tags = Some(vec![
+        tag("workflows", "Submit, follow, list and cancel workflow runs"),
+        tag("knowledge", "Search and re-ingest the knowledge base"),
+        tag("plugins", "Manage and try plugins (admin)"),
+        tag("health", "Liveness, readiness, metrics and this document"),
+    ]);
+    doc
+}
+
+/// The serialised OpenAPI document, for `GET /openapi.json`.
+#[derive(Clone)]
+struct OpenApiJson(Bytes);
+
+/// This document: OpenAPI 3.1, generated from the routes and their types.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    operation_id = "openapi",
+    tag = "health",
+    responses((status = OK, description = "The OpenAPI document", body = serde_json::Value)),
+)]
+async fn openapi_json(Extension(spec): Extension<OpenApiJson>) -> Response {
+    let mut response = Response::new(Body::from(spec.0));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 async fn not_found(request: Request) -> ApiError {
@@ -174,13 +264,218 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiE
     })
 }
 
-/// Builds a response body from JSON; used where handlers return raw JSON.
-pub fn json_response(status: axum::http::StatusCode, value: &serde_json::Value) -> Response {
-    let mut response = Response::new(Body::from(value.to_string()));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    response
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use super::*;
+
+    const TOKEN: &str = "test-token";
+
+    /// A host's state on an empty plugin directory, the embedded store, the
+    /// in-process queue and the knowledge base off.
+    async fn state(dir: &std::path::Path) -> AppState {
+        use crate::plugins::{Limits, Runtime, Services};
+        let store = crate::store::Store::open_default(&dir.join("data"))
+            .await
+            .expect("store");
+        let queue = crate::queue::Queue::memory();
+        let knowledge = crate::knowledge::Knowledge::disabled("off in this test");
+        let services = Services {
+            kv: crate::kv::Kv::in_process(),
+            store: store.clone(),
+            knowledge: knowledge.clone(),
+        };
+        let limits = Limits {
+            timeout: Duration::from_secs(1),
+            memory_bytes: 16 << 20,
+            max_output_bytes: 1 << 20,
+        };
+        let runtime = Runtime::new(&dir.join("cache"), limits, 16 << 20, 1, services)
+            .expect("plugin runtime");
+        let plugins = dir.join("plugins");
+        std::fs::create_dir_all(&plugins).expect("plugins dir");
+        let registry = Arc::new(Registry::new(Arc::new(runtime), plugins));
+        AppState {
+            workflows: Some(crate::workflow::Workflows {
+                store: store.clone(),
+                queue: queue.clone(),
+                registry: registry.clone(),
+                config: Default::default(),
+                finished: Default::default(),
+            }),
+            health: Health { store, queue },
+            registry,
+            admin_token: TOKEN.into(),
+            started: Instant::now(),
+            plugins_ready: Arc::new(AtomicBool::new(true)),
+            max_plugin_bytes: 1 << 20,
+            knowledge,
+            ingestor: None,
+            limiter: crate::ratelimit::RateLimiter::memory(crate::ratelimit::RateConfig {
+                rate: 1000.0,
+                burst: 1000.0,
+            }),
+        }
+    }
+
+    /// (method, path) of every operation in the document.
+    fn operations(openapi: &OpenApi) -> BTreeSet<(String, String)> {
+        let doc = serde_json::to_value(openapi).expect("document");
+        let mut ops = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for method in item.as_object().expect("path item").keys() {
+                if METHODS.contains(&method.as_str()) {
+                    ops.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        ops
+    }
+
+    const METHODS: [&str; 5] = ["get", "post", "put", "delete", "patch"];
+
+    /// A path with its parameters filled in.
+    fn fill(path: &str) -> String {
+        path.replace("{id}", "00000000-0000-7000-8000-000000000000")
+            .replace("{name}", "no-such-plugin")
+    }
+
+    #[tokio::test]
+    async fn router_serves_exactly_the_documented_operations() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (router, openapi) = api(state(dir.path()).await);
+        let ops = operations(&openapi);
+
+        let expected: BTreeSet<(String, String)> = [
+            ("GET", "/health"),
+            ("GET", "/metrics"),
+            ("GET", "/openapi.json"),
+            ("POST", "/workflows"),
+            ("GET", "/workflows"),
+            ("GET", "/workflows/{id}"),
+            ("POST", "/workflows/{id}/cancel"),
+            ("GET", "/admin/plugins"),
+            ("POST", "/admin/plugins/reload"),
+            ("GET", "/admin/plugins/{name}"),
+            ("PUT", "/admin/plugins/{name}"),
+            ("DELETE", "/admin/plugins/{name}"),
+            ("POST", "/admin/plugins/{name}/invoke"),
+            ("POST", "/rag/query"),
+            ("GET", "/rag/stats"),
+            ("POST", "/rag/reload"),
+            ("GET", "/rag/ingests/{id}"),
+        ]
+        .into_iter()
+        .map(|(m, p)| (m.to_owned(), p.to_owned()))
+        .collect();
+        assert_eq!(ops, expected);
+
+        // Client generators name their calls after operation ids.
+        let doc = serde_json::to_value(&openapi).expect("document");
+        let mut ids = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                let id = op["operationId"].as_str().expect("an operation id");
+                assert!(ids.insert(id.to_owned()), "{method} {path}: {id} again");
+                assert!(op["tags"].as_array().is_some_and(|t| !t.is_empty()));
+            }
+        }
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let http = reqwest::Client::new();
+        let send = |method: &str, path: &str| {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+            http.request(method, format!("http://{addr}{}", fill(path)))
+                .bearer_auth(TOKEN)
+                .send()
+        };
+        let fell_through = |body: &str| body.contains("\"no route for ");
+
+        // The fallback is told apart from a route's 404.
+        let response = send("GET", "/no/such/route").await.expect("request");
+        assert!(fell_through(&response.text().await.expect("body")));
+
+        let paths: BTreeSet<&String> = ops.iter().map(|(_, p)| p).collect();
+        for path in paths {
+            for method in METHODS.map(str::to_uppercase) {
+                let response = send(&method, path).await.expect("request");
+                let status = response.status();
+                let body = response.text().await.expect("body");
+                if ops.contains(&(method.clone(), path.clone())) {
+                    // Served: answered by its handler, not the fallback.
+                    assert_ne!(status, 405, "{method} {path}: {body}");
+                    assert!(!fell_through(&body), "{method} {path}: {body}");
+                } else {
+                    // Not documented: not served either.
+                    assert_eq!(status, 405, "{method} {path} is served: {body}");
+                }
+            }
+        }
+    }
+
+    /// Routes must come from `routes!` (via `OpenApiRouter::routes`), which
+    /// documents them: a route added any other way would be served without
+    /// being in the document.
+    #[test]
+    fn routes_are_only_added_through_the_routes_macro() {
+        // The router is built here and served by server.rs; other modules'
+        // tests build routers of their own.
+        let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = vec![src.join("api"), src.join("server.rs")];
+        let mut sources = Vec::new();
+        while let Some(path) = files.pop() {
+            if path.is_dir() {
+                for entry in std::fs::read_dir(&path).expect("read dir") {
+                    files.push(entry.expect("entry").path());
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                sources.push((path.clone(), std::fs::read_to_string(&path).expect("read")));
+            }
+        }
+        assert!(sources.iter().any(|(p, _)| p.ends_with("api/admin.rs")));
+        assert!(sources.iter().any(|(p, _)| p.ends_with("server.rs")));
+        // Built at run time so that this test's own source does not match.
+        let calls: Vec<String> = ["route", "route_service", "nest", "nest_service"]
+            .iter()
+            .map(|name| format!(".{name}("))
+            .collect();
+        let plain_router = format!("{}::new()", "Router");
+        let openapi_router = format!("OpenApi{plain_router}");
+        for (path, text) in &sources {
+            for call in &calls {
+                assert!(
+                    !text.contains(call.as_str()),
+                    "{} calls {call}: register routes with `.routes(routes!(...))`",
+                    path.display()
+                );
+            }
+            assert_eq!(
+                text.matches(&plain_router).count(),
+                text.matches(&openapi_router).count(),
+                "{} builds a plain axum Router: use OpenApiRouter",
+                path.display()
+            );
+        }
+    }
+
+    #[test]
+    fn document_has_info_security_and_tags() {
+        let doc = serde_json::to_value(document()).expect("document");
+        assert_eq!(doc["info"]["title"], "nova");
+        assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+        assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+        let tags: Vec<&str> = doc["tags"]
+            .as_array()
+            .expect("tags")
+            .iter()
+            .filter_map(|t| t["name"].as_str())
+            .collect();
+        assert_eq!(tags, ["workflows", "knowledge", "plugins", "health"]);
+    }
 }

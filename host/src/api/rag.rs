@@ -5,17 +5,22 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use std::collections::BTreeMap;
+
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
-use super::error::ApiError;
-use super::{AppState, json_response, parse_json};
-use crate::knowledge::ingest::{Ingestor, Source};
+use super::AppState;
+use super::error::{ApiError, ErrorBody};
+use super::parse_json;
+use crate::knowledge::ingest::{Ingestor, Report, Source};
 use crate::knowledge::{KnowledgeError, Query};
 use crate::ratelimit::Verdict;
 use crate::vector::{Filter, valid_collection};
@@ -49,15 +54,42 @@ impl From<KnowledgeError> for ApiError {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct QueryRequest {
+pub struct QueryRequest {
+    /// The question, at most 4096 bytes.
     query: String,
+    /// How many results, 1 to 100 (5 when absent).
     top_k: Option<u32>,
+    /// Exact matches on `source`, `source_prefix` (a prefix of the path)
+    /// or any metadata key; all must hold.
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, String>)]
     filter: serde_json::Map<String, Value>,
+    /// The collection to search (`default` when absent).
     collection: Option<String>,
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct QueryAnswer {
+    /// Best first.
+    pub results: Vec<Hit>,
+    pub took_ms: f64,
+    /// Answered from the query cache.
+    pub cached: bool,
+}
+
+/// One search result: a chunk of a document.
+#[derive(Serialize, ToSchema)]
+pub struct Hit {
+    pub text: String,
+    /// The document's path relative to its collection's directory.
+    pub source: String,
+    pub score: f32,
+    pub metadata: BTreeMap<String, String>,
+}
+
+const RATE_LIMITED: &str = "Over the per-client rate limit (`rate_limited`); see `Retry-After`";
 
 /// `filter`: `source`, `source_prefix`, and metadata keys, string values.
 fn filter_of(map: serde_json::Map<String, Value>) -> Result<Filter, ApiError> {
@@ -84,7 +116,26 @@ fn filter_of(map: serde_json::Map<String, Value>) -> Result<Filter, ApiError> {
     Ok(filter)
 }
 
-pub async fn query(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+/// Searches the knowledge base.
+#[utoipa::path(
+    post,
+    path = "/rag/query",
+    operation_id = "query_knowledge",
+    tag = "knowledge",
+    request_body = QueryRequest,
+    responses(
+        (status = OK, description = "The best chunks", body = QueryAnswer),
+        (status = BAD_REQUEST, description = "Not JSON (`invalid_json`) or not a valid query (`invalid_request`)", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such collection (`unknown_collection`)", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "Body over the JSON body limit", body = ErrorBody),
+        (status = TOO_MANY_REQUESTS, description = RATE_LIMITED, body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Knowledge base disabled (`knowledge_disabled`) or failing (`knowledge_unavailable`)", body = ErrorBody),
+    )
+)]
+pub async fn query(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<Json<QueryAnswer>, ApiError> {
     let request: QueryRequest = parse_json(&body)?;
     let query = Query::new(
         request.query,
@@ -93,17 +144,168 @@ pub async fn query(State(state): State<AppState>, body: Bytes) -> Result<Respons
         filter_of(request.filter)?,
     )?;
     let answer = state.knowledge.query(&query).await?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
-            "results": answer.results,
-            "took_ms": answer.took_ms,
-            "cached": answer.cached,
-        }),
-    ))
+    Ok(Json(QueryAnswer {
+        results: answer
+            .results
+            .into_iter()
+            .map(|h| Hit {
+                text: h.text,
+                source: h.source,
+                score: h.score,
+                metadata: h.metadata,
+            })
+            .collect(),
+        took_ms: answer.took_ms,
+        cached: answer.cached,
+    }))
 }
 
-pub async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> {
+#[derive(Serialize, ToSchema)]
+pub struct Stats {
+    /// The first ingest has finished.
+    pub ready: bool,
+    pub collections: Vec<CollectionStats>,
+    /// Documents in all collections.
+    pub documents: usize,
+    /// Chunks in all collections.
+    pub chunks: u64,
+    pub model: ModelStats,
+    pub index: IndexStats,
+    pub cache: CacheStats,
+    pub rate_limit: RateLimitStats,
+    /// Null on a host that does not ingest.
+    pub ingest: Option<IngestStatus>,
+    /// The configured directories; null on a host that does not ingest.
+    pub sources: Option<Vec<SourceView>>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CollectionStats {
+    pub name: String,
+    pub documents: usize,
+    pub chunks: u64,
+}
+
+/// The embedding model.
+#[derive(Serialize, ToSchema)]
+pub struct ModelStats {
+    pub name: String,
+    pub dimensions: usize,
+    pub max_tokens: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IndexStats {
+    /// `edge` (embedded) or `qdrant`.
+    pub backend: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CacheStats {
+    pub backend: String,
+    pub ttl_s: u64,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RateLimitStats {
+    pub backend: String,
+    pub enabled: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IngestStatus {
+    pub running: Option<IngestReport>,
+    pub last: Option<IngestReport>,
+    /// Ingests requested and not finished yet.
+    #[schema(value_type = Vec<String>)]
+    pub queued: Vec<uuid::Uuid>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SourceView {
+    pub collection: String,
+    pub dir: String,
+}
+
+/// What one ingest did; updated as it runs.
+#[derive(Serialize, ToSchema)]
+pub struct IngestReport {
+    #[schema(value_type = String, format = "uuid")]
+    pub id: uuid::Uuid,
+    pub collection: String,
+    pub dir: String,
+    pub started_at: String,
+    /// Absent while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Absent while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duration_ms: Option<u64>,
+    pub files_total: usize,
+    pub files_done: usize,
+    pub added: usize,
+    pub updated: usize,
+    pub removed: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+    pub chunks_embedded: usize,
+    pub failures: Vec<IngestFailure>,
+    /// Set when the ingest as a whole failed (index unreachable...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IngestFailure {
+    pub source: String,
+    pub error: String,
+}
+
+impl From<Report> for IngestReport {
+    fn from(r: Report) -> Self {
+        IngestReport {
+            id: r.id,
+            collection: r.collection,
+            dir: r.dir,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            duration_ms: r.duration_ms,
+            files_total: r.files_total,
+            files_done: r.files_done,
+            added: r.added,
+            updated: r.updated,
+            removed: r.removed,
+            unchanged: r.unchanged,
+            failed: r.failed,
+            chunks_embedded: r.chunks_embedded,
+            failures: r
+                .failures
+                .into_iter()
+                .map(|f| IngestFailure {
+                    source: f.source,
+                    error: f.error,
+                })
+                .collect(),
+            error: r.error,
+        }
+    }
+}
+
+/// Collections, documents, the model, the cache and ingest progress.
+#[utoipa::path(
+    get,
+    path = "/rag/stats",
+    operation_id = "knowledge_stats",
+    tag = "knowledge",
+    responses(
+        (status = OK, description = "The knowledge base's figures", body = Stats),
+        (status = TOO_MANY_REQUESTS, description = RATE_LIMITED, body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Knowledge base disabled (`knowledge_disabled`) or its index failing (`knowledge_unavailable`)", body = ErrorBody),
+    )
+)]
+pub async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
     let knowledge = &state.knowledge;
     let inner = knowledge.inner()?;
     let names = inner
@@ -126,35 +328,89 @@ pub async fn stats(State(state): State<AppState>) -> Result<Response, ApiError> 
             .map_err(KnowledgeError::from)?;
         documents += files.len();
         chunks += count;
-        collections.push(json!({"name": name, "documents": files.len(), "chunks": count}));
+        collections.push(CollectionStats {
+            documents: files.len(),
+            name,
+            chunks: count,
+        });
     }
-    let ingest = state.ingestor.as_ref().map(|i| i.status());
-    let body = json!({
-        "ready": knowledge.is_ready(),
-        "collections": collections,
-        "documents": documents,
-        "chunks": chunks,
-        "model": inner.embedder.info(),
-        "index": {"backend": inner.index.backend()},
-        "cache": inner.cache.stats(),
-        "rate_limit": {
-            "backend": state.limiter.backend(),
-            "enabled": state.limiter.enabled(),
-        },
-        "ingest": ingest,
-        "sources": state.ingestor.as_ref().map(|i| i.sources().iter().map(|s| json!({
-            "collection": s.collection,
-            "dir": s.dir.display().to_string(),
-        })).collect::<Vec<_>>()),
+    let ingest = state.ingestor.as_ref().map(|i| {
+        let status = i.status();
+        IngestStatus {
+            running: status.running.map(Into::into),
+            last: status.last.map(Into::into),
+            queued: status.queued,
+        }
     });
-    Ok(json_response(StatusCode::OK, &body))
+    let model = inner.embedder.info();
+    let cache = inner.cache.stats();
+    Ok(Json(Stats {
+        ready: knowledge.is_ready(),
+        collections,
+        documents,
+        chunks,
+        model: ModelStats {
+            name: model.name.clone(),
+            dimensions: model.dimensions,
+            max_tokens: model.max_tokens,
+        },
+        index: IndexStats {
+            backend: inner.index.backend().to_owned(),
+        },
+        cache: CacheStats {
+            backend: cache.backend.to_owned(),
+            ttl_s: cache.ttl_s,
+            hits: cache.hits,
+            misses: cache.misses,
+        },
+        rate_limit: RateLimitStats {
+            backend: state.limiter.backend().to_owned(),
+            enabled: state.limiter.enabled(),
+        },
+        ingest,
+        sources: state.ingestor.as_ref().map(|i| {
+            i.sources()
+                .iter()
+                .map(|s| SourceView {
+                    collection: s.collection.clone(),
+                    dir: s.dir.display().to_string(),
+                })
+                .collect()
+        }),
+    }))
 }
 
-#[derive(Deserialize, Default)]
+/// All fields optional: an empty body re-ingests every configured directory.
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ReloadRequest {
+pub struct ReloadRequest {
+    /// A configured collection, or the collection to ingest `dir` into.
     collection: Option<String>,
+    /// An absolute directory on the host to ingest.
+    #[schema(value_type = Option<String>)]
     dir: Option<PathBuf>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IngestStarted {
+    /// Follow it at `GET /rag/ingests/{id}`.
+    #[schema(value_type = String, format = "uuid")]
+    pub id: uuid::Uuid,
+    /// Always `started`.
+    #[schema(example = "started")]
+    pub status: String,
+    /// The collections it covers.
+    pub collections: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct IngestProgress {
+    pub running: bool,
+    /// Present (true) while the ingest waits behind another.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<bool>,
+    /// Null while queued.
+    pub report: Option<IngestReport>,
 }
 
 fn ingestor(state: &AppState) -> Result<&std::sync::Arc<Ingestor>, ApiError> {
@@ -260,7 +516,29 @@ fn collection_name_of(dir: &std::path::Path) -> String {
     }
 }
 
-pub async fn reload(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+/// Re-ingests directories into the knowledge base, in the background.
+#[utoipa::path(
+    post,
+    path = "/rag/reload",
+    operation_id = "reload_knowledge",
+    tag = "knowledge",
+    request_body(content = Option<ReloadRequest>, description = "Empty for every configured directory"),
+    security(("admin_token" = [])),
+    responses(
+        (status = ACCEPTED, description = "Ingest started", body = IngestStarted),
+        (status = BAD_REQUEST, description = "Not JSON, or a bad `dir` or `collection` (`invalid_json`, `invalid_request`)", body = ErrorBody),
+        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
+        (status = NOT_FOUND, description = "No configured directory for that collection (`unknown_collection`)", body = ErrorBody),
+        (status = CONFLICT, description = "The collection mirrors another directory (`conflict`)", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "Body over the JSON body limit", body = ErrorBody),
+        (status = TOO_MANY_REQUESTS, description = RATE_LIMITED, body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Knowledge base disabled, or this host does not ingest (`knowledge_disabled`)", body = ErrorBody),
+    )
+)]
+pub async fn reload(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<IngestStarted>), ApiError> {
     let ingestor = ingestor(&state)?;
     let request: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
         ReloadRequest::default()
@@ -277,31 +555,52 @@ pub async fn reload(State(state): State<AppState>, body: Bytes) -> Result<Respon
             .collect(),
     };
     let id = ingestor.start(source);
-    Ok(json_response(
+    Ok((
         StatusCode::ACCEPTED,
-        &json!({"id": id, "status": "started", "collections": collections}),
+        Json(IngestStarted {
+            id,
+            status: "started".to_owned(),
+            collections,
+        }),
     ))
 }
 
+/// An ingest's progress, or its report once finished.
+#[utoipa::path(
+    get,
+    path = "/rag/ingests/{id}",
+    operation_id = "get_ingest",
+    tag = "knowledge",
+    params(("id" = String, Path, description = "The id `POST /rag/reload` answered")),
+    responses(
+        (status = OK, description = "Progress or report", body = IngestProgress),
+        (status = BAD_REQUEST, description = "Not an ingest id (`invalid_id`)", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such ingest, or too old to be kept (`not_found`)", body = ErrorBody),
+        (status = TOO_MANY_REQUESTS, description = RATE_LIMITED, body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Knowledge base disabled (`knowledge_disabled`)", body = ErrorBody),
+    )
+)]
 pub async fn ingest_report(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<IngestProgress>, ApiError> {
     let ingestor = ingestor(&state)?;
     let id = uuid::Uuid::parse_str(&id)
         .map_err(|_| ApiError::bad_request("invalid_id", format!("{id:?} is not an ingest id")))?;
     // One id may cover several collections: running until the last is done.
     let queued = ingestor.is_queued(id);
     match ingestor.report(id) {
-        Some((report, running)) => Ok(json_response(
-            StatusCode::OK,
-            &json!({"running": running || queued, "report": report}),
-        )),
+        Some((report, running)) => Ok(Json(IngestProgress {
+            running: running || queued,
+            queued: None,
+            report: Some(report.into()),
+        })),
         None => match ingestor.is_queued(id) {
-            true => Ok(json_response(
-                StatusCode::OK,
-                &json!({"running": false, "queued": true, "report": null}),
-            )),
+            true => Ok(Json(IngestProgress {
+                running: false,
+                queued: Some(true),
+                report: None,
+            })),
             false => Err(ApiError::not_found("not_found", format!("no ingest {id}"))),
         },
     }
@@ -335,6 +634,7 @@ pub async fn rate_limit(State(state): State<AppState>, request: Request, next: N
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn collection_names_from_directories() {

@@ -2,36 +2,146 @@
 
 use std::time::Duration;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
 
-use super::error::ApiError;
-use super::{AppState, json_response, parse_json, rfc3339};
-use crate::store::{ListRuns, NewRun, Run, RunId, RunStatus, StepSpec};
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, parse_json, rfc3339};
+use crate::store::{ListRuns, NewRun, Run, RunId, RunStatus, Step, StepSpec, StepStatus};
 use crate::workflow::{MAX_WAIT, WorkflowError, Workflows};
 
-#[derive(Debug, Deserialize)]
+/// A workflow: steps run in order, each step's output the next one's input.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct SubmitRequest {
+pub struct SubmitRequest {
+    #[schema(min_items = 1)]
     steps: Vec<StepRequest>,
+    /// The first step's input: any JSON (null when absent).
     #[serde(default)]
     input: Value,
+    /// A second submission with the same key answers the first run (200)
+    /// instead of starting another.
     idempotency_key: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-struct StepRequest {
+pub struct StepRequest {
+    /// The step plugin's name.
     plugin: String,
+    /// The step's configuration, handed to the plugin as JSON.
     #[serde(default)]
+    #[schema(value_type = Object)]
     config: Value,
+    /// Per attempt; the plugin's limit when absent.
     timeout_ms: Option<u64>,
+    /// Further attempts after a failure.
     retries: Option<u32>,
+}
+
+/// The answer to a submission.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Submitted {
+    #[schema(value_type = String, format = "uuid")]
+    pub id: RunId,
+    pub status: RunState,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl From<RunStatus> for RunState {
+    fn from(s: RunStatus) -> Self {
+        match s {
+            RunStatus::Queued => RunState::Queued,
+            RunStatus::Running => RunState::Running,
+            RunStatus::Succeeded => RunState::Succeeded,
+            RunStatus::Failed => RunState::Failed,
+            RunStatus::Cancelled => RunState::Cancelled,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StepState {
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+}
+
+impl From<StepStatus> for StepState {
+    fn from(s: StepStatus) -> Self {
+        match s {
+            StepStatus::Pending => StepState::Pending,
+            StepStatus::Running => StepState::Running,
+            StepStatus::Succeeded => StepState::Succeeded,
+            StepStatus::Failed => StepState::Failed,
+            StepStatus::Cancelled => StepState::Cancelled,
+        }
+    }
+}
+
+/// A run as the API shows it: timestamps in RFC 3339 with milliseconds.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunView {
+    #[schema(value_type = String, format = "uuid")]
+    pub id: RunId,
+    pub status: RunState,
+    pub input: Value,
+    /// The last step's output, once the run succeeded.
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub cancel_requested: bool,
+    pub created_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub steps: Vec<StepView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepView {
+    pub index: u32,
+    pub plugin: String,
+    /// The plugin version that ran the latest attempt.
+    pub plugin_version: Option<String>,
+    #[schema(value_type = Object)]
+    pub config: Value,
+    pub timeout_ms: Option<u64>,
+    pub retries: Option<u32>,
+    pub status: StepState,
+    pub attempts: u32,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// The last attempt's duration.
+    pub duration_ms: Option<f64>,
+}
+
+/// One page of runs, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunPage {
+    pub runs: Vec<RunView>,
+    /// Set when older runs remain: pass it as `cursor` for the next page.
+    #[schema(value_type = Option<String>, format = "uuid")]
+    pub next_cursor: Option<RunId>,
 }
 
 fn workflows(state: &AppState) -> Result<&Workflows, ApiError> {
@@ -43,10 +153,26 @@ fn workflows(state: &AppState) -> Result<&Workflows, ApiError> {
     })
 }
 
+/// Submits a workflow run.
+#[utoipa::path(
+    post,
+    path = "/workflows",
+    operation_id = "submit_run",
+    tag = "workflows",
+    request_body = SubmitRequest,
+    responses(
+        (status = ACCEPTED, description = "Run created and queued", body = Submitted),
+        (status = OK, description = "A run with this idempotency key exists: that run", body = Submitted),
+        (status = BAD_REQUEST, description = "Body is not JSON or not a valid workflow (`invalid_json`, `invalid_request`, `invalid_workflow`)", body = ErrorBody),
+        (status = NOT_FOUND, description = "This host does not serve workflows (`--role worker`)", body = ErrorBody),
+        (status = PAYLOAD_TOO_LARGE, description = "Body over the JSON body limit", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Store or queue unreachable (`store_unavailable`, `queue_unavailable`)", body = ErrorBody),
+    )
+)]
 pub async fn submit(
     State(state): State<AppState>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<(StatusCode, Json<Submitted>), ApiError> {
     let wf = workflows(&state)?;
     let request: SubmitRequest = parse_json(&body?)?;
     let new = NewRun {
@@ -70,23 +196,42 @@ pub async fn submit(
     } else {
         StatusCode::OK
     };
-    Ok(json_response(
+    Ok((
         status,
-        &json!({"id": submitted.run.id, "status": submitted.run.status}),
+        Json(Submitted {
+            id: submitted.run.id,
+            status: submitted.run.status.into(),
+        }),
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct WaitParams {
     /// Seconds to hold the request until the run finishes (at most 60).
+    #[param(minimum = 0, maximum = 60)]
     wait: Option<f64>,
 }
 
+/// A run and its steps; with `wait`, once it finishes or the wait is over.
+#[utoipa::path(
+    get,
+    path = "/workflows/{id}",
+    operation_id = "get_run",
+    tag = "workflows",
+    params(("id" = String, Path, description = "The run's id"), WaitParams),
+    responses(
+        (status = OK, description = "The run", body = RunView),
+        (status = BAD_REQUEST, description = "Not a run id (`invalid_id`), or `wait` out of range (`invalid_wait`)", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such run (`run_not_found`), or this host does not serve workflows", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Store unreachable", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(params): Query<WaitParams>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<RunView>, ApiError> {
     let wf = workflows(&state)?;
     let id = run_id(&id)?;
     let run = match params.wait {
@@ -100,20 +245,40 @@ pub async fn get(
         None => wf.get(id).await?,
     };
     let run = run.ok_or_else(|| unknown(id))?;
-    Ok(json_response(StatusCode::OK, &run_json(&run)))
+    Ok(Json(run_view(&run)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListParams {
+    /// Only runs in this state: queued, running, succeeded, failed or
+    /// cancelled.
     status: Option<String>,
+    /// Runs per page, 1 to 100 (20 when absent).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
+    /// A previous page's `next_cursor`.
     cursor: Option<String>,
 }
 
+/// Lists runs, newest first, a page at a time.
+#[utoipa::path(
+    get,
+    path = "/workflows",
+    operation_id = "list_runs",
+    tag = "workflows",
+    params(ListParams),
+    responses(
+        (status = OK, description = "One page of runs", body = RunPage),
+        (status = BAD_REQUEST, description = "Bad `status` (`invalid_status`), `limit` (`invalid_limit`) or `cursor` (`invalid_id`)", body = ErrorBody),
+        (status = NOT_FOUND, description = "This host does not serve workflows", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Store unreachable", body = ErrorBody),
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<RunPage>, ApiError> {
     let wf = workflows(&state)?;
     let status = match params.status.as_deref() {
         None | Some("") => None,
@@ -141,17 +306,31 @@ pub async fn list(
             cursor,
         })
         .await?;
-    let runs: Vec<Value> = page.runs.iter().map(run_json).collect();
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"runs": runs, "next_cursor": page.next_cursor}),
-    ))
+    Ok(Json(RunPage {
+        runs: page.runs.iter().map(run_view).collect(),
+        next_cursor: page.next_cursor,
+    }))
 }
 
+/// Cancels a run: at once when queued, after its current step when running.
+#[utoipa::path(
+    post,
+    path = "/workflows/{id}/cancel",
+    operation_id = "cancel_run",
+    tag = "workflows",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = OK, description = "The run, cancelled or with `cancel_requested` set", body = RunView),
+        (status = BAD_REQUEST, description = "Not a run id (`invalid_id`)", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such run (`run_not_found`), or this host does not serve workflows", body = ErrorBody),
+        (status = CONFLICT, description = "The run already succeeded or failed (`run_finished`)", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Store or queue unreachable", body = ErrorBody),
+    )
+)]
 pub async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<RunView>, ApiError> {
     let wf = workflows(&state)?;
     let id = run_id(&id)?;
     let run = wf.cancel(id).await?.ok_or_else(|| unknown(id))?;
@@ -162,7 +341,7 @@ pub async fn cancel(
             format!("run {id} already {}", run.status.as_str()),
         ));
     }
-    Ok(json_response(StatusCode::OK, &run_json(&run)))
+    Ok(Json(run_view(&run)))
 }
 
 fn run_id(text: &str) -> Result<RunId, ApiError> {
@@ -174,48 +353,43 @@ fn unknown(id: RunId) -> ApiError {
     ApiError::not_found("run_not_found", format!("no run {id}"))
 }
 
-fn time(ms: Option<i64>) -> Value {
+fn time(ms: Option<i64>) -> Option<String> {
     ms.and_then(|ms| u64::try_from(ms).ok())
-        .map(|ms| json!(rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms))))
-        .unwrap_or(Value::Null)
+        .map(|ms| rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms)))
 }
 
-/// A run as the API shows it: timestamps in RFC 3339.
-fn run_json(run: &Run) -> Value {
-    let steps: Vec<Value> = run
-        .steps
-        .iter()
-        .map(|s| {
-            json!({
-                "index": s.index,
-                "plugin": s.plugin,
-                "plugin_version": s.plugin_version,
-                "config": s.config,
-                "timeout_ms": s.timeout_ms,
-                "retries": s.retries,
-                "status": s.status,
-                "attempts": s.attempts,
-                "output": s.output,
-                "error": s.error,
-                "started_at": time(s.started_at),
-                "finished_at": time(s.finished_at),
-                "duration_ms": s.duration_ms,
-            })
-        })
-        .collect();
-    json!({
-        "id": run.id,
-        "status": run.status,
-        "input": run.input,
-        "output": run.output,
-        "error": run.error,
-        "idempotency_key": run.idempotency_key,
-        "cancel_requested": run.cancel_requested,
-        "created_at": time(Some(run.created_at)),
-        "started_at": time(run.started_at),
-        "finished_at": time(run.finished_at),
-        "steps": steps,
-    })
+fn step_view(s: &Step) -> StepView {
+    StepView {
+        index: s.index,
+        plugin: s.plugin.clone(),
+        plugin_version: s.plugin_version.clone(),
+        config: s.config.clone(),
+        timeout_ms: s.timeout_ms,
+        retries: s.retries,
+        status: s.status.into(),
+        attempts: s.attempts,
+        output: s.output.clone(),
+        error: s.error.clone(),
+        started_at: time(s.started_at),
+        finished_at: time(s.finished_at),
+        duration_ms: s.duration_ms,
+    }
+}
+
+fn run_view(run: &Run) -> RunView {
+    RunView {
+        id: run.id,
+        status: run.status.into(),
+        input: run.input.clone(),
+        output: run.output.clone(),
+        error: run.error.clone(),
+        idempotency_key: run.idempotency_key.clone(),
+        cancel_requested: run.cancel_requested,
+        created_at: time(Some(run.created_at)),
+        started_at: time(run.started_at),
+        finished_at: time(run.finished_at),
+        steps: run.steps.iter().map(step_view).collect(),
+    }
 }
 
 impl From<WorkflowError> for ApiError {
