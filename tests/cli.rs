@@ -1,11 +1,12 @@
-//! The client verbs of the `nova` command (`submit`, `runs show|list|cancel`)
-//! against a real host: output, JSON output and exit codes.
+//! The client verbs of the `nova` command (`submit`, `runs`, `ingest`,
+//! `query`, `plugins`, `health`) against a real host: output, JSON output
+//! and exit codes.
 
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use nova_tests::{Nova, Options, nova_bin, plugin, test_plugin};
+use nova_tests::{Nova, Options, TOKEN, free_port, nova_bin, plugin, test_plugin};
 use serde_json::{Value, json};
 
 async fn start() -> Nova {
@@ -42,6 +43,13 @@ fn nova_cli_with(url: &str, args: &[&str], stdin: &[u8]) -> Output {
 
 fn nova_cli(url: &str, args: &[&str]) -> Output {
     nova_cli_with(url, args, b"")
+}
+
+/// `nova ARGS… --token TOKEN` against `url`.
+fn nova_admin(url: &str, args: &[&str]) -> Output {
+    let mut all = args.to_vec();
+    all.extend(["--token", TOKEN]);
+    nova_cli(url, &all)
 }
 
 fn stdout(out: &Output) -> String {
@@ -172,8 +180,11 @@ async fn submit_show_list_and_cancel() {
     let out = nova_cli(url, &["submit", &slow, "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     let slow_id = json_out(&out)["id"].as_str().expect("id").to_owned();
-    let out = nova_cli(url, &["runs", "cancel", &slow_id]);
+    let out = nova_cli(url, &["runs", "cancel", &slow_id, "--json"]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let cancelled = json_out(&out);
+    assert_eq!(cancelled["id"], slow_id.as_str());
+    assert_eq!(cancelled["cancel_requested"], true, "{cancelled}");
     assert_eq!(host.wait_run(&slow_id, 30).await["status"], "cancelled");
     let out = nova_cli(url, &["runs", "cancel", &id]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
@@ -237,11 +248,7 @@ async fn failures_and_exit_codes() {
     assert_eq!(code(&out), 2, "bad usage");
 
     // Nothing listening: 2, naming the URL.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let nowhere = format!("http://127.0.0.1:{port}");
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
     let ok = write(dir.path(), "ok.json", &json!({"steps": [add(1)]}));
     for args in [&["submit", ok.as_str()][..], &["runs", "list"]] {
         let out = nova_cli(&nowhere, args);
@@ -298,6 +305,24 @@ async fn ingest_and_query_the_knowledge_base() {
         stdout(&out)
     );
 
+    // --json: the finished ingest as the host reports it; --detach --json:
+    // the answer to the reload.
+    let out = nova_admin(
+        &host.url,
+        &["ingest", dir.to_str().expect("utf-8"), "--json"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let done = json_out(&out);
+    assert_eq!(done["running"], false, "{done}");
+    assert_eq!(done["report"]["collection"], "manuals");
+    assert_eq!(done["report"]["unchanged"], 1, "{done}");
+    let out = nova_admin(
+        &host.url,
+        &["ingest", dir.to_str().expect("utf-8"), "--detach", "--json"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_out(&out)["collections"], json!(["manuals"]));
+
     let out = nova_cli(
         &host.url(""),
         &[
@@ -339,4 +364,213 @@ async fn ingest_and_query_the_knowledge_base() {
     assert!(stderr(&out).contains("query is empty"), "{}", stderr(&out));
     let out = nova_cli("http://127.0.0.1:9", &["query", "anything"]);
     assert_eq!(code(&out), 2, "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn plugins_verbs() {
+    let host = start().await;
+    let url = host.url.as_str();
+    let dir = tempfile::tempdir().expect("tmp");
+    let template = plugin("template");
+    let template = template.to_str().expect("utf-8");
+
+    // upload: created, then replaced; JSON is the listing entry.
+    let out = nova_admin(url, &["plugins", "upload", "greeter", template]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("plugin greeter 0.1.0 created (step sha256 "),
+        "{}",
+        stdout(&out)
+    );
+    let out = nova_admin(url, &["plugins", "upload", "greeter", template, "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let entry = json_out(&out);
+    assert_eq!(entry["name"], "greeter");
+    assert_eq!(entry["status"], "active");
+
+    // list and show, human and JSON.
+    let out = nova_admin(url, &["plugins", "list"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("NAME "), "{text}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("greeter ") && l.contains(" step ") && l.contains("active")),
+        "{text}"
+    );
+    let out = nova_admin(url, &["plugins", "list", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let names: Vec<Value> = json_out(&out)["plugins"]
+        .as_array()
+        .expect("plugins")
+        .iter()
+        .map(|p| p["name"].clone())
+        .collect();
+    assert!(names.contains(&json!("greeter")), "{names:?}");
+    let out = nova_admin(url, &["plugins", "show", "greeter"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains(&entry["sha256"].as_str().expect("sha256").to_owned()));
+    let out = nova_admin(url, &["plugins", "show", "greeter", "--json"]);
+    assert_eq!(json_out(&out)["sha256"], entry["sha256"]);
+
+    // invoke a step: input from stdin, config from --config.
+    let mut args = vec![
+        "plugins",
+        "invoke",
+        "greeter",
+        "-",
+        "--config",
+        r#"{"template": "Hi {{ name }}"}"#,
+        "--token",
+        TOKEN,
+    ];
+    let out = nova_cli_with(url, &args, br#"{"name": "Ada"}"#);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(r#""text": "Hi Ada""#),
+        "{}",
+        stdout(&out)
+    );
+    args.push("--json");
+    let out = nova_cli_with(url, &args, br#"{"name": "Ada"}"#);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_out(&out)["output"], json!({"text": "Hi Ada"}));
+
+    // A plugin failure is the server's: 1, with its code.
+    let out = nova_admin(url, &["plugins", "invoke", "greeter", "--config", "{}"]);
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(stderr(&out).contains("plugin_"), "{}", stderr(&out));
+    // A --config that is not JSON never leaves: 2.
+    let out = nova_admin(url, &["plugins", "invoke", "greeter", "--config", "{nope"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("--config"), "{}", stderr(&out));
+
+    // reload, remove, then the plugin is gone.
+    let out = nova_admin(url, &["plugins", "reload", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_out(&out)["outcomes"]["greeter"], "unchanged");
+    let out = nova_admin(url, &["plugins", "reload"]);
+    assert!(stdout(&out).starts_with("NAME "), "{}", stdout(&out));
+    let out = nova_admin(url, &["plugins", "remove", "greeter", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_out(&out), json!({"removed": "greeter"}));
+    let out = nova_admin(url, &["plugins", "show", "greeter"]);
+    assert_eq!(code(&out), 1);
+    assert!(
+        stderr(&out).contains("plugin_not_found"),
+        "{}",
+        stderr(&out)
+    );
+    let out = nova_admin(url, &["plugins", "upload", "x", "/no/such.wasm"]);
+    assert_eq!(code(&out), 2);
+
+    // Without the token: the server refuses, 1.
+    let out = Command::new(nova_bin())
+        .args(["plugins", "list", "--url", url])
+        .env_remove("NOVA_ADMIN_TOKEN")
+        .output()
+        .expect("nova");
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(stderr(&out).contains("unauthorized"), "{}", stderr(&out));
+
+    // NOVA_ADMIN_TOKEN stands in for --token.
+    let out = Command::new(nova_bin())
+        .args(["plugins", "list", "--json", "--url", url])
+        .env("NOVA_ADMIN_TOKEN", TOKEN)
+        .output()
+        .expect("nova");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    // A loader on a file: one chunk per section; the file name is the source.
+    let doc = dir.path().join("guide.md");
+    std::fs::write(&doc, "# One\n\nfirst\n\n# Two\n\nsecond\n").expect("write");
+    let host = Nova::start(Options::default().loaders()).await;
+    let doc = doc.to_str().expect("utf-8");
+    let out = nova_admin(&host.url, &["plugins", "invoke", "markdown", doc]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("CHUNK "), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("(2 chunks from markdown"),
+        "{}",
+        stdout(&out)
+    );
+    let out = nova_admin(&host.url, &["plugins", "invoke", "markdown", doc, "--json"]);
+    let chunks = json_out(&out);
+    assert_eq!(chunks["chunks"][1]["metadata"]["source"], doc, "{chunks}");
+}
+
+#[tokio::test]
+async fn health_and_usage_exit_codes() {
+    let host = start().await;
+    let url = host.url.as_str();
+
+    let out = nova_cli(url, &["health", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_out(&out)["status"], "ok");
+    let out = nova_cli(url, &["health"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("status   ok\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(stdout(&out).contains("CHECK"), "{}", stdout(&out));
+
+    // Bad usage is 2, with clap's message; --help is 0 for every verb.
+    for args in [
+        &["runs", "list", "--bogus"][..],
+        &["plugins"],
+        &["plugins", "upload", "only-a-name"],
+        &["query"],
+        &["submit", "x.json", "--wait", "30"],
+        &["health", "--timeout", "soon"],
+    ] {
+        let out = nova_cli(url, args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(!stderr(&out).is_empty(), "{args:?}");
+    }
+    for verb in [
+        &["submit"][..],
+        &["runs", "show"],
+        &["runs", "list"],
+        &["runs", "cancel"],
+        &["ingest"],
+        &["query"],
+        &["plugins", "list"],
+        &["plugins", "show"],
+        &["plugins", "reload"],
+        &["plugins", "upload"],
+        &["plugins", "remove"],
+        &["plugins", "invoke"],
+        &["health"],
+    ] {
+        let mut args = verb.to_vec();
+        args.push("--help");
+        let out = Command::new(nova_bin()).args(&args).output().expect("nova");
+        assert_eq!(code(&out), 0, "{args:?}");
+        let help = stdout(&out);
+        for flag in ["--url", "--token", "--json", "NOVA_URL", "NOVA_ADMIN_TOKEN"] {
+            assert!(help.contains(flag), "{args:?} --help lacks {flag}: {help}");
+        }
+    }
+
+    // Nothing listening: 2 for every verb that talks to a host.
+    let nowhere = format!("http://127.0.0.1:{}", free_port());
+    for args in [
+        &["health"][..],
+        &["plugins", "list"],
+        &["query", "anything"],
+        &["runs", "cancel", "0193f0b2-7c4e-7cc0-8000-000000000000"],
+    ] {
+        let out = nova_admin(&nowhere, args);
+        assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("cannot reach nova"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = nova_cli("ftp://nowhere", &["health"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("invalid URL"), "{}", stderr(&out));
 }

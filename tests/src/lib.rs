@@ -85,6 +85,8 @@ pub struct Nova {
     pub url: String,
     pub plugins_dir: PathBuf,
     pub http: reqwest::Client,
+    /// A nova-client for this host, with the admin token.
+    pub client: nova_client::Client,
     _dirs: tempfile::TempDir,
 }
 
@@ -101,6 +103,8 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// Return once the host listens, before `/health` says ready.
     pub no_wait: bool,
+    /// Listen on this port of 127.0.0.1 instead of a free one.
+    pub port: Option<u16>,
 }
 
 impl Options {
@@ -134,6 +138,13 @@ impl Options {
         ["markdown", "text", "html", "pdf"]
             .into_iter()
             .fold(self, |o, name| o.plugin(name, plugin(name)))
+    }
+
+    /// Listen on `port` (for a client that must know the URL before the
+    /// host starts).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
     }
 
     /// Do not wait for `/health` to say ready.
@@ -297,7 +308,10 @@ impl Nova {
         let mut command = Command::new(nova_bin());
         command
             .arg("serve")
-            .env("NOVA_BIND", "127.0.0.1:0")
+            .env(
+                "NOVA_BIND",
+                format!("127.0.0.1:{}", options.port.unwrap_or(0)),
+            )
             .env("NOVA_DATA_DIR", &data_dir)
             .env("NOVA_PLUGINS_DIR", &plugins_dir)
             .env("NOVA_CACHE_DIR", shared_cache_dir())
@@ -334,6 +348,11 @@ impl Nova {
         .await
         .expect("join")
         .expect("nova exited before listening");
+        let client = nova_client::Client::builder(&url)
+            .token(TOKEN)
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("nova-client");
         let nova = Nova {
             child,
             url,
@@ -342,6 +361,7 @@ impl Nova {
                 .timeout(Duration::from_secs(60))
                 .build()
                 .expect("client"),
+            client,
             _dirs: dirs,
         };
         if !options.no_wait {
@@ -351,15 +371,10 @@ impl Nova {
     }
 
     pub async fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            if let Ok(r) = self.http.get(self.url("/health")).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            assert!(Instant::now() < deadline, "nova did not become ready");
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        match self.client.wait_ready(Duration::from_secs(120)).await {
+            Ok(health) if health.value.is_ok() => {}
+            Ok(health) => panic!("nova did not become ready: {}", health.raw),
+            Err(e) => panic!("nova did not become ready: {e}"),
         }
     }
 
@@ -532,6 +547,14 @@ impl Drop for Nova {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port of 127.0.0.1 that nothing listens on (it was free a moment ago).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
 
 /// SHA-256 of a file, hex, as the listing reports it.

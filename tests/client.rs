@@ -1,0 +1,344 @@
+//! nova-client against real hosts: retries across a host that is down
+//! then started, errors that are not retried, the `/rag` rate limit's
+//! `Retry-After`, and a typed call for every route.
+
+use std::time::Duration;
+
+use nova_client::{
+    Client, Error, HealthStatus, Invoke, ListRuns, Query, Reload, RetryPolicy, RunStatus, Step,
+    Workflow,
+};
+use nova_tests::{Nova, Options, TOKEN, free_port, plugin};
+use serde_json::json;
+
+/// Patient enough to outlast a host's start; short waits between tries.
+fn patient(url: &str) -> Client {
+    Client::builder(url)
+        .token(TOKEN)
+        .retry(RetryPolicy {
+            max_attempts: 400,
+            base_delay: Duration::from_millis(50),
+            max_delay: Duration::from_millis(300),
+        })
+        .build()
+        .expect("client")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_made_while_the_host_is_down_succeeds_once_it_is_up() {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let client = patient(&url);
+
+    // Nothing listens yet: the call keeps retrying the connection.
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move { client.health().await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut host = Nova::start(
+        Options::default()
+            .port(port)
+            .plugin("template", plugin("template")),
+    )
+    .await;
+    let health = call.await.expect("join").expect("health after retrying");
+    assert!(health.attempts > 1, "the first try found no host");
+    assert!(
+        matches!(
+            health.value.status,
+            HealthStatus::Ok | HealthStatus::Starting
+        ),
+        "{}",
+        health.raw
+    );
+
+    // Stop the host, start a call, start a new host on the same port: the
+    // call lands on the new one. The idempotency key makes the submission
+    // safe to send again.
+    host.kill();
+    let workflow = Workflow {
+        steps: vec![Step::new("template", json!({"template": "hi {{ n }}"}))],
+        input: Some(json!({"n": 1})),
+        idempotency_key: Some("across-a-restart".into()),
+    };
+    let call = tokio::spawn({
+        let client = client.clone();
+        async move {
+            // Wait for readiness first: a host that just listens has not
+            // loaded its plugins, and would refuse the step as unknown.
+            client.wait_ready(Duration::from_secs(120)).await?;
+            client.submit(&workflow).await
+        }
+    });
+    let _host = Nova::start(
+        Options::default()
+            .port(port)
+            .plugin("template", plugin("template")),
+    )
+    .await;
+    let submitted = call.await.expect("join").expect("submitted after restart");
+    assert!(submitted.value.created);
+    let run = client
+        .wait(&submitted.value.id, Duration::from_secs(30))
+        .await
+        .expect("run");
+    assert_eq!(run.value.status, RunStatus::Succeeded, "{}", run.raw);
+    assert_eq!(run.value.output, json!({"text": "hi 1"}));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_errors_are_answered_after_one_attempt_with_code_and_message() {
+    let host = Nova::start(Options::default().plugin("template", plugin("template"))).await;
+    let client = patient(&host.url);
+
+    // An unknown plugin: 400, not retried even with a patient policy and
+    // an idempotency key.
+    let e = client
+        .submit(&json!({"steps": [{"plugin": "no-such-plugin"}], "idempotency_key": "k1"}))
+        .await
+        .expect_err("refused");
+    match &e {
+        Error::Api {
+            status,
+            code,
+            message,
+            attempts,
+            ..
+        } => {
+            assert_eq!(*status, 400);
+            assert_eq!(code, "invalid_workflow");
+            assert!(message.contains("no-such-plugin"), "{message}");
+            assert_eq!(*attempts, 1);
+        }
+        other => panic!("not an API error: {other:?}"),
+    }
+    assert_eq!(e.exit_code(), 1);
+
+    let e = client
+        .run("0193f0b2-7c4e-7cc0-8000-000000000000")
+        .await
+        .expect_err("unknown run");
+    assert_eq!(e.status(), Some(404));
+    assert_eq!(e.code(), Some("run_not_found"));
+    assert_eq!(e.attempts(), Some(1));
+
+    // No token: 401 on the admin routes, once.
+    let anonymous = Client::new(&host.url).expect("client");
+    let e = anonymous.plugins_list().await.expect_err("no token");
+    assert_eq!(e.code(), Some("unauthorized"));
+    assert_eq!(e.attempts(), Some(1));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limited_calls_wait_for_retry_after() {
+    let host = Nova::start(
+        Options::default()
+            .env("NOVA_RAG_RATE_LIMIT", "1")
+            .env("NOVA_RAG_RATE_BURST", "1"),
+    )
+    .await;
+
+    // Without retries the refusal comes back with its Retry-After.
+    let once = Client::builder(&host.url)
+        .retry(RetryPolicy::none())
+        .build()
+        .expect("client");
+    let mut refusal = None;
+    for _ in 0..10 {
+        if let Err(e) = once.rag_stats().await {
+            refusal = Some(e);
+            break;
+        }
+    }
+    match refusal {
+        Some(Error::Api {
+            status: 429,
+            code,
+            retry_after,
+            attempts: 1,
+            ..
+        }) => {
+            assert_eq!(code, "rate_limited");
+            assert!(retry_after.is_some_and(|d| d >= Duration::from_secs(1)));
+        }
+        other => panic!("expected a 429 within 10 calls at 1 request/s: {other:?}"),
+    }
+
+    // Three calls at once with one token a second: every call succeeds,
+    // and the ones refused at first waited for Retry-After and tried again.
+    let client = Client::builder(&host.url)
+        .retry(RetryPolicy {
+            max_attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(3),
+        })
+        .build()
+        .expect("client");
+    let calls: Vec<_> = (0..3)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.rag_stats().await })
+        })
+        .collect();
+    let mut attempts = Vec::new();
+    for call in calls {
+        let stats = call.await.expect("join").expect("stats after retrying");
+        assert!(stats.value.ready);
+        attempts.push(stats.attempts);
+    }
+    assert!(attempts.iter().any(|a| *a > 1), "{attempts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_route_has_a_typed_call() {
+    let docs = tempfile::tempdir().expect("docs");
+    std::fs::write(
+        docs.path().join("tea.md"),
+        "# Tea\n\nSteep green tea for two minutes at eighty degrees.\n",
+    )
+    .expect("write");
+    let host = Nova::start(Options::default().loaders()).await;
+    let client = &host.client;
+
+    let health = client.health().await.expect("health");
+    assert!(health.value.is_ok(), "{}", health.raw);
+    assert!(health.value.checks["plugins"].ready);
+    assert_eq!(
+        health.value.checks["store"].backend.as_deref(),
+        Some("sqlite")
+    );
+
+    // Plugins: upload (created, then replaced), show, list, invoke, reload,
+    // remove.
+    let wasm = std::fs::read(plugin("template")).expect("template.wasm");
+    let uploaded = client
+        .plugin_upload("greeter", wasm.clone())
+        .await
+        .expect("upload");
+    assert!(uploaded.value.created);
+    assert_eq!(uploaded.status, 201);
+    assert_eq!(uploaded.value.plugin.kind.as_deref(), Some("step"));
+    let again = client
+        .plugin_upload("greeter", wasm)
+        .await
+        .expect("upload again");
+    assert!(!again.value.created);
+    let shown = client.plugin_show("greeter").await.expect("show");
+    assert_eq!(shown.value.sha256, uploaded.value.plugin.sha256);
+    assert!(shown.value.limits.is_some_and(|l| l.timeout_ms > 0));
+    let listing = client.plugins_list().await.expect("list");
+    let names: Vec<&str> = listing
+        .value
+        .plugins
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
+    assert!(
+        names.contains(&"greeter") && names.contains(&"markdown"),
+        "{names:?}"
+    );
+    let invoked = client
+        .plugin_invoke(
+            "greeter",
+            br#"{"name": "Ada"}"#.to_vec(),
+            &Invoke {
+                config: Some(json!({"template": "Hello {{ name }}!"})),
+                source: None,
+            },
+        )
+        .await
+        .expect("invoke step");
+    assert_eq!(invoked.value.kind, "step");
+    assert_eq!(invoked.value.output, Some(json!({"text": "Hello Ada!"})));
+    let chunks = client
+        .plugin_invoke(
+            "markdown",
+            b"# One\n\nfirst\n\n# Two\n\nsecond\n".to_vec(),
+            &Invoke {
+                config: None,
+                source: Some("doc.md".into()),
+            },
+        )
+        .await
+        .expect("invoke loader");
+    assert_eq!(chunks.value.kind, "loader");
+    assert_eq!(chunks.value.chunks.len(), 2, "{}", chunks.raw);
+    assert_eq!(chunks.value.chunks[0].metadata["source"], "doc.md");
+    let reloaded = client.plugins_reload().await.expect("reload");
+    assert_eq!(
+        reloaded.value.outcomes.get("greeter").map(String::as_str),
+        Some("unchanged")
+    );
+
+    // Workflows: submit, wait, run, list, cancel.
+    let submitted = client
+        .submit(&Workflow {
+            steps: vec![Step::new("greeter", json!({"template": "{{ n + 1 }}"}))],
+            input: Some(json!({"n": 41})),
+            idempotency_key: None,
+        })
+        .await
+        .expect("submit");
+    let id = submitted.value.id.clone();
+    let run = client
+        .wait(&id, Duration::from_secs(30))
+        .await
+        .expect("wait");
+    assert_eq!(run.value.status, RunStatus::Succeeded, "{}", run.raw);
+    assert_eq!(run.value.output, json!({"text": "42"}));
+    assert_eq!(run.value.steps[0].plugin_version.as_deref(), Some("0.1.0"));
+    let now = client.run(&id).await.expect("run");
+    assert_eq!(now.value.finished_at, run.value.finished_at);
+    let page = client
+        .list(&ListRuns {
+            status: Some(RunStatus::Succeeded),
+            limit: Some(5),
+            cursor: None,
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.value.runs[0].id, id);
+    let e = client.cancel(&id).await.expect_err("finished");
+    assert_eq!(e.code(), Some("run_finished"));
+
+    let removed = client.plugin_remove("greeter").await.expect("remove");
+    assert_eq!(removed.value.removed, "greeter");
+    let e = client.plugin_show("greeter").await.expect_err("gone");
+    assert_eq!(e.code(), Some("plugin_not_found"));
+
+    // Knowledge base: reload a directory, follow the ingest, query, stats.
+    let started = client
+        .rag_reload(&Reload {
+            dir: Some(docs.path().display().to_string()),
+            collection: Some("drinks".into()),
+        })
+        .await
+        .expect("reload");
+    assert_eq!(started.value.collections, ["drinks"]);
+    let report = loop {
+        let progress = client.rag_ingest(&started.value.id).await.expect("ingest");
+        if progress.value.is_finished() {
+            break progress.value.report.expect("report");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!((report.added, report.failed), (1, 0), "{report:?}");
+    let mut query = Query::new("how long should green tea steep?");
+    query.top_k = Some(1);
+    query.collection = Some("drinks".into());
+    let answer = client.rag_query(&query).await.expect("query");
+    assert_eq!(answer.value.results.len(), 1);
+    assert_eq!(answer.value.results[0].source, "tea.md");
+    let stats = client.rag_stats().await.expect("stats");
+    assert!(
+        stats
+            .value
+            .collections
+            .iter()
+            .any(|c| c.name == "drinks" && c.documents == 1),
+        "{}",
+        stats.raw
+    );
+    assert_eq!(stats.value.model.dimensions, 384);
+}
