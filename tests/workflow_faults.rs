@@ -99,6 +99,63 @@ async fn a_killed_worker_loses_no_run() {
 }
 
 #[tokio::test]
+async fn a_stopped_worker_hands_its_runs_back() {
+    let backend = Backend::postgres_redis();
+    let shared = tempfile::tempdir().unwrap();
+    for (name, file) in [
+        ("slow", test_plugin("slow-step")),
+        ("template", plugin("template")),
+    ] {
+        std::fs::copy(file, shared.path().join(format!("{name}.wasm"))).unwrap();
+    }
+    // A lease far longer than the test: a run the stopping worker kept
+    // would stay stuck, so every run finishing means it handed them back.
+    let role = |role: &str| {
+        Options::default()
+            .backend(&backend)
+            .shared_plugins_dir(shared.path())
+            .env("NOVA_ROLE", role)
+            .env("NOVA_LEASE_MS", "600000")
+            .env("NOVA_WORKERS", "4")
+            .env("NOVA_KNOWLEDGE", "false")
+    };
+    let api = Nova::start(role("api")).await;
+    let mut stopping = Nova::start(role("worker")).await;
+    let mut ids = Vec::new();
+    for n in 0..RUNS {
+        let (status, answer) = api.submit(&workflow(n)).await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push((n, answer["id"].as_str().unwrap().to_owned()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let done = api.get_json("/workflows?status=succeeded&limit=100").await;
+        let finished = done["runs"].as_array().unwrap().len();
+        if finished >= 2 {
+            assert!(finished < RUNS, "all runs finished before the stop");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the worker made no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let status = stopping.terminate(Duration::from_secs(45));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "SIGTERM: the worker exits 0 once its steps in flight are done: {status:?}"
+    );
+
+    let _next = Nova::start(role("worker")).await;
+    assert_all_finished_once(&api, &ids).await;
+    // The steps in flight at the stop finished there; none ran again.
+    for (n, id) in &ids {
+        let run = api.wait_run(id, 0).await;
+        for step in run["steps"].as_array().unwrap() {
+            assert_eq!(step["attempts"], 1, "run {n}: {run}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn an_embedded_host_resumes_its_runs_after_a_crash() {
     let data = tempfile::tempdir().unwrap();
     let shared = tempfile::tempdir().unwrap();

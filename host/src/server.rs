@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::api::Health;
 use crate::api::{self, AppState};
@@ -51,6 +51,9 @@ pub enum ServeError {
     #[error("cannot start the knowledge base: {0} (set NOVA_KNOWLEDGE=false to run without it)")]
     Knowledge(String),
 }
+
+/// How long a stopping process waits for its steps in flight to finish.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// One embedding replica per group of RAYON_NUM_THREADS cores (`main`
 /// sets it to 1 unless the operator chose).
@@ -265,7 +268,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     println!("nova listening on http://{addr}");
     tracing::info!(%addr, plugins_dir = %config.plugins_dir.display(), "nova serving");
 
-    tokio::spawn(async move {
+    let (drain, drained) = workflow::drain();
+    let startup = tokio::spawn(async move {
         let start = Instant::now();
         let outcomes = registry.rescan().await;
         // Then what other hosts uploaded while this one was down.
@@ -282,8 +286,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         // Only now: a run claimed before its plugins are loaded would fail
         // with "plugin not loaded" on every host start.
         if let Some(workflows) = workers {
-            workflow::spawn_workers(workflows.clone(), worker_id);
+            workflow::spawn_workers(workflows.clone(), worker_id, drain);
             workflow::spawn_sweeper(workflows);
+        } else {
+            drop(drain);
         }
         tracing::info!(
             plugins = outcomes.len(),
@@ -303,10 +309,32 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     });
 
     let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // At the signal the workers stop taking runs while the HTTP server
+    // finishes its requests; both drain from then on.
+    let stop_workers = drained.stopper();
+    let (signalled_tx, signalled) = tokio::sync::watch::channel(None::<Instant>);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop_workers();
+        let _ = signalled_tx.send(Some(Instant::now()));
+    });
+    let mut on_signal = signalled.clone();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            let _ = on_signal.wait_for(Option::is_some).await;
+        })
         .await
-        .map_err(ServeError::Serve)
+        .map_err(ServeError::Serve)?;
+    // A start-up cut short still holds the workers' drain: drop it.
+    startup.abort();
+    let since = signalled.borrow().map_or(Duration::ZERO, |t| t.elapsed());
+    if !drained.wait(DRAIN_TIMEOUT.saturating_sub(since)).await {
+        tracing::warn!(
+            seconds = DRAIN_TIMEOUT.as_secs(),
+            "steps still running at exit; their runs resume elsewhere once their lease expires"
+        );
+    }
+    Ok(())
 }
 
 fn generate_token() -> Result<String, ServeError> {

@@ -516,6 +516,25 @@ impl Nova {
         let _ = self.child.wait();
     }
 
+    /// Sends SIGTERM and waits for the process to exit (at most `within`,
+    /// then SIGKILL); its exit status, or None if it had to be killed.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill is needed by the tests");
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        None
+    }
+
     /// Submits a workflow; returns the status and the answer.
     pub async fn submit(&self, body: &Value) -> (u16, Value) {
         let response = self

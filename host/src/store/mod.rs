@@ -506,6 +506,12 @@ impl Store {
         dispatch!(self.renew_lease(id, worker, lease))
     }
 
+    /// Gives up `worker`'s lease on a running run: it expires now, so any
+    /// worker can claim the run at once. False if `worker` did not hold it.
+    pub async fn release_lease(&self, id: RunId, worker: &str) -> Result<bool, StoreError> {
+        self.renew_lease(id, worker, Duration::ZERO).await
+    }
+
     /// Starts an attempt of step `index`: status running, the plugin version
     /// that runs it, attempts + 1, `started_at` (first attempt). Returns the
     /// attempt number (1 for the first). A pending or running step can be

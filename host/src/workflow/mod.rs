@@ -21,7 +21,7 @@ use crate::queue::Queue;
 use crate::store::{ListRuns, NewRun, Page, Run, RunId, StepSpec, Store};
 
 pub use sweeper::spawn_sweeper;
-pub use worker::spawn_workers;
+pub use worker::{Drain, Drained, drain, spawn_workers};
 
 /// Longest a workflow may be.
 pub const MAX_STEPS: usize = 64;

@@ -18,16 +18,77 @@ use crate::store::{Run, RunStatus, Step, StepOutcome, StepStatus, StoreError};
 /// How often a running step checks whether its run was cancelled.
 const CANCEL_POLL: Duration = Duration::from_millis(250);
 
+/// Tells the workers to stop, and waits until they have.
+///
+/// On stop, a worker takes no new run; a run it executes finishes the step
+/// in flight, is checkpointed, and is handed back (its lease released, the
+/// run queued again) so another worker resumes it at once, at its next
+/// step, instead of after the lease.
+#[derive(Clone)]
+pub struct Drain {
+    stop: tokio::sync::watch::Receiver<bool>,
+    /// Each worker loop holds a clone; `Drained` sees them all dropped.
+    _alive: tokio::sync::mpsc::Sender<()>,
+}
+
+/// The other end of a [`Drain`]: stops the workers and waits for them.
+pub struct Drained {
+    stop: Arc<tokio::sync::watch::Sender<bool>>,
+    alive: tokio::sync::mpsc::Receiver<()>,
+}
+
+/// A drain for the workers of this process, and its handle.
+pub fn drain() -> (Drain, Drained) {
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let (alive_tx, alive) = tokio::sync::mpsc::channel(1);
+    (
+        Drain {
+            stop,
+            _alive: alive_tx,
+        },
+        Drained {
+            stop: Arc::new(stop_tx),
+            alive,
+        },
+    )
+}
+
+impl Drain {
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+}
+
+impl Drained {
+    /// What asks the workers to stop taking runs, for the shutdown signal.
+    pub fn stopper(&self) -> impl Fn() + Send + Sync + 'static {
+        let stop = self.stop.clone();
+        move || {
+            let _ = stop.send(true);
+        }
+    }
+
+    /// Stops the workers and waits for every worker loop to end, at most
+    /// `within`; true if they all did.
+    pub async fn wait(mut self, within: Duration) -> bool {
+        let _ = self.stop.send(true);
+        tokio::time::timeout(within, self.alive.recv())
+            .await
+            .is_ok()
+    }
+}
+
 /// Starts `concurrency` worker loops for this process, named `worker`.
-pub fn spawn_workers(workflows: Workflows, worker: String) -> Vec<JoinHandle<()>> {
+pub fn spawn_workers(workflows: Workflows, worker: String, drain: Drain) -> Vec<JoinHandle<()>> {
     let worker: Arc<str> = worker.into();
     (0..workflows.config.concurrency.max(1))
-        .map(|_| tokio::spawn(work_loop(workflows.clone(), worker.clone())))
+        .map(|_| tokio::spawn(work_loop(workflows.clone(), worker.clone(), drain.clone())))
         .collect()
 }
 
-async fn work_loop(wf: Workflows, worker: Arc<str>) {
-    loop {
+async fn work_loop(wf: Workflows, worker: Arc<str>, drain: Drain) {
+    // Checked between runs: `next` returns within a second.
+    while !drain.stopping() {
         let delivery = match wf.queue.next(Duration::from_secs(1)).await {
             Ok(Some(delivery)) => delivery,
             Ok(None) => continue,
@@ -42,7 +103,7 @@ async fn work_loop(wf: Workflows, worker: Arc<str>) {
             .claim_run(delivery.run_id, &worker, wf.config.lease)
             .await
         {
-            Ok(Some(run)) => execute(&wf, &worker, run, &delivery).await,
+            Ok(Some(run)) => execute(&wf, &worker, run, &delivery, &drain).await,
             // Finished, cancelled, or leased by a live worker: nothing to do.
             Ok(None) => {}
             Err(e) => {
@@ -115,22 +176,32 @@ impl Drop for Heartbeat {
 
 /// Executes the run under a `run{run_id, request_id}` span, so every line
 /// its steps log — here or on another host — names the submitting request.
-async fn execute(wf: &Workflows, worker: &Arc<str>, run: Run, delivery: &Delivery) {
+async fn execute(wf: &Workflows, worker: &Arc<str>, run: Run, delivery: &Delivery, drain: &Drain) {
     let span = tracing::info_span!(
         "run",
         run_id = %run.id,
         request_id = run.request_id.as_deref(),
     );
-    execute_steps(wf, worker, run, delivery)
+    execute_steps(wf, worker, run, delivery, drain)
         .instrument(span)
         .await;
 }
 
-async fn execute_steps(wf: &Workflows, worker: &Arc<str>, run: Run, delivery: &Delivery) {
+async fn execute_steps(
+    wf: &Workflows,
+    worker: &Arc<str>,
+    run: Run,
+    delivery: &Delivery,
+    drain: &Drain,
+) {
     let heartbeat = Heartbeat::start(wf, worker, &run, delivery);
     let id = run.id;
     let mut input = run.input.clone();
     for step in &run.steps {
+        if drain.stopping() && !step.status.is_terminal() {
+            hand_back(wf, worker, &run, step.index).await;
+            return;
+        }
         // Resuming a run claimed again after a crash: finished steps are
         // checkpointed, so their output is the next step's input.
         match step.status {
@@ -186,6 +257,25 @@ async fn execute_steps(wf: &Workflows, worker: &Arc<str>, run: Run, delivery: &D
         }
     }
     finish(wf, worker, &run, RunStatus::Succeeded, Some(input), None).await;
+}
+
+/// The process is stopping: let another worker resume the run at step
+/// `next` now, rather than once the lease has expired.
+async fn hand_back(wf: &Workflows, worker: &str, run: &Run, next: u32) {
+    match wf.store.release_lease(run.id, worker).await {
+        Ok(true) => {
+            if let Err(e) = wf.queue.enqueue(run.id).await {
+                // The sweeper finds it in the store.
+                tracing::warn!(run = %run.id, error = %e, "cannot re-enqueue a handed-back run");
+            }
+            tracing::info!(run = %run.id, next_step = next, "stopping: run handed back");
+        }
+        // Taken over or finished meanwhile: nothing to hand back.
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(run = %run.id, error = %e, "cannot release the lease; it expires by itself")
+        }
+    }
 }
 
 fn step_error(step: &Step, error: &str) -> String {
