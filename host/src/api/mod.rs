@@ -151,6 +151,9 @@ pub fn api(state: AppState) -> (Router, OpenApi) {
                 .into_response()
             },
         ))
+        // Outermost: every layer and handler above logs inside the
+        // request's span, and even a panic's 500 carries X-Request-Id.
+        .layer(middleware::from_fn(crate::request_id::request_id))
         .with_state(state);
     (router, openapi)
 }
