@@ -524,6 +524,7 @@ async fn health_and_usage_exit_codes() {
         &["query"],
         &["submit", "x.json", "--wait", "30"],
         &["health", "--timeout", "soon"],
+        &["health", "--timeout", "0"],
     ] {
         let out = nova_cli(url, args);
         assert_eq!(code(&out), 2, "{args:?}: {}", stderr(&out));

@@ -286,9 +286,13 @@ impl Client {
         let mut request = Request::new(Method::GET, "/health".into());
         request.retry_unavailable = false;
         let received = self.send(&request).await?;
+        // Only a health report is an answer: a 503 with an error body (a
+        // proxy with no upstream, say) stays an error.
         if received.status == StatusCode::SERVICE_UNAVAILABLE
-            && let Ok(health) = serde_json::from_slice::<Health>(&received.body)
-            && health.status != HealthStatus::Ok
+            && let Ok(report) = serde_json::from_slice::<serde_json::Value>(&received.body)
+            && report["status"].is_string()
+            && report["checks"].is_object()
+            && let Ok(health) = serde_json::from_value::<Health>(report)
         {
             return Ok(answer(health, received));
         }

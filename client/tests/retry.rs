@@ -268,6 +268,16 @@ async fn health_takes_a_503_report_as_an_answer() {
     assert_eq!(health.value.status, HealthStatus::Starting);
     assert_eq!(health.value.failing(), ["plugins"]);
     assert_eq!(count(&seen), 1);
+
+    // A 503 that is not a health report is an error, not retried either.
+    let (url, seen) = serve(vec![
+        error(503, "unavailable", ""),
+        answer(200, json!({"status": "ok", "checks": {}})),
+    ])
+    .await;
+    let e = client(&url, 5).health().await.expect_err("not a report");
+    assert_eq!(e.code(), Some("unavailable"));
+    assert_eq!(count(&seen), 1);
 }
 
 #[tokio::test]

@@ -32,7 +32,7 @@ pub struct Remote {
     pub token: Option<String>,
     /// Seconds one request may take before it is given up (a `--wait`
     /// request gets its hold on top).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_seconds)]
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_timeout)]
     pub timeout: f64,
     /// Print the server's JSON answer as is, instead of a summary.
     #[arg(long)]
@@ -226,6 +226,13 @@ fn parse_pair(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    match parse_seconds(text) {
+        Ok(s) if s > 0.0 => Ok(s),
+        _ => Err(format!("{text:?} is not a positive number of seconds")),
     }
 }
 
