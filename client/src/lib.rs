@@ -1,4 +1,4 @@
-//! A typed client for the HTTP API of a [nova] host: workflows, the
+//! A typed client for the HTTP API of a nova host: workflows, the
 //! knowledge base, the plugin admin routes and the health check.
 //!
 //! Every route has a method that sends the request, retries it when that
@@ -68,8 +68,6 @@
 //! answer that is not what the route documents. [`Error::exit_code`] maps
 //! them to the exit status of the `nova` command line (1 for a failure the
 //! host reported, 2 for a host that could not be asked).
-//!
-//! [nova]: https://github.com/nova-automation/nova
 
 mod error;
 mod retry;
