@@ -387,17 +387,13 @@ impl Nova {
         self.http.request(method, self.url(path)).bearer_auth(TOKEN)
     }
 
-    /// The admin listing.
+    /// The admin listing, each entry as the host sent it.
     pub async fn plugins(&self) -> Vec<Value> {
-        let body: Value = self
-            .admin(reqwest::Method::GET, "/admin/plugins")
-            .send()
-            .await
-            .expect("list plugins")
-            .json()
-            .await
-            .expect("listing is JSON");
-        body["plugins"].as_array().expect("plugins array").clone()
+        let listing = self.client.plugins_list().await.expect("list plugins");
+        listing.json()["plugins"]
+            .as_array()
+            .expect("plugins array")
+            .clone()
     }
 
     /// The listing entry of one plugin, if present.
