@@ -250,7 +250,11 @@ async fn every_error_is_json() {
             "invalid_config",
         ),
         (
-            nova.admin(Method::POST, "/admin/plugins/hello/invoke")
+            // On a client of its own: the host closes this connection
+            // after its 413, and a pooled one would fail the next request.
+            reqwest::Client::new()
+                .post(nova.url("/admin/plugins/hello/invoke"))
+                .bearer_auth(TOKEN)
                 .body(vec![b' '; 40 << 20]),
             413,
             "payload_too_large",
@@ -286,5 +290,4 @@ async fn every_error_is_json() {
     assert_eq!(health["status"], "ok");
     assert_eq!(health["checks"]["plugins"]["ready"], true);
     assert_eq!(health["checks"]["plugins"]["active"], 1);
-    let _ = TOKEN;
 }
