@@ -44,6 +44,49 @@ async fn assert_all_finished_once(api: &Nova, ids: &[(usize, String)]) {
     }
 }
 
+/// A plugin directory with the two plugins of `workflow`, for hosts to
+/// share.
+fn shared_plugins() -> tempfile::TempDir {
+    let shared = tempfile::tempdir().unwrap();
+    for (name, file) in [
+        ("slow", test_plugin("slow-step")),
+        ("template", plugin("template")),
+    ] {
+        std::fs::copy(file, shared.path().join(format!("{name}.wasm"))).unwrap();
+    }
+    shared
+}
+
+/// Submits `RUNS` runs through `api`; their numbers and ids.
+async fn submit_all(api: &Nova) -> Vec<(usize, String)> {
+    let mut ids = Vec::new();
+    for n in 0..RUNS {
+        let (status, answer) = api.submit(&workflow(n)).await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push((n, answer["id"].as_str().unwrap().to_owned()));
+    }
+    ids
+}
+
+/// Waits until at least `done` runs succeeded, and not all of them: the
+/// moment to strike, with runs finished and others in flight.
+async fn wait_for_progress(api: &Nova, done: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = api.get_json("/workflows?status=succeeded&limit=100").await;
+        let finished = page["runs"].as_array().unwrap().len();
+        if finished >= done {
+            assert!(
+                finished < RUNS,
+                "all runs finished before the fault; make them slower"
+            );
+            return;
+        }
+        assert!(Instant::now() < deadline, "the worker made no progress");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn plugins(options: Options) -> Options {
     options
         .plugin("slow", test_plugin("slow-step"))
@@ -53,13 +96,7 @@ fn plugins(options: Options) -> Options {
 #[tokio::test]
 async fn a_killed_worker_loses_no_run() {
     let backend = Backend::postgres_redis();
-    let shared = tempfile::tempdir().unwrap();
-    for (name, file) in [
-        ("slow", test_plugin("slow-step")),
-        ("template", plugin("template")),
-    ] {
-        std::fs::copy(file, shared.path().join(format!("{name}.wasm"))).unwrap();
-    }
+    let shared = shared_plugins();
     let role = |role: &str| {
         Options::default()
             .backend(&backend)
@@ -71,27 +108,9 @@ async fn a_killed_worker_loses_no_run() {
     let api = Nova::start(role("api")).await;
     let mut doomed = Nova::start(role("worker")).await;
 
-    let mut ids = Vec::new();
-    for n in 0..RUNS {
-        let (status, answer) = api.submit(&workflow(n)).await;
-        assert_eq!(status, 202, "{answer}");
-        ids.push((n, answer["id"].as_str().unwrap().to_owned()));
-    }
+    let ids = submit_all(&api).await;
     // Kill the only worker once it has finished some runs and holds others.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let done = api.get_json("/workflows?status=succeeded&limit=100").await;
-        let finished = done["runs"].as_array().unwrap().len();
-        if finished >= 4 {
-            assert!(
-                finished < RUNS,
-                "all runs finished before the crash; make them slower"
-            );
-            break;
-        }
-        assert!(Instant::now() < deadline, "the worker made no progress");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for_progress(&api, 4).await;
     doomed.kill();
 
     let _survivor = Nova::start(role("worker")).await;
@@ -101,13 +120,7 @@ async fn a_killed_worker_loses_no_run() {
 #[tokio::test]
 async fn a_stopped_worker_hands_its_runs_back() {
     let backend = Backend::postgres_redis();
-    let shared = tempfile::tempdir().unwrap();
-    for (name, file) in [
-        ("slow", test_plugin("slow-step")),
-        ("template", plugin("template")),
-    ] {
-        std::fs::copy(file, shared.path().join(format!("{name}.wasm"))).unwrap();
-    }
+    let shared = shared_plugins();
     // A lease far longer than the test: a run the stopping worker kept
     // would stay stuck, so every run finishing means it handed them back.
     let role = |role: &str| {
@@ -121,23 +134,8 @@ async fn a_stopped_worker_hands_its_runs_back() {
     };
     let api = Nova::start(role("api")).await;
     let mut stopping = Nova::start(role("worker")).await;
-    let mut ids = Vec::new();
-    for n in 0..RUNS {
-        let (status, answer) = api.submit(&workflow(n)).await;
-        assert_eq!(status, 202, "{answer}");
-        ids.push((n, answer["id"].as_str().unwrap().to_owned()));
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let done = api.get_json("/workflows?status=succeeded&limit=100").await;
-        let finished = done["runs"].as_array().unwrap().len();
-        if finished >= 2 {
-            assert!(finished < RUNS, "all runs finished before the stop");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the worker made no progress");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let ids = submit_all(&api).await;
+    wait_for_progress(&api, 2).await;
     let status = stopping.terminate(Duration::from_secs(45));
     assert!(
         status.is_some_and(|s| s.success()),
@@ -158,13 +156,7 @@ async fn a_stopped_worker_hands_its_runs_back() {
 #[tokio::test]
 async fn an_embedded_host_resumes_its_runs_after_a_crash() {
     let data = tempfile::tempdir().unwrap();
-    let shared = tempfile::tempdir().unwrap();
-    for (name, file) in [
-        ("slow", test_plugin("slow-step")),
-        ("template", plugin("template")),
-    ] {
-        std::fs::copy(file, shared.path().join(format!("{name}.wasm"))).unwrap();
-    }
+    let shared = shared_plugins();
     let options = || {
         Options::default()
             .shared_plugins_dir(shared.path())
@@ -173,16 +165,10 @@ async fn an_embedded_host_resumes_its_runs_after_a_crash() {
             .env("NOVA_LEASE_MS", "1000")
     };
     let mut first = Nova::start(options()).await;
-    let runs = 8;
-    let mut ids = Vec::new();
-    for n in 0..runs {
-        let (status, answer) = first.submit(&workflow(n)).await;
-        assert_eq!(status, 202, "{answer}");
-        ids.push((n, answer["id"].as_str().unwrap().to_owned()));
-    }
+    let ids = submit_all(&first).await;
     // One worker runs them one by one: crash after the first finishes.
     first.wait_run(&ids[0].1, 30).await;
-    let last = first.wait_run(&ids[runs - 1].1, 0).await;
+    let last = first.wait_run(&ids[RUNS - 1].1, 0).await;
     assert_ne!(
         last["status"], "succeeded",
         "all runs finished before the crash"
