@@ -145,6 +145,22 @@ async fn answers_questions_about_nova_from_its_own_docs() {
             "What exit codes does nova submit return?",
             "official_docs/workflows.md",
         ),
+        (
+            "Which Prometheus metrics does nova export on /metrics?",
+            "official_docs/operations.md",
+        ),
+        (
+            "How does the Rust client library retry requests with backoff and Retry-After?",
+            "official_docs/client.md",
+        ),
+        (
+            "How do I upload a plugin from the command line with nova plugins upload?",
+            "official_docs/cli.md",
+        ),
+        (
+            "How do plugins uploaded to one host reach the other hosts of a fleet?",
+            "official_docs/operations.md",
+        ),
     ];
     let mut misses = Vec::new();
     for (question, expected) in questions {

@@ -499,7 +499,7 @@ async fn bench() {
                     &format!("{steps}-step runs/s, {}", backend.name()),
                     format!("{:.0} runs/s", f.per_s),
                     &format!(
-                        "{clients} clients, closed loop; submit to finished p50 {:.1} ms, p99 {:.1} ms",
+                        "{clients} concurrent clients (closed loop); submit to finished p50 {:.1} ms, p99 {:.1} ms",
                         f.p50_ms, f.p99_ms
                     ),
                 );
