@@ -376,6 +376,14 @@ async fn check_create_and_get(store: &Store) {
     let (run, created) = store.create_run(new.clone()).await.expect("create_run");
     assert_eq!(run.request_id.as_deref(), Some("req-0123 abc"));
     assert!(created);
+    assert_eq!(
+        store.status_of(run.id).await.expect("status_of"),
+        Some(RunStatus::Queued)
+    );
+    assert_eq!(
+        store.status_of(RunId::now_v7()).await.expect("status_of"),
+        None
+    );
     assert_eq!(run.id.get_version_num(), 7, "run ids are UUID v7");
     assert_eq!(run.status, RunStatus::Queued);
     assert_eq!(run.input, new.input);

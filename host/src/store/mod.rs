@@ -462,6 +462,11 @@ impl Store {
         dispatch!(self.get_run(id))
     }
 
+    /// Only the run's status: one light read, for polling.
+    pub async fn status_of(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
+        dispatch!(self.status_of(id))
+    }
+
     /// The run submitted with idempotency key `key`, if any.
     pub async fn run_by_idempotency_key(&self, key: &str) -> Result<Option<Run>, StoreError> {
         dispatch!(self.run_by_idempotency_key(key))

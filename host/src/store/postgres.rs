@@ -149,6 +149,14 @@ impl PgStore {
         }
     }
 
+    pub(super) async fn status_of(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
+        let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        status.as_deref().map(run_status).transpose()
+    }
+
     pub(super) async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",

@@ -198,10 +198,11 @@ impl Workflows {
         // interval starts short so quick runs answer quickly.
         let mut interval = Duration::from_millis(5);
         loop {
-            let run = self.store.get_run(id).await?;
-            match &run {
-                Some(r) if !r.status.is_terminal() && tokio::time::Instant::now() < deadline => {}
-                _ => return Ok(run),
+            // Polls read the status only; the whole run (with its steps)
+            // once, at the end.
+            match self.store.status_of(id).await? {
+                Some(s) if !s.is_terminal() && tokio::time::Instant::now() < deadline => {}
+                _ => return Ok(self.store.get_run(id).await?),
             }
             let nap = interval.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
             let sleep = tokio::time::sleep(nap);
