@@ -286,6 +286,53 @@ async fn redis_reclaims_the_entries_of_a_dead_consumer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_prunes_the_consumers_of_processes_that_ended() {
+    let b = Backend::redis().await;
+    let ended = b.consumer("ended", LONG_LEASE).await;
+    let holder = b.consumer("holder", LONG_LEASE).await;
+    let me = b.consumer("me", LONG_LEASE).await;
+    // "ended" took an entry and acked it: listed, holding nothing.
+    ended.enqueue(uuid::Uuid::now_v7()).await.unwrap();
+    let done = ended.next(Duration::from_secs(2)).await.unwrap().unwrap();
+    ended.ack(&done).await.unwrap();
+    // "holder" holds one.
+    holder.enqueue(uuid::Uuid::now_v7()).await.unwrap();
+    let held = holder.next(Duration::from_secs(2)).await.unwrap().unwrap();
+    assert_eq!(me.next(Duration::from_millis(10)).await.unwrap(), None);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Only "ended": "holder" has a pending entry, "me" is the caller, and
+    // none is idle for an hour.
+    assert_eq!(
+        me.prune_consumers(Duration::from_secs(3600)).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        me.prune_consumers(Duration::from_millis(200))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        me.prune_consumers(Duration::from_millis(200))
+            .await
+            .unwrap(),
+        0
+    );
+    // The holder's entry is still its own.
+    assert!(holder.renew(&held).await.unwrap());
+    holder.ack(&held).await.unwrap();
+    // The in-process queue has no consumers to prune.
+    assert_eq!(
+        Queue::memory()
+            .prune_consumers(Duration::ZERO)
+            .await
+            .unwrap(),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_extend_prevents_reclaim() {
     let b = Backend::redis().await;
     let slow = b.consumer("slow", SHORT_LEASE).await;

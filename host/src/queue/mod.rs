@@ -179,6 +179,15 @@ impl Queue {
         }
     }
 
+    /// Forgets the consumers of processes that ended: those holding no
+    /// entry and idle for `idle_over`. The in-process queue has none.
+    pub async fn prune_consumers(&self, idle_over: Duration) -> Result<u32, QueueError> {
+        match self {
+            Queue::Redis(q) => q.prune_consumers(idle_over).await,
+            Queue::Memory(_) => Ok(0),
+        }
+    }
+
     /// Closes the queue's connections now rather than when the last handle
     /// is dropped.
     pub async fn close(&self) {

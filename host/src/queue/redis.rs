@@ -498,6 +498,38 @@ impl RedisQueue {
         Ok(())
     }
 
+    /// Removes the group's consumers that hold no entry and have not read
+    /// for `idle_over`: processes that ended (each process is a consumer of
+    /// its own, named hostname-pid), which would otherwise stay listed in
+    /// `XINFO CONSUMERS` forever. A live consumer reads every second, and
+    /// one removed anyway is made again by its next read. Returns how many
+    /// were removed.
+    pub(super) async fn prune_consumers(&self, idle_over: Duration) -> Result<u32, QueueError> {
+        let inner = &self.inner;
+        let client = inner.conn.client();
+        let listing: Vec<Value> = client
+            .xinfo_consumers(inner.stream.as_str(), inner.group.as_str())
+            .await
+            .map_err(QueueError::redis("list consumers"))?;
+        let idle_over = i64::try_from(idle_over.as_millis()).unwrap_or(i64::MAX);
+        let mut removed = 0;
+        for consumer in listing {
+            let Some((name, pending, idle)) = consumer_info(consumer) else {
+                continue;
+            };
+            if name == inner.consumer || pending > 0 || idle < idle_over {
+                continue;
+            }
+            let _: Value = client
+                .xgroup_delconsumer(inner.stream.as_str(), inner.group.as_str(), name.as_str())
+                .await
+                .map_err(QueueError::redis("remove consumer"))?;
+            tracing::info!(consumer = %name, idle_ms = idle, "removed a consumer that ended");
+            removed += 1;
+        }
+        Ok(removed)
+    }
+
     pub(super) async fn depth(&self) -> Result<u64, QueueError> {
         let inner = &self.inner;
         inner
@@ -591,4 +623,14 @@ fn parse_entry(value: Value) -> Option<Entry> {
         }
     };
     Some(Entry { id, run })
+}
+
+/// A consumer of `XINFO CONSUMERS`: its name, pending entries and idle ms.
+fn consumer_info(consumer: Value) -> Option<(String, i64, i64)> {
+    let fields: std::collections::HashMap<String, Value> = consumer.convert().ok()?;
+    Some((
+        fields.get("name")?.as_string()?,
+        fields.get("pending")?.as_i64()?,
+        fields.get("idle")?.as_i64()?,
+    ))
 }

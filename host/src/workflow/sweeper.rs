@@ -16,6 +16,11 @@ use super::Workflows;
 /// couple of seconds was lost.
 const BACKLOG_GRACE: Duration = Duration::from_secs(60);
 const IDLE_GRACE: Duration = Duration::from_secs(2);
+/// How often the sweeper forgets the queue consumers of processes that
+/// ended, and how long such a consumer must have been idle: far longer
+/// than any live worker's gap between reads (a second).
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+const CONSUMER_IDLE: Duration = Duration::from_secs(3600);
 
 pub fn spawn_sweeper(wf: Workflows) -> JoinHandle<()> {
     tokio::spawn(async move {
@@ -34,10 +39,17 @@ pub fn spawn_sweeper(wf: Workflows) -> JoinHandle<()> {
                 Err(e) => tracing::warn!(error = %e, "cannot recover unfinished runs"),
             }
         }
+        let mut next_prune = tokio::time::Instant::now() + PRUNE_EVERY;
         loop {
             tokio::time::sleep(wf.config.sweep_every).await;
             if let Err(e) = sweep(&wf).await {
                 tracing::warn!(error = %e, "sweep failed");
+            }
+            if tokio::time::Instant::now() >= next_prune {
+                next_prune += PRUNE_EVERY;
+                if let Err(e) = wf.queue.prune_consumers(CONSUMER_IDLE).await {
+                    tracing::warn!(error = %e, "cannot prune the queue's consumers");
+                }
             }
         }
     })
