@@ -88,6 +88,8 @@ pub struct Config {
     /// How long a worker's claim on a run lasts without renewal: how soon
     /// the runs of a crashed worker are taken over.
     pub lease: Duration,
+    /// How long finished runs are kept; none: forever.
+    pub run_retention: Option<Duration>,
     pub knowledge: KnowledgeConfig,
 }
 
@@ -124,6 +126,7 @@ pub struct FileConfig {
     pub redis_prefix: Option<String>,
     pub workers: Option<usize>,
     pub lease_ms: Option<u64>,
+    pub run_retention_days: Option<u64>,
     pub data_dir: Option<PathBuf>,
     pub plugins_dir: Option<PathBuf>,
     pub knowledge_dir: Option<PathBuf>,
@@ -198,6 +201,7 @@ pub struct Overrides {
     pub redis_prefix: Option<String>,
     pub workers: Option<usize>,
     pub lease_ms: Option<u64>,
+    pub run_retention_days: Option<u64>,
     pub data_dir: Option<PathBuf>,
     pub plugins_dir: Option<PathBuf>,
     pub knowledge_dir: Option<PathBuf>,
@@ -231,6 +235,8 @@ pub const DEFAULT_CONCURRENCY: u32 = 64;
 pub const DEFAULT_MAX_UPLOAD_BYTES: usize = 64 << 20;
 pub const DEFAULT_WORKERS: usize = 16;
 pub const DEFAULT_LEASE_MS: u64 = 15_000;
+/// Finished runs are deleted this many days after they finished.
+pub const DEFAULT_RUN_RETENTION_DAYS: u64 = 30;
 /// Ceilings: one hour per call (as for manifests), 4 GiB per instance
 /// (the most a 32-bit linear memory can hold).
 pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
@@ -339,6 +345,16 @@ impl Config {
                 message: "must be between 300 and 600000".into(),
             });
         }
+        let run_retention_days = over
+            .run_retention_days
+            .or(file.run_retention_days)
+            .unwrap_or(DEFAULT_RUN_RETENTION_DAYS);
+        if run_retention_days > 36_500 {
+            return Err(ConfigError::Invalid {
+                key: "run_retention_days",
+                message: "must be between 0 (keep forever) and 36500".into(),
+            });
+        }
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
         let knowledge = resolve_knowledge(&knowledge_dir, file.knowledge, &knowledge_over)?;
         let role = over.role.or(file.role).unwrap_or_default();
@@ -359,6 +375,8 @@ impl Config {
                 .unwrap_or_else(|| "nova".to_owned()),
             workers,
             lease: Duration::from_millis(lease_ms),
+            run_retention: (run_retention_days > 0)
+                .then(|| Duration::from_secs(run_retention_days * 86_400)),
             bind,
             data_dir,
             plugins_dir,
@@ -527,6 +545,28 @@ mod tests {
         };
         let err = Config::resolve(FileConfig::default(), split).unwrap_err();
         assert!(err.to_string().contains("need REDIS_URL"), "{err}");
+    }
+
+    #[test]
+    fn run_retention() {
+        let day = Duration::from_secs(86_400);
+        let c = Config::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        assert_eq!(c.run_retention, Some(30 * day));
+        let file: FileConfig = toml::from_str("run_retention_days = 7").unwrap();
+        let c = Config::resolve(file, Overrides::default()).unwrap();
+        assert_eq!(c.run_retention, Some(7 * day));
+        let keep = Overrides {
+            run_retention_days: Some(0),
+            ..Overrides::default()
+        };
+        let c = Config::resolve(FileConfig::default(), keep).unwrap();
+        assert_eq!(c.run_retention, None);
+        let absurd = Overrides {
+            run_retention_days: Some(100_000),
+            ..Overrides::default()
+        };
+        let err = Config::resolve(FileConfig::default(), absurd).unwrap_err();
+        assert!(err.to_string().contains("run_retention_days"), "{err}");
     }
 
     #[test]

@@ -65,6 +65,10 @@ struct ServeArgs {
     /// the runs of a crashed worker are taken over after it [default: 15000].
     #[arg(long, env = "NOVA_LEASE_MS")]
     lease_ms: Option<u64>,
+    /// Days a finished run (and its steps) is kept before it is deleted;
+    /// 0 keeps runs forever [default: 30].
+    #[arg(long, env = "NOVA_RUN_RETENTION_DAYS")]
+    run_retention_days: Option<u64>,
     /// Configuration file. Without it, ./nova.toml is read if present.
     #[arg(long, env = "NOVA_CONFIG")]
     config: Option<PathBuf>,
@@ -201,6 +205,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             redis_prefix: args.redis_prefix,
             workers: args.workers,
             lease_ms: args.lease_ms,
+            run_retention_days: args.run_retention_days,
             bind: args.bind,
             data_dir: args.data_dir,
             plugins_dir: args.plugins_dir,

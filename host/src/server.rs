@@ -227,6 +227,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         config: WorkflowConfig {
             concurrency: config.workers,
             lease: config.lease,
+            retention: config.run_retention,
             ..WorkflowConfig::default()
         },
         finished: workflow::Finished::default(),

@@ -227,6 +227,7 @@ suite!(
     check_stale_runs,
     check_unfinished_runs,
     check_count_by_status,
+    check_delete_finished,
     check_docs_versions,
     check_docs_conflicts,
     check_docs_concurrent_conditional,
@@ -1523,6 +1524,41 @@ async fn check_count_by_status(store: &Store) {
         (RunStatus::Cancelled, 1),
     ];
     assert_eq!(counts, expected.into_iter().collect());
+}
+
+async fn check_delete_finished(store: &Store) {
+    let queued = create(store, 2).await;
+    let live = running(store, 2, "w").await;
+    let mut finished = Vec::new();
+    for status in [RunStatus::Succeeded, RunStatus::Failed] {
+        let r = running(store, 2, "w").await;
+        assert!(
+            store
+                .finish_run(r.id, status, None, None, Some("w"))
+                .await
+                .expect("finish")
+        );
+        finished.push(r.id);
+    }
+    let c = create(store, 1).await;
+    store.request_cancel(c.id).await.expect("cancel");
+    finished.push(c.id);
+
+    // Nothing finished before a moment long past.
+    assert_eq!(store.delete_finished(0, 100).await.expect("delete"), 0);
+    // Everything finished by now, oldest first, `limit` at a time.
+    let later = now_ms() + 60_000;
+    assert_eq!(store.delete_finished(later, 2).await.expect("delete"), 2);
+    assert_eq!(store.delete_finished(later, 2).await.expect("delete"), 1);
+    assert_eq!(store.delete_finished(later, 2).await.expect("delete"), 0);
+    for id in finished {
+        assert!(store.get_run(id).await.expect("get").is_none(), "{id} kept");
+    }
+    // Unfinished runs stay, with their steps.
+    for id in [queued.id, live.id] {
+        let run = store.get_run(id).await.expect("get").expect("kept");
+        assert_eq!(run.steps.len(), 2);
+    }
 }
 
 // ---------------------------------------------------------------------------

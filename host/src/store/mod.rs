@@ -462,6 +462,17 @@ impl Store {
         dispatch!(self.get_run(id))
     }
 
+    /// Deletes up to `limit` finished runs (succeeded, failed or
+    /// cancelled), with their steps, that finished before `finished_before`
+    /// (unix ms), oldest first; how many were deleted.
+    pub async fn delete_finished(
+        &self,
+        finished_before: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self.delete_finished(finished_before, limit))
+    }
+
     /// Only the run's status: one light read, for polling.
     pub async fn status_of(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
         dispatch!(self.status_of(id))

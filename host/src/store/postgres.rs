@@ -149,6 +149,24 @@ impl PgStore {
         }
     }
 
+    pub(super) async fn delete_finished(
+        &self,
+        finished_before: i64,
+        limit: u32,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM runs WHERE id IN (
+                 SELECT id FROM runs
+                 WHERE status IN ('succeeded', 'failed', 'cancelled') AND finished_at < $1
+                 ORDER BY id LIMIT $2)",
+        )
+        .bind(finished_before)
+        .bind(i64::from(limit))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     pub(super) async fn status_of(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
             .bind(id)

@@ -42,6 +42,8 @@ pub struct WorkflowConfig {
     pub backoff_max: Duration,
     /// How often the sweeper looks for runs the queue lost.
     pub sweep_every: Duration,
+    /// How long finished runs are kept; none: forever.
+    pub retention: Option<Duration>,
 }
 
 impl Default for WorkflowConfig {
@@ -52,6 +54,7 @@ impl Default for WorkflowConfig {
             backoff_base: Duration::from_millis(200),
             backoff_max: Duration::from_secs(30),
             sweep_every: Duration::from_secs(2),
+            retention: None,
         }
     }
 }

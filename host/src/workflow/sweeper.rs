@@ -16,9 +16,10 @@ use super::Workflows;
 /// couple of seconds was lost.
 const BACKLOG_GRACE: Duration = Duration::from_secs(60);
 const IDLE_GRACE: Duration = Duration::from_secs(2);
-/// How often the sweeper forgets the queue consumers of processes that
-/// ended, and how long such a consumer must have been idle: far longer
-/// than any live worker's gap between reads (a second).
+/// How often the sweeper deletes expired runs and forgets the queue
+/// consumers of processes that ended, and how long such a consumer must
+/// have been idle: far longer than any live worker's gap between reads (a
+/// second).
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 const CONSUMER_IDLE: Duration = Duration::from_secs(3600);
 
@@ -50,9 +51,42 @@ pub fn spawn_sweeper(wf: Workflows) -> JoinHandle<()> {
                 if let Err(e) = wf.queue.prune_consumers(CONSUMER_IDLE).await {
                     tracing::warn!(error = %e, "cannot prune the queue's consumers");
                 }
+                if let Some(retention) = wf.config.retention {
+                    expire_runs(&wf, retention).await;
+                }
             }
         }
     })
+}
+
+/// Runs deleted per statement, so that a large first clean-up does not
+/// hold long locks.
+const EXPIRE_BATCH: u32 = 1_000;
+
+/// Deletes the runs that finished more than `retention` ago.
+async fn expire_runs(wf: &Workflows, retention: Duration) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let cutoff = i64::try_from(now.saturating_sub(retention).as_millis()).unwrap_or(i64::MAX);
+    let mut deleted = 0;
+    loop {
+        match wf.store.delete_finished(cutoff, EXPIRE_BATCH).await {
+            Ok(n) => {
+                deleted += n;
+                if n < u64::from(EXPIRE_BATCH) {
+                    break;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot delete expired runs");
+                break;
+            }
+        }
+    }
+    if deleted > 0 {
+        tracing::info!(runs = deleted, retention = ?retention, "deleted expired runs");
+    }
 }
 
 async fn sweep(wf: &Workflows) -> Result<(), super::WorkflowError> {
