@@ -222,6 +222,8 @@ suite!(
     check_step_checkpoints,
     check_step_guards,
     check_finish_run_once,
+    check_complete_run,
+    check_finished_among,
     check_cancel_queued,
     check_cancel_running,
     check_stale_runs,
@@ -1214,6 +1216,145 @@ async fn check_finish_run_once(store: &Store) {
             .await,
         Err(StoreError::RunNotFound(_))
     ));
+}
+
+async fn check_complete_run(store: &Store) {
+    let run = running(store, 2, "w1").await;
+    let first = json!({"n": 1});
+    store
+        .start_step(run.id, 0, "1.0.0", "w1")
+        .await
+        .expect("start 0");
+    assert!(
+        store
+            .finish_step(
+                run.id,
+                0,
+                StepOutcome::Succeeded {
+                    output: first.clone()
+                },
+                1.0,
+                "w1"
+            )
+            .await
+            .expect("step 0")
+    );
+    store
+        .start_step(run.id, 1, "1.0.0", "w1")
+        .await
+        .expect("start 1");
+
+    // Only the lease holder.
+    assert!(matches!(
+        store
+            .complete_run(run.id, 1, json!({"n": 2}), 2.0, "w2")
+            .await,
+        Err(StoreError::LeaseLost)
+    ));
+    let untouched = get(store, run.id).await;
+    assert_eq!(untouched.status, RunStatus::Running);
+    assert_eq!(untouched.steps[1].status, StepStatus::Running);
+
+    let output = json!({"n": 2, "list": [1, "two", null]});
+    assert!(
+        store
+            .complete_run(run.id, 1, output.clone(), 2.5, "w1")
+            .await
+            .expect("complete")
+    );
+    let done = get(store, run.id).await;
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(done.output, Some(output.clone()));
+    assert_eq!(done.error, None);
+    assert!(done.finished_at.is_some());
+    assert_eq!(done.steps[0].output, Some(first));
+    let last = &done.steps[1];
+    assert_eq!(last.status, StepStatus::Succeeded);
+    assert_eq!(last.output, Some(output));
+    assert_eq!(last.duration_ms, Some(2.5));
+    assert_eq!(last.finished_at, done.finished_at);
+    // The lease is cleared: nobody can claim a finished run.
+    assert_eq!(
+        store.claim_run(run.id, "w1", LONG).await.expect("claim"),
+        None
+    );
+
+    // Again: the run already ended, nothing changes.
+    assert!(
+        !store
+            .complete_run(run.id, 1, json!("again"), 1.0, "w1")
+            .await
+            .expect("complete again")
+    );
+    assert_eq!(get(store, run.id).await, done);
+
+    // A run cancelled while its last step ran stays cancelled.
+    let cancelled = running(store, 1, "w1").await;
+    store
+        .start_step(cancelled.id, 0, "1.0.0", "w1")
+        .await
+        .expect("start");
+    store.request_cancel(cancelled.id).await.expect("cancel");
+    assert!(
+        store
+            .finish_run(cancelled.id, RunStatus::Cancelled, None, None, Some("w1"))
+            .await
+            .expect("cancelled")
+    );
+    assert!(
+        !store
+            .complete_run(cancelled.id, 0, json!(1), 1.0, "w1")
+            .await
+            .expect("complete after cancel")
+    );
+    let still = get(store, cancelled.id).await;
+    assert_eq!(still.status, RunStatus::Cancelled);
+    assert_eq!(still.output, None);
+
+    assert!(matches!(
+        store
+            .complete_run(RunId::now_v7(), 0, json!(1), 1.0, "w1")
+            .await,
+        Err(StoreError::RunNotFound(_))
+    ));
+}
+
+async fn check_finished_among(store: &Store) {
+    assert!(store.finished_among(&[]).await.expect("none").is_empty());
+    let queued = create(store, 1).await;
+    let live = running(store, 1, "w").await;
+    let done = running(store, 1, "w").await;
+    assert!(
+        store
+            .finish_run(
+                done.id,
+                RunStatus::Failed,
+                None,
+                Some("x".into()),
+                Some("w")
+            )
+            .await
+            .expect("finish")
+    );
+    let cancelled = create(store, 1).await;
+    store.request_cancel(cancelled.id).await.expect("cancel");
+    let unknown = RunId::now_v7();
+    let asked = [queued.id, live.id, done.id, cancelled.id, unknown];
+    let found: BTreeSet<RunId> = store
+        .finished_among(&asked)
+        .await
+        .expect("finished_among")
+        .into_iter()
+        .collect();
+    assert_eq!(found, BTreeSet::from([done.id, cancelled.id]));
+
+    // More ids than one statement takes on SQLite.
+    let mut many: Vec<RunId> = (0..1200).map(|_| RunId::now_v7()).collect();
+    many.push(done.id);
+    assert_eq!(
+        store.finished_among(&many).await.expect("many"),
+        vec![done.id]
+    );
 }
 
 async fn check_cancel_queued(store: &Store) {

@@ -16,7 +16,13 @@
 //! that clock, so hosts sharing a Postgres need roughly synchronised clocks
 //! (well under a lease).
 
-/// The columns a `Run` is read from, in both backends.
+/// SQLite keeps NaN as NULL and Postgres as NaN: make both keep a number.
+fn finite_ms(ms: f64) -> f64 {
+    if ms.is_finite() { ms.max(0.0) } else { 0.0 }
+}
+
+/// The columns a `Run` is read from, in both backends (the Postgres
+/// backend reads them by position: keep the order).
 macro_rules! run_columns {
     () => {
         "id, status, input, output, error, idempotency_key, cancel_requested, \
@@ -24,7 +30,8 @@ macro_rules! run_columns {
     };
 }
 
-/// The columns a `Step` is read from, in both backends.
+/// The columns a `Step` is read from, in both backends (by position on
+/// Postgres).
 macro_rules! step_columns {
     () => {
         "run_id, idx, plugin, config, timeout_ms, retries, plugin_version, status, \
@@ -561,14 +568,56 @@ impl Store {
             },
             other => other,
         };
-        // SQLite keeps NaN as NULL and Postgres as NaN: make both keep a
-        // number.
-        let duration_ms = if duration_ms.is_finite() {
-            duration_ms.max(0.0)
-        } else {
-            0.0
-        };
+        let duration_ms = finite_ms(duration_ms);
         dispatch!(self.finish_step(id, index, outcome, duration_ms, worker))
+    }
+
+    /// The last step succeeded: checkpoints it and ends the run as
+    /// succeeded with the same output, atomically (one statement on
+    /// Postgres). Same answers as `finish_step` then `finish_run`: only for
+    /// the lease holder (else `LeaseLost`); `Ok(false)` if the run had
+    /// already ended.
+    pub async fn complete_run(
+        &self,
+        id: RunId,
+        index: u32,
+        output: Value,
+        duration_ms: f64,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        let output = clean_json(output);
+        let duration_ms = finite_ms(duration_ms);
+        if dispatch!(self.complete_run(id, index, &output, duration_ms, worker))? {
+            return Ok(true);
+        }
+        // Refused: the step-by-step path tells why (lease lost, run or
+        // step already finished) and records what still may be.
+        let outcome = StepOutcome::Succeeded {
+            output: output.clone(),
+        };
+        match self
+            .finish_step(id, index, outcome, duration_ms, worker)
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::LeaseLost)
+                if self.status_of(id).await?.is_some_and(|s| s.is_terminal()) =>
+            {
+                return Ok(false);
+            }
+            Err(e) => return Err(e),
+        }
+        self.finish_run(id, RunStatus::Succeeded, Some(output), None, Some(worker))
+            .await
+    }
+
+    /// Of `ids`, those of runs that have finished (succeeded, failed or
+    /// cancelled).
+    pub async fn finished_among(&self, ids: &[RunId]) -> Result<Vec<RunId>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        dispatch!(self.finished_among(ids))
     }
 
     /// Sets a terminal status with output or error and `finished_at`, and

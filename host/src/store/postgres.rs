@@ -25,6 +25,24 @@ use super::{
 /// default) is shared by every host.
 const MAX_CONNECTIONS: u32 = 16;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many columns `run_columns!()` names: a `with_steps` row's steps
+/// start there.
+const RUN_COLUMNS: usize = 11;
+
+/// Reads a run and its steps in one statement: `$1` is the run's id, and
+/// `runs` the rows (of `run_columns!()`) the run is taken from, such as a
+/// CTE that just updated it.
+macro_rules! with_steps {
+    ($runs:literal) => {
+        concat!(
+            "SELECT r.*, s.* FROM ",
+            $runs,
+            " r LEFT JOIN (SELECT ",
+            step_columns!(),
+            " FROM steps WHERE run_id = $1) s ON true ORDER BY s.idx"
+        )
+    };
+}
 
 #[derive(Debug, Clone)]
 pub struct PgStore {
@@ -175,35 +193,27 @@ impl PgStore {
         status.as_deref().map(run_status).transpose()
     }
 
-    pub(super) async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            run_columns!(),
-            " FROM runs WHERE id = $1"
-        ))
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let mut run = run_from_row(&row)?;
-        run.steps = self.steps_of(id).await?;
-        Ok(Some(run))
+    pub(super) async fn finished_among(&self, ids: &[RunId]) -> Result<Vec<RunId>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT id FROM runs
+             WHERE id = ANY($1) AND status IN ('succeeded', 'failed', 'cancelled')",
+        )
+        .bind(ids)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
-    async fn steps_of(&self, id: RunId) -> Result<Vec<Step>, StoreError> {
+    pub(super) async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
         let rows = sqlx::query(concat!(
-            "SELECT ",
-            step_columns!(),
-            " FROM steps WHERE run_id = $1 ORDER BY idx"
+            "WITH run AS (SELECT ",
+            run_columns!(),
+            " FROM runs WHERE id = $1) ",
+            with_steps!("run")
         ))
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|row| step_from_row(row).map(|(_, step)| step))
-            .collect()
+        run_with_steps(&rows)
     }
 
     pub(super) async fn list_runs(&self, q: ListRuns) -> Result<Page, StoreError> {
@@ -276,30 +286,29 @@ impl PgStore {
         lease: Duration,
     ) -> Result<Option<Run>, StoreError> {
         let now = now_ms();
-        let row = sqlx::query(concat!(
-            "UPDATE runs
-             SET status = 'running', lease_owner = $2, lease_expires_at = $4,
-                 started_at = COALESCE(started_at, $3)
-             WHERE id = $1
-               AND (status = 'queued'
-                    OR (status = 'running'
-                        AND (lease_owner = $2 OR lease_expires_at IS NULL
-                             OR lease_expires_at <= $3)))
-             RETURNING ",
-            run_columns!()
+        // The claim and the read of the steps in one round trip.
+        let rows = sqlx::query(concat!(
+            "WITH claimed AS (
+                 UPDATE runs
+                 SET status = 'running', lease_owner = $2, lease_expires_at = $4,
+                     started_at = COALESCE(started_at, $3)
+                 WHERE id = $1
+                   AND (status = 'queued'
+                        OR (status = 'running'
+                            AND (lease_owner = $2 OR lease_expires_at IS NULL
+                                 OR lease_expires_at <= $3)))
+                 RETURNING ",
+            run_columns!(),
+            ") ",
+            with_steps!("claimed")
         ))
         .bind(id)
         .bind(worker)
         .bind(now)
         .bind(now.saturating_add(duration_ms(lease)))
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let mut run = run_from_row(&row)?;
-        run.steps = self.steps_of(id).await?;
-        Ok(Some(run))
+        run_with_steps(&rows)
     }
 
     pub(super) async fn renew_lease(
@@ -465,6 +474,51 @@ impl PgStore {
             ))
         })
         .transpose()
+    }
+
+    pub(super) async fn complete_run(
+        &self,
+        id: RunId,
+        index: u32,
+        output: &Value,
+        duration_ms: f64,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        let Ok(idx) = i32::try_from(index) else {
+            return Err(StoreError::StepNotFound { run: id, index });
+        };
+        // The step's checkpoint and the run's end in one statement: the
+        // run only ends if the lease holder's step was recorded.
+        let completed: Option<RunId> = sqlx::query_scalar(
+            "WITH lease AS (
+                 SELECT id FROM runs
+                 WHERE id = $1 AND status = 'running' AND lease_owner = $5
+                 FOR UPDATE
+             ), step AS (
+                 UPDATE steps
+                 SET status = 'succeeded', output = $3, error = NULL, finished_at = $4,
+                     duration_ms = $6
+                 FROM lease
+                 WHERE steps.run_id = lease.id AND steps.idx = $2
+                   AND steps.status IN ('pending', 'running')
+                 RETURNING steps.run_id
+             )
+             UPDATE runs
+             SET status = 'succeeded', output = $3, error = NULL, finished_at = $4,
+                 lease_owner = NULL, lease_expires_at = NULL
+             FROM step
+             WHERE runs.id = step.run_id
+             RETURNING runs.id",
+        )
+        .bind(id)
+        .bind(idx)
+        .bind(Json(output))
+        .bind(now_ms())
+        .bind(worker)
+        .bind(duration_ms)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(completed.is_some())
     }
 
     pub(super) async fn finish_run(
@@ -716,47 +770,68 @@ const UPDATE_DOC: &str = "UPDATE docs SET value = $3::jsonb, version = version +
      RETURNING version";
 
 fn run_from_row(row: &PgRow) -> Result<Run, StoreError> {
+    run_at(row, 0)
+}
+
+fn step_from_row(row: &PgRow) -> Result<(RunId, Step), StoreError> {
+    step_at(row, 0)
+}
+
+/// A run from the `run_columns!()` starting at column `at`.
+fn run_at(row: &PgRow, at: usize) -> Result<Run, StoreError> {
     Ok(Run {
-        id: row.try_get("id")?,
-        status: run_status(row.try_get("status")?)?,
-        input: row.try_get::<Json<Value>, _>("input")?.0,
-        output: row
-            .try_get::<Option<Json<Value>>, _>("output")?
-            .map(|j| j.0),
-        error: row.try_get("error")?,
-        idempotency_key: row.try_get("idempotency_key")?,
-        cancel_requested: row.try_get("cancel_requested")?,
-        created_at: row.try_get("created_at")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        request_id: row.try_get("request_id")?,
+        id: row.try_get(at)?,
+        status: run_status(row.try_get(at + 1)?)?,
+        input: row.try_get::<Json<Value>, _>(at + 2)?.0,
+        output: row.try_get::<Option<Json<Value>>, _>(at + 3)?.map(|j| j.0),
+        error: row.try_get(at + 4)?,
+        idempotency_key: row.try_get(at + 5)?,
+        cancel_requested: row.try_get(at + 6)?,
+        created_at: row.try_get(at + 7)?,
+        started_at: row.try_get(at + 8)?,
+        finished_at: row.try_get(at + 9)?,
+        request_id: row.try_get(at + 10)?,
         steps: Vec::new(),
     })
 }
 
-fn step_from_row(row: &PgRow) -> Result<(RunId, Step), StoreError> {
-    let index: i32 = row.try_get("idx")?;
-    let attempts: i32 = row.try_get("attempts")?;
-    let timeout_ms: Option<i64> = row.try_get("timeout_ms")?;
-    let retries: Option<i64> = row.try_get("retries")?;
+/// A step from the `step_columns!()` starting at column `at`.
+fn step_at(row: &PgRow, at: usize) -> Result<(RunId, Step), StoreError> {
+    let index: i32 = row.try_get(at + 1)?;
+    let timeout_ms: Option<i64> = row.try_get(at + 4)?;
+    let retries: Option<i64> = row.try_get(at + 5)?;
+    let attempts: i32 = row.try_get(at + 8)?;
     let step = Step {
         index: to_u32(index.into(), "step index")?,
-        plugin: row.try_get("plugin")?,
-        config: row.try_get::<Json<Value>, _>("config")?.0,
+        plugin: row.try_get(at + 2)?,
+        config: row.try_get::<Json<Value>, _>(at + 3)?.0,
         timeout_ms: timeout_ms.map(|v| to_u64(v, "timeout_ms")).transpose()?,
         retries: retries.map(|v| to_u32(v, "retries")).transpose()?,
-        plugin_version: row.try_get("plugin_version")?,
-        status: step_status(row.try_get("status")?)?,
+        plugin_version: row.try_get(at + 6)?,
+        status: step_status(row.try_get(at + 7)?)?,
         attempts: to_u32(attempts.into(), "attempts")?,
-        output: row
-            .try_get::<Option<Json<Value>>, _>("output")?
-            .map(|j| j.0),
-        error: row.try_get("error")?,
-        started_at: row.try_get("started_at")?,
-        finished_at: row.try_get("finished_at")?,
-        duration_ms: row.try_get("duration_ms")?,
+        output: row.try_get::<Option<Json<Value>>, _>(at + 9)?.map(|j| j.0),
+        error: row.try_get(at + 10)?,
+        started_at: row.try_get(at + 11)?,
+        finished_at: row.try_get(at + 12)?,
+        duration_ms: row.try_get(at + 13)?,
     };
-    Ok((row.try_get("run_id")?, step))
+    Ok((row.try_get(at)?, step))
+}
+
+/// A run and its steps from the rows of a `with_steps` query: each row
+/// holds the run's columns, then one step's (NULL when it has none).
+fn run_with_steps(rows: &[PgRow]) -> Result<Option<Run>, StoreError> {
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let mut run = run_at(first, 0)?;
+    for row in rows {
+        if row.try_get::<Option<RunId>, _>(RUN_COLUMNS)?.is_some() {
+            run.steps.push(step_at(row, RUN_COLUMNS)?.1);
+        }
+    }
+    Ok(Some(run))
 }
 
 fn doc_from_row(row: &PgRow) -> Result<Doc, StoreError> {

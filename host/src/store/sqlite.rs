@@ -205,6 +205,25 @@ impl SqliteStore {
         status.as_deref().map(run_status).transpose()
     }
 
+    pub(super) async fn finished_among(&self, ids: &[RunId]) -> Result<Vec<RunId>, StoreError> {
+        let mut finished = Vec::new();
+        // Well under SQLite's limit on bound parameters.
+        for ids in ids.chunks(500) {
+            let marks = vec!["?"; ids.len()].join(", ");
+            let sql = format!(
+                "SELECT id FROM runs
+                 WHERE id IN ({marks}) AND status IN ('succeeded', 'failed', 'cancelled')"
+            );
+            // Only placeholders are spliced in, never a value.
+            let mut query = sqlx::query_scalar::<_, RunId>(sqlx::AssertSqlSafe(sql));
+            for id in ids {
+                query = query.bind(id);
+            }
+            finished.extend(query.fetch_all(&self.reader).await?);
+        }
+        Ok(finished)
+    }
+
     pub(super) async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -485,6 +504,52 @@ impl SqliteStore {
             ))
         })
         .transpose()
+    }
+
+    pub(super) async fn complete_run(
+        &self,
+        id: RunId,
+        index: u32,
+        output: &Value,
+        duration_ms: f64,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        let output = to_json(output)?;
+        let now = now_ms();
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let step = sqlx::query(
+            "UPDATE steps
+             SET status = 'succeeded', output = ?3, error = NULL, finished_at = ?4,
+                 duration_ms = ?6
+             WHERE run_id = ?1 AND idx = ?2 AND status IN ('pending', 'running')
+               AND EXISTS (SELECT 1 FROM runs
+                           WHERE id = ?1 AND status = 'running' AND lease_owner = ?5)",
+        )
+        .bind(id)
+        .bind(i64::from(index))
+        .bind(&output)
+        .bind(now)
+        .bind(worker)
+        .bind(duration_ms)
+        .execute(&mut *tx)
+        .await?;
+        if step.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE runs
+             SET status = 'succeeded', output = ?2, error = NULL, finished_at = ?3,
+                 lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = ?1",
+        )
+        .bind(id)
+        .bind(&output)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub(super) async fn finish_run(
