@@ -221,6 +221,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     })?;
 
     let workflows = Workflows {
+        waiters: workflow::Waiters::new(store.clone()),
         store,
         queue,
         registry: registry.clone(),
@@ -230,7 +231,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             retention: config.run_retention,
             ..WorkflowConfig::default()
         },
-        finished: workflow::Finished::default(),
     };
     let workers = config.role.runs_workers().then(|| workflows.clone());
     crate::metrics::spawn_gauges(workflows.store.clone(), workflows.queue.clone());

@@ -306,7 +306,7 @@ mod tests {
                 queue: queue.clone(),
                 registry: registry.clone(),
                 config: Default::default(),
-                finished: Default::default(),
+                waiters: crate::workflow::Waiters::new(store.clone()),
             }),
             health: Health { store, queue },
             registry,

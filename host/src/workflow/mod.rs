@@ -8,19 +8,19 @@
 
 mod backoff;
 mod sweeper;
+mod waiters;
 mod worker;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-use tokio::sync::broadcast::error::RecvError;
-
 use crate::plugins::{PluginKind, Registry};
 use crate::queue::Queue;
 use crate::store::{ListRuns, NewRun, Page, Run, RunId, StepSpec, Store};
+use serde_json::Value;
 
 pub use sweeper::spawn_sweeper;
+pub use waiters::Waiters;
 pub use worker::{Drain, Drained, drain, spawn_workers};
 
 /// Longest a workflow may be.
@@ -76,28 +76,8 @@ pub struct Workflows {
     pub queue: Queue,
     pub registry: Arc<Registry>,
     pub config: WorkflowConfig,
-    /// Runs finished by this process's workers, so `?wait=` requests on the
-    /// same host answer at once instead of on their next poll.
-    pub finished: Finished,
-}
-
-/// A broadcast of the ids of runs this process finished.
-#[derive(Clone)]
-pub struct Finished(tokio::sync::broadcast::Sender<RunId>);
-
-impl Default for Finished {
-    fn default() -> Self {
-        // Lagging receivers only fall back to polling, so a small buffer
-        // is enough.
-        Finished(tokio::sync::broadcast::channel(1024).0)
-    }
-}
-
-impl Finished {
-    pub(crate) fn announce(&self, id: RunId) {
-        // No receiver is the common case, not an error.
-        let _ = self.0.send(id);
-    }
+    /// Requests waiting for runs to finish (`?wait=`).
+    pub waiters: Waiters,
 }
 
 /// The result of a submission: the run, and whether it is new (false when
@@ -194,38 +174,15 @@ impl Workflows {
     /// The run once it is finished, or as it is when `wait` runs out.
     pub async fn wait(&self, id: RunId, wait: Duration) -> Result<Option<Run>, WorkflowError> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
-        // Subscribed before the first read, so a finish in between is not
+        // Watched before the status is read, so a finish in between is not
         // missed.
-        let mut finished = self.finished.0.subscribe();
-        // A run executed on another host is only seen by polling; the
-        // interval starts short so quick runs answer quickly.
-        let mut interval = Duration::from_millis(5);
-        loop {
-            // Polls read the status only; the whole run (with its steps)
-            // once, at the end.
-            match self.store.status_of(id).await? {
-                Some(s) if !s.is_terminal() && tokio::time::Instant::now() < deadline => {}
-                _ => return Ok(self.store.get_run(id).await?),
-            }
-            let nap = interval.min(deadline.saturating_duration_since(tokio::time::Instant::now()));
-            let sleep = tokio::time::sleep(nap);
-            tokio::pin!(sleep);
-            loop {
-                tokio::select! {
-                    () = &mut sleep => break,
-                    done = finished.recv() => match done {
-                        Ok(done) if done != id => continue,
-                        Err(RecvError::Closed) => {
-                            (&mut sleep).await;
-                            break;
-                        }
-                        // This run, or missed announcements: read again.
-                        Ok(_) | Err(RecvError::Lagged(_)) => break,
-                    },
-                }
-            }
-            interval = (interval * 2).min(Duration::from_millis(100));
+        let mut watch = self.waiters.watch(id);
+        if let Some(status) = self.store.status_of(id).await?
+            && !status.is_terminal()
+        {
+            let _ = tokio::time::timeout_at(deadline, watch.finished()).await;
         }
+        Ok(self.store.get_run(id).await?)
     }
 
     pub async fn list(&self, query: ListRuns) -> Result<Page, WorkflowError> {
@@ -233,6 +190,14 @@ impl Workflows {
     }
 
     pub async fn cancel(&self, id: RunId) -> Result<Option<Run>, WorkflowError> {
-        Ok(self.store.request_cancel(id).await?)
+        let run = self.store.request_cancel(id).await?;
+        // A queued run is cancelled at once; a running one when its worker
+        // sees the request (and announces it then).
+        if let Some(run) = &run
+            && run.status.is_terminal()
+        {
+            self.waiters.announce(id);
+        }
+        Ok(run)
     }
 }

@@ -123,6 +123,9 @@ async fn work_loop(wf: Workflows, worker: Arc<str>, drain: Drain) {
 /// How a step ended, for the run.
 enum StepEnd {
     Succeeded(Value),
+    /// The run's last step succeeded, and the run was recorded finished
+    /// with it.
+    Completed,
     Failed(String),
     Cancelled,
     /// Another worker holds the run now (this one was too slow to renew
@@ -229,11 +232,13 @@ async fn execute_steps(
             StepStatus::Pending | StepStatus::Running => {}
         }
         let span = tracing::info_span!("step", index = step.index, plugin = %step.plugin);
-        match run_step(wf, worker, &run, step, &input, &heartbeat.lost)
+        let last = step.index as usize + 1 == run.steps.len();
+        match run_step(wf, worker, &run, step, &input, last, &heartbeat.lost)
             .instrument(span)
             .await
         {
             StepEnd::Succeeded(output) => input = output,
+            StepEnd::Completed => return,
             StepEnd::Failed(error) => {
                 finish(
                     wf,
@@ -297,7 +302,7 @@ async fn finish(
     {
         Ok(true) => {
             tracing::debug!(run = %run.id, status = status.as_str(), "run finished");
-            wf.finished.announce(run.id);
+            wf.waiters.announce(run.id);
         }
         Ok(false) => {}
         Err(e) => {
@@ -306,13 +311,40 @@ async fn finish(
     }
 }
 
+/// Records the last step's success and the run's end together.
+async fn complete(
+    wf: &Workflows,
+    worker: &str,
+    run: &Run,
+    step: &Step,
+    output: Value,
+    ms: f64,
+) -> StepEnd {
+    match wf
+        .store
+        .complete_run(run.id, step.index, output, ms, worker)
+        .await
+    {
+        Ok(true) => {
+            tracing::debug!(run = %run.id, "run succeeded");
+            wf.waiters.announce(run.id);
+            StepEnd::Completed
+        }
+        // Ended meanwhile (cancelled, say): nothing more to record.
+        Ok(false) => StepEnd::Completed,
+        Err(e) => abandon(run.id, e),
+    }
+}
+
 /// Runs one step to its end: attempts, retries with backoff, cancellation.
+/// The `last` step's success ends the run in the same write.
 async fn run_step(
     wf: &Workflows,
     worker: &Arc<str>,
     run: &Run,
     step: &Step,
     input: &Value,
+    last: bool,
     lost: &AtomicBool,
 ) -> StepEnd {
     let id = run.id;
@@ -368,24 +400,20 @@ async fn run_step(
                         .await;
                     }
                 };
+                metrics::step_outcome(Counted::Succeeded);
+                tracing::debug!(attempt, ms, "step succeeded");
+                if last {
+                    return complete(wf, worker, run, step, output, ms).await;
+                }
+                let outcome = StepOutcome::Succeeded {
+                    output: output.clone(),
+                };
                 return match wf
                     .store
-                    .finish_step(
-                        id,
-                        step.index,
-                        StepOutcome::Succeeded {
-                            output: output.clone(),
-                        },
-                        ms,
-                        worker,
-                    )
+                    .finish_step(id, step.index, outcome, ms, worker)
                     .await
                 {
-                    Ok(_) => {
-                        metrics::step_outcome(Counted::Succeeded);
-                        tracing::debug!(attempt, ms, "step succeeded");
-                        StepEnd::Succeeded(output)
-                    }
+                    Ok(_) => StepEnd::Succeeded(output),
                     Err(e) => abandon(id, e),
                 };
             }
