@@ -1164,11 +1164,11 @@ async fn embedding_figures(bench: &Path, setup: &Setup) -> Vec<String> {
         "rag",
         "embedding, batch 1 / batch 32",
         format!("{:.1} / {:.1} texts/s", one.per_s(), batched.per_s()),
-        "all-MiniLM-L6-v2 on candle, CPU, one replica per core",
+        "all-MiniLM-L6-v2, nova's encoder, CPU, one replica per core",
     );
     lines.push(format!(
-        "- nova (candle, in-process, one single-threaded replica per core, forward passes of at most {} \
-         padded tokens; load average {load}): batch 1 (embed_one): {} texts in {:.1} s, \
+        "- nova (its own encoder, in-process, one single-threaded replica per core, batches of at most {} \
+         tokens; load average {load}): batch 1 (embed_one): {} texts in {:.1} s, \
          **{:.1} texts/s**; batch {BATCH} (embed): {} texts in {:.1} s, **{:.1} texts/s**",
         BatchConfig::default().token_budget,
         one.texts,
@@ -1310,11 +1310,6 @@ async fn bench() {
 }
 
 fn main() {
-    // As `nova serve` does: one single-threaded replica per core.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        // SAFETY: no other thread exists yet.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
-    }
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

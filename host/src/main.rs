@@ -162,14 +162,6 @@ fn init_logs(format: LogFormat) {
 }
 
 fn main() -> anyhow::Result<ExitCode> {
-    // The embedder runs one model replica per core, each single-threaded:
-    // on MiniLM's small matrices that beats one replica with a threaded
-    // GEMM (about 1.2x texts/s on 2 cores) and a lone query is as fast.
-    // candle reads its thread count from RAYON_NUM_THREADS.
-    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
-        // SAFETY: no other thread exists yet; the async runtime starts later.
-        unsafe { std::env::set_var("RAYON_NUM_THREADS", "1") };
-    }
     let cli = Cli::parse();
     // `serve` validates NOVA_LOG_FORMAT with its flag; the client commands
     // log little and take the variable as is.

@@ -1,8 +1,11 @@
 //! Sentence embeddings, computed in-process: a BERT-family model (by
-//! default all-MiniLM-L6-v2) run with candle on the CPU, behind a dynamic
-//! batcher so that concurrent callers share forward passes.
+//! default all-MiniLM-L6-v2) run on the CPU by nova's own encoder
+//! (`bert.rs`, weights read with candle-core), behind a dynamic batcher so
+//! that concurrent callers share forward passes.
 
 mod batcher;
+mod bert;
+mod kernels;
 mod model;
 
 use std::path::{Path, PathBuf};

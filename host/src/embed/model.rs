@@ -4,23 +4,20 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config as BertConfig};
 use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 use super::EmbedError;
+use super::bert::{Bert, BertConfig, Tokens};
 
 /// Used when the model directory does not say (sentence-transformers' own
 /// default for MiniLM-style models).
 const DEFAULT_MAX_TOKENS: usize = 256;
 
 pub struct Model {
-    bert: BertModel,
+    bert: Bert,
     tokenizer: Tokenizer,
     /// The same tokenizer without truncation, to measure and split text.
     untruncated: Tokenizer,
-    device: Device,
     pub name: String,
     pub dim: usize,
     pub max_tokens: usize,
@@ -69,14 +66,7 @@ impl Model {
             .map_err(|e| EmbedError::Load(format!("tokenizer truncation: {e}")))?;
         tokenizer.with_padding(None);
 
-        let device = Device::Cpu;
-        let weights = file("model.safetensors")?;
-        // SAFETY: the weights file is memory-mapped read-only; nova owns
-        // the model directory and does not modify it while running.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, &device) }
-            .map_err(|e| EmbedError::Load(format!("model.safetensors: {e}")))?;
-        let bert = BertModel::load(vb, &config)
-            .map_err(|e| EmbedError::Load(format!("model weights: {e}")))?;
+        let bert = Bert::load(&file("model.safetensors")?, &config)?;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -85,7 +75,6 @@ impl Model {
             bert,
             tokenizer,
             untruncated,
-            device,
             name,
             dim: config.hidden_size,
             max_tokens,
@@ -104,42 +93,17 @@ impl Model {
         &self.untruncated
     }
 
-    /// Embeds a batch of tokenized texts: padded to the longest, run once,
-    /// mean-pooled over the attention mask and L2-normalised.
+    /// Embeds a batch of tokenized texts: mean-pooled over their tokens
+    /// and L2-normalised.
     pub fn embed(&self, batch: &[&Encoding]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let len = batch.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
-        let rows = batch.len();
-        let mut ids = vec![0u32; rows * len];
-        let mut types = vec![0u32; rows * len];
-        let mut mask = vec![0u32; rows * len];
-        for (row, encoding) in batch.iter().enumerate() {
-            let at = row * len;
-            let n = encoding.len();
-            ids[at..at + n].copy_from_slice(encoding.get_ids());
-            types[at..at + n].copy_from_slice(encoding.get_type_ids());
-            mask[at..at + n].copy_from_slice(encoding.get_attention_mask());
-        }
-        let run = || -> candle_core::Result<Vec<Vec<f32>>> {
-            let ids = Tensor::from_vec(ids, (rows, len), &self.device)?;
-            let types = Tensor::from_vec(types, (rows, len), &self.device)?;
-            let mask = Tensor::from_vec(mask, (rows, len), &self.device)?;
-            let hidden = self.bert.forward(&ids, &types, Some(&mask))?;
-            // Mean over real tokens: sum(hidden * mask) / max(count, 1e-9).
-            let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-            let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-            let counts = mask.sum(1)?.clamp(1e-9f32, f32::MAX)?;
-            let mean = summed.broadcast_div(&counts)?;
-            let norms = mean
-                .sqr()?
-                .sum_keepdim(1)?
-                .sqrt()?
-                .clamp(1e-12f32, f32::MAX)?;
-            mean.broadcast_div(&norms)?.to_vec2::<f32>()
-        };
-        run().map_err(|e| EmbedError::Model(e.to_string()))
+        let texts: Vec<Tokens<'_>> = batch
+            .iter()
+            .map(|e| Tokens {
+                ids: e.get_ids(),
+                types: e.get_type_ids(),
+            })
+            .collect();
+        self.bert.embed(&texts)
     }
 }
 
