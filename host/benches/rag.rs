@@ -576,7 +576,7 @@ impl IngestFigures {
             "peak RSS during the ingest",
             mib(self.peak_rss_kib),
             &format!(
-                "{} chunks in the index; start-up before it (plugins compiled on a cold cache, \
+                "{} chunks in the index; start-up before it (plugins compiled or read from NOVA_CACHE_DIR, \
                  model loaded): {}",
                 self.chunks_indexed,
                 mib(self.startup_peak_rss_kib)
@@ -597,7 +597,7 @@ impl IngestFigures {
         );
         println!(
             "- spawn to ready (start-up + ingest): {:.1} s; peak RSS during the ingest: {}, \
-             during start-up (plugins compiled, model loaded): {}; \
+             during start-up (plugins compiled or read from NOVA_CACHE_DIR, model loaded): {}; \
              load average {} before, {} after; measured {}",
             self.ready_s,
             mib(self.peak_rss_kib),
@@ -635,7 +635,7 @@ async fn ingest_once(setup: &Setup, corpus: &Corpus, http: &reqwest::Client) -> 
     let load_before = loadavg();
     let spawned = Instant::now();
     let mut host = spawn(setup, 0).await;
-    // Start-up (plugins compiled on a cold cache, the model loaded) and the
+    // Start-up (plugins compiled or read from the cache, the model loaded) and the
     // ingest are measured apart: once the ingest runs, the peak is reset.
     let startup_peak_rss_kib = host.ingest_started(http).await;
     wait_ready(&mut host, http, Duration::from_millis(250)).await;
