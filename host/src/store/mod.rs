@@ -741,8 +741,8 @@ impl Store {
     }
 }
 
-/// Unix milliseconds now.
-fn now_ms() -> i64 {
+/// Unix milliseconds now: the clock every stored time is read against.
+pub(crate) fn now_ms() -> i64 {
     let since = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();

@@ -14,10 +14,11 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
+
 use crate::plugins::{PluginKind, Registry};
 use crate::queue::Queue;
 use crate::store::{ListRuns, NewRun, Page, Run, RunId, StepSpec, Store};
-use serde_json::Value;
 
 pub use sweeper::spawn_sweeper;
 pub use waiters::Waiters;

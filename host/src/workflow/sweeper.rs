@@ -65,10 +65,8 @@ const EXPIRE_BATCH: u32 = 1_000;
 
 /// Deletes the runs that finished more than `retention` ago.
 async fn expire_runs(wf: &Workflows, retention: Duration) {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let cutoff = i64::try_from(now.saturating_sub(retention).as_millis()).unwrap_or(i64::MAX);
+    let retention_ms = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    let cutoff = crate::store::now_ms().saturating_sub(retention_ms);
     let mut deleted = 0;
     loop {
         match wf.store.delete_finished(cutoff, EXPIRE_BATCH).await {

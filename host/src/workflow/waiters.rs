@@ -18,8 +18,6 @@ use crate::store::{RunId, Store};
 
 /// How often the store is asked about runs finished elsewhere.
 const POLL_EVERY: Duration = Duration::from_millis(100);
-/// Most ids asked about in one query.
-const POLL_BATCH: usize = 1000;
 
 #[derive(Clone)]
 pub struct Waiters {
@@ -138,15 +136,9 @@ async fn poll(inner: Weak<Inner>) {
     loop {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
-        let open = inner.open();
-        for ids in open.chunks(POLL_BATCH) {
-            match inner.store.finished_among(ids).await {
-                Ok(finished) => finished.into_iter().for_each(|id| inner.announce(id)),
-                Err(e) => {
-                    tracing::debug!(error = %e, "cannot poll for finished runs");
-                    break;
-                }
-            }
+        match inner.store.finished_among(&inner.open()).await {
+            Ok(finished) => finished.into_iter().for_each(|id| inner.announce(id)),
+            Err(e) => tracing::debug!(error = %e, "cannot poll for finished runs"),
         }
     }
 }
