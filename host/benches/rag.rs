@@ -40,6 +40,7 @@ mod common;
 use common::summary::headline;
 use common::{build_dir, env_or, listening_url, loadavg, nova_bin, percentile, repo_root};
 use nova::embed::{BatchConfig, Embedder};
+use nova::knowledge::ingest::{CONTEXT_KEYS, embedded_text};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -983,17 +984,13 @@ fn chunk_texts(data: &Path, n: usize) -> Vec<String> {
                 .and_then(|p| p.get("text"))
                 .and_then(|t| t.as_str())
                 .expect("every chunk has a text");
-            // What the ingest embedded: the text after its heading path
-            // (or title), as `knowledge::ingest` builds it.
+            // What the ingest embedded, built by the ingest's own rule.
             let meta = payload.and_then(|p| p.get("meta"));
-            let context = meta
-                .and_then(|m| m.get("heading_path").or_else(|| m.get("title")))
-                .and_then(|h| h.as_str());
-            let embedded = match context {
-                Some(h) if !text.starts_with(h) => format!("{h}\n{text}"),
-                _ => text.to_owned(),
-            };
-            points.push((record.id, embedded));
+            let context = CONTEXT_KEYS
+                .iter()
+                .find_map(|k| meta.and_then(|m| m.get(*k)))
+                .and_then(|c| c.as_str());
+            points.push((record.id, embedded_text(text, context)));
         }
         match next {
             Some(next) => offset = Some(next),

@@ -104,26 +104,27 @@ impl Backend {
         }
     }
 
-    /// Between configurations, outside the timed windows: VACUUM the runs
-    /// and steps, as autovacuum would in the background, when this
-    /// Postgres has it turned off (every run rewrites its rows several
+    /// Whether to VACUUM the runs and steps between configurations: on a
+    /// Postgres with autovacuum off. Every run rewrites its rows several
     /// times; without vacuum the dead rows of earlier configurations slow
-    /// the later ones, by up to 2x here). None: nothing to do.
-    fn vacuum_if_needed(&self) -> Option<&'static str> {
+    /// the later ones, by up to 2x here.
+    fn needs_vacuum(&self) -> bool {
         let Backend::PostgresRedis { database_url, .. } = self else {
-            return None;
+            return false;
         };
-        let on = Command::new("psql")
+        Command::new("psql")
             .args([database_url.as_str(), "-Atc", "SHOW autovacuum"])
             .output()
-            .ok()?;
-        if String::from_utf8_lossy(&on.stdout).trim() == "on" {
-            return None;
+            .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() != "on")
+    }
+
+    /// What autovacuum would do meanwhile, outside the timed windows.
+    fn vacuum(&self) {
+        if let Backend::PostgresRedis { database_url, .. } = self {
+            let _ = Command::new("psql")
+                .args([database_url.as_str(), "-qc", "VACUUM runs, steps"])
+                .output();
         }
-        let _ = Command::new("psql")
-            .args([database_url.as_str(), "-qc", "VACUUM runs, steps"])
-            .output();
-        Some("this Postgres has autovacuum off: runs and steps are vacuumed between configurations")
     }
 
     fn name(&self) -> &'static str {
@@ -503,12 +504,18 @@ async fn bench() {
             eprintln!("{line}");
             open.push(line);
         };
-        let vacuumed = backend.vacuum_if_needed();
+        let vacuum = backend.needs_vacuum();
+        let between = || {
+            if vacuum {
+                backend.vacuum();
+            }
+        };
+        between();
         open_loop_line(stored).await;
         stored += OPEN_RUNS;
         for steps in STEPS {
             for clients in CLIENTS {
-                backend.vacuum_if_needed();
+                between();
                 let f = closed_loop(
                     &http,
                     &host.url,
@@ -547,10 +554,14 @@ async fn bench() {
                 rows.push(row);
             }
         }
-        backend.vacuum_if_needed();
+        between();
         open_loop_line(stored).await;
-        if let Some(note) = vacuumed {
-            notes.push(format!("- {}: {note}", backend.name()));
+        if vacuum {
+            notes.push(format!(
+                "- {}: this Postgres has autovacuum off: runs and steps are vacuumed between \
+                 configurations",
+                backend.name()
+            ));
         }
         drop(host);
     }

@@ -242,7 +242,7 @@ impl Bert {
         let t: usize = texts.iter().map(|s| s.ids.len()).sum();
         let longest = texts.iter().map(|s| s.ids.len()).max().unwrap_or(0);
         ws.size(t, h, self.intermediate, longest);
-        self.embeddings(texts, &mut ws.x)?;
+        self.embeddings(texts, &mut ws.x[..t * h])?;
         for layer in &self.layers {
             self.layer(layer, texts, t, ws);
         }
@@ -265,6 +265,7 @@ impl Bert {
         Ok(out)
     }
 
+    /// The embedding layer into `x`, exactly the texts' tokens × hidden.
     fn embeddings(&self, texts: &[Tokens<'_>], x: &mut [f32]) -> Result<(), EmbedError> {
         let h = self.hidden;
         let mut rows = x.chunks_exact_mut(h);
@@ -287,9 +288,8 @@ impl Bert {
                 }
             }
         }
-        let t: usize = texts.iter().map(|s| s.ids.len()).sum();
         let (w, b) = &self.embed_norm;
-        kernels::layer_norm(&mut x[..t * h], w, b, self.eps);
+        kernels::layer_norm(x, w, b, self.eps);
         Ok(())
     }
 

@@ -48,6 +48,19 @@ pub struct Failure {
     pub error: String,
 }
 
+/// The metadata that gives a chunk its context, first found first: the
+/// section's heading path, else the document's title.
+pub const CONTEXT_KEYS: [&str; 2] = ["heading_path", "title"];
+
+/// What is embedded for a chunk's `text`: its `context` line before it,
+/// unless the text already starts with it (the stored text stays bare).
+pub fn embedded_text(text: &str, context: Option<&str>) -> String {
+    match context {
+        Some(c) if !text.starts_with(c) => format!("{c}\n{text}"),
+        _ => text.to_owned(),
+    }
+}
+
 /// What one ingest did; updated as it runs.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -471,16 +484,12 @@ impl Ingestor {
                 .into_iter()
                 .filter(|(k, _)| k != "source")
                 .collect();
-            // The heading path gives a section's text its context.
-            let context = meta
-                .get("heading_path")
-                .or_else(|| meta.get("title"))
-                .cloned();
+            let context = CONTEXT_KEYS
+                .iter()
+                .find_map(|k| meta.get(*k))
+                .map(String::as_str);
             for text in chunk::split(tokenizer, &c.text, inner.chunk) {
-                let embed = match &context {
-                    Some(h) if !text.starts_with(h.as_str()) => format!("{h}\n{text}"),
-                    _ => text.clone(),
-                };
+                let embed = embedded_text(&text, context);
                 pieces.push((text, embed, meta.clone()));
             }
         }
