@@ -122,7 +122,7 @@ impl Backend {
     fn vacuum(&self) {
         if let Backend::PostgresRedis { database_url, .. } = self {
             let _ = Command::new("psql")
-                .args([database_url.as_str(), "-qc", "VACUUM runs, steps"])
+                .args([database_url.as_str(), "-qc", "VACUUM ANALYZE runs, steps"])
                 .output();
         }
     }

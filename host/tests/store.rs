@@ -223,6 +223,7 @@ suite!(
     check_step_guards,
     check_finish_run_once,
     check_complete_run,
+    check_claim_and_start,
     check_finished_among,
     check_cancel_queued,
     check_cancel_running,
@@ -1256,13 +1257,14 @@ async fn check_complete_run(store: &Store) {
     assert_eq!(untouched.steps[1].status, StepStatus::Running);
 
     let output = json!({"n": 2, "list": [1, "two", null]});
-    assert!(
-        store
-            .complete_run(run.id, 1, output.clone(), 2.5, "w1")
-            .await
-            .expect("complete")
-    );
+    let returned = store
+        .complete_run(run.id, 1, output.clone(), 2.5, "w1")
+        .await
+        .expect("complete")
+        .expect("this call ended the run");
     let done = get(store, run.id).await;
+    // What it hands back is what the store now holds.
+    assert_eq!(returned, done);
     assert_eq!(done.status, RunStatus::Succeeded);
     assert_eq!(done.output, Some(output.clone()));
     assert_eq!(done.error, None);
@@ -1280,11 +1282,12 @@ async fn check_complete_run(store: &Store) {
     );
 
     // Again: the run already ended, nothing changes.
-    assert!(
-        !store
+    assert_eq!(
+        store
             .complete_run(run.id, 1, json!("again"), 1.0, "w1")
             .await
-            .expect("complete again")
+            .expect("complete again"),
+        None
     );
     assert_eq!(get(store, run.id).await, done);
 
@@ -1301,11 +1304,12 @@ async fn check_complete_run(store: &Store) {
             .await
             .expect("cancelled")
     );
-    assert!(
-        !store
+    assert_eq!(
+        store
             .complete_run(cancelled.id, 0, json!(1), 1.0, "w1")
             .await
-            .expect("complete after cancel")
+            .expect("complete after cancel"),
+        None
     );
     let still = get(store, cancelled.id).await;
     assert_eq!(still.status, RunStatus::Cancelled);
@@ -1317,6 +1321,140 @@ async fn check_complete_run(store: &Store) {
             .await,
         Err(StoreError::RunNotFound(_))
     ));
+}
+
+async fn check_claim_and_start(store: &Store) {
+    let versions = [("step-0", "1.0.0"), ("step-1", "2.0.0")];
+
+    // A fresh run: claimed, its first step started at its plugin's version.
+    let run = create(store, 3).await;
+    let claim = store
+        .claim_and_start(run.id, "w1", LONG, &versions)
+        .await
+        .expect("claim")
+        .expect("a queued run can be claimed");
+    assert_eq!(claim.started, Some(0));
+    assert_eq!(claim.run.status, RunStatus::Running);
+    let first = &claim.run.steps[0];
+    assert_eq!(first.status, StepStatus::Running);
+    assert_eq!(first.attempts, 1);
+    assert_eq!(first.plugin_version.as_deref(), Some("1.0.0"));
+    assert!(first.started_at.is_some());
+    assert_eq!(claim.run.steps[1].status, StepStatus::Pending);
+    // What it hands back is what the store holds.
+    assert_eq!(claim.run, get(store, run.id).await);
+    // Another worker cannot take it, nor start anything.
+    assert_eq!(
+        store
+            .claim_and_start(run.id, "w2", LONG, &versions)
+            .await
+            .expect("claim"),
+        None
+    );
+    assert_eq!(get(store, run.id).await.steps[0].attempts, 1);
+
+    // Resumed after step 0 succeeded: step 1 starts. Its version is the
+    // one given now.
+    assert!(
+        store
+            .finish_step(
+                run.id,
+                0,
+                StepOutcome::Succeeded { output: json!(0) },
+                1.0,
+                "w1"
+            )
+            .await
+            .expect("step 0")
+    );
+    let again = store
+        .claim_and_start(run.id, "w1", LONG, &versions)
+        .await
+        .expect("claim again")
+        .expect("the holder claims again");
+    assert_eq!(again.started, Some(1));
+    assert_eq!(again.run.steps[1].attempts, 1);
+    assert_eq!(again.run.steps[1].plugin_version.as_deref(), Some("2.0.0"));
+    assert_eq!(again.run.steps[0].status, StepStatus::Succeeded);
+
+    // A step already running (its worker died) counts another attempt.
+    let resumed = store
+        .claim_and_start(run.id, "w1", LONG, &versions)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert_eq!(resumed.started, Some(1));
+    assert_eq!(resumed.run.steps[1].attempts, 2);
+
+    // Step 2's plugin is not among the versions: claimed, nothing started.
+    assert!(
+        store
+            .finish_step(
+                run.id,
+                1,
+                StepOutcome::Succeeded { output: json!(1) },
+                1.0,
+                "w1"
+            )
+            .await
+            .expect("step 1")
+    );
+    let unknown = store
+        .claim_and_start(run.id, "w1", LONG, &versions)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert_eq!(unknown.started, None);
+    assert_eq!(unknown.run.steps[2].status, StepStatus::Pending);
+    assert_eq!(unknown.run.steps[2].attempts, 0);
+
+    // A failed step ends the run instead: nothing after it starts.
+    let failed = running(store, 2, "w1").await;
+    store
+        .start_step(failed.id, 0, "1.0.0", "w1")
+        .await
+        .expect("start");
+    store
+        .finish_step(
+            failed.id,
+            0,
+            StepOutcome::Failed { error: "x".into() },
+            1.0,
+            "w1",
+        )
+        .await
+        .expect("fail");
+    let claim = store
+        .claim_and_start(failed.id, "w1", LONG, &versions)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert_eq!(claim.started, None);
+    assert_eq!(claim.run.steps[1].attempts, 0);
+
+    // A run whose cancellation was requested starts nothing.
+    let cancelling = running(store, 1, "w1").await;
+    store
+        .request_cancel(cancelling.id)
+        .await
+        .expect("cancel request");
+    let claim = store
+        .claim_and_start(cancelling.id, "w1", LONG, &versions)
+        .await
+        .expect("claim")
+        .expect("a cancelling run is handed out");
+    assert!(claim.run.cancel_requested);
+    assert_eq!(claim.started, None);
+    assert_eq!(claim.run.steps[0].attempts, 0);
+
+    // Unknown run.
+    assert_eq!(
+        store
+            .claim_and_start(RunId::now_v7(), "w1", LONG, &versions)
+            .await
+            .expect("claim unknown"),
+        None
+    );
 }
 
 async fn check_finished_among(store: &Store) {

@@ -315,6 +315,36 @@ pub struct Page {
     pub next_cursor: Option<RunId>,
 }
 
+/// A run a worker claimed, and the step whose attempt the claim started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// The run with its steps, the started one as the claim left it.
+    pub run: Run,
+    /// The index of the step the claim started (status running, attempts
+    /// counted, its plugin version recorded), if it started one.
+    pub started: Option<u32>,
+}
+
+/// The step a claim starts, with the version it is started at: the first
+/// step not yet succeeded, if it is pending or running, its plugin is among
+/// `versions` (name, version), and no cancellation was requested. A failed
+/// or cancelled step there means the run ends instead; a plugin not among
+/// `versions` is for the worker to report.
+fn step_to_start<'v>(run: &Run, versions: &[(&str, &'v str)]) -> Option<(u32, &'v str)> {
+    if run.cancel_requested {
+        return None;
+    }
+    let step = run
+        .steps
+        .iter()
+        .find(|s| s.status != StepStatus::Succeeded)?;
+    if !matches!(step.status, StepStatus::Pending | StepStatus::Running) {
+        return None;
+    }
+    let (_, version) = versions.iter().find(|(name, _)| *name == step.plugin)?;
+    Some((step.index, version))
+}
+
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {
@@ -517,6 +547,21 @@ impl Store {
         dispatch!(self.claim_run(id, worker, lease))
     }
 
+    /// `claim_run`, and in the same round trip on Postgres the start of
+    /// the first attempt of the step the worker runs next (see
+    /// [`step_to_start`]), at the version `versions` gives its plugin. A
+    /// worker that runs a claimed run always runs its started step: the
+    /// attempt is already counted.
+    pub async fn claim_and_start(
+        &self,
+        id: RunId,
+        worker: &str,
+        lease: Duration,
+        versions: &[(&str, &str)],
+    ) -> Result<Option<Claim>, StoreError> {
+        dispatch!(self.claim_and_start(id, worker, lease, versions))
+    }
+
     /// Extends the lease while `worker` still holds it (even if it expired
     /// and nobody took it over); false once the run was taken over or
     /// finished.
@@ -574,9 +619,10 @@ impl Store {
 
     /// The last step succeeded: checkpoints it and ends the run as
     /// succeeded with the same output, atomically (one statement on
-    /// Postgres). Same answers as `finish_step` then `finish_run`: only for
-    /// the lease holder (else `LeaseLost`); `Ok(false)` if the run had
-    /// already ended.
+    /// Postgres), and returns the finished run, read in the same round
+    /// trip. Same answers as `finish_step` then `finish_run`: only for the
+    /// lease holder (else `LeaseLost`); `Ok(None)` if the run had already
+    /// ended.
     pub async fn complete_run(
         &self,
         id: RunId,
@@ -584,11 +630,11 @@ impl Store {
         output: Value,
         duration_ms: f64,
         worker: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Run>, StoreError> {
         let output = clean_json(output);
         let duration_ms = finite_ms(duration_ms);
-        if dispatch!(self.complete_run(id, index, &output, duration_ms, worker))? {
-            return Ok(true);
+        if let Some(run) = dispatch!(self.complete_run(id, index, &output, duration_ms, worker))? {
+            return Ok(Some(run));
         }
         // Refused: the step-by-step path tells why (lease lost, run or
         // step already finished) and records what still may be.
@@ -603,12 +649,17 @@ impl Store {
             Err(StoreError::LeaseLost)
                 if self.status_of(id).await?.is_some_and(|s| s.is_terminal()) =>
             {
-                return Ok(false);
+                return Ok(None);
             }
             Err(e) => return Err(e),
         }
-        self.finish_run(id, RunStatus::Succeeded, Some(output), None, Some(worker))
-            .await
+        if !self
+            .finish_run(id, RunStatus::Succeeded, Some(output), None, Some(worker))
+            .await?
+        {
+            return Ok(None);
+        }
+        self.get_run(id).await
     }
 
     /// Of `ids`, those of runs that have finished (succeeded, failed or

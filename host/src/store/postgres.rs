@@ -5,6 +5,11 @@
 //! costs one round trip. Statements that check a lease lock the run's row
 //! (`FOR SHARE`), so a checkpoint cannot interleave with a takeover: under
 //! READ COMMITTED the check is re-evaluated on the row the takeover wrote.
+//!
+//! A run's steps are always addressed by the bound run id (`run_id = $1`),
+//! never only through a join on a CTE's output: the primary key then serves
+//! them whatever the statistics say. Joined only, a plan made while the
+//! table looked small (no ANALYZE yet) scanned every step of every run.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,7 +20,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 
 use super::{
-    Doc, GUARDED_TRIES, ListRuns, NewRun, Page, Run, RunId, RunRefusal, RunStatus, Step,
+    Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, Page, Run, RunId, RunRefusal, RunStatus, Step,
     StepOutcome, StepRefusal, StepState, StoreError, attach_steps, duration_ms, migrations, now_ms,
     outcome_columns, run_refusal, run_status, step_status, to_i64, to_u32, to_u64,
 };
@@ -28,6 +33,8 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many columns `run_columns!()` names: a `with_steps` row's steps
 /// start there.
 const RUN_COLUMNS: usize = 11;
+/// How many columns `step_columns!()` names.
+const STEP_COLUMNS: usize = 14;
 
 /// Reads a run and its steps in one statement: `$1` is the run's id, and
 /// `runs` the rows (of `run_columns!()`) the run is taken from, such as a
@@ -194,10 +201,14 @@ impl PgStore {
     }
 
     pub(super) async fn finished_among(&self, ids: &[RunId]) -> Result<Vec<RunId>, StoreError> {
-        // A join on the key, so each id is one index probe: `id = ANY($1)`
-        // with thousands of ids makes the planner scan the whole table.
+        // One probe of the key per id, forced by the lateral subquery (its
+        // LIMIT keeps the planner from flattening it into a join): a
+        // plain join let a plan made on stale statistics read every
+        // finished run, and `id = ANY($1)` with thousands of ids planned a
+        // scan of the whole table.
         Ok(sqlx::query_scalar(
-            "SELECT r.id FROM unnest($1::uuid[]) AS w(id) JOIN runs r ON r.id = w.id
+            "SELECT w.id FROM unnest($1::uuid[]) AS w(id)
+             JOIN LATERAL (SELECT status FROM runs WHERE id = w.id LIMIT 1) r ON TRUE
              WHERE r.status IN ('succeeded', 'failed', 'cancelled')",
         )
         .bind(ids)
@@ -313,6 +324,75 @@ impl PgStore {
         run_with_steps(&rows)
     }
 
+    /// `claim_run`, and the start of the step [`super::step_to_start`]
+    /// picks, in one statement: the claim, the attempt, and the read of the
+    /// run with its steps (the started one as the update left it).
+    pub(super) async fn claim_and_start(
+        &self,
+        id: RunId,
+        worker: &str,
+        lease: Duration,
+        versions: &[(&str, &str)],
+    ) -> Result<Option<Claim>, StoreError> {
+        let now = now_ms();
+        let (plugins, versions): (Vec<&str>, Vec<&str>) = versions.iter().copied().unzip();
+        let rows = sqlx::query(concat!(
+            "WITH claimed AS (
+                 UPDATE runs
+                 SET status = 'running', lease_owner = $2, lease_expires_at = $4,
+                     started_at = COALESCE(started_at, $3)
+                 WHERE id = $1
+                   AND (status = 'queued'
+                        OR (status = 'running'
+                            AND (lease_owner = $2 OR lease_expires_at IS NULL
+                                 OR lease_expires_at <= $3)))
+                 RETURNING ",
+            run_columns!(),
+            "), next AS (
+                 SELECT s.idx AS next_idx, v.version AS next_version
+                 FROM claimed c
+                 JOIN LATERAL (SELECT run_id, idx, plugin, status FROM steps
+                               WHERE run_id = $1 AND status <> 'succeeded'
+                               ORDER BY idx LIMIT 1) s ON TRUE
+                 JOIN UNNEST($5::text[], $6::text[]) AS v (plugin, version)
+                      ON v.plugin = s.plugin
+                 WHERE NOT c.cancel_requested AND s.status IN ('pending', 'running')
+             ), started AS (
+                 UPDATE steps
+                 SET status = 'running', plugin_version = next.next_version,
+                     attempts = steps.attempts + 1, started_at = COALESCE(steps.started_at, $3)
+                 FROM next
+                 WHERE steps.run_id = $1 AND steps.idx = next.next_idx
+                 RETURNING ",
+            step_columns!(),
+            ") SELECT r.*, s.* FROM claimed r LEFT JOIN (
+                 SELECT ",
+            step_columns!(),
+            ", TRUE AS started FROM started
+                 UNION ALL
+                 SELECT ",
+            step_columns!(),
+            ", FALSE FROM steps WHERE run_id = $1 AND idx NOT IN (SELECT idx FROM started)
+             ) s ON TRUE ORDER BY s.idx"
+        ))
+        .bind(id)
+        .bind(worker)
+        .bind(now)
+        .bind(now.saturating_add(duration_ms(lease)))
+        .bind(&plugins)
+        .bind(&versions)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut started = None;
+        for row in &rows {
+            if row.try_get::<Option<bool>, _>(RUN_COLUMNS + STEP_COLUMNS)? == Some(true) {
+                let index: i32 = row.try_get(RUN_COLUMNS + 1)?;
+                started = Some(to_u32(index.into(), "step index")?);
+            }
+        }
+        Ok(run_with_steps(&rows)?.map(|run| Claim { run, started }))
+    }
+
     pub(super) async fn renew_lease(
         &self,
         id: RunId,
@@ -376,7 +456,7 @@ impl PgStore {
                  SET status = 'running', plugin_version = $3, attempts = steps.attempts + 1,
                      started_at = COALESCE(steps.started_at, $5)
                  FROM lease
-                 WHERE steps.run_id = lease.id AND steps.idx = $2
+                 WHERE steps.run_id = $1 AND steps.idx = $2 AND lease.id = $1
                    AND steps.status IN ('pending', 'running')
                  RETURNING steps.attempts",
             )
@@ -432,7 +512,7 @@ impl PgStore {
                  UPDATE steps
                  SET status = $3, output = $4, error = $5, finished_at = $6, duration_ms = $8
                  FROM lease
-                 WHERE steps.run_id = lease.id AND steps.idx = $2
+                 WHERE steps.run_id = $1 AND steps.idx = $2 AND lease.id = $1
                    AND steps.status IN ('pending', 'running')",
             )
             .bind(id)
@@ -485,13 +565,15 @@ impl PgStore {
         output: &Value,
         duration_ms: f64,
         worker: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Run>, StoreError> {
         let Ok(idx) = i32::try_from(index) else {
             return Err(StoreError::StepNotFound { run: id, index });
         };
         // The step's checkpoint and the run's end in one statement: the
-        // run only ends if the lease holder's step was recorded.
-        let completed: Option<RunId> = sqlx::query_scalar(
+        // run only ends if the lease holder's step was recorded. The
+        // finished run is read back in the same statement, for whoever
+        // waits for it.
+        let rows = sqlx::query(concat!(
             "WITH lease AS (
                  SELECT id FROM runs
                  WHERE id = $1 AND status = 'running' AND lease_owner = $5
@@ -501,26 +583,36 @@ impl PgStore {
                  SET status = 'succeeded', output = $3, error = NULL, finished_at = $4,
                      duration_ms = $6
                  FROM lease
-                 WHERE steps.run_id = lease.id AND steps.idx = $2
+                 WHERE steps.run_id = $1 AND steps.idx = $2 AND lease.id = $1
                    AND steps.status IN ('pending', 'running')
-                 RETURNING steps.run_id
-             )
-             UPDATE runs
-             SET status = 'succeeded', output = $3, error = NULL, finished_at = $4,
-                 lease_owner = NULL, lease_expires_at = NULL
-             FROM step
-             WHERE runs.id = step.run_id
-             RETURNING runs.id",
-        )
+                 RETURNING ",
+            step_columns!(),
+            "), done AS (
+                 UPDATE runs
+                 SET status = 'succeeded', output = $3, error = NULL, finished_at = $4,
+                     lease_owner = NULL, lease_expires_at = NULL
+                 WHERE id = $1 AND EXISTS (SELECT 1 FROM step)
+                 RETURNING ",
+            run_columns!(),
+            ") SELECT r.*, s.* FROM done r LEFT JOIN (
+                 SELECT ",
+            step_columns!(),
+            " FROM step
+                 UNION ALL
+                 SELECT ",
+            step_columns!(),
+            " FROM steps WHERE run_id = $1 AND idx <> $2
+             ) s ON TRUE ORDER BY s.idx"
+        ))
         .bind(id)
         .bind(idx)
         .bind(Json(output))
         .bind(now_ms())
         .bind(worker)
         .bind(duration_ms)
-        .fetch_optional(&self.pool)
+        .fetch_all(&self.pool)
         .await?;
-        Ok(completed.is_some())
+        run_with_steps(&rows)
     }
 
     pub(super) async fn finish_run(

@@ -20,9 +20,9 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    Doc, GUARDED_TRIES, ListRuns, NewRun, Page, Run, RunId, RunRefusal, RunStatus, Step,
+    Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, Page, Run, RunId, RunRefusal, RunStatus, Step,
     StepOutcome, StepRefusal, StepState, StoreError, attach_steps, duration_ms, migrations, now_ms,
-    outcome_columns, run_refusal, run_status, step_status, to_i64, to_u32, to_u64,
+    outcome_columns, run_refusal, run_status, step_status, step_to_start, to_i64, to_u32, to_u64,
 };
 
 /// How long a statement waits for another process' write lock.
@@ -353,6 +353,53 @@ impl SqliteStore {
         Ok(Some(run))
     }
 
+    /// `claim_run`, then the start of the step [`super::step_to_start`]
+    /// picks, as the lease holder.
+    pub(super) async fn claim_and_start(
+        &self,
+        id: RunId,
+        worker: &str,
+        lease: Duration,
+        versions: &[(&str, &str)],
+    ) -> Result<Option<Claim>, StoreError> {
+        let Some(mut run) = self.claim_run(id, worker, lease).await? else {
+            return Ok(None);
+        };
+        let Some((index, version)) = step_to_start(&run, versions) else {
+            return Ok(Some(Claim { run, started: None }));
+        };
+        let row = sqlx::query(concat!(
+            "UPDATE steps
+             SET status = 'running', plugin_version = ?3, attempts = attempts + 1,
+                 started_at = COALESCE(started_at, ?5)
+             WHERE run_id = ?1 AND idx = ?2 AND status IN ('pending', 'running')
+               AND EXISTS (SELECT 1 FROM runs
+                           WHERE id = ?1 AND status = 'running' AND lease_owner = ?4)
+             RETURNING ",
+            step_columns!()
+        ))
+        .bind(id)
+        .bind(i64::from(index))
+        .bind(version)
+        .bind(worker)
+        .bind(now_ms())
+        .fetch_optional(&self.writer)
+        .await?;
+        // Not started: the run changed since the claim (cancelled, taken
+        // over); the worker finds out at its next write.
+        let Some(row) = row else {
+            return Ok(Some(Claim { run, started: None }));
+        };
+        let (_, step) = step_from_row(&row)?;
+        if let Some(slot) = run.steps.iter_mut().find(|s| s.index == index) {
+            *slot = step;
+        }
+        Ok(Some(Claim {
+            run,
+            started: Some(index),
+        }))
+    }
+
     pub(super) async fn renew_lease(
         &self,
         id: RunId,
@@ -513,7 +560,7 @@ impl SqliteStore {
         output: &Value,
         duration_ms: f64,
         worker: &str,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Run>, StoreError> {
         let output = to_json(output)?;
         let now = now_ms();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -535,21 +582,38 @@ impl SqliteStore {
         .await?;
         if step.rows_affected() != 1 {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(None);
         }
-        sqlx::query(
+        // The finished run is read back inside the transaction, for
+        // whoever waits for it: it ends only if it could be read.
+        let row = sqlx::query(concat!(
             "UPDATE runs
              SET status = 'succeeded', output = ?2, error = NULL, finished_at = ?3,
                  lease_owner = NULL, lease_expires_at = NULL
-             WHERE id = ?1",
-        )
+             WHERE id = ?1
+             RETURNING ",
+            run_columns!()
+        ))
         .bind(id)
         .bind(&output)
         .bind(now)
-        .execute(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
+        let mut run = run_from_row(&row)?;
+        let steps = sqlx::query(concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM steps WHERE run_id = ?1 ORDER BY idx"
+        ))
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?;
+        run.steps = steps
+            .iter()
+            .map(|row| step_from_row(row).map(|(_, step)| step))
+            .collect::<Result<_, _>>()?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(run))
     }
 
     pub(super) async fn finish_run(

@@ -180,8 +180,10 @@ impl Workflows {
         let mut watch = self.waiters.watch(id);
         if let Some(status) = self.store.status_of(id).await?
             && !status.is_terminal()
+            && let Ok(Some(run)) = tokio::time::timeout_at(deadline, watch.finished()).await
         {
-            let _ = tokio::time::timeout_at(deadline, watch.finished()).await;
+            // Finished here, and handed over by the worker: no read needed.
+            return Ok(Some(Arc::unwrap_or_clone(run)));
         }
         Ok(self.store.get_run(id).await?)
     }

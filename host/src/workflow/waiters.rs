@@ -1,8 +1,10 @@
 //! Who is waiting for which run to finish (`GET /workflows/{id}?wait=`),
 //! and how they learn it has.
 //!
-//! A run finished by this process's workers wakes its waiters at once. A
-//! run finished on another host is found by one polling loop that asks
+//! A run finished by this process's workers wakes its waiters at once,
+//! handing them the finished run when the worker has it (read in the same
+//! statement that ended it), so they need not read it again. A run
+//! finished on another host is found by one polling loop that asks
 //! the store about every waited-for run in a single query: the cost of
 //! polling stays one statement per interval however many requests wait,
 //! and each finish wakes only the requests waiting for that run.
@@ -14,7 +16,7 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::store::{RunId, Store};
+use crate::store::{Run, RunId, Store};
 
 /// How often the store is asked about runs finished elsewhere.
 const POLL_EVERY: Duration = Duration::from_millis(100);
@@ -26,15 +28,30 @@ pub struct Waiters {
 
 struct Inner {
     store: Store,
-    /// One channel per run waited for; it turns true when the run finishes.
-    waiting: Mutex<HashMap<RunId, watch::Sender<bool>>>,
+    /// One channel per run waited for; it turns finished when the run does.
+    waiting: Mutex<HashMap<RunId, watch::Sender<State>>>,
     polling: AtomicBool,
+}
+
+/// What a run's watchers know of it.
+#[derive(Clone, Default)]
+enum State {
+    #[default]
+    Open,
+    /// With the finished run when whoever announced it had it.
+    Finished(Option<Arc<Run>>),
+}
+
+impl State {
+    fn is_finished(&self) -> bool {
+        matches!(self, State::Finished(_))
+    }
 }
 
 /// One request's interest in one run; dropping it withdraws it.
 pub struct Watch {
     id: RunId,
-    done: Option<watch::Receiver<bool>>,
+    done: Option<watch::Receiver<State>>,
     inner: Arc<Inner>,
 }
 
@@ -51,7 +68,14 @@ impl Waiters {
 
     /// The run finished: wake whoever waits for it.
     pub fn announce(&self, id: RunId) {
-        self.inner.announce(id);
+        self.inner.announce(id, None);
+    }
+
+    /// The run finished as `run` says: wake whoever waits for it, and
+    /// hand them the run.
+    pub fn announce_run(&self, run: Run) {
+        let id = run.id;
+        self.inner.announce(id, Some(run));
     }
 
     /// Starts waiting for `id`. Made before the run's status is first read,
@@ -64,7 +88,7 @@ impl Waiters {
             .inner
             .lock()
             .entry(id)
-            .or_insert_with(|| watch::channel(false).0)
+            .or_insert_with(|| watch::channel(State::Open).0)
             .subscribe();
         Watch {
             id,
@@ -81,12 +105,18 @@ impl Waiters {
 }
 
 impl Watch {
-    /// Resolves once the run has been announced finished.
-    pub async fn finished(&mut self) {
-        if let Some(done) = self.done.as_mut() {
-            // An error means the channel was dropped, which only happens
-            // once it announced the finish.
-            let _ = done.wait_for(|&done| done).await;
+    /// Resolves once the run has been announced finished; with the
+    /// finished run if the announcement carried it.
+    pub async fn finished(&mut self) -> Option<Arc<Run>> {
+        let done = self.done.as_mut()?;
+        // An error means the channel was dropped, which only happens once
+        // it announced the finish.
+        match done.wait_for(State::is_finished).await {
+            Ok(state) => match &*state {
+                State::Finished(run) => run.clone(),
+                State::Open => None,
+            },
+            Err(_) => None,
         }
     }
 }
@@ -105,16 +135,24 @@ impl Drop for Watch {
 }
 
 impl Inner {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, watch::Sender<bool>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RunId, watch::Sender<State>>> {
         // The map holds no invariant a panicking holder could break.
         self.waiting
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn announce(&self, id: RunId) {
+    fn announce(&self, id: RunId, run: Option<Run>) {
         if let Some(sender) = self.lock().get(&id) {
-            sender.send_replace(true);
+            // A poll that finds the run finished never overwrites the run
+            // a worker handed over.
+            sender.send_if_modified(|state| match (&*state, run) {
+                (State::Finished(Some(_)), _) => false,
+                (_, run) => {
+                    *state = State::Finished(run.map(Arc::new));
+                    true
+                }
+            });
         }
     }
 
@@ -122,7 +160,7 @@ impl Inner {
     fn open(&self) -> Vec<RunId> {
         self.lock()
             .iter()
-            .filter(|(_, sender)| !*sender.borrow())
+            .filter(|(_, sender)| !sender.borrow().is_finished())
             .map(|(id, _)| *id)
             .collect()
     }
@@ -137,7 +175,7 @@ async fn poll(inner: Weak<Inner>) {
         tick.tick().await;
         let Some(inner) = inner.upgrade() else { return };
         match inner.store.finished_among(&inner.open()).await {
-            Ok(finished) => finished.into_iter().for_each(|id| inner.announce(id)),
+            Ok(finished) => finished.into_iter().for_each(|id| inner.announce(id, None)),
             Err(e) => tracing::debug!(error = %e, "cannot poll for finished runs"),
         }
     }
@@ -186,6 +224,38 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), watch.finished())
             .await
             .expect("woken by the earlier announcement");
+    }
+
+    #[tokio::test]
+    async fn a_finish_with_the_run_hands_it_over() {
+        let (store, _dir) = store().await;
+        let (run, _) = store
+            .create_run(crate::store::NewRun {
+                steps: Vec::new(),
+                input: serde_json::json!({"n": 1}),
+                idempotency_key: None,
+                request_id: None,
+            })
+            .await
+            .expect("run");
+        let waiters = Waiters::new(store);
+        let mut watch = waiters.watch(run.id);
+        waiters.announce_run(run.clone());
+        // A poll that finds it finished afterwards keeps what was handed.
+        waiters.announce(run.id);
+        let handed = tokio::time::timeout(Duration::from_secs(1), watch.finished())
+            .await
+            .expect("woken");
+        assert_eq!(handed.as_deref(), Some(&run));
+
+        // Announced without the run: woken, with nothing to hand over.
+        let other = RunId::now_v7();
+        let mut watch = waiters.watch(other);
+        waiters.announce(other);
+        let handed = tokio::time::timeout(Duration::from_secs(1), watch.finished())
+            .await
+            .expect("woken");
+        assert!(handed.is_none());
     }
 
     #[tokio::test]

@@ -11,9 +11,9 @@ use tracing::Instrument;
 
 use super::{Workflows, backoff};
 use crate::metrics::{self, StepOutcome as Counted};
-use crate::plugins::{CallError, PluginKind};
+use crate::plugins::{CallError, Plugin, PluginKind};
 use crate::queue::Delivery;
-use crate::store::{Run, RunStatus, Step, StepOutcome, StepStatus, StoreError};
+use crate::store::{Claim, Run, RunStatus, Step, StepOutcome, StepStatus, StoreError};
 
 /// How often a running step checks whether its run was cancelled.
 const CANCEL_POLL: Duration = Duration::from_millis(250);
@@ -98,12 +98,30 @@ async fn work_loop(wf: Workflows, worker: Arc<str>, drain: Drain) {
                 continue;
             }
         };
+        // The step plugins serving now: the claim starts the run's next
+        // step at its plugin's version, and that very plugin runs it.
+        let plugins = wf.registry.active_of_kind(PluginKind::Step);
+        let versions: Vec<(&str, &str)> = plugins
+            .iter()
+            .map(|p| (&*p.name, p.info.version.as_str()))
+            .collect();
         match wf
             .store
-            .claim_run(delivery.run_id, &worker, wf.config.lease)
+            .claim_and_start(delivery.run_id, &worker, wf.config.lease, &versions)
             .await
         {
-            Ok(Some(run)) => execute(&wf, &worker, run, &delivery, &drain).await,
+            Ok(Some(claim)) => {
+                let started = claim.started.and_then(|index| {
+                    let step = claim.run.steps.iter().find(|s| s.index == index)?;
+                    let plugin = plugins.iter().find(|p| *p.name == *step.plugin)?;
+                    Some(Started {
+                        index,
+                        attempt: step.attempts,
+                        plugin: plugin.clone(),
+                    })
+                });
+                execute(&wf, &worker, claim, started, &delivery, &drain).await;
+            }
             // Finished, cancelled, or leased by a live worker: nothing to do.
             Ok(None) => {}
             Err(e) => {
@@ -118,6 +136,14 @@ async fn work_loop(wf: Workflows, worker: Arc<str>, drain: Drain) {
             tracing::debug!(run = %delivery.run_id, error = %e, "ack failed; a redelivery will find the run finished");
         }
     }
+}
+
+/// The attempt a claim started: its step, number, and the plugin (at the
+/// version recorded) that runs it.
+struct Started {
+    index: u32,
+    attempt: u32,
+    plugin: Arc<Plugin>,
 }
 
 /// How a step ended, for the run.
@@ -179,13 +205,20 @@ impl Drop for Heartbeat {
 
 /// Executes the run under a `run{run_id, request_id}` span, so every line
 /// its steps log — here or on another host — names the submitting request.
-async fn execute(wf: &Workflows, worker: &Arc<str>, run: Run, delivery: &Delivery, drain: &Drain) {
+async fn execute(
+    wf: &Workflows,
+    worker: &Arc<str>,
+    claim: Claim,
+    started: Option<Started>,
+    delivery: &Delivery,
+    drain: &Drain,
+) {
     let span = tracing::info_span!(
         "run",
-        run_id = %run.id,
-        request_id = run.request_id.as_deref(),
+        run_id = %claim.run.id,
+        request_id = claim.run.request_id.as_deref(),
     );
-    execute_steps(wf, worker, run, delivery, drain)
+    execute_steps(wf, worker, claim.run, started, delivery, drain)
         .instrument(span)
         .await;
 }
@@ -194,6 +227,7 @@ async fn execute_steps(
     wf: &Workflows,
     worker: &Arc<str>,
     run: Run,
+    mut started: Option<Started>,
     delivery: &Delivery,
     drain: &Drain,
 ) {
@@ -201,7 +235,10 @@ async fn execute_steps(
     let id = run.id;
     let mut input = run.input.clone();
     for step in &run.steps {
-        if drain.stopping() && !step.status.is_terminal() {
+        // The step the claim started runs even when stopping: its attempt
+        // is counted, and the drain waits for it like any step in flight.
+        let begun = started.take_if(|s| s.index == step.index);
+        if drain.stopping() && !step.status.is_terminal() && begun.is_none() {
             hand_back(wf, worker, &run, step.index).await;
             return;
         }
@@ -232,8 +269,7 @@ async fn execute_steps(
             StepStatus::Pending | StepStatus::Running => {}
         }
         let span = tracing::info_span!("step", index = step.index, plugin = %step.plugin);
-        let last = step.index as usize + 1 == run.steps.len();
-        match run_step(wf, worker, &run, step, &input, last, &heartbeat.lost)
+        match run_step(wf, worker, &run, step, begun, &input, &heartbeat.lost)
             .instrument(span)
             .await
         {
@@ -325,29 +361,31 @@ async fn complete(
         .complete_run(run.id, step.index, output, ms, worker)
         .await
     {
-        Ok(true) => {
+        Ok(Some(finished)) => {
             tracing::debug!(run = %run.id, "run succeeded");
-            wf.waiters.announce(run.id);
+            wf.waiters.announce_run(finished);
             StepEnd::Completed
         }
         // Ended meanwhile (cancelled, say): nothing more to record.
-        Ok(false) => StepEnd::Completed,
+        Ok(None) => StepEnd::Completed,
         Err(e) => abandon(run.id, e),
     }
 }
 
 /// Runs one step to its end: attempts, retries with backoff, cancellation.
-/// The `last` step's success ends the run in the same write.
+/// `begun`: the first attempt, when the claim started it. The `last`
+/// step's success ends the run in the same write.
 async fn run_step(
     wf: &Workflows,
     worker: &Arc<str>,
     run: &Run,
     step: &Step,
+    mut begun: Option<Started>,
     input: &Value,
-    last: bool,
     lost: &AtomicBool,
 ) -> StepEnd {
     let id = run.id;
+    let last = step.index as usize + 1 == run.steps.len();
     let config = if step.config.is_null() {
         "{}".to_owned()
     } else {
@@ -359,20 +397,28 @@ async fn run_step(
     loop {
         // The plugin is looked up at each attempt: a version installed
         // while the run waited is the one that runs, and is recorded.
-        let plugin = match wf.registry.get(&step.plugin) {
-            Some(p) if p.kind == PluginKind::Step => p,
-            Some(_) => {
-                return fail(wf, worker, run, step, 0.0, "the plugin is no longer a step").await;
+        let (plugin, attempt) = match begun.take() {
+            Some(started) => (started.plugin, started.attempt),
+            None => {
+                let plugin = match wf.registry.get(&step.plugin) {
+                    Some(p) if p.kind == PluginKind::Step => p,
+                    Some(_) => {
+                        return fail(wf, worker, run, step, 0.0, "the plugin is no longer a step")
+                            .await;
+                    }
+                    None => {
+                        return fail(wf, worker, run, step, 0.0, "the plugin is not loaded").await;
+                    }
+                };
+                match wf
+                    .store
+                    .start_step(id, step.index, &plugin.info.version, worker)
+                    .await
+                {
+                    Ok(attempt) => (plugin, attempt),
+                    Err(e) => return abandon(id, e),
+                }
             }
-            None => return fail(wf, worker, run, step, 0.0, "the plugin is not loaded").await,
-        };
-        let attempt = match wf
-            .store
-            .start_step(id, step.index, &plugin.info.version, worker)
-            .await
-        {
-            Ok(attempt) => attempt,
-            Err(e) => return abandon(id, e),
         };
         let start = Instant::now();
         let outcome = tokio::select! {
