@@ -1772,6 +1772,9 @@ async fn check_count_by_status(store: &Store) {
     let counts = store.count_by_status().await.expect("count");
     assert_eq!(counts.len(), 5, "every status is counted");
     assert!(counts.values().all(|&n| n == 0));
+    let unfinished = store.count_unfinished().await.expect("count unfinished");
+    assert_eq!(unfinished.len(), 2, "queued and running are counted");
+    assert!(unfinished.values().all(|&n| n == 0));
 
     for _ in 0..3 {
         create(store, 1).await;
@@ -1803,6 +1806,13 @@ async fn check_count_by_status(store: &Store) {
         (RunStatus::Cancelled, 1),
     ];
     assert_eq!(counts, expected.into_iter().collect());
+    let unfinished = store.count_unfinished().await.expect("count unfinished");
+    assert_eq!(
+        unfinished,
+        [(RunStatus::Queued, 3), (RunStatus::Running, 1)]
+            .into_iter()
+            .collect()
+    );
 }
 
 async fn check_delete_finished(store: &Store) {

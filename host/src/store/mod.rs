@@ -405,6 +405,21 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// `rows` of (status, count) as a map over `statuses`, 0 for those absent.
+fn status_counts(
+    statuses: &[RunStatus],
+    rows: Vec<(String, i64)>,
+) -> Result<BTreeMap<RunStatus, u64>, StoreError> {
+    let mut counts: BTreeMap<RunStatus, u64> = statuses.iter().map(|&s| (s, 0)).collect();
+    for (status, n) in rows {
+        let status = status
+            .parse::<RunStatus>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        counts.insert(status, u64::try_from(n).unwrap_or(0));
+    }
+    Ok(counts)
+}
+
 fn version_text(v: Option<u64>) -> String {
     match v {
         None => "unset (any)".to_owned(),
@@ -722,18 +737,18 @@ impl Store {
         dispatch!(self.unfinished_runs())
     }
 
-    /// Every status, with 0 for those no run has.
+    /// Every status, with 0 for those no run has. Reads every run: the
+    /// finished ones are most of the table.
     pub async fn count_by_status(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError> {
-        let mut counts: BTreeMap<RunStatus, u64> =
-            RunStatus::ALL.into_iter().map(|s| (s, 0)).collect();
-        let rows: Vec<(String, i64)> = dispatch!(self.count_by_status())?;
-        for (status, n) in rows {
-            let status = status
-                .parse::<RunStatus>()
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            counts.insert(status, u64::try_from(n).unwrap_or(0));
-        }
-        Ok(counts)
+        let rows: Vec<(String, i64)> = dispatch!(self.count_by_status(false))?;
+        status_counts(&RunStatus::ALL, rows)
+    }
+
+    /// Queued and running runs, with 0 when there are none: a range of the
+    /// status index, however many finished runs the store keeps.
+    pub async fn count_unfinished(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError> {
+        let rows: Vec<(String, i64)> = dispatch!(self.count_by_status(true))?;
+        status_counts(&[RunStatus::Queued, RunStatus::Running], rows)
     }
 
     pub async fn doc_get(&self, namespace: &str, key: &str) -> Result<Option<Doc>, StoreError> {

@@ -735,12 +735,18 @@ impl PgStore {
         .await?)
     }
 
-    pub(super) async fn count_by_status(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT status, COUNT(*) FROM runs GROUP BY status")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+    /// (status, count) of every run, or of the unfinished ones only.
+    pub(super) async fn count_by_status(
+        &self,
+        unfinished: bool,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let sql = if unfinished {
+            "SELECT status, COUNT(*) FROM runs WHERE status IN ('queued', 'running')
+             GROUP BY status"
+        } else {
+            "SELECT status, COUNT(*) FROM runs GROUP BY status"
+        };
+        Ok(sqlx::query_as(sql).fetch_all(&self.pool).await?)
     }
 
     pub(super) async fn doc_get(
