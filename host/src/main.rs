@@ -41,6 +41,25 @@ enum Command {
     Plugins(nova::cli::PluginsArgs),
     /// Ask a running host whether it is ready, and why not.
     Health(nova::cli::HealthArgs),
+    /// Compile one plugin into an artifact for the compile cache. `nova
+    /// serve` runs it as a child process, so the compiler's memory is not
+    /// the host's.
+    #[command(name = "compile-plugin", hide = true)]
+    CompilePlugin(CompilePluginArgs),
+}
+
+#[derive(Args)]
+struct CompilePluginArgs {
+    /// The host's plugin concurrency (its engine is built with it).
+    #[arg(long)]
+    concurrency: u32,
+    /// The host's largest plugin memory, in bytes.
+    #[arg(long)]
+    max_memory_bytes: u64,
+    /// The component to compile.
+    wasm: std::path::PathBuf,
+    /// Where to write the artifact.
+    out: std::path::PathBuf,
 }
 
 #[derive(Args)]
@@ -180,6 +199,23 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Query(args) => Ok(nova::cli::query(args)),
         Command::Plugins(args) => Ok(nova::cli::plugins(args)),
         Command::Health(args) => Ok(nova::cli::health(args)),
+        Command::CompilePlugin(args) => Ok(compile_plugin(&args)),
+    }
+}
+
+fn compile_plugin(args: &CompilePluginArgs) -> ExitCode {
+    match nova::plugins::compiler::compile_file(
+        args.concurrency,
+        args.max_memory_bytes,
+        &args.wasm,
+        &args.out,
+    ) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            // The host reports this text as the plugin's compile error.
+            eprintln!("{reason}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -196,13 +196,22 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         store: store.clone(),
         knowledge: knowledge.clone(),
     };
-    let runtime = Arc::new(Runtime::new(
+    let mut runtime = Runtime::new(
         &config.cache_dir.join("components"),
         config.plugin_limits,
         config.plugin_max_memory_bytes,
         config.plugin_concurrency,
         services,
-    )?);
+    )?;
+    // This process is `nova serve`: plugins compile in a `nova
+    // compile-plugin` child, whose memory is returned when it exits.
+    match std::env::current_exe() {
+        Ok(exe) => runtime = runtime.compile_in_child(exe),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot find the nova binary; plugins compile in this process")
+        }
+    }
+    let runtime = Arc::new(runtime);
     // On Postgres, hosts share what the admin API uploads and removes.
     let fleet = store
         .postgres_pool()

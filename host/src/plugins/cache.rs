@@ -7,10 +7,16 @@
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+use super::compiler::{ChildError, Compiler};
+
+/// Tells apart the temporary files of compilations running at once.
+static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// How a component was obtained.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
@@ -23,6 +29,8 @@ pub struct CompileInfo {
 pub struct CompileCache {
     dir: PathBuf,
     engine_key: String,
+    /// Compiles in a child process when set; in this one otherwise.
+    compiler: Option<Compiler>,
 }
 
 impl CompileCache {
@@ -33,7 +41,13 @@ impl CompileCache {
         Ok(CompileCache {
             dir,
             engine_key: format!("{:016x}", h.finish()),
+            compiler: None,
         })
+    }
+
+    /// Compiles with `compiler`, in a child process, from now on.
+    pub fn compile_in_child(&mut self, compiler: Compiler) {
+        self.compiler = Some(compiler);
     }
 
     fn entry(&self, sha256: &str) -> PathBuf {
@@ -72,6 +86,26 @@ impl CompileCache {
                 }
             }
         }
+        if let Some(compiler) = &self.compiler {
+            match self.compile_in(compiler, sha256, bytes, &path) {
+                Ok(()) => {
+                    // SAFETY: as above; the child wrote it with an engine
+                    // built from the same settings, which wasmtime checks.
+                    let component = unsafe { Component::deserialize_file(engine, &path) }?;
+                    return Ok((
+                        component,
+                        CompileInfo {
+                            from_cache: false,
+                            ms: elapsed_ms(start),
+                        },
+                    ));
+                }
+                Err(ChildError::Failed(reason)) => return Err(wasmtime::Error::msg(reason)),
+                Err(ChildError::Spawn(e)) => {
+                    tracing::warn!(error = %e, "cannot start the compiler process; compiling in this one");
+                }
+            }
+        }
         let component = Component::new(engine, bytes)?;
         let info = CompileInfo {
             from_cache: false,
@@ -82,6 +116,31 @@ impl CompileCache {
             tracing::warn!(path = %path.display(), error = %e, "could not write compile cache");
         }
         Ok((component, info))
+    }
+
+    /// Has the child compile `bytes` into the cache entry `path`: from a
+    /// temporary copy of the input, through a temporary output renamed
+    /// into place once complete.
+    fn compile_in(
+        &self,
+        compiler: &Compiler,
+        sha256: &str,
+        bytes: &[u8],
+        path: &Path,
+    ) -> Result<(), ChildError> {
+        let seq = TEMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}-{seq}", std::process::id());
+        let input = self.dir.join(format!("{sha256}.wasm.tmp{tag}"));
+        let output = path.with_extension(format!("tmp{tag}"));
+        std::fs::write(&input, bytes).map_err(ChildError::Spawn)?;
+        let compiled = compiler.compile(&input, &output).and_then(|()| {
+            std::fs::rename(&output, path).map_err(|e| ChildError::Failed(e.to_string()))
+        });
+        let _ = std::fs::remove_file(&input);
+        if compiled.is_err() {
+            let _ = std::fs::remove_file(&output);
+        }
+        compiled
     }
 
     fn store(&self, path: &Path, component: &Component) -> Result<(), String> {

@@ -9,6 +9,7 @@
 
 mod bindings;
 mod cache;
+pub mod compiler;
 mod engine;
 mod error;
 pub mod fleet;

@@ -5,7 +5,7 @@
 //! the call ends: nothing a call does can leak into the next, and a trapped
 //! instance is never entered again.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -101,6 +101,17 @@ impl Runtime {
             max_memory_bytes,
             _ticker: ticker,
         })
+    }
+
+    /// Compiles components in a child process running `exe` (the `nova`
+    /// binary; see [`super::compiler`]) instead of in this one.
+    pub fn compile_in_child(mut self, exe: PathBuf) -> Self {
+        self.cache.compile_in_child(super::compiler::Compiler::new(
+            exe,
+            self.concurrency,
+            self.max_memory_bytes,
+        ));
+        self
     }
 
     pub fn defaults(&self) -> Limits {
