@@ -712,13 +712,20 @@ impl PgStore {
         limit: u32,
     ) -> Result<Vec<RunId>, StoreError> {
         let now = now_ms();
+        // One branch per status, each a range of the (status, id) index
+        // read in id order: the plan cannot drift into walking every run
+        // by its key, whatever the statistics say.
         Ok(sqlx::query_scalar(
-            "SELECT id FROM runs
-             WHERE status IN ('queued', 'running')
-               AND ((status = 'queued' AND created_at <= $1)
-                    OR (status = 'running'
-                        AND (lease_expires_at IS NULL OR lease_expires_at <= $2)))
-             ORDER BY id LIMIT $3",
+            "SELECT id FROM (
+                 (SELECT id FROM runs
+                  WHERE status = 'queued' AND created_at <= $1
+                  ORDER BY id LIMIT $3)
+                 UNION ALL
+                 (SELECT id FROM runs
+                  WHERE status = 'running'
+                    AND (lease_expires_at IS NULL OR lease_expires_at <= $2)
+                  ORDER BY id LIMIT $3)
+             ) stale ORDER BY id LIMIT $3",
         )
         .bind(now.saturating_sub(duration_ms(queued_for)))
         .bind(now)
