@@ -51,6 +51,28 @@ macro_rules! with_steps {
     };
 }
 
+/// The CTE `claimed`: the run `$1` leased to worker `$2` at `$3` until
+/// `$4`, if it is queued, or running with an expired lease (or one of
+/// `$2`), and its `run_columns!()`.
+macro_rules! claimed {
+    () => {
+        concat!(
+            "WITH claimed AS (
+                 UPDATE runs
+                 SET status = 'running', lease_owner = $2, lease_expires_at = $4,
+                     started_at = COALESCE(started_at, $3)
+                 WHERE id = $1
+                   AND (status = 'queued'
+                        OR (status = 'running'
+                            AND (lease_owner = $2 OR lease_expires_at IS NULL
+                                 OR lease_expires_at <= $3)))
+                 RETURNING ",
+            run_columns!(),
+            ")"
+        )
+    };
+}
+
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
@@ -300,27 +322,13 @@ impl PgStore {
     ) -> Result<Option<Run>, StoreError> {
         let now = now_ms();
         // The claim and the read of the steps in one round trip.
-        let rows = sqlx::query(concat!(
-            "WITH claimed AS (
-                 UPDATE runs
-                 SET status = 'running', lease_owner = $2, lease_expires_at = $4,
-                     started_at = COALESCE(started_at, $3)
-                 WHERE id = $1
-                   AND (status = 'queued'
-                        OR (status = 'running'
-                            AND (lease_owner = $2 OR lease_expires_at IS NULL
-                                 OR lease_expires_at <= $3)))
-                 RETURNING ",
-            run_columns!(),
-            ") ",
-            with_steps!("claimed")
-        ))
-        .bind(id)
-        .bind(worker)
-        .bind(now)
-        .bind(now.saturating_add(duration_ms(lease)))
-        .fetch_all(&self.pool)
-        .await?;
+        let rows = sqlx::query(concat!(claimed!(), " ", with_steps!("claimed")))
+            .bind(id)
+            .bind(worker)
+            .bind(now)
+            .bind(now.saturating_add(duration_ms(lease)))
+            .fetch_all(&self.pool)
+            .await?;
         run_with_steps(&rows)
     }
 
@@ -337,18 +345,8 @@ impl PgStore {
         let now = now_ms();
         let (plugins, versions): (Vec<&str>, Vec<&str>) = versions.iter().copied().unzip();
         let rows = sqlx::query(concat!(
-            "WITH claimed AS (
-                 UPDATE runs
-                 SET status = 'running', lease_owner = $2, lease_expires_at = $4,
-                     started_at = COALESCE(started_at, $3)
-                 WHERE id = $1
-                   AND (status = 'queued'
-                        OR (status = 'running'
-                            AND (lease_owner = $2 OR lease_expires_at IS NULL
-                                 OR lease_expires_at <= $3)))
-                 RETURNING ",
-            run_columns!(),
-            "), next AS (
+            claimed!(),
+            ", next AS (
                  SELECT s.idx AS next_idx, v.version AS next_version
                  FROM claimed c
                  JOIN LATERAL (SELECT run_id, idx, plugin, status FROM steps

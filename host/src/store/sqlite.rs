@@ -368,29 +368,12 @@ impl SqliteStore {
         let Some((index, version)) = step_to_start(&run, versions) else {
             return Ok(Some(Claim { run, started: None }));
         };
-        let row = sqlx::query(concat!(
-            "UPDATE steps
-             SET status = 'running', plugin_version = ?3, attempts = attempts + 1,
-                 started_at = COALESCE(started_at, ?5)
-             WHERE run_id = ?1 AND idx = ?2 AND status IN ('pending', 'running')
-               AND EXISTS (SELECT 1 FROM runs
-                           WHERE id = ?1 AND status = 'running' AND lease_owner = ?4)
-             RETURNING ",
-            step_columns!()
-        ))
-        .bind(id)
-        .bind(i64::from(index))
-        .bind(version)
-        .bind(worker)
-        .bind(now_ms())
-        .fetch_optional(&self.writer)
-        .await?;
+        let started = self.try_start(id, index, version, worker).await?;
         // Not started: the run changed since the claim (cancelled, taken
         // over); the worker finds out at its next write.
-        let Some(row) = row else {
+        let Some(step) = started else {
             return Ok(Some(Claim { run, started: None }));
         };
-        let (_, step) = step_from_row(&row)?;
         if let Some(slot) = run.steps.iter_mut().find(|s| s.index == index) {
             *slot = step;
         }
@@ -442,6 +425,37 @@ impl SqliteStore {
         .transpose()
     }
 
+    /// Starts an attempt of step `index` if `worker` holds the run and the
+    /// step is pending or running; the step as it is then. One statement:
+    /// the lease check and the update happen under the same write lock.
+    async fn try_start(
+        &self,
+        id: RunId,
+        index: u32,
+        plugin_version: &str,
+        worker: &str,
+    ) -> Result<Option<Step>, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE steps
+             SET status = 'running', plugin_version = ?3, attempts = attempts + 1,
+                 started_at = COALESCE(started_at, ?5)
+             WHERE run_id = ?1 AND idx = ?2 AND status IN ('pending', 'running')
+               AND EXISTS (SELECT 1 FROM runs
+                           WHERE id = ?1 AND status = 'running' AND lease_owner = ?4)
+             RETURNING ",
+            step_columns!()
+        ))
+        .bind(id)
+        .bind(i64::from(index))
+        .bind(plugin_version)
+        .bind(worker)
+        .bind(now_ms())
+        .fetch_optional(&self.writer)
+        .await?;
+        row.map(|row| step_from_row(&row).map(|(_, step)| step))
+            .transpose()
+    }
+
     pub(super) async fn start_step(
         &self,
         id: RunId,
@@ -451,26 +465,8 @@ impl SqliteStore {
     ) -> Result<u32, StoreError> {
         let idx = i64::from(index);
         for _ in 0..GUARDED_TRIES {
-            // One statement: the lease check and the update happen under
-            // the same write lock.
-            let attempts: Option<i64> = sqlx::query_scalar(
-                "UPDATE steps
-                 SET status = 'running', plugin_version = ?3, attempts = attempts + 1,
-                     started_at = COALESCE(started_at, ?5)
-                 WHERE run_id = ?1 AND idx = ?2 AND status IN ('pending', 'running')
-                   AND EXISTS (SELECT 1 FROM runs
-                               WHERE id = ?1 AND status = 'running' AND lease_owner = ?4)
-                 RETURNING attempts",
-            )
-            .bind(id)
-            .bind(idx)
-            .bind(plugin_version)
-            .bind(worker)
-            .bind(now_ms())
-            .fetch_optional(&self.writer)
-            .await?;
-            if let Some(attempts) = attempts {
-                return to_u32(attempts, "attempts");
+            if let Some(step) = self.try_start(id, index, plugin_version, worker).await? {
+                return Ok(step.attempts);
             }
             match StepState::refusal(self.step_state(id, idx).await?, worker) {
                 StepRefusal::RunNotFound => return Err(StoreError::RunNotFound(id)),
