@@ -44,7 +44,7 @@ enum Command {
     /// Compile one plugin into an artifact for the compile cache. `nova
     /// serve` runs it as a child process, so the compiler's memory is not
     /// the host's.
-    #[command(name = "compile-plugin", hide = true)]
+    #[command(name = nova::plugins::compiler::SUBCOMMAND, hide = true)]
     CompilePlugin(CompilePluginArgs),
 }
 

@@ -51,6 +51,28 @@ macro_rules! with_steps {
     };
 }
 
+/// Like `with_steps`, in a statement that also updated steps: the rows of
+/// CTE `updated` (of `step_columns!()`) stand in for the stored ones, which
+/// the statement's snapshot still shows as they were. A last column tells
+/// the updated steps.
+macro_rules! with_steps_updated {
+    ($runs:literal, $updated:literal) => {
+        concat!(
+            "SELECT r.*, s.* FROM ",
+            $runs,
+            " r LEFT JOIN (SELECT ",
+            step_columns!(),
+            ", TRUE AS updated FROM ",
+            $updated,
+            " UNION ALL SELECT ",
+            step_columns!(),
+            ", FALSE FROM steps WHERE run_id = $1 AND idx NOT IN (SELECT idx FROM ",
+            $updated,
+            ")) s ON TRUE ORDER BY s.idx"
+        )
+    };
+}
+
 /// The CTE `claimed`: the run `$1` leased to worker `$2` at `$3` until
 /// `$4`, if it is queued, or running with an expired lease (or one of
 /// `$2`), and its `run_columns!()`.
@@ -363,15 +385,8 @@ impl PgStore {
                  WHERE steps.run_id = $1 AND steps.idx = next.next_idx
                  RETURNING ",
             step_columns!(),
-            ") SELECT r.*, s.* FROM claimed r LEFT JOIN (
-                 SELECT ",
-            step_columns!(),
-            ", TRUE AS started FROM started
-                 UNION ALL
-                 SELECT ",
-            step_columns!(),
-            ", FALSE FROM steps WHERE run_id = $1 AND idx NOT IN (SELECT idx FROM started)
-             ) s ON TRUE ORDER BY s.idx"
+            ") ",
+            with_steps_updated!("claimed", "started")
         ))
         .bind(id)
         .bind(worker)
@@ -592,15 +607,8 @@ impl PgStore {
                  WHERE id = $1 AND EXISTS (SELECT 1 FROM step)
                  RETURNING ",
             run_columns!(),
-            ") SELECT r.*, s.* FROM done r LEFT JOIN (
-                 SELECT ",
-            step_columns!(),
-            " FROM step
-                 UNION ALL
-                 SELECT ",
-            step_columns!(),
-            " FROM steps WHERE run_id = $1 AND idx <> $2
-             ) s ON TRUE ORDER BY s.idx"
+            ") ",
+            with_steps_updated!("done", "step")
         ))
         .bind(id)
         .bind(idx)
