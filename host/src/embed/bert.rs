@@ -7,8 +7,10 @@
 //!   text on its own length (no mask, nothing computed for padding).
 //! - Query, key and value are one matrix product; the 1/√d attention scale
 //!   is folded into the query weights at load.
-//! - Bias, activation, residual and LayerNorm are fused into single passes;
-//!   weights stay as stored, which spares short inputs a copy of them.
+//! - Bias, activation, residual and LayerNorm are fused into single passes.
+//! - On CPUs with AVX-512 the linear weights are packed once, at load, for
+//!   nova's own product (`avx512.rs`); elsewhere they stay as stored, for
+//!   the `gemm` crate.
 //! - The activations live in a workspace kept by each thread and reused,
 //!   so a batch allocates nothing and memory stays flat under load.
 //!
@@ -24,7 +26,7 @@ use candle_core::{DType, Device};
 use serde::Deserialize;
 
 use super::EmbedError;
-use super::kernels::{self, Activation, View};
+use super::kernels::{self, Activation, Linear};
 
 /// The fields of a Hugging Face BERT `config.json` the encoder uses.
 #[derive(Debug, Clone, Deserialize)]
@@ -58,19 +60,15 @@ fn default_eps() -> f64 {
 /// One encoder layer; each weight is [outputs, inputs], as PyTorch keeps
 /// it.
 struct Layer {
-    /// [3·hidden, hidden]: query (pre-scaled), key and value stacked.
-    qkv: Vec<f32>,
-    qkv_bias: Vec<f32>,
-    /// [hidden, hidden]
-    out: Vec<f32>,
-    out_bias: Vec<f32>,
+    /// hidden → 3·hidden: query (pre-scaled), key and value stacked.
+    qkv: Linear,
+    /// hidden → hidden
+    out: Linear,
     attn_norm: (Vec<f32>, Vec<f32>),
-    /// [intermediate, hidden]
-    up: Vec<f32>,
-    up_bias: Vec<f32>,
-    /// [hidden, intermediate]
-    down: Vec<f32>,
-    down_bias: Vec<f32>,
+    /// hidden → intermediate
+    up: Linear,
+    /// intermediate → hidden
+    down: Linear,
     out_norm: (Vec<f32>, Vec<f32>),
 }
 
@@ -105,6 +103,8 @@ struct Workspace {
     tmp: Vec<f32>,
     inter: Vec<f32>,
     scores: Vec<f32>,
+    /// One head's keys, packed for the AVX-512 product.
+    keys: Vec<f32>,
 }
 
 thread_local! {
@@ -156,19 +156,13 @@ impl Bert {
             let v = weights.linear(&at("attention.self.value"), h, h)?;
             q.0.iter_mut().for_each(|w| *w *= scale);
             q.1.iter_mut().for_each(|b| *b *= scale);
-            let (out, out_bias) = weights.linear(&at("attention.output.dense"), h, h)?;
-            let (up, up_bias) = weights.linear(&at("intermediate.dense"), h, i)?;
-            let (down, down_bias) = weights.linear(&at("output.dense"), i, h)?;
+            let linear = |(w, b): (Vec<f32>, Vec<f32>), inputs| Linear::new(w, b, inputs);
             layers.push(Layer {
-                qkv: [q.0, k.0, v.0].concat(),
-                qkv_bias: [q.1, k.1, v.1].concat(),
-                out,
-                out_bias,
+                qkv: linear(([q.0, k.0, v.0].concat(), [q.1, k.1, v.1].concat()), h),
+                out: linear(weights.linear(&at("attention.output.dense"), h, h)?, h),
                 attn_norm: weights.norm(&at("attention.output.LayerNorm"), h)?,
-                up,
-                up_bias,
-                down,
-                down_bias,
+                up: linear(weights.linear(&at("intermediate.dense"), h, i)?, h),
+                down: linear(weights.linear(&at("output.dense"), i, h)?, i),
                 out_norm: weights.norm(&at("output.LayerNorm"), h)?,
             });
         }
@@ -298,56 +292,38 @@ impl Bert {
         let d = h / self.heads;
         let x = &mut ws.x[..t * h];
         let qkv = &mut ws.qkv[..t * 3 * h];
-        kernels::linear(x, t, h, &layer.qkv, &layer.qkv_bias, qkv);
+        layer.qkv.forward(x, t, qkv);
 
         // Attention, text by text and head by head, on real tokens only.
         let context = &mut ws.context[..t * h];
         let mut start = 0;
         for text in texts {
             let n = text.ids.len();
-            if n == 0 {
-                continue;
-            }
-            let scores = &mut ws.scores[..n * n];
             for head in 0..self.heads {
-                let base = start * 3 * h + head * d;
-                // scores = Q · Kᵀ (the scale is in Q)
-                let q = View {
-                    data: qkv,
-                    offset: base,
-                    row: 3 * h,
-                    col: 1,
-                };
-                let k_t = View {
-                    data: qkv,
-                    offset: base + h,
-                    row: 1,
-                    col: 3 * h,
-                };
-                kernels::matmul(n, n, d, scores, 0, n, false, q, k_t);
-                kernels::softmax_rows(scores, n);
-                // context = softmax(scores) · V
-                let v = View {
-                    data: qkv,
-                    offset: base + 2 * h,
-                    row: 3 * h,
-                    col: 1,
-                };
-                let p = View::rows(scores, n);
-                kernels::matmul(n, d, n, context, start * h + head * d, h, false, p, v);
+                kernels::attention_head(
+                    qkv,
+                    start,
+                    n,
+                    h,
+                    head,
+                    d,
+                    &mut ws.scores,
+                    &mut ws.keys,
+                    context,
+                );
             }
             start += n;
         }
 
         let tmp = &mut ws.tmp[..t * h];
-        kernels::linear(context, t, h, &layer.out, &layer.out_bias, tmp);
+        layer.out.forward(context, t, tmp);
         let (w, b) = &layer.attn_norm;
         kernels::add_layer_norm(x, tmp, w, b, self.eps);
 
         let inter = &mut ws.inter[..t * i];
-        kernels::linear(x, t, h, &layer.up, &layer.up_bias, inter);
+        layer.up.forward(x, t, inter);
         kernels::activate(inter, self.act);
-        kernels::linear(inter, t, i, &layer.down, &layer.down_bias, tmp);
+        layer.down.forward(inter, t, tmp);
         let (w, b) = &layer.out_norm;
         kernels::add_layer_norm(x, tmp, w, b, self.eps);
     }

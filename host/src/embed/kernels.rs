@@ -1,12 +1,15 @@
 //! The CPU kernels of the encoder: matrix products (the `gemm` crate, which
 //! candle uses too) and the element-wise passes, each fused into one sweep
 //! over its rows and written so the compiler vectorises them (no calls to
-//! libm inside the loops).
+//! libm inside the loops). On CPUs with AVX-512 the products run on
+//! `avx512.rs` instead.
+
+use super::avx512;
 
 /// A read-only matrix view: element (r, c) is at `data[r * row + c * col]`
 /// from `offset`.
 #[derive(Clone, Copy)]
-pub struct View<'a> {
+struct View<'a> {
     pub data: &'a [f32],
     pub offset: usize,
     pub row: usize,
@@ -15,7 +18,7 @@ pub struct View<'a> {
 
 impl<'a> View<'a> {
     /// A row-major matrix with `cols` columns, from the start of `data`.
-    pub fn rows(data: &'a [f32], cols: usize) -> Self {
+    fn rows(data: &'a [f32], cols: usize) -> Self {
         View {
             data,
             offset: 0,
@@ -36,7 +39,7 @@ impl<'a> View<'a> {
 /// `dst` (an `m` × `n` view into `out`, rows `dst_row` apart) =
 /// `lhs` (m × k) · `rhs` (k × n), plus the old `dst` when `accumulate`.
 #[allow(clippy::too_many_arguments)]
-pub fn matmul(
+fn matmul(
     m: usize,
     n: usize,
     k: usize,
@@ -83,49 +86,176 @@ pub fn matmul(
     }
 }
 
-/// A linear layer: `out` (t × n) = `x` (t × k) · `w`ᵀ + `bias`, with `w`
-/// as PyTorch stores it: n rows of k. Read that way (its columns
-/// contiguous), the kernel uses it in place for short inputs such as one
-/// query, instead of copying all the weights into its own layout first.
-pub fn linear(x: &[f32], t: usize, k: usize, w: &[f32], bias: &[f32], out: &mut [f32]) {
-    let n = bias.len();
-    for row in out[..t * n].chunks_exact_mut(n) {
-        row.copy_from_slice(bias);
-    }
-    matmul(
-        t,
-        n,
-        k,
-        out,
-        0,
-        n,
-        true,
-        View::rows(&x[..t * k], k),
-        View {
-            data: w,
-            offset: 0,
-            row: 1,
-            col: k,
-        },
-    );
+/// A linear layer's weight, laid out for the product this CPU runs:
+/// packed in panels for the AVX-512 kernel, or as PyTorch stores it
+/// (`outputs` rows of `inputs`) for the `gemm` crate, which reads it in
+/// place (its columns contiguous) so short inputs such as one query need
+/// no copy of the weights.
+pub struct Linear {
+    data: Vec<f32>,
+    bias: Vec<f32>,
+    inputs: usize,
+    packed: bool,
 }
 
-/// Defines `pub fn $name` twice over: compiled for AVX2 and FMA, used when
-/// the CPU has them (8 floats a step), and for the baseline otherwise. The
-/// bodies are plain loops the compiler vectorises for whichever it gets.
+impl Linear {
+    /// `weight` is `outputs` × `inputs` as stored, `bias` has `outputs`.
+    pub fn new(weight: Vec<f32>, bias: Vec<f32>, inputs: usize) -> Self {
+        Self::with_kernel(weight, bias, inputs, avx512::available())
+    }
+
+    /// As `new`, packed for the AVX-512 product when `packed`.
+    fn with_kernel(weight: Vec<f32>, bias: Vec<f32>, inputs: usize, packed: bool) -> Self {
+        let outputs = bias.len();
+        assert_eq!(weight.len(), outputs * inputs, "linear weight shape");
+        let data = if packed {
+            avx512::pack(&weight, outputs, inputs)
+        } else {
+            weight
+        };
+        Linear {
+            data,
+            bias,
+            inputs,
+            packed,
+        }
+    }
+
+    pub fn outputs(&self) -> usize {
+        self.bias.len()
+    }
+
+    /// `out` (t × outputs) = `x` (t × inputs) · weightᵀ + bias.
+    pub fn forward(&self, x: &[f32], t: usize, out: &mut [f32]) {
+        let (k, n) = (self.inputs, self.outputs());
+        for row in out[..t * n].chunks_exact_mut(n) {
+            row.copy_from_slice(&self.bias);
+        }
+        if self.packed {
+            let panels = avx512::Panels {
+                data: &self.data,
+                offset: 0,
+                panel_stride: avx512::NR * k,
+                step: avx512::NR,
+            };
+            avx512::matmul(t, n, k, x, 0, k, panels, out, 0, n, true);
+        } else {
+            let w = View {
+                data: &self.data,
+                offset: 0,
+                row: 1,
+                col: k,
+            };
+            matmul(t, n, k, out, 0, n, true, View::rows(&x[..t * k], k), w);
+        }
+    }
+}
+
+/// Attention of one head over one text's `n` tokens, on real tokens only
+/// (no mask): `context` columns `head·d ..` of rows `start ..` =
+/// softmax(Q·Kᵀ)·V, with Q, K and V read from `qkv` (rows of 3·`h`: query,
+/// key, value; the 1/√d scale already in Q). `scores` holds n × n floats;
+/// `keys` is scratch for the AVX-512 product.
+#[allow(clippy::too_many_arguments)]
+pub fn attention_head(
+    qkv: &[f32],
+    start: usize,
+    n: usize,
+    h: usize,
+    head: usize,
+    d: usize,
+    scores: &mut [f32],
+    keys: &mut Vec<f32>,
+    context: &mut [f32],
+) {
+    let wide = avx512::available();
+    attention_head_with(wide, qkv, start, n, h, head, d, scores, keys, context);
+}
+
+/// As `attention_head`, on the AVX-512 product when `wide`.
+#[allow(clippy::too_many_arguments)]
+fn attention_head_with(
+    wide: bool,
+    qkv: &[f32],
+    start: usize,
+    n: usize,
+    h: usize,
+    head: usize,
+    d: usize,
+    scores: &mut [f32],
+    keys: &mut Vec<f32>,
+    context: &mut [f32],
+) {
+    let base = start * 3 * h + head * d;
+    let (scores, dst) = (&mut scores[..n * n], start * h + head * d);
+    if wide {
+        // scores = Q · Kᵀ, with Kᵀ packed as panels of keys
+        avx512::pack_transposed(qkv, base + h, 3 * h, n, d, keys);
+        let keys = avx512::Panels {
+            data: keys,
+            offset: 0,
+            panel_stride: avx512::NR * d,
+            step: avx512::NR,
+        };
+        avx512::matmul(n, n, d, qkv, base, 3 * h, keys, scores, 0, n, false);
+        softmax_rows(scores, n);
+        // context = softmax(scores) · V, V's rows read in place
+        let values = avx512::Panels {
+            data: qkv,
+            offset: base + 2 * h,
+            panel_stride: avx512::NR,
+            step: 3 * h,
+        };
+        avx512::matmul(n, d, n, scores, 0, n, values, context, dst, h, false);
+        return;
+    }
+    let q = View {
+        data: qkv,
+        offset: base,
+        row: 3 * h,
+        col: 1,
+    };
+    let k_t = View {
+        data: qkv,
+        offset: base + h,
+        row: 1,
+        col: 3 * h,
+    };
+    matmul(n, n, d, scores, 0, n, false, q, k_t);
+    softmax_rows(scores, n);
+    let v = View {
+        data: qkv,
+        offset: base + 2 * h,
+        row: 3 * h,
+        col: 1,
+    };
+    matmul(n, d, n, context, dst, h, false, View::rows(scores, n), v);
+}
+
+/// Defines `pub fn $name` three times over: compiled for AVX-512 (16
+/// floats a step) and for AVX2 with FMA (8), each used when the CPU has
+/// it, and for the baseline otherwise. The bodies are plain loops the
+/// compiler vectorises for whichever it gets.
 macro_rules! simd_kernel {
     ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),* $(,)?) $body:block) => {
         $(#[$meta])*
         pub fn $name($($arg: $ty),*) {
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn widest($($arg: $ty),*) $body
                 #[target_feature(enable = "avx2,fma")]
                 fn wide($($arg: $ty),*) $body
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: `widest` is only called on a CPU with the
+                    // features it is compiled for, checked just above
+                    // (every AVX-512 CPU has AVX2 and FMA).
+                    return unsafe { widest($($arg),*) };
+                }
                 if std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("fma")
                 {
-                    // SAFETY: `wide` is only called on a CPU with the
-                    // features it is compiled for, checked just above.
+                    // SAFETY: as above, for `wide`.
                     return unsafe { wide($($arg),*) };
                 }
             }
@@ -199,12 +329,15 @@ simd_kernel! {
     }
 }
 
-/// Sums in 8 lanes: a plain float sum is a serial chain the compiler may
-/// not reorder, so it would not vectorise.
+const LANES: usize = 16;
+
+/// Sums in 16 lanes (one AVX-512 register, two AVX2 ones): a plain float
+/// sum is a serial chain the compiler may not reorder, so it would not
+/// vectorise.
 #[inline(always)]
 fn sum(xs: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (chunks, rest) = xs.as_chunks::<8>();
+    let mut lanes = [0.0f32; LANES];
+    let (chunks, rest) = xs.as_chunks::<LANES>();
     let rest: f32 = rest.iter().sum();
     for chunk in chunks {
         for (lane, v) in lanes.iter_mut().zip(chunk) {
@@ -217,8 +350,8 @@ fn sum(xs: &[f32]) -> f32 {
 /// Σ (x - mean)², in lanes like `sum`.
 #[inline(always)]
 fn sum_sq_dev(xs: &[f32], mean: f32) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (chunks, rest) = xs.as_chunks::<8>();
+    let mut lanes = [0.0f32; LANES];
+    let (chunks, rest) = xs.as_chunks::<LANES>();
     let rest: f32 = rest.iter().map(|v| (v - mean) * (v - mean)).sum();
     for chunk in chunks {
         for (lane, v) in lanes.iter_mut().zip(chunk) {
@@ -230,12 +363,16 @@ fn sum_sq_dev(xs: &[f32], mean: f32) -> f32 {
 
 #[inline(always)]
 fn max(xs: &[f32]) -> f32 {
-    let mut lanes = [f32::NEG_INFINITY; 8];
-    let (chunks, rest) = xs.as_chunks::<8>();
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let (chunks, rest) = xs.as_chunks::<LANES>();
     let rest = rest.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
     for chunk in chunks {
         for (lane, &v) in lanes.iter_mut().zip(chunk) {
-            *lane = lane.max(v);
+            // A comparison, not `f32::max`: its NaN rule keeps the loop
+            // from compiling to one max instruction per register.
+            if v > *lane {
+                *lane = v;
+            }
         }
     }
     lanes.iter().fold(rest, |m, &v| m.max(v))
@@ -373,9 +510,111 @@ mod tests {
     fn linear_adds_the_bias_to_the_product() {
         // x: 2×3, w: 2 outputs × 3 inputs, bias 2.
         let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        let w = [1.0, 0.0, 1.0, 0.0, 1.0, 1.0];
+        let w = vec![1.0, 0.0, 1.0, 0.0, 1.0, 1.0];
         let mut out = [0.0; 4];
-        linear(&x, 2, 3, &w, &[10.0, 20.0], &mut out);
+        Linear::new(w, vec![10.0, 20.0], 3).forward(&x, 2, &mut out);
         assert_eq!(out, [14.0, 25.0, 20.0, 31.0]);
+    }
+
+    /// Deterministic values in [-1, 1).
+    fn values(n: usize, seed: u64) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+            })
+            .collect()
+    }
+
+    /// The kernels this CPU can run: the `gemm` crate always, AVX-512 too
+    /// where present.
+    fn kernels() -> Vec<bool> {
+        let mut wide = vec![false];
+        if avx512::available() {
+            wide.push(true);
+        }
+        wide
+    }
+
+    #[test]
+    fn linear_layers_agree_with_the_definition_on_every_kernel() {
+        let (t, k, n) = (37, 70, 45);
+        let x = values(t * k, 1);
+        let w = values(n * k, 2);
+        let bias = values(n, 3);
+        for wide in kernels() {
+            let layer = Linear::with_kernel(w.clone(), bias.clone(), k, wide);
+            let mut out = vec![f32::NAN; t * n];
+            layer.forward(&x, t, &mut out);
+            for r in 0..t {
+                for c in 0..n {
+                    let want = bias[c] + (0..k).map(|i| x[r * k + i] * w[c * k + i]).sum::<f32>();
+                    let got = out[r * n + c];
+                    assert!(
+                        (got - want).abs() < 1e-4,
+                        "wide {wide}, ({r}, {c}): {got} != {want}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn attention_heads_agree_with_the_definition_on_every_kernel() {
+        // Two texts (5 and 40 tokens) packed one after the other, 3 heads
+        // of 8; the second text's middle head.
+        let (h, d, n, start, head) = (24, 8, 40, 5, 1);
+        let qkv = values((start + n) * 3 * h, 4);
+        let at = |row: usize, col: usize| qkv[row * 3 * h + col];
+        for wide in kernels() {
+            let mut scores = vec![0.0; n * n];
+            let mut keys = Vec::new();
+            let mut context = vec![7.0; (start + n) * h];
+            attention_head_with(
+                wide,
+                &qkv,
+                start,
+                n,
+                h,
+                head,
+                d,
+                &mut scores,
+                &mut keys,
+                &mut context,
+            );
+            for i in 0..n {
+                let q = start + i;
+                let logits: Vec<f32> = (0..n)
+                    .map(|j| {
+                        (0..d)
+                            .map(|c| at(q, head * d + c) * at(start + j, h + head * d + c))
+                            .sum()
+                    })
+                    .collect();
+                let max = logits.iter().fold(f32::MIN, |m, &v| m.max(v));
+                let weights: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+                let total: f32 = weights.iter().sum();
+                for c in 0..d {
+                    let want: f32 = (0..n)
+                        .map(|j| weights[j] / total * at(start + j, 2 * h + head * d + c))
+                        .sum();
+                    let got = context[q * h + head * d + c];
+                    assert!(
+                        (got - want).abs() < 1e-5,
+                        "wide {wide}, ({i}, {c}): {got} != {want}"
+                    );
+                }
+            }
+            // Nothing outside the head's columns of the text's rows moved.
+            for (idx, v) in context.iter().enumerate() {
+                let (row, col) = (idx / h, idx % h);
+                if row < start || col / d != head {
+                    assert_eq!(*v, 7.0, "({row}, {col}) was written");
+                }
+            }
+        }
     }
 }

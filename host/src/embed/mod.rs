@@ -3,6 +3,7 @@
 //! (`bert.rs`, weights read with candle-core), behind a dynamic batcher so
 //! that concurrent callers share forward passes.
 
+mod avx512;
 mod batcher;
 mod bert;
 mod kernels;
