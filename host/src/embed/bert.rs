@@ -26,6 +26,7 @@ use candle_core::{DType, Device};
 use serde::Deserialize;
 
 use super::EmbedError;
+use super::avx512;
 use super::kernels::{self, Activation, Linear};
 
 /// The fields of a Hugging Face BERT `config.json` the encoder uses.
@@ -73,6 +74,8 @@ struct Layer {
 }
 
 pub struct Bert {
+    /// Whether the AVX-512 product runs (see `kernels::Linear`).
+    wide: bool,
     hidden: usize,
     heads: usize,
     intermediate: usize,
@@ -147,6 +150,9 @@ impl Bert {
             .map_err(|e| EmbedError::Load(format!("model.safetensors: {e}")))?;
         let weights = Weights::new(&file);
         let i = config.intermediate_size;
+        // One choice of matrix kernel for the model's life: the weights
+        // are laid out for it.
+        let wide = avx512::available();
         let scale = 1.0 / ((h / heads) as f32).sqrt();
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {
@@ -156,7 +162,7 @@ impl Bert {
             let v = weights.linear(&at("attention.self.value"), h, h)?;
             q.0.iter_mut().for_each(|w| *w *= scale);
             q.1.iter_mut().for_each(|b| *b *= scale);
-            let linear = |(w, b): (Vec<f32>, Vec<f32>), inputs| Linear::new(w, b, inputs);
+            let linear = |(w, b): (Vec<f32>, Vec<f32>), inputs| Linear::new(w, b, inputs, wide);
             layers.push(Layer {
                 qkv: linear(([q.0, k.0, v.0].concat(), [q.1, k.1, v.1].concat()), h),
                 out: linear(weights.linear(&at("attention.output.dense"), h, h)?, h),
@@ -167,6 +173,7 @@ impl Bert {
             });
         }
         Ok(Bert {
+            wide,
             hidden: h,
             heads,
             intermediate: i,
@@ -301,6 +308,7 @@ impl Bert {
             let n = text.ids.len();
             for head in 0..self.heads {
                 kernels::attention_head(
+                    self.wide,
                     qkv,
                     start,
                     n,

@@ -99,16 +99,12 @@ pub struct Linear {
 }
 
 impl Linear {
-    /// `weight` is `outputs` × `inputs` as stored, `bias` has `outputs`.
-    pub fn new(weight: Vec<f32>, bias: Vec<f32>, inputs: usize) -> Self {
-        Self::with_kernel(weight, bias, inputs, avx512::available())
-    }
-
-    /// As `new`, packed for the AVX-512 product when `packed`.
-    fn with_kernel(weight: Vec<f32>, bias: Vec<f32>, inputs: usize, packed: bool) -> Self {
+    /// `weight` is `outputs` × `inputs` as stored, `bias` has `outputs`;
+    /// packed for the AVX-512 product when `wide`.
+    pub fn new(weight: Vec<f32>, bias: Vec<f32>, inputs: usize, wide: bool) -> Self {
         let outputs = bias.len();
         assert_eq!(weight.len(), outputs * inputs, "linear weight shape");
-        let data = if packed {
+        let data = if wide {
             avx512::pack(&weight, outputs, inputs)
         } else {
             weight
@@ -117,7 +113,7 @@ impl Linear {
             data,
             bias,
             inputs,
-            packed,
+            packed: wide,
         }
     }
 
@@ -154,27 +150,11 @@ impl Linear {
 /// Attention of one head over one text's `n` tokens, on real tokens only
 /// (no mask): `context` columns `head·d ..` of rows `start ..` =
 /// softmax(Q·Kᵀ)·V, with Q, K and V read from `qkv` (rows of 3·`h`: query,
-/// key, value; the 1/√d scale already in Q). `scores` holds n × n floats;
-/// `keys` is scratch for the AVX-512 product.
+/// key, value; the 1/√d scale already in Q), on the AVX-512 product when
+/// `wide`. `scores` holds n × n floats; `keys` is scratch for the AVX-512
+/// product.
 #[allow(clippy::too_many_arguments)]
 pub fn attention_head(
-    qkv: &[f32],
-    start: usize,
-    n: usize,
-    h: usize,
-    head: usize,
-    d: usize,
-    scores: &mut [f32],
-    keys: &mut Vec<f32>,
-    context: &mut [f32],
-) {
-    let wide = avx512::available();
-    attention_head_with(wide, qkv, start, n, h, head, d, scores, keys, context);
-}
-
-/// As `attention_head`, on the AVX-512 product when `wide`.
-#[allow(clippy::too_many_arguments)]
-fn attention_head_with(
     wide: bool,
     qkv: &[f32],
     start: usize,
@@ -439,6 +419,7 @@ fn gelu_tanh(x: f32) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::embed::avx512::tests::values;
 
     /// erf by its Taylor series in f64: exact enough for |x| ≤ 3.
     fn erf64(x: f64) -> f64 {
@@ -512,21 +493,8 @@ mod tests {
         let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
         let w = vec![1.0, 0.0, 1.0, 0.0, 1.0, 1.0];
         let mut out = [0.0; 4];
-        Linear::new(w, vec![10.0, 20.0], 3).forward(&x, 2, &mut out);
+        Linear::new(w, vec![10.0, 20.0], 3, avx512::available()).forward(&x, 2, &mut out);
         assert_eq!(out, [14.0, 25.0, 20.0, 31.0]);
-    }
-
-    /// Deterministic values in [-1, 1).
-    fn values(n: usize, seed: u64) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
-            })
-            .collect()
     }
 
     /// The kernels this CPU can run: the `gemm` crate always, AVX-512 too
@@ -546,7 +514,7 @@ mod tests {
         let w = values(n * k, 2);
         let bias = values(n, 3);
         for wide in kernels() {
-            let layer = Linear::with_kernel(w.clone(), bias.clone(), k, wide);
+            let layer = Linear::new(w.clone(), bias.clone(), k, wide);
             let mut out = vec![f32::NAN; t * n];
             layer.forward(&x, t, &mut out);
             for r in 0..t {
@@ -573,7 +541,7 @@ mod tests {
             let mut scores = vec![0.0; n * n];
             let mut keys = Vec::new();
             let mut context = vec![7.0; (start + n) * h];
-            attention_head_with(
+            attention_head(
                 wide,
                 &qkv,
                 start,
