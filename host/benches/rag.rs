@@ -39,7 +39,7 @@ mod common;
 
 use common::summary::headline;
 use common::{build_dir, env_or, listening_url, loadavg, nova_bin, percentile, repo_root};
-use nova::embed::{BatchConfig, Embedder};
+use nova::embed::{BatchConfig, Embedder, Kernel};
 use nova::knowledge::ingest::{CONTEXT_KEYS, embedded_text};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -1216,6 +1216,7 @@ async fn embedding_figures(bench: &Path, setup: &Setup) -> Vec<String> {
         batched.seconds,
         batched.per_s()
     ));
+    lines.extend(portable_figures(setup, &texts, config, batched.per_s()).await);
     let Some(python) = st_python() else {
         lines.push("- sentence-transformers not available; set NOVA_BENCH_PYTHON".into());
         return lines;
@@ -1261,6 +1262,46 @@ async fn embedding_figures(bench: &Path, setup: &Setup) -> Vec<String> {
     }
     lines.extend(alternating_rounds(&embedder, &python, setup, &texts).await);
     lines
+}
+
+/// The same batches on the `gemm` kernel, which CPUs without AVX-512 run,
+/// against `fastest` texts/s on the AVX-512 one.
+async fn portable_figures(
+    setup: &Setup,
+    texts: &[String],
+    config: BatchConfig,
+    fastest: f64,
+) -> Vec<String> {
+    if !Kernel::Fastest.wide() {
+        return vec!["- this CPU has no AVX-512: the figures above are the gemm kernel's".into()];
+    }
+    let config = BatchConfig {
+        kernel: Kernel::Portable,
+        ..config
+    };
+    let embedder = Embedder::load(&setup.model, config).expect("load the embedding model");
+    let texts = &texts[..1_000.min(texts.len())];
+    embed_throughput(
+        &embedder,
+        &texts[..BATCH.min(texts.len())],
+        BATCH,
+        Duration::MAX,
+    )
+    .await;
+    let portable = embed_throughput(&embedder, texts, BATCH, Duration::from_secs(600)).await;
+    headline(
+        "rag",
+        "embedding, batch 32: AVX-512 kernel / gemm kernel",
+        format!("{:.2}x", fastest / portable.per_s()),
+        "same texts, one replica per core; gemm is what CPUs without AVX-512 run",
+    );
+    vec![format!(
+        "- the same on the gemm kernel (Kernel::Portable, what CPUs without AVX-512 run), batch \
+         {BATCH}: {} texts, **{:.1} texts/s**; the AVX-512 kernel runs **{:.2}x** as fast",
+        portable.texts,
+        portable.per_s(),
+        fastest / portable.per_s()
+    )]
 }
 
 /// nova and sentence-transformers in turn, `ROUNDS` times, on the same

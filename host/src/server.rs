@@ -117,6 +117,7 @@ async fn knowledge(
     tracing::info!(
         model = %embedder.info().name,
         dimensions = embedder.info().dimensions,
+        matrix_kernel = batch.kernel.runs(),
         index = index.backend(),
         ms = start.elapsed().as_millis() as u64,
         "knowledge base opened"

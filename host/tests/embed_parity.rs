@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use nova::embed::{BatchConfig, Embedder};
+use nova::embed::{BatchConfig, Embedder, Kernel};
 
 fn model_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/all-MiniLM-L6-v2");
@@ -44,13 +44,28 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn matches_sentence_transformers_on_every_fixture_text() {
+    matches_sentence_transformers(Kernel::Fastest).await;
+}
+
+/// The `gemm` product that CPUs without AVX-512 run, checked on this one
+/// too (on a CPU without AVX-512 both tests run it).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_portable_kernel_matches_sentence_transformers_too() {
+    matches_sentence_transformers(Kernel::Portable).await;
+}
+
+async fn matches_sentence_transformers(kernel: Kernel) {
     let fixture = fixture();
     assert!(fixture.texts.len() >= 50);
     assert!(
         fixture.tokens.iter().any(|&t| t > 256),
         "the fixture must include a text over 256 tokens"
     );
-    let embedder = Embedder::load(&model_dir(), BatchConfig::default()).expect("model");
+    let config = BatchConfig {
+        kernel,
+        ..BatchConfig::default()
+    };
+    let embedder = Embedder::load(&model_dir(), config).expect("model");
     assert_eq!(embedder.info().dimensions, fixture.dim);
     assert_eq!(embedder.info().max_tokens, fixture.max_seq_length);
 
@@ -66,12 +81,12 @@ async fn matches_sentence_transformers_on_every_fixture_text() {
         }
         assert!(
             cos >= 0.9999,
-            "text {i} ({} tokens) has cosine {cos} to sentence-transformers: {:?}",
+            "{kernel:?}: text {i} ({} tokens) has cosine {cos} to sentence-transformers: {:?}",
             fixture.tokens[i],
             fixture.texts[i].chars().take(80).collect::<String>()
         );
     }
-    eprintln!("worst cosine {:.9} (text {})", worst.0, worst.1);
+    eprintln!("{kernel:?}: worst cosine {:.9} (text {})", worst.0, worst.1);
 }
 
 #[tokio::test(flavor = "multi_thread")]

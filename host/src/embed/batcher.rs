@@ -19,9 +19,11 @@ use tokenizers::Encoding;
 use tokio::sync::oneshot;
 
 use super::EmbedError;
+use super::kernels::Kernel;
 use super::model::Model;
 
-/// How the batcher groups work.
+/// How the embedder runs: how its batcher groups work, on how many
+/// threads, with which matrix product.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchConfig {
     /// Most texts gathered before running.
@@ -33,6 +35,8 @@ pub struct BatchConfig {
     pub token_budget: usize,
     /// Threads running forward passes side by side, sharing the weights.
     pub replicas: usize,
+    /// The encoder's matrix product.
+    pub kernel: Kernel,
 }
 
 impl Default for BatchConfig {
@@ -42,6 +46,7 @@ impl Default for BatchConfig {
             max_wait: Duration::ZERO,
             token_budget: 2048,
             replicas: 1,
+            kernel: Kernel::default(),
         }
     }
 }
@@ -257,6 +262,7 @@ mod tests {
             max_wait: Duration::ZERO,
             token_budget: 100,
             replicas: 1,
+            kernel: Kernel::default(),
         };
         // 10 short texts: capped at 4 a batch.
         assert_eq!(sizes(&[10; 10], &config), vec![4, 4, 2]);

@@ -26,7 +26,6 @@ use candle_core::{DType, Device};
 use serde::Deserialize;
 
 use super::EmbedError;
-use super::avx512;
 use super::kernels::{self, Activation, Linear};
 
 /// The fields of a Hugging Face BERT `config.json` the encoder uses.
@@ -74,7 +73,8 @@ struct Layer {
 }
 
 pub struct Bert {
-    /// Whether the AVX-512 product runs (see `kernels::Linear`).
+    /// Whether the AVX-512 product runs: one choice for the model's life,
+    /// since the weights are laid out for it (see `kernels::Linear`).
     wide: bool,
     hidden: usize,
     heads: usize,
@@ -120,7 +120,8 @@ thread_local! {
 const BLOCK_TOKENS: usize = 512;
 
 impl Bert {
-    pub fn load(weights: &Path, config: &BertConfig) -> Result<Self, EmbedError> {
+    /// Loads the weights, laid out for the AVX-512 product when `wide`.
+    pub fn load(weights: &Path, config: &BertConfig, wide: bool) -> Result<Self, EmbedError> {
         let act = match config.hidden_act.as_str() {
             "gelu" => Activation::Gelu,
             "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
@@ -150,9 +151,6 @@ impl Bert {
             .map_err(|e| EmbedError::Load(format!("model.safetensors: {e}")))?;
         let weights = Weights::new(&file);
         let i = config.intermediate_size;
-        // One choice of matrix kernel for the model's life: the weights
-        // are laid out for it.
-        let wide = avx512::available();
         let scale = 1.0 / ((h / heads) as f32).sqrt();
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for l in 0..config.num_hidden_layers {

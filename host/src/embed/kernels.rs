@@ -86,6 +86,30 @@ fn matmul(
     }
 }
 
+/// Which matrix product the encoder runs. Both compute the same vectors
+/// to float rounding.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Kernel {
+    /// nova's AVX-512 product where the CPU has it, else `gemm`.
+    #[default]
+    Fastest,
+    /// The `gemm` crate (AVX2 at most) on every CPU: what a CPU without
+    /// AVX-512 runs, for comparison and tests.
+    Portable,
+}
+
+impl Kernel {
+    /// Whether this choice runs the AVX-512 product on this CPU.
+    pub fn wide(self) -> bool {
+        self == Kernel::Fastest && avx512::available()
+    }
+
+    /// The product that runs on this CPU, for logs: `avx512` or `gemm`.
+    pub fn runs(self) -> &'static str {
+        if self.wide() { "avx512" } else { "gemm" }
+    }
+}
+
 /// A linear layer's weight, laid out for the product this CPU runs:
 /// packed in panels for the AVX-512 kernel, or as PyTorch stores it
 /// (`outputs` rows of `inputs`) for the `gemm` crate, which reads it in

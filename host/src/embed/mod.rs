@@ -16,6 +16,7 @@ use std::sync::mpsc;
 use tokio::sync::oneshot;
 
 pub use batcher::BatchConfig;
+pub use kernels::Kernel;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum EmbedError {
@@ -52,7 +53,7 @@ pub struct Embedder {
 impl Embedder {
     /// Loads the model in `dir` and starts its batching thread.
     pub fn load(dir: &Path, config: BatchConfig) -> Result<Self, EmbedError> {
-        let model = Arc::new(model::Model::load(dir)?);
+        let model = Arc::new(model::Model::load(dir, config.kernel)?);
         let info = Arc::new(ModelInfo {
             name: model.name.clone(),
             dimensions: model.dim,

@@ -8,6 +8,7 @@ use tokenizers::{Encoding, Tokenizer, TruncationParams};
 
 use super::EmbedError;
 use super::bert::{Bert, BertConfig, Tokens};
+use super::kernels::Kernel;
 
 /// Used when the model directory does not say (sentence-transformers' own
 /// default for MiniLM-style models).
@@ -25,8 +26,8 @@ pub struct Model {
 
 impl Model {
     /// Loads `config.json`, `model.safetensors` and `tokenizer.json` from
-    /// `dir` (Hugging Face layout).
-    pub fn load(dir: &Path) -> Result<Self, EmbedError> {
+    /// `dir` (Hugging Face layout), to run on `kernel`.
+    pub fn load(dir: &Path, kernel: Kernel) -> Result<Self, EmbedError> {
         let file = |name: &str| -> Result<PathBuf, EmbedError> {
             let path = dir.join(name);
             if path.is_file() {
@@ -66,7 +67,7 @@ impl Model {
             .map_err(|e| EmbedError::Load(format!("tokenizer truncation: {e}")))?;
         tokenizer.with_padding(None);
 
-        let bert = Bert::load(&file("model.safetensors")?, &config)?;
+        let bert = Bert::load(&file("model.safetensors")?, &config, kernel.wide())?;
         let name = dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
