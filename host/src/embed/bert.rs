@@ -57,8 +57,7 @@ fn default_eps() -> f64 {
     1e-12
 }
 
-/// One encoder layer; each weight is [outputs, inputs], as PyTorch keeps
-/// it.
+/// One encoder layer.
 struct Layer {
     /// hidden → 3·hidden: query (pre-scaled), key and value stacked.
     qkv: Linear,
