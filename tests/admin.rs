@@ -51,7 +51,7 @@ async fn admin_routes_need_the_token() {
     ];
     for (method, path) in routes {
         let bare = nova
-            .http
+            .anon
             .request(method.clone(), nova.url(path))
             .send()
             .await
@@ -62,7 +62,7 @@ async fn admin_routes_need_the_token() {
         assert_eq!(body["error"]["code"], "unauthorized");
 
         let wrong = nova
-            .http
+            .anon
             .request(method.clone(), nova.url(path))
             .bearer_auth("not-the-token-at-all")
             .send()

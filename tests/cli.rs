@@ -1,23 +1,69 @@
 //! The client verbs of the `nova` command (`submit`, `runs`, `ingest`,
-//! `query`, `plugins`, `health`) against a real host: output, JSON output
-//! and exit codes.
+//! `query`, `plugins`, `keys`, `health`) against a real host: output, JSON
+//! output and exit codes.
+//!
+//! Each host gets an API key made with `nova keys create` (everything but
+//! `admin`), which the plain verbs use through `NOVA_API_KEY`; the admin
+//! verbs pass the admin token.
 
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
 
 use nova_tests::{Nova, Options, TOKEN, free_port, nova_bin, plugin, test_plugin};
 use serde_json::{Value, json};
 
 async fn start() -> Nova {
-    Nova::start(
-        Options::default()
-            .plugin("template", plugin("template"))
-            .plugin("flaky", test_plugin("flaky"))
-            .plugin("slow", test_plugin("slow-step"))
-            .env("NOVA_PLUGIN_TIMEOUT_MS", "60000"),
+    with_key(
+        Nova::start(
+            Options::default()
+                .plugin("template", plugin("template"))
+                .plugin("flaky", test_plugin("flaky"))
+                .plugin("slow", test_plugin("slow-step"))
+                .env("NOVA_PLUGIN_TIMEOUT_MS", "60000"),
+        )
+        .await,
     )
-    .await
+}
+
+/// The API key each host's plain verbs use, by the host's URL.
+static KEYS: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
+
+/// Makes `host` a key for everything but admin, with `nova keys create`,
+/// for [`nova_cli`] to use.
+fn with_key(host: Nova) -> Nova {
+    let out = nova_admin(
+        &host.url,
+        &[
+            "keys",
+            "create",
+            "cli-user",
+            "--scope",
+            "runs:write",
+            "--scope",
+            "runs:read",
+            "--scope",
+            "rag:query",
+            "--scope",
+            "rag:write",
+            "--scope",
+            "plugins:invoke",
+            "--json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let key = json_out(&out)["key"].as_str().expect("the key").to_owned();
+    let mut keys = KEYS.lock().unwrap_or_else(|p| p.into_inner());
+    keys.get_or_insert_with(HashMap::new)
+        .insert(host.url.trim_end_matches('/').to_owned(), key);
+    host
+}
+
+fn key_for(url: &str) -> Option<String> {
+    let keys = KEYS.lock().unwrap_or_else(|p| p.into_inner());
+    keys.as_ref()?.get(url.trim_end_matches('/')).cloned()
 }
 
 /// `nova ARGS…` against `url`, with `stdin` fed to it.
@@ -26,6 +72,8 @@ fn nova_cli_with(url: &str, args: &[&str], stdin: &[u8]) -> Output {
         .args(args)
         .args(["--url", url])
         .env_remove("NOVA_URL")
+        .env_remove("NOVA_ADMIN_TOKEN")
+        .env("NOVA_API_KEY", key_for(url).unwrap_or_default())
         .env("NOVA_LOG", "warn")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -48,7 +96,8 @@ fn nova_cli(url: &str, args: &[&str]) -> Output {
 /// `nova ARGS… --token TOKEN` against `url`.
 fn nova_admin(url: &str, args: &[&str]) -> Output {
     let mut all = args.to_vec();
-    all.extend(["--token", TOKEN]);
+    // The token, and not the host's plain key.
+    all.extend(["--token", TOKEN, "--api-key="]);
     nova_cli(url, &all)
 }
 
@@ -260,6 +309,7 @@ async fn failures_and_exit_codes() {
     let out = Command::new(nova_bin())
         .args(["runs", "list", "--json"])
         .env("NOVA_URL", url)
+        .env("NOVA_API_KEY", key_for(url).expect("the host's key"))
         .output()
         .expect("nova");
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -274,7 +324,7 @@ async fn ingest_and_query_the_knowledge_base() {
         "# Kettle\n\nDescale the kettle with vinegar once a month.\n",
     )
     .expect("write");
-    let host = Nova::start(Options::default().loaders().knowledge_dir(docs.path())).await;
+    let host = with_key(Nova::start(Options::default().loaders().knowledge_dir(docs.path())).await);
 
     // A directory of its own, into a collection named after it, with the
     // admin token from the environment.
@@ -484,7 +534,7 @@ async fn plugins_verbs() {
     // A loader on a file: one chunk per section; the file name is the source.
     let doc = dir.path().join("guide.md");
     std::fs::write(&doc, "# One\n\nfirst\n\n# Two\n\nsecond\n").expect("write");
-    let host = Nova::start(Options::default().loaders()).await;
+    let host = with_key(Nova::start(Options::default().loaders()).await);
     let doc = doc.to_str().expect("utf-8");
     let out = nova_admin(&host.url, &["plugins", "invoke", "markdown", doc]);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
@@ -543,6 +593,9 @@ async fn health_and_usage_exit_codes() {
         &["plugins", "upload"],
         &["plugins", "remove"],
         &["plugins", "invoke"],
+        &["keys", "create"],
+        &["keys", "list"],
+        &["keys", "revoke"],
         &["health"],
     ] {
         let mut args = verb.to_vec();
@@ -550,7 +603,15 @@ async fn health_and_usage_exit_codes() {
         let out = Command::new(nova_bin()).args(&args).output().expect("nova");
         assert_eq!(code(&out), 0, "{args:?}");
         let help = stdout(&out);
-        for flag in ["--url", "--token", "--json", "NOVA_URL", "NOVA_ADMIN_TOKEN"] {
+        for flag in [
+            "--url",
+            "--api-key",
+            "--token",
+            "--json",
+            "NOVA_URL",
+            "NOVA_API_KEY",
+            "NOVA_ADMIN_TOKEN",
+        ] {
             assert!(help.contains(flag), "{args:?} --help lacks {flag}: {help}");
         }
     }
@@ -574,4 +635,73 @@ async fn health_and_usage_exit_codes() {
     let out = nova_cli("ftp://nowhere", &["health"]);
     assert_eq!(code(&out), 2);
     assert!(stderr(&out).contains("invalid URL"), "{}", stderr(&out));
+}
+
+/// `nova keys create|list|revoke`: the key printed once, listed without
+/// it, working until revoked.
+#[tokio::test]
+async fn keys_create_list_and_revoke() {
+    let host = Nova::start(Options::default()).await;
+    let url = host.url.as_str();
+    let out = nova_admin(
+        url,
+        &["keys", "create", "grafana", "--scope", "metrics:read"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    let key = text
+        .lines()
+        .find_map(|l| l.strip_prefix("key"))
+        .map(str::trim)
+        .expect("the key line")
+        .to_owned();
+    assert!(key.starts_with("nova_"), "{text}");
+    assert!(stderr(&out).contains("shown this once"), "{}", stderr(&out));
+    let id = text
+        .lines()
+        .find_map(|l| l.strip_prefix("id"))
+        .map(str::trim)
+        .expect("the id line")
+        .to_owned();
+
+    let out = nova_admin(url, &["keys", "list"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let listing = stdout(&out);
+    assert!(listing.contains("grafana"), "{listing}");
+    assert!(listing.contains("metrics:read"), "{listing}");
+    assert!(listing.contains(&id), "{listing}");
+    assert!(
+        !listing.contains(&key),
+        "the listing shows the key: {listing}"
+    );
+
+    // The key works for what it holds, and not beyond.
+    let with_key = |args: &[&str]| {
+        Command::new(nova_bin())
+            .args(args)
+            .args(["--url", url])
+            .env_remove("NOVA_ADMIN_TOKEN")
+            .env("NOVA_API_KEY", &key)
+            .output()
+            .expect("nova")
+    };
+    let out = with_key(&["runs", "list"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("forbidden"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("runs:read"), "{}", stderr(&out));
+
+    // A scope that does not exist: refused by the host, 1.
+    let out = nova_admin(url, &["keys", "create", "x", "--scope", "everything"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("unknown scope"), "{}", stderr(&out));
+
+    let out = nova_admin(url, &["keys", "revoke", &id]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("revoked {id}")));
+    let out = with_key(&["runs", "list"]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("unauthorized"), "{}", stderr(&out));
+    let out = nova_admin(url, &["keys", "revoke", &id]);
+    assert_eq!(code(&out), 1);
+    assert!(stderr(&out).contains("key_not_found"), "{}", stderr(&out));
 }

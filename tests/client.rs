@@ -123,7 +123,7 @@ async fn client_errors_are_answered_after_one_attempt_with_code_and_message() {
     assert_eq!(e.code(), Some("run_not_found"));
     assert_eq!(e.attempts(), Some(1));
 
-    // No token: 401 on the admin routes, once.
+    // No credentials: 401, once, on every route but /health.
     let anonymous = Client::new(&host.url).expect("client");
     let e = anonymous.plugins_list().await.expect_err("no token");
     assert_eq!(e.code(), Some("unauthorized"));
@@ -141,6 +141,7 @@ async fn rate_limited_calls_wait_for_retry_after() {
 
     // Without retries the refusal comes back with its Retry-After.
     let once = Client::builder(&host.url)
+        .token(TOKEN)
         .retry(RetryPolicy::none())
         .build()
         .expect("client");
@@ -168,6 +169,7 @@ async fn rate_limited_calls_wait_for_retry_after() {
     // Three calls at once with one token a second: every call succeeds,
     // and the ones refused at first waited for Retry-After and tried again.
     let client = Client::builder(&host.url)
+        .token(TOKEN)
         .retry(RetryPolicy {
             max_attempts: 10,
             base_delay: Duration::from_millis(100),

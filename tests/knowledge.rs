@@ -556,9 +556,9 @@ async fn bad_requests_get_clear_errors() {
     let answer: Value = response.json().await.unwrap();
     assert_eq!(answer["error"]["code"], "invalid_json");
 
-    // Reload is an admin route.
+    // Reload needs a credential.
     let response = nova
-        .http
+        .anon
         .post(nova.url("/rag/reload"))
         .send()
         .await

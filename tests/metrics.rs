@@ -416,7 +416,7 @@ async fn json_logs_carry_the_request_id_through_the_steps() {
         // The plugin logs at debug, the worker's step line too.
         ("NOVA_LOG", "info,nova::plugin=debug,nova::workflow=debug"),
     ]);
-    let http = reqwest::Client::new();
+    let http = nova_tests::http_client(Some(nova_tests::TOKEN));
     let deadline = Instant::now() + Duration::from_secs(60);
     while !http
         .get(format!("{}/health", host.url))

@@ -45,10 +45,11 @@ fn operations(doc: &Value) -> Vec<(Method, String, Value)> {
     ops
 }
 
-fn needs_admin(op: &Value) -> bool {
+/// Whether the operation names a credential (every one but `/health`).
+fn needs_credentials(op: &Value) -> bool {
     op["security"]
         .as_array()
-        .is_some_and(|s| s.iter().any(|r| r.get("admin_token").is_some()))
+        .is_some_and(|s| s.iter().any(|r| r.get("bearer").is_some()))
 }
 
 #[tokio::test]
@@ -67,14 +68,13 @@ async fn every_documented_operation_is_served() {
             .unwrap()
             .starts_with("application/json")
     );
-    // No token needed for the document.
     let doc: Value = response.json().await.expect("the document is JSON");
     let version = doc["openapi"].as_str().expect("an openapi version");
     assert!(version.starts_with("3."), "OpenAPI 3.x, not {version}");
     assert_eq!(doc["info"]["title"], "nova");
     assert!(doc["info"]["version"].as_str().is_some());
     assert_eq!(
-        doc["components"]["securitySchemes"]["admin_token"]["scheme"]
+        doc["components"]["securitySchemes"]["bearer"]["scheme"]
             .as_str()
             .map(str::to_ascii_lowercase)
             .as_deref(),
@@ -101,6 +101,9 @@ async fn every_documented_operation_is_served() {
         (Method::GET, "/rag/stats"),
         (Method::POST, "/rag/reload"),
         (Method::GET, "/rag/ingests/{id}"),
+        (Method::POST, "/admin/keys"),
+        (Method::GET, "/admin/keys"),
+        (Method::DELETE, "/admin/keys/{id}"),
     ] {
         assert!(
             ops.iter().any(|(m, p, _)| *m == method && p == path),
@@ -111,7 +114,7 @@ async fn every_documented_operation_is_served() {
     for (method, path, op) in &ops {
         let url = nova.url(&fill(path));
         let mut request = nova.http.request(method.clone(), &url);
-        if needs_admin(op) {
+        if needs_credentials(op) {
             request = request.bearer_auth(TOKEN);
         }
         let response = request.send().await.expect("request");
@@ -135,17 +138,17 @@ async fn every_documented_operation_is_served() {
             );
         }
 
-        // The document says which operations need the token; without it
-        // they answer 401, and the others do not.
+        // The document says which operations need a credential; without
+        // one they answer 401, and the others do not.
         let without = nova
-            .http
+            .anon
             .request(method.clone(), &url)
             .send()
             .await
             .expect("request")
             .status()
             .as_u16();
-        if needs_admin(op) {
+        if needs_credentials(op) {
             assert_eq!(without, 401, "{method} {path} without a token");
         } else {
             assert_ne!(without, 401, "{method} {path} asks for a token");

@@ -245,6 +245,7 @@ async fn invalid_submissions_are_refused_with_the_reason() {
     let response = nova
         .http
         .post(nova.url("/workflows"))
+        .header("content-type", "application/json")
         .body("{not json")
         .send()
         .await

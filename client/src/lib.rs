@@ -14,7 +14,7 @@
 //!
 //! # async fn demo() -> Result<(), nova_client::Error> {
 //! let client = Client::builder("http://127.0.0.1:8080")
-//!     .token("my-admin-token") // only the admin routes need it
+//!     .token("nova_3f0c…") // an API key, or the host's admin token
 //!     .timeout(Duration::from_secs(10))
 //!     .retry(RetryPolicy { max_attempts: 5, ..RetryPolicy::default() })
 //!     .build()?;
@@ -123,11 +123,18 @@ pub struct ClientBuilder {
 }
 
 impl ClientBuilder {
-    /// The bearer token for the admin routes (`NOVA_ADMIN_TOKEN` of the
-    /// host). An empty token is the same as none.
+    /// The bearer credential sent with every request: an API key (from
+    /// `POST /admin/keys`, `nova keys create`) or the host's admin token
+    /// (`NOVA_ADMIN_TOKEN`, every scope). Every route but `GET /health`
+    /// needs one. An empty credential is the same as none.
     pub fn token(mut self, token: impl Into<String>) -> Self {
         self.token = Some(token.into()).filter(|t| !t.is_empty());
         self
+    }
+
+    /// [`token`](ClientBuilder::token), by the name of what it usually is.
+    pub fn api_key(self, key: impl Into<String>) -> Self {
+        self.token(key)
     }
 
     /// How long one request may take, from sending to the whole answer
@@ -508,6 +515,39 @@ impl Client {
             request.query.push(("source", source.clone()));
         }
         request.body = Body::Bytes(body);
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    // -------------------------------------------------------------- keys
+
+    /// `POST /admin/keys` (admin): makes an API key with `scopes`. The
+    /// answer's [`CreatedKey::key`] is the only time the key is shown.
+    pub async fn key_create(
+        &self,
+        name: &str,
+        scopes: &[&str],
+    ) -> Result<Answer<CreatedKey>, Error> {
+        let body = NewKey {
+            name: name.to_owned(),
+            scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let request = Request::new(Method::POST, "/admin/keys".into()).json(&body)?;
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    /// `GET /admin/keys` (admin): the keys, never the keys themselves.
+    pub async fn keys_list(&self) -> Result<Answer<KeyList>, Error> {
+        let request = Request::new(Method::GET, "/admin/keys".into());
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    /// `DELETE /admin/keys/{id}` (admin): revokes a key on every host.
+    pub async fn key_revoke(&self, id: &str) -> Result<Answer<RevokedKey>, Error> {
+        // Revoking twice leaves the key revoked; the second answer is 404.
+        let request = Request::new(Method::DELETE, format!("/admin/keys/{}", segment(id)?));
         let received = self.send(&request).await?;
         self.decode(&request, received)
     }

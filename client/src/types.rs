@@ -514,6 +514,53 @@ pub struct Chunk {
     pub metadata: Map<String, Value>,
 }
 
+// ------------------------------------------------------------------ keys
+
+/// A key to make (`POST /admin/keys`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewKey {
+    pub name: String,
+    /// `runs:write`, `runs:read`, `rag:query`, `rag:write`,
+    /// `plugins:invoke`, `metrics:read`, `admin`.
+    pub scopes: Vec<String>,
+}
+
+/// A key just made: `key` is shown this once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CreatedKey {
+    pub id: String,
+    pub name: String,
+    pub key: String,
+    pub scopes: Vec<String>,
+    pub created_at: String,
+}
+
+/// A key as listed (`GET /admin/keys`): never the key itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyInfo {
+    pub id: String,
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// The key's first characters.
+    pub prefix: String,
+    pub created_at: String,
+    pub last_used_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KeyList {
+    pub keys: Vec<KeyInfo>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RevokedKey {
+    pub revoked: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

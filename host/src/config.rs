@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::auth::IpNet;
 use crate::knowledge::ChunkBudget;
 use crate::knowledge::ingest::Source;
 use crate::plugins::Limits;
@@ -54,11 +55,60 @@ impl Role {
     }
 }
 
+/// Whether callers must authenticate (`NOVA_AUTH`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Every route but /health needs the admin token or an API key.
+    #[default]
+    On,
+    /// No credentials: every caller holds every scope. Accepted only when
+    /// every address the host listens on is loopback.
+    Off,
+}
+
+/// The HTTP server's limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HttpLimits {
+    /// Connections served at once; more wait in the listen backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send a request's headers, and how
+    /// long a kept-alive connection may sit idle between requests.
+    pub header_timeout: Duration,
+    /// After a stop signal, how long requests in flight may take before
+    /// their connections are closed.
+    pub shutdown_timeout: Duration,
+    /// Bytes of request bodies handled at once.
+    pub max_bodies_in_flight: usize,
+    /// How long a request waits for room among the bodies in flight before
+    /// it is answered 503.
+    pub body_wait: Duration,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS),
+            shutdown_timeout: Duration::from_millis(DEFAULT_SHUTDOWN_TIMEOUT_MS),
+            max_bodies_in_flight: DEFAULT_MAX_BODIES_MB << 20,
+            body_wait: Duration::from_millis(DEFAULT_BODY_WAIT_MS),
+        }
+    }
+}
+
 /// The resolved configuration the host runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub role: Role,
     pub bind: SocketAddr,
+    /// A second address that serves `GET /metrics` only, without
+    /// credentials (for a scraper on an internal network).
+    pub metrics_bind: Option<SocketAddr>,
+    pub auth: AuthMode,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<IpNet>,
+    pub http: HttpLimits,
     pub data_dir: PathBuf,
     pub plugins_dir: PathBuf,
     pub knowledge_dir: PathBuf,
@@ -121,6 +171,9 @@ pub struct KnowledgeConfig {
 pub struct FileConfig {
     pub role: Option<Role>,
     pub bind: Option<SocketAddr>,
+    pub metrics_bind: Option<SocketAddr>,
+    pub auth: Option<AuthMode>,
+    pub trusted_proxies: Option<Vec<String>>,
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
     pub redis_prefix: Option<String>,
@@ -136,6 +189,19 @@ pub struct FileConfig {
     pub plugins: FilePluginConfig,
     #[serde(default)]
     pub knowledge: FileKnowledgeConfig,
+    #[serde(default)]
+    pub http: FileHttpConfig,
+}
+
+/// `[http]` in `nova.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttpConfig {
+    pub max_connections: Option<usize>,
+    pub header_timeout_ms: Option<u64>,
+    pub shutdown_timeout_ms: Option<u64>,
+    pub max_bodies_mb: Option<usize>,
+    pub body_wait_ms: Option<u64>,
 }
 
 /// `[knowledge]` in `nova.toml`.
@@ -196,6 +262,11 @@ impl FileConfig {
 pub struct Overrides {
     pub role: Option<Role>,
     pub bind: Option<SocketAddr>,
+    pub metrics_bind: Option<SocketAddr>,
+    pub auth: Option<AuthMode>,
+    /// Comma-separated addresses or CIDR blocks.
+    pub trusted_proxies: Option<String>,
+    pub max_connections: Option<usize>,
     pub database_url: Option<String>,
     pub redis_url: Option<String>,
     pub redis_prefix: Option<String>,
@@ -227,6 +298,11 @@ pub const DEFAULT_RAG_RATE: f64 = 50.0;
 pub const DEFAULT_RAG_BURST: f64 = 100.0;
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
+pub const DEFAULT_MAX_BODIES_MB: usize = 64;
+pub const DEFAULT_BODY_WAIT_MS: u64 = 5_000;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MEMORY_MB: u64 = 128;
 pub const DEFAULT_MAX_MEMORY_MB: u64 = 1024;
@@ -252,6 +328,39 @@ impl Config {
                 message: format!("{e}"),
             })?,
         };
+        let metrics_bind = over.metrics_bind.or(file.metrics_bind);
+        let auth = over.auth.or(file.auth).unwrap_or_default();
+        if auth == AuthMode::Off {
+            let exposed: Vec<String> = std::iter::once(bind)
+                .chain(metrics_bind)
+                .filter(|a| !a.ip().is_loopback())
+                .map(|a| a.to_string())
+                .collect();
+            if !exposed.is_empty() {
+                return Err(ConfigError::Invalid {
+                    key: "auth",
+                    message: format!(
+                        "authentication can only be off on a host that listens on loopback \
+                         alone; it would listen on {}",
+                        exposed.join(", ")
+                    ),
+                });
+            }
+        }
+        let proxies: Vec<String> = match &over.trusted_proxies {
+            Some(text) => text.split(',').map(str::to_owned).collect(),
+            None => file.trusted_proxies.unwrap_or_default(),
+        };
+        let trusted_proxies = proxies
+            .iter()
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| p.parse::<IpNet>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| ConfigError::Invalid {
+                key: "trusted_proxies",
+                message,
+            })?;
+        let http = resolve_http(file.http, &over)?;
         let data_dir = over
             .data_dir
             .or(file.data_dir)
@@ -369,6 +478,10 @@ impl Config {
         }
         Ok(Config {
             role,
+            metrics_bind,
+            auth,
+            trusted_proxies,
+            http,
             database_url: non_empty(over.database_url.or(file.database_url)),
             redis_url,
             redis_prefix: non_empty(over.redis_prefix.or(file.redis_prefix))
@@ -394,6 +507,50 @@ impl Config {
             knowledge,
         })
     }
+}
+
+fn resolve_http(file: FileHttpConfig, over: &Overrides) -> Result<HttpLimits, ConfigError> {
+    let invalid = |key: &'static str, message: &str| ConfigError::Invalid {
+        key,
+        message: message.to_owned(),
+    };
+    let max_connections = over
+        .max_connections
+        .or(file.max_connections)
+        .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    if !(1..=1_000_000).contains(&max_connections) {
+        return Err(invalid(
+            "http.max_connections",
+            "must be between 1 and 1000000",
+        ));
+    }
+    let ms = |v: Option<u64>, default: u64, key: &'static str| {
+        let v = v.unwrap_or(default);
+        if (1..=3_600_000).contains(&v) {
+            Ok(Duration::from_millis(v))
+        } else {
+            Err(invalid(key, "must be between 1 and 3600000 (ms)"))
+        }
+    };
+    let max_bodies_mb = file.max_bodies_mb.unwrap_or(DEFAULT_MAX_BODIES_MB);
+    if !(1..=1 << 20).contains(&max_bodies_mb) {
+        return Err(invalid("http.max_bodies_mb", "must be at least 1"));
+    }
+    Ok(HttpLimits {
+        max_connections,
+        header_timeout: ms(
+            file.header_timeout_ms,
+            DEFAULT_HEADER_TIMEOUT_MS,
+            "http.header_timeout_ms",
+        )?,
+        shutdown_timeout: ms(
+            file.shutdown_timeout_ms,
+            DEFAULT_SHUTDOWN_TIMEOUT_MS,
+            "http.shutdown_timeout_ms",
+        )?,
+        max_bodies_in_flight: max_bodies_mb << 20,
+        body_wait: ms(file.body_wait_ms, DEFAULT_BODY_WAIT_MS, "http.body_wait_ms")?,
+    })
 }
 
 fn resolve_knowledge(

@@ -2,9 +2,11 @@
 //! lends them through WIT interfaces to sandboxed WebAssembly plugins.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod embed;
+pub mod http;
 pub mod knowledge;
 pub mod kv;
 pub mod metrics;

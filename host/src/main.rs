@@ -8,7 +8,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use nova::config::{Config, FileConfig, Overrides, Role};
+use nova::config::{AuthMode, Config, FileConfig, Overrides, Role};
 
 // Embedding batches allocate and free many large tensors; mimalloc keeps
 // them from turning into page faults (about 1.4x faster batches).
@@ -39,6 +39,8 @@ enum Command {
     Query(nova::cli::QueryArgs),
     /// List, show, reload, upload, remove or invoke the plugins of a running host (admin).
     Plugins(nova::cli::PluginsArgs),
+    /// Make, list or revoke the API keys of a running host (admin).
+    Keys(nova::cli::KeysArgs),
     /// Ask a running host whether it is ready, and why not.
     Health(nova::cli::HealthArgs),
     /// Compile one plugin into an artifact for the compile cache. `nova
@@ -94,6 +96,22 @@ struct ServeArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, env = "NOVA_BIND")]
     bind: Option<SocketAddr>,
+    /// A second address serving only GET /metrics, without credentials
+    /// (bind it to an internal interface) [default: none; /metrics on the
+    /// main address needs the metrics:read scope].
+    #[arg(long, env = "NOVA_METRICS_BIND")]
+    metrics_bind: Option<SocketAddr>,
+    /// Whether every route but /health needs credentials. `off` is
+    /// accepted only when every address is loopback [default: on].
+    #[arg(long, env = "NOVA_AUTH", value_enum)]
+    auth: Option<AuthMode>,
+    /// Proxies whose X-Forwarded-For names the client: addresses or CIDR
+    /// blocks, comma-separated [default: none].
+    #[arg(long, env = "NOVA_TRUSTED_PROXIES")]
+    trusted_proxies: Option<String>,
+    /// Connections served at once; more wait to be accepted [default: 1024].
+    #[arg(long, env = "NOVA_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
     /// Directory for state: the compile cache, and plugins unless
     /// --plugins-dir says otherwise [default: ./data].
     #[arg(long, env = "NOVA_DATA_DIR")]
@@ -198,6 +216,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => Ok(nova::cli::ingest(args)),
         Command::Query(args) => Ok(nova::cli::query(args)),
         Command::Plugins(args) => Ok(nova::cli::plugins(args)),
+        Command::Keys(args) => Ok(nova::cli::keys(args)),
         Command::Health(args) => Ok(nova::cli::health(args)),
         Command::CompilePlugin(args) => Ok(compile_plugin(&args)),
     }
@@ -235,6 +254,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             lease_ms: args.lease_ms,
             run_retention_days: args.run_retention_days,
             bind: args.bind,
+            metrics_bind: args.metrics_bind,
+            auth: args.auth,
+            trusted_proxies: args.trusted_proxies,
+            max_connections: args.max_connections,
             data_dir: args.data_dir,
             plugins_dir: args.plugins_dir,
             knowledge_dir: args.knowledge_dir,

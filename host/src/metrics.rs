@@ -74,6 +74,7 @@ struct Metrics {
     embed_batch_duration: Histogram,
     cache_hits: Counter,
     cache_misses: Counter,
+    body_refusals: Counter,
 }
 
 /// Request latencies: 1 ms to about 33 s.
@@ -103,6 +104,7 @@ impl Metrics {
             embed_batch_duration: latency_histogram(),
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
+            body_refusals: Counter::default(),
             registry: Registry::default(),
         };
         // Counters get their `_total` suffix from the encoder.
@@ -176,6 +178,11 @@ impl Metrics {
             "query_cache_misses",
             "Knowledge query cache misses",
             m.cache_misses.clone(),
+        );
+        registry.register(
+            "http_body_budget_refusals",
+            "Requests answered 503 because the bodies in flight were at their limit",
+            m.body_refusals.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -403,6 +410,11 @@ pub enum FileOutcome {
     Removed,
     Unchanged,
     Failed,
+}
+
+/// A request refused for lack of room among the bodies in flight.
+pub fn body_budget_refused() {
+    METRICS.body_refusals.inc();
 }
 
 pub fn ingest_run() {

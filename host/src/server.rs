@@ -4,11 +4,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::api::Health;
-use crate::api::{self, AppState};
-use crate::config::Config;
+use crate::api::{self, AppState, Auth, BodyBudget, Health};
+use crate::auth::ApiKeys;
 use crate::config::KnowledgeConfig;
+use crate::config::{AuthMode, Config};
 use crate::embed::{BatchConfig, Embedder};
+use crate::http;
 use crate::knowledge::ingest::Ingestor;
 use crate::knowledge::{Knowledge, QueryCache};
 use crate::kv::Kv;
@@ -248,6 +249,20 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         ))
     });
 
+    let auth = Auth {
+        admin_token: admin_token.into(),
+        keys: ApiKeys::new(workflows.store.clone()),
+        enabled: config.auth == AuthMode::On,
+        trusted_proxies: config.trusted_proxies.clone().into(),
+    };
+    if !auth.enabled {
+        // Said where an operator looks first, and in the log.
+        println!(
+            "WARNING: authentication is OFF (NOVA_AUTH=off): anyone who can reach {} holds every scope",
+            config.bind
+        );
+        tracing::warn!("authentication is off: every caller holds every scope");
+    }
     let plugins_ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         workflows: config.role.serves_api().then_some(workflows.clone()),
@@ -256,7 +271,8 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             queue: workflows.queue.clone(),
         },
         registry: registry.clone(),
-        admin_token: admin_token.into(),
+        auth,
+        budget: BodyBudget::new(config.http.max_bodies_in_flight, config.http.body_wait),
         started: Instant::now(),
         plugins_ready: plugins_ready.clone(),
         max_plugin_bytes: config.max_plugin_bytes,
@@ -273,6 +289,24 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
     println!("nova listening on http://{addr}");
     tracing::info!(%addr, plugins_dir = %config.plugins_dir.display(), "nova serving");
+
+    if let Some(metrics_bind) = config.metrics_bind {
+        let listener = tokio::net::TcpListener::bind(metrics_bind)
+            .await
+            .map_err(|error| ServeError::Bind {
+                addr: metrics_bind,
+                error,
+            })?;
+        let addr = listener.local_addr().map_err(ServeError::Serve)?;
+        tracing::info!(%addr, "metrics served without credentials");
+        let limits = config.http;
+        tokio::spawn(async move {
+            let never = std::future::pending::<()>();
+            if let Err(e) = http::serve(listener, api::metrics_router(), limits, never).await {
+                tracing::error!(error = %e, "the metrics address stopped");
+            }
+        });
+    }
 
     let (drain, drained) = workflow::drain();
     let startup = tokio::spawn(async move {
@@ -314,7 +348,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         }
     });
 
-    let app = api::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let app = api::router(state);
     // At the signal the workers stop taking runs while the HTTP server
     // finishes its requests; both drain from then on.
     let stop_workers = drained.stopper();
@@ -325,12 +359,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         let _ = signalled_tx.send(Some(Instant::now()));
     });
     let mut on_signal = signalled.clone();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = on_signal.wait_for(Option::is_some).await;
-        })
-        .await
-        .map_err(ServeError::Serve)?;
+    http::serve(listener, app, config.http, async move {
+        let _ = on_signal.wait_for(Option::is_some).await;
+    })
+    .await
+    .map_err(ServeError::Serve)?;
     // A start-up cut short still holds the workers' drain: drop it.
     startup.abort();
     let since = signalled.borrow().map_or(Duration::ZERO, |t| t.elapsed());

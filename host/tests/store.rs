@@ -16,10 +16,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nova::store::{
-    Doc, ListRuns, NewRun, Run, RunId, RunStatus, StepOutcome, StepSpec, StepStatus, Store,
-    StoreError,
+    Doc, ListRuns, NewRun, RawJson, Run, RunId, RunStatus, StepOutcome, StepSpec, StepStatus,
+    Store, StoreError,
 };
 use serde_json::{Value, json};
+
+/// A JSON value as the store takes it.
+fn raw(value: Value) -> RawJson {
+    RawJson::from_value(&value)
+}
+
 use sqlx::Connection;
 
 const DEFAULT_PG: &str = "postgres://postgres@127.0.0.1:5432/test";
@@ -293,7 +299,7 @@ async fn urls_pick_the_backend() {
 fn step(plugin: &str) -> StepSpec {
     StepSpec {
         plugin: plugin.to_owned(),
-        config: json!({"plugin": plugin}),
+        config: raw(json!({"plugin": plugin})),
         timeout_ms: None,
         retries: None,
     }
@@ -302,7 +308,7 @@ fn step(plugin: &str) -> StepSpec {
 fn new_run(steps: usize, key: Option<&str>) -> NewRun {
     NewRun {
         steps: (0..steps).map(|i| step(&format!("step-{i}"))).collect(),
-        input: json!({"n": steps}),
+        input: raw(json!({"n": steps})),
         idempotency_key: key.map(str::to_owned),
         request_id: None,
     }
@@ -356,24 +362,28 @@ async fn check_create_and_get(store: &Store) {
         steps: vec![
             StepSpec {
                 plugin: "fetch".into(),
-                config: json!({"url": "https://example.com", "headers": {"b": 1, "a": [1, 2.5, null]}}),
+                config: raw(
+                    json!({"url": "https://example.com", "headers": {"b": 1, "a": [1, 2.5, null]}}),
+                ),
                 timeout_ms: Some(1500),
                 retries: Some(3),
             },
             StepSpec {
                 plugin: "json-transform".into(),
-                config: json!({}),
+                config: raw(json!({})),
                 timeout_ms: None,
                 retries: Some(0),
             },
             StepSpec {
                 plugin: "notify".into(),
-                config: Value::Null,
+                config: RawJson::null(),
                 timeout_ms: Some(u64::from(u32::MAX) * 4),
                 retries: None,
             },
         ],
-        input: json!({"text": "héllo ✓ \"quoted\" \\ back", "list": [1, 2, 3], "deep": {"x": {"y": true}}}),
+        input: raw(
+            json!({"text": "héllo ✓ \"quoted\" \\ back", "list": [1, 2, 3], "deep": {"x": {"y": true}}}),
+        ),
         idempotency_key: None,
         request_id: Some("req-0123 abc".into()),
     };
@@ -442,7 +452,7 @@ async fn check_idempotency(store: &Store) {
     // The same key returns the first run, whatever the second submission
     // said.
     let mut again = new_run(5, Some("order-42"));
-    again.input = json!("different");
+    again.input = raw(json!("different"));
     let (second, created) = store.create_run(again).await.expect("create_run");
     assert!(!created);
     assert_eq!(second, get(store, first.id).await);
@@ -482,7 +492,7 @@ async fn check_concurrent_idempotency(store: &Store) {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut new = new_run(3, Some("same-key"));
-                new.input = json!({"task": i});
+                new.input = raw(json!({"task": i}));
                 store.create_run(new).await.expect("create_run")
             })
         })
@@ -529,7 +539,7 @@ async fn check_list_and_pages(store: &Store) {
             .finish_run(
                 all[3].id,
                 RunStatus::Succeeded,
-                Some(json!(1)),
+                Some(raw(json!(1))),
                 None,
                 Some(w)
             )
@@ -768,7 +778,7 @@ async fn check_claim_takeover_after_lease(store: &Store) {
                 run.id,
                 0,
                 StepOutcome::Succeeded {
-                    output: json!("zero")
+                    output: raw(json!("zero"))
                 },
                 5.0,
                 "w1"
@@ -799,7 +809,7 @@ async fn check_claim_takeover_after_lease(store: &Store) {
         .expect("an expired lease is taken over");
     assert_eq!(taken.started_at, first.started_at);
     assert_eq!(taken.steps[0].status, StepStatus::Succeeded);
-    assert_eq!(taken.steps[0].output, Some(json!("zero")));
+    assert_eq!(taken.steps[0].output, Some(raw(json!("zero"))));
     assert_eq!(taken.steps[1].status, StepStatus::Running);
     assert_eq!(taken.steps[1].attempts, 1);
 
@@ -814,7 +824,9 @@ async fn check_claim_takeover_after_lease(store: &Store) {
             .finish_step(
                 run.id,
                 1,
-                StepOutcome::Succeeded { output: json!(1) },
+                StepOutcome::Succeeded {
+                    output: raw(json!(1))
+                },
                 1.0,
                 "w1"
             )
@@ -911,7 +923,7 @@ async fn check_step_checkpoints(store: &Store) {
             .expect("start"),
         2
     );
-    let output = json!({"rows": [1, 2, 3], "note": "ok"});
+    let output = raw(json!({"rows": [1, 2, 3], "note": "ok"}));
     assert!(
         store
             .finish_step(
@@ -947,7 +959,7 @@ async fn check_step_checkpoints(store: &Store) {
                 run.id,
                 0,
                 StepOutcome::Succeeded {
-                    output: json!("other")
+                    output: raw(json!("other"))
                 },
                 1.0,
                 "w1"
@@ -1026,7 +1038,7 @@ async fn check_step_checkpoints(store: &Store) {
                 run.id,
                 0,
                 StepOutcome::Succeeded {
-                    output: json!({"t": "a\u{0}b"})
+                    output: raw(json!({"t": "a\u{0}b"}))
                 },
                 1.0,
                 "w1"
@@ -1035,7 +1047,10 @@ async fn check_step_checkpoints(store: &Store) {
             .expect("finish")
     );
     assert_eq!(
-        get(store, run.id).await.steps[0].output,
+        get(store, run.id).await.steps[0]
+            .output
+            .as_ref()
+            .map(RawJson::to_value),
         Some(json!({"t": "a\u{FFFD}b"}))
     );
 }
@@ -1053,7 +1068,9 @@ async fn check_step_guards(store: &Store) {
             .finish_step(
                 run.id,
                 0,
-                StepOutcome::Succeeded { output: json!(1) },
+                StepOutcome::Succeeded {
+                    output: raw(json!(1))
+                },
                 1.0,
                 "intruder"
             )
@@ -1131,7 +1148,7 @@ async fn check_finish_run_once(store: &Store) {
             .await,
         Err(StoreError::LeaseLost)
     ));
-    let output = json!({"result": [1, "two", {"three": 3}]});
+    let output = raw(json!({"result": [1, "two", {"three": 3}]}));
     assert!(
         store
             .finish_run(
@@ -1221,7 +1238,7 @@ async fn check_finish_run_once(store: &Store) {
 
 async fn check_complete_run(store: &Store) {
     let run = running(store, 2, "w1").await;
-    let first = json!({"n": 1});
+    let first = raw(json!({"n": 1}));
     store
         .start_step(run.id, 0, "1.0.0", "w1")
         .await
@@ -1248,7 +1265,7 @@ async fn check_complete_run(store: &Store) {
     // Only the lease holder.
     assert!(matches!(
         store
-            .complete_run(run.id, 1, json!({"n": 2}), 2.0, "w2")
+            .complete_run(run.id, 1, raw(json!({"n": 2})), 2.0, "w2")
             .await,
         Err(StoreError::LeaseLost)
     ));
@@ -1256,7 +1273,7 @@ async fn check_complete_run(store: &Store) {
     assert_eq!(untouched.status, RunStatus::Running);
     assert_eq!(untouched.steps[1].status, StepStatus::Running);
 
-    let output = json!({"n": 2, "list": [1, "two", null]});
+    let output = raw(json!({"n": 2, "list": [1, "two", null]}));
     let returned = store
         .complete_run(run.id, 1, output.clone(), 2.5, "w1")
         .await
@@ -1284,7 +1301,7 @@ async fn check_complete_run(store: &Store) {
     // Again: the run already ended, nothing changes.
     assert_eq!(
         store
-            .complete_run(run.id, 1, json!("again"), 1.0, "w1")
+            .complete_run(run.id, 1, raw(json!("again")), 1.0, "w1")
             .await
             .expect("complete again"),
         None
@@ -1306,7 +1323,7 @@ async fn check_complete_run(store: &Store) {
     );
     assert_eq!(
         store
-            .complete_run(cancelled.id, 0, json!(1), 1.0, "w1")
+            .complete_run(cancelled.id, 0, raw(json!(1)), 1.0, "w1")
             .await
             .expect("complete after cancel"),
         None
@@ -1317,7 +1334,7 @@ async fn check_complete_run(store: &Store) {
 
     assert!(matches!(
         store
-            .complete_run(RunId::now_v7(), 0, json!(1), 1.0, "w1")
+            .complete_run(RunId::now_v7(), 0, raw(json!(1)), 1.0, "w1")
             .await,
         Err(StoreError::RunNotFound(_))
     ));
@@ -1360,7 +1377,9 @@ async fn check_claim_and_start(store: &Store) {
             .finish_step(
                 run.id,
                 0,
-                StepOutcome::Succeeded { output: json!(0) },
+                StepOutcome::Succeeded {
+                    output: raw(json!(0))
+                },
                 1.0,
                 "w1"
             )
@@ -1392,7 +1411,9 @@ async fn check_claim_and_start(store: &Store) {
             .finish_step(
                 run.id,
                 1,
-                StepOutcome::Succeeded { output: json!(1) },
+                StepOutcome::Succeeded {
+                    output: raw(json!(1))
+                },
                 1.0,
                 "w1"
             )
@@ -1548,7 +1569,7 @@ async fn check_cancel_queued(store: &Store) {
             .finish_run(
                 done.id,
                 RunStatus::Succeeded,
-                Some(json!(1)),
+                Some(raw(json!(1))),
                 None,
                 Some("w1")
             )
@@ -1593,7 +1614,9 @@ async fn check_cancel_running(store: &Store) {
             .finish_step(
                 run.id,
                 0,
-                StepOutcome::Succeeded { output: json!(0) },
+                StepOutcome::Succeeded {
+                    output: raw(json!(0))
+                },
                 1.0,
                 "w1"
             )
@@ -1857,7 +1880,7 @@ async fn check_docs_versions(store: &Store) {
     let ns = "invoices";
     assert_eq!(store.doc_get(ns, "inv-1").await.expect("get"), None);
 
-    let v1 = json!({"total": 12.5, "lines": [{"sku": "a", "qty": 2}], "paid": false});
+    let v1 = raw(json!({"total": 12.5, "lines": [{"sku": "a", "qty": 2}], "paid": false}));
     assert_eq!(store.doc_put(ns, "inv-1", &v1, None).await.expect("put"), 1);
     assert_eq!(
         store.doc_get(ns, "inv-1").await.expect("get"),
@@ -1868,17 +1891,17 @@ async fn check_docs_versions(store: &Store) {
         })
     );
 
-    let v2 = json!({"total": 12.5, "paid": true});
+    let v2 = raw(json!({"total": 12.5, "paid": true}));
     assert_eq!(store.doc_put(ns, "inv-1", &v2, None).await.expect("put"), 2);
     assert_eq!(
         store
-            .doc_put(ns, "inv-1", &json!("v3"), Some(2))
+            .doc_put(ns, "inv-1", &raw(json!("v3")), Some(2))
             .await
             .expect("put"),
         3
     );
     let doc = store.doc_get(ns, "inv-1").await.expect("get").expect("doc");
-    assert_eq!((doc.value, doc.version), (json!("v3"), 3));
+    assert_eq!((doc.value, doc.version), (raw(json!("v3")), 3));
 
     // Any JSON value.
     for (i, value) in [
@@ -1889,6 +1912,7 @@ async fn check_docs_versions(store: &Store) {
         json!(true),
     ]
     .into_iter()
+    .map(raw)
     .enumerate()
     {
         let key = format!("scalar-{i}");
@@ -1921,21 +1945,21 @@ async fn check_docs_conflicts(store: &Store) {
     let ns = "p";
     assert_eq!(
         store
-            .doc_put(ns, "k", &json!(1), Some(0))
+            .doc_put(ns, "k", &raw(json!(1)), Some(0))
             .await
             .expect("put"),
         1
     );
     assert_eq!(
         store
-            .doc_put(ns, "k", &json!(2), Some(1))
+            .doc_put(ns, "k", &raw(json!(2)), Some(1))
             .await
             .expect("put"),
         2
     );
 
     // Must not exist yet, but does.
-    match store.doc_put(ns, "k", &json!("x"), Some(0)).await {
+    match store.doc_put(ns, "k", &raw(json!("x")), Some(0)).await {
         Err(StoreError::Conflict {
             key,
             expected,
@@ -1948,7 +1972,7 @@ async fn check_docs_conflicts(store: &Store) {
         other => panic!("expected a conflict, got {other:?}"),
     }
     // A stale version.
-    match store.doc_put(ns, "k", &json!("x"), Some(1)).await {
+    match store.doc_put(ns, "k", &raw(json!("x")), Some(1)).await {
         Err(StoreError::Conflict {
             expected, actual, ..
         }) => assert_eq!((expected, actual), (Some(1), Some(2))),
@@ -1956,7 +1980,7 @@ async fn check_docs_conflicts(store: &Store) {
     }
     // A version from the future.
     assert!(matches!(
-        store.doc_put(ns, "k", &json!("x"), Some(9)).await,
+        store.doc_put(ns, "k", &raw(json!("x")), Some(9)).await,
         Err(StoreError::Conflict {
             expected: Some(9),
             actual: Some(2),
@@ -1965,7 +1989,9 @@ async fn check_docs_conflicts(store: &Store) {
     ));
     // A version of a document that does not exist.
     assert!(matches!(
-        store.doc_put(ns, "missing", &json!("x"), Some(1)).await,
+        store
+            .doc_put(ns, "missing", &raw(json!("x")), Some(1))
+            .await,
         Err(StoreError::Conflict {
             expected: Some(1),
             actual: None,
@@ -1976,11 +2002,11 @@ async fn check_docs_conflicts(store: &Store) {
 
     // Nothing changed.
     let doc = store.doc_get(ns, "k").await.expect("get").expect("doc");
-    assert_eq!((doc.value, doc.version), (json!(2), 2));
+    assert_eq!((doc.value, doc.version), (raw(json!(2)), 2));
 
     // The error says what happened.
     let message = store
-        .doc_put(ns, "k", &json!(0), Some(1))
+        .doc_put(ns, "k", &raw(json!(0)), Some(1))
         .await
         .expect_err("conflict")
         .to_string();
@@ -1994,7 +2020,7 @@ async fn check_docs_concurrent_conditional(store: &Store) {
     let ns = "race";
     assert_eq!(
         store
-            .doc_put(ns, "counter", &json!(0), None)
+            .doc_put(ns, "counter", &raw(json!(0)), None)
             .await
             .expect("put"),
         1
@@ -2008,7 +2034,7 @@ async fn check_docs_concurrent_conditional(store: &Store) {
                 (
                     i,
                     store
-                        .doc_put("race", "counter", &json!(i + 100), Some(1))
+                        .doc_put("race", "counter", &raw(json!(i + 100)), Some(1))
                         .await,
                 )
             })
@@ -2032,13 +2058,17 @@ async fn check_docs_concurrent_conditional(store: &Store) {
         .expect("get")
         .expect("doc");
     assert_eq!(doc.version, 2);
-    assert_eq!(doc.value, json!(winners[0] + 100));
+    assert_eq!(doc.value, raw(json!(winners[0] + 100)));
 
     // The same for creation.
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.doc_put("race", "fresh", &json!(i), Some(0)).await })
+            tokio::spawn(async move {
+                store
+                    .doc_put("race", "fresh", &raw(json!(i)), Some(0))
+                    .await
+            })
         })
         .collect();
     let mut created = 0;
@@ -2059,7 +2089,7 @@ async fn check_docs_concurrent_unconditional(store: &Store) {
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.doc_put("race", "log", &json!(i), None).await })
+            tokio::spawn(async move { store.doc_put("race", "log", &raw(json!(i)), None).await })
         })
         .collect();
     let mut versions = BTreeSet::new();
@@ -2096,11 +2126,14 @@ async fn check_docs_list_by_prefix(store: &Store) {
         "z",
     ];
     for (i, key) in keys.iter().enumerate() {
-        store.doc_put(ns, key, &json!(i), None).await.expect("put");
+        store
+            .doc_put(ns, key, &raw(json!(i)), None)
+            .await
+            .expect("put");
     }
     // Keys another plugin has must not show.
     store
-        .doc_put("elsewhere", "a%", &json!(0), None)
+        .doc_put("elsewhere", "a%", &raw(json!(0)), None)
         .await
         .expect("put");
 
@@ -2146,14 +2179,14 @@ async fn check_docs_list_by_prefix(store: &Store) {
     assert_eq!(listed("a", 3).await, expected("a", 3));
 
     let docs = store.doc_list(ns, "a%", 10).await.expect("doc_list");
-    assert_eq!(docs[0].value, json!(1));
+    assert_eq!(docs[0].value, raw(json!(1)));
     assert_eq!(docs[0].version, 1);
 }
 
 async fn check_docs_namespaces(store: &Store) {
     assert_eq!(
         store
-            .doc_put("one", "k", &json!("one's"), None)
+            .doc_put("one", "k", &raw(json!("one's")), None)
             .await
             .expect("put"),
         1
@@ -2162,14 +2195,14 @@ async fn check_docs_namespaces(store: &Store) {
     // The same key in another namespace is another document.
     assert_eq!(
         store
-            .doc_put("two", "k", &json!("two's"), Some(0))
+            .doc_put("two", "k", &raw(json!("two's")), Some(0))
             .await
             .expect("put"),
         1
     );
     assert_eq!(
         store
-            .doc_put("two", "k", &json!("two's 2"), None)
+            .doc_put("two", "k", &raw(json!("two's 2")), None)
             .await
             .expect("put"),
         2
@@ -2178,7 +2211,7 @@ async fn check_docs_namespaces(store: &Store) {
         store.doc_get("one", "k").await.expect("get").expect("doc"),
         Doc {
             key: "k".into(),
-            value: json!("one's"),
+            value: raw(json!("one's")),
             version: 1
         }
     );
@@ -2210,7 +2243,7 @@ async fn check_invalid_input(store: &Store) {
     let long_key = "k".repeat(513);
     for key in ["", "nul\0key", long_key.as_str()] {
         assert!(matches!(
-            store.doc_put("ns", key, &json!(1), None).await,
+            store.doc_put("ns", key, &raw(json!(1)), None).await,
             Err(StoreError::Invalid(_))
         ));
         assert!(matches!(
@@ -2220,21 +2253,23 @@ async fn check_invalid_input(store: &Store) {
     }
     assert!(matches!(
         store
-            .doc_put("ns", "k", &json!({"a": "nul\u{0}"}), None)
+            .doc_put("ns", "k", &raw(json!({"a": "nul\u{0}"})), None)
             .await,
         Err(StoreError::Invalid(_))
     ));
-    let too_big = json!("x".repeat(1 << 20));
+    let too_big = raw(json!("x".repeat(1 << 20)));
     assert!(matches!(
         store.doc_put("ns", "k", &too_big, None).await,
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
-        store.doc_put("ns", "k", &json!(1), Some(u64::MAX)).await,
+        store
+            .doc_put("ns", "k", &raw(json!(1)), Some(u64::MAX))
+            .await,
         Err(StoreError::Invalid(_))
     ));
     let mut bad = new_run(1, None);
-    bad.input = json!(["\u{0}"]);
+    bad.input = raw(json!(["\u{0}"]));
     assert!(matches!(
         store.create_run(bad).await,
         Err(StoreError::Invalid(_))
@@ -2277,7 +2312,7 @@ async fn check_restart(at: Location) {
                 run.id,
                 0,
                 StepOutcome::Succeeded {
-                    output: json!({"done": 0})
+                    output: raw(json!({"done": 0}))
                 },
                 2.0,
                 "w1"
@@ -2288,7 +2323,7 @@ async fn check_restart(at: Location) {
     let queued = create(&store, 1).await;
     assert_eq!(
         store
-            .doc_put("ns", "state", &json!({"seen": [1]}), None)
+            .doc_put("ns", "state", &raw(json!({"seen": [1]})), None)
             .await
             .expect("put"),
         1
@@ -2310,7 +2345,7 @@ async fn check_restart(at: Location) {
         .await
         .expect("get")
         .expect("doc");
-    assert_eq!((doc.value, doc.version), (json!({"seen": [1]}), 1));
+    assert_eq!((doc.value, doc.version), (raw(json!({"seen": [1]})), 1));
     let (same, created) = store
         .create_run(new_run(1, Some("survives")))
         .await
@@ -2334,7 +2369,7 @@ async fn check_restart(at: Location) {
     );
     assert_eq!(
         store
-            .doc_put("ns", "state", &json!(2), Some(1))
+            .doc_put("ns", "state", &raw(json!(2)), Some(1))
             .await
             .expect("put"),
         2

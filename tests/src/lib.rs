@@ -84,7 +84,12 @@ pub struct Nova {
     child: Child,
     pub url: String,
     pub plugins_dir: PathBuf,
+    /// Sends the admin token with every request.
     pub http: reqwest::Client,
+    /// Sends no credentials: an anonymous caller.
+    pub anon: reqwest::Client,
+    /// What the host printed on stdout before it listened.
+    stdout: Vec<String>,
     /// A nova-client for this host, with the admin token.
     pub client: nova_client::Client,
     _dirs: tempfile::TempDir,
@@ -331,23 +336,25 @@ impl Nova {
         }
         let mut child = command.spawn().expect("spawn nova");
         let stdout = child.stdout.take().expect("stdout");
-        let url = tokio::task::spawn_blocking(move || {
+        let (url, printed) = tokio::task::spawn_blocking(move || {
             let mut lines = BufReader::new(stdout).lines();
             let mut url = None;
+            let mut printed = Vec::new();
             for line in lines.by_ref() {
                 let line = line.expect("read nova stdout");
                 if let Some(rest) = line.strip_prefix("nova listening on ") {
                     url = Some(rest.trim().to_owned());
                     break;
                 }
+                printed.push(line);
             }
             // Keep draining stdout so the host never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});
-            url
+            (url, printed)
         })
         .await
-        .expect("join")
-        .expect("nova exited before listening");
+        .expect("join");
+        let url = url.expect("nova exited before listening");
         let client = nova_client::Client::builder(&url)
             .token(TOKEN)
             .timeout(Duration::from_secs(60))
@@ -357,10 +364,9 @@ impl Nova {
             child,
             url,
             plugins_dir,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(60))
-                .build()
-                .expect("client"),
+            http: http_client(Some(TOKEN)),
+            anon: http_client(None),
+            stdout: printed,
             client,
             _dirs: dirs,
         };
@@ -376,6 +382,11 @@ impl Nova {
             Ok(health) => panic!("nova did not become ready: {}", health.raw),
             Err(e) => panic!("nova did not become ready: {e}"),
         }
+    }
+
+    /// The lines the host printed on stdout before it listened.
+    pub fn stdout_lines(&self) -> &[String] {
+        &self.stdout
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -562,6 +573,22 @@ impl Drop for Nova {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An HTTP client that sends `token` as its bearer credential.
+pub fn http_client(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .expect("a token is a header value");
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 /// A port of 127.0.0.1 that nothing listens on (it was free a moment ago).

@@ -9,12 +9,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::{Need, scope};
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, rfc3339};
 use crate::plugins::{Plugin, PluginKind, Slot, SyncOutcome, valid_name};
+use crate::store::RawJson;
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -190,13 +191,14 @@ fn entries(state: &AppState) -> Vec<PluginEntry> {
     path = "/admin/plugins",
     operation_id = "list_plugins",
     tag = "plugins",
-    security(("admin_token" = [])),
+    security(("bearer" = ["admin"])),
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
         (status = OK, description = "The plugins", body = PluginList),
-        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
     )
 )]
-pub async fn list(State(state): State<AppState>) -> Json<PluginList> {
+pub async fn list(_: Need<scope::Admin>, State(state): State<AppState>) -> Json<PluginList> {
     Json(PluginList {
         plugins: entries(&state),
     })
@@ -208,15 +210,17 @@ pub async fn list(State(state): State<AppState>) -> Json<PluginList> {
     path = "/admin/plugins/{name}",
     operation_id = "get_plugin",
     tag = "plugins",
+    security(("bearer" = ["admin"])),
     params(("name" = String, Path, description = NAME)),
-    security(("admin_token" = [])),
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
         (status = OK, description = "The plugin", body = PluginEntry),
-        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
         (status = NOT_FOUND, description = "No such plugin (`plugin_not_found`)", body = ErrorBody),
     )
 )]
 pub async fn show(
+    _: Need<scope::Admin>,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<PluginEntry>, ApiError> {
@@ -235,13 +239,14 @@ pub async fn show(
     path = "/admin/plugins/reload",
     operation_id = "reload_plugins",
     tag = "plugins",
-    security(("admin_token" = [])),
+    security(("bearer" = ["admin"])),
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
         (status = OK, description = "What the rescan did, and the plugins after it", body = Reloaded),
-        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
     )
 )]
-pub async fn reload(State(state): State<AppState>) -> Json<Reloaded> {
+pub async fn reload(_: Need<scope::Admin>, State(state): State<AppState>) -> Json<Reloaded> {
     let outcomes = state.registry.rescan().await;
     Json(Reloaded {
         outcomes: outcomes
@@ -259,23 +264,25 @@ pub async fn reload(State(state): State<AppState>) -> Json<Reloaded> {
     path = "/admin/plugins/{name}",
     operation_id = "upload_plugin",
     tag = "plugins",
+    security(("bearer" = ["admin"])),
     params(("name" = String, Path, description = NAME)),
     request_body(
         description = "The WebAssembly component",
         content(("application/wasm"), ("application/octet-stream")),
     ),
-    security(("admin_token" = [])),
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
         (status = CREATED, description = "Installed", body = PluginEntry),
         (status = OK, description = "Replaced an existing plugin", body = PluginEntry),
         (status = BAD_REQUEST, description = "Bad name (`invalid_plugin_name`), empty body (`empty_body`), or a component that does not validate (`invalid_plugin`, `invalid_manifest`, `unknown_world`, `unsupported_contract_version`, `plugin_describe_failed`)", body = ErrorBody),
-        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
         (status = PAYLOAD_TOO_LARGE, description = "Over the plugin size limit (`payload_too_large`)", body = ErrorBody),
         (status = INTERNAL_SERVER_ERROR, description = "The plugin directory cannot be written (`io`)", body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "No free instance to validate it (`plugin_busy`), or the shared plugin store is unreachable (`fleet_unavailable`); retry", body = ErrorBody),
     )
 )]
 pub async fn upload(
+    _: Need<scope::Admin>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
@@ -318,17 +325,19 @@ pub async fn upload(
     path = "/admin/plugins/{name}",
     operation_id = "remove_plugin",
     tag = "plugins",
+    security(("bearer" = ["admin"])),
     params(("name" = String, Path, description = NAME)),
-    security(("admin_token" = [])),
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
         (status = OK, description = "Removed", body = Removed),
-        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
         (status = NOT_FOUND, description = "No such plugin (`plugin_not_found`)", body = ErrorBody),
         (status = INTERNAL_SERVER_ERROR, description = "The plugin directory cannot be written (`io`)", body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "The shared plugin store is unreachable (`fleet_unavailable`); retry", body = ErrorBody),
     )
 )]
 pub async fn remove(
+    _: Need<scope::Admin>,
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Removed>, ApiError> {
@@ -353,7 +362,8 @@ pub struct Invoked {
     pub kind: Kind,
     /// Steps: the step's output.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<RawJson>,
     /// Loaders: the document's chunks.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chunks: Option<Vec<ChunkView>>,
@@ -373,16 +383,17 @@ pub struct ChunkView {
     path = "/admin/plugins/{name}/invoke",
     operation_id = "invoke_plugin",
     tag = "plugins",
+    security(("bearer" = ["plugins:invoke"])),
     params(("name" = String, Path, description = NAME), InvokeParams),
     request_body(
         description = "Steps: the input, any JSON (empty for null). Loaders: the document's bytes.",
         content(("application/json"), ("application/octet-stream")),
     ),
-    security(("admin_token" = [])),
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `plugins:invoke` scope", body = ErrorBody),
         (status = OK, description = "The plugin's answer", body = Invoked),
         (status = BAD_REQUEST, description = "Body (`invalid_json`) or `config` (`invalid_config`) is not JSON", body = ErrorBody),
-        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
         (status = NOT_FOUND, description = "No such plugin (`plugin_not_found`)", body = ErrorBody),
         (status = PAYLOAD_TOO_LARGE, description = "Over the document size limit", body = ErrorBody),
         (status = UNPROCESSABLE_ENTITY, description = "The plugin answered with an error (`plugin_invalid_input`, `plugin_unsupported`, `plugin_failed`)", body = ErrorBody),
@@ -393,6 +404,7 @@ pub struct ChunkView {
     )
 )]
 pub async fn invoke(
+    _: Need<scope::PluginsInvoke>,
     State(state): State<AppState>,
     Path(name): Path<String>,
     Query(params): Query<InvokeParams>,
@@ -413,30 +425,22 @@ pub async fn invoke(
     match plugin.kind {
         PluginKind::Step => {
             let input = if body.iter().all(u8::is_ascii_whitespace) {
-                "null".to_owned()
+                RawJson::null()
             } else {
-                let value: Value = serde_json::from_slice(&body).map_err(|e| {
-                    ApiError::bad_request("invalid_json", format!("request body is not JSON: {e}"))
+                let text = std::str::from_utf8(&body).map_err(|e| {
+                    ApiError::bad_request("invalid_json", format!("request body is not UTF-8: {e}"))
                 })?;
-                value.to_string()
+                RawJson::parse(text).map_err(|e| {
+                    ApiError::bad_request("invalid_json", format!("request body is not JSON: {e}"))
+                })?
             };
             let config = match params.config.as_deref() {
-                None | Some("") => "{}".to_owned(),
-                Some(text) => {
-                    let value: Value = serde_json::from_str(text).map_err(|e| {
-                        ApiError::bad_request("invalid_config", format!("config is not JSON: {e}"))
-                    })?;
-                    value.to_string()
-                }
+                None | Some("") => RawJson::empty_object(),
+                Some(text) => RawJson::parse(text).map_err(|e| {
+                    ApiError::bad_request("invalid_config", format!("config is not JSON: {e}"))
+                })?,
             };
-            let output = runtime.run_step(&plugin, &input, &config).await?;
-            let output: Value = serde_json::from_str(&output).map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "plugin_invalid_output",
-                    e.to_string(),
-                )
-            })?;
+            let output = runtime.run_step(&plugin, input.get(), config.get()).await?;
             result.output = Some(output);
         }
         PluginKind::Loader => {

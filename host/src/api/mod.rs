@@ -1,9 +1,11 @@
 //! The HTTP surface: routes, shared state, authentication and errors.
 
 mod admin;
-mod auth;
+pub mod auth;
+mod body;
 pub mod error;
 mod health;
+mod keys;
 mod metrics;
 mod rag;
 mod workflows;
@@ -22,10 +24,12 @@ use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::tag::TagBuilder;
 use utoipa::openapi::{InfoBuilder, OpenApi};
-use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
 use crate::plugins::Registry;
+pub use auth::Auth;
+pub use body::{BodyBudget, JsonBody, MaybeJsonBody};
 use error::{ApiError, code_for};
 
 /// Largest JSON body accepted by default.
@@ -37,7 +41,9 @@ pub const MAX_DOCUMENT_BODY: usize = 32 << 20;
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
-    pub admin_token: Arc<str>,
+    pub auth: Auth,
+    /// Request bodies being handled, in bytes: capped.
+    pub budget: BodyBudget,
     pub started: Instant,
     /// Set once the plugin directory has been scanned at start.
     pub plugins_ready: Arc<AtomicBool>,
@@ -62,63 +68,80 @@ pub fn router(state: AppState) -> Router {
     api(state).0
 }
 
-/// The security scheme the admin routes name in the document.
-const ADMIN_TOKEN: &str = "admin_token";
+/// The security scheme every operation but `/health` names, with the
+/// scopes it needs.
+const BEARER: &str = "bearer";
 
 /// The router and its OpenAPI document, built from the same route lists:
 /// every route is registered through `routes!`, which takes its path and
 /// methods from the handler's `#[utoipa::path]`, so a route cannot be served
 /// without being documented (the tests below hold the code to that).
+///
+/// Every route but `/health` is behind [`auth::authenticate`]; each
+/// handler names the scope it needs with an [`auth::Need`] argument. Routes
+/// that take a body reserve it in the [`BodyBudget`] first.
 pub fn api(state: AppState) -> (Router, OpenApi) {
-    let admin = OpenApiRouter::new()
-        .routes(routes!(admin::list))
-        .routes(routes!(admin::reload))
-        .routes(
-            routes!(admin::show, admin::upload, admin::remove)
-                .layer(DefaultBodyLimit::max(state.max_plugin_bytes)),
-        )
-        .routes(routes!(admin::invoke).layer(DefaultBodyLimit::max(MAX_DOCUMENT_BODY)))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_admin,
-        ));
+    // A route that takes a body of at most `limit` bytes.
+    let with_body =
+        |routes: UtoipaMethodRouter<AppState>, limit: usize| -> UtoipaMethodRouter<AppState> {
+            let budget = state.budget.clone();
+            routes.map(|r| {
+                r.layer::<_, std::convert::Infallible>(middleware::from_fn_with_state(
+                    (budget, limit),
+                    body::reserve,
+                ))
+                .layer(DefaultBodyLimit::max(limit))
+            })
+        };
 
     let rag = OpenApiRouter::new()
-        .routes(routes!(rag::query))
+        .routes(with_body(routes!(rag::query), MAX_JSON_BODY))
         .routes(routes!(rag::stats))
         .routes(routes!(rag::ingest_report))
-        .merge(
-            OpenApiRouter::new()
-                .routes(routes!(rag::reload))
-                .route_layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    auth::require_admin,
-                )),
-        )
+        .routes(with_body(routes!(rag::reload), MAX_JSON_BODY))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             rag::rate_limit,
         ));
 
-    let (router, mut openapi) = OpenApiRouter::with_openapi(document())
-        .routes(routes!(health::health))
+    let authenticated = OpenApiRouter::new()
         .routes(routes!(metrics::metrics))
         .routes(routes!(openapi_json))
-        .routes(routes!(workflows::submit, workflows::list))
+        // One path, two routes: a body only for the submission.
+        .routes(with_body(routes!(workflows::submit), MAX_JSON_BODY))
+        .routes(routes!(workflows::list))
         .routes(routes!(workflows::get))
         .routes(routes!(workflows::cancel))
-        .merge(admin)
+        .routes(routes!(admin::list))
+        .routes(routes!(admin::reload))
+        .routes(routes!(admin::show, admin::remove))
+        .routes(with_body(routes!(admin::upload), state.max_plugin_bytes))
+        .routes(with_body(routes!(admin::invoke), MAX_DOCUMENT_BODY))
+        .routes(with_body(routes!(keys::create), MAX_JSON_BODY))
+        .routes(routes!(keys::list))
+        .routes(routes!(keys::revoke))
         .merge(rag)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+
+    let (router, mut openapi) = OpenApiRouter::with_openapi(document())
+        .routes(routes!(health::health))
+        .merge(authenticated)
         .split_for_parts();
     openapi
         .components
         .get_or_insert_with(Default::default)
         .add_security_scheme(
-            ADMIN_TOKEN,
+            BEARER,
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The host's NOVA_ADMIN_TOKEN"))
+                    .description(Some(
+                        "An API key (`POST /admin/keys`) or the host's NOVA_ADMIN_TOKEN. \
+                         Each operation lists the scope it needs; `admin` holds them all.",
+                    ))
                     .build(),
             ),
         );
@@ -158,6 +181,17 @@ pub fn api(state: AppState) -> (Router, OpenApi) {
     (router, openapi)
 }
 
+/// The router of the metrics address (`--metrics-bind`): `GET /metrics`
+/// without credentials, and nothing else (every other path is 404).
+pub fn metrics_router() -> Router {
+    let (router, _) = OpenApiRouter::new()
+        .routes(routes!(metrics::scrape))
+        .split_for_parts();
+    router
+        .fallback(not_found)
+        .layer(middleware::from_fn(json_errors))
+}
+
 /// The document's parts that no route declares: info and tags.
 fn document() -> OpenApi {
     let tag = |name: &str, description: &str| {
@@ -182,6 +216,7 @@ fn document() -> OpenApi {
         tag("workflows", "Submit, follow, list and cancel workflow runs"),
         tag("knowledge", "Search and re-ingest the knowledge base"),
         tag("plugins", "Manage and try plugins (admin)"),
+        tag("keys", "Make, list and revoke API keys (admin)"),
         tag("health", "Liveness, readiness, metrics and this document"),
     ]);
     doc
@@ -197,9 +232,13 @@ struct OpenApiJson(Bytes);
     path = "/openapi.json",
     operation_id = "openapi",
     tag = "health",
-    responses((status = OK, description = "The OpenAPI document", body = serde_json::Value)),
+    security(("bearer" = [])),
+    responses(
+        (status = OK, description = "The OpenAPI document", body = serde_json::Value),
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = error::ErrorBody),
+    ),
 )]
-async fn openapi_json(Extension(spec): Extension<OpenApiJson>) -> Response {
+async fn openapi_json(_: auth::Authenticated, Extension(spec): Extension<OpenApiJson>) -> Response {
     let mut response = Response::new(Body::from(spec.0));
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -255,6 +294,12 @@ pub fn rfc3339(t: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(t).to_string()
 }
 
+/// A stored timestamp (unix milliseconds) as the API shows it.
+pub fn rfc3339_ms(ms: i64) -> String {
+    let ms = u64::try_from(ms).unwrap_or(0);
+    rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
+}
+
 /// Parses a JSON request body, answering 400 with serde's reason.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
@@ -300,6 +345,7 @@ mod tests {
         let plugins = dir.join("plugins");
         std::fs::create_dir_all(&plugins).expect("plugins dir");
         let registry = Arc::new(Registry::new(Arc::new(runtime), plugins));
+        let store_for_keys = store.clone();
         AppState {
             workflows: Some(crate::workflow::Workflows {
                 store: store.clone(),
@@ -309,8 +355,14 @@ mod tests {
                 waiters: crate::workflow::Waiters::new(store.clone()),
             }),
             health: Health { store, queue },
+            auth: Auth {
+                admin_token: TOKEN.into(),
+                keys: crate::auth::ApiKeys::new(store_for_keys),
+                enabled: true,
+                trusted_proxies: Arc::new([]),
+            },
+            budget: BodyBudget::new(8 << 20, Duration::from_secs(1)),
             registry,
-            admin_token: TOKEN.into(),
             started: Instant::now(),
             plugins_ready: Arc::new(AtomicBool::new(true)),
             max_plugin_bytes: 1 << 20,
@@ -369,6 +421,9 @@ mod tests {
             ("GET", "/rag/stats"),
             ("POST", "/rag/reload"),
             ("GET", "/rag/ingests/{id}"),
+            ("POST", "/admin/keys"),
+            ("GET", "/admin/keys"),
+            ("DELETE", "/admin/keys/{id}"),
         ]
         .into_iter()
         .map(|(m, p)| (m.to_owned(), p.to_owned()))
@@ -420,6 +475,95 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The scopes each operation documents, from its `security`: None for
+    /// an operation anyone may call.
+    fn documented_scopes(op: &serde_json::Value) -> Option<Vec<String>> {
+        let security = op["security"].as_array()?;
+        let requirement = security.first()?.as_object()?;
+        let scopes = requirement.get(BEARER)?.as_array()?;
+        Some(
+            scopes
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+        )
+    }
+
+    /// Every operation answers 401 without credentials (but /health), 403
+    /// to a key without the scope its document names, and lets through a
+    /// key with exactly that scope: what the document says is what the
+    /// server does.
+    #[tokio::test]
+    async fn every_operation_enforces_the_scopes_it_documents() {
+        use crate::auth::{Scope, Scopes};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let state = state(dir.path()).await;
+        let keys = state.auth.keys.clone();
+        let (router, openapi) = api(state);
+        let mut key_of = std::collections::BTreeMap::new();
+        for scope in Scope::ALL {
+            let issued = keys
+                .issue(scope.as_str(), [scope].into_iter().collect::<Scopes>())
+                .await
+                .expect("key");
+            key_of.insert(scope.as_str().to_owned(), issued.key);
+        }
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move {
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+        });
+        let http = reqwest::Client::new();
+        let doc = serde_json::to_value(&openapi).expect("document");
+        let mut checked = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, op) in item.as_object().expect("path item") {
+                let method =
+                    reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
+                let url = format!("http://{addr}{}", fill(path));
+                let send = |key: Option<&String>| {
+                    let mut request = http
+                        .request(method.clone(), &url)
+                        .header("content-type", "application/json")
+                        .body("{}");
+                    if let Some(key) = key {
+                        request = request.bearer_auth(key);
+                    }
+                    request.send()
+                };
+                let anonymous = send(None).await.expect("request").status();
+                let Some(needed) = documented_scopes(op) else {
+                    assert_ne!(anonymous, 401, "{method} {path} is documented as open");
+                    continue;
+                };
+                assert_eq!(anonymous, 401, "{method} {path} without credentials");
+                let garbage = "nova_".to_owned() + &"0".repeat(64);
+                let status = send(Some(&garbage)).await.expect("request").status();
+                assert_eq!(status, 401, "{method} {path} with an unknown key");
+                for (scope, key) in &key_of {
+                    let status = send(Some(key)).await.expect("request").status();
+                    let allowed = needed.is_empty() || needed.contains(scope) || scope == "admin";
+                    if allowed {
+                        assert!(
+                            status != 401 && status != 403,
+                            "{method} {path} refused a key with {scope}: {status}"
+                        );
+                    } else {
+                        assert_eq!(status, 403, "{method} {path} let {scope} through");
+                    }
+                }
+                checked += 1;
+            }
+        }
+        assert!(checked >= 19, "only {checked} operations checked");
     }
 
     /// Routes must come from `routes!` (via `OpenApiRouter::routes`), which
@@ -479,6 +623,9 @@ mod tests {
             .iter()
             .filter_map(|t| t["name"].as_str())
             .collect();
-        assert_eq!(tags, ["workflows", "knowledge", "plugins", "health"]);
+        assert_eq!(
+            tags,
+            ["workflows", "knowledge", "plugins", "keys", "health"]
+        );
     }
 }

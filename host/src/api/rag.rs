@@ -1,15 +1,13 @@
 //! The knowledge API: `POST /rag/query`, `GET /rag/stats`,
 //! `POST /rag/reload` (admin) and `GET /rag/ingests/{id}`, all behind a
-//! per-client rate limit.
+//! per-credential rate limit.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -18,8 +16,10 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
+use super::auth::{ClientIp, Need, scope};
 use super::error::{ApiError, ErrorBody};
-use super::parse_json;
+use super::{JsonBody, MaybeJsonBody};
+use crate::auth::{Principal, Scope};
 use crate::knowledge::ingest::{Ingestor, Report, Source};
 use crate::knowledge::{KnowledgeError, Query};
 use crate::ratelimit::Verdict;
@@ -89,7 +89,8 @@ pub struct Hit {
     pub metadata: BTreeMap<String, String>,
 }
 
-const RATE_LIMITED: &str = "Over the per-client rate limit (`rate_limited`); see `Retry-After`";
+const RATE_LIMITED: &str =
+    "Over the rate limit of this credential (`rate_limited`); see `Retry-After`";
 
 /// `filter`: `source`, `source_prefix`, and metadata keys, string values.
 fn filter_of(map: serde_json::Map<String, Value>) -> Result<Filter, ApiError> {
@@ -122,8 +123,12 @@ fn filter_of(map: serde_json::Map<String, Value>) -> Result<Filter, ApiError> {
     path = "/rag/query",
     operation_id = "query_knowledge",
     tag = "knowledge",
+    security(("bearer" = ["rag:query"])),
     request_body = QueryRequest,
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `rag:query` scope", body = ErrorBody),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not `application/json`", body = ErrorBody),
         (status = OK, description = "The best chunks", body = QueryAnswer),
         (status = BAD_REQUEST, description = "Not JSON (`invalid_json`) or not a valid query (`invalid_request`)", body = ErrorBody),
         (status = NOT_FOUND, description = "No such collection (`unknown_collection`)", body = ErrorBody),
@@ -133,10 +138,10 @@ fn filter_of(map: serde_json::Map<String, Value>) -> Result<Filter, ApiError> {
     )
 )]
 pub async fn query(
+    _: Need<scope::RagQuery>,
     State(state): State<AppState>,
-    body: Bytes,
+    JsonBody(request): JsonBody<QueryRequest>,
 ) -> Result<Json<QueryAnswer>, ApiError> {
-    let request: QueryRequest = parse_json(&body)?;
     let query = Query::new(
         request.query,
         request.top_k,
@@ -299,13 +304,19 @@ impl From<Report> for IngestReport {
     path = "/rag/stats",
     operation_id = "knowledge_stats",
     tag = "knowledge",
+    security(("bearer" = ["rag:query"])),
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `rag:query` scope", body = ErrorBody),
         (status = OK, description = "The knowledge base's figures", body = Stats),
         (status = TOO_MANY_REQUESTS, description = RATE_LIMITED, body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "Knowledge base disabled (`knowledge_disabled`) or its index failing (`knowledge_unavailable`)", body = ErrorBody),
     )
 )]
-pub async fn stats(State(state): State<AppState>) -> Result<Json<Stats>, ApiError> {
+pub async fn stats(
+    _: Need<scope::RagQuery>,
+    State(state): State<AppState>,
+) -> Result<Json<Stats>, ApiError> {
     let knowledge = &state.knowledge;
     let inner = knowledge.inner()?;
     let names = inner
@@ -522,12 +533,14 @@ fn collection_name_of(dir: &std::path::Path) -> String {
     path = "/rag/reload",
     operation_id = "reload_knowledge",
     tag = "knowledge",
+    security(("bearer" = ["rag:write"])),
     request_body(content = Option<ReloadRequest>, description = "Empty for every configured directory"),
-    security(("admin_token" = [])),
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `rag:write` scope, or names a `dir` without the `admin` scope", body = ErrorBody),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not `application/json`", body = ErrorBody),
         (status = ACCEPTED, description = "Ingest started", body = IngestStarted),
         (status = BAD_REQUEST, description = "Not JSON, or a bad `dir` or `collection` (`invalid_json`, `invalid_request`)", body = ErrorBody),
-        (status = UNAUTHORIZED, description = "Missing or wrong admin token", body = ErrorBody),
         (status = NOT_FOUND, description = "No configured directory for that collection (`unknown_collection`)", body = ErrorBody),
         (status = CONFLICT, description = "The collection mirrors another directory (`conflict`)", body = ErrorBody),
         (status = PAYLOAD_TOO_LARGE, description = "Body over the JSON body limit", body = ErrorBody),
@@ -536,15 +549,21 @@ fn collection_name_of(dir: &std::path::Path) -> String {
     )
 )]
 pub async fn reload(
+    caller: Need<scope::RagWrite>,
     State(state): State<AppState>,
-    body: Bytes,
+    MaybeJsonBody(request): MaybeJsonBody<ReloadRequest>,
 ) -> Result<(StatusCode, Json<IngestStarted>), ApiError> {
     let ingestor = ingestor(&state)?;
-    let request: ReloadRequest = if body.iter().all(u8::is_ascii_whitespace) {
-        ReloadRequest::default()
-    } else {
-        parse_json(&body)?
-    };
+    let request = request.unwrap_or_default();
+    // Any directory of the host is the host's files: only an admin may
+    // have one read into a collection others can query.
+    if request.dir.is_some() && !caller.0.scopes.allow(Scope::Admin) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "ingesting a directory that is not configured (\"dir\") needs the admin scope",
+        ));
+    }
     let source = source_of(ingestor, request)?;
     let collections: Vec<String> = match &source {
         Some(s) => vec![s.collection.clone()],
@@ -571,8 +590,11 @@ pub async fn reload(
     path = "/rag/ingests/{id}",
     operation_id = "get_ingest",
     tag = "knowledge",
+    security(("bearer" = ["rag:query"])),
     params(("id" = String, Path, description = "The id `POST /rag/reload` answered")),
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `rag:query` scope", body = ErrorBody),
         (status = OK, description = "Progress or report", body = IngestProgress),
         (status = BAD_REQUEST, description = "Not an ingest id (`invalid_id`)", body = ErrorBody),
         (status = NOT_FOUND, description = "No such ingest, or too old to be kept (`not_found`)", body = ErrorBody),
@@ -581,6 +603,7 @@ pub async fn reload(
     )
 )]
 pub async fn ingest_report(
+    _: Need<scope::RagQuery>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<IngestProgress>, ApiError> {
@@ -606,13 +629,20 @@ pub async fn ingest_report(
     }
 }
 
-/// Rate limit for `/rag/*`, per client address.
+/// Rate limit for `/rag/*`, per credential: each API key has its bucket,
+/// the admin token one; with authentication off, each client address.
 pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let client = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned());
+    let principal = request.extensions().get::<Principal>();
+    let client = match principal {
+        Some(Principal {
+            key_id: Some(id), ..
+        }) => format!("key:{id}"),
+        _ if state.auth.enabled => "admin".to_owned(),
+        _ => match request.extensions().get::<ClientIp>() {
+            Some(ClientIp(ip)) => format!("ip:{ip}"),
+            None => "unknown".to_owned(),
+        },
+    };
     match state.limiter.check(&client).await {
         Verdict::Allow => next.run(request).await,
         Verdict::Deny(wait) => {

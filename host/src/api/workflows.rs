@@ -3,17 +3,15 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 
+use super::auth::{Need, scope};
 use super::error::{ApiError, ErrorBody};
-use super::{AppState, parse_json, rfc3339};
-use crate::store::{ListRuns, NewRun, Run, RunId, RunStatus, Step, StepSpec, StepStatus};
+use super::{AppState, JsonBody, rfc3339_ms};
+use crate::store::{ListRuns, NewRun, RawJson, Run, RunId, RunStatus, Step, StepSpec, StepStatus};
 use crate::workflow::{MAX_WAIT, WorkflowError, Workflows};
 
 /// A workflow: steps run in order, each step's output the next one's input.
@@ -23,8 +21,9 @@ pub struct SubmitRequest {
     #[schema(min_items = 1)]
     steps: Vec<StepRequest>,
     /// The first step's input: any JSON (null when absent).
-    #[serde(default)]
-    input: Value,
+    #[serde(default = "RawJson::null")]
+    #[schema(value_type = Object)]
+    input: RawJson,
     /// A second submission with the same key answers the first run (200)
     /// instead of starting another.
     idempotency_key: Option<String>,
@@ -36,9 +35,9 @@ pub struct StepRequest {
     /// The step plugin's name.
     plugin: String,
     /// The step's configuration, handed to the plugin as JSON.
-    #[serde(default)]
+    #[serde(default = "RawJson::empty_object")]
     #[schema(value_type = Object)]
-    config: Value,
+    config: RawJson,
     /// Per attempt; the plugin's limit when absent.
     timeout_ms: Option<u64>,
     /// Further attempts after a failure.
@@ -103,9 +102,11 @@ pub struct RunView {
     #[schema(value_type = String, format = "uuid")]
     pub id: RunId,
     pub status: RunState,
-    pub input: Value,
+    #[schema(value_type = Object)]
+    pub input: RawJson,
     /// The last step's output, once the run succeeded.
-    pub output: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<RawJson>,
     pub error: Option<String>,
     pub idempotency_key: Option<String>,
     pub cancel_requested: bool,
@@ -122,12 +123,13 @@ pub struct StepView {
     /// The plugin version that ran the latest attempt.
     pub plugin_version: Option<String>,
     #[schema(value_type = Object)]
-    pub config: Value,
+    pub config: RawJson,
     pub timeout_ms: Option<u64>,
     pub retries: Option<u32>,
     pub status: StepState,
     pub attempts: u32,
-    pub output: Option<Value>,
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<RawJson>,
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
@@ -159,8 +161,12 @@ fn workflows(state: &AppState) -> Result<&Workflows, ApiError> {
     path = "/workflows",
     operation_id = "submit_run",
     tag = "workflows",
+    security(("bearer" = ["runs:write"])),
     request_body = SubmitRequest,
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `runs:write` scope", body = ErrorBody),
+        (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not `application/json`", body = ErrorBody),
         (status = ACCEPTED, description = "Run created and queued", body = Submitted),
         (status = OK, description = "A run with this idempotency key exists: that run", body = Submitted),
         (status = BAD_REQUEST, description = "Body is not JSON or not a valid workflow (`invalid_json`, `invalid_request`, `invalid_workflow`)", body = ErrorBody),
@@ -170,11 +176,11 @@ fn workflows(state: &AppState) -> Result<&Workflows, ApiError> {
     )
 )]
 pub async fn submit(
+    _: Need<scope::RunsWrite>,
     State(state): State<AppState>,
-    body: Result<Bytes, BytesRejection>,
+    JsonBody(request): JsonBody<SubmitRequest>,
 ) -> Result<(StatusCode, Json<Submitted>), ApiError> {
     let wf = workflows(&state)?;
-    let request: SubmitRequest = parse_json(&body?)?;
     let new = NewRun {
         steps: request
             .steps
@@ -219,8 +225,11 @@ pub struct WaitParams {
     path = "/workflows/{id}",
     operation_id = "get_run",
     tag = "workflows",
+    security(("bearer" = ["runs:read"])),
     params(("id" = String, Path, description = "The run's id"), WaitParams),
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `runs:read` scope", body = ErrorBody),
         (status = OK, description = "The run", body = RunView),
         (status = BAD_REQUEST, description = "Not a run id (`invalid_id`), or `wait` out of range (`invalid_wait`)", body = ErrorBody),
         (status = NOT_FOUND, description = "No such run (`run_not_found`), or this host does not serve workflows", body = ErrorBody),
@@ -228,6 +237,7 @@ pub struct WaitParams {
     )
 )]
 pub async fn get(
+    _: Need<scope::RunsRead>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(params): Query<WaitParams>,
@@ -267,8 +277,11 @@ pub struct ListParams {
     path = "/workflows",
     operation_id = "list_runs",
     tag = "workflows",
+    security(("bearer" = ["runs:read"])),
     params(ListParams),
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `runs:read` scope", body = ErrorBody),
         (status = OK, description = "One page of runs", body = RunPage),
         (status = BAD_REQUEST, description = "Bad `status` (`invalid_status`), `limit` (`invalid_limit`) or `cursor` (`invalid_id`)", body = ErrorBody),
         (status = NOT_FOUND, description = "This host does not serve workflows", body = ErrorBody),
@@ -276,6 +289,7 @@ pub struct ListParams {
     )
 )]
 pub async fn list(
+    _: Need<scope::RunsRead>,
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
 ) -> Result<Json<RunPage>, ApiError> {
@@ -318,8 +332,11 @@ pub async fn list(
     path = "/workflows/{id}/cancel",
     operation_id = "cancel_run",
     tag = "workflows",
+    security(("bearer" = ["runs:write"])),
     params(("id" = String, Path, description = "The run's id")),
     responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `runs:write` scope", body = ErrorBody),
         (status = OK, description = "The run, cancelled or with `cancel_requested` set", body = RunView),
         (status = BAD_REQUEST, description = "Not a run id (`invalid_id`)", body = ErrorBody),
         (status = NOT_FOUND, description = "No such run (`run_not_found`), or this host does not serve workflows", body = ErrorBody),
@@ -328,6 +345,7 @@ pub async fn list(
     )
 )]
 pub async fn cancel(
+    _: Need<scope::RunsWrite>,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<RunView>, ApiError> {
@@ -354,8 +372,7 @@ fn unknown(id: RunId) -> ApiError {
 }
 
 fn time(ms: Option<i64>) -> Option<String> {
-    ms.and_then(|ms| u64::try_from(ms).ok())
-        .map(|ms| rfc3339(std::time::UNIX_EPOCH + Duration::from_millis(ms)))
+    ms.map(rfc3339_ms)
 }
 
 fn step_view(s: &Step) -> StepView {

@@ -1,6 +1,6 @@
 //! The client verbs of the `nova` command: `submit`, `runs`, `ingest`,
-//! `query`, `plugins` and `health`, over the host's HTTP API through
-//! `nova-client`.
+//! `query`, `plugins`, `keys` and `health`, over the host's HTTP API
+//! through `nova-client`.
 //!
 //! Exit codes: 0 on success; 1 when the server reported a failure (an
 //! error answer, or with `--wait` a run that ended `failed` or `cancelled`,
@@ -27,7 +27,11 @@ pub struct Remote {
     /// Base URL of the nova host.
     #[arg(long, env = "NOVA_URL", default_value = nova_client::DEFAULT_URL)]
     pub url: String,
-    /// The host's admin token (needed by `plugins` and `ingest`).
+    /// An API key with the scopes the verb needs (`nova keys create`).
+    #[arg(long, env = "NOVA_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// The host's admin token, which holds every scope; used when no API
+    /// key is given.
     #[arg(long, env = "NOVA_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Seconds one request may take before it is given up (a `--wait`
@@ -42,8 +46,13 @@ pub struct Remote {
 impl Remote {
     fn client(&self) -> Result<Client, ClientError> {
         let mut builder = Client::builder(&self.url).timeout(Duration::from_secs_f64(self.timeout));
-        if let Some(token) = &self.token {
-            builder = builder.token(token);
+        let credential = self
+            .api_key
+            .as_ref()
+            .filter(|k| !k.is_empty())
+            .or(self.token.as_ref());
+        if let Some(credential) = credential {
+            builder = builder.token(credential);
         }
         builder.build()
     }
@@ -215,6 +224,40 @@ pub enum PluginsCommand {
     },
 }
 
+/// `nova keys …` (admin)
+#[derive(Args, Debug)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Make an API key and print it: it is shown this once.
+    Create {
+        /// Who or what holds the key.
+        name: String,
+        /// A scope the key holds (repeatable): runs:write, runs:read,
+        /// rag:query, rag:write, plugins:invoke, metrics:read, admin.
+        #[arg(long = "scope", value_name = "SCOPE", required = true)]
+        scopes: Vec<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the API keys: id, name, scopes, prefix, created, last used.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Revoke an API key: every host refuses it within a second.
+    Revoke {
+        /// The key's id (from `nova keys list`).
+        id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
 /// `nova health`
 #[derive(Args, Debug)]
 pub struct HealthArgs {
@@ -282,6 +325,11 @@ pub fn query(args: QueryArgs) -> ExitCode {
 /// Runs `nova plugins …`.
 pub fn plugins(args: PluginsArgs) -> ExitCode {
     finish(block_on(plugins_async(args)))
+}
+
+/// Runs `nova keys …`.
+pub fn keys(args: KeysArgs) -> ExitCode {
+    finish(block_on(keys_async(args)))
 }
 
 /// Runs `nova health`.
@@ -607,4 +655,44 @@ async fn health_async(args: HealthArgs) -> Result<(), Failure> {
             health.value.failing().join(", ")
         )))
     }
+}
+
+async fn keys_async(args: KeysArgs) -> Result<(), Failure> {
+    match args.command {
+        KeysCommand::Create {
+            name,
+            scopes,
+            remote,
+        } => {
+            let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
+            let created = remote.client()?.key_create(&name, &scopes).await?;
+            show(&created, remote.json, |k| {
+                format!(
+                    "{}\n",
+                    output::fields(&[
+                        ("key", k.key.clone()),
+                        ("id", k.id.clone()),
+                        ("name", k.name.clone()),
+                        ("scopes", k.scopes.join(" ")),
+                    ])
+                    .trim_end()
+                )
+            });
+            note(
+                remote.json,
+                "the key is shown this once: keep it now (send it as Authorization: Bearer <key>)",
+            );
+        }
+        KeysCommand::List { remote } => {
+            let keys = remote.client()?.keys_list().await?;
+            show(&keys, remote.json, |list| output::keys(&list.keys));
+        }
+        KeysCommand::Revoke { id, remote } => {
+            let revoked = remote.client()?.key_revoke(&id).await?;
+            show(&revoked, remote.json, |r| {
+                format!("revoked {}\n", r.revoked)
+            });
+        }
+    }
+    Ok(())
 }

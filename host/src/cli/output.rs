@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use nova_client::{
-    Health, IngestReport, Invocation, Plugin, PluginsReloaded, QueryAnswer, Run, RunPage,
+    Health, IngestReport, Invocation, KeyInfo, Plugin, PluginsReloaded, QueryAnswer, Run, RunPage,
 };
 use serde_json::Value;
 
@@ -82,7 +82,7 @@ fn one_line(text: &str) -> String {
 }
 
 /// Name/value lines with the values aligned.
-fn fields(pairs: &[(&str, String)]) -> String {
+pub fn fields(pairs: &[(&str, String)]) -> String {
     let width = pairs.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
     let mut out = String::new();
     for (name, value) in pairs {
@@ -386,6 +386,37 @@ pub fn invocation(inv: &Invocation) -> String {
 }
 
 /// `nova health`: the status, then one row per check.
+/// `nova keys list`: one row per key.
+pub fn keys(keys: &[KeyInfo]) -> String {
+    if keys.is_empty() {
+        return "no API keys\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| {
+            vec![
+                k.id.clone(),
+                k.name.clone(),
+                k.prefix.clone(),
+                k.scopes.join(" "),
+                k.created_at.clone(),
+                opt(k.last_used_at.as_deref()),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            ("ID", Align::Left),
+            ("NAME", Align::Left),
+            ("PREFIX", Align::Left),
+            ("SCOPES", Align::Left),
+            ("CREATED", Align::Left),
+            ("LAST USED", Align::Left),
+        ],
+        &rows,
+    )
+}
+
 pub fn health(h: &Health) -> String {
     let mut out = format!("status   {}\nversion  {}\n", h.status, h.version);
     let _ = writeln!(out, "uptime   {:.0} s\n", h.uptime_s);

@@ -104,7 +104,7 @@ impl store::Host for HostState {
                 value.len()
             )));
         }
-        let value: serde_json::Value = serde_json::from_str(&value)
+        let value = crate::store::RawJson::parse(value)
             .map_err(|e| store::StoreError::Invalid(format!("value is not JSON: {e}")))?;
         let docs = self.services.store.clone();
         docs.doc_put(&self.plugin, &key, &value, expected_version)
@@ -149,7 +149,7 @@ fn check_doc_key(key: &str) -> Result<(), store::StoreError> {
 fn to_doc(doc: crate::store::Doc) -> store::Doc {
     store::Doc {
         key: doc.key,
-        value: doc.value.to_string(),
+        value: doc.value.into_string(),
         version: doc.version,
     }
 }

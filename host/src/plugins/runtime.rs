@@ -21,6 +21,7 @@ use super::error::{CallError, LoadError};
 use super::manifest::{Grants, Manifest};
 use super::sandbox::{HostState, Services};
 use super::{Limits, Plugin, PluginInfo, PluginKind, Stats};
+use crate::store::RawJson;
 
 /// Time a call may take beyond its limit before the host abandons it. The
 /// epoch deadline stops guest code on time; this only bounds a host call
@@ -326,7 +327,7 @@ impl Runtime {
         plugin: &Plugin,
         input: &str,
         config: &str,
-    ) -> Result<String, CallError> {
+    ) -> Result<RawJson, CallError> {
         self.run_step_within(plugin, input, config, None).await
     }
 
@@ -339,7 +340,7 @@ impl Runtime {
         input: &str,
         config: &str,
         timeout: Option<Duration>,
-    ) -> Result<String, CallError> {
+    ) -> Result<RawJson, CallError> {
         let Pre::StepV0_1(pre) = &plugin.pre else {
             return Err(wrong_kind(plugin, PluginKind::Step));
         };
@@ -365,9 +366,8 @@ impl Runtime {
             .and_then(|answer| answer.map_err(plugin_error))
             .and_then(|output| {
                 check_size(output.len() as u64, &limits)?;
-                serde_json::from_str::<serde::de::IgnoredAny>(&output)
-                    .map_err(|e| CallError::InvalidOutput(e.to_string()))?;
-                Ok(output)
+                // Checked once, here, and kept as text from now on.
+                RawJson::parse(output).map_err(|e| CallError::InvalidOutput(e.to_string()))
             });
         record(plugin, start, &result);
         result

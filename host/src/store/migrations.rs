@@ -16,7 +16,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 /// (version, description, SQL), in order.
 type Embedded = &'static [(i64, &'static str, &'static str)];
 
-// Postgres only: 0003, the plugins the hosts of a fleet share.
+// Postgres only: its 0003, the plugins the hosts of a fleet share; the
+// migrations after it are numbered one higher there than in SQLite.
 const POSTGRES: Embedded = &[
     (
         1,
@@ -33,6 +34,16 @@ const POSTGRES: Embedded = &[
         "plugins",
         include_str!("../../migrations/postgres/0003_plugins.sql"),
     ),
+    (
+        4,
+        "api keys",
+        include_str!("../../migrations/postgres/0004_api_keys.sql"),
+    ),
+    (
+        5,
+        "json text",
+        include_str!("../../migrations/postgres/0005_json_text.sql"),
+    ),
 ];
 
 const SQLITE: Embedded = &[
@@ -45,6 +56,11 @@ const SQLITE: Embedded = &[
         2,
         "run request id",
         include_str!("../../migrations/sqlite/0002_run_request_id.sql"),
+    ),
+    (
+        3,
+        "api keys",
+        include_str!("../../migrations/sqlite/0003_api_keys.sql"),
     ),
 ];
 

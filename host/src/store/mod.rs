@@ -39,6 +39,14 @@ macro_rules! step_columns {
     };
 }
 
+/// The columns an `ApiKeyRow` is read from, in both backends.
+macro_rules! key_columns {
+    () => {
+        "id, name, prefix, hash, scopes, created_at, last_used_at"
+    };
+}
+
+pub mod json;
 mod migrations;
 pub mod postgres;
 pub mod sqlite;
@@ -50,7 +58,8 @@ use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+
+pub use json::RawJson;
 
 /// A run's id: a UUID v7, so ids sort in creation order and pagination by id
 /// is pagination by age.
@@ -182,24 +191,20 @@ pub struct UnknownStatus(pub String);
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepSpec {
     pub plugin: String,
-    #[serde(default = "empty_object")]
-    pub config: Value,
+    #[serde(default = "RawJson::empty_object")]
+    pub config: RawJson,
     #[serde(default)]
     pub timeout_ms: Option<u64>,
     #[serde(default)]
     pub retries: Option<u32>,
 }
 
-fn empty_object() -> Value {
-    Value::Object(Default::default())
-}
-
 /// A workflow submission.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewRun {
     pub steps: Vec<StepSpec>,
-    #[serde(default)]
-    pub input: Value,
+    #[serde(default = "RawJson::null")]
+    pub input: RawJson,
     #[serde(default)]
     pub idempotency_key: Option<String>,
     /// The `X-Request-Id` of the submitting request, for the worker's logs.
@@ -211,8 +216,8 @@ pub struct NewRun {
 pub struct Run {
     pub id: RunId,
     pub status: RunStatus,
-    pub input: Value,
-    pub output: Option<Value>,
+    pub input: RawJson,
+    pub output: Option<RawJson>,
     pub error: Option<String>,
     pub idempotency_key: Option<String>,
     pub cancel_requested: bool,
@@ -231,14 +236,14 @@ pub struct Run {
 pub struct Step {
     pub index: u32,
     pub plugin: String,
-    pub config: Value,
+    pub config: RawJson,
     pub timeout_ms: Option<u64>,
     pub retries: Option<u32>,
     /// The version of the plugin that ran the latest attempt.
     pub plugin_version: Option<String>,
     pub status: StepStatus,
     pub attempts: u32,
-    pub output: Option<Value>,
+    pub output: Option<RawJson>,
     pub error: Option<String>,
     /// The first attempt's start, unix milliseconds.
     pub started_at: Option<i64>,
@@ -348,7 +353,7 @@ fn step_to_start<'v>(run: &Run, versions: &[(&str, &'v str)]) -> Option<(u32, &'
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {
-    Succeeded { output: Value },
+    Succeeded { output: RawJson },
     Failed { error: String },
     Cancelled,
 }
@@ -356,9 +361,25 @@ pub enum StepOutcome {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Doc {
     pub key: String,
-    pub value: Value,
+    pub value: RawJson,
     /// 1 when created, +1 per write.
     pub version: u64,
+}
+
+/// An API key as the store keeps it: its hash, never the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRow {
+    pub id: uuid::Uuid,
+    pub name: String,
+    /// The key's first characters, to tell keys apart in a listing.
+    pub prefix: String,
+    /// SHA-256 of the key, hex.
+    pub hash: String,
+    /// Space-separated scope names.
+    pub scopes: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -624,7 +645,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let outcome = match outcome {
             StepOutcome::Succeeded { output } => StepOutcome::Succeeded {
-                output: clean_json(output),
+                output: output.cleaned(),
             },
             other => other,
         };
@@ -642,11 +663,11 @@ impl Store {
         &self,
         id: RunId,
         index: u32,
-        output: Value,
+        output: RawJson,
         duration_ms: f64,
         worker: &str,
     ) -> Result<Option<Run>, StoreError> {
-        let output = clean_json(output);
+        let output = output.cleaned();
         let duration_ms = finite_ms(duration_ms);
         if let Some(run) = dispatch!(self.complete_run(id, index, &output, duration_ms, worker))? {
             return Ok(Some(run));
@@ -695,7 +716,7 @@ impl Store {
         &self,
         id: RunId,
         status: RunStatus,
-        output: Option<Value>,
+        output: Option<RawJson>,
         error: Option<String>,
         worker: Option<&str>,
     ) -> Result<bool, StoreError> {
@@ -704,7 +725,7 @@ impl Store {
                 "a run cannot finish as {status}"
             )));
         }
-        let output = output.map(clean_json);
+        let output = output.map(RawJson::cleaned);
         let error = error.map(clean_text);
         dispatch!(self.finish_run(id, status, output, error, worker))
     }
@@ -763,7 +784,7 @@ impl Store {
         &self,
         namespace: &str,
         key: &str,
-        value: &Value,
+        value: &RawJson,
         expected_version: Option<u64>,
     ) -> Result<u64, StoreError> {
         check_doc_key(key)?;
@@ -771,15 +792,14 @@ impl Store {
         let expected = expected_version
             .map(|v| to_i64(v, "expected_version"))
             .transpose()?;
-        let json = serde_json::to_string(value)
-            .map_err(|e| StoreError::Invalid(format!("document value: {e}")))?;
+        let json = value.get();
         if json.len() > MAX_DOC_VALUE_BYTES {
             return Err(StoreError::Invalid(format!(
                 "document value of {} bytes is over the {MAX_DOC_VALUE_BYTES}-byte limit",
                 json.len()
             )));
         }
-        dispatch!(self.doc_put(namespace, key, &json, expected))
+        dispatch!(self.doc_put(namespace, key, json, expected))
     }
 
     pub async fn doc_delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
@@ -804,6 +824,33 @@ impl Store {
             return Ok(Vec::new());
         }
         dispatch!(self.doc_list(namespace, prefix, prefix_end(prefix), limit))
+    }
+}
+
+impl Store {
+    /// Stores a new API key.
+    pub async fn key_insert(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
+        dispatch!(self.key_insert(key))
+    }
+
+    /// Every API key, oldest first.
+    pub async fn key_list(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        dispatch!(self.key_list())
+    }
+
+    /// Revokes (deletes) a key; false if there was none with this id.
+    pub async fn key_delete(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        dispatch!(self.key_delete(id))
+    }
+
+    /// The key whose SHA-256 (hex) is `hash`.
+    pub async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        dispatch!(self.key_by_hash(hash))
+    }
+
+    /// Records that key `id` was used at `now` (unix ms).
+    pub async fn key_used(&self, id: uuid::Uuid, now: i64) -> Result<(), StoreError> {
+        dispatch!(self.key_used(id, now))
     }
 }
 
@@ -853,43 +900,14 @@ fn clean_text(s: String) -> String {
     }
 }
 
-/// Whether a string anywhere in the value (keys included) holds a NUL
-/// character, which Postgres cannot store in JSONB.
-fn has_nul(value: &Value) -> bool {
-    match value {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(items) => items.iter().any(has_nul),
-        Value::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
-
 /// What a caller submits is refused with a reason; both backends refuse
 /// alike, so that SQLite does not accept what Postgres would not.
-fn check_json(value: &Value, what: &str) -> Result<(), StoreError> {
-    if has_nul(value) {
-        return Err(StoreError::Invalid(format!(
-            "{what} holds a NUL character (\\u0000), which the store cannot keep"
-        )));
-    }
-    Ok(())
-}
-
-/// What a plugin produced is kept with NULs replaced: refusing it would
-/// leave a checkpoint that can never be written.
-fn clean_json(value: Value) -> Value {
-    if !has_nul(&value) {
-        return value;
-    }
-    match value {
-        Value::String(s) => Value::String(clean_text(s)),
-        Value::Array(items) => Value::Array(items.into_iter().map(clean_json).collect()),
-        Value::Object(map) => Value::Object(
-            map.into_iter()
-                .map(|(k, v)| (clean_text(k), clean_json(v)))
-                .collect(),
-        ),
-        other => other,
+fn check_json(value: &RawJson, what: &str) -> Result<(), StoreError> {
+    match value.problem() {
+        Some(problem) => Err(StoreError::Invalid(format!(
+            "{what} holds {problem}, which the store cannot keep"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -999,7 +1017,7 @@ fn attach_steps(runs: &mut [Run], steps: Vec<(RunId, Step)>) {
 }
 
 /// The parts of a step outcome as columns: status, output, error.
-fn outcome_columns(outcome: StepOutcome) -> (StepStatus, Option<Value>, Option<String>) {
+fn outcome_columns(outcome: StepOutcome) -> (StepStatus, Option<RawJson>, Option<String>) {
     match outcome {
         StepOutcome::Succeeded { output } => (StepStatus::Succeeded, Some(output), None),
         StepOutcome::Failed { error } => (StepStatus::Failed, None, Some(clean_text(error))),
@@ -1019,16 +1037,6 @@ mod tests {
         assert_eq!(prefix_end("a\u{D7FF}").as_deref(), Some("a\u{E000}"));
         assert_eq!(prefix_end("a\u{10FFFF}").as_deref(), Some("b"));
         assert_eq!(prefix_end("\u{10FFFF}"), None);
-    }
-
-    #[test]
-    fn nul_characters_are_found_and_replaced() {
-        let v = serde_json::json!({"a": ["x", {"b\u{0}": "c\u{0}"}], "n": 1});
-        assert!(has_nul(&v));
-        let clean = clean_json(v);
-        assert!(!has_nul(&clean));
-        assert_eq!(clean["a"][1]["b\u{FFFD}"], "c\u{FFFD}");
-        assert!(!has_nul(&serde_json::json!({"a": "\\u0000"})));
     }
 
     #[test]

@@ -14,15 +14,15 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde_json::Value;
 use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 
 use super::{
-    Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, Page, Run, RunId, RunRefusal, RunStatus, Step,
-    StepOutcome, StepRefusal, StepState, StoreError, attach_steps, duration_ms, migrations, now_ms,
-    outcome_columns, run_refusal, run_status, step_status, to_i64, to_u32, to_u64,
+    ApiKeyRow, Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, Page, RawJson, Run, RunId, RunRefusal,
+    RunStatus, Step, StepOutcome, StepRefusal, StepState, StoreError, attach_steps, duration_ms,
+    migrations, now_ms, outcome_columns, run_refusal, run_status, step_status, to_i64, to_u32,
+    to_u64,
 };
 
 /// Connections per host. Every call is one or two short statements, so a
@@ -164,7 +164,7 @@ impl PgStore {
         let mut retries = Vec::with_capacity(new.steps.len());
         for step in &new.steps {
             plugins.push(step.plugin.as_str());
-            configs.push(Json(&step.config));
+            configs.push(step.config.get());
             timeouts.push(
                 step.timeout_ms
                     .map(|ms| to_i64(ms, "timeout_ms"))
@@ -176,21 +176,21 @@ impl PgStore {
             "WITH new_run AS (
                  INSERT INTO runs (id, status, input, idempotency_key, cancel_requested, created_at,
                                    request_id)
-                 VALUES ($1, 'queued', $2, $3, FALSE, $4, $9)
+                 VALUES ($1, 'queued', $2::json, $3, FALSE, $4, $9)
                  ON CONFLICT (idempotency_key) DO NOTHING
                  RETURNING id
              ), new_steps AS (
                  INSERT INTO steps (run_id, idx, plugin, config, timeout_ms, retries, status, attempts)
-                 SELECT new_run.id, (s.ord - 1)::int, s.plugin, s.config, s.timeout_ms, s.retries,
+                 SELECT new_run.id, (s.ord - 1)::int, s.plugin, s.config::json, s.timeout_ms, s.retries,
                         'pending', 0
                  FROM new_run,
-                      UNNEST($5::text[], $6::jsonb[], $7::int8[], $8::int8[])
+                      UNNEST($5::text[], $6::text[], $7::int8[], $8::int8[])
                           WITH ORDINALITY AS s (plugin, config, timeout_ms, retries, ord)
              )
              SELECT id FROM new_run",
         )
         .bind(id)
-        .bind(Json(&new.input))
+        .bind(new.input.get())
         .bind(&new.idempotency_key)
         .bind(now)
         .bind(&plugins)
@@ -514,7 +514,7 @@ impl PgStore {
             return Err(StoreError::StepNotFound { run: id, index });
         };
         let (status, output, error) = outcome_columns(outcome);
-        let output = output.map(Json);
+        let output = output.as_ref().map(RawJson::get);
         for _ in 0..GUARDED_TRIES {
             let done = sqlx::query(
                 "WITH lease AS (
@@ -523,7 +523,7 @@ impl PgStore {
                      FOR SHARE
                  )
                  UPDATE steps
-                 SET status = $3, output = $4, error = $5, finished_at = $6, duration_ms = $8
+                 SET status = $3, output = $4::json, error = $5, finished_at = $6, duration_ms = $8
                  FROM lease
                  WHERE steps.run_id = $1 AND steps.idx = $2 AND lease.id = $1
                    AND steps.status IN ('pending', 'running')",
@@ -531,7 +531,7 @@ impl PgStore {
             .bind(id)
             .bind(idx)
             .bind(status.as_str())
-            .bind(&output)
+            .bind(output)
             .bind(&error)
             .bind(now_ms())
             .bind(worker)
@@ -575,7 +575,7 @@ impl PgStore {
         &self,
         id: RunId,
         index: u32,
-        output: &Value,
+        output: &RawJson,
         duration_ms: f64,
         worker: &str,
     ) -> Result<Option<Run>, StoreError> {
@@ -593,7 +593,7 @@ impl PgStore {
                  FOR UPDATE
              ), step AS (
                  UPDATE steps
-                 SET status = 'succeeded', output = $3, error = NULL, finished_at = $4,
+                 SET status = 'succeeded', output = $3::json, error = NULL, finished_at = $4,
                      duration_ms = $6
                  FROM lease
                  WHERE steps.run_id = $1 AND steps.idx = $2 AND lease.id = $1
@@ -602,7 +602,7 @@ impl PgStore {
             step_columns!(),
             "), done AS (
                  UPDATE runs
-                 SET status = 'succeeded', output = $3, error = NULL, finished_at = $4,
+                 SET status = 'succeeded', output = $3::json, error = NULL, finished_at = $4,
                      lease_owner = NULL, lease_expires_at = NULL
                  WHERE id = $1 AND EXISTS (SELECT 1 FROM step)
                  RETURNING ",
@@ -612,7 +612,7 @@ impl PgStore {
         ))
         .bind(id)
         .bind(idx)
-        .bind(Json(output))
+        .bind(output.get())
         .bind(now_ms())
         .bind(worker)
         .bind(duration_ms)
@@ -625,18 +625,18 @@ impl PgStore {
         &self,
         id: RunId,
         status: RunStatus,
-        output: Option<Value>,
+        output: Option<RawJson>,
         error: Option<String>,
         worker: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let output = output.map(Json);
+        let output = output.as_ref().map(RawJson::get);
         for _ in 0..GUARDED_TRIES {
             // A cancelled run's unfinished steps are cancelled with it; a
             // failed one's are left pending: they never ran.
             let finished: Option<RunId> = sqlx::query_scalar(
                 "WITH run AS (
                      UPDATE runs
-                     SET status = $2, output = $3, error = $4, finished_at = $5,
+                     SET status = $2, output = $3::json, error = $4, finished_at = $5,
                          lease_owner = NULL, lease_expires_at = NULL
                      WHERE id = $1 AND status IN ('queued', 'running')
                        AND ($6::text IS NULL OR lease_owner = $6)
@@ -654,7 +654,7 @@ impl PgStore {
             )
             .bind(id)
             .bind(status.as_str())
-            .bind(&output)
+            .bind(output)
             .bind(&error)
             .bind(now_ms())
             .bind(worker)
@@ -762,6 +762,63 @@ impl PgStore {
         Ok(sqlx::query_as(sql).fetch_all(&self.pool).await?)
     }
 
+    pub(super) async fn key_insert(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, last_used_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(key.id)
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(&key.hash)
+        .bind(&key.scopes)
+        .bind(key.created_at)
+        .bind(key.last_used_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn key_list(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys ORDER BY id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    pub(super) async fn key_delete(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE hash = $1"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    pub(super) async fn key_used(&self, id: uuid::Uuid, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
+            .bind(id)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub(super) async fn doc_get(
         &self,
         namespace: &str,
@@ -866,19 +923,19 @@ impl PgStore {
 }
 
 const UPSERT_DOC: &str = "INSERT INTO docs (namespace, key, value, version, updated_at)
-     VALUES ($1, $2, $3::jsonb, 1, $4)
+     VALUES ($1, $2, $3::json, 1, $4)
      ON CONFLICT (namespace, key) DO UPDATE
      SET value = EXCLUDED.value, version = docs.version + 1, updated_at = EXCLUDED.updated_at
      RETURNING version";
 
 const CREATE_DOC: &str = "INSERT INTO docs (namespace, key, value, version, updated_at)
-     VALUES ($1, $2, $3::jsonb, 1, $4)
+     VALUES ($1, $2, $3::json, 1, $4)
      ON CONFLICT (namespace, key) DO NOTHING
      RETURNING version";
 
 /// A concurrent writer's update makes this one wait, then re-check
 /// `version` on the row that writer left, so only one of them matches.
-const UPDATE_DOC: &str = "UPDATE docs SET value = $3::jsonb, version = version + 1, updated_at = $4
+const UPDATE_DOC: &str = "UPDATE docs SET value = $3::json, version = version + 1, updated_at = $4
      WHERE namespace = $1 AND key = $2 AND version = $5
      RETURNING version";
 
@@ -895,8 +952,10 @@ fn run_at(row: &PgRow, at: usize) -> Result<Run, StoreError> {
     Ok(Run {
         id: row.try_get(at)?,
         status: run_status(row.try_get(at + 1)?)?,
-        input: row.try_get::<Json<Value>, _>(at + 2)?.0,
-        output: row.try_get::<Option<Json<Value>>, _>(at + 3)?.map(|j| j.0),
+        input: row.try_get::<Json<RawJson>, _>(at + 2)?.0,
+        output: row
+            .try_get::<Option<Json<RawJson>>, _>(at + 3)?
+            .map(|j| j.0),
         error: row.try_get(at + 4)?,
         idempotency_key: row.try_get(at + 5)?,
         cancel_requested: row.try_get(at + 6)?,
@@ -917,13 +976,15 @@ fn step_at(row: &PgRow, at: usize) -> Result<(RunId, Step), StoreError> {
     let step = Step {
         index: to_u32(index.into(), "step index")?,
         plugin: row.try_get(at + 2)?,
-        config: row.try_get::<Json<Value>, _>(at + 3)?.0,
+        config: row.try_get::<Json<RawJson>, _>(at + 3)?.0,
         timeout_ms: timeout_ms.map(|v| to_u64(v, "timeout_ms")).transpose()?,
         retries: retries.map(|v| to_u32(v, "retries")).transpose()?,
         plugin_version: row.try_get(at + 6)?,
         status: step_status(row.try_get(at + 7)?)?,
         attempts: to_u32(attempts.into(), "attempts")?,
-        output: row.try_get::<Option<Json<Value>>, _>(at + 9)?.map(|j| j.0),
+        output: row
+            .try_get::<Option<Json<RawJson>>, _>(at + 9)?
+            .map(|j| j.0),
         error: row.try_get(at + 10)?,
         started_at: row.try_get(at + 11)?,
         finished_at: row.try_get(at + 12)?,
@@ -950,7 +1011,19 @@ fn run_with_steps(rows: &[PgRow]) -> Result<Option<Run>, StoreError> {
 fn doc_from_row(row: &PgRow) -> Result<Doc, StoreError> {
     Ok(Doc {
         key: row.try_get("key")?,
-        value: row.try_get::<Json<Value>, _>("value")?.0,
+        value: row.try_get::<Json<RawJson>, _>("value")?.0,
         version: to_u64(row.try_get("version")?, "version")?,
+    })
+}
+
+fn key_from_row(row: &PgRow) -> Result<ApiKeyRow, StoreError> {
+    Ok(ApiKeyRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        hash: row.try_get("hash")?,
+        scopes: row.try_get("scopes")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
     })
 }

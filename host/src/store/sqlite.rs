@@ -12,7 +12,6 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde_json::Value;
 use sqlx::Row;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -20,9 +19,10 @@ use sqlx::sqlite::{
 };
 
 use super::{
-    Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, Page, Run, RunId, RunRefusal, RunStatus, Step,
-    StepOutcome, StepRefusal, StepState, StoreError, attach_steps, duration_ms, migrations, now_ms,
-    outcome_columns, run_refusal, run_status, step_status, step_to_start, to_i64, to_u32, to_u64,
+    ApiKeyRow, Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, Page, RawJson, Run, RunId, RunRefusal,
+    RunStatus, Step, StepOutcome, StepRefusal, StepState, StoreError, attach_steps, duration_ms,
+    migrations, now_ms, outcome_columns, run_refusal, run_status, step_status, step_to_start,
+    to_i64, to_u32, to_u64,
 };
 
 /// How long a statement waits for another process' write lock.
@@ -106,7 +106,7 @@ impl SqliteStore {
     pub(super) async fn create_run(&self, new: NewRun) -> Result<(Run, bool), StoreError> {
         let id = RunId::now_v7();
         let now = now_ms();
-        let input = to_json(&new.input)?;
+        let input = new.input.get();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, status, input, idempotency_key, cancel_requested, created_at,
@@ -133,7 +133,7 @@ impl SqliteStore {
                 .bind(id)
                 .bind(index)
                 .bind(&step.plugin)
-                .bind(to_json(&step.config)?)
+                .bind(step.config.get())
                 .bind(
                     step.timeout_ms
                         .map(|ms| to_i64(ms, "timeout_ms"))
@@ -497,7 +497,7 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         let idx = i64::from(index);
         let (status, output, error) = outcome_columns(outcome);
-        let output = output.as_ref().map(to_json).transpose()?;
+        let output = output.as_ref().map(RawJson::get);
         for _ in 0..GUARDED_TRIES {
             let done = sqlx::query(
                 "UPDATE steps
@@ -509,7 +509,7 @@ impl SqliteStore {
             .bind(id)
             .bind(idx)
             .bind(status.as_str())
-            .bind(&output)
+            .bind(output)
             .bind(&error)
             .bind(now_ms())
             .bind(worker)
@@ -553,11 +553,11 @@ impl SqliteStore {
         &self,
         id: RunId,
         index: u32,
-        output: &Value,
+        output: &RawJson,
         duration_ms: f64,
         worker: &str,
     ) -> Result<Option<Run>, StoreError> {
-        let output = to_json(output)?;
+        let output = output.get();
         let now = now_ms();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let step = sqlx::query(
@@ -570,7 +570,7 @@ impl SqliteStore {
         )
         .bind(id)
         .bind(i64::from(index))
-        .bind(&output)
+        .bind(output)
         .bind(now)
         .bind(worker)
         .bind(duration_ms)
@@ -591,7 +591,7 @@ impl SqliteStore {
             run_columns!()
         ))
         .bind(id)
-        .bind(&output)
+        .bind(output)
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
@@ -616,11 +616,11 @@ impl SqliteStore {
         &self,
         id: RunId,
         status: RunStatus,
-        output: Option<Value>,
+        output: Option<RawJson>,
         error: Option<String>,
         worker: Option<&str>,
     ) -> Result<bool, StoreError> {
-        let output = output.as_ref().map(to_json).transpose()?;
+        let output = output.as_ref().map(RawJson::get);
         for _ in 0..GUARDED_TRIES {
             let now = now_ms();
             let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -633,7 +633,7 @@ impl SqliteStore {
             )
             .bind(id)
             .bind(status.as_str())
-            .bind(&output)
+            .bind(output)
             .bind(&error)
             .bind(now)
             .bind(worker)
@@ -737,6 +737,63 @@ impl SqliteStore {
             "SELECT status, COUNT(*) FROM runs GROUP BY status"
         };
         Ok(sqlx::query_as(sql).fetch_all(&self.reader).await?)
+    }
+
+    pub(super) async fn key_insert(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, last_used_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(key.id)
+        .bind(&key.name)
+        .bind(&key.prefix)
+        .bind(&key.hash)
+        .bind(&key.scopes)
+        .bind(key.created_at)
+        .bind(key.last_used_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn key_list(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys ORDER BY id"
+        ))
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(key_from_row).collect()
+    }
+
+    pub(super) async fn key_delete(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM api_keys WHERE id = ?1")
+            .bind(id)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    pub(super) async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            key_columns!(),
+            " FROM api_keys WHERE hash = ?1"
+        ))
+        .bind(hash)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(key_from_row).transpose()
+    }
+
+    pub(super) async fn key_used(&self, id: uuid::Uuid, now: i64) -> Result<(), StoreError> {
+        sqlx::query("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")
+            .bind(id)
+            .bind(now)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     pub(super) async fn doc_get(
@@ -884,12 +941,8 @@ async fn cancel_steps(
     Ok(())
 }
 
-fn to_json(value: &Value) -> Result<String, StoreError> {
-    serde_json::to_string(value).map_err(|e| StoreError::Invalid(format!("JSON value: {e}")))
-}
-
-fn from_json(text: &str, what: &str) -> Result<Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+fn from_json(text: &str, what: &str) -> Result<RawJson, StoreError> {
+    RawJson::parse(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
 fn run_from_row(row: &SqliteRow) -> Result<Run, StoreError> {
@@ -941,5 +994,17 @@ fn doc_from_row(row: &SqliteRow) -> Result<Doc, StoreError> {
         key: row.try_get("key")?,
         value: from_json(row.try_get("value")?, "document")?,
         version: to_u64(row.try_get("version")?, "version")?,
+    })
+}
+
+fn key_from_row(row: &SqliteRow) -> Result<ApiKeyRow, StoreError> {
+    Ok(ApiKeyRow {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        hash: row.try_get("hash")?,
+        scopes: row.try_get("scopes")?,
+        created_at: row.try_get("created_at")?,
+        last_used_at: row.try_get("last_used_at")?,
     })
 }

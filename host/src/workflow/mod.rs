@@ -14,8 +14,6 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::plugins::{PluginKind, Registry};
 use crate::queue::Queue;
 use crate::store::{ListRuns, NewRun, Page, Run, RunId, StepSpec, Store};
@@ -145,7 +143,7 @@ impl Workflows {
                     plugin.kind.as_str()
                 )));
             }
-            if !matches!(step.config, Value::Object(_) | Value::Null) {
+            if !(step.config.is_object() || step.config.is_null()) {
                 return Err(WorkflowError::Invalid(format!(
                     "step {i}: config must be a JSON object"
                 )));

@@ -232,7 +232,7 @@ mod tests {
         let (run, _) = store
             .create_run(crate::store::NewRun {
                 steps: Vec::new(),
-                input: serde_json::json!({"n": 1}),
+                input: crate::store::RawJson::from_value(&serde_json::json!({"n": 1})),
                 idempotency_key: None,
                 request_id: None,
             })

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
@@ -13,7 +12,7 @@ use super::{Workflows, backoff};
 use crate::metrics::{self, StepOutcome as Counted};
 use crate::plugins::{CallError, Plugin, PluginKind};
 use crate::queue::Delivery;
-use crate::store::{Claim, Run, RunStatus, Step, StepOutcome, StepStatus, StoreError};
+use crate::store::{Claim, RawJson, Run, RunStatus, Step, StepOutcome, StepStatus, StoreError};
 
 /// How often a running step checks whether its run was cancelled.
 const CANCEL_POLL: Duration = Duration::from_millis(250);
@@ -148,7 +147,7 @@ struct Started {
 
 /// How a step ended, for the run.
 enum StepEnd {
-    Succeeded(Value),
+    Succeeded(RawJson),
     /// The run's last step succeeded, and the run was recorded finished
     /// with it.
     Completed,
@@ -246,7 +245,7 @@ async fn execute_steps(
         // checkpointed, so their output is the next step's input.
         match step.status {
             StepStatus::Succeeded => {
-                input = step.output.clone().unwrap_or(Value::Null);
+                input = step.output.clone().unwrap_or_else(RawJson::null);
                 continue;
             }
             StepStatus::Failed => {
@@ -328,7 +327,7 @@ async fn finish(
     worker: &str,
     run: &Run,
     status: RunStatus,
-    output: Option<Value>,
+    output: Option<RawJson>,
     error: Option<String>,
 ) {
     match wf
@@ -353,7 +352,7 @@ async fn complete(
     worker: &str,
     run: &Run,
     step: &Step,
-    output: Value,
+    output: RawJson,
     ms: f64,
 ) -> StepEnd {
     match wf
@@ -381,17 +380,17 @@ async fn run_step(
     run: &Run,
     step: &Step,
     mut begun: Option<Started>,
-    input: &Value,
+    input: &RawJson,
     lost: &AtomicBool,
 ) -> StepEnd {
     let id = run.id;
     let last = step.index as usize + 1 == run.steps.len();
     let config = if step.config.is_null() {
-        "{}".to_owned()
+        "{}"
     } else {
-        step.config.to_string()
+        step.config.get()
     };
-    let input = input.to_string();
+    let input = input.get();
     let retries = step.retries.unwrap_or(0);
     let timeout = step.timeout_ms.map(Duration::from_millis);
     loop {
@@ -422,7 +421,7 @@ async fn run_step(
         };
         let start = Instant::now();
         let outcome = tokio::select! {
-            result = wf.registry.runtime().run_step_within(&plugin, &input, &config, timeout) => Some(result),
+            result = wf.registry.runtime().run_step_within(&plugin, input, config, timeout) => Some(result),
             () = stopped(wf, id, lost) => None,
         };
         let ms = start.elapsed().as_secs_f64() * 1e3;
@@ -431,21 +430,7 @@ async fn run_step(
             // Dropping the call's future dropped its store: the instance
             // is gone, the step interrupted.
             None => return cancel(wf, worker, run, step, ms).await,
-            Some(Ok(text)) => {
-                let output: Value = match serde_json::from_str(&text) {
-                    Ok(v) => v,
-                    Err(e) => {
-                        return fail(
-                            wf,
-                            worker,
-                            run,
-                            step,
-                            ms,
-                            &format!("invalid JSON output: {e}"),
-                        )
-                        .await;
-                    }
-                };
+            Some(Ok(output)) => {
                 metrics::step_outcome(Counted::Succeeded);
                 tracing::debug!(attempt, ms, "step succeeded");
                 if last {
