@@ -296,11 +296,15 @@ async fn every_route_has_a_typed_call() {
         .list(&ListRuns {
             status: Some(RunStatus::Succeeded),
             limit: Some(5),
-            cursor: None,
+            output: true,
+            ..ListRuns::default()
         })
         .await
         .expect("list");
     assert_eq!(page.value.runs[0].id, id);
+    assert_eq!(page.value.runs[0].step_count, 1);
+    assert_eq!(page.value.runs[0].output, Some(json!({"text": "42"})));
+    assert_eq!(page.value.runs[0].input, None, "input only on request");
     let e = client.cancel(&id).await.expect_err("finished");
     assert_eq!(e.code(), Some("run_finished"));
 

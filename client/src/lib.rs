@@ -392,6 +392,13 @@ impl Client {
         if let Some(cursor) = &which.cursor {
             request.query.push(("cursor", cursor.clone()));
         }
+        let include: Vec<&str> = [(which.input, "input"), (which.output, "output")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect();
+        if !include.is_empty() {
+            request.query.push(("include", include.join(",")));
+        }
         let received = self.send(&request).await?;
         let page: Answer<RunPage> = self.decode(&request, received)?;
         self.require(

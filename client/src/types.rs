@@ -225,13 +225,37 @@ pub struct ListRuns {
     pub limit: Option<u32>,
     /// The previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Include each run's input (`include=input`).
+    pub input: bool,
+    /// Include each run's output (`include=output`). With either, a page
+    /// ends early, with a cursor, before it passes the host's byte limit.
+    pub output: bool,
+}
+
+/// A run in a listing: no steps; its input and output only when asked for.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RunSummary {
+    pub id: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub cancel_requested: bool,
+    pub created_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub step_count: u32,
+    /// With [`ListRuns::input`].
+    pub input: Option<Value>,
+    /// With [`ListRuns::output`] (null until the run succeeded).
+    pub output: Option<Value>,
 }
 
 /// A page of runs, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RunPage {
-    pub runs: Vec<Run>,
+    pub runs: Vec<RunSummary>,
     /// Set when older runs remain: pass it as [`ListRuns::cursor`].
     pub next_cursor: Option<String>,
 }

@@ -15,6 +15,7 @@ use crate::knowledge::ChunkBudget;
 use crate::knowledge::ingest::Source;
 use crate::plugins::Limits;
 use crate::ratelimit::RateConfig;
+use crate::workflow::RunLimits;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -79,10 +80,10 @@ pub struct HttpLimits {
     /// their connections are closed.
     pub shutdown_timeout: Duration,
     /// Bytes of request bodies handled at once.
-    pub max_bodies_in_flight: usize,
+    pub max_in_flight: usize,
     /// How long a request waits for room among the bodies in flight before
     /// it is answered 503.
-    pub body_wait: Duration,
+    pub memory_wait: Duration,
 }
 
 impl Default for HttpLimits {
@@ -91,8 +92,8 @@ impl Default for HttpLimits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_timeout: Duration::from_millis(DEFAULT_HEADER_TIMEOUT_MS),
             shutdown_timeout: Duration::from_millis(DEFAULT_SHUTDOWN_TIMEOUT_MS),
-            max_bodies_in_flight: DEFAULT_MAX_BODIES_MB << 20,
-            body_wait: Duration::from_millis(DEFAULT_BODY_WAIT_MS),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT_MB << 20,
+            memory_wait: Duration::from_millis(DEFAULT_MEMORY_WAIT_MS),
         }
     }
 }
@@ -109,6 +110,8 @@ pub struct Config {
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Vec<IpNet>,
     pub http: HttpLimits,
+    /// What runs keep, and what reading them costs.
+    pub runs: RunLimits,
     pub data_dir: PathBuf,
     pub plugins_dir: PathBuf,
     pub knowledge_dir: PathBuf,
@@ -191,6 +194,18 @@ pub struct FileConfig {
     pub knowledge: FileKnowledgeConfig,
     #[serde(default)]
     pub http: FileHttpConfig,
+    #[serde(default)]
+    pub limits: FileLimits,
+}
+
+/// `[limits]` in `nova.toml`: what runs keep.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    pub run_input_bytes: Option<usize>,
+    pub run_bytes: Option<u64>,
+    pub error_bytes: Option<usize>,
+    pub page_bytes: Option<u64>,
 }
 
 /// `[http]` in `nova.toml`.
@@ -200,8 +215,8 @@ pub struct FileHttpConfig {
     pub max_connections: Option<usize>,
     pub header_timeout_ms: Option<u64>,
     pub shutdown_timeout_ms: Option<u64>,
-    pub max_bodies_mb: Option<usize>,
-    pub body_wait_ms: Option<u64>,
+    pub max_in_flight_mb: Option<usize>,
+    pub memory_wait_ms: Option<u64>,
 }
 
 /// `[knowledge]` in `nova.toml`.
@@ -301,8 +316,8 @@ pub const DEFAULT_BIND: &str = "127.0.0.1:8080";
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
-pub const DEFAULT_MAX_BODIES_MB: usize = 64;
-pub const DEFAULT_BODY_WAIT_MS: u64 = 5_000;
+pub const DEFAULT_MAX_IN_FLIGHT_MB: usize = 64;
+pub const DEFAULT_MEMORY_WAIT_MS: u64 = 5_000;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MEMORY_MB: u64 = 128;
 pub const DEFAULT_MAX_MEMORY_MB: u64 = 1024;
@@ -361,6 +376,7 @@ impl Config {
                 message,
             })?;
         let http = resolve_http(file.http, &over)?;
+        let runs = resolve_limits(file.limits)?;
         let data_dir = over
             .data_dir
             .or(file.data_dir)
@@ -482,6 +498,7 @@ impl Config {
             auth,
             trusted_proxies,
             http,
+            runs,
             database_url: non_empty(over.database_url.or(file.database_url)),
             redis_url,
             redis_prefix: non_empty(over.redis_prefix.or(file.redis_prefix))
@@ -509,6 +526,45 @@ impl Config {
     }
 }
 
+fn resolve_limits(file: FileLimits) -> Result<RunLimits, ConfigError> {
+    let defaults = RunLimits::default();
+    let limits = RunLimits {
+        input_bytes: file.run_input_bytes.unwrap_or(defaults.input_bytes),
+        run_bytes: file.run_bytes.unwrap_or(defaults.run_bytes),
+        error_bytes: file.error_bytes.unwrap_or(defaults.error_bytes),
+        page_bytes: file.page_bytes.unwrap_or(defaults.page_bytes),
+    };
+    let invalid = |key: &'static str, message: String| ConfigError::Invalid { key, message };
+    if !(1..=(64 << 20)).contains(&limits.input_bytes) {
+        return Err(invalid(
+            "limits.run_input_bytes",
+            "must be between 1 and 67108864".into(),
+        ));
+    }
+    if (limits.input_bytes as u64) > limits.run_bytes || limits.run_bytes > 1 << 30 {
+        return Err(invalid(
+            "limits.run_bytes",
+            format!(
+                "must be at least limits.run_input_bytes ({}) and at most 1073741824",
+                limits.input_bytes
+            ),
+        ));
+    }
+    if !(256..=(1 << 20)).contains(&limits.error_bytes) {
+        return Err(invalid(
+            "limits.error_bytes",
+            "must be between 256 and 1048576".into(),
+        ));
+    }
+    if !(1..=(1 << 30)).contains(&limits.page_bytes) {
+        return Err(invalid(
+            "limits.page_bytes",
+            "must be between 1 and 1073741824".into(),
+        ));
+    }
+    Ok(limits)
+}
+
 fn resolve_http(file: FileHttpConfig, over: &Overrides) -> Result<HttpLimits, ConfigError> {
     let invalid = |key: &'static str, message: &str| ConfigError::Invalid {
         key,
@@ -532,9 +588,9 @@ fn resolve_http(file: FileHttpConfig, over: &Overrides) -> Result<HttpLimits, Co
             Err(invalid(key, "must be between 1 and 3600000 (ms)"))
         }
     };
-    let max_bodies_mb = file.max_bodies_mb.unwrap_or(DEFAULT_MAX_BODIES_MB);
-    if !(1..=1 << 20).contains(&max_bodies_mb) {
-        return Err(invalid("http.max_bodies_mb", "must be at least 1"));
+    let max_in_flight_mb = file.max_in_flight_mb.unwrap_or(DEFAULT_MAX_IN_FLIGHT_MB);
+    if !(1..=1 << 20).contains(&max_in_flight_mb) {
+        return Err(invalid("http.max_in_flight_mb", "must be at least 1"));
     }
     Ok(HttpLimits {
         max_connections,
@@ -548,8 +604,12 @@ fn resolve_http(file: FileHttpConfig, over: &Overrides) -> Result<HttpLimits, Co
             DEFAULT_SHUTDOWN_TIMEOUT_MS,
             "http.shutdown_timeout_ms",
         )?,
-        max_bodies_in_flight: max_bodies_mb << 20,
-        body_wait: ms(file.body_wait_ms, DEFAULT_BODY_WAIT_MS, "http.body_wait_ms")?,
+        max_in_flight: max_in_flight_mb << 20,
+        memory_wait: ms(
+            file.memory_wait_ms,
+            DEFAULT_MEMORY_WAIT_MS,
+            "http.memory_wait_ms",
+        )?,
     })
 }
 

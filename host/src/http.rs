@@ -57,10 +57,11 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_headers(MAX_HEADERS)
-        .max_buf_size(MAX_HEAD_BYTES)
-        // One write per response head, so that JsonErrors sees hyper's
-        // own error answers whole.
-        .writev(false);
+        // Vectored writes (the default on a socket): hyper queues a body's
+        // bytes instead of copying them into its buffer, so an answer
+        // waiting on a slow reader is the answer's own bytes, still held
+        // in the memory budget, not an untracked copy.
+        .max_buf_size(MAX_HEAD_BYTES);
     tokio::pin!(stop);
     loop {
         let slot = tokio::select! {
@@ -128,9 +129,10 @@ pub async fn serve(
 /// 414, 431, written when a request cannot be parsed) into JSON ones.
 ///
 /// hyper writes such an answer as the last bytes of the connection: a
-/// status line, `connection: close`, `content-length: 0` and a date. Every
-/// error the router answers has a JSON body, so a bodiless 4xx head at the
-/// end of a write can only be hyper's. The rewrite is reported to hyper as
+/// status line, `connection: close`, `content-length: 0` and a date, at the
+/// end of its head buffer (the last slice of a vectored write). Every error
+/// the router answers has a JSON body, so a bodiless 4xx head at the end of
+/// a write can only be hyper's. The rewrite is reported to hyper as
 /// written, and sent on the next flush.
 pub struct JsonErrors<S> {
     inner: S,
@@ -231,6 +233,29 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsonErrors<S> {
             return Poll::Ready(Ok(buf.len()));
         }
         Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        ready!(self.poll_pending(cx))?;
+        let last = bufs.iter().rev().find(|b| !b.is_empty());
+        if last.is_some_and(|b| rewrite(b).is_some()) {
+            let whole: Vec<u8> = bufs.iter().flat_map(|b| b.iter().copied()).collect();
+            if let Some((start, answer)) = rewrite(&whole) {
+                let mut bytes = whole[..start].to_vec();
+                bytes.extend_from_slice(&answer);
+                self.pending = Some((bytes, 0));
+                return Poll::Ready(Ok(whole.len()));
+            }
+        }
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

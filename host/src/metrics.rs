@@ -180,7 +180,7 @@ impl Metrics {
             m.cache_misses.clone(),
         );
         registry.register(
-            "http_body_budget_refusals",
+            "http_memory_budget_refusals",
             "Requests answered 503 because the bodies in flight were at their limit",
             m.body_refusals.clone(),
         );
@@ -413,7 +413,7 @@ pub enum FileOutcome {
 }
 
 /// A request refused for lack of room among the bodies in flight.
-pub fn body_budget_refused() {
+pub fn memory_budget_refused() {
     METRICS.body_refusals.inc();
 }
 

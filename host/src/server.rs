@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::api::{self, AppState, Auth, BodyBudget, Health};
+use crate::api::{self, AppState, Auth, Health, MemoryBudget};
 use crate::auth::ApiKeys;
 use crate::config::KnowledgeConfig;
 use crate::config::{AuthMode, Config};
@@ -235,6 +235,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
             concurrency: config.workers,
             lease: config.lease,
             retention: config.run_retention,
+            limits: config.runs,
             ..WorkflowConfig::default()
         },
     };
@@ -272,7 +273,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
         registry: registry.clone(),
         auth,
-        budget: BodyBudget::new(config.http.max_bodies_in_flight, config.http.body_wait),
+        budget: MemoryBudget::new(config.http.max_in_flight, config.http.memory_wait),
         started: Instant::now(),
         plugins_ready: plugins_ready.clone(),
         max_plugin_bytes: config.max_plugin_bytes,

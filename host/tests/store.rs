@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nova::store::{
-    Doc, ListRuns, NewRun, RawJson, Run, RunId, RunStatus, StepOutcome, StepSpec, StepStatus,
-    Store, StoreError,
+    Doc, ListRuns, NewRun, RawJson, Run, RunId, RunStatus, RunSummary, StepOutcome, StepSpec,
+    StepStatus, Store, StoreError,
 };
 use serde_json::{Value, json};
 
@@ -222,6 +222,7 @@ suite!(
     check_idempotency,
     check_concurrent_idempotency,
     check_list_and_pages,
+    check_list_by_bytes,
     check_claim_exclusive,
     check_claim_takeover_after_lease,
     check_concurrent_claims,
@@ -348,8 +349,21 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
-fn ids(runs: &[Run]) -> Vec<RunId> {
+fn ids(runs: &[RunSummary]) -> Vec<RunId> {
     runs.iter().map(|r| r.id).collect()
+}
+
+/// What a listing shows of a run is what the run is.
+fn assert_summarises(summary: &RunSummary, run: &Run) {
+    assert_eq!(summary.id, run.id);
+    assert_eq!(summary.status, run.status);
+    assert_eq!(summary.error, run.error);
+    assert_eq!(summary.idempotency_key, run.idempotency_key);
+    assert_eq!(summary.cancel_requested, run.cancel_requested);
+    assert_eq!(summary.created_at, run.created_at);
+    assert_eq!(summary.started_at, run.started_at);
+    assert_eq!(summary.finished_at, run.finished_at);
+    assert_eq!(summary.step_count as usize, run.steps.len());
 }
 
 // ---------------------------------------------------------------------------
@@ -510,11 +524,12 @@ async fn check_concurrent_idempotency(store: &Store) {
             status: None,
             limit: 100,
             cursor: None,
+            ..ListRuns::default()
         })
         .await
         .expect("list");
     assert_eq!(page.runs.len(), 1);
-    assert_eq!(page.runs[0].steps.len(), 3, "the steps were stored once");
+    assert_eq!(page.runs[0].step_count, 3, "the steps were stored once");
 }
 
 async fn check_list_and_pages(store: &Store) {
@@ -573,16 +588,18 @@ async fn check_list_and_pages(store: &Store) {
             status: None,
             limit: 100,
             cursor: None,
+            ..ListRuns::default()
         })
         .await
         .expect("list");
     assert_eq!(ids(&page.runs), newest_first);
     assert_eq!(page.next_cursor, None);
     for run in &page.runs {
+        assert_summarises(run, &get(store, run.id).await);
         assert_eq!(
-            *run,
-            get(store, run.id).await,
-            "listed runs carry their steps"
+            (&run.input, &run.output),
+            (&None, &None),
+            "JSON only on request"
         );
     }
 
@@ -596,6 +613,7 @@ async fn check_list_and_pages(store: &Store) {
                 status: None,
                 limit: 2,
                 cursor,
+                ..ListRuns::default()
             })
             .await
             .expect("list");
@@ -603,7 +621,7 @@ async fn check_list_and_pages(store: &Store) {
         assert!(page.runs.len() <= 2);
         seen.extend(ids(&page.runs));
         for run in &page.runs {
-            assert!(!run.steps.is_empty());
+            assert!(run.step_count > 0);
         }
         match page.next_cursor {
             Some(next) => {
@@ -622,6 +640,7 @@ async fn check_list_and_pages(store: &Store) {
             status: None,
             limit: 7,
             cursor: None,
+            ..ListRuns::default()
         })
         .await
         .expect("list");
@@ -634,13 +653,14 @@ async fn check_list_and_pages(store: &Store) {
             status: Some(RunStatus::Queued),
             limit: 100,
             cursor: None,
+            ..ListRuns::default()
         })
         .await
         .expect("list");
     assert_eq!(ids(&queued.runs), vec![all[4].id, all[1].id, all[0].id]);
     assert!(queued.runs.iter().all(|r| r.status == RunStatus::Queued));
     for run in &queued.runs {
-        assert_eq!(*run, get(store, run.id).await);
+        assert_summarises(run, &get(store, run.id).await);
     }
 
     // By status, paged.
@@ -649,6 +669,7 @@ async fn check_list_and_pages(store: &Store) {
             status: Some(RunStatus::Queued),
             limit: 2,
             cursor: None,
+            ..ListRuns::default()
         })
         .await
         .expect("list");
@@ -659,6 +680,7 @@ async fn check_list_and_pages(store: &Store) {
             status: Some(RunStatus::Queued),
             limit: 2,
             cursor: first.next_cursor,
+            ..ListRuns::default()
         })
         .await
         .expect("list");
@@ -676,6 +698,7 @@ async fn check_list_and_pages(store: &Store) {
                 status: Some(status),
                 limit: 10,
                 cursor: None,
+                ..ListRuns::default()
             })
             .await
             .expect("list");
@@ -688,11 +711,78 @@ async fn check_list_and_pages(store: &Store) {
             status: None,
             limit: 10,
             cursor: Some(all[0].id),
+            ..ListRuns::default()
         })
         .await
         .expect("list");
     assert!(page.runs.is_empty());
     assert_eq!(page.next_cursor, None);
+}
+
+/// Inputs and outputs on request: measured first, the page cut before the
+/// run that would pass the byte limit, then read; and what reading a whole
+/// run costs.
+async fn check_list_by_bytes(store: &Store) {
+    let mut runs = Vec::new();
+    for i in 0..4 {
+        let mut new = new_run(1, None);
+        new.input = raw(json!({"n": i, "pad": "x".repeat(1000)}));
+        let (run, _) = store.create_run(new).await.expect("create");
+        runs.push(run);
+    }
+    let input_bytes = runs[0].input.len() as u64;
+    // Room for two inputs and a half.
+    let page = store
+        .list_runs(ListRuns {
+            limit: 10,
+            input: true,
+            max_bytes: input_bytes * 5 / 2,
+            ..ListRuns::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(ids(&page.runs), vec![runs[3].id, runs[2].id]);
+    assert_eq!(page.next_cursor, Some(runs[2].id));
+    assert_eq!(page.json_bytes(), 2 * input_bytes);
+    assert!(
+        page.runs.iter().all(|r| r.input.is_none()),
+        "measured, not read"
+    );
+    let mut page = page;
+    store.fill_page(&mut page, true, false).await.expect("fill");
+    assert_eq!(page.runs[0].input.as_ref(), Some(&runs[3].input));
+    assert_eq!(page.runs[1].input.as_ref(), Some(&runs[2].input));
+    // The first run is listed whatever its size.
+    let page = store
+        .list_runs(ListRuns {
+            limit: 10,
+            input: true,
+            output: true,
+            max_bytes: 1,
+            ..ListRuns::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.runs.len(), 1);
+    assert_eq!(page.runs[0].output_bytes, None, "no output yet");
+    // Without JSON asked for, the byte limit changes nothing.
+    let page = store
+        .list_runs(ListRuns {
+            limit: 10,
+            max_bytes: 1,
+            ..ListRuns::default()
+        })
+        .await
+        .expect("list");
+    assert!(page.runs.len() >= 4);
+
+    // A run's size: input, configs, outputs and errors.
+    let run = get(store, runs[0].id).await;
+    assert_eq!(
+        store.run_size(run.id).await.expect("size"),
+        Some(run.stored_bytes())
+    );
+    assert_eq!(store.run_size(RunId::now_v7()).await.expect("size"), None);
 }
 
 async fn check_claim_exclusive(store: &Store) {
@@ -1518,11 +1608,13 @@ async fn check_finished_among(store: &Store) {
 
 async fn check_cancel_queued(store: &Store) {
     let run = create(store, 3).await;
-    let cancelled = store
+    let status = store
         .request_cancel(run.id)
         .await
         .expect("cancel")
         .expect("known run");
+    assert_eq!(status, RunStatus::Cancelled);
+    let cancelled = get(store, run.id).await;
     assert_eq!(cancelled.status, RunStatus::Cancelled);
     assert!(cancelled.cancel_requested);
     assert!(cancelled.finished_at.is_some());
@@ -1533,7 +1625,6 @@ async fn check_cancel_queued(store: &Store) {
             .iter()
             .all(|s| s.status == StepStatus::Cancelled)
     );
-    assert_eq!(cancelled, get(store, run.id).await);
     assert!(
         store
             .cancel_requested(run.id)
@@ -1554,13 +1645,14 @@ async fn check_cancel_queued(store: &Store) {
             .contains(&run.id)
     );
 
-    // Cancelling again returns it unchanged.
+    // Cancelling again leaves it unchanged.
     let again = store
         .request_cancel(run.id)
         .await
         .expect("cancel")
         .expect("known");
-    assert_eq!(again, cancelled);
+    assert_eq!(again, RunStatus::Cancelled);
+    assert_eq!(get(store, run.id).await, cancelled);
 
     // A finished run is returned unchanged.
     let done = running(store, 1, "w1").await;
@@ -1577,11 +1669,13 @@ async fn check_cancel_queued(store: &Store) {
             .expect("finish")
     );
     let before = get(store, done.id).await;
-    let after = store
+    let status = store
         .request_cancel(done.id)
         .await
         .expect("cancel")
         .expect("known");
+    assert_eq!(status, RunStatus::Succeeded);
+    let after = get(store, done.id).await;
     assert_eq!(after, before);
     assert!(!after.cancel_requested);
     assert!(
@@ -1635,12 +1729,13 @@ async fn check_cancel_running(store: &Store) {
     );
 
     // Running: only the request is recorded; the worker stops the run.
-    let requested = store
+    let status = store
         .request_cancel(run.id)
         .await
         .expect("cancel")
         .expect("known");
-    assert_eq!(requested.status, RunStatus::Running);
+    assert_eq!(status, RunStatus::Running);
+    let requested = get(store, run.id).await;
     assert!(requested.cancel_requested);
     assert_eq!(requested.finished_at, None);
     assert_eq!(requested.steps[1].status, StepStatus::Running);
@@ -2226,9 +2321,8 @@ async fn check_invalid_input(store: &Store) {
         assert!(matches!(
             store
                 .list_runs(ListRuns {
-                    status: None,
                     limit,
-                    cursor: None
+                    ..ListRuns::default()
                 })
                 .await,
             Err(StoreError::Invalid(_))

@@ -500,6 +500,40 @@ impl Nova {
         std::fs::rename(&tmp, self.plugins_dir.join(format!("{name}.wasm"))).expect("rename");
     }
 
+    /// The host's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The host's resident memory now and at its peak (`VmRSS`, `VmHWM`
+    /// of `/proc/PID/status`), in bytes.
+    pub fn memory(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .expect("/proc/PID/status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                .map(|kb| kb << 10)
+                .unwrap_or_else(|| panic!("no {name} in /proc/PID/status"))
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// Makes an API key with `scopes` through the admin API; a client that
+    /// sends it.
+    pub async fn key_client(&self, scopes: &[&str]) -> reqwest::Client {
+        let key = self
+            .client
+            .key_create("test", scopes)
+            .await
+            .expect("make a key")
+            .value
+            .key;
+        http_client(Some(&key))
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))

@@ -1,5 +1,5 @@
-//! Request bodies: JSON bodies that must say they are JSON, and a cap on
-//! the bytes of bodies being handled at once.
+//! Request bodies that must say they are JSON, and a cap on the bytes the
+//! host holds for requests at once: their bodies, and the runs they read.
 //!
 //! A JSON route refuses any other `Content-Type` with 415. That closes the
 //! one request a web page can make a browser send to a host it cannot
@@ -8,11 +8,12 @@
 //! such a page cannot attach.
 //!
 //! Every route that takes a body reserves its size (its `Content-Length`,
-//! or the route's limit for a chunked body) in the [`BodyBudget`] before
-//! it is read, and keeps the reservation until it has answered. When the
-//! budget is spent, a request waits for room up to [`BodyBudget::wait`],
-//! then gets `503` with `Retry-After`: concurrent large requests queue
-//! instead of growing the heap.
+//! or the route's limit for a chunked body) in the [`MemoryBudget`] before
+//! it is read, and keeps the reservation until it has answered; the run
+//! routes reserve what they read the same way. When the budget is spent, a
+//! request waits for room up to [`MemoryBudget::wait`], then gets `503`
+//! with `Retry-After`: concurrent large requests queue instead of growing
+//! the heap.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use serde::de::DeserializeOwned;
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::error::ApiError;
 use super::parse_json;
@@ -31,19 +32,24 @@ use super::parse_json;
 /// The budget is counted in KiB, so a `u32` of permits covers any size.
 const UNIT: usize = 1024;
 
-/// The bytes of request bodies the host holds at once.
+/// What holding `n` bytes of a request's JSON costs at its peak: the text
+/// as it arrived (or as the store gave it), a copy made while reading or
+/// parsing it, and the answer written from it.
+pub const HELD_COPIES: usize = 3;
+
+/// The bytes the host holds for requests at once.
 #[derive(Clone)]
-pub struct BodyBudget {
+pub struct MemoryBudget {
     permits: Arc<Semaphore>,
     total: usize,
     wait: Duration,
 }
 
-impl BodyBudget {
+impl MemoryBudget {
     /// `bytes` of bodies at once; a request waits at most `wait` for room.
     pub fn new(bytes: usize, wait: Duration) -> Self {
         let units = bytes.div_ceil(UNIT).max(1);
-        BodyBudget {
+        MemoryBudget {
             permits: Arc::new(Semaphore::new(units)),
             total: units * UNIT,
             wait,
@@ -62,6 +68,44 @@ impl BodyBudget {
     pub fn available(&self) -> usize {
         self.permits.available_permits() * UNIT
     }
+
+    /// Holds `bytes` (at most the whole budget) until the permit is
+    /// dropped; waits for room at most [`MemoryBudget::wait`], then 503.
+    pub async fn hold(&self, bytes: usize) -> Result<OwnedSemaphorePermit, ApiError> {
+        let units = u32::try_from(bytes.div_ceil(UNIT).min(self.total / UNIT)).unwrap_or(u32::MAX);
+        match tokio::time::timeout(self.wait, self.permits.clone().acquire_many_owned(units)).await
+        {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) | Err(_) => {
+                crate::metrics::memory_budget_refused();
+                Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy",
+                    format!(
+                        "the host holds {} MiB for other requests, its limit; retry",
+                        self.total >> 20
+                    ),
+                ))
+            }
+        }
+    }
+}
+
+/// An answer's bytes that keep their hold on the budget until the last of
+/// them is written to the client, or the connection drops. Released when
+/// the handler returns, an answer waiting on a slow reader would sit
+/// outside the budget: thirty such answers of a big run are thirty copies.
+pub fn held_bytes(bytes: Vec<u8>, held: OwnedSemaphorePermit) -> Bytes {
+    struct Held {
+        bytes: Vec<u8>,
+        _held: OwnedSemaphorePermit,
+    }
+    impl AsRef<[u8]> for Held {
+        fn as_ref(&self) -> &[u8] {
+            &self.bytes
+        }
+    }
+    Bytes::from_owner(Held { bytes, _held: held })
 }
 
 /// What a request may send: its declared length, or the route's `limit`
@@ -81,33 +125,14 @@ fn declared(headers: &HeaderMap, limit: usize) -> Option<usize> {
 
 /// The middleware, with the route's body limit as its state.
 pub async fn reserve(
-    State((budget, limit)): State<(BodyBudget, usize)>,
+    State((budget, limit)): State<(MemoryBudget, usize)>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let Some(bytes) = declared(request.headers(), limit) else {
         return Ok(next.run(request).await);
     };
-    let units = u32::try_from(bytes.div_ceil(UNIT).min(budget.total / UNIT)).unwrap_or(u32::MAX);
-    let permit = match tokio::time::timeout(
-        budget.wait,
-        budget.permits.clone().acquire_many_owned(units),
-    )
-    .await
-    {
-        Ok(Ok(permit)) => permit,
-        Ok(Err(_)) | Err(_) => {
-            crate::metrics::body_budget_refused();
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "busy",
-                format!(
-                    "the host is reading {} MiB of other request bodies, its limit; retry",
-                    budget.total >> 20
-                ),
-            ));
-        }
-    };
+    let permit = budget.hold(HELD_COPIES * bytes).await?;
     let response = next.run(request).await;
     drop(permit);
     Ok(response)
@@ -239,8 +264,20 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn held_bytes_hold_until_the_last_copy_is_gone() {
+        let budget = MemoryBudget::new(4 * UNIT, Duration::from_millis(50));
+        let held = budget.hold(3 * UNIT).await.unwrap();
+        let bytes = held_bytes(b"{}".to_vec(), held);
+        let copy = bytes.slice(1..);
+        drop(bytes);
+        assert_eq!(budget.available(), UNIT);
+        drop(copy);
+        assert_eq!(budget.available(), 4 * UNIT);
+    }
+
+    #[tokio::test]
     async fn the_budget_is_shared_and_given_back() {
-        let budget = BodyBudget::new(4 * UNIT, Duration::from_millis(50));
+        let budget = MemoryBudget::new(4 * UNIT, Duration::from_millis(50));
         let a = budget.permits.clone().acquire_many_owned(3).await.unwrap();
         assert_eq!(budget.available(), UNIT);
         assert!(

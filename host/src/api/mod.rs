@@ -29,7 +29,7 @@ use utoipa_axum::routes;
 
 use crate::plugins::Registry;
 pub use auth::Auth;
-pub use body::{BodyBudget, JsonBody, MaybeJsonBody};
+pub use body::{JsonBody, MaybeJsonBody, MemoryBudget};
 use error::{ApiError, code_for};
 
 /// Largest JSON body accepted by default.
@@ -43,7 +43,7 @@ pub struct AppState {
     pub registry: Arc<Registry>,
     pub auth: Auth,
     /// Request bodies being handled, in bytes: capped.
-    pub budget: BodyBudget,
+    pub budget: MemoryBudget,
     pub started: Instant,
     /// Set once the plugin directory has been scanned at start.
     pub plugins_ready: Arc<AtomicBool>,
@@ -79,7 +79,7 @@ const BEARER: &str = "bearer";
 ///
 /// Every route but `/health` is behind [`auth::authenticate`]; each
 /// handler names the scope it needs with an [`auth::Need`] argument. Routes
-/// that take a body reserve it in the [`BodyBudget`] first.
+/// that take a body reserve it in the [`MemoryBudget`] first.
 pub fn api(state: AppState) -> (Router, OpenApi) {
     // A route that takes a body of at most `limit` bytes.
     let with_body =
@@ -361,7 +361,7 @@ mod tests {
                 enabled: true,
                 trusted_proxies: Arc::new([]),
             },
-            budget: BodyBudget::new(8 << 20, Duration::from_secs(1)),
+            budget: MemoryBudget::new(8 << 20, Duration::from_secs(1)),
             registry,
             started: Instant::now(),
             plugins_ready: Arc::new(AtomicBool::new(true)),

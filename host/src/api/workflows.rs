@@ -4,15 +4,19 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{Need, scope};
+use super::body::{HELD_COPIES, held_bytes};
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, JsonBody, rfc3339_ms};
+use crate::store::RunSummary;
 use crate::store::{ListRuns, NewRun, RawJson, Run, RunId, RunStatus, Step, StepSpec, StepStatus};
 use crate::workflow::{MAX_WAIT, WorkflowError, Workflows};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// A workflow: steps run in order, each step's output the next one's input.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -137,10 +141,35 @@ pub struct StepView {
     pub duration_ms: Option<f64>,
 }
 
+/// A run in a listing: no steps, and its input and output only on request
+/// (`include`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunSummaryView {
+    #[schema(value_type = String, format = "uuid")]
+    pub id: RunId,
+    pub status: RunState,
+    pub error: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub cancel_requested: bool,
+    pub created_at: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// How many steps the run has.
+    pub step_count: u32,
+    /// With `include=input`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub input: Option<RawJson>,
+    /// With `include=output`: the run's output, null until it succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub output: Option<Option<RawJson>>,
+}
+
 /// One page of runs, newest first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RunPage {
-    pub runs: Vec<RunView>,
+    pub runs: Vec<RunSummaryView>,
     /// Set when older runs remain: pass it as `cursor` for the next page.
     #[schema(value_type = Option<String>, format = "uuid")]
     pub next_cursor: Option<RunId>,
@@ -241,10 +270,10 @@ pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(params): Query<WaitParams>,
-) -> Result<Json<RunView>, ApiError> {
+) -> Result<Response, ApiError> {
     let wf = workflows(&state)?;
     let id = run_id(&id)?;
-    let run = match params.wait {
+    let handed = match params.wait {
         Some(secs) if !(0.0..=MAX_WAIT.as_secs_f64()).contains(&secs) => {
             return Err(ApiError::bad_request(
                 "invalid_wait",
@@ -252,10 +281,62 @@ pub async fn get(
             ));
         }
         Some(secs) => wf.wait(id, Duration::from_secs_f64(secs)).await?,
-        None => wf.get(id).await?,
+        None => None,
     };
-    let run = run.ok_or_else(|| unknown(id))?;
-    Ok(Json(run_view(&run)))
+    read_run(&state, wf, id, handed).await
+}
+
+/// The run as an answer, holding what it costs in the memory budget while
+/// it is read and written out: the run (`handed` over by a worker, or read
+/// from the store), the rows it was read from and its JSON text.
+async fn read_run(
+    state: &AppState,
+    wf: &Workflows,
+    id: RunId,
+    handed: Option<Run>,
+) -> Result<Response, ApiError> {
+    let (run, held) = match handed {
+        Some(run) => {
+            let held = state
+                .budget
+                .hold(HELD_COPIES * run.stored_bytes() as usize)
+                .await?;
+            (run, held)
+        }
+        None => {
+            let size = wf.size(id).await?.ok_or_else(|| unknown(id))?;
+            let held = state.budget.hold(HELD_COPIES * size as usize).await?;
+            let run = wf.get(id).await?.ok_or_else(|| unknown(id))?;
+            (run, held)
+        }
+    };
+    let size = run.stored_bytes() as usize;
+    json_answer(StatusCode::OK, &run_view(run), size, held)
+}
+
+/// `value` written out as the answer's body, which keeps `held` until it is
+/// sent; `size` is about as long as it will be, so the buffer is not grown
+/// by copies.
+fn json_answer(
+    status: StatusCode,
+    value: &impl Serialize,
+    size: usize,
+    held: OwnedSemaphorePermit,
+) -> Result<Response, ApiError> {
+    let mut body = Vec::with_capacity(size + 4096);
+    serde_json::to_writer(&mut body, value).map_err(|e| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            format!("cannot write the answer: {e}"),
+        )
+    })?;
+    Ok((
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        held_bytes(body, held),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -269,6 +350,10 @@ pub struct ListParams {
     limit: Option<u32>,
     /// A previous page's `next_cursor`.
     cursor: Option<String>,
+    /// `input`, `output`, or `input,output`: include each run's input or
+    /// output. A page then ends early, with a `next_cursor`, before the run
+    /// that would take it past `limits.page_bytes` (8 MiB by default).
+    include: Option<String>,
 }
 
 /// Lists runs, newest first, a page at a time.
@@ -292,7 +377,7 @@ pub async fn list(
     _: Need<scope::RunsRead>,
     State(state): State<AppState>,
     Query(params): Query<ListParams>,
-) -> Result<Json<RunPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let wf = workflows(&state)?;
     let status = match params.status.as_deref() {
         None | Some("") => None,
@@ -313,17 +398,42 @@ pub async fn list(
         ));
     }
     let cursor = params.cursor.as_deref().map(run_id).transpose()?;
-    let page = wf
+    let (mut input, mut output) = (false, false);
+    for part in params.include.as_deref().unwrap_or("").split(',') {
+        match part.trim() {
+            "" => {}
+            "input" => input = true,
+            "output" => output = true,
+            other => {
+                return Err(ApiError::bad_request(
+                    "invalid_include",
+                    format!("include takes input and output, not {other:?}"),
+                ));
+            }
+        }
+    }
+    let mut page = wf
         .list(ListRuns {
             status,
             limit,
             cursor,
+            input,
+            output,
+            max_bytes: wf.config.limits.page_bytes,
         })
         .await?;
-    Ok(Json(RunPage {
-        runs: page.runs.iter().map(run_view).collect(),
+    let size = page.json_bytes() as usize;
+    let held = state.budget.hold(HELD_COPIES * size).await?;
+    wf.fill_page(&mut page, input, output).await?;
+    let view = RunPage {
+        runs: page
+            .runs
+            .into_iter()
+            .map(|r| summary_view(r, input, output))
+            .collect(),
         next_cursor: page.next_cursor,
-    }))
+    };
+    json_answer(StatusCode::OK, &view, size, held)
 }
 
 /// Cancels a run: at once when queued, after its current step when running.
@@ -348,18 +458,18 @@ pub async fn cancel(
     _: Need<scope::RunsWrite>,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<RunView>, ApiError> {
+) -> Result<Response, ApiError> {
     let wf = workflows(&state)?;
     let id = run_id(&id)?;
-    let run = wf.cancel(id).await?.ok_or_else(|| unknown(id))?;
-    if run.status.is_terminal() && run.status != RunStatus::Cancelled {
+    let status = wf.cancel(id).await?.ok_or_else(|| unknown(id))?;
+    if status.is_terminal() && status != RunStatus::Cancelled {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "run_finished",
-            format!("run {id} already {}", run.status.as_str()),
+            format!("run {id} already {}", status.as_str()),
         ));
     }
-    Ok(Json(run_view(&run)))
+    read_run(&state, wf, id, None).await
 }
 
 fn run_id(text: &str) -> Result<RunId, ApiError> {
@@ -375,37 +485,55 @@ fn time(ms: Option<i64>) -> Option<String> {
     ms.map(rfc3339_ms)
 }
 
-fn step_view(s: &Step) -> StepView {
+fn step_view(s: Step) -> StepView {
     StepView {
         index: s.index,
-        plugin: s.plugin.clone(),
-        plugin_version: s.plugin_version.clone(),
-        config: s.config.clone(),
+        plugin: s.plugin,
+        plugin_version: s.plugin_version,
+        config: s.config,
         timeout_ms: s.timeout_ms,
         retries: s.retries,
         status: s.status.into(),
         attempts: s.attempts,
-        output: s.output.clone(),
-        error: s.error.clone(),
+        output: s.output,
+        error: s.error,
         started_at: time(s.started_at),
         finished_at: time(s.finished_at),
         duration_ms: s.duration_ms,
     }
 }
 
-fn run_view(run: &Run) -> RunView {
+/// The API's view of a run; it takes the run, so its JSON is moved, not
+/// copied.
+fn run_view(run: Run) -> RunView {
     RunView {
         id: run.id,
         status: run.status.into(),
-        input: run.input.clone(),
-        output: run.output.clone(),
-        error: run.error.clone(),
-        idempotency_key: run.idempotency_key.clone(),
+        input: run.input,
+        output: run.output,
+        error: run.error,
+        idempotency_key: run.idempotency_key,
         cancel_requested: run.cancel_requested,
         created_at: time(Some(run.created_at)),
         started_at: time(run.started_at),
         finished_at: time(run.finished_at),
-        steps: run.steps.iter().map(step_view).collect(),
+        steps: run.steps.into_iter().map(step_view).collect(),
+    }
+}
+
+fn summary_view(run: RunSummary, input: bool, output: bool) -> RunSummaryView {
+    RunSummaryView {
+        id: run.id,
+        status: run.status.into(),
+        error: run.error,
+        idempotency_key: run.idempotency_key,
+        cancel_requested: run.cancel_requested,
+        created_at: time(Some(run.created_at)),
+        started_at: time(run.started_at),
+        finished_at: time(run.finished_at),
+        step_count: run.step_count,
+        input: if input { run.input } else { None },
+        output: output.then_some(run.output),
     }
 }
 

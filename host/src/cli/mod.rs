@@ -478,6 +478,7 @@ async fn runs_async(args: RunsArgs) -> Result<(), Failure> {
                 status,
                 limit,
                 cursor,
+                ..ListRuns::default()
             };
             let page = remote.client()?.list(&which).await?;
             show(&page, remote.json, output::list);

@@ -153,7 +153,7 @@ pub fn list(page: &RunPage) -> String {
             vec![
                 r.id.clone(),
                 r.status.to_string(),
-                r.steps.len().to_string(),
+                r.step_count.to_string(),
                 opt(r.created_at.as_deref()),
             ]
         })
@@ -447,6 +447,7 @@ pub fn health(h: &Health) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nova_client::RunSummary;
     use serde_json::json;
 
     #[test]
@@ -477,8 +478,13 @@ mod tests {
         assert!(text.contains("1.2") || text.contains("1.3"), "{text}");
         assert!(text.contains("step 0 error: bad"), "{text}");
 
+        let summary: RunSummary = serde_json::from_value(json!({
+            "id": "r1", "status": "failed", "created_at": "2025-01-01T00:00:00.000Z",
+            "step_count": 1
+        }))
+        .expect("summary");
         let page = RunPage {
-            runs: vec![r],
+            runs: vec![summary],
             next_cursor: Some("r1".into()),
         };
         let text = list(&page);

@@ -39,6 +39,29 @@ macro_rules! step_columns {
     };
 }
 
+/// The columns of a `RunSummary` read from `runs`, in both backends.
+macro_rules! summary_columns {
+    () => {
+        "id, status, error, idempotency_key, cancel_requested, created_at, started_at, \
+         finished_at"
+    };
+}
+
+/// The bytes of JSON and error text a run holds, its steps' included, as an
+/// SQL expression over a row of `runs` (`octet_length` counts bytes in
+/// both databases; SQLite has it since 3.43, and the bundled one is newer).
+macro_rules! run_size {
+    () => {
+        "COALESCE(octet_length(CAST(input AS TEXT)), 0) \
+         + COALESCE(octet_length(CAST(output AS TEXT)), 0) \
+         + COALESCE(octet_length(error), 0) \
+         + COALESCE((SELECT SUM(COALESCE(octet_length(CAST(config AS TEXT)), 0) \
+                     + COALESCE(octet_length(CAST(output AS TEXT)), 0) \
+                     + COALESCE(octet_length(error), 0)) \
+                     FROM steps WHERE steps.run_id = runs.id), 0)"
+    };
+}
+
 /// The columns an `ApiKeyRow` is read from, in both backends.
 macro_rules! key_columns {
     () => {
@@ -253,6 +276,19 @@ pub struct Step {
 }
 
 impl Run {
+    /// The bytes of JSON and error text it holds, its steps' included: what
+    /// it costs to keep and to read.
+    pub fn stored_bytes(&self) -> u64 {
+        let text = |t: &Option<String>| t.as_ref().map_or(0, String::len);
+        let json = |j: &Option<RawJson>| j.as_ref().map_or(0, RawJson::len);
+        let steps: usize = self
+            .steps
+            .iter()
+            .map(|s| s.config.len() + json(&s.output) + text(&s.error))
+            .sum();
+        (self.input.len() + json(&self.output) + text(&self.error) + steps) as u64
+    }
+
     /// The run as `create_run` stores it, built here so that creating a run
     /// needs no read back.
     fn queued(id: RunId, created_at: i64, new: NewRun) -> Run {
@@ -300,6 +336,14 @@ pub struct ListRuns {
     pub limit: u32,
     /// Lists runs older than this one (id < cursor): a page's `next_cursor`.
     pub cursor: Option<RunId>,
+    /// Measure each run's input (to fetch it with [`Store::fill_page`]).
+    pub input: bool,
+    /// Measure each run's output.
+    pub output: bool,
+    /// Most bytes of input and output one page may hold: the page ends
+    /// (with a cursor) before the run that would pass it. The first run is
+    /// listed whatever its size.
+    pub max_bytes: u64,
 }
 
 impl Default for ListRuns {
@@ -308,16 +352,54 @@ impl Default for ListRuns {
             status: None,
             limit: 20,
             cursor: None,
+            input: false,
+            output: false,
+            max_bytes: u64::MAX,
         }
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A run as a listing shows it: no steps, and its input and output only
+/// when asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunSummary {
+    pub id: RunId,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub cancel_requested: bool,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub step_count: u32,
+    /// Measured when [`ListRuns::input`] asks.
+    pub input_bytes: Option<u64>,
+    /// Measured when [`ListRuns::output`] asks (none: no output).
+    pub output_bytes: Option<u64>,
+    pub input: Option<RawJson>,
+    pub output: Option<RawJson>,
+}
+
+impl RunSummary {
+    /// The bytes of input and output it holds or would hold.
+    pub fn json_bytes(&self) -> u64 {
+        self.input_bytes.unwrap_or(0) + self.output_bytes.unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Page {
-    /// Newest first, steps included.
-    pub runs: Vec<Run>,
+    /// Newest first.
+    pub runs: Vec<RunSummary>,
     /// Set when older runs remain: the cursor for the next page.
     pub next_cursor: Option<RunId>,
+}
+
+impl Page {
+    /// The bytes of input and output its runs hold or would hold.
+    pub fn json_bytes(&self) -> u64 {
+        self.runs.iter().map(RunSummary::json_bytes).sum()
+    }
 }
 
 /// A run a worker claimed, and the step whose attempt the claim started.
@@ -556,7 +638,9 @@ impl Store {
         dispatch!(self.run_by_idempotency_key(key))
     }
 
-    /// Newest first. `limit` must be 1..=`MAX_PAGE`.
+    /// A page of runs, newest first, without their JSON: `limit` (1 to
+    /// `MAX_PAGE`) of them, fewer when the inputs and outputs asked for
+    /// would pass `max_bytes`. [`Store::fill_page`] then reads that JSON.
     pub async fn list_runs(&self, q: ListRuns) -> Result<Page, StoreError> {
         if !(1..=MAX_PAGE).contains(&q.limit) {
             return Err(StoreError::Invalid(format!(
@@ -564,7 +648,61 @@ impl Store {
                 q.limit
             )));
         }
-        dispatch!(self.list_runs(q))
+        let mut rows: Vec<RunSummary> = dispatch!(self.list_runs(&q))?;
+        let found = rows.len();
+        let mut used = 0u64;
+        let mut keep = 0;
+        for run in rows.iter().take(q.limit as usize) {
+            let size = run.json_bytes();
+            if keep > 0 && used.saturating_add(size) > q.max_bytes {
+                break;
+            }
+            used = used.saturating_add(size);
+            keep += 1;
+        }
+        rows.truncate(keep);
+        let next_cursor = if found > keep {
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok(Page {
+            runs: rows,
+            next_cursor,
+        })
+    }
+
+    /// Reads the inputs (with `input`) and outputs (with `output`) of a
+    /// page's runs.
+    pub async fn fill_page(
+        &self,
+        page: &mut Page,
+        input: bool,
+        output: bool,
+    ) -> Result<(), StoreError> {
+        if !(input || output) || page.runs.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<RunId> = page.runs.iter().map(|r| r.id).collect();
+        let mut json: std::collections::HashMap<RunId, (Option<RawJson>, Option<RawJson>)> =
+            dispatch!(self.run_json(&ids, input, output))?
+                .into_iter()
+                .map(|(id, i, o)| (id, (i, o)))
+                .collect();
+        for run in &mut page.runs {
+            if let Some((i, o)) = json.remove(&run.id) {
+                run.input = i;
+                run.output = o;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many bytes of JSON and error text a run holds, steps included:
+    /// what reading it costs. None: no such run.
+    pub async fn run_size(&self, id: RunId) -> Result<Option<u64>, StoreError> {
+        let size: Option<Option<i64>> = dispatch!(self.run_size(id))?;
+        Ok(size.map(|s| u64::try_from(s.unwrap_or(0)).unwrap_or(0)))
     }
 
     /// Leases the run to `worker` until now + `lease`. Succeeds only if the
@@ -731,9 +869,10 @@ impl Store {
     }
 
     /// A queued run is cancelled at once (with its steps); a running one
-    /// gets `cancel_requested`, and its worker stops it. Returns the run
-    /// after the change (a finished one unchanged), None if unknown.
-    pub async fn request_cancel(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+    /// gets `cancel_requested`, and its worker stops it. Returns the run's
+    /// status after the change (a finished one's unchanged), None if
+    /// unknown.
+    pub async fn request_cancel(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
         dispatch!(self.request_cancel(id))
     }
 
@@ -1001,20 +1140,6 @@ fn run_refusal(state: Option<(RunStatus, Option<String>)>, worker: Option<&str>)
 /// How many times a guarded update is tried when the state it was refused
 /// on changed under it.
 const GUARDED_TRIES: usize = 3;
-
-/// Groups steps, ordered by run then index, under their runs.
-fn attach_steps(runs: &mut [Run], steps: Vec<(RunId, Step)>) {
-    let mut by_run: std::collections::HashMap<RunId, Vec<Step>> = Default::default();
-    for (run, step) in steps {
-        by_run.entry(run).or_default().push(step);
-    }
-    for run in runs {
-        if let Some(mut steps) = by_run.remove(&run.id) {
-            steps.sort_by_key(|s| s.index);
-            run.steps = steps;
-        }
-    }
-}
 
 /// The parts of a step outcome as columns: status, output, error.
 fn outcome_columns(outcome: StepOutcome) -> (StepStatus, Option<RawJson>, Option<String>) {

@@ -18,11 +18,11 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 
+use super::RunSummary;
 use super::{
-    ApiKeyRow, Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, Page, RawJson, Run, RunId, RunRefusal,
-    RunStatus, Step, StepOutcome, StepRefusal, StepState, StoreError, attach_steps, duration_ms,
-    migrations, now_ms, outcome_columns, run_refusal, run_status, step_status, to_i64, to_u32,
-    to_u64,
+    ApiKeyRow, Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, RawJson, Run, RunId, RunRefusal,
+    RunStatus, Step, StepOutcome, StepRefusal, StepState, StoreError, duration_ms, migrations,
+    now_ms, outcome_columns, run_refusal, run_status, step_status, to_i64, to_u32, to_u64,
 };
 
 /// Connections per host. Every call is one or two short statements, so a
@@ -273,67 +273,81 @@ impl PgStore {
         run_with_steps(&rows)
     }
 
-    pub(super) async fn list_runs(&self, q: ListRuns) -> Result<Page, StoreError> {
-        // One more than asked tells whether another page follows.
-        let fetch = i64::from(q.limit) + 1;
-        let query = match (q.status, q.cursor) {
-            (None, None) => sqlx::query(concat!(
-                "SELECT ",
-                run_columns!(),
-                " FROM runs ORDER BY id DESC LIMIT $1"
-            ))
-            .bind(fetch),
-            (Some(status), None) => sqlx::query(concat!(
-                "SELECT ",
-                run_columns!(),
-                " FROM runs WHERE status = $1 ORDER BY id DESC LIMIT $2"
-            ))
-            .bind(status.as_str())
-            .bind(fetch),
-            (None, Some(cursor)) => sqlx::query(concat!(
-                "SELECT ",
-                run_columns!(),
-                " FROM runs WHERE id < $1 ORDER BY id DESC LIMIT $2"
-            ))
-            .bind(cursor)
-            .bind(fetch),
-            (Some(status), Some(cursor)) => sqlx::query(concat!(
-                "SELECT ",
-                run_columns!(),
-                " FROM runs WHERE status = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
-            ))
-            .bind(status.as_str())
-            .bind(cursor)
-            .bind(fetch),
-        };
-        let rows = query.fetch_all(&self.pool).await?;
-        let mut runs = rows
-            .iter()
-            .take(q.limit as usize)
-            .map(run_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if rows.len() > runs.len() {
-            runs.last().map(|r| r.id)
+    /// Up to `limit + 1` summaries (one more tells whether another page
+    /// follows), measuring the JSON `q` asks for, in Postgres (lazily: a
+    /// `CASE` that is false reads nothing).
+    pub(super) async fn list_runs(&self, q: &ListRuns) -> Result<Vec<RunSummary>, StoreError> {
+        let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(concat!(
+            "SELECT ",
+            summary_columns!(),
+            ", (SELECT COUNT(*) FROM steps WHERE steps.run_id = runs.id) AS step_count, "
+        ));
+        query.push(if q.input {
+            "octet_length(input::text)::int8"
         } else {
-            None
-        };
-        if !runs.is_empty() {
-            let ids: Vec<RunId> = runs.iter().map(|r| r.id).collect();
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                step_columns!(),
-                " FROM steps WHERE run_id = ANY($1) ORDER BY run_id, idx"
-            ))
-            .bind(&ids)
-            .fetch_all(&self.pool)
-            .await?;
-            let steps = rows
-                .iter()
-                .map(step_from_row)
-                .collect::<Result<Vec<_>, _>>()?;
-            attach_steps(&mut runs, steps);
+            "NULL::int8"
+        });
+        query.push(" AS input_bytes, ");
+        query.push(if q.output {
+            "octet_length(output::text)::int8"
+        } else {
+            "NULL::int8"
+        });
+        query.push(" AS output_bytes FROM runs");
+        let mut sep = " WHERE ";
+        if let Some(status) = q.status {
+            query.push(sep).push("status = ").push_bind(status.as_str());
+            sep = " AND ";
         }
-        Ok(Page { runs, next_cursor })
+        if let Some(cursor) = q.cursor {
+            query.push(sep).push("id < ").push_bind(cursor);
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(q.limit) + 1);
+        let rows = query.build().fetch_all(&self.pool).await?;
+        rows.iter().map(summary_from_row).collect()
+    }
+
+    /// The input and output (as asked) of runs `ids`.
+    pub(super) async fn run_json(
+        &self,
+        ids: &[RunId],
+        input: bool,
+        output: bool,
+    ) -> Result<Vec<(RunId, Option<RawJson>, Option<RawJson>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, CASE WHEN $2 THEN input END AS input,
+                    CASE WHEN $3 THEN output END AS output
+             FROM runs WHERE id = ANY($1)",
+        )
+        .bind(ids)
+        .bind(input)
+        .bind(output)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("id")?,
+                    row.try_get::<Option<Json<RawJson>>, _>("input")?
+                        .map(|j| j.0),
+                    row.try_get::<Option<Json<RawJson>>, _>("output")?
+                        .map(|j| j.0),
+                ))
+            })
+            .collect()
+    }
+
+    pub(super) async fn run_size(&self, id: RunId) -> Result<Option<Option<i64>>, StoreError> {
+        Ok(sqlx::query_scalar(concat!(
+            "SELECT (",
+            run_size!(),
+            ")::int8 FROM runs WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 
     pub(super) async fn claim_run(
@@ -673,7 +687,7 @@ impl PgStore {
         Err(StoreError::LeaseLost)
     }
 
-    pub(super) async fn request_cancel(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+    pub(super) async fn request_cancel(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
         // SET expressions read the row as it was, so a queued run becomes
         // cancelled and a running one only gets the request.
         let status: Option<String> = sqlx::query_scalar(
@@ -699,7 +713,7 @@ impl PgStore {
         if let Some(status) = status {
             tracing::info!(run = %id, status, "cancellation requested");
         }
-        self.get_run(id).await
+        self.status_of(id).await
     }
 
     pub(super) async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError> {
@@ -939,12 +953,28 @@ const UPDATE_DOC: &str = "UPDATE docs SET value = $3::json, version = version + 
      WHERE namespace = $1 AND key = $2 AND version = $5
      RETURNING version";
 
-fn run_from_row(row: &PgRow) -> Result<Run, StoreError> {
-    run_at(row, 0)
-}
-
-fn step_from_row(row: &PgRow) -> Result<(RunId, Step), StoreError> {
-    step_at(row, 0)
+fn summary_from_row(row: &PgRow) -> Result<RunSummary, StoreError> {
+    let step_count: i64 = row.try_get("step_count")?;
+    let bytes = |column: &str| -> Result<Option<u64>, StoreError> {
+        Ok(row
+            .try_get::<Option<i64>, _>(column)?
+            .map(|n| u64::try_from(n).unwrap_or(0)))
+    };
+    Ok(RunSummary {
+        id: row.try_get("id")?,
+        status: run_status(row.try_get("status")?)?,
+        error: row.try_get("error")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        cancel_requested: row.try_get("cancel_requested")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        step_count: to_u32(step_count, "step count")?,
+        input_bytes: bytes("input_bytes")?,
+        output_bytes: bytes("output_bytes")?,
+        input: None,
+        output: None,
+    })
 }
 
 /// A run from the `run_columns!()` starting at column `at`.

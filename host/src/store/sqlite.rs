@@ -18,11 +18,12 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use super::RunSummary;
 use super::{
-    ApiKeyRow, Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, Page, RawJson, Run, RunId, RunRefusal,
-    RunStatus, Step, StepOutcome, StepRefusal, StepState, StoreError, attach_steps, duration_ms,
-    migrations, now_ms, outcome_columns, run_refusal, run_status, step_status, step_to_start,
-    to_i64, to_u32, to_u64,
+    ApiKeyRow, Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, RawJson, Run, RunId, RunRefusal,
+    RunStatus, Step, StepOutcome, StepRefusal, StepState, StoreError, duration_ms, migrations,
+    now_ms, outcome_columns, run_refusal, run_status, step_status, step_to_start, to_i64, to_u32,
+    to_u64,
 };
 
 /// How long a statement waits for another process' write lock.
@@ -255,69 +256,78 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn list_runs(&self, q: ListRuns) -> Result<Page, StoreError> {
-        // One more than asked tells whether another page follows.
-        let fetch = i64::from(q.limit) + 1;
-        let query = match (q.status, q.cursor) {
-            (None, None) => sqlx::query(concat!(
-                "SELECT ",
-                run_columns!(),
-                " FROM runs ORDER BY id DESC LIMIT ?1"
-            ))
-            .bind(fetch),
-            (Some(status), None) => sqlx::query(concat!(
-                "SELECT ",
-                run_columns!(),
-                " FROM runs WHERE status = ?1 ORDER BY id DESC LIMIT ?2"
-            ))
-            .bind(status.as_str())
-            .bind(fetch),
-            (None, Some(cursor)) => sqlx::query(concat!(
-                "SELECT ",
-                run_columns!(),
-                " FROM runs WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
-            ))
-            .bind(cursor)
-            .bind(fetch),
-            (Some(status), Some(cursor)) => sqlx::query(concat!(
-                "SELECT ",
-                run_columns!(),
-                " FROM runs WHERE status = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
-            ))
-            .bind(status.as_str())
-            .bind(cursor)
-            .bind(fetch),
-        };
-        let rows = query.fetch_all(&self.reader).await?;
-        let mut runs = rows
-            .iter()
-            .take(q.limit as usize)
-            .map(run_from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if rows.len() > runs.len() {
-            runs.last().map(|r| r.id)
+    /// Up to `limit + 1` summaries (one more tells whether another page
+    /// follows), measuring the JSON `q` asks for.
+    pub(super) async fn list_runs(&self, q: &ListRuns) -> Result<Vec<RunSummary>, StoreError> {
+        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(concat!(
+            "SELECT ",
+            summary_columns!(),
+            ", (SELECT COUNT(*) FROM steps WHERE steps.run_id = runs.id) AS step_count, "
+        ));
+        query.push(if q.input {
+            "octet_length(input)"
         } else {
-            None
-        };
-        if !runs.is_empty() {
-            let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(concat!(
-                "SELECT ",
-                step_columns!(),
-                " FROM steps WHERE run_id IN ("
-            ));
-            let mut ids = query.separated(", ");
-            for run in &runs {
-                ids.push_bind(run.id);
-            }
-            ids.push_unseparated(") ORDER BY run_id, idx");
-            let rows = query.build().fetch_all(&self.reader).await?;
-            let steps = rows
-                .iter()
-                .map(step_from_row)
-                .collect::<Result<Vec<_>, _>>()?;
-            attach_steps(&mut runs, steps);
+            "NULL"
+        });
+        query.push(" AS input_bytes, ");
+        query.push(if q.output {
+            "octet_length(output)"
+        } else {
+            "NULL"
+        });
+        query.push(" AS output_bytes FROM runs");
+        let mut sep = " WHERE ";
+        if let Some(status) = q.status {
+            query.push(sep).push("status = ").push_bind(status.as_str());
+            sep = " AND ";
         }
-        Ok(Page { runs, next_cursor })
+        if let Some(cursor) = q.cursor {
+            query.push(sep).push("id < ").push_bind(cursor);
+        }
+        query
+            .push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(q.limit) + 1);
+        let rows = query.build().fetch_all(&self.reader).await?;
+        rows.iter().map(summary_from_row).collect()
+    }
+
+    /// The input and output (as asked) of runs `ids`.
+    pub(super) async fn run_json(
+        &self,
+        ids: &[RunId],
+        input: bool,
+        output: bool,
+    ) -> Result<Vec<(RunId, Option<RawJson>, Option<RawJson>)>, StoreError> {
+        let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new("SELECT id, ");
+        query.push(if input { "input" } else { "NULL AS input" });
+        query.push(", ");
+        query.push(if output { "output" } else { "NULL AS output" });
+        query.push(" FROM runs WHERE id IN (");
+        let mut list = query.separated(", ");
+        for id in ids {
+            list.push_bind(*id);
+        }
+        list.push_unseparated(")");
+        let rows = query.build().fetch_all(&self.reader).await?;
+        rows.iter()
+            .map(|row| {
+                let json = |column: &str| -> Result<Option<RawJson>, StoreError> {
+                    row.try_get::<Option<&str>, _>(column)?
+                        .map(|t| from_json(t, column))
+                        .transpose()
+                };
+                Ok((row.try_get("id")?, json("input")?, json("output")?))
+            })
+            .collect()
+    }
+
+    pub(super) async fn run_size(&self, id: RunId) -> Result<Option<Option<i64>>, StoreError> {
+        Ok(
+            sqlx::query_scalar(concat!("SELECT ", run_size!(), " FROM runs WHERE id = ?1"))
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
     }
 
     pub(super) async fn claim_run(
@@ -659,7 +669,7 @@ impl SqliteStore {
         Err(StoreError::LeaseLost)
     }
 
-    pub(super) async fn request_cancel(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+    pub(super) async fn request_cancel(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
         let now = now_ms();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         // SET expressions read the row as it was, so a queued run becomes
@@ -683,7 +693,7 @@ impl SqliteStore {
         if let Some(status) = status {
             tracing::info!(run = %id, status, "cancellation requested");
         }
-        self.get_run(id).await
+        self.status_of(id).await
     }
 
     pub(super) async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError> {
@@ -962,6 +972,29 @@ fn run_from_row(row: &SqliteRow) -> Result<Run, StoreError> {
         finished_at: row.try_get("finished_at")?,
         request_id: row.try_get("request_id")?,
         steps: Vec::new(),
+    })
+}
+
+fn summary_from_row(row: &SqliteRow) -> Result<RunSummary, StoreError> {
+    let bytes = |column: &str| -> Result<Option<u64>, StoreError> {
+        Ok(row
+            .try_get::<Option<i64>, _>(column)?
+            .map(|n| u64::try_from(n).unwrap_or(0)))
+    };
+    Ok(RunSummary {
+        id: row.try_get("id")?,
+        status: run_status(row.try_get("status")?)?,
+        error: row.try_get("error")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        cancel_requested: row.try_get("cancel_requested")?,
+        created_at: row.try_get("created_at")?,
+        started_at: row.try_get("started_at")?,
+        finished_at: row.try_get("finished_at")?,
+        step_count: to_u32(row.try_get("step_count")?, "step count")?,
+        input_bytes: bytes("input_bytes")?,
+        output_bytes: bytes("output_bytes")?,
+        input: None,
+        output: None,
     })
 }
 

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use crate::plugins::{PluginKind, Registry};
 use crate::queue::Queue;
-use crate::store::{ListRuns, NewRun, Page, Run, RunId, StepSpec, Store};
+use crate::store::{ListRuns, NewRun, Page, Run, RunId, RunStatus, Store};
 
 pub use sweeper::spawn_sweeper;
 pub use waiters::Waiters;
@@ -28,6 +28,31 @@ pub const MAX_STEPS: usize = 64;
 pub const MAX_RETRIES: u32 = 10;
 /// Longest `?wait=` a request may hold.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// Bounds on what runs keep, and on what reading them costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunLimits {
+    /// A run's input, as submitted.
+    pub input_bytes: usize,
+    /// Everything a run keeps: its input, its steps' configs, outputs and
+    /// errors, and its output. A step whose output would pass it fails.
+    pub run_bytes: u64,
+    /// An error message kept for a step or a run; longer ones are cut.
+    pub error_bytes: usize,
+    /// The inputs and outputs one page of `GET /workflows` may hold.
+    pub page_bytes: u64,
+}
+
+impl Default for RunLimits {
+    fn default() -> Self {
+        RunLimits {
+            input_bytes: 1 << 20,
+            run_bytes: 16 << 20,
+            error_bytes: 8 << 10,
+            page_bytes: 8 << 20,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct WorkflowConfig {
@@ -43,6 +68,7 @@ pub struct WorkflowConfig {
     pub sweep_every: Duration,
     /// How long finished runs are kept; none: forever.
     pub retention: Option<Duration>,
+    pub limits: RunLimits,
 }
 
 impl Default for WorkflowConfig {
@@ -54,6 +80,7 @@ impl Default for WorkflowConfig {
             backoff_max: Duration::from_secs(30),
             sweep_every: Duration::from_secs(2),
             retention: None,
+            limits: RunLimits::default(),
         }
     }
 }
@@ -105,7 +132,7 @@ impl Workflows {
                 });
             }
         }
-        self.validate(&new.steps)?;
+        self.validate(&new)?;
         let (run, created) = self.store.create_run(new).await?;
         if created {
             // If this fails the run stays queued in the store, and the
@@ -117,7 +144,24 @@ impl Workflows {
         Ok(Submitted { run, created })
     }
 
-    fn validate(&self, steps: &[StepSpec]) -> Result<(), WorkflowError> {
+    fn validate(&self, new: &NewRun) -> Result<(), WorkflowError> {
+        let limits = &self.config.limits;
+        if new.input.len() > limits.input_bytes {
+            return Err(WorkflowError::Invalid(format!(
+                "the input is {} bytes; the limit is {} (limits.run_input_bytes)",
+                new.input.len(),
+                limits.input_bytes
+            )));
+        }
+        let stored = new.input.len() + new.steps.iter().map(|s| s.config.len()).sum::<usize>();
+        if stored as u64 > limits.run_bytes {
+            return Err(WorkflowError::Invalid(format!(
+                "the input and step configs are {stored} bytes; a run keeps at most {} \
+                 (limits.run_bytes)",
+                limits.run_bytes
+            )));
+        }
+        let steps = &new.steps;
         if steps.is_empty() {
             return Err(WorkflowError::Invalid(
                 "a workflow needs at least one step".into(),
@@ -170,7 +214,9 @@ impl Workflows {
         Ok(self.store.get_run(id).await?)
     }
 
-    /// The run once it is finished, or as it is when `wait` runs out.
+    /// Waits until the run has finished, at most `wait`. The finished run
+    /// when a worker of this host handed it over as it finished; otherwise
+    /// none, and the caller reads it.
     pub async fn wait(&self, id: RunId, wait: Duration) -> Result<Option<Run>, WorkflowError> {
         let deadline = tokio::time::Instant::now() + wait.min(MAX_WAIT);
         // Watched before the status is read, so a finish in between is not
@@ -183,22 +229,38 @@ impl Workflows {
             // Finished here, and handed over by the worker: no read needed.
             return Ok(Some(Arc::unwrap_or_clone(run)));
         }
-        Ok(self.store.get_run(id).await?)
+        Ok(None)
     }
 
+    /// A page of run summaries, without their JSON (see
+    /// [`Workflows::fill_page`]).
     pub async fn list(&self, query: ListRuns) -> Result<Page, WorkflowError> {
         Ok(self.store.list_runs(query).await?)
     }
 
-    pub async fn cancel(&self, id: RunId) -> Result<Option<Run>, WorkflowError> {
-        let run = self.store.request_cancel(id).await?;
+    /// Reads the inputs and outputs a page measured.
+    pub async fn fill_page(
+        &self,
+        page: &mut Page,
+        input: bool,
+        output: bool,
+    ) -> Result<(), WorkflowError> {
+        Ok(self.store.fill_page(page, input, output).await?)
+    }
+
+    /// What reading run `id` costs, in bytes; none: no such run.
+    pub async fn size(&self, id: RunId) -> Result<Option<u64>, WorkflowError> {
+        Ok(self.store.run_size(id).await?)
+    }
+
+    /// Cancels run `id`; its status after that, none if unknown.
+    pub async fn cancel(&self, id: RunId) -> Result<Option<RunStatus>, WorkflowError> {
+        let status = self.store.request_cancel(id).await?;
         // A queued run is cancelled at once; a running one when its worker
         // sees the request (and announces it then).
-        if let Some(run) = &run
-            && run.status.is_terminal()
-        {
+        if status.is_some_and(RunStatus::is_terminal) {
             self.waiters.announce(id);
         }
-        Ok(run)
+        Ok(status)
     }
 }

@@ -232,7 +232,10 @@ async fn execute_steps(
 ) {
     let heartbeat = Heartbeat::start(wf, worker, &run, delivery);
     let id = run.id;
-    let mut input = run.input.clone();
+    let mut carry = Carry {
+        input: run.input.clone(),
+        stored: run.stored_bytes(),
+    };
     for step in &run.steps {
         // The step the claim started runs even when stopping: its attempt
         // is counted, and the drain waits for it like any step in flight.
@@ -245,7 +248,7 @@ async fn execute_steps(
         // checkpointed, so their output is the next step's input.
         match step.status {
             StepStatus::Succeeded => {
-                input = step.output.clone().unwrap_or_else(RawJson::null);
+                carry.input = step.output.clone().unwrap_or_else(RawJson::null);
                 continue;
             }
             StepStatus::Failed => {
@@ -268,11 +271,11 @@ async fn execute_steps(
             StepStatus::Pending | StepStatus::Running => {}
         }
         let span = tracing::info_span!("step", index = step.index, plugin = %step.plugin);
-        match run_step(wf, worker, &run, step, begun, &input, &heartbeat.lost)
+        match run_step(wf, worker, &run, step, begun, &mut carry, &heartbeat.lost)
             .instrument(span)
             .await
         {
-            StepEnd::Succeeded(output) => input = output,
+            StepEnd::Succeeded(output) => carry.input = output,
             StepEnd::Completed => return,
             StepEnd::Failed(error) => {
                 finish(
@@ -296,7 +299,23 @@ async fn execute_steps(
             }
         }
     }
-    finish(wf, worker, &run, RunStatus::Succeeded, Some(input), None).await;
+    finish(
+        wf,
+        worker,
+        &run,
+        RunStatus::Succeeded,
+        Some(carry.input),
+        None,
+    )
+    .await;
+}
+
+/// What a run carries from one step to the next.
+struct Carry {
+    /// The next step's input: the last output.
+    input: RawJson,
+    /// The bytes the run keeps so far, held to the run limit.
+    stored: u64,
 }
 
 /// The process is stopping: let another worker resume the run at step
@@ -322,6 +341,19 @@ fn step_error(step: &Step, error: &str) -> String {
     format!("step {} ({}) failed: {error}", step.index, step.plugin)
 }
 
+/// `text` cut to at most `max` bytes (on a character boundary), saying so.
+pub(crate) fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    const MARK: &str = " … (cut)";
+    let mut end = max.saturating_sub(MARK.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{MARK}", &text[..end])
+}
+
 async fn finish(
     wf: &Workflows,
     worker: &str,
@@ -330,6 +362,7 @@ async fn finish(
     output: Option<RawJson>,
     error: Option<String>,
 ) {
+    let error = error.map(|e| cut(&e, wf.config.limits.error_bytes));
     match wf
         .store
         .finish_run(run.id, status, output, error, Some(worker))
@@ -380,7 +413,7 @@ async fn run_step(
     run: &Run,
     step: &Step,
     mut begun: Option<Started>,
-    input: &RawJson,
+    carry: &mut Carry,
     lost: &AtomicBool,
 ) -> StepEnd {
     let id = run.id;
@@ -390,7 +423,7 @@ async fn run_step(
     } else {
         step.config.get()
     };
-    let input = input.get();
+    let input = carry.input.get();
     let retries = step.retries.unwrap_or(0);
     let timeout = step.timeout_ms.map(Duration::from_millis);
     loop {
@@ -431,6 +464,20 @@ async fn run_step(
             // is gone, the step interrupted.
             None => return cancel(wf, worker, run, step, ms).await,
             Some(Ok(output)) => {
+                // The last step's output is kept twice: as its own and the
+                // run's.
+                let keeps = output.len() as u64 * if last { 2 } else { 1 };
+                let limit = wf.config.limits.run_bytes;
+                if carry.stored.saturating_add(keeps) > limit {
+                    let error = format!(
+                        "its output of {} bytes would bring what the run keeps to {} bytes, \
+                         over the limit of {limit} (limits.run_bytes)",
+                        output.len(),
+                        carry.stored.saturating_add(keeps)
+                    );
+                    return fail(wf, worker, run, step, ms, &error).await;
+                }
+                carry.stored += keeps;
                 metrics::step_outcome(Counted::Succeeded);
                 tracing::debug!(attempt, ms, "step succeeded");
                 if last {
@@ -496,8 +543,9 @@ async fn fail(
     ms: f64,
     error: &str,
 ) -> StepEnd {
+    let error = cut(error, wf.config.limits.error_bytes);
     let outcome = StepOutcome::Failed {
-        error: error.to_owned(),
+        error: error.clone(),
     };
     metrics::step_outcome(Counted::Failed);
     match wf
@@ -505,7 +553,7 @@ async fn fail(
         .finish_step(run.id, step.index, outcome, ms, worker)
         .await
     {
-        Ok(_) => StepEnd::Failed(error.to_owned()),
+        Ok(_) => StepEnd::Failed(error),
         Err(e) => abandon(run.id, e),
     }
 }
