@@ -54,7 +54,7 @@ async fn each_hostile_plugin_fails_only_its_own_call() {
             "evil-output",
             502,
             "plugin_output_too_large",
-            "52428802 bytes exceeds",
+            "exceeds its limit of 16777216 bytes",
         ),
     ];
     for (plugin, status, code, words) in cases {

@@ -43,7 +43,13 @@ async fn runtime(cache: &Path) -> Arc<Runtime> {
         store: Store::connect("sqlite::memory:").await.expect("store"),
         knowledge: Knowledge::disabled("not used by this benchmark"),
     };
-    Arc::new(Runtime::new(cache, limits(), 1 << 30, 64, services).expect("runtime"))
+    let config = nova::plugins::RuntimeConfig {
+        defaults: limits(),
+        max_memory_bytes: 1 << 30,
+        concurrency: 64,
+        ..Default::default()
+    };
+    Arc::new(Runtime::new(cache, config, services).expect("runtime"))
 }
 
 fn read(path: &Path) -> Vec<u8> {

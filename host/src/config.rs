@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::auth::IpNet;
 use crate::knowledge::ChunkBudget;
 use crate::knowledge::ingest::Source;
-use crate::plugins::Limits;
+use crate::plugins::{CompileLimits, ComponentCaps, Limits, OutputLimits, RuntimeConfig};
 use crate::ratelimit::RateConfig;
 use crate::workflow::RunLimits;
 
@@ -120,13 +120,10 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// `None`: `nova serve` generates one and prints it once.
     pub admin_token: Option<String>,
-    /// Limits every plugin gets unless its manifest says otherwise.
-    pub plugin_limits: Limits,
-    /// Ceiling a manifest may raise a plugin's memory limit to; it is also
-    /// the size of each slot in the instance pool.
-    pub plugin_max_memory_bytes: u64,
-    /// How many plugin instances may run at once (the pool's size).
-    pub plugin_concurrency: u32,
+    /// The plugin runtime: default limits and their ceilings, the pool's
+    /// size and per-component caps, the compiler's limits, and how much of
+    /// a plugin's output is kept.
+    pub plugins: RuntimeConfig,
     /// Largest `.wasm` accepted by upload.
     pub max_plugin_bytes: usize,
     /// `postgres://…` or `sqlite://…`; none: SQLite in the data directory.
@@ -244,8 +241,18 @@ pub struct FilePluginConfig {
     pub memory_mb: Option<u64>,
     pub max_memory_mb: Option<u64>,
     pub max_output_bytes: Option<u64>,
+    pub output_ceiling_bytes: Option<u64>,
     pub concurrency: Option<u32>,
     pub max_upload_bytes: Option<usize>,
+    pub max_memories_per_component: Option<u32>,
+    pub max_tables_per_component: Option<u32>,
+    pub max_core_instances_per_component: Option<u32>,
+    pub compile_timeout_ms: Option<u64>,
+    pub compile_memory_mb: Option<u64>,
+    pub compile_concurrency: Option<usize>,
+    pub describe_bytes: Option<usize>,
+    pub max_chunks: Option<usize>,
+    pub chunk_bytes: Option<usize>,
 }
 
 impl FileConfig {
@@ -332,6 +339,8 @@ pub const DEFAULT_RUN_RETENTION_DAYS: u64 = 30;
 /// (the most a 32-bit linear memory can hold).
 pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
 pub const MAX_MAX_MEMORY_MB: u64 = 4096;
+/// Memories the instance pool may hold, all its slots together.
+pub const MAX_POOLED_MEMORIES: u64 = 16_384;
 
 impl Config {
     pub fn resolve(file: FileConfig, over: Overrides) -> Result<Self, ConfigError> {
@@ -513,17 +522,131 @@ impl Config {
             knowledge_dir,
             cache_dir,
             admin_token,
-            plugin_limits: Limits {
-                timeout: Duration::from_millis(timeout_ms),
-                memory_bytes: memory_mb << 20,
-                max_output_bytes: p.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT_BYTES),
-            },
-            plugin_max_memory_bytes: max_memory_mb << 20,
-            plugin_concurrency: concurrency,
             max_plugin_bytes: p.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES),
+            plugins: resolve_runtime(
+                &p,
+                Limits {
+                    timeout: Duration::from_millis(timeout_ms),
+                    memory_bytes: memory_mb << 20,
+                    max_output_bytes: p.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT_BYTES),
+                },
+                max_memory_mb << 20,
+                concurrency,
+                runs.error_bytes,
+            )?,
             knowledge,
         })
     }
+}
+
+/// The plugin runtime's settings beyond the default limits.
+fn resolve_runtime(
+    p: &FilePluginConfig,
+    defaults: Limits,
+    max_memory_bytes: u64,
+    concurrency: u32,
+    error_bytes: usize,
+) -> Result<RuntimeConfig, ConfigError> {
+    let base = RuntimeConfig::default();
+    let invalid = |key: &'static str, message: String| ConfigError::Invalid { key, message };
+    let output_ceiling = p.output_ceiling_bytes.unwrap_or(base.max_output_bytes);
+    if defaults.max_output_bytes > output_ceiling {
+        return Err(invalid(
+            "plugins.max_output_bytes",
+            format!("must be at most plugins.output_ceiling_bytes ({output_ceiling})"),
+        ));
+    }
+    let caps = ComponentCaps {
+        memories: p.max_memories_per_component.unwrap_or(base.caps.memories),
+        tables: p.max_tables_per_component.unwrap_or(base.caps.tables),
+        core_instances: p
+            .max_core_instances_per_component
+            .unwrap_or(base.caps.core_instances),
+    };
+    for (key, value) in [
+        ("plugins.max_memories_per_component", caps.memories),
+        ("plugins.max_tables_per_component", caps.tables),
+        (
+            "plugins.max_core_instances_per_component",
+            caps.core_instances,
+        ),
+    ] {
+        if !(1..=1000).contains(&value) {
+            return Err(invalid(key, "must be between 1 and 1000".into()));
+        }
+    }
+    // Each memory slot of the pool reserves 4 GiB of address space (and a
+    // guard): keep the pool within 64 TiB of the 128 TiB a process has.
+    if u64::from(concurrency) * u64::from(caps.memories) > MAX_POOLED_MEMORIES {
+        return Err(invalid(
+            "plugins.concurrency",
+            format!(
+                "plugins.concurrency × plugins.max_memories_per_component must be at most \
+                 {MAX_POOLED_MEMORIES} (each pooled memory reserves 4 GiB of address space)"
+            ),
+        ));
+    }
+    let compile = CompileLimits {
+        timeout: Duration::from_millis(
+            p.compile_timeout_ms
+                .unwrap_or(base.compile.timeout.as_millis() as u64),
+        ),
+        memory_bytes: p
+            .compile_memory_mb
+            .map_or(base.compile.memory_bytes, |mb| mb << 20),
+        concurrency: p.compile_concurrency.unwrap_or(base.compile.concurrency),
+    };
+    if compile.timeout.is_zero() || compile.timeout > Duration::from_millis(MAX_TIMEOUT_MS) {
+        return Err(invalid(
+            "plugins.compile_timeout_ms",
+            format!("must be between 1 and {MAX_TIMEOUT_MS}"),
+        ));
+    }
+    if !((256 << 20)..=(1 << 40)).contains(&compile.memory_bytes) {
+        return Err(invalid(
+            "plugins.compile_memory_mb",
+            "must be at least 256 (the compiler's own code needs that much)".into(),
+        ));
+    }
+    if !(1..=64).contains(&compile.concurrency) {
+        return Err(invalid(
+            "plugins.compile_concurrency",
+            "must be between 1 and 64".into(),
+        ));
+    }
+    let output = OutputLimits {
+        error_bytes,
+        describe_bytes: p.describe_bytes.unwrap_or(base.output.describe_bytes),
+        max_chunks: p.max_chunks.unwrap_or(base.output.max_chunks),
+        chunk_bytes: p.chunk_bytes.unwrap_or(base.output.chunk_bytes),
+    };
+    if !(64..=(1 << 20)).contains(&output.describe_bytes) {
+        return Err(invalid(
+            "plugins.describe_bytes",
+            "must be between 64 and 1048576".into(),
+        ));
+    }
+    if !(1..=1_000_000).contains(&output.max_chunks) {
+        return Err(invalid(
+            "plugins.max_chunks",
+            "must be between 1 and 1000000".into(),
+        ));
+    }
+    if !(64..=(16 << 20)).contains(&output.chunk_bytes) {
+        return Err(invalid(
+            "plugins.chunk_bytes",
+            "must be between 64 and 16777216".into(),
+        ));
+    }
+    Ok(RuntimeConfig {
+        defaults,
+        max_memory_bytes,
+        max_output_bytes: output_ceiling,
+        concurrency,
+        caps,
+        compile,
+        output,
+    })
 }
 
 fn resolve_limits(file: FileLimits) -> Result<RunLimits, ConfigError> {
@@ -723,8 +846,8 @@ mod tests {
         let c = Config::resolve(FileConfig::default(), Overrides::default()).unwrap();
         assert_eq!(c.bind.to_string(), DEFAULT_BIND);
         assert_eq!(c.plugins_dir, PathBuf::from("data/plugins"));
-        assert_eq!(c.plugin_limits.timeout, Duration::from_secs(10));
-        assert_eq!(c.plugin_limits.memory_bytes, 128 << 20);
+        assert_eq!(c.plugins.defaults.timeout, Duration::from_secs(10));
+        assert_eq!(c.plugins.defaults.memory_bytes, 128 << 20);
         assert!(c.admin_token.is_none());
     }
 
@@ -741,8 +864,8 @@ mod tests {
         let c = Config::resolve(file, over).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/srv/nova"));
         assert_eq!(c.plugins_dir, PathBuf::from("/srv/nova/plugins"));
-        assert_eq!(c.plugin_limits.timeout, Duration::from_millis(250));
-        assert_eq!(c.plugin_limits.memory_bytes, 64 << 20);
+        assert_eq!(c.plugins.defaults.timeout, Duration::from_millis(250));
+        assert_eq!(c.plugins.defaults.memory_bytes, 64 << 20);
     }
 
     #[test]

@@ -52,12 +52,9 @@ enum Command {
 
 #[derive(Args)]
 struct CompilePluginArgs {
-    /// The host's plugin concurrency (its engine is built with it).
+    /// The address space this process may use, in bytes.
     #[arg(long)]
-    concurrency: u32,
-    /// The host's largest plugin memory, in bytes.
-    #[arg(long)]
-    max_memory_bytes: u64,
+    memory_limit_bytes: u64,
     /// The component to compile.
     wasm: std::path::PathBuf,
     /// Where to write the artifact.
@@ -223,12 +220,7 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 fn compile_plugin(args: &CompilePluginArgs) -> ExitCode {
-    match nova::plugins::compiler::compile_file(
-        args.concurrency,
-        args.max_memory_bytes,
-        &args.wasm,
-        &args.out,
-    ) {
+    match nova::plugins::compiler::compile_file(args.memory_limit_bytes, &args.wasm, &args.out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
             // The host reports this text as the plugin's compile error.

@@ -140,7 +140,7 @@ impl Metrics {
         );
         registry.register(
             "workflow_steps",
-            "Workflow step attempts by outcome (succeeded, failed, retried)",
+            "Workflow step attempts by outcome (succeeded, failed, retried, busy)",
             m.steps.clone(),
         );
         registry.register(
@@ -320,6 +320,8 @@ pub enum StepOutcome {
     Failed,
     /// Failed and will be tried again.
     Retried,
+    /// Found no free plugin instance, and will be tried again.
+    Busy,
 }
 
 pub fn step_outcome(outcome: StepOutcome) {
@@ -327,6 +329,7 @@ pub fn step_outcome(outcome: StepOutcome) {
         StepOutcome::Succeeded => "succeeded",
         StepOutcome::Failed => "failed",
         StepOutcome::Retried => "retried",
+        StepOutcome::Busy => "busy",
     };
     METRICS
         .steps

@@ -14,7 +14,7 @@ use crate::knowledge::ingest::Ingestor;
 use crate::knowledge::{Knowledge, QueryCache};
 use crate::kv::Kv;
 use crate::plugins::fleet::Fleet;
-use crate::plugins::{Registry, Runtime, Services, watcher};
+use crate::plugins::{Protected, Registry, Runtime, Services, watcher};
 use crate::queue::Queue;
 use crate::ratelimit::RateLimiter;
 use crate::redis::Connection;
@@ -200,9 +200,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     };
     let mut runtime = Runtime::new(
         &config.cache_dir.join("components"),
-        config.plugin_limits,
-        config.plugin_max_memory_bytes,
-        config.plugin_concurrency,
+        config.plugins.clone(),
         services,
     )?;
     // This process is `nova serve`: plugins compile in a `nova
@@ -218,8 +216,24 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let fleet = store
         .postgres_pool()
         .map(|pool| Arc::new(Fleet::new(pool, worker_id.clone())));
-    let registry =
-        Arc::new(Registry::new(runtime, config.plugins_dir.clone()).with_fleet(fleet.clone()));
+    // What no manifest may grant a plugin: the directories ingest reads,
+    // the compiled code the host loads, the index, and (held whole) the
+    // plugin and data directories.
+    let protected = Protected {
+        disjoint: config
+            .knowledge
+            .sources
+            .iter()
+            .map(|s| s.dir.clone())
+            .chain([config.cache_dir.clone(), config.data_dir.join("index")])
+            .collect(),
+        enclosed: vec![config.plugins_dir.clone(), config.data_dir.clone()],
+    };
+    let registry = Arc::new(
+        Registry::new(runtime, config.plugins_dir.clone())
+            .with_fleet(fleet.clone())
+            .with_protected(protected),
+    );
     // Watch before the first scan, so a file landing during it is not missed.
     let _watch = watcher::spawn(registry.clone()).map_err(|error| ServeError::Watch {
         path: config.plugins_dir.display().to_string(),

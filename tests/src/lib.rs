@@ -62,6 +62,34 @@ pub fn test_plugin(name: &str) -> PathBuf {
     built("test-plugins", name, "just test-plugins")
 }
 
+/// A test component written by hand in `tests/plugins/NAME.wat`, assembled
+/// (with each block between `;; nova-test: repeat N` and `;; nova-test:
+/// end` repeated N times).
+pub fn wat_component(name: &str) -> Vec<u8> {
+    let path = root().join("tests/plugins").join(format!("{name}.wat"));
+    let text = std::fs::read_to_string(&path).expect("read the .wat");
+    let mut out = String::with_capacity(text.len());
+    let mut lines = text.lines();
+    while let Some(line) = lines.next() {
+        let Some(times) = line.trim().strip_prefix(";; nova-test: repeat ") else {
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        };
+        let times: usize = times.trim().parse().expect("a repeat count");
+        let block: Vec<&str> = lines
+            .by_ref()
+            .take_while(|l| l.trim() != ";; nova-test: end")
+            .collect();
+        let block = block.join("\n");
+        for _ in 0..times {
+            out.push_str(&block);
+            out.push('\n');
+        }
+    }
+    wat::parse_str(&out).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
 fn built(dir: &str, name: &str, recipe: &str) -> PathBuf {
     let path = root().join("build").join(dir).join(format!("{name}.wasm"));
     assert!(

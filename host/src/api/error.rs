@@ -119,7 +119,7 @@ impl From<CallError> for ApiError {
         let status = match &e {
             e if e.is_reported_by_plugin() => StatusCode::UNPROCESSABLE_ENTITY,
             CallError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            CallError::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            e if e.is_busy() => StatusCode::SERVICE_UNAVAILABLE,
             CallError::Setup(_) => StatusCode::INTERNAL_SERVER_ERROR,
             _ => StatusCode::BAD_GATEWAY,
         };
@@ -132,7 +132,7 @@ impl From<LoadError> for ApiError {
         // Validation could not run for lack of a free instance: the upload
         // is not at fault, and may be retried.
         if let LoadError::Describe(call) = &e
-            && matches!(**call, CallError::Busy { .. })
+            && call.is_busy()
         {
             return ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,

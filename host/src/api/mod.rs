@@ -340,8 +340,13 @@ mod tests {
             memory_bytes: 16 << 20,
             max_output_bytes: 1 << 20,
         };
-        let runtime = Runtime::new(&dir.join("cache"), limits, 16 << 20, 1, services)
-            .expect("plugin runtime");
+        let config = crate::plugins::RuntimeConfig {
+            defaults: limits,
+            max_memory_bytes: 16 << 20,
+            concurrency: 1,
+            ..Default::default()
+        };
+        let runtime = Runtime::new(&dir.join("cache"), config, services).expect("plugin runtime");
         let plugins = dir.join("plugins");
         std::fs::create_dir_all(&plugins).expect("plugins dir");
         let registry = Arc::new(Registry::new(Arc::new(runtime), plugins));

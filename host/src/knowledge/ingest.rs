@@ -448,9 +448,12 @@ impl Ingestor {
         {
             return Ok(Outcome::Unchanged);
         }
-        let bytes = tokio::fs::read(&file.path)
-            .await
-            .map_err(|e| format!("cannot read: {e}"))?;
+        let (root, relative) = (self_root(&file.path, &file.source), file.source.clone());
+        let bytes =
+            tokio::task::spawn_blocking(move || read_beneath(&root, &relative, MAX_FILE_BYTES))
+                .await
+                .map_err(|e| format!("cannot read: {e}"))?
+                .map_err(|e| format!("cannot read: {e}"))?;
         let content_hash = sha256_hex(&bytes);
         if let Some(k) = &known
             && same_loader(k)
@@ -502,6 +505,24 @@ impl Ingestor {
                     .map_err(|e| e.to_string())?;
             }
             return Err(format!("loader {} found no text", loader.name));
+        }
+        // Split to the token budget, a loader's chunks may multiply: the
+        // document's allowance holds after splitting too.
+        let allowed = runtime.config().output.chunks_for(bytes.len());
+        if pieces.len() > allowed {
+            if known.is_some() {
+                inner
+                    .index
+                    .delete_source(collection, &file.source)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            return Err(format!(
+                "{} chunks once split, from a document of {} bytes; the limit is {allowed} \
+                 (plugins.max_chunks, and 64 more than one per 16 bytes)",
+                pieces.len(),
+                bytes.len()
+            ));
         }
         let total = u32::try_from(pieces.len()).map_err(|_| "too many chunks".to_owned())?;
 
@@ -628,8 +649,72 @@ fn media_type(ext: &str) -> Option<&'static str> {
     })
 }
 
+/// The directory a found file was walked from: its path without its
+/// relative source.
+fn self_root(path: &Path, source: &str) -> PathBuf {
+    let mut root = path.to_owned();
+    for _ in source.split('/') {
+        root.pop();
+    }
+    root
+}
+
+/// Reads `relative` under `root` without ever leaving `root`: a symlink
+/// that resolves outside it (to `/proc/self/environ`, say, planted by
+/// whoever can write into the directory), an absolute symlink, or `..`
+/// that climbs out is refused, as is anything but a regular file (a FIFO
+/// would block the read forever). Reads at most `max` bytes.
+fn read_beneath(root: &Path, relative: &str, max: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY;
+    let dir = std::fs::File::open(root)?;
+    let file = match rustix::fs::openat2(
+        &dir,
+        relative,
+        flags,
+        Mode::empty(),
+        ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS,
+    ) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(rustix::io::Errno::XDEV) => {
+            return Err(std::io::Error::other(
+                "it leads outside the knowledge directory (a symlink?); not read",
+            ));
+        }
+        // openat2 is Linux 5.6 and later: resolve, check, and open the
+        // resolved path without following a last symlink.
+        Err(rustix::io::Errno::NOSYS) => {
+            let real_root = root.canonicalize()?;
+            let real = root.join(relative).canonicalize()?;
+            if !real.starts_with(&real_root) {
+                return Err(std::io::Error::other(
+                    "it leads outside the knowledge directory (a symlink?); not read",
+                ));
+            }
+            let fd = rustix::fs::open(&real, flags | OFlags::NOFOLLOW, Mode::empty())?;
+            std::fs::File::from(fd)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file; not read"));
+    }
+    let mut bytes = Vec::new();
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(std::io::Error::other(format!(
+            "over {max} bytes; the limit is {MAX_FILE_BYTES}"
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Every regular file under `dir`, hidden names and symlinked directories
-/// left out, by relative path with `/` separators.
+/// left out, by relative path with `/` separators. (A symlink to a file is
+/// listed; reading it refuses one that leads out: see [`read_beneath`].)
 fn walk(dir: &Path) -> std::io::Result<Vec<Found>> {
     let mut found = Vec::new();
     let mut stack = vec![dir.to_owned()];
@@ -707,6 +792,40 @@ mod tests {
         assert_eq!(found[1].size, 2);
         assert!(found[1].modified_ms > 0);
         assert!(walk(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn reads_stay_beneath_the_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let dir = root.path();
+        std::fs::create_dir_all(dir.join("docs")).unwrap();
+        std::fs::write(dir.join("docs/a.md"), "inside").unwrap();
+        std::fs::write(outside.path().join("secret.md"), "secret").unwrap();
+        std::os::unix::fs::symlink("a.md", dir.join("docs/same.md")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret.md"), dir.join("abs.md")).unwrap();
+        std::os::unix::fs::symlink("../../../../../../proc/self/environ", dir.join("env.md"))
+            .unwrap();
+        assert_eq!(read_beneath(dir, "docs/a.md", 100).unwrap(), b"inside");
+        assert_eq!(read_beneath(dir, "docs/same.md", 100).unwrap(), b"inside");
+        for escape in ["abs.md", "env.md", "../escape.md"] {
+            let err = read_beneath(dir, escape, 100).unwrap_err().to_string();
+            assert!(!err.is_empty(), "{escape}");
+            assert!(read_beneath(dir, escape, 100).is_err(), "{escape} was read");
+        }
+        // A FIFO is not read (nor waited on).
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.join("pipe.md"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert!(read_beneath(dir, "pipe.md", 100).is_err());
+        // Too big.
+        assert!(read_beneath(dir, "docs/a.md", 3).is_err());
+        assert_eq!(self_root(&dir.join("docs/a.md"), "docs/a.md"), dir);
     }
 
     #[test]

@@ -80,6 +80,9 @@ impl CompileCache {
                         },
                     ));
                 }
+                // Compiled fine, but over the pool's per-component caps:
+                // compiling it again would change nothing.
+                Err(e) if format!("{e:#}").contains("in the pooling allocator") => return Err(e),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "discarding unusable cache entry");
                     let _ = std::fs::remove_file(&path);

@@ -12,18 +12,75 @@ use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAlloc
 /// runtime, and has its deadline checked, once per tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// Stack for a plugin's wasm frames; deeper recursion traps as a stack
+/// overflow. Set here, not left to wasmtime's default, so that an upgrade
+/// cannot change it.
+pub const MAX_WASM_STACK: usize = 512 << 10;
+/// The stack each call runs on (wasm frames and the host calls under
+/// them).
+pub const ASYNC_STACK: usize = 2 << 20;
+
+/// The most one component may hold. A component that asks for more is
+/// refused when it loads; below them, calls up to the pool's concurrency
+/// can never run the pool out (its totals are these times the
+/// concurrency), so one component cannot starve the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ComponentCaps {
+    /// Linear memories (a Rust component has one).
+    pub memories: u32,
+    /// Tables, its adapter modules' included.
+    pub tables: u32,
+    /// Core module instances, its adapter and shim modules' included.
+    pub core_instances: u32,
+}
+
+impl Default for ComponentCaps {
+    fn default() -> Self {
+        ComponentCaps {
+            memories: 4,
+            tables: 32,
+            core_instances: 64,
+        }
+    }
+}
+
+/// The settings every plugin engine shares, the compiler's included:
+/// wasmtime checks that an artifact was compiled with the same ones.
+fn config() -> Config {
+    let mut config = Config::new();
+    config
+        .wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(MAX_WASM_STACK)
+        .async_stack_size(ASYNC_STACK);
+    config
+}
+
+/// The engine a `nova compile-plugin` child compiles with: the host's
+/// settings, without the instance pool (which would reserve terabytes of
+/// address space the child's memory limit does not allow; the pool is not
+/// part of what an artifact is checked against).
+pub fn build_for_compile() -> wasmtime::Result<Engine> {
+    Engine::new(&config())
+}
+
 /// Builds the engine: component model, async, epoch interruption and a
 /// pooling allocator sized for `concurrency` instances of at most
-/// `max_memory_bytes` each.
-pub fn build(concurrency: u32, max_memory_bytes: u64) -> wasmtime::Result<Engine> {
+/// `max_memory_bytes` each, each component within `caps`.
+pub fn build(
+    concurrency: u32,
+    max_memory_bytes: u64,
+    caps: ComponentCaps,
+) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
-    // A wasip2 component built from Rust instantiates its main module plus
-    // a few small adapter and shim modules, each with tables.
     pool.total_component_instances(concurrency)
-        .total_core_instances(concurrency.saturating_mul(8))
-        .total_memories(concurrency.saturating_mul(2))
-        .total_tables(concurrency.saturating_mul(8))
+        .total_core_instances(concurrency.saturating_mul(caps.core_instances))
+        .total_memories(concurrency.saturating_mul(caps.memories))
+        .total_tables(concurrency.saturating_mul(caps.tables))
         .total_stacks(concurrency)
+        .max_core_instances_per_component(caps.core_instances)
+        .max_memories_per_component(caps.memories)
+        .max_tables_per_component(caps.tables)
         .max_memory_size(usize::try_from(max_memory_bytes).unwrap_or(usize::MAX))
         // Measured with `just bench plugins` (2 cores): keeping linear
         // memory resident costs more in resetting it (memset, pagemap scan)
@@ -34,11 +91,8 @@ pub fn build(concurrency: u32, max_memory_bytes: u64) -> wasmtime::Result<Engine
         .table_keep_resident(64 << 10)
         .pagemap_scan(Enabled::Auto);
 
-    let mut config = Config::new();
-    config
-        .wasm_component_model(true)
-        .epoch_interruption(true)
-        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let mut config = config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }
 
@@ -75,5 +129,33 @@ impl Drop for EpochTicker {
         if let Some(handle) = self.handle.take() {
             let _ = handle.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+
+    use super::*;
+
+    fn hash(engine: &Engine) -> u64 {
+        let mut h = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        h.finish()
+    }
+
+    /// The compiler child's artifacts load into the host's engine.
+    #[test]
+    fn the_compile_engine_matches_the_serving_one() {
+        let serving = build(4, 64 << 20, ComponentCaps::default()).unwrap();
+        let compiling = build_for_compile().unwrap();
+        assert_eq!(hash(&serving), hash(&compiling));
+        // A component (the smallest there is) compiled by one loads in the
+        // other.
+        let artifact = compiling
+            .precompile_component(b"\0asm\x0d\0\x01\0")
+            .unwrap();
+        // SAFETY: made just above, by an engine of the same settings.
+        unsafe { wasmtime::component::Component::deserialize(&serving, artifact) }.unwrap();
     }
 }

@@ -58,6 +58,11 @@ pub enum CallError {
     },
     #[error("plugin output of {size} bytes exceeds its limit of {limit} bytes")]
     OutputTooLarge { size: u64, limit: u64 },
+    /// The plugin handed the host more than it copies out of a call (the
+    /// output limit, and 2 MiB for the arguments of host calls): stopped
+    /// before the copy, so the size is not known.
+    #[error("plugin output exceeds its limit of {limit} bytes (the host stopped copying it)")]
+    OutputOverLimit { limit: u64 },
     #[error("plugin returned invalid JSON: {0}")]
     InvalidOutput(String),
     #[error(
@@ -65,6 +70,8 @@ pub enum CallError {
         .waited.as_millis()
     )]
     Busy { waited: Duration, concurrency: u32 },
+    #[error("the plugin instance pool is full ({0}); retry later")]
+    PoolExhausted(String),
     #[error("plugin sandbox could not be set up: {0}")]
     Setup(String),
 }
@@ -80,11 +87,19 @@ impl CallError {
             CallError::OutOfMemory { .. } => "plugin_out_of_memory",
             CallError::StackOverflow => "plugin_stack_overflow",
             CallError::Trap { .. } => "plugin_trap",
-            CallError::OutputTooLarge { .. } => "plugin_output_too_large",
+            CallError::OutputTooLarge { .. } | CallError::OutputOverLimit { .. } => {
+                "plugin_output_too_large"
+            }
             CallError::InvalidOutput(_) => "plugin_invalid_output",
-            CallError::Busy { .. } => "plugin_busy",
+            CallError::Busy { .. } | CallError::PoolExhausted(_) => "plugin_busy",
             CallError::Setup(_) => "plugin_setup_failed",
         }
+    }
+
+    /// Whether the call never ran for lack of room: worth retrying, and
+    /// not the plugin's failure.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, CallError::Busy { .. } | CallError::PoolExhausted(_))
     }
 
     /// Whether the plugin itself answered with an error (as opposed to the

@@ -262,8 +262,12 @@ impl Follower {
             // operator put here since is this host's own.
             if local.as_deref() == Some(head.sha256.as_str()) {
                 match self.registry.withdraw(name).await {
-                    Ok(()) => tracing::info!(plugin = %name, "plugin removed by the shared store"),
-                    Err(e) => tracing::warn!(plugin = %name, error = %e, "cannot remove plugin"),
+                    Ok(()) => {
+                        tracing::info!(plugin = %super::text::clean(name, 128), "plugin removed by the shared store")
+                    }
+                    Err(e) => {
+                        tracing::warn!(plugin = %super::text::clean(name, 128), error = %e, "cannot remove plugin")
+                    }
                 }
             }
             return true;
@@ -276,19 +280,19 @@ impl Follower {
             // Replaced or removed since: its own notification follows.
             Ok(None) => return true,
             Err(e) => {
-                tracing::warn!(plugin = %name, error = %e, "shared plugin store: cannot read");
+                tracing::warn!(plugin = %super::text::clean(name, 128), error = %e, "shared plugin store: cannot read");
                 return false;
             }
         };
         match self.registry.adopt(name, wasm).await {
             Ok(plugin) => tracing::info!(
-                plugin = %name,
+                plugin = %super::text::clean(name, 128),
                 sha256 = %&plugin.sha256[..12],
                 "plugin installed from the shared store"
             ),
             // Recorded as a rejection in the listing, as a bad file is.
             Err(e) => {
-                tracing::warn!(plugin = %name, error = %e, "shared plugin refused on this host")
+                tracing::warn!(plugin = %super::text::clean(name, 128), error = %e, "shared plugin refused on this host")
             }
         }
         true

@@ -17,7 +17,8 @@ impl log::Host for HostState {
             }
             return;
         }
-        let message = truncate(&message, MAX_LOG_MESSAGE);
+        // Escaped: a plugin cannot end the line and write one of its own.
+        let message = super::text::clean(&message, MAX_LOG_MESSAGE);
         let plugin = &*self.plugin;
         match level {
             log::Level::Debug => tracing::debug!(target: "nova::plugin", plugin, "{message}"),
@@ -163,15 +164,4 @@ fn doc_error(e: crate::store::StoreError) -> store::StoreError {
             store::StoreError::Unavailable(other.to_string())
         }
     }
-}
-
-fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -100,6 +100,90 @@ pub struct Manifest {
     pub source: Option<String>,
 }
 
+/// What a manifest is checked against: the host's defaults and ceilings,
+/// and the directories no grant may reach.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rules {
+    pub defaults: Limits,
+    pub max_memory_bytes: u64,
+    pub max_output_bytes: u64,
+    pub protected: Protected,
+}
+
+/// Directories of the host that a directory grant must keep out of.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Protected {
+    /// A grant may neither lie inside one of these nor contain one: the
+    /// knowledge directories (a plugin writing there could make ingest read
+    /// what it links to), the compile cache (artifacts are loaded as
+    /// trusted code) and the vector index.
+    pub disjoint: Vec<PathBuf>,
+    /// A grant may lie inside these, but not contain them: the plugin
+    /// directory (holding it would install plugins) and the data directory
+    /// (the SQLite store).
+    pub enclosed: Vec<PathBuf>,
+}
+
+/// `path` made absolute and resolved where it exists: symlinks followed,
+/// `.` and `..` folded; the missing rest is joined as written.
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        std::env::current_dir()
+            .map(|cwd| cwd.join(path))
+            .unwrap_or_else(|_| path.to_owned())
+    };
+    if let Ok(real) = absolute.canonicalize() {
+        return real;
+    }
+    // The longest existing ancestor, resolved, and the rest after it.
+    let mut existing = absolute.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name.to_owned());
+                existing = parent.to_owned();
+            }
+            _ => return absolute,
+        }
+    }
+    let mut out = existing.canonicalize().unwrap_or(existing);
+    for name in rest.into_iter().rev() {
+        out.push(name);
+    }
+    out
+}
+
+impl Protected {
+    /// Why a grant of `dir` is refused, if it is.
+    fn check(&self, dir: &Path) -> Result<(), String> {
+        let grant = resolved(dir);
+        for protected in &self.disjoint {
+            let p = resolved(protected);
+            if grant.starts_with(&p) || p.starts_with(&grant) {
+                return Err(format!(
+                    "grants.dirs host path {} overlaps {}, which plugins may not reach",
+                    grant.display(),
+                    p.display()
+                ));
+            }
+        }
+        for protected in &self.enclosed {
+            let p = resolved(protected);
+            if p.starts_with(&grant) {
+                return Err(format!(
+                    "grants.dirs host path {} contains {}, which plugins may not reach",
+                    grant.display(),
+                    p.display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Manifest {
     /// The manifest of a plugin without a `.toml`: host defaults, no grants.
     pub fn defaults(limits: Limits) -> Self {
@@ -112,15 +196,11 @@ impl Manifest {
 
     /// Reads `path` if it exists. Relative directory grants resolve against
     /// the manifest's own directory.
-    pub fn load(
-        path: &Path,
-        defaults: Limits,
-        max_memory_bytes: u64,
-    ) -> Result<Self, ManifestError> {
+    pub fn load(path: &Path, rules: &Rules) -> Result<Self, ManifestError> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Self::defaults(defaults));
+                return Ok(Self::defaults(rules.defaults));
             }
             Err(error) => {
                 return Err(ManifestError::Read {
@@ -130,23 +210,16 @@ impl Manifest {
             }
         };
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base, defaults, max_memory_bytes).map_err(|message| {
-            ManifestError::Invalid {
-                path: path.to_owned(),
-                message,
-            }
+        Self::parse(&text, base, rules).map_err(|message| ManifestError::Invalid {
+            path: path.to_owned(),
+            message,
         })
     }
 
-    fn parse(
-        text: &str,
-        base: &Path,
-        defaults: Limits,
-        max_memory_bytes: u64,
-    ) -> Result<Self, String> {
+    fn parse(text: &str, base: &Path, rules: &Rules) -> Result<Self, String> {
         let raw: RawManifest = toml::from_str(text).map_err(|e| e.to_string())?;
-        let limits = resolve_limits(raw.limits, defaults, max_memory_bytes)?;
-        let grants = resolve_grants(raw.grants, base)?;
+        let limits = resolve_limits(raw.limits, rules)?;
+        let grants = resolve_grants(raw.grants, base, &rules.protected)?;
         Ok(Manifest {
             limits,
             grants,
@@ -155,8 +228,9 @@ impl Manifest {
     }
 }
 
-fn resolve_limits(raw: RawLimits, defaults: Limits, max_memory: u64) -> Result<Limits, String> {
-    let mut limits = defaults;
+fn resolve_limits(raw: RawLimits, rules: &Rules) -> Result<Limits, String> {
+    let mut limits = rules.defaults;
+    let max_memory = rules.max_memory_bytes;
     if let Some(ms) = raw.timeout_ms {
         if ms == 0 || ms > crate::config::MAX_TIMEOUT_MS {
             return Err(format!(
@@ -177,15 +251,19 @@ fn resolve_limits(raw: RawLimits, defaults: Limits, max_memory: u64) -> Result<L
         limits.memory_bytes = bytes;
     }
     if let Some(bytes) = raw.max_output_bytes {
-        if bytes == 0 {
-            return Err("limits.max_output_bytes must be above 0".into());
+        if bytes == 0 || bytes > rules.max_output_bytes {
+            return Err(format!(
+                "limits.max_output_bytes must be between 1 and the host's maximum of {} \
+                 (plugins.output_ceiling_bytes)",
+                rules.max_output_bytes
+            ));
         }
         limits.max_output_bytes = bytes;
     }
     Ok(limits)
 }
 
-fn resolve_grants(raw: RawGrants, base: &Path) -> Result<Grants, String> {
+fn resolve_grants(raw: RawGrants, base: &Path, protected: &Protected) -> Result<Grants, String> {
     let mut env: Vec<(String, String)> = raw.env.into_iter().collect();
     for name in raw.inherit_env {
         match std::env::var(&name) {
@@ -221,6 +299,7 @@ fn resolve_grants(raw: RawGrants, base: &Path) -> Result<Grants, String> {
                 host.display()
             ));
         }
+        protected.check(&host)?;
         dirs.push(DirGrant {
             host,
             guest: dir.guest,
@@ -247,9 +326,18 @@ mod tests {
         }
     }
 
+    fn rules() -> Rules {
+        Rules {
+            defaults: defaults(),
+            max_memory_bytes: 1 << 30,
+            max_output_bytes: 64 << 20,
+            protected: Protected::default(),
+        }
+    }
+
     #[test]
     fn empty_manifest_grants_nothing() {
-        let m = Manifest::parse("", Path::new("."), defaults(), 1 << 30).unwrap();
+        let m = Manifest::parse("", Path::new("."), &rules()).unwrap();
         assert_eq!(m.limits, defaults());
         assert_eq!(m.grants, Grants::default());
     }
@@ -264,7 +352,7 @@ mod tests {
              [[grants.dirs]]\nhost = \"{}\"\nguest = \"/data\"\n",
             dir.display()
         );
-        let m = Manifest::parse(&text, Path::new("."), defaults(), 1 << 30).unwrap();
+        let m = Manifest::parse(&text, Path::new("."), &rules()).unwrap();
         assert_eq!(m.limits.timeout, Duration::from_millis(500));
         assert_eq!(m.limits.memory_bytes, 32 << 20);
         assert_eq!(m.grants.env, vec![("MODE".to_string(), "test".to_string())]);
@@ -277,13 +365,63 @@ mod tests {
     #[test]
     fn rejects_what_it_cannot_honour() {
         let too_big = "[limits]\nmemory_mb = 4096\n";
-        let err = Manifest::parse(too_big, Path::new("."), defaults(), 1 << 30).unwrap_err();
+        let err = Manifest::parse(too_big, Path::new("."), &rules()).unwrap_err();
         assert!(err.contains("maximum of 1024 MiB"), "{err}");
         let unknown = "[grants]\nfilesystem = true\n";
-        assert!(Manifest::parse(unknown, Path::new("."), defaults(), 1 << 30).is_err());
+        assert!(Manifest::parse(unknown, Path::new("."), &rules()).is_err());
         let relative_guest = "[[grants.dirs]]\nhost = \"/tmp\"\nguest = \"data\"\n";
-        assert!(Manifest::parse(relative_guest, Path::new("."), defaults(), 1 << 30).is_err());
+        assert!(Manifest::parse(relative_guest, Path::new("."), &rules()).is_err());
         let missing_dir = "[[grants.dirs]]\nhost = \"/no/such/dir\"\nguest = \"/d\"\n";
-        assert!(Manifest::parse(missing_dir, Path::new("."), defaults(), 1 << 30).is_err());
+        assert!(Manifest::parse(missing_dir, Path::new("."), &rules()).is_err());
+    }
+
+    #[test]
+    fn grants_keep_out_of_the_hosts_own_directories() {
+        let root = tempfile::tempdir().unwrap();
+        let at = |p: &str| root.path().join(p);
+        for dir in [
+            "knowledge/docs",
+            "data/plugins/shared",
+            "cache",
+            "elsewhere",
+        ] {
+            std::fs::create_dir_all(at(dir)).unwrap();
+        }
+        let rules = Rules {
+            protected: Protected {
+                disjoint: vec![at("knowledge"), at("cache")],
+                enclosed: vec![at("data/plugins"), at("data")],
+            },
+            ..rules()
+        };
+        let grant = |dir: &Path| {
+            let text = format!(
+                "[[grants.dirs]]\nhost = \"{}\"\nguest = \"/d\"\nwritable = true\n",
+                dir.display()
+            );
+            Manifest::parse(&text, Path::new("."), &rules)
+        };
+        // Inside a knowledge directory, or holding one: refused.
+        assert!(grant(&at("knowledge")).is_err());
+        assert!(grant(&at("knowledge/docs")).is_err());
+        assert!(grant(root.path()).is_err());
+        // Through `..` or a symlink, the same.
+        assert!(grant(&at("elsewhere/../knowledge/docs")).is_err());
+        std::os::unix::fs::symlink(at("knowledge"), at("elsewhere/link")).unwrap();
+        let err = grant(&at("elsewhere/link")).unwrap_err();
+        assert!(err.contains("overlaps"), "{err}");
+        // The compile cache: refused.
+        assert!(grant(&at("cache")).is_err());
+        // Holding the plugin or data directory: refused; inside it: fine.
+        assert!(grant(&at("data")).unwrap_err().contains("contains"));
+        assert!(grant(&at("data/plugins/shared")).is_ok());
+        assert!(grant(&at("elsewhere")).is_ok());
+    }
+
+    #[test]
+    fn output_limits_stay_under_the_ceiling() {
+        let over = "[limits]\nmax_output_bytes = 134217728\n";
+        let err = Manifest::parse(over, Path::new("."), &rules()).unwrap_err();
+        assert!(err.contains("output_ceiling_bytes"), "{err}");
     }
 }

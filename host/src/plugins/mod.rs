@@ -19,6 +19,7 @@ mod registry;
 mod runtime;
 mod sandbox;
 mod stats;
+pub mod text;
 pub mod watcher;
 
 use std::path::PathBuf;
@@ -28,8 +29,9 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 pub use cache::CompileInfo;
+pub use engine::ComponentCaps;
 pub use error::{CallError, LoadError};
-pub use manifest::Manifest;
+pub use manifest::{Manifest, Protected};
 pub use registry::{Registry, RegistryError, Rejection, Slot, SyncOutcome};
 pub use runtime::{Chunk, Runtime, RuntimeError, sha256_hex};
 pub use sandbox::Services;
@@ -73,6 +75,12 @@ pub struct Limits {
     pub max_output_bytes: u64,
 }
 
+impl Default for Limits {
+    fn default() -> Self {
+        RuntimeConfig::default().defaults
+    }
+}
+
 impl Serialize for Limits {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
@@ -81,6 +89,93 @@ impl Serialize for Limits {
         st.serialize_field("memory_mb", &(self.memory_bytes >> 20))?;
         st.serialize_field("max_output_bytes", &self.max_output_bytes)?;
         st.end()
+    }
+}
+
+/// How the compiler child is bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompileLimits {
+    /// Longest one compilation may take; the child is killed after it.
+    pub timeout: Duration,
+    /// The child's address space; a compilation that needs more fails.
+    pub memory_bytes: u64,
+    /// Compilations at once (each with its own child).
+    pub concurrency: usize,
+}
+
+impl Default for CompileLimits {
+    fn default() -> Self {
+        CompileLimits {
+            timeout: Duration::from_secs(120),
+            memory_bytes: 2 << 30,
+            concurrency: 2,
+        }
+    }
+}
+
+/// How much of what a plugin hands back the host keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputLimits {
+    /// An error message (longer ones are cut).
+    pub error_bytes: usize,
+    /// Each field `describe()` returns; a longer one refuses the plugin.
+    pub describe_bytes: usize,
+    /// Chunks one document may give: at most this, and at most 64 more
+    /// than one per 16 bytes of the document.
+    pub max_chunks: usize,
+    /// One chunk's text.
+    pub chunk_bytes: usize,
+}
+
+impl Default for OutputLimits {
+    fn default() -> Self {
+        OutputLimits {
+            error_bytes: 8 << 10,
+            describe_bytes: 4 << 10,
+            max_chunks: 10_000,
+            chunk_bytes: 64 << 10,
+        }
+    }
+}
+
+impl OutputLimits {
+    /// The chunks a document of `bytes` may give.
+    pub fn chunks_for(&self, bytes: usize) -> usize {
+        self.max_chunks.min(64 + bytes / 16)
+    }
+}
+
+/// Everything the plugin runtime is built with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuntimeConfig {
+    /// Limits of a plugin without a manifest.
+    pub defaults: Limits,
+    /// Ceiling of a manifest's memory limit; the size of each pool slot.
+    pub max_memory_bytes: u64,
+    /// Ceiling of a manifest's output limit.
+    pub max_output_bytes: u64,
+    /// Instances at once: the pool's size.
+    pub concurrency: u32,
+    pub caps: ComponentCaps,
+    pub compile: CompileLimits,
+    pub output: OutputLimits,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            defaults: Limits {
+                timeout: Duration::from_secs(10),
+                memory_bytes: 128 << 20,
+                max_output_bytes: 16 << 20,
+            },
+            max_memory_bytes: 1 << 30,
+            max_output_bytes: 64 << 20,
+            concurrency: 64,
+            caps: ComponentCaps::default(),
+            compile: CompileLimits::default(),
+            output: OutputLimits::default(),
+        }
     }
 }
 
@@ -106,6 +201,37 @@ pub struct Plugin {
 impl Plugin {
     pub fn limits(&self) -> &Limits {
         &self.manifest.limits
+    }
+}
+
+/// A plugin name that passed [`valid_name`]. Every path the host builds
+/// from a plugin name is built from one of these, wherever the name came
+/// from: a URL, the plugin directory, the fleet's table, a listing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PluginName(Arc<str>);
+
+impl PluginName {
+    pub fn new(name: &str) -> Result<Self, LoadError> {
+        if valid_name(name) {
+            Ok(PluginName(name.into()))
+        } else {
+            Err(LoadError::BadName(name.into()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `dir/NAME.ext`.
+    pub fn file_in(&self, dir: &std::path::Path, ext: &str) -> PathBuf {
+        dir.join(format!("{}.{ext}", self.0))
+    }
+}
+
+impl std::fmt::Display for PluginName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
     }
 }
 

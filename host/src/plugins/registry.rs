@@ -14,9 +14,9 @@ use std::time::SystemTime;
 
 use super::error::LoadError;
 use super::fleet::Fleet;
-use super::manifest::Manifest;
+use super::manifest::{Manifest, Protected, Rules};
 use super::runtime::{Runtime, sha256_hex};
-use super::{Plugin, PluginKind, valid_name};
+use super::{Plugin, PluginKind, PluginName};
 
 /// What is known about one plugin name.
 #[derive(Clone, Default)]
@@ -69,14 +69,24 @@ pub struct Registry {
     runtime: Arc<Runtime>,
     dir: PathBuf,
     slots: RwLock<BTreeMap<String, Slot>>,
-    /// Serialises loads, so the watcher and the admin API never race to
-    /// install two versions of one plugin.
+    /// Serialises what changes the directory and the slots (writing a
+    /// file, installing, removing), so two versions of one plugin are never
+    /// installed out of order. Never held while a component compiles: a
+    /// slow compile holds up no other upload, reload or call.
     sync: tokio::sync::Mutex<()>,
     /// Bumped whenever the set of serving loaders changes, so ingestion
     /// can run again with the new loaders.
     loaders: tokio::sync::watch::Sender<u64>,
     /// The store shared with the other hosts, when there are any.
     fleet: Option<Arc<Fleet>>,
+    /// Directories no manifest may grant.
+    protected: Protected,
+}
+
+/// A file read for a name: its bytes and digest.
+struct Read {
+    bytes: Vec<u8>,
+    sha256: String,
 }
 
 impl Registry {
@@ -88,6 +98,7 @@ impl Registry {
             sync: tokio::sync::Mutex::new(()),
             loaders: tokio::sync::watch::Sender::new(0),
             fleet: None,
+            protected: Protected::default(),
         }
     }
 
@@ -95,6 +106,12 @@ impl Registry {
     /// of `fleet`.
     pub fn with_fleet(mut self, fleet: Option<Arc<Fleet>>) -> Self {
         self.fleet = fleet;
+        self
+    }
+
+    /// Refuses manifests that grant any of `protected`.
+    pub fn with_protected(mut self, protected: Protected) -> Self {
+        self.protected = protected;
         self
     }
 
@@ -166,79 +183,78 @@ impl Registry {
     /// Brings one name in step with its files: loads a new or changed
     /// `.wasm` or manifest, drops a removed one.
     pub async fn sync_name(&self, name: &str) -> SyncOutcome {
-        let _guard = self.sync.lock().await;
-        let wasm = self.dir.join(format!("{name}.wasm"));
-        let bytes = match std::fs::read(&wasm) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        // A name that is not a plugin name is recorded as refused; no path
+        // is built from it.
+        let name = match PluginName::new(name) {
+            Ok(name) => name,
+            Err(e) => return self.reject(name, &self.dir, None, None, None, e),
+        };
+        let wasm = name.file_in(&self.dir, "wasm");
+        let file = match read_file(&wasm) {
+            Ok(Some(file)) => file,
+            Ok(None) => {
                 // A manifest without its `.wasm` is not a plugin: nothing
                 // to remove then.
-                let Some(removed) = self.write().remove(name) else {
+                let _guard = self.sync.lock().await;
+                let Some(removed) = self.write().remove(name.as_str()) else {
                     return SyncOutcome::Unchanged;
                 };
                 if let Some(old) = &removed.active {
-                    tracing::info!(plugin = name, version = %old.info.version, "plugin removed");
+                    tracing::info!(plugin = %name, version = %old.info.version, "plugin removed");
                 }
                 self.loaders_changed(removed.active.map(|p| p.kind));
                 return SyncOutcome::Removed;
             }
+            Err(e) => return self.reject(name.as_str(), &wasm, None, None, None, e),
+        };
+        let size = file.bytes.len() as u64;
+        let manifest = match self.manifest(&name) {
+            Ok(m) => m,
             Err(e) => {
-                return self.reject(
-                    name,
-                    &wasm,
-                    None,
-                    None,
-                    None,
-                    LoadError::Io {
-                        path: wasm.display().to_string(),
-                        message: e.to_string(),
-                    },
-                );
+                return self.reject(name.as_str(), &wasm, Some(file.sha256), Some(size), None, e);
             }
         };
-        if !valid_name(name) {
-            return self.reject(
-                name,
-                &wasm,
-                None,
-                None,
-                None,
-                LoadError::BadName(name.into()),
-            );
-        }
-        let sha256 = sha256_hex(&bytes);
-        let size = bytes.len() as u64;
-        let manifest = match self.manifest(name) {
-            Ok(m) => m,
-            Err(e) => return self.reject(name, &wasm, Some(sha256), Some(size), None, e),
-        };
-        let slot = self.read().get(name).cloned().unwrap_or_default();
+        let slot = self.read().get(name.as_str()).cloned().unwrap_or_default();
         if let Some(active) = &slot.active
-            && active.sha256 == sha256
+            && active.sha256 == file.sha256
             && active.manifest == manifest
         {
-            if let Some(s) = self.write().get_mut(name) {
+            if let Some(s) = self.write().get_mut(name.as_str()) {
                 s.rejected = None;
             }
             return SyncOutcome::Unchanged;
         }
         if let Some(rejected) = &slot.rejected
-            && rejected.sha256.as_deref() == Some(sha256.as_str())
+            && rejected.sha256.as_deref() == Some(file.sha256.as_str())
             && rejected.manifest == manifest.source
         {
             return SyncOutcome::Unchanged;
         }
         let manifest_source = manifest.source.clone();
-        match self
+        let sha256 = file.sha256.clone();
+        let prepared = self
             .runtime
-            .prepare(name, &wasm, bytes, sha256.clone(), manifest)
-            .await
-        {
+            .prepare(name.as_str(), &wasm, file.bytes, sha256.clone(), manifest)
+            .await;
+        let _guard = self.sync.lock().await;
+        // Compiled without the lock: the file may have changed meanwhile
+        // (an upload, a deploy). Then that change's own sync installs it.
+        if read_file(&wasm).ok().flatten().map(|f| f.sha256) != Some(sha256.clone()) {
+            return SyncOutcome::Unchanged;
+        }
+        match prepared {
             Ok(plugin) => {
                 self.install(plugin);
                 SyncOutcome::Loaded
             }
-            Err(e) => self.reject(name, &wasm, Some(sha256), Some(size), manifest_source, e),
+            Err(e) => self.reject(
+                name.as_str(),
+                &wasm,
+                Some(sha256),
+                Some(size),
+                manifest_source,
+                e,
+            ),
         }
     }
 
@@ -246,11 +262,11 @@ impl Registry {
     /// plugin, writes it into the directory atomically and serves it.
     /// On a fleet, every other host then installs it too.
     pub async fn upload(&self, name: &str, bytes: Vec<u8>) -> Result<Arc<Plugin>, RegistryError> {
-        let _guard = self.sync.lock().await;
-        let plugin = self.put(name, bytes.clone()).await?;
+        let name = PluginName::new(name)?;
+        let plugin = self.put(&name, bytes.clone()).await?;
         if let Some(fleet) = &self.fleet {
             fleet
-                .publish(name, &plugin.sha256, &bytes)
+                .publish(name.as_str(), &plugin.sha256, &bytes)
                 .await
                 .map_err(|error| RegistryError::Fleet {
                     done: "installed",
@@ -261,35 +277,34 @@ impl Registry {
     }
 
     /// Installs the version of `name` another host published. One this
-    /// host refuses is recorded as a rejection, as a bad file is.
+    /// host refuses is recorded as a rejection, as a bad file is; a name
+    /// that is not a plugin name is refused without a trace on disk.
     pub async fn adopt(&self, name: &str, bytes: Vec<u8>) -> Result<Arc<Plugin>, RegistryError> {
-        let _guard = self.sync.lock().await;
+        let name = PluginName::new(name)?;
         let sha256 = sha256_hex(&bytes);
         let size = bytes.len() as u64;
-        self.put(name, bytes).await.inspect_err(|e| {
+        self.put(&name, bytes).await.inspect_err(|e| {
             if let RegistryError::Load(e) = e {
-                let path = self.dir.join(format!("{name}.wasm"));
+                let path = name.file_in(&self.dir, "wasm");
                 let error = LoadError::Io {
                     path: path.display().to_string(),
                     message: format!("from the shared plugin store: {e}"),
                 };
-                self.reject(name, &path, Some(sha256), Some(size), None, error);
+                self.reject(name.as_str(), &path, Some(sha256), Some(size), None, error);
             }
         })
     }
 
-    /// Validates, writes and serves; the caller holds `sync`.
-    async fn put(&self, name: &str, bytes: Vec<u8>) -> Result<Arc<Plugin>, RegistryError> {
-        if !valid_name(name) {
-            return Err(LoadError::BadName(name.into()).into());
-        }
+    /// Validates (without the lock), then writes and serves (with it).
+    async fn put(&self, name: &PluginName, bytes: Vec<u8>) -> Result<Arc<Plugin>, RegistryError> {
         let manifest = self.manifest(name)?;
-        let path = self.dir.join(format!("{name}.wasm"));
+        let path = name.file_in(&self.dir, "wasm");
         let sha256 = sha256_hex(&bytes);
         let plugin = self
             .runtime
-            .prepare(name, &path, bytes.clone(), sha256, manifest)
+            .prepare(name.as_str(), &path, bytes.clone(), sha256, manifest)
             .await?;
+        let _guard = self.sync.lock().await;
         // A hidden temporary name in the same directory: the watcher
         // ignores it, and the rename that publishes it is atomic.
         let tmp = self.dir.join(format!(".{name}.wasm.upload"));
@@ -306,15 +321,19 @@ impl Registry {
     /// left in place for the next upload of the same name.
     /// On a fleet, every other host removes it too.
     pub async fn remove(&self, name: &str) -> Result<(), RegistryError> {
-        let _guard = self.sync.lock().await;
-        let local = self.delete(name);
+        let Ok(checked) = PluginName::new(name) else {
+            // Not a plugin name: it names no file. A refusal recorded
+            // under it is forgotten.
+            return self.forget(name);
+        };
+        let local = {
+            let _guard = self.sync.lock().await;
+            self.delete(&checked)
+        };
         let Some(fleet) = &self.fleet else {
             return local;
         };
-        if !valid_name(name) {
-            return local;
-        }
-        match fleet.retract(name).await {
+        match fleet.retract(checked.as_str()).await {
             // Removed elsewhere even if this host did not have it.
             Ok(true) if matches!(local, Err(RegistryError::NotFound(_))) => Ok(()),
             Ok(_) => local,
@@ -327,41 +346,48 @@ impl Registry {
 
     /// Stops serving `name` because another host removed it.
     pub async fn withdraw(&self, name: &str) -> Result<(), RegistryError> {
+        let Ok(checked) = PluginName::new(name) else {
+            return self.forget(name);
+        };
         let _guard = self.sync.lock().await;
-        self.delete(name)
+        self.delete(&checked)
+    }
+
+    /// Drops what is recorded under a name that is not a plugin name.
+    fn forget(&self, name: &str) -> Result<(), RegistryError> {
+        match self.write().remove(name) {
+            Some(_) => Ok(()),
+            None => Err(RegistryError::NotFound(name.into())),
+        }
     }
 
     /// Deletes the file and the slot; the caller holds `sync`.
-    fn delete(&self, name: &str) -> Result<(), RegistryError> {
-        let removed = self.write().remove(name);
+    fn delete(&self, name: &PluginName) -> Result<(), RegistryError> {
+        let removed = self.write().remove(name.as_str());
         let known = removed.is_some();
         self.loaders_changed(removed.and_then(|s| s.active).map(|p| p.kind));
-        // A name the registry does not know must be a valid one before it
-        // is used in a path: it comes from a URL.
-        if !known && !valid_name(name) {
-            return Err(RegistryError::NotFound(name.into()));
-        }
-        let path = self.dir.join(format!("{name}.wasm"));
-        match std::fs::remove_file(&path) {
+        match std::fs::remove_file(name.file_in(&self.dir, "wasm")) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 if known {
                     Ok(())
                 } else {
-                    Err(RegistryError::NotFound(name.into()))
+                    Err(RegistryError::NotFound(name.to_string()))
                 }
             }
             Err(e) => Err(RegistryError::Io(e.to_string())),
         }
     }
 
-    fn manifest(&self, name: &str) -> Result<Manifest, LoadError> {
-        let path = self.dir.join(format!("{name}.toml"));
-        Ok(Manifest::load(
-            &path,
-            self.runtime.defaults(),
-            self.runtime.max_memory_bytes(),
-        )?)
+    fn manifest(&self, name: &PluginName) -> Result<Manifest, LoadError> {
+        let config = self.runtime.config();
+        let rules = Rules {
+            defaults: config.defaults,
+            max_memory_bytes: config.max_memory_bytes,
+            max_output_bytes: config.max_output_bytes,
+            protected: self.protected.clone(),
+        };
+        Ok(Manifest::load(&name.file_in(&self.dir, "toml"), &rules)?)
     }
 
     fn install(&self, plugin: Plugin) -> Arc<Plugin> {
@@ -397,7 +423,7 @@ impl Registry {
         let mut slots = self.write();
         let slot = slots.entry(name.to_owned()).or_default();
         tracing::warn!(
-            plugin = name,
+            plugin = %super::text::clean(name, 128),
             error = %error,
             still_serving = slot.active.as_ref().map(|p| p.info.version.as_str()),
             "plugin rejected"
@@ -421,6 +447,21 @@ impl Registry {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Slot>> {
         self.slots.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The bytes and digest of `path`; none if there is no such file.
+fn read_file(path: &Path) -> Result<Option<Read>, LoadError> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(Read {
+            sha256: sha256_hex(&bytes),
+            bytes,
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(LoadError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }),
     }
 }
 

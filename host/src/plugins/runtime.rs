@@ -20,7 +20,7 @@ use super::engine::{self, EpochTicker};
 use super::error::{CallError, LoadError};
 use super::manifest::{Grants, Manifest};
 use super::sandbox::{HostState, Services};
-use super::{Limits, Plugin, PluginInfo, PluginKind, Stats};
+use super::{Limits, OutputLimits, Plugin, PluginInfo, PluginKind, RuntimeConfig, Stats, text};
 use crate::store::RawJson;
 
 /// Time a call may take beyond its limit before the host abandons it. The
@@ -29,6 +29,19 @@ use crate::store::RawJson;
 const HOST_GRACE: Duration = Duration::from_secs(2);
 /// Longest a plugin's `describe()` may take at load.
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Most bytes the host copies out of a `describe()` answer.
+const DESCRIBE_OUTPUT: u64 = 1 << 20;
+/// Most extensions, and most media types, a loader may claim.
+const MAX_DESCRIBE_ENTRIES: usize = 64;
+/// Beyond the call's output limit, what a host call may copy out of the
+/// guest (a kv value, a document, a log message): wasmtime's "hostcall
+/// fuel", which stops the copy before it is made.
+const HOSTCALL_MARGIN: usize = 2 << 20;
+/// What wasmtime says when the hostcall fuel runs out (a test holds the
+/// host to this wording across upgrades).
+const HOSTCALL_FUEL_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+/// Handles (streams, resources) one instance may hold at once.
+const MAX_HANDLES: usize = 10_000;
 
 /// A linked component, ready to instantiate, per contract version.
 pub(crate) enum Pre {
@@ -59,22 +72,20 @@ pub struct Runtime {
     /// One permit per pool slot: a call beyond the pool's size waits for a
     /// free instance, up to its time limit (see [`Runtime::slot`]).
     slots: Arc<Semaphore>,
+    /// Compilations at once, each in its own bounded child.
+    compiles: Arc<Semaphore>,
     cache: CompileCache,
-    concurrency: u32,
-    defaults: Limits,
-    max_memory_bytes: u64,
+    config: RuntimeConfig,
     _ticker: EpochTicker,
 }
 
 impl Runtime {
     pub fn new(
         cache_dir: &Path,
-        defaults: Limits,
-        max_memory_bytes: u64,
-        concurrency: u32,
+        config: RuntimeConfig,
         services: Services,
     ) -> Result<Self, RuntimeError> {
-        let engine = engine::build(concurrency, max_memory_bytes)
+        let engine = engine::build(config.concurrency, config.max_memory_bytes, config.caps)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let loader_linker = linker(&engine, |l| {
             v0_1::loader::Loader::add_to_linker::<_, HasSelf<_>>(l, |s| s)
@@ -95,11 +106,10 @@ impl Runtime {
             loader_linker,
             step_linker,
             services,
-            slots: Arc::new(Semaphore::new(concurrency as usize)),
+            slots: Arc::new(Semaphore::new(config.concurrency as usize)),
+            compiles: Arc::new(Semaphore::new(config.compile.concurrency.max(1))),
             cache,
-            concurrency,
-            defaults,
-            max_memory_bytes,
+            config,
             _ticker: ticker,
         })
     }
@@ -107,20 +117,21 @@ impl Runtime {
     /// Compiles components in a child process running `exe` (the `nova`
     /// binary; see [`super::compiler`]) instead of in this one.
     pub fn compile_in_child(mut self, exe: PathBuf) -> Self {
-        self.cache.compile_in_child(super::compiler::Compiler::new(
-            exe,
-            self.concurrency,
-            self.max_memory_bytes,
-        ));
+        self.cache
+            .compile_in_child(super::compiler::Compiler::new(exe, self.config.compile));
         self
     }
 
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.config
+    }
+
     pub fn defaults(&self) -> Limits {
-        self.defaults
+        self.config.defaults
     }
 
     pub fn max_memory_bytes(&self) -> u64 {
-        self.max_memory_bytes
+        self.config.max_memory_bytes
     }
 
     pub fn services(&self) -> &Services {
@@ -142,11 +153,18 @@ impl Runtime {
         check_header(&bytes)?;
         let size_bytes = bytes.len() as u64;
         let (engine, cache, sha) = (self.engine.clone(), self.cache.clone(), sha256.clone());
+        // A compile slot, not a lock: uploads, reloads and calls of other
+        // plugins go on while this one compiles.
+        let _compiling = self
+            .compiles
+            .acquire()
+            .await
+            .map_err(|_| LoadError::Compile("the plugin runtime is shutting down".into()))?;
         let (component, compile) =
             tokio::task::spawn_blocking(move || cache.load_or_compile(&engine, &sha, &bytes))
                 .await
                 .map_err(|e| LoadError::Compile(format!("compiler task failed: {e}")))?
-                .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+                .map_err(|e| LoadError::Compile(explain_pool_limit(format!("{e:#}"))))?;
         let (kind, pre) = self.link(&component)?;
         let name: Arc<str> = name.into();
         let info = self
@@ -234,11 +252,21 @@ impl Runtime {
             plugin.clone(),
             grants,
             limits.memory_bytes,
+            self.config.caps,
             self.services.clone(),
         )
         .map_err(|e| CallError::Setup(e.to_string()))?;
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
+        // Caps that otherwise come from wasmtime's defaults, set here so an
+        // upgrade cannot lift them: what one lift from the guest may copy
+        // (the call's output, or a host call's arguments), and the handles
+        // the instance may hold.
+        let fuel = usize::try_from(limits.max_output_bytes)
+            .unwrap_or(usize::MAX)
+            .saturating_add(HOSTCALL_MARGIN);
+        store.set_hostcall_fuel(fuel);
+        store.set_max_component_handles(MAX_HANDLES);
         // Checked at every epoch tick: yield to the async runtime so other
         // work proceeds, and interrupt once the wall-clock limit is past.
         let deadline = Instant::now() + limits.timeout;
@@ -266,7 +294,7 @@ impl Runtime {
         let _permit = self.slot(limits.timeout).await?;
         let mut store = self.store(name, limits, grants)?;
         let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, call(&mut store)).await;
-        settle(outcome, &store, limits)
+        settle(outcome, &store, limits, self.config.output.error_bytes)
     }
 
     async fn describe(
@@ -276,9 +304,11 @@ impl Runtime {
         manifest: &Manifest,
     ) -> Result<PluginInfo, CallError> {
         // describe() only returns constants: a plugin that takes long over
-        // it is broken, and must not hold up reloads for its full limit.
+        // it, or returns much, is broken, and must not hold up reloads for
+        // its full limit nor make the host copy megabytes.
         let mut limits = manifest.limits;
         limits.timeout = limits.timeout.min(DESCRIBE_TIMEOUT);
+        limits.max_output_bytes = limits.max_output_bytes.min(DESCRIBE_OUTPUT);
         let grants = &manifest.grants;
         match pre {
             Pre::LoaderV0_1(pre) => {
@@ -291,7 +321,7 @@ impl Runtime {
                             .await
                     })
                     .await?;
-                Ok(PluginInfo {
+                self.checked_info(PluginInfo {
                     name: info.name,
                     version: info.version,
                     description: String::new(),
@@ -309,7 +339,7 @@ impl Runtime {
                             .await
                     })
                     .await?;
-                Ok(PluginInfo {
+                self.checked_info(PluginInfo {
                     name: info.name,
                     version: info.version,
                     description: info.description,
@@ -318,6 +348,45 @@ impl Runtime {
                 })
             }
         }
+    }
+
+    /// What `describe()` said, within the limits: a field over them is
+    /// refused (the host keeps it for the plugin's life and lists it).
+    fn checked_info(&self, info: PluginInfo) -> Result<PluginInfo, CallError> {
+        let max = self.config.output.describe_bytes;
+        let too_long = |field: &str, len: usize| {
+            CallError::InvalidOutput(format!(
+                "describe() returned a {field} of {len} bytes; the limit is {max} \
+                 (plugins.describe_bytes)"
+            ))
+        };
+        for (field, value) in [
+            ("name", &info.name),
+            ("version", &info.version),
+            ("description", &info.description),
+        ] {
+            if value.len() > max {
+                return Err(too_long(field, value.len()));
+            }
+        }
+        for (field, list) in [
+            ("list of extensions", &info.extensions),
+            ("list of media types", &info.media_types),
+        ] {
+            let len: usize = list.iter().map(String::len).sum();
+            if len > max || list.len() > MAX_DESCRIBE_ENTRIES {
+                return Err(too_long(field, len));
+            }
+        }
+        // Kept and listed as text: no control characters.
+        let clean = |text: String| text::clean(&text, max);
+        Ok(PluginInfo {
+            name: clean(info.name),
+            version: clean(info.version),
+            description: clean(info.description),
+            extensions: info.extensions.into_iter().map(clean).collect(),
+            media_types: info.media_types.into_iter().map(clean).collect(),
+        })
     }
 
     /// Runs a step plugin on `input` (JSON) with `config` (JSON) and returns
@@ -363,7 +432,7 @@ impl Runtime {
                 },
             )
             .await
-            .and_then(|answer| answer.map_err(plugin_error))
+            .and_then(|answer| answer.map_err(|e| plugin_error(e, &self.config.output)))
             .and_then(|output| {
                 check_size(output.len() as u64, &limits)?;
                 // Checked once, here, and kept as text from now on.
@@ -399,8 +468,25 @@ impl Runtime {
                 },
             )
             .await
-            .and_then(|answer| answer.map_err(plugin_error))
+            .and_then(|answer| answer.map_err(|e| plugin_error(e, &self.config.output)))
             .and_then(|chunks| {
+                let output = &self.config.output;
+                let allowed = output.chunks_for(bytes.len());
+                if chunks.len() > allowed {
+                    return Err(CallError::InvalidOutput(format!(
+                        "{} chunks from a document of {} bytes; the limit is {allowed} \
+                         (plugins.max_chunks, and 64 more than one per 16 bytes)",
+                        chunks.len(),
+                        bytes.len()
+                    )));
+                }
+                if let Some(long) = chunks.iter().find(|c| c.text.len() > output.chunk_bytes) {
+                    return Err(CallError::InvalidOutput(format!(
+                        "a chunk of {} bytes; the limit is {} (plugins.chunk_bytes)",
+                        long.text.len(),
+                        output.chunk_bytes
+                    )));
+                }
                 let size: usize = chunks
                     .iter()
                     .map(|c| {
@@ -434,10 +520,26 @@ impl Runtime {
             )),
             Err(_) => Err(CallError::Busy {
                 waited: wait,
-                concurrency: self.concurrency,
+                concurrency: self.config.concurrency,
             }),
         }
     }
+}
+
+/// A component over the pool's per-component caps is refused by wasmtime
+/// with "exceeds the configured maximum … in the pooling allocator": say
+/// which setting that is.
+fn explain_pool_limit(message: String) -> String {
+    let setting = if message.contains("core module instances") {
+        "plugins.max_core_instances_per_component"
+    } else if message.contains("linear memories") {
+        "plugins.max_memories_per_component"
+    } else if message.contains("tables") {
+        "plugins.max_tables_per_component"
+    } else {
+        return message;
+    };
+    format!("{message} ({setting})")
 }
 
 /// Names the two common mistakes before the compiler does, in words an
@@ -465,7 +567,7 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadError> {
 /// never got an instance slot never ran, and is not a call of the plugin
 /// (the metrics count it as `busy`, without a duration).
 fn record<T>(plugin: &Plugin, start: Instant, result: &Result<T, CallError>) {
-    let ran = !matches!(result, Err(CallError::Busy { .. }));
+    let ran = !matches!(result, Err(e) if e.is_busy());
     if ran {
         plugin.stats.record(elapsed_ms(start), result.is_ok());
     }
@@ -488,9 +590,11 @@ fn outcome<T>(result: &Result<T, CallError>) -> &'static str {
         Err(CallError::OutOfMemory { .. }) => "out_of_memory",
         Err(CallError::StackOverflow) => "stack_overflow",
         Err(CallError::Trap { .. }) => "trap",
-        Err(CallError::OutputTooLarge { .. }) => "output_too_large",
+        Err(CallError::OutputTooLarge { .. } | CallError::OutputOverLimit { .. }) => {
+            "output_too_large"
+        }
         Err(CallError::InvalidOutput(_)) => "invalid_output",
-        Err(CallError::Busy { .. }) => "busy",
+        Err(CallError::Busy { .. } | CallError::PoolExhausted(_)) => "busy",
         Err(CallError::Setup(_)) => "setup",
     }
 }
@@ -528,17 +632,36 @@ fn settle<T>(
     outcome: Result<wasmtime::Result<T>, tokio::time::error::Elapsed>,
     store: &Store<HostState>,
     limits: &Limits,
+    error_bytes: usize,
 ) -> Result<T, CallError> {
     match outcome {
         Ok(Ok(value)) => Ok(value),
-        Ok(Err(error)) => Err(classify(error, store.data(), limits)),
+        Ok(Err(error)) => Err(classify(error, store.data(), limits, error_bytes)),
         Err(_) => Err(CallError::Timeout {
             limit: limits.timeout,
         }),
     }
 }
 
-fn classify(error: wasmtime::Error, state: &HostState, limits: &Limits) -> CallError {
+fn classify(
+    error: wasmtime::Error,
+    state: &HostState,
+    limits: &Limits,
+    error_bytes: usize,
+) -> CallError {
+    // The pool had no free slot of some kind: the host is busy, and the
+    // call worth retrying (within the per-component caps, only more calls
+    // than the concurrency can do this).
+    if let Some(full) = error.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
+        return CallError::PoolExhausted(full.to_string());
+    }
+    // wasmtime's hostcall fuel ran out: the guest handed over more than
+    // the host copies out of one call.
+    if format!("{error:#}").contains(HOSTCALL_FUEL_EXHAUSTED) {
+        return CallError::OutputOverLimit {
+            limit: limits.max_output_bytes,
+        };
+    }
     if let Some(asked) = state.limiter.exceeded {
         return CallError::OutOfMemory {
             limit_mb: limits.memory_bytes >> 20,
@@ -555,18 +678,20 @@ fn classify(error: wasmtime::Error, state: &HostState, limits: &Limits) -> CallE
             detail: state.stderr_tail(),
         },
         None => CallError::Trap {
-            message: format!("{error:#}"),
+            message: text::clean(&format!("{error:#}"), error_bytes),
             detail: state.stderr_tail(),
         },
     }
 }
 
-fn plugin_error(e: v0_1::types::PluginError) -> CallError {
+/// The plugin's own error, its message cleaned and cut to the limit.
+fn plugin_error(e: v0_1::types::PluginError, output: &OutputLimits) -> CallError {
     use v0_1::types::PluginError as E;
+    let clean = |m: String| text::clean(&m, output.error_bytes);
     match e {
-        E::InvalidInput(m) => CallError::InvalidInput(m),
-        E::Unsupported(m) => CallError::Unsupported(m),
-        E::Failed(m) => CallError::Failed(m),
+        E::InvalidInput(m) => CallError::InvalidInput(clean(m)),
+        E::Unsupported(m) => CallError::Unsupported(clean(m)),
+        E::Failed(m) => CallError::Failed(clean(m)),
     }
 }
 

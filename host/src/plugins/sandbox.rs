@@ -16,6 +16,7 @@ use wasmtime_wasi::{
     FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
 
+use super::ComponentCaps;
 use super::manifest::Grants;
 use crate::knowledge::Knowledge;
 use crate::kv::Kv;
@@ -23,6 +24,10 @@ use crate::store::Store;
 
 /// How much of a plugin's stderr is kept, to explain a trap.
 const STDERR_CAPACITY: usize = 16 << 10;
+/// Most bytes one `wasi:random` call may ask for.
+const MAX_RANDOM_BYTES: u64 = 1 << 20;
+/// Most WASI resources one call may hold at once.
+const MAX_RESOURCES: usize = 10_000;
 /// Log lines a single call may emit; more are dropped (and counted).
 pub const MAX_LOG_LINES: u32 = 1_000;
 /// Longest log message kept; longer ones are cut.
@@ -53,11 +58,14 @@ impl HostState {
         plugin: Arc<str>,
         grants: &Grants,
         memory_bytes: u64,
+        caps: ComponentCaps,
         services: Services,
     ) -> Result<Self, std::io::Error> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stderr(stderr.clone());
+        // wasmtime-wasi's default is 64 MiB per call.
+        wasi.max_random_size(MAX_RANDOM_BYTES);
         wasi.envs(&grants.env);
         if !grants.clocks {
             wasi.wall_clock(FrozenClock).monotonic_clock(FrozenClock);
@@ -94,10 +102,14 @@ impl HostState {
             wasi.preopened_dir(&dir.host, &dir.guest, perms)
                 .map_err(|e| std::io::Error::other(format!("{}: {e}", dir.host.display())))?;
         }
+        // The resources (streams, descriptors) the WASI interfaces hand
+        // out; wasmtime's default is a million.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         Ok(HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
-            limiter: Limiter::new(memory_bytes),
+            table,
+            limiter: Limiter::new(memory_bytes, caps),
             plugin,
             services,
             stderr,
@@ -164,6 +176,7 @@ impl HostMonotonicClock for FrozenClock {
 pub struct Limiter {
     limit: u64,
     used: u64,
+    caps: ComponentCaps,
     pub exceeded: Option<u64>,
 }
 
@@ -172,10 +185,11 @@ pub struct Limiter {
 const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 impl Limiter {
-    fn new(limit: u64) -> Self {
+    fn new(limit: u64, caps: ComponentCaps) -> Self {
         Limiter {
             limit,
             used: 0,
+            caps,
             exceeded: None,
         }
     }
@@ -217,5 +231,19 @@ impl ResourceLimiter for Limiter {
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+
+    // Per store, as the pool's per-component caps (which refuse a
+    // component at load); wasmtime's defaults are 10,000 each.
+    fn instances(&self) -> usize {
+        self.caps.core_instances as usize
+    }
+
+    fn tables(&self) -> usize {
+        self.caps.tables as usize
+    }
+
+    fn memories(&self) -> usize {
+        self.caps.memories as usize
     }
 }

@@ -426,6 +426,10 @@ async fn run_step(
     let input = carry.input.get();
     let retries = step.retries.unwrap_or(0);
     let timeout = step.timeout_ms.map(Duration::from_millis);
+    // Attempts that never ran for lack of a free instance: the host was
+    // busy, not the step failing, so they are retried without end (until
+    // the run is cancelled or its lease lost) and count against nothing.
+    let mut busy = 0u32;
     loop {
         // The plugin is looked up at each attempt: a version installed
         // while the run waited is the one that runs, and is recorded.
@@ -497,7 +501,22 @@ async fn run_step(
             }
             Some(Err(e)) => e,
         };
-        if retryable(&error) && attempt <= retries {
+        if error.is_busy() {
+            busy += 1;
+            let delay = backoff::delay(busy, wf.config.backoff_base, wf.config.backoff_max);
+            metrics::step_outcome(Counted::Busy);
+            tracing::info!(run = %id, step = step.index, attempt, ?delay, error = %error, "no free plugin instance; trying again");
+            tokio::select! {
+                () = tokio::time::sleep(delay) => continue,
+                () = stopped(wf, id, lost) => {
+                    if lost.load(Ordering::Acquire) {
+                        return StepEnd::Abandoned;
+                    }
+                    return cancel(wf, worker, run, step, ms).await;
+                }
+            }
+        }
+        if retryable(&error) && attempt.saturating_sub(busy) <= retries {
             let delay = backoff::delay(attempt, wf.config.backoff_base, wf.config.backoff_max);
             metrics::step_outcome(Counted::Retried);
             tracing::info!(run = %id, step = step.index, attempt, ?delay, error = %error, "step failed; retrying");

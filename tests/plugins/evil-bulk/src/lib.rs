@@ -112,7 +112,10 @@ impl Guest for Component {
         }
         if let Some(link) = field(&config, "symlink") {
             let at = link.get("link").and_then(Value::as_str).unwrap_or_default();
-            let target = link.get("target").and_then(Value::as_str).unwrap_or_default();
+            let target = link
+                .get("target")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
             symlink(at, target)
                 .map_err(|e| PluginError::Failed(format!("symlink {at} -> {target}: {e}")))?;
             return Ok("{\"linked\": true}".to_owned());
