@@ -229,3 +229,81 @@ async fn reads_and_bodies_stay_within_the_configured_memory() {
         now / MIB
     );
 }
+
+/// Thirty documents of 1 MB, stored through the shipped store-doc step,
+/// then listed by ten runs at once: each listing reads only what fits the
+/// host's byte limit for one listing (4 MiB), says where to go on, and the
+/// host's peak RSS stays within what its limits allow.
+#[tokio::test(flavor = "multi_thread")]
+async fn store_listings_stay_within_the_configured_memory() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = dir.path().join("nova.toml");
+    std::fs::write(&config, "workers = 4\n").expect("config");
+    let mut nova = Nova::start(
+        Options::default()
+            .env("NOVA_CONFIG", &config.display().to_string())
+            .env("NOVA_KNOWLEDGE", "false")
+            .plugin("store-doc", nova_tests::plugin("store-doc")),
+    )
+    .await;
+    let writer = nova.key_client(&["runs:write", "runs:read"]).await;
+    let submit = |workflow: Value| {
+        let request = writer.post(nova.url("/workflows")).json(&workflow);
+        async move {
+            let response = request.send().await.expect("submit");
+            assert_eq!(response.status(), 202);
+            let body: Value = response.json().await.expect("JSON");
+            body["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let value = "x".repeat(1_000_000);
+    for i in 0..30 {
+        let id = submit(json!({
+            "steps": [{"plugin": "store-doc",
+                       "config": {"op": "put", "key": format!("big/{i:02}")}}],
+            "input": value,
+        }))
+        .await;
+        assert_eq!(nova.wait_run(&id, 60).await["status"], "succeeded");
+    }
+    let list = json!({"steps": [{"plugin": "store-doc",
+                                  "config": {"op": "list", "prefix": "big/", "limit": 1000}}]});
+    let first = submit(list.clone()).await;
+    let run = nova.wait_run(&first, 60).await;
+    assert_eq!(run["status"], "succeeded", "{:.300}", run.to_string());
+    let (baseline, _) = nova.memory();
+
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(submit(list.clone()).await);
+    }
+    for id in &ids {
+        let run = nova.wait_run(id, 60).await;
+        assert_eq!(run["status"], "succeeded");
+        let docs = run["output"]["docs"].as_array().expect("docs").len();
+        assert!(
+            (1..=4).contains(&docs),
+            "{docs} documents of 1 MB in one listing"
+        );
+        assert!(run["output"]["next"].is_string(), "no way to go on");
+    }
+    assert!(nova.alive());
+    let (now, peak) = nova.memory();
+    eprintln!(
+        "baseline {} MiB, peak {} MiB, now {} MiB",
+        baseline / MIB,
+        peak / MIB,
+        now / MIB
+    );
+    // Four workers at once, each holding a listing's values (4 MiB) about
+    // three times over (the rows, the guest's copy, the step's output),
+    // and 64 MiB of slack.
+    let allowance = 4 * 3 * 4 * MIB + 64 * MIB;
+    assert!(
+        peak <= baseline + allowance,
+        "peak RSS {} MiB over a baseline of {} MiB (allowed {} MiB more)",
+        peak / MIB,
+        baseline / MIB,
+        allowance / MIB
+    );
+}

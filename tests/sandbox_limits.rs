@@ -556,3 +556,94 @@ async fn plugin_names_never_become_paths() {
 fn hex_of(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// Per-plugin quotas on the store and on kv (on Redis): past them a plugin
+/// gets an error, keeps what it had, and other plugins are untouched; a
+/// manifest cannot raise its quota past the host's maximum.
+#[tokio::test(flavor = "multi_thread")]
+async fn store_and_kv_quotas_hold_per_plugin() {
+    let backend = Backend::postgres_redis();
+    let dir = tempfile::tempdir().expect("tmp");
+    let nova = host_with(
+        dir.path(),
+        "[plugins]\nstore_docs = 50\nstore_bytes = 2000000\nkv_keys = 50\nkv_bytes = 200000\n\
+         max_store_docs = 1000\n",
+        Options::default()
+            .backend(&backend)
+            .env("NOVA_KNOWLEDGE", "false")
+            .plugin("bulk", test_plugin("evil-bulk"))
+            .plugin("kvuser", test_plugin("log-and-kv")),
+    )
+    .await;
+    let run = |config: Value| {
+        let nova = &nova;
+        async move { nova.invoke_step("bulk", &json!(null), Some(&config)).await }
+    };
+    let (status, out) =
+        run(json!({"store_put": {"count": 100, "bytes": 1000, "prefix": "d/"}})).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["output"]["stored"], 50, "{out}");
+    let error = out["output"]["error"].as_str().expect("an error");
+    assert!(error.contains("quota of 50 documents"), "{error}");
+    let (_, out) = run(json!({"store_list": {"prefix": "d/", "limit": 1000}})).await;
+    assert_eq!(out["output"]["docs"], 50, "{out}");
+
+    let (status, out) = run(json!({"kv_put": {"count": 100, "bytes": 100}})).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["output"]["stored"], 50, "{out}");
+    assert!(
+        out["output"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("kv quota")),
+        "{out}"
+    );
+    // Another plugin's kv and store still work.
+    let (status, out) = nova.invoke_step("kvuser", &json!(null), None).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["output"]["kv_roundtrip"], true, "{out}");
+    assert!(out["output"]["store"]["error"].is_null(), "{out}");
+
+    // The manifest may raise a quota to the host's maximum, not past it.
+    std::fs::write(
+        nova.plugins_dir.join("bulk.toml"),
+        "[limits]\nstore_docs = 5000\n",
+    )
+    .expect("manifest");
+    let entry = nova
+        .wait_for("bulk", "the manifest refused", |e| {
+            e["rejected"].is_object()
+        })
+        .await;
+    assert!(
+        entry["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("plugins.max_store_docs")),
+        "{entry}"
+    );
+    std::fs::write(
+        nova.plugins_dir.join("bulk.toml"),
+        "[limits]\nstore_docs = 60\n",
+    )
+    .expect("manifest");
+    nova.wait_for("bulk", "the manifest applied", |e| {
+        e["limits"]["store_docs"] == 60 && e["rejected"].is_null()
+    })
+    .await;
+    let (_, out) = run(json!({"store_put": {"count": 100, "bytes": 1000, "prefix": "e/"}})).await;
+    assert_eq!(out["output"]["stored"], 10, "{out}");
+}
+
+/// A plugin built against the first contract (`nova:plugin@0.1.0`) loads
+/// and runs on a host that serves a later `0.1.x`.
+#[tokio::test]
+async fn plugins_of_the_first_contract_still_run() {
+    let nova = Nova::start(
+        Options::default()
+            .env("NOVA_KNOWLEDGE", "false")
+            .plugin("old", test_plugin("contract-v0-1-0")),
+    )
+    .await;
+    let (status, out) = nova.invoke_step("old", &json!({"n": 1}), None).await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["output"], json!({"listed": 1, "input": {"n": 1}}));
+}

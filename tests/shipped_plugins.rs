@@ -484,7 +484,7 @@ async fn store_doc_round_trip_with_versions() {
         json!({"docs": [
             {"key": "invoices/INV-1", "value": merged, "version": 2},
             {"key": "invoices/INV-2", "value": inv2, "version": 1},
-        ]})
+        ], "next": null})
     );
 
     // Optimistic concurrency: a put at a stale version is a conflict.

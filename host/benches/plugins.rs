@@ -34,6 +34,7 @@ fn limits() -> Limits {
         timeout: Duration::from_secs(10),
         memory_bytes: 128 << 20,
         max_output_bytes: 16 << 20,
+        ..Limits::default()
     }
 }
 

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::auth::IpNet;
 use crate::knowledge::ChunkBudget;
 use crate::knowledge::ingest::Source;
-use crate::plugins::{CompileLimits, ComponentCaps, Limits, OutputLimits, RuntimeConfig};
+use crate::plugins::{CompileLimits, ComponentCaps, Limits, OutputLimits, Quota, RuntimeConfig};
 use crate::ratelimit::RateConfig;
 use crate::workflow::RunLimits;
 
@@ -253,6 +253,15 @@ pub struct FilePluginConfig {
     pub describe_bytes: Option<usize>,
     pub max_chunks: Option<usize>,
     pub chunk_bytes: Option<usize>,
+    pub store_docs: Option<u64>,
+    pub store_bytes: Option<u64>,
+    pub kv_keys: Option<u64>,
+    pub kv_bytes: Option<u64>,
+    pub max_store_docs: Option<u64>,
+    pub max_store_bytes: Option<u64>,
+    pub max_kv_keys: Option<u64>,
+    pub max_kv_bytes: Option<u64>,
+    pub list_bytes: Option<u64>,
 }
 
 impl FileConfig {
@@ -529,6 +538,7 @@ impl Config {
                     timeout: Duration::from_millis(timeout_ms),
                     memory_bytes: memory_mb << 20,
                     max_output_bytes: p.max_output_bytes.unwrap_or(DEFAULT_MAX_OUTPUT_BYTES),
+                    ..Limits::default()
                 },
                 max_memory_mb << 20,
                 concurrency,
@@ -638,10 +648,70 @@ fn resolve_runtime(
             "must be between 64 and 16777216".into(),
         ));
     }
+    let max_store = Quota {
+        items: p.max_store_docs.unwrap_or(base.max_store.items),
+        bytes: p.max_store_bytes.unwrap_or(base.max_store.bytes),
+    };
+    let max_kv = Quota {
+        items: p.max_kv_keys.unwrap_or(base.max_kv.items),
+        bytes: p.max_kv_bytes.unwrap_or(base.max_kv.bytes),
+    };
+    let mut defaults = defaults;
+    defaults.store = Quota {
+        items: p.store_docs.unwrap_or(base.defaults.store.items),
+        bytes: p.store_bytes.unwrap_or(base.defaults.store.bytes),
+    };
+    defaults.kv = Quota {
+        items: p.kv_keys.unwrap_or(base.defaults.kv.items),
+        bytes: p.kv_bytes.unwrap_or(base.defaults.kv.bytes),
+    };
+    for (key, value, max, setting) in [
+        (
+            "plugins.store_docs",
+            defaults.store.items,
+            max_store.items,
+            "max_store_docs",
+        ),
+        (
+            "plugins.store_bytes",
+            defaults.store.bytes,
+            max_store.bytes,
+            "max_store_bytes",
+        ),
+        (
+            "plugins.kv_keys",
+            defaults.kv.items,
+            max_kv.items,
+            "max_kv_keys",
+        ),
+        (
+            "plugins.kv_bytes",
+            defaults.kv.bytes,
+            max_kv.bytes,
+            "max_kv_bytes",
+        ),
+    ] {
+        if value > max {
+            return Err(invalid(
+                key,
+                format!("must be at most plugins.{setting} ({max})"),
+            ));
+        }
+    }
+    let list_bytes = p.list_bytes.unwrap_or(base.list_bytes);
+    if !((1 << 20)..=(1 << 30)).contains(&list_bytes) {
+        return Err(invalid(
+            "plugins.list_bytes",
+            "must be between 1048576 (one document's largest) and 1073741824".into(),
+        ));
+    }
     Ok(RuntimeConfig {
         defaults,
         max_memory_bytes,
         max_output_bytes: output_ceiling,
+        max_store,
+        max_kv,
+        list_bytes,
         concurrency,
         caps,
         compile,

@@ -6,22 +6,34 @@
 //! - in-process, the embedded default: entries expire lazily on read and
 //!   are swept when a namespace grows;
 //! - Redis (`REDIS_URL`): key `{prefix}:kv:{plugin}:{key}`, TTL by
-//!   `SET … PX`, shared by every process of a deployment.
+//!   `SET … PX`, shared by every process of a deployment. Beside the keys,
+//!   a hash `{prefix}:kvusage:{plugin}` records each key's size and expiry
+//!   and the totals, updated by the same Lua script that writes the key.
+//!
+//! Every plugin has a quota of keys and of bytes (keys and values
+//! together), from its manifest under the host's maxima: a write past it
+//! fails with [`KvError::Full`], and leaves other plugins untouched. A key
+//! that expired counts until it is swept, which a write at the quota does
+//! first.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fred::prelude::{Expiration, KeysInterface};
+use fred::prelude::KeysInterface;
+use fred::types::scripts::Script;
 
 use crate::redis::Connection;
 
 pub const MAX_KEY_BYTES: usize = 512;
 pub const MAX_VALUE_BYTES: usize = 1 << 20;
-pub const MAX_KEYS_PER_PLUGIN: usize = 10_000;
-/// Keys and values together, per plugin: bounds what one plugin can make
-/// the host hold.
-pub const MAX_BYTES_PER_PLUGIN: usize = 64 << 20;
+
+/// What one plugin may keep: keys, and bytes of keys and values together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvQuota {
+    pub keys: u64,
+    pub bytes: u64,
+}
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum KvError {
@@ -29,8 +41,8 @@ pub enum KvError {
     BadKey,
     #[error("value of {0} bytes is over the {MAX_VALUE_BYTES}-byte limit")]
     ValueTooLarge(usize),
-    #[error("this plugin already holds {MAX_KEYS_PER_PLUGIN} keys or {} MiB", MAX_BYTES_PER_PLUGIN >> 20)]
-    Full,
+    #[error("over this plugin's kv quota of {} keys and {} bytes", .0.keys, .0.bytes)]
+    Full(KvQuota),
     #[error("kv store unavailable: {0}")]
     Redis(String),
 }
@@ -72,14 +84,13 @@ impl Namespace {
         }
     }
 
-    fn fits(&self, key: &str, value: &[u8]) -> bool {
-        let replaced = self
-            .entries
-            .get(key)
-            .map_or(0, |e| key.len() + e.value.len());
-        let keys = self.entries.len() + usize::from(replaced == 0);
-        keys <= MAX_KEYS_PER_PLUGIN
-            && self.bytes - replaced + key.len() + value.len() <= MAX_BYTES_PER_PLUGIN
+    fn fits(&self, key: &str, value: &[u8], quota: KvQuota) -> bool {
+        let replaced = self.entries.get(key).map(|e| key.len() + e.value.len());
+        let keys = self.entries.len() + usize::from(replaced.is_none());
+        let bytes = self.bytes - replaced.unwrap_or(0) + key.len() + value.len();
+        // A write that does not grow what is held always fits.
+        (replaced.is_some() || keys as u64 <= quota.keys)
+            && (bytes <= self.bytes || bytes as u64 <= quota.bytes)
     }
 }
 
@@ -98,7 +109,100 @@ enum Backend {
 struct RedisKv {
     conn: Connection,
     prefix: String,
+    set: Script,
+    delete: Script,
 }
+
+/// Sets a key within its plugin's quota, and records it in the usage hash.
+/// KEYS: the key, the usage hash. ARGV: the plugin's key, the value, the
+/// TTL in ms (0: none), the quota's keys and bytes, and the prefix of the
+/// plugin's keys. Returns 1, or 0 when over the quota (nothing written).
+/// In the hash, `k:<key>` is "<size> <expires at ms, 0: never>"; `#keys`
+/// and `#bytes` are the totals. At the quota, entries whose key expired
+/// or was evicted are swept first (their keys are named from the prefix:
+/// a single Redis, not a Cluster).
+const SET_LUA: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local field = 'k:' .. ARGV[1]
+local size = string.len(ARGV[1]) + string.len(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local max_keys = tonumber(ARGV[4])
+local max_bytes = tonumber(ARGV[5])
+local function parse(entry)
+  local s, e = string.match(entry, '^(%d+) (%d+)$')
+  return tonumber(s), tonumber(e)
+end
+local function live(e)
+  return e == 0 or e > now
+end
+-- The replaced entry, if it still stands (expired or evicted: gone).
+local old = nil
+local entry = redis.call('HGET', KEYS[2], field)
+if entry then
+  local s, e = parse(entry)
+  if live(e) and redis.call('EXISTS', KEYS[1]) == 1 then
+    old = s
+  else
+    redis.call('HDEL', KEYS[2], field)
+    redis.call('HINCRBY', KEYS[2], '#keys', -1)
+    redis.call('HINCRBY', KEYS[2], '#bytes', -s)
+  end
+end
+local function over()
+  local keys = tonumber(redis.call('HGET', KEYS[2], '#keys') or '0')
+  local bytes = tonumber(redis.call('HGET', KEYS[2], '#bytes') or '0')
+  local new_keys = keys + (old and 0 or 1)
+  local new_bytes = bytes - (old or 0) + size
+  return (old == nil and new_keys > max_keys) or (new_bytes > bytes and new_bytes > max_bytes)
+end
+if over() then
+  -- Sweep the expired entries, recount, and look again.
+  local keys, bytes = 0, 0
+  local all = redis.call('HGETALL', KEYS[2])
+  for i = 1, #all, 2 do
+    local f = all[i]
+    if string.sub(f, 1, 2) == 'k:' then
+      local s, e = parse(all[i + 1])
+      if live(e) and redis.call('EXISTS', ARGV[6] .. string.sub(f, 3)) == 1 then
+        keys = keys + 1
+        bytes = bytes + s
+      else
+        redis.call('HDEL', KEYS[2], f)
+      end
+    end
+  end
+  redis.call('HSET', KEYS[2], '#keys', keys, '#bytes', bytes)
+  if over() then
+    return 0
+  end
+end
+if ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+else
+  redis.call('SET', KEYS[1], ARGV[2])
+end
+redis.call('HSET', KEYS[2], field, size .. ' ' .. (ttl > 0 and (now + ttl) or 0))
+if not old then
+  redis.call('HINCRBY', KEYS[2], '#keys', 1)
+end
+redis.call('HINCRBY', KEYS[2], '#bytes', size - (old or 0))
+return 1
+"#;
+
+/// Deletes a key and its usage entry. KEYS: the key, the usage hash.
+/// ARGV: the plugin's key. Returns whether the key existed.
+const DELETE_LUA: &str = r#"
+local field = 'k:' .. ARGV[1]
+local entry = redis.call('HGET', KEYS[2], field)
+if entry then
+  local s = tonumber(string.match(entry, '^(%d+) '))
+  redis.call('HDEL', KEYS[2], field)
+  redis.call('HINCRBY', KEYS[2], '#keys', -1)
+  redis.call('HINCRBY', KEYS[2], '#bytes', -s)
+end
+return redis.call('DEL', KEYS[1])
+"#;
 
 impl Default for Kv {
     fn default() -> Self {
@@ -115,14 +219,8 @@ impl Kv {
 
     /// Redis at `url`, keys under `{prefix}:kv:`. Fails if Redis cannot be
     /// reached now; later outages fail single calls while the client
-    /// reconnects.
-    ///
-    /// The key and value size limits hold as in-process; the per-plugin
-    /// caps ([`MAX_KEYS_PER_PLUGIN`], [`MAX_BYTES_PER_PLUGIN`]) do not. They
-    /// bound what a plugin makes the host process hold, and here the data
-    /// lives in Redis, bounded by its `maxmemory` and eviction policy; a
-    /// per-plugin counter kept beside it would drift, since keys expire
-    /// server-side without telling anyone.
+    /// reconnects. (A single Redis or a Sentinel group: the quota script
+    /// touches two keys that a Redis Cluster may place apart.)
     pub async fn redis(url: &str, prefix: &str) -> Result<Self, KvError> {
         if prefix.is_empty() {
             return Err(KvError::Redis("the key prefix must not be empty".into()));
@@ -133,6 +231,8 @@ impl Kv {
             backend: Backend::Redis(Arc::new(RedisKv {
                 conn,
                 prefix: prefix.to_owned(),
+                set: Script::from_lua(SET_LUA),
+                delete: Script::from_lua(DELETE_LUA),
             })),
         })
     }
@@ -159,12 +259,14 @@ impl Kv {
             .map(|e| e.value.clone()))
     }
 
+    /// Sets `key` of `namespace`, within its `quota`.
     pub async fn set(
         &self,
         namespace: &str,
         key: &str,
         value: Vec<u8>,
         ttl: Option<Duration>,
+        quota: KvQuota,
     ) -> Result<(), KvError> {
         check_key(key)?;
         if value.len() > MAX_VALUE_BYTES {
@@ -172,15 +274,15 @@ impl Kv {
         }
         let map = match &self.backend {
             Backend::InProcess(map) => map,
-            Backend::Redis(redis) => return redis.set(namespace, key, value, ttl).await,
+            Backend::Redis(redis) => return redis.set(namespace, key, value, ttl, quota).await,
         };
         let now = Instant::now();
         let mut map = lock(map);
         let ns = map.entry(namespace.to_owned()).or_default();
-        if !ns.fits(key, &value) {
+        if !ns.fits(key, &value, quota) {
             ns.sweep(now);
-            if !ns.fits(key, &value) {
-                return Err(KvError::Full);
+            if !ns.fits(key, &value, quota) {
+                return Err(KvError::Full(quota));
             }
         }
         ns.remove(key);
@@ -225,6 +327,10 @@ impl RedisKv {
         format!("{}:kv:{namespace}:{key}", self.prefix)
     }
 
+    fn usage(&self, namespace: &str) -> String {
+        format!("{}:kvusage:{namespace}", self.prefix)
+    }
+
     async fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         self.conn
             .client()
@@ -239,38 +345,58 @@ impl RedisKv {
         key: &str,
         value: Vec<u8>,
         ttl: Option<Duration>,
+        quota: KvQuota,
     ) -> Result<(), KvError> {
-        let full_key = self.key(namespace, key);
-        let expire = match ttl {
-            None => None,
+        let ttl_ms = match ttl {
+            None => 0,
             // Redis refuses a zero expiry; a value that expires at once is
             // a value that is gone.
             Some(ttl) if ttl.is_zero() => {
                 self.delete(namespace, key).await?;
                 return Ok(());
             }
-            Some(ttl) => Some(Expiration::PX(
-                i64::try_from(ttl.as_millis().max(1)).unwrap_or(i64::MAX),
-            )),
+            Some(ttl) => i64::try_from(ttl.as_millis().max(1)).unwrap_or(i64::MAX),
         };
-        let _: fred::prelude::Value = self
-            .conn
-            .client()
-            .set(full_key, value, expire, None, false)
+        let written: i64 = self
+            .set
+            .evalsha_with_reload(
+                self.conn.client(),
+                vec![self.key(namespace, key), self.usage(namespace)],
+                vec![
+                    fred::types::Value::from(key),
+                    fred::types::Value::from(fred::bytes::Bytes::from(value)),
+                    fred::types::Value::from(ttl_ms),
+                    fred::types::Value::from(clamp(quota.keys)),
+                    fred::types::Value::from(clamp(quota.bytes)),
+                    fred::types::Value::from(self.key(namespace, "")),
+                ],
+            )
             .await
             .map_err(redis_error)?;
-        Ok(())
+        if written == 1 {
+            Ok(())
+        } else {
+            Err(KvError::Full(quota))
+        }
     }
 
     async fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError> {
-        let removed: u64 = self
-            .conn
-            .client()
-            .del(self.key(namespace, key))
+        let removed: i64 = self
+            .delete
+            .evalsha_with_reload(
+                self.conn.client(),
+                vec![self.key(namespace, key), self.usage(namespace)],
+                vec![key.to_owned()],
+            )
             .await
             .map_err(redis_error)?;
         Ok(removed > 0)
     }
+}
+
+/// Lua numbers are doubles: a quota beyond 2^53 is as good as none.
+fn clamp(n: u64) -> i64 {
+    n.min(1 << 53) as i64
 }
 
 fn redis_error(e: fred::error::Error) -> KvError {
@@ -289,10 +415,15 @@ fn check_key(key: &str) -> Result<(), KvError> {
 mod tests {
     use super::*;
 
+    const QUOTA: KvQuota = KvQuota {
+        keys: 10_000,
+        bytes: 64 << 20,
+    };
+
     #[tokio::test]
     async fn namespaces_are_isolated() {
         let kv = Kv::in_process();
-        kv.set("a", "k", b"1".to_vec(), None).await.unwrap();
+        kv.set("a", "k", b"1".to_vec(), None, QUOTA).await.unwrap();
         assert_eq!(kv.get("a", "k").await.unwrap(), Some(b"1".to_vec()));
         assert_eq!(kv.get("b", "k").await.unwrap(), None);
         assert!(!kv.delete("b", "k").await.unwrap());
@@ -303,39 +434,64 @@ mod tests {
     #[tokio::test]
     async fn ttl_expires_and_limits_hold() {
         let kv = Kv::in_process();
-        kv.set("a", "t", b"x".to_vec(), Some(Duration::from_millis(20)))
-            .await
-            .unwrap();
+        kv.set(
+            "a",
+            "t",
+            b"x".to_vec(),
+            Some(Duration::from_millis(20)),
+            QUOTA,
+        )
+        .await
+        .unwrap();
         assert!(kv.get("a", "t").await.unwrap().is_some());
         tokio::time::sleep(Duration::from_millis(40)).await;
         assert_eq!(kv.get("a", "t").await.unwrap(), None);
         assert_eq!(kv.get("a", "").await, Err(KvError::BadKey));
         let big = vec![0u8; MAX_VALUE_BYTES + 1];
         assert_eq!(
-            kv.set("a", "big", big, None).await,
+            kv.set("a", "big", big, None, QUOTA).await,
             Err(KvError::ValueTooLarge(MAX_VALUE_BYTES + 1))
         );
     }
 
     #[tokio::test]
-    async fn a_plugin_cannot_hold_more_than_its_share() {
+    async fn a_plugin_cannot_hold_more_than_its_quota() {
         let kv = Kv::in_process();
-        let value = vec![7u8; MAX_VALUE_BYTES];
-        let fit = MAX_BYTES_PER_PLUGIN / (MAX_VALUE_BYTES + 8);
-        for i in 0..fit {
-            kv.set("a", &format!("k{i:06}"), value.clone(), None)
+        let quota = KvQuota {
+            keys: 3,
+            bytes: 100,
+        };
+        for i in 0..3 {
+            kv.set("a", &format!("k{i}"), vec![1; 10], None, quota)
                 .await
                 .unwrap();
         }
         assert_eq!(
-            kv.set("a", "one-more", value.clone(), None).await,
-            Err(KvError::Full)
+            kv.set("a", "k3", vec![1; 10], None, quota).await,
+            Err(KvError::Full(quota))
         );
-        // Overwriting an existing key does not grow the total.
-        kv.set("a", "k000000", value.clone(), None).await.unwrap();
+        // Overwriting an existing key does not add a key.
+        kv.set("a", "k0", vec![2; 10], None, quota).await.unwrap();
+        // Bytes: 3 keys of 12 bytes; growing one past 100 bytes in all.
+        assert_eq!(
+            kv.set("a", "k1", vec![1; 80], None, quota).await,
+            Err(KvError::Full(quota))
+        );
         // Other plugins are unaffected; freeing room makes it fit again.
-        kv.set("b", "k", value.clone(), None).await.unwrap();
-        assert!(kv.delete("a", "k000001").await.unwrap());
-        kv.set("a", "one-more", value, None).await.unwrap();
+        kv.set("b", "k3", vec![1; 10], None, quota).await.unwrap();
+        assert!(kv.delete("a", "k1").await.unwrap());
+        kv.set("a", "k3", vec![1; 10], None, quota).await.unwrap();
+        // Expired keys make room.
+        kv.set(
+            "c",
+            "t",
+            vec![1; 90],
+            Some(Duration::from_millis(10)),
+            quota,
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        kv.set("c", "u", vec![1; 90], None, quota).await.unwrap();
     }
 }

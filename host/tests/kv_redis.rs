@@ -8,8 +8,14 @@ use std::process::Command;
 use std::time::Duration;
 
 use fred::prelude::{KeysInterface, Value};
-use nova::kv::{Kv, KvError, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use nova::kv::{Kv, KvError, KvQuota, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 use nova::redis::Connection;
+
+/// A quota no test but the quota test comes near.
+const Q: KvQuota = KvQuota {
+    keys: 100_000,
+    bytes: 1 << 30,
+};
 
 fn redis_url() -> String {
     std::env::var("NOVA_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
@@ -64,24 +70,28 @@ async fn get_set_delete_under_the_plugins_namespace() {
     let kv = &f.kv;
     assert_eq!(kv.backend(), "redis");
     assert_eq!(kv.get("alpha", "k").await.unwrap(), None);
-    kv.set("alpha", "k", b"one".to_vec(), None).await.unwrap();
+    kv.set("alpha", "k", b"one".to_vec(), None, Q)
+        .await
+        .unwrap();
     assert_eq!(kv.get("alpha", "k").await.unwrap(), Some(b"one".to_vec()));
     // Stored where the design says, and nowhere else.
     let key = format!("{}:kv:alpha:k", f.prefix);
     assert_eq!(f.raw_get(&key).await, Some(b"one".to_vec()));
     // Overwriting replaces; binary values survive intact.
     let binary: Vec<u8> = (0..=255).collect();
-    kv.set("alpha", "k", binary.clone(), None).await.unwrap();
+    kv.set("alpha", "k", binary.clone(), None, Q).await.unwrap();
     assert_eq!(kv.get("alpha", "k").await.unwrap(), Some(binary));
     assert!(kv.delete("alpha", "k").await.unwrap());
     assert!(!kv.delete("alpha", "k").await.unwrap());
     assert_eq!(kv.get("alpha", "k").await.unwrap(), None);
     assert_eq!(f.raw_get(&key).await, None);
     // Keys may contain the separator without escaping their namespace.
-    kv.set("alpha", "a:b:c", b"x".to_vec(), None).await.unwrap();
+    kv.set("alpha", "a:b:c", b"x".to_vec(), None, Q)
+        .await
+        .unwrap();
     assert_eq!(kv.get("alpha", "a:b:c").await.unwrap(), Some(b"x".to_vec()));
     // An empty value is a value.
-    kv.set("alpha", "empty", Vec::new(), None).await.unwrap();
+    kv.set("alpha", "empty", Vec::new(), None, Q).await.unwrap();
     assert_eq!(kv.get("alpha", "empty").await.unwrap(), Some(Vec::new()));
 }
 
@@ -94,10 +104,11 @@ async fn ttl_expires() {
         "t",
         b"x".to_vec(),
         Some(Duration::from_millis(300)),
+        Q,
     )
     .await
     .unwrap();
-    kv.set("alpha", "forever", b"y".to_vec(), None)
+    kv.set("alpha", "forever", b"y".to_vec(), None, Q)
         .await
         .unwrap();
     assert_eq!(kv.get("alpha", "t").await.unwrap(), Some(b"x".to_vec()));
@@ -126,15 +137,16 @@ async fn ttl_expires() {
         "t",
         b"x".to_vec(),
         Some(Duration::from_millis(200)),
+        Q,
     )
     .await
     .unwrap();
-    kv.set("alpha", "t", b"z".to_vec(), None).await.unwrap();
+    kv.set("alpha", "t", b"z".to_vec(), None, Q).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(kv.get("alpha", "t").await.unwrap(), Some(b"z".to_vec()));
 
     // A zero TTL stores nothing (and removes what was there).
-    kv.set("alpha", "t", b"w".to_vec(), Some(Duration::ZERO))
+    kv.set("alpha", "t", b"w".to_vec(), Some(Duration::ZERO), Q)
         .await
         .unwrap();
     assert_eq!(kv.get("alpha", "t").await.unwrap(), None);
@@ -144,8 +156,8 @@ async fn ttl_expires() {
 async fn plugins_are_isolated() {
     let f = Fixture::new().await;
     let kv = &f.kv;
-    kv.set("alpha", "k", b"a".to_vec(), None).await.unwrap();
-    kv.set("beta", "k", b"b".to_vec(), None).await.unwrap();
+    kv.set("alpha", "k", b"a".to_vec(), None, Q).await.unwrap();
+    kv.set("beta", "k", b"b".to_vec(), None, Q).await.unwrap();
     assert_eq!(kv.get("alpha", "k").await.unwrap(), Some(b"a".to_vec()));
     assert_eq!(kv.get("beta", "k").await.unwrap(), Some(b"b".to_vec()));
     assert_eq!(kv.get("gamma", "k").await.unwrap(), None);
@@ -168,27 +180,29 @@ async fn limits_hold() {
     let kv = &f.kv;
     assert_eq!(kv.get("alpha", "").await, Err(KvError::BadKey));
     assert_eq!(
-        kv.set("alpha", "", b"x".to_vec(), None).await,
+        kv.set("alpha", "", b"x".to_vec(), None, Q).await,
         Err(KvError::BadKey)
     );
     assert_eq!(kv.delete("alpha", "").await, Err(KvError::BadKey));
     let long = "k".repeat(MAX_KEY_BYTES + 1);
     assert_eq!(
-        kv.set("alpha", &long, b"x".to_vec(), None).await,
+        kv.set("alpha", &long, b"x".to_vec(), None, Q).await,
         Err(KvError::BadKey)
     );
     let longest = "k".repeat(MAX_KEY_BYTES);
-    kv.set("alpha", &longest, b"x".to_vec(), None)
+    kv.set("alpha", &longest, b"x".to_vec(), None, Q)
         .await
         .unwrap();
     assert_eq!(
-        kv.set("alpha", "big", vec![0; MAX_VALUE_BYTES + 1], None)
+        kv.set("alpha", "big", vec![0; MAX_VALUE_BYTES + 1], None, Q)
             .await,
         Err(KvError::ValueTooLarge(MAX_VALUE_BYTES + 1))
     );
     assert_eq!(kv.get("alpha", "big").await.unwrap(), None);
     let largest = vec![7u8; MAX_VALUE_BYTES];
-    kv.set("alpha", "big", largest.clone(), None).await.unwrap();
+    kv.set("alpha", "big", largest.clone(), None, Q)
+        .await
+        .unwrap();
     assert_eq!(kv.get("alpha", "big").await.unwrap(), Some(largest));
 }
 
@@ -208,4 +222,72 @@ async fn unreachable_redis_is_an_error() {
         Kv::redis("not a url", "x").await,
         Err(KvError::Redis(_))
     ));
+}
+
+/// Each plugin's quota of keys and bytes holds on Redis too: recorded in
+/// the usage hash by the script that writes, freed by deletes and by
+/// expiry, and other plugins are untouched.
+#[tokio::test]
+async fn quotas_hold_per_plugin() {
+    let f = Fixture::new().await;
+    let kv = &f.kv;
+    let quota = KvQuota {
+        keys: 3,
+        bytes: 100,
+    };
+    for i in 0..3 {
+        kv.set("alpha", &format!("k{i}"), vec![1; 10], None, quota)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        kv.set("alpha", "k3", vec![1; 10], None, quota).await,
+        Err(KvError::Full(quota))
+    );
+    assert_eq!(f.raw_get(&format!("{}:kv:alpha:k3", f.prefix)).await, None);
+    // Replacing a key adds no key; growing past the bytes is refused.
+    kv.set("alpha", "k0", vec![2; 10], None, quota)
+        .await
+        .unwrap();
+    assert_eq!(
+        kv.set("alpha", "k1", vec![1; 90], None, quota).await,
+        Err(KvError::Full(quota))
+    );
+    // Another plugin is unaffected.
+    kv.set("beta", "k3", vec![1; 10], None, quota)
+        .await
+        .unwrap();
+    // A delete frees room.
+    assert!(kv.delete("alpha", "k1").await.unwrap());
+    kv.set("alpha", "k3", vec![1; 10], None, quota)
+        .await
+        .unwrap();
+    // An expired key frees room (swept when the quota is reached).
+    kv.set(
+        "gamma",
+        "t",
+        vec![1; 90],
+        Some(Duration::from_millis(50)),
+        quota,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        kv.set("gamma", "u", vec![1; 90], None, quota).await,
+        Err(KvError::Full(quota))
+    );
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    kv.set("gamma", "u", vec![1; 90], None, quota)
+        .await
+        .unwrap();
+    // A key deleted behind the store's back (eviction) frees room too.
+    let _: i64 = f
+        .raw
+        .client()
+        .del(format!("{}:kv:gamma:u", f.prefix))
+        .await
+        .unwrap();
+    kv.set("gamma", "v", vec![1; 90], None, quota)
+        .await
+        .unwrap();
 }

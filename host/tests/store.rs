@@ -16,10 +16,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nova::store::{
-    Doc, ListRuns, NewRun, RawJson, Run, RunId, RunStatus, RunSummary, StepOutcome, StepSpec,
-    StepStatus, Store, StoreError,
+    Doc, DocQuota, ListRuns, NewRun, RawJson, Run, RunId, RunStatus, RunSummary, StepOutcome,
+    StepSpec, StepStatus, Store, StoreError,
 };
 use serde_json::{Value, json};
+
+/// No quota: the documents tests that are not about quotas.
+const NO_QUOTA: DocQuota = DocQuota::UNLIMITED;
 
 /// A JSON value as the store takes it.
 fn raw(value: Value) -> RawJson {
@@ -223,6 +226,8 @@ suite!(
     check_concurrent_idempotency,
     check_list_and_pages,
     check_list_by_bytes,
+    check_docs_quota,
+    check_doc_pages,
     check_claim_exclusive,
     check_claim_takeover_after_lease,
     check_concurrent_claims,
@@ -1976,7 +1981,13 @@ async fn check_docs_versions(store: &Store) {
     assert_eq!(store.doc_get(ns, "inv-1").await.expect("get"), None);
 
     let v1 = raw(json!({"total": 12.5, "lines": [{"sku": "a", "qty": 2}], "paid": false}));
-    assert_eq!(store.doc_put(ns, "inv-1", &v1, None).await.expect("put"), 1);
+    assert_eq!(
+        store
+            .doc_put(ns, "inv-1", &v1, None, NO_QUOTA)
+            .await
+            .expect("put"),
+        1
+    );
     assert_eq!(
         store.doc_get(ns, "inv-1").await.expect("get"),
         Some(Doc {
@@ -1987,10 +1998,16 @@ async fn check_docs_versions(store: &Store) {
     );
 
     let v2 = raw(json!({"total": 12.5, "paid": true}));
-    assert_eq!(store.doc_put(ns, "inv-1", &v2, None).await.expect("put"), 2);
     assert_eq!(
         store
-            .doc_put(ns, "inv-1", &raw(json!("v3")), Some(2))
+            .doc_put(ns, "inv-1", &v2, None, NO_QUOTA)
+            .await
+            .expect("put"),
+        2
+    );
+    assert_eq!(
+        store
+            .doc_put(ns, "inv-1", &raw(json!("v3")), Some(2), NO_QUOTA)
             .await
             .expect("put"),
         3
@@ -2012,7 +2029,10 @@ async fn check_docs_versions(store: &Store) {
     {
         let key = format!("scalar-{i}");
         assert_eq!(
-            store.doc_put(ns, &key, &value, Some(0)).await.expect("put"),
+            store
+                .doc_put(ns, &key, &value, Some(0), NO_QUOTA)
+                .await
+                .expect("put"),
             1
         );
         assert_eq!(
@@ -2031,7 +2051,10 @@ async fn check_docs_versions(store: &Store) {
     assert!(!store.doc_delete(ns, "inv-1").await.expect("delete"));
     assert_eq!(store.doc_get(ns, "inv-1").await.expect("get"), None);
     assert_eq!(
-        store.doc_put(ns, "inv-1", &v1, Some(0)).await.expect("put"),
+        store
+            .doc_put(ns, "inv-1", &v1, Some(0), NO_QUOTA)
+            .await
+            .expect("put"),
         1
     );
 }
@@ -2040,21 +2063,24 @@ async fn check_docs_conflicts(store: &Store) {
     let ns = "p";
     assert_eq!(
         store
-            .doc_put(ns, "k", &raw(json!(1)), Some(0))
+            .doc_put(ns, "k", &raw(json!(1)), Some(0), NO_QUOTA)
             .await
             .expect("put"),
         1
     );
     assert_eq!(
         store
-            .doc_put(ns, "k", &raw(json!(2)), Some(1))
+            .doc_put(ns, "k", &raw(json!(2)), Some(1), NO_QUOTA)
             .await
             .expect("put"),
         2
     );
 
     // Must not exist yet, but does.
-    match store.doc_put(ns, "k", &raw(json!("x")), Some(0)).await {
+    match store
+        .doc_put(ns, "k", &raw(json!("x")), Some(0), NO_QUOTA)
+        .await
+    {
         Err(StoreError::Conflict {
             key,
             expected,
@@ -2067,7 +2093,10 @@ async fn check_docs_conflicts(store: &Store) {
         other => panic!("expected a conflict, got {other:?}"),
     }
     // A stale version.
-    match store.doc_put(ns, "k", &raw(json!("x")), Some(1)).await {
+    match store
+        .doc_put(ns, "k", &raw(json!("x")), Some(1), NO_QUOTA)
+        .await
+    {
         Err(StoreError::Conflict {
             expected, actual, ..
         }) => assert_eq!((expected, actual), (Some(1), Some(2))),
@@ -2075,7 +2104,9 @@ async fn check_docs_conflicts(store: &Store) {
     }
     // A version from the future.
     assert!(matches!(
-        store.doc_put(ns, "k", &raw(json!("x")), Some(9)).await,
+        store
+            .doc_put(ns, "k", &raw(json!("x")), Some(9), NO_QUOTA)
+            .await,
         Err(StoreError::Conflict {
             expected: Some(9),
             actual: Some(2),
@@ -2085,7 +2116,7 @@ async fn check_docs_conflicts(store: &Store) {
     // A version of a document that does not exist.
     assert!(matches!(
         store
-            .doc_put(ns, "missing", &raw(json!("x")), Some(1))
+            .doc_put(ns, "missing", &raw(json!("x")), Some(1), NO_QUOTA)
             .await,
         Err(StoreError::Conflict {
             expected: Some(1),
@@ -2101,7 +2132,7 @@ async fn check_docs_conflicts(store: &Store) {
 
     // The error says what happened.
     let message = store
-        .doc_put(ns, "k", &raw(json!(0)), Some(1))
+        .doc_put(ns, "k", &raw(json!(0)), Some(1), NO_QUOTA)
         .await
         .expect_err("conflict")
         .to_string();
@@ -2115,7 +2146,7 @@ async fn check_docs_concurrent_conditional(store: &Store) {
     let ns = "race";
     assert_eq!(
         store
-            .doc_put(ns, "counter", &raw(json!(0)), None)
+            .doc_put(ns, "counter", &raw(json!(0)), None, NO_QUOTA)
             .await
             .expect("put"),
         1
@@ -2129,7 +2160,7 @@ async fn check_docs_concurrent_conditional(store: &Store) {
                 (
                     i,
                     store
-                        .doc_put("race", "counter", &raw(json!(i + 100)), Some(1))
+                        .doc_put("race", "counter", &raw(json!(i + 100)), Some(1), NO_QUOTA)
                         .await,
                 )
             })
@@ -2161,7 +2192,7 @@ async fn check_docs_concurrent_conditional(store: &Store) {
             let store = store.clone();
             tokio::spawn(async move {
                 store
-                    .doc_put("race", "fresh", &raw(json!(i)), Some(0))
+                    .doc_put("race", "fresh", &raw(json!(i)), Some(0), NO_QUOTA)
                     .await
             })
         })
@@ -2184,7 +2215,11 @@ async fn check_docs_concurrent_unconditional(store: &Store) {
     let tasks: Vec<_> = (0..8)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.doc_put("race", "log", &raw(json!(i)), None).await })
+            tokio::spawn(async move {
+                store
+                    .doc_put("race", "log", &raw(json!(i)), None, NO_QUOTA)
+                    .await
+            })
         })
         .collect();
     let mut versions = BTreeSet::new();
@@ -2222,13 +2257,13 @@ async fn check_docs_list_by_prefix(store: &Store) {
     ];
     for (i, key) in keys.iter().enumerate() {
         store
-            .doc_put(ns, key, &raw(json!(i)), None)
+            .doc_put(ns, key, &raw(json!(i)), None, NO_QUOTA)
             .await
             .expect("put");
     }
     // Keys another plugin has must not show.
     store
-        .doc_put("elsewhere", "a%", &raw(json!(0)), None)
+        .doc_put("elsewhere", "a%", &raw(json!(0)), None, NO_QUOTA)
         .await
         .expect("put");
 
@@ -2236,9 +2271,10 @@ async fn check_docs_list_by_prefix(store: &Store) {
         let store = store.clone();
         async move {
             store
-                .doc_list(ns, prefix, limit)
+                .doc_page(ns, prefix, None, limit, u64::MAX)
                 .await
-                .expect("doc_list")
+                .expect("doc_page")
+                .docs
                 .into_iter()
                 .map(|d| d.key)
                 .collect::<Vec<_>>()
@@ -2273,15 +2309,147 @@ async fn check_docs_list_by_prefix(store: &Store) {
     assert_eq!(listed("", 2).await, vec!["B", "a"]);
     assert_eq!(listed("a", 3).await, expected("a", 3));
 
-    let docs = store.doc_list(ns, "a%", 10).await.expect("doc_list");
+    let docs = store
+        .doc_page(ns, "a%", None, 10, u64::MAX)
+        .await
+        .expect("doc_page")
+        .docs;
     assert_eq!(docs[0].value, raw(json!(1)));
     assert_eq!(docs[0].version, 1);
+}
+
+/// A namespace's quota of documents and bytes holds exactly, is measured
+/// on the values as stored, frees room on delete, lets a write that does
+/// not grow through, and leaves other namespaces alone.
+async fn check_docs_quota(store: &Store) {
+    let value = raw(json!("x".repeat(98))); // 100 bytes as JSON
+    let quota = DocQuota {
+        docs: 3,
+        bytes: 350,
+    };
+    for i in 0..3 {
+        store
+            .doc_put("q", &format!("k{i}"), &value, None, quota)
+            .await
+            .expect("within the quota");
+    }
+    assert_eq!(store.doc_usage("q").await.expect("usage"), (3, 300));
+    let over = store.doc_put("q", "k3", &value, None, quota).await;
+    assert!(matches!(over, Err(StoreError::Quota(_))), "{over:?}");
+    assert!(store.doc_get("q", "k3").await.expect("get").is_none());
+    // Replacing a document adds none; growing past the bytes is refused.
+    store
+        .doc_put("q", "k0", &raw(json!("y".repeat(98))), None, quota)
+        .await
+        .expect("replace");
+    let bigger = raw(json!("z".repeat(200)));
+    let over = store.doc_put("q", "k1", &bigger, None, quota).await;
+    assert!(matches!(over, Err(StoreError::Quota(m)) if m.contains("350 bytes")));
+    assert_eq!(store.doc_usage("q").await.expect("usage"), (3, 300));
+    // Shrinking is always allowed, even over a lowered quota.
+    let tighter = DocQuota { docs: 1, bytes: 10 };
+    store
+        .doc_put("q", "k1", &raw(json!(1)), None, tighter)
+        .await
+        .expect("shrinks");
+    assert_eq!(store.doc_usage("q").await.expect("usage"), (3, 201));
+    // A delete frees room; other namespaces never saw any of it.
+    assert!(store.doc_delete("q", "k2").await.expect("delete"));
+    assert_eq!(store.doc_usage("q").await.expect("usage"), (2, 101));
+    store
+        .doc_put("q", "k3", &value, None, quota)
+        .await
+        .expect("room again");
+    store
+        .doc_put("other", "k", &value, None, tighter)
+        .await
+        .expect_err("its own quota");
+    assert_eq!(store.doc_usage("other").await.expect("usage"), (0, 0));
+    // Many writers at once cannot pass the quota together.
+    let writes: Vec<_> = (0..20)
+        .map(|i| {
+            let store = store.clone();
+            let value = value.clone();
+            tokio::spawn(async move {
+                store
+                    .doc_put("race", &format!("r{i:02}"), &value, None, quota)
+                    .await
+            })
+        })
+        .collect();
+    let mut written = 0;
+    for w in writes {
+        if w.await.expect("join").is_ok() {
+            written += 1;
+        }
+    }
+    assert_eq!(written, 3);
+    assert_eq!(store.doc_usage("race").await.expect("usage"), (3, 300));
+}
+
+/// Listing measures first and reads only what fits: pages end by count or
+/// by bytes, the first document always comes, and `next` goes on exactly
+/// where the page stopped.
+async fn check_doc_pages(store: &Store) {
+    let unlimited = DocQuota::UNLIMITED;
+    for i in 0..10 {
+        let value = raw(json!("v".repeat(98))); // 100 bytes
+        store
+            .doc_put("pages", &format!("p/{i:02}"), &value, None, unlimited)
+            .await
+            .expect("put");
+    }
+    store
+        .doc_put("pages", "q/other", &raw(json!(1)), None, unlimited)
+        .await
+        .expect("put");
+    let mut keys = Vec::new();
+    let mut after = None;
+    let mut pages = 0;
+    loop {
+        let page = store
+            .doc_page("pages", "p/", after.as_deref(), 4, 250)
+            .await
+            .expect("page");
+        pages += 1;
+        assert!(page.docs.len() <= 2, "250 bytes hold two documents of 100");
+        keys.extend(page.docs.iter().map(|d| d.key.clone()));
+        match page.next {
+            Some(next) => {
+                assert_eq!(Some(&next), keys.last());
+                after = Some(next);
+            }
+            None => break,
+        }
+    }
+    let expected: Vec<String> = (0..10).map(|i| format!("p/{i:02}")).collect();
+    assert_eq!(keys, expected);
+    assert_eq!(pages, 5);
+    // The first document comes whatever its size; the count limit holds.
+    let page = store
+        .doc_page("pages", "p/", None, 3, 1)
+        .await
+        .expect("page");
+    assert_eq!(page.docs.len(), 1);
+    assert_eq!(page.next.as_deref(), Some("p/00"));
+    let page = store
+        .doc_page("pages", "p/", None, 3, u64::MAX)
+        .await
+        .expect("page");
+    assert_eq!(page.docs.len(), 3);
+    assert_eq!(page.docs[2].value, raw(json!("v".repeat(98))));
+    // After the last one: an empty page, no next.
+    let page = store
+        .doc_page("pages", "p/", Some("p/09"), 3, u64::MAX)
+        .await
+        .expect("page");
+    assert_eq!(page, nova::store::DocPage::default());
 }
 
 async fn check_docs_namespaces(store: &Store) {
     assert_eq!(
         store
-            .doc_put("one", "k", &raw(json!("one's")), None)
+            .doc_put("one", "k", &raw(json!("one's")), None, NO_QUOTA)
             .await
             .expect("put"),
         1
@@ -2290,14 +2458,14 @@ async fn check_docs_namespaces(store: &Store) {
     // The same key in another namespace is another document.
     assert_eq!(
         store
-            .doc_put("two", "k", &raw(json!("two's")), Some(0))
+            .doc_put("two", "k", &raw(json!("two's")), Some(0), NO_QUOTA)
             .await
             .expect("put"),
         1
     );
     assert_eq!(
         store
-            .doc_put("two", "k", &raw(json!("two's 2")), None)
+            .doc_put("two", "k", &raw(json!("two's 2")), None, NO_QUOTA)
             .await
             .expect("put"),
         2
@@ -2312,8 +2480,9 @@ async fn check_docs_namespaces(store: &Store) {
     );
     assert!(store.doc_delete("two", "k").await.expect("delete"));
     assert!(store.doc_get("one", "k").await.expect("get").is_some());
-    assert_eq!(store.doc_list("two", "", 10).await.expect("list"), vec![]);
-    assert_eq!(store.doc_list("one", "", 10).await.expect("list").len(), 1);
+    let list = |ns: &'static str| store.doc_page(ns, "", None, 10, u64::MAX);
+    assert_eq!(list("two").await.expect("list").docs, vec![]);
+    assert_eq!(list("one").await.expect("list").docs.len(), 1);
 }
 
 async fn check_invalid_input(store: &Store) {
@@ -2330,14 +2499,16 @@ async fn check_invalid_input(store: &Store) {
     }
     for limit in [0, 1001] {
         assert!(matches!(
-            store.doc_list("ns", "", limit).await,
+            store.doc_page("ns", "", None, limit, u64::MAX).await,
             Err(StoreError::Invalid(_))
         ));
     }
     let long_key = "k".repeat(513);
     for key in ["", "nul\0key", long_key.as_str()] {
         assert!(matches!(
-            store.doc_put("ns", key, &raw(json!(1)), None).await,
+            store
+                .doc_put("ns", key, &raw(json!(1)), None, NO_QUOTA)
+                .await,
             Err(StoreError::Invalid(_))
         ));
         assert!(matches!(
@@ -2347,18 +2518,18 @@ async fn check_invalid_input(store: &Store) {
     }
     assert!(matches!(
         store
-            .doc_put("ns", "k", &raw(json!({"a": "nul\u{0}"})), None)
+            .doc_put("ns", "k", &raw(json!({"a": "nul\u{0}"})), None, NO_QUOTA)
             .await,
         Err(StoreError::Invalid(_))
     ));
     let too_big = raw(json!("x".repeat(1 << 20)));
     assert!(matches!(
-        store.doc_put("ns", "k", &too_big, None).await,
+        store.doc_put("ns", "k", &too_big, None, NO_QUOTA).await,
         Err(StoreError::Invalid(_))
     ));
     assert!(matches!(
         store
-            .doc_put("ns", "k", &raw(json!(1)), Some(u64::MAX))
+            .doc_put("ns", "k", &raw(json!(1)), Some(u64::MAX), NO_QUOTA)
             .await,
         Err(StoreError::Invalid(_))
     ));
@@ -2417,7 +2588,7 @@ async fn check_restart(at: Location) {
     let queued = create(&store, 1).await;
     assert_eq!(
         store
-            .doc_put("ns", "state", &raw(json!({"seen": [1]})), None)
+            .doc_put("ns", "state", &raw(json!({"seen": [1]})), None, NO_QUOTA)
             .await
             .expect("put"),
         1
@@ -2463,7 +2634,7 @@ async fn check_restart(at: Location) {
     );
     assert_eq!(
         store
-            .doc_put("ns", "state", &raw(json!(2)), Some(1))
+            .doc_put("ns", "state", &raw(json!(2)), Some(1), NO_QUOTA)
             .await
             .expect("put"),
         2

@@ -83,12 +83,20 @@ pub struct PluginEntry {
     pub rejected: Option<RejectedFile>,
 }
 
-/// Resource limits of one call.
+/// Resource limits of one call, and the plugin's quotas.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct PluginLimits {
     pub timeout_ms: u64,
     pub memory_mb: u64,
     pub max_output_bytes: u64,
+    /// Documents it may keep in the store.
+    pub store_docs: u64,
+    /// Bytes of documents it may keep in the store.
+    pub store_bytes: u64,
+    /// Keys it may keep in kv.
+    pub kv_keys: u64,
+    /// Bytes of keys and values it may keep in kv.
+    pub kv_bytes: u64,
 }
 
 /// What the plugin may reach beyond its own memory.
@@ -483,6 +491,10 @@ fn serving(name: &str, p: &Plugin) -> PluginEntry {
             timeout_ms: limits.timeout.as_millis() as u64,
             memory_mb: limits.memory_bytes >> 20,
             max_output_bytes: limits.max_output_bytes,
+            store_docs: limits.store.items,
+            store_bytes: limits.store.bytes,
+            kv_keys: limits.kv.items,
+            kv_bytes: limits.kv.bytes,
         }),
         grants: Some(PluginGrants {
             // Names only: values may be secrets.

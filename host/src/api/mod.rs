@@ -339,6 +339,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             memory_bytes: 16 << 20,
             max_output_bytes: 1 << 20,
+            ..Limits::default()
         };
         let config = crate::plugins::RuntimeConfig {
             defaults: limits,

@@ -43,7 +43,7 @@ impl kv::Host for HostState {
     ) -> Result<(), String> {
         let kv = self.services.kv.clone();
         let ttl = ttl_seconds.map(|s| Duration::from_secs(s.into()));
-        kv.set(&self.plugin, &key, value, ttl)
+        kv.set(&self.plugin, &key, value, ttl, self.kv_quota)
             .await
             .map_err(|e| e.to_string())
     }
@@ -108,9 +108,15 @@ impl store::Host for HostState {
         let value = crate::store::RawJson::parse(value)
             .map_err(|e| store::StoreError::Invalid(format!("value is not JSON: {e}")))?;
         let docs = self.services.store.clone();
-        docs.doc_put(&self.plugin, &key, &value, expected_version)
-            .await
-            .map_err(doc_error)
+        docs.doc_put(
+            &self.plugin,
+            &key,
+            &value,
+            expected_version,
+            self.store_quota,
+        )
+        .await
+        .map_err(doc_error)
     }
 
     async fn delete(&mut self, key: String) -> Result<bool, store::StoreError> {
@@ -130,11 +136,40 @@ impl store::Host for HostState {
             ));
         }
         let docs = self.services.store.clone();
-        let found = docs
-            .doc_list(&self.plugin, &prefix, limit)
+        let page = docs
+            .doc_page(&self.plugin, &prefix, None, limit, self.list_bytes)
             .await
             .map_err(doc_error)?;
-        Ok(found.into_iter().map(to_doc).collect())
+        Ok(page.docs.into_iter().map(to_doc).collect())
+    }
+
+    async fn list_page(
+        &mut self,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+        max_bytes: u32,
+    ) -> Result<store::Page, store::StoreError> {
+        if !(1..=1000).contains(&limit) {
+            return Err(store::StoreError::Invalid(
+                "limit must be between 1 and 1000".into(),
+            ));
+        }
+        let docs = self.services.store.clone();
+        let page = docs
+            .doc_page(
+                &self.plugin,
+                &prefix,
+                after.as_deref(),
+                limit,
+                u64::from(max_bytes).min(self.list_bytes),
+            )
+            .await
+            .map_err(doc_error)?;
+        Ok(store::Page {
+            docs: page.docs.into_iter().map(to_doc).collect(),
+            next: page.next,
+        })
     }
 }
 
@@ -158,7 +193,9 @@ fn to_doc(doc: crate::store::Doc) -> store::Doc {
 fn doc_error(e: crate::store::StoreError) -> store::StoreError {
     match e {
         crate::store::StoreError::Conflict { actual, .. } => store::StoreError::Conflict(actual),
-        crate::store::StoreError::Invalid(message) => store::StoreError::Invalid(message),
+        crate::store::StoreError::Invalid(message) | crate::store::StoreError::Quota(message) => {
+            store::StoreError::Invalid(message)
+        }
         other => {
             tracing::warn!(error = %other, "plugin store call failed");
             store::StoreError::Unavailable(other.to_string())

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::Limits;
+use super::{Limits, Quota};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -39,6 +39,10 @@ struct RawLimits {
     timeout_ms: Option<u64>,
     memory_mb: Option<u64>,
     max_output_bytes: Option<u64>,
+    store_docs: Option<u64>,
+    store_bytes: Option<u64>,
+    kv_keys: Option<u64>,
+    kv_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -102,11 +106,13 @@ pub struct Manifest {
 
 /// What a manifest is checked against: the host's defaults and ceilings,
 /// and the directories no grant may reach.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rules {
     pub defaults: Limits,
     pub max_memory_bytes: u64,
     pub max_output_bytes: u64,
+    pub max_store: Quota,
+    pub max_kv: Quota,
     pub protected: Protected,
 }
 
@@ -260,6 +266,45 @@ fn resolve_limits(raw: RawLimits, rules: &Rules) -> Result<Limits, String> {
         }
         limits.max_output_bytes = bytes;
     }
+    let quota = |value: Option<u64>, default: u64, max: u64, key: &str, setting: &str| match value {
+        None => Ok(default),
+        Some(v) if v <= max => Ok(v),
+        Some(_) => Err(format!(
+            "limits.{key} must be at most the host's maximum of {max} (plugins.{setting})"
+        )),
+    };
+    limits.store = Quota {
+        items: quota(
+            raw.store_docs,
+            limits.store.items,
+            rules.max_store.items,
+            "store_docs",
+            "max_store_docs",
+        )?,
+        bytes: quota(
+            raw.store_bytes,
+            limits.store.bytes,
+            rules.max_store.bytes,
+            "store_bytes",
+            "max_store_bytes",
+        )?,
+    };
+    limits.kv = Quota {
+        items: quota(
+            raw.kv_keys,
+            limits.kv.items,
+            rules.max_kv.items,
+            "kv_keys",
+            "max_kv_keys",
+        )?,
+        bytes: quota(
+            raw.kv_bytes,
+            limits.kv.bytes,
+            rules.max_kv.bytes,
+            "kv_bytes",
+            "max_kv_bytes",
+        )?,
+    };
     Ok(limits)
 }
 
@@ -323,6 +368,7 @@ mod tests {
             timeout: Duration::from_secs(10),
             memory_bytes: 128 << 20,
             max_output_bytes: 16 << 20,
+            ..Limits::default()
         }
     }
 
@@ -331,6 +377,14 @@ mod tests {
             defaults: defaults(),
             max_memory_bytes: 1 << 30,
             max_output_bytes: 64 << 20,
+            max_store: Quota {
+                items: 100,
+                bytes: 1 << 20,
+            },
+            max_kv: Quota {
+                items: 100,
+                bytes: 1 << 20,
+            },
             protected: Protected::default(),
         }
     }
@@ -423,5 +477,17 @@ mod tests {
         let over = "[limits]\nmax_output_bytes = 134217728\n";
         let err = Manifest::parse(over, Path::new("."), &rules()).unwrap_err();
         assert!(err.contains("output_ceiling_bytes"), "{err}");
+    }
+
+    #[test]
+    fn quotas_stay_under_the_host_maxima() {
+        let text = "[limits]\nstore_docs = 50\nkv_bytes = 1000\n";
+        let m = Manifest::parse(text, Path::new("."), &rules()).unwrap();
+        assert_eq!(m.limits.store.items, 50);
+        assert_eq!(m.limits.kv.bytes, 1000);
+        assert_eq!(m.limits.kv.items, defaults().kv.items);
+        let err =
+            Manifest::parse("[limits]\nstore_docs = 101\n", Path::new("."), &rules()).unwrap_err();
+        assert!(err.contains("plugins.max_store_docs"), "{err}");
     }
 }

@@ -67,12 +67,23 @@ pub struct PluginInfo {
     pub media_types: Vec<String>,
 }
 
-/// Resource limits of one call.
+/// Resource limits of one call, and the plugin's quotas.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     pub timeout: Duration,
     pub memory_bytes: u64,
     pub max_output_bytes: u64,
+    /// What the plugin may keep in the store (documents, bytes).
+    pub store: Quota,
+    /// What it may keep in kv (keys, bytes of keys and values).
+    pub kv: Quota,
+}
+
+/// How many items, of how many bytes in all, a plugin may keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Quota {
+    pub items: u64,
+    pub bytes: u64,
 }
 
 impl Default for Limits {
@@ -84,10 +95,14 @@ impl Default for Limits {
 impl Serialize for Limits {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Limits", 3)?;
+        let mut st = s.serialize_struct("Limits", 7)?;
         st.serialize_field("timeout_ms", &(self.timeout.as_millis() as u64))?;
         st.serialize_field("memory_mb", &(self.memory_bytes >> 20))?;
         st.serialize_field("max_output_bytes", &self.max_output_bytes)?;
+        st.serialize_field("store_docs", &self.store.items)?;
+        st.serialize_field("store_bytes", &self.store.bytes)?;
+        st.serialize_field("kv_keys", &self.kv.items)?;
+        st.serialize_field("kv_bytes", &self.kv.bytes)?;
         st.end()
     }
 }
@@ -154,6 +169,11 @@ pub struct RuntimeConfig {
     pub max_memory_bytes: u64,
     /// Ceiling of a manifest's output limit.
     pub max_output_bytes: u64,
+    /// Ceilings of a manifest's store and kv quotas.
+    pub max_store: Quota,
+    pub max_kv: Quota,
+    /// Most bytes of values one store listing returns.
+    pub list_bytes: u64,
     /// Instances at once: the pool's size.
     pub concurrency: u32,
     pub caps: ComponentCaps,
@@ -168,9 +188,26 @@ impl Default for RuntimeConfig {
                 timeout: Duration::from_secs(10),
                 memory_bytes: 128 << 20,
                 max_output_bytes: 16 << 20,
+                store: Quota {
+                    items: 10_000,
+                    bytes: 64 << 20,
+                },
+                kv: Quota {
+                    items: 10_000,
+                    bytes: 64 << 20,
+                },
             },
             max_memory_bytes: 1 << 30,
             max_output_bytes: 64 << 20,
+            max_store: Quota {
+                items: 1_000_000,
+                bytes: 1 << 30,
+            },
+            max_kv: Quota {
+                items: 1_000_000,
+                bytes: 1 << 30,
+            },
+            list_bytes: 4 << 20,
             concurrency: 64,
             caps: ComponentCaps::default(),
             compile: CompileLimits::default(),

@@ -385,6 +385,8 @@ impl Registry {
             defaults: config.defaults,
             max_memory_bytes: config.max_memory_bytes,
             max_output_bytes: config.max_output_bytes,
+            max_store: config.max_store,
+            max_kv: config.max_kv,
             protected: self.protected.clone(),
         };
         Ok(Manifest::load(&name.file_in(&self.dir, "toml"), &rules)?)

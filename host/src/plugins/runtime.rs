@@ -251,8 +251,9 @@ impl Runtime {
         let state = HostState::new(
             plugin.clone(),
             grants,
-            limits.memory_bytes,
+            limits,
             self.config.caps,
+            self.config.list_bytes,
             self.services.clone(),
         )
         .map_err(|e| CallError::Setup(e.to_string()))?;

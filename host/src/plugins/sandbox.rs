@@ -16,10 +16,12 @@ use wasmtime_wasi::{
     FsPerms, HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView,
 };
 
-use super::ComponentCaps;
 use super::manifest::Grants;
+use super::{ComponentCaps, Limits};
 use crate::knowledge::Knowledge;
 use crate::kv::Kv;
+use crate::kv::KvQuota;
+use crate::store::DocQuota;
 use crate::store::Store;
 
 /// How much of a plugin's stderr is kept, to explain a trap.
@@ -51,14 +53,20 @@ pub struct HostState {
     pub services: Services,
     pub stderr: MemoryOutputPipe,
     pub log_lines: u32,
+    /// What the plugin may keep in the store, and in kv.
+    pub store_quota: DocQuota,
+    pub kv_quota: KvQuota,
+    /// Most bytes of values one store listing returns.
+    pub list_bytes: u64,
 }
 
 impl HostState {
     pub fn new(
         plugin: Arc<str>,
         grants: &Grants,
-        memory_bytes: u64,
+        limits: &Limits,
         caps: ComponentCaps,
+        list_bytes: u64,
         services: Services,
     ) -> Result<Self, std::io::Error> {
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
@@ -109,7 +117,16 @@ impl HostState {
         Ok(HostState {
             wasi: wasi.build(),
             table,
-            limiter: Limiter::new(memory_bytes, caps),
+            limiter: Limiter::new(limits.memory_bytes, caps),
+            store_quota: DocQuota {
+                docs: limits.store.items,
+                bytes: limits.store.bytes,
+            },
+            kv_quota: KvQuota {
+                keys: limits.kv.items,
+                bytes: limits.kv.bytes,
+            },
+            list_bytes,
             plugin,
             services,
             stderr,

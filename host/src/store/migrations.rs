@@ -44,6 +44,11 @@ const POSTGRES: Embedded = &[
         "json text",
         include_str!("../../migrations/postgres/0005_json_text.sql"),
     ),
+    (
+        6,
+        "doc sizes and usage",
+        include_str!("../../migrations/postgres/0006_doc_sizes_and_usage.sql"),
+    ),
 ];
 
 const SQLITE: Embedded = &[
@@ -61,6 +66,11 @@ const SQLITE: Embedded = &[
         3,
         "api keys",
         include_str!("../../migrations/sqlite/0003_api_keys.sql"),
+    ),
+    (
+        4,
+        "doc sizes and usage",
+        include_str!("../../migrations/sqlite/0004_doc_sizes_and_usage.sql"),
     ),
 ];
 

@@ -440,6 +440,46 @@ pub enum StepOutcome {
     Cancelled,
 }
 
+/// The most one namespace (one plugin) may keep in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DocQuota {
+    pub docs: u64,
+    pub bytes: u64,
+}
+
+impl DocQuota {
+    pub const UNLIMITED: DocQuota = DocQuota {
+        docs: u64::MAX,
+        bytes: u64::MAX,
+    };
+}
+
+/// A write of one document, as the backends take it.
+pub(crate) struct DocWrite<'a> {
+    namespace: &'a str,
+    key: &'a str,
+    /// The value, serialised and checked.
+    json: &'a str,
+    expected: Option<i64>,
+    quota: DocQuota,
+}
+
+/// Keys that start with `prefix` (so are below `end`, if any) and come
+/// after `after`.
+pub(crate) struct KeyRange<'a> {
+    prefix: &'a str,
+    end: Option<String>,
+    after: Option<&'a str>,
+}
+
+/// One page of a listing of documents.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DocPage {
+    pub docs: Vec<Doc>,
+    /// The key to list after for the next page; none on the last page.
+    pub next: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Doc {
     pub key: String,
@@ -502,6 +542,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("cannot migrate the database schema: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A write that would take a plugin past its store quota.
+    #[error("{0}")]
+    Quota(String),
     /// A row this version cannot read (an unknown status, invalid JSON):
     /// written by something else, or by a newer version of nova.
     #[error("unreadable data in the store: {0}")]
@@ -918,13 +961,16 @@ impl Store {
 
     /// Writes a document. `expected_version`: None writes unconditionally;
     /// Some(0) only if the document does not exist; Some(v) only if it is at
-    /// version v. Returns the new version; a mismatch is `Conflict`.
+    /// version v. Returns the new version; a mismatch is `Conflict`. A
+    /// write that would take the namespace past `quota` is `Quota`, and
+    /// writes nothing.
     pub async fn doc_put(
         &self,
         namespace: &str,
         key: &str,
         value: &RawJson,
         expected_version: Option<u64>,
+        quota: DocQuota,
     ) -> Result<u64, StoreError> {
         check_doc_key(key)?;
         check_json(value, "a document")?;
@@ -938,7 +984,14 @@ impl Store {
                 json.len()
             )));
         }
-        dispatch!(self.doc_put(namespace, key, json, expected))
+        let put = DocWrite {
+            namespace,
+            key,
+            json,
+            expected,
+            quota,
+        };
+        dispatch!(self.doc_put(&put))
     }
 
     pub async fn doc_delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
@@ -946,23 +999,56 @@ impl Store {
         dispatch!(self.doc_delete(namespace, key))
     }
 
-    /// Documents whose key starts with `prefix` (literally), ordered by key
-    /// (bytewise), at most `limit` (1..=`MAX_DOC_LIST`).
-    pub async fn doc_list(
+    /// What a namespace holds: (documents, bytes of their values).
+    pub async fn doc_usage(&self, namespace: &str) -> Result<(u64, u64), StoreError> {
+        let (docs, bytes): (i64, i64) = dispatch!(self.doc_usage(namespace))?;
+        Ok((to_u64(docs, "documents")?, to_u64(bytes, "bytes")?))
+    }
+
+    /// A page of the documents whose key starts with `prefix` (literally)
+    /// and comes after `after`, by key (bytewise): at most `limit`
+    /// (1..=`MAX_DOC_LIST`), and only as many as fit `max_bytes` of values
+    /// (the first always). Sizes are read first, then only the values that
+    /// fit: a listing never costs more than it returns.
+    pub async fn doc_page(
         &self,
         namespace: &str,
         prefix: &str,
+        after: Option<&str>,
         limit: u32,
-    ) -> Result<Vec<Doc>, StoreError> {
+        max_bytes: u64,
+    ) -> Result<DocPage, StoreError> {
         if !(1..=MAX_DOC_LIST).contains(&limit) {
             return Err(StoreError::Invalid(format!(
                 "limit must be 1 to {MAX_DOC_LIST}, not {limit}"
             )));
         }
-        if prefix.contains('\0') {
-            return Ok(Vec::new());
+        if prefix.contains('\0') || after.is_some_and(|a| a.contains('\0')) {
+            return Ok(DocPage::default());
         }
-        dispatch!(self.doc_list(namespace, prefix, prefix_end(prefix), limit))
+        let range = KeyRange {
+            prefix,
+            end: prefix_end(prefix),
+            after,
+        };
+        let sizes: Vec<(String, i64)> = dispatch!(self.doc_sizes(namespace, &range, limit + 1))?;
+        let mut used = 0u64;
+        let mut take = 0;
+        for (_, size) in sizes.iter().take(limit as usize) {
+            let size = u64::try_from(*size).unwrap_or(0);
+            if take > 0 && used.saturating_add(size) > max_bytes {
+                break;
+            }
+            used = used.saturating_add(size);
+            take += 1;
+        }
+        let Some((last, _)) = sizes.get(take.max(1) - 1) else {
+            return Ok(DocPage::default());
+        };
+        let keys: Vec<&str> = sizes[..take].iter().map(|(k, _)| k.as_str()).collect();
+        let docs: Vec<Doc> = dispatch!(self.doc_values(namespace, &keys))?;
+        let next = (sizes.len() > take).then(|| last.clone());
+        Ok(DocPage { docs, next })
     }
 }
 
@@ -1062,6 +1148,55 @@ fn check_doc_key(key: &str) -> Result<(), StoreError> {
         ));
     }
     Ok(())
+}
+
+/// `Conflict` unless the document's `actual` version is the one `w`
+/// expects.
+fn check_version(w: &DocWrite<'_>, actual: Option<i64>) -> Result<(), StoreError> {
+    let matches = match w.expected {
+        None => true,
+        Some(0) => actual.is_none(),
+        Some(v) => actual == Some(v),
+    };
+    if matches {
+        return Ok(());
+    }
+    Err(StoreError::Conflict {
+        key: w.key.to_owned(),
+        expected: w.expected.and_then(|v| u64::try_from(v).ok()),
+        actual: actual.and_then(|v| u64::try_from(v).ok()),
+    })
+}
+
+/// What a namespace holding `before` (documents, bytes) holds once a
+/// document of `size` bytes replaces one of `replaced` bytes (none: a new
+/// document).
+fn usage_after(before: (i64, i64), replaced: Option<i64>, size: i64) -> (i64, i64) {
+    match replaced {
+        Some(old) => (before.0, before.1 - old + size),
+        None => (before.0 + 1, before.1 + size),
+    }
+}
+
+/// Why a write is over `quota`: the namespace held `before` (documents,
+/// bytes) and would hold `after`. A write that does not grow what is held
+/// always passes, so a namespace over a lowered quota can still shrink.
+fn over_quota(quota: DocQuota, before: (i64, i64), after: (i64, i64)) -> Option<StoreError> {
+    let size = |n: i64| u64::try_from(n).unwrap_or(0);
+    let (docs, bytes) = (size(after.0), size(after.1));
+    if after.0 > before.0 && docs > quota.docs {
+        return Some(StoreError::Quota(format!(
+            "over the plugin's store quota of {} documents",
+            quota.docs
+        )));
+    }
+    if after.1 > before.1 && bytes > quota.bytes {
+        return Some(StoreError::Quota(format!(
+            "over the plugin's store quota of {} bytes ({bytes} with this write)",
+            quota.bytes
+        )));
+    }
+    None
 }
 
 /// The least string greater than every string that starts with `prefix`,

@@ -18,12 +18,12 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 
-use super::RunSummary;
 use super::{
     ApiKeyRow, Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, RawJson, Run, RunId, RunRefusal,
     RunStatus, Step, StepOutcome, StepRefusal, StepState, StoreError, duration_ms, migrations,
     now_ms, outcome_columns, run_refusal, run_status, step_status, to_i64, to_u32, to_u64,
 };
+use super::{DocWrite, KeyRange, RunSummary, check_version, over_quota, usage_after};
 
 /// Connections per host. Every call is one or two short statements, so a
 /// few connections keep up with many workers; Postgres' own limit (100 by
@@ -847,111 +847,141 @@ impl PgStore {
         row.as_ref().map(doc_from_row).transpose()
     }
 
-    /// `json` is the value already serialised (and checked) by the caller;
-    /// Postgres parses it into JSONB.
-    pub(super) async fn doc_put(
-        &self,
-        namespace: &str,
-        key: &str,
-        json: &str,
-        expected: Option<i64>,
-    ) -> Result<u64, StoreError> {
-        let now = now_ms();
-        let version: Option<i64> = match expected {
-            None | Some(0) => {
-                sqlx::query_scalar::<_, i64>(if expected.is_none() {
-                    UPSERT_DOC
-                } else {
-                    CREATE_DOC
-                })
-                .bind(namespace)
-                .bind(key)
-                .bind(json)
-                .bind(now)
-                .fetch_optional(&self.pool)
-                .await?
-            }
-            Some(version) => {
-                sqlx::query_scalar::<_, i64>(UPDATE_DOC)
-                    .bind(namespace)
-                    .bind(key)
-                    .bind(json)
-                    .bind(now)
-                    .bind(version)
-                    .fetch_optional(&self.pool)
-                    .await?
-            }
-        };
-        if let Some(version) = version {
-            return to_u64(version, "version");
-        }
-        let actual: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM docs WHERE namespace = $1 AND key = $2")
-                .bind(namespace)
-                .bind(key)
-                .fetch_optional(&self.pool)
+    /// One transaction: the namespace's usage row is locked first, so the
+    /// writers of one namespace take turns and its quota holds exactly.
+    pub(super) async fn doc_put(&self, w: &DocWrite<'_>) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO doc_usage (namespace, docs, bytes) VALUES ($1, 0, 0)
+             ON CONFLICT (namespace) DO NOTHING",
+        )
+        .bind(w.namespace)
+        .execute(&mut *tx)
+        .await?;
+        let before: (i64, i64) =
+            sqlx::query_as("SELECT docs, bytes FROM doc_usage WHERE namespace = $1 FOR UPDATE")
+                .bind(w.namespace)
+                .fetch_one(&mut *tx)
                 .await?;
-        Err(StoreError::Conflict {
-            key: key.to_owned(),
-            expected: expected.and_then(|v| u64::try_from(v).ok()),
-            actual: actual.and_then(|v| u64::try_from(v).ok()),
-        })
+        let current: Option<(i64, i64)> = sqlx::query_as(
+            "SELECT version, size_bytes FROM docs WHERE namespace = $1 AND key = $2",
+        )
+        .bind(w.namespace)
+        .bind(w.key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        check_version(w, current.map(|(v, _)| v))?;
+        let size = i64::try_from(w.json.len()).unwrap_or(i64::MAX);
+        let after = usage_after(before, current.map(|(_, s)| s), size);
+        if let Some(e) = over_quota(w.quota, before, after) {
+            return Err(e);
+        }
+        let now = now_ms();
+        let sql = if current.is_none() {
+            "INSERT INTO docs (namespace, key, value, version, updated_at, size_bytes)
+             VALUES ($1, $2, $3::json, 1, $4, $5)
+             RETURNING version"
+        } else {
+            "UPDATE docs SET value = $3::json, version = version + 1, updated_at = $4,
+                             size_bytes = $5
+             WHERE namespace = $1 AND key = $2
+             RETURNING version"
+        };
+        let version: i64 = sqlx::query_scalar(sql)
+            .bind(w.namespace)
+            .bind(w.key)
+            .bind(w.json)
+            .bind(now)
+            .bind(size)
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE doc_usage SET docs = $2, bytes = $3 WHERE namespace = $1")
+            .bind(w.namespace)
+            .bind(after.0)
+            .bind(after.1)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        to_u64(version, "version")
     }
 
     pub(super) async fn doc_delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
-        let done = sqlx::query("DELETE FROM docs WHERE namespace = $1 AND key = $2")
+        let mut tx = self.pool.begin().await?;
+        let _: Option<i64> =
+            sqlx::query_scalar("SELECT docs FROM doc_usage WHERE namespace = $1 FOR UPDATE")
+                .bind(namespace)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let size: Option<i64> = sqlx::query_scalar(
+            "DELETE FROM docs WHERE namespace = $1 AND key = $2 RETURNING size_bytes",
+        )
+        .bind(namespace)
+        .bind(key)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(size) = size {
+            sqlx::query(
+                "UPDATE doc_usage SET docs = docs - 1, bytes = bytes - $2 WHERE namespace = $1",
+            )
             .bind(namespace)
-            .bind(key)
-            .execute(&self.pool)
+            .bind(size)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() > 0)
+        }
+        tx.commit().await?;
+        Ok(size.is_some())
     }
 
-    pub(super) async fn doc_list(
+    pub(super) async fn doc_usage(&self, namespace: &str) -> Result<(i64, i64), StoreError> {
+        let usage: Option<(i64, i64)> =
+            sqlx::query_as("SELECT docs, bytes FROM doc_usage WHERE namespace = $1")
+                .bind(namespace)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(usage.unwrap_or((0, 0)))
+    }
+
+    /// (key, size) of up to `fetch` documents of `range`, by key.
+    pub(super) async fn doc_sizes(
         &self,
         namespace: &str,
-        prefix: &str,
-        end: Option<String>,
-        limit: u32,
+        range: &KeyRange<'_>,
+        fetch: u32,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+            "SELECT key, size_bytes FROM docs WHERE namespace = ",
+        );
+        query.push_bind(namespace);
+        query.push(" AND key >= ").push_bind(range.prefix);
+        if let Some(end) = &range.end {
+            query.push(" AND key < ").push_bind(end.as_str());
+        }
+        if let Some(after) = range.after {
+            query.push(" AND key > ").push_bind(after);
+        }
+        query
+            .push(" ORDER BY key LIMIT ")
+            .push_bind(i64::from(fetch));
+        Ok(query.build_query_as().fetch_all(&self.pool).await?)
+    }
+
+    /// The documents of `keys`, by key.
+    pub(super) async fn doc_values(
+        &self,
+        namespace: &str,
+        keys: &[&str],
     ) -> Result<Vec<Doc>, StoreError> {
-        let query = match &end {
-            Some(end) => sqlx::query(
-                "SELECT key, value, version FROM docs
-                 WHERE namespace = $1 AND key >= $2 AND key < $3
-                 ORDER BY key LIMIT $4",
-            )
-            .bind(namespace)
-            .bind(prefix)
-            .bind(end),
-            None => sqlx::query(
-                "SELECT key, value, version FROM docs
-                 WHERE namespace = $1 AND key >= $2
-                 ORDER BY key LIMIT $3",
-            )
-            .bind(namespace)
-            .bind(prefix),
-        };
-        let rows = query.bind(i64::from(limit)).fetch_all(&self.pool).await?;
+        let rows = sqlx::query(
+            "SELECT key, value, version FROM docs
+             WHERE namespace = $1 AND key = ANY($2) ORDER BY key",
+        )
+        .bind(namespace)
+        .bind(keys)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(doc_from_row).collect()
     }
 }
-
-const UPSERT_DOC: &str = "INSERT INTO docs (namespace, key, value, version, updated_at)
-     VALUES ($1, $2, $3::json, 1, $4)
-     ON CONFLICT (namespace, key) DO UPDATE
-     SET value = EXCLUDED.value, version = docs.version + 1, updated_at = EXCLUDED.updated_at
-     RETURNING version";
-
-const CREATE_DOC: &str = "INSERT INTO docs (namespace, key, value, version, updated_at)
-     VALUES ($1, $2, $3::json, 1, $4)
-     ON CONFLICT (namespace, key) DO NOTHING
-     RETURNING version";
-
-/// A concurrent writer's update makes this one wait, then re-check
-/// `version` on the row that writer left, so only one of them matches.
-const UPDATE_DOC: &str = "UPDATE docs SET value = $3::json, version = version + 1, updated_at = $4
-     WHERE namespace = $1 AND key = $2 AND version = $5
-     RETURNING version";
 
 fn summary_from_row(row: &PgRow) -> Result<RunSummary, StoreError> {
     let step_count: i64 = row.try_get("step_count")?;

@@ -73,9 +73,15 @@ impl ops::Store for HostStore {
         store::delete(key).map_err(store_error)
     }
 
-    fn list(&mut self, prefix: &str, limit: u32) -> Result<Vec<ops::Doc>, ops::StoreError> {
-        store::list_by_prefix(prefix, limit)
-            .map(|docs| docs.into_iter().map(doc).collect())
+    fn list(
+        &mut self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<ops::Doc>, Option<String>), ops::StoreError> {
+        // As many bytes as the host allows in one page.
+        store::list_page(prefix, after, limit, u32::MAX)
+            .map(|page| (page.docs.into_iter().map(doc).collect(), page.next))
             .map_err(store_error)
     }
 }

@@ -14,6 +14,9 @@
 //!   write only if the document is at that version (`0`: only create).
 //! * `prefix` (template; list, default `""`) and `limit` (list, 1 to 1000,
 //!   default [`DEFAULT_LIMIT`]).
+//! * `after` (template; list): list the keys after this one: the `next` of
+//!   the previous page. A page also ends early when its values pass the
+//!   host's byte limit for one listing; `next` then says where to go on.
 //!
 //! Paths: `$`, then `.name` (letters, digits, `_`, `-`), `["any key"]`,
 //! `['any key']`, `[0]` or `[-1]` (from the end).
@@ -45,7 +48,15 @@ pub trait Store {
     /// some(v) only replaces version v. Returns the new version.
     fn put(&mut self, key: &str, value: &str, expected: Option<u64>) -> Result<u64, StoreError>;
     fn delete(&mut self, key: &str) -> Result<bool, StoreError>;
-    fn list(&mut self, prefix: &str, limit: u32) -> Result<Vec<Doc>, StoreError>;
+    /// A page of the documents whose key starts with `prefix`, after
+    /// `after`: the documents, and the key to go on after (none: the last
+    /// page).
+    fn list(
+        &mut self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<(Vec<Doc>, Option<String>), StoreError>;
 }
 
 /// Why the step refused or failed.
@@ -60,7 +71,15 @@ fn invalid(message: impl Into<String>) -> Error {
 }
 
 /// The keys `config` may have.
-pub const CONFIG_KEYS: [&str; 6] = ["op", "key", "value", "prefix", "limit", "if_version"];
+pub const CONFIG_KEYS: [&str; 7] = [
+    "op",
+    "key",
+    "value",
+    "prefix",
+    "after",
+    "limit",
+    "if_version",
+];
 
 /// Documents `list` returns when config does not say.
 pub const DEFAULT_LIMIT: u32 = 100;
@@ -96,7 +115,7 @@ impl Op {
         match self {
             Op::Put => &["key", "value", "if_version"],
             Op::Get | Op::Delete => &["key"],
-            Op::List => &["prefix", "limit"],
+            Op::List => &["prefix", "after", "limit"],
             Op::Merge => &["key", "value"],
         }
     }
@@ -366,6 +385,7 @@ pub struct Config {
     pub op: Op,
     pub key: Option<Template>,
     pub prefix: Option<Template>,
+    pub after: Option<Template>,
     pub value: Option<Path>,
     pub limit: u32,
     pub if_version: Option<IfVersion>,
@@ -443,6 +463,9 @@ pub fn parse_config(config: &str) -> Result<Config, Error> {
     let prefix = string("prefix")?
         .map(|s| parse_template(s, "prefix"))
         .transpose()?;
+    let after = string("after")?
+        .map(|s| parse_template(s, "after"))
+        .transpose()?;
     let value = string("value")?
         .map(|s| whole_path(s, "value"))
         .transpose()?;
@@ -472,6 +495,7 @@ pub fn parse_config(config: &str) -> Result<Config, Error> {
         op,
         key,
         prefix,
+        after,
         value,
         limit,
         if_version,
@@ -489,14 +513,18 @@ pub fn run(store: &mut impl Store, input: &str, config: &Config) -> Result<Strin
                 Some(t) => t.fill(&input, "prefix")?,
                 None => String::new(),
             };
-            let docs = store
-                .list(&prefix, config.limit)
+            let after = match &config.after {
+                Some(t) => Some(t.fill(&input, "after")?).filter(|a| !a.is_empty()),
+                None => None,
+            };
+            let (docs, next) = store
+                .list(&prefix, after.as_deref(), config.limit)
                 .map_err(|e| store_error(e, "list", &prefix))?;
             let docs = docs
                 .iter()
                 .map(|d| Ok(json!({"key": d.key, "value": stored(d)?, "version": d.version})))
                 .collect::<Result<Vec<_>, Error>>()?;
-            json!({ "docs": docs })
+            json!({ "docs": docs, "next": next })
         }
         op => {
             let key = match &config.key {
@@ -737,21 +765,32 @@ mod tests {
             Ok(self.docs.remove(key).is_some())
         }
 
-        fn list(&mut self, prefix: &str, limit: u32) -> Result<Vec<Doc>, StoreError> {
+        fn list(
+            &mut self,
+            prefix: &str,
+            after: Option<&str>,
+            limit: u32,
+        ) -> Result<(Vec<Doc>, Option<String>), StoreError> {
             if let Some(e) = &self.down {
                 return Err(e.clone());
             }
-            Ok(self
+            let mut matching = self
                 .docs
                 .iter()
-                .filter(|(k, _)| k.starts_with(prefix))
+                .filter(|(k, _)| k.starts_with(prefix) && after.is_none_or(|a| k.as_str() > a));
+            let docs: Vec<Doc> = matching
+                .by_ref()
                 .take(limit as usize)
                 .map(|(k, (value, version))| Doc {
                     key: k.clone(),
                     value: value.clone(),
                     version: *version,
                 })
-                .collect())
+                .collect();
+            let next = matching
+                .next()
+                .and_then(|_| docs.last().map(|d| d.key.clone()));
+            Ok((docs, next))
         }
     }
 
@@ -981,7 +1020,19 @@ mod tests {
             json!({"docs": [
                 {"key": "inv/a", "value": {"id": "a", "total": 1}, "version": 1},
                 {"key": "inv/b", "value": {"id": "b", "total": 2}, "version": 1},
-            ]})
+            ], "next": "inv/b"})
+        );
+        // The next page, after the last key of this one.
+        let out = ok(
+            &mut s,
+            json!({"kind": "inv", "next": "inv/b"}),
+            json!({"op": "list", "prefix": "{$.kind}/", "after": "{$.next}", "limit": 2}),
+        );
+        assert_eq!(
+            out,
+            json!({"docs": [
+                {"key": "inv/c", "value": {"id": "c", "total": 3}, "version": 1},
+            ], "next": null})
         );
         assert_eq!(
             ok(&mut s, json!(null), json!({"op": "list"}))["docs"]
@@ -992,7 +1043,7 @@ mod tests {
         );
         assert_eq!(
             ok(&mut s, json!(null), json!({"op": "list", "prefix": "zzz"})),
-            json!({"docs": []})
+            json!({"docs": [], "next": null})
         );
     }
 
@@ -1061,7 +1112,7 @@ mod tests {
             ),
             (
                 r#"{"op": "list", "key": "a"}"#,
-                "config.key does not apply to op \"list\" (it takes: prefix, limit)",
+                "config.key does not apply to op \"list\" (it takes: prefix, after, limit)",
             ),
             (
                 r#"{"op": "merge", "key": "a", "if_version": 1}"#,
