@@ -17,13 +17,17 @@
 //! - Query latency over HTTP, top_k 5, cache off: distinct questions, one
 //!   client in sequence and 8 concurrent clients; cached-hit latency once
 //!   with the cache on.
+//! - Query latency during an ingest: one client's questions to a small
+//!   collection, idle and then while the whole corpus is ingested into a
+//!   second collection (fresh data directory, removed after); the ratio.
 //! - Embedding throughput in-process (`nova::embed`) on chunk texts read
 //!   back from the index, batch 1 and batch 32; then sentence-transformers
 //!   on the same texts (`scripts/st_bench.py`) when a Python with it is
 //!   available (`NOVA_BENCH_PYTHON`, default `/tmp/st-venv/bin/python`).
 //!
 //! Bounded in count and time: `NOVA_BENCH_QUERIES` (default 300) questions
-//! and `NOVA_BENCH_SECS` (default 60 s) per query measurement,
+//! and `NOVA_BENCH_SECS` (default 60 s) per query measurement
+//! (`NOVA_BENCH_INGEST_QUERIES`, default 150, beside an ingest),
 //! `NOVA_BENCH_TEXTS` (default 2,000) texts, `NOVA_BENCH_INGEST_SECS`
 //! (default 3,600 s) for the ingest. Loopback only. Needs `just plugins`
 //! and `just model`.
@@ -38,7 +42,9 @@ use std::time::{Duration, Instant, SystemTime};
 mod common;
 
 use common::summary::headline;
-use common::{build_dir, env_or, listening_url, loadavg, nova_bin, percentile, repo_root};
+use common::{
+    ADMIN_TOKEN, build_dir, env_or, listening_url, loadavg, nova_bin, percentile, repo_root,
+};
 use nova::embed::{BatchConfig, Embedder, Kernel};
 use nova::knowledge::ingest::{CONTEXT_KEYS, embedded_text};
 use serde::{Deserialize, Serialize};
@@ -50,7 +56,6 @@ use sha2::{Digest, Sha256};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-const TOKEN: &str = "bench-admin-token-0123456789";
 /// The books the corpus is made of, whole, so the set does not depend on
 /// where a file count happens to cut (about 1,140 pages, 11,000+ chunks
 /// with the default chunk budget).
@@ -461,24 +466,40 @@ impl Host {
 
 /// Spawns `nova serve` on `setup` and reads its address; not ready yet.
 async fn spawn(setup: &Setup, cache_ttl_s: u64) -> Host {
-    let mut child = Command::new(&setup.nova)
+    spawn_on(setup, cache_ttl_s, &setup.data, &setup.corpus, None).await
+}
+
+/// Spawns `nova serve` on another data directory and knowledge directory,
+/// with more collections (`NAME=DIR,...`) when given.
+async fn spawn_on(
+    setup: &Setup,
+    cache_ttl_s: u64,
+    data: &Path,
+    knowledge: &Path,
+    collections: Option<&str>,
+) -> Host {
+    let mut command = Command::new(&setup.nova);
+    command.env_remove("NOVA_COLLECTIONS");
+    if let Some(collections) = collections {
+        command.env("NOVA_COLLECTIONS", collections);
+    }
+    let mut child = command
         .arg("serve")
         .env("NOVA_BIND", "127.0.0.1:0")
-        .env("NOVA_DATA_DIR", &setup.data)
+        .env("NOVA_DATA_DIR", data)
         .env("NOVA_PLUGINS_DIR", &setup.plugins)
         .env("NOVA_CACHE_DIR", &setup.cache)
-        .env("NOVA_KNOWLEDGE_DIR", &setup.corpus)
+        .env("NOVA_KNOWLEDGE_DIR", knowledge)
         .env("NOVA_MODEL_DIR", &setup.model)
-        .env("NOVA_ADMIN_TOKEN", TOKEN)
+        .env("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
         .env("NOVA_RAG_RATE_LIMIT", "0")
         .env("NOVA_RAG_CACHE_TTL_S", cache_ttl_s.to_string())
         .env("NOVA_LOG", "warn")
         .env_remove("NOVA_CONFIG")
-        .env_remove("NOVA_COLLECTIONS")
         .env_remove("QDRANT_URL")
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
-        .current_dir(&setup.data)
+        .current_dir(data)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -958,6 +979,84 @@ async fn restarts(setup: &Setup, http: &reqwest::Client) -> Restarts {
     out
 }
 
+// ---------------------------------------------------------------- during an ingest
+
+/// The book a small collection is made of, for the figures beside an ingest.
+const SMALL_BOOK: &str = "style-guide";
+
+/// Query latency while the host embeds a large ingest: on a fresh data
+/// directory, a host with one small collection answers one client's
+/// questions idle; restarted with a second collection (the whole corpus,
+/// so an ingest of minutes) it answers the same number of new questions
+/// while that ingest runs. Queries go before the ingest's batches in the
+/// embedder's queue: the ratio says what is left of the wait.
+async fn during_ingest(setup: &Setup, http: &reqwest::Client) -> Vec<String> {
+    let count: usize = env_or("NOVA_BENCH_INGEST_QUERIES", 150);
+    let max_time = Duration::from_secs_f64(env_or("NOVA_BENCH_SECS", 60.0));
+    let small = setup.corpus.join(SMALL_BOOK);
+    if !small.is_dir() {
+        return vec![format!("- skipped: no {} in the corpus", small.display())];
+    }
+    let data = tempfile::tempdir().expect("a data directory for the figures during an ingest");
+
+    let mut host = spawn_on(setup, 0, data.path(), &small, None).await;
+    wait_ready(&mut host, http, Duration::from_millis(50)).await;
+    let warm_up = QUESTIONS.iter().take(20).map(|q| format!("Warm-up: {q}"));
+    ask_all(http, &host.url, warm_up.collect(), 1, max_time).await;
+    let idle = ask_all(http, &host.url, questions(2, count), 1, max_time).await;
+    host.stop().await;
+
+    let collections = format!("during={}", setup.corpus.display());
+    let host = spawn_on(setup, 0, data.path(), &small, Some(&collections)).await;
+    // Until the big collection's chunks are being embedded.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let embedded_at_start = loop {
+        let running = host.stats(http).await["ingest"]["running"].clone();
+        if let Some(n) = running["chunks_embedded"].as_u64()
+            && n > 0
+        {
+            break n;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the ingest did not start embedding within 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let warm_up = QUESTIONS
+        .iter()
+        .take(20)
+        .map(|q| format!("Warm-up again: {q}"));
+    ask_all(http, &host.url, warm_up.collect(), 1, max_time).await;
+    let during = ask_all(http, &host.url, questions(7, count), 1, max_time).await;
+    let running = host.stats(http).await["ingest"]["running"].clone();
+    host.stop().await;
+    let still = running["chunks_embedded"].as_u64();
+    let note = match still {
+        Some(n) => format!(
+            "the ingest embedded {} chunks while the queries ran and was still running",
+            n.saturating_sub(embedded_at_start)
+        ),
+        None => "NOTE: the ingest ended before the queries did".to_owned(),
+    };
+    headline(
+        "rag",
+        "/rag/query p50 during an ingest / idle",
+        format!("{:.2}x", during.p50_ms / idle.p50_ms),
+        &format!(
+            "1 client, {} queries each; p50 {:.1} ms during, {:.1} ms idle; p99 {:.1} ms during, \
+             {:.1} ms idle; {note}",
+            during.queries, during.p50_ms, idle.p50_ms, during.p99_ms, idle.p99_ms
+        ),
+    );
+    vec![
+        idle.line(&format!("idle, collection `{SMALL_BOOK}`, 1 client")),
+        during.line(&format!(
+            "while the whole corpus is ingested into a second collection, 1 client ({note})"
+        )),
+    ]
+}
+
 // ---------------------------------------------------------------- embedding
 
 /// The texts the ingest embedded for the first `n` chunks by point id (ids
@@ -1382,10 +1481,7 @@ async fn bench() {
         corpus.dir.display(),
         built_at(&nova_bin())
     );
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .expect("client");
+    let http = common::client(Duration::from_secs(120));
 
     let (ingest, origin) = ingest(&bench, &setup, &corpus, &http).await;
     ingest.print(origin);
@@ -1438,6 +1534,15 @@ async fn bench() {
         mib(restarts.peak_rss_kib),
         "restarted host, after the query figures",
     );
+
+    println!();
+    println!(
+        "Query latency during an ingest (POST /rag/query, top_k {TOP_K}, cache off, fresh \
+         data directory):"
+    );
+    for line in during_ingest(&setup, &http).await {
+        println!("{line}");
+    }
 
     println!();
     println!("Embedding throughput (all-MiniLM-L6-v2, CPU):");

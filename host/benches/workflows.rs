@@ -189,7 +189,7 @@ async fn start(backend: &Backend, cache: &Path, http: &reqwest::Client) -> Host 
         .env("NOVA_DATA_DIR", dir.path().join("data"))
         .env("NOVA_PLUGINS_DIR", &plugins)
         .env("NOVA_CACHE_DIR", cache)
-        .env("NOVA_ADMIN_TOKEN", "bench-admin-token-0123456789")
+        .env("NOVA_ADMIN_TOKEN", common::ADMIN_TOKEN)
         .env(
             "NOVA_WORKERS",
             env_or("NOVA_BENCH_WORKERS", 32usize).to_string(),
@@ -464,10 +464,7 @@ async fn bench() {
         max_time.as_secs_f64()
     );
     let cache = tempfile::tempdir().expect("cache dir");
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(90))
-        .build()
-        .expect("client");
+    let http = common::client(Duration::from_secs(90));
     let mut rows = Vec::new();
     let mut open = Vec::new();
     let mut notes = Vec::new();

@@ -6,6 +6,24 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 
+/// The admin token the benchmarks start `nova serve` with.
+pub const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
+
+/// An HTTP client that sends [`ADMIN_TOKEN`] with every request: every
+/// route but `/health` wants a key.
+pub fn client(timeout: std::time::Duration) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let mut bearer = reqwest::header::HeaderValue::from_str(&format!("Bearer {ADMIN_TOKEN}"))
+        .expect("a token is a header value");
+    bearer.set_sensitive(true);
+    headers.insert(reqwest::header::AUTHORIZATION, bearer);
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .default_headers(headers)
+        .build()
+        .expect("client")
+}
+
 pub fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
     std::env::var(key)
         .ok()

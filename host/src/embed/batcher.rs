@@ -1,18 +1,23 @@
 //! Dynamic batching: texts from concurrent callers are embedded together.
 //!
-//! One thread owns the model's compute. It takes the first waiting
-//! request and every other one already queued (up to `max_batch` texts;
+//! Each replica thread takes the waiting requests (up to `max_batch` texts;
 //! with a non-zero `max_wait` it also waits that long for more), then runs
 //! them in batches formed by a token budget. An idle embedder thus adds no
 //! latency to a lone query, and under load the requests that arrive during
-//! one forward pass are batched into the next. Texts are
-//! sorted by length so each batch pads little, and a batch holds as many
-//! texts as fit `token_budget` padded tokens. A single long text then runs
-//! alone instead of inflating a full batch.
+//! one forward pass are batched into the next. Texts are sorted by length
+//! so each batch pads little, and a batch holds as many texts as fit
+//! `token_budget` padded tokens. A single long text then runs alone
+//! instead of inflating a full batch.
+//!
+//! Requests come in two priorities. Interactive ones (a query) always go
+//! first; bulk ones (an ingest's chunks) are cut into small requests when
+//! they are queued, and a replica takes one of those only when no
+//! interactive request waits. A query arriving during a large ingest thus
+//! waits for at most the bulk request in progress, not for the ingest.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokenizers::Encoding;
@@ -56,40 +61,95 @@ pub(super) struct Request {
     pub reply: oneshot::Sender<Result<Vec<Vec<f32>>, EmbedError>>,
 }
 
-/// Runs until every sender is dropped.
-pub(super) fn run(
-    model: Arc<Model>,
-    config: BatchConfig,
-    requests: Arc<std::sync::Mutex<Receiver<Request>>>,
-) {
-    loop {
-        let Ok(requests) = requests.lock() else {
-            return;
-        };
-        let Ok(first) = requests.recv() else { return };
-        let mut pending = vec![first];
-        let mut texts = pending[0].texts.len();
-        let deadline = Instant::now() + config.max_wait;
-        while texts < config.max_batch {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let next = if left.is_zero() {
-                requests.try_recv().map_err(|e| match e {
-                    std::sync::mpsc::TryRecvError::Empty => RecvTimeoutError::Timeout,
-                    std::sync::mpsc::TryRecvError::Disconnected => RecvTimeoutError::Disconnected,
-                })
-            } else {
-                requests.recv_timeout(left)
-            };
-            match next {
-                Ok(request) => {
-                    texts += request.texts.len();
-                    pending.push(request);
-                }
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-            }
+/// How a request is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Priority {
+    /// Served first (queries).
+    Interactive,
+    /// Served when no interactive request waits (ingests).
+    Bulk,
+}
+
+/// The requests waiting for a replica, by priority.
+#[derive(Default)]
+pub(super) struct Queue {
+    state: Mutex<Waiting>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct Waiting {
+    interactive: VecDeque<Request>,
+    bulk: VecDeque<Request>,
+    /// Every handle is gone: the replicas stop.
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, Waiting> {
+        // Requests are pushed and popped whole: a poisoned lock still holds
+        // a consistent queue.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn push(&self, request: Request, priority: Priority) {
+        let mut waiting = self.lock();
+        match priority {
+            Priority::Interactive => waiting.interactive.push_back(request),
+            Priority::Bulk => waiting.bulk.push_back(request),
         }
-        // Another replica may gather the next round meanwhile.
-        drop(requests);
+        drop(waiting);
+        self.ready.notify_one();
+    }
+
+    pub(super) fn close(&self) {
+        self.lock().closed = true;
+        self.ready.notify_all();
+    }
+
+    /// The next round's requests: the interactive ones waiting (up to
+    /// `max_batch` texts, waiting up to `max_wait` for more), else one bulk
+    /// request; none once closed and empty.
+    fn next_round(&self, config: &BatchConfig) -> Option<Vec<Request>> {
+        let mut waiting = self.lock();
+        loop {
+            if !waiting.interactive.is_empty() {
+                break;
+            }
+            if let Some(bulk) = waiting.bulk.pop_front() {
+                return Some(vec![bulk]);
+            }
+            if waiting.closed {
+                return None;
+            }
+            waiting = self.ready.wait(waiting).unwrap_or_else(|p| p.into_inner());
+        }
+        let mut pending = Vec::new();
+        let mut texts = 0;
+        let deadline = Instant::now() + config.max_wait;
+        loop {
+            while texts < config.max_batch
+                && let Some(request) = waiting.interactive.pop_front()
+            {
+                texts += request.texts.len();
+                pending.push(request);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if texts >= config.max_batch || left.is_zero() || waiting.closed {
+                return Some(pending);
+            }
+            waiting = self
+                .ready
+                .wait_timeout(waiting, left)
+                .map(|(w, _)| w)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+}
+
+/// Runs until the queue is closed and empty.
+pub(super) fn run(model: Arc<Model>, config: BatchConfig, queue: Arc<Queue>) {
+    while let Some(pending) = queue.next_round(&config) {
         // A bug in the model code must not take the embedder down for
         // every later caller: report it to this round's callers instead.
         let mut round = Round::new(pending);
@@ -253,6 +313,44 @@ mod tests {
             .map(|(i, &n)| (0, i, n))
             .collect();
         batches(&items, config).map(|b| b.len()).collect()
+    }
+
+    fn request(
+        n: usize,
+    ) -> (
+        Request,
+        oneshot::Receiver<Result<Vec<Vec<f32>>, EmbedError>>,
+    ) {
+        let (reply, answer) = oneshot::channel();
+        let texts = (0..n).map(|i| i.to_string()).collect();
+        (Request { texts, reply }, answer)
+    }
+
+    #[test]
+    fn interactive_requests_go_before_bulk_ones() {
+        let queue = Queue::default();
+        let config = BatchConfig::default();
+        let (b1, _) = request(16);
+        let (b2, _) = request(16);
+        queue.push(b1, Priority::Bulk);
+        queue.push(b2, Priority::Bulk);
+        let (q1, _) = request(1);
+        let (q2, _) = request(1);
+        queue.push(q1, Priority::Interactive);
+        queue.push(q2, Priority::Interactive);
+        // Both queries together, then one bulk request a round.
+        let round = queue.next_round(&config).unwrap();
+        assert_eq!(
+            round.iter().map(|r| r.texts.len()).collect::<Vec<_>>(),
+            [1, 1]
+        );
+        assert_eq!(queue.next_round(&config).unwrap().len(), 1);
+        let (q3, _) = request(1);
+        queue.push(q3, Priority::Interactive);
+        assert_eq!(queue.next_round(&config).unwrap()[0].texts.len(), 1);
+        assert_eq!(queue.next_round(&config).unwrap()[0].texts.len(), 16);
+        queue.close();
+        assert!(queue.next_round(&config).is_none());
     }
 
     #[test]

@@ -11,11 +11,10 @@ mod model;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::mpsc;
 
 use tokio::sync::oneshot;
 
-pub use batcher::BatchConfig;
+pub use batcher::{BatchConfig, Priority};
 pub use kernels::Kernel;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -46,9 +45,23 @@ pub struct ModelInfo {
 #[derive(Clone)]
 pub struct Embedder {
     model: Arc<model::Model>,
-    requests: mpsc::Sender<batcher::Request>,
+    queue: Arc<Handle>,
     info: Arc<ModelInfo>,
 }
+
+/// The batcher's queue, closed when the last handle is dropped so the
+/// replica threads end.
+struct Handle(Arc<batcher::Queue>);
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// Texts of one bulk request as queued: small enough that an interactive
+/// request waits for at most about one forward pass.
+const BULK_REQUEST: usize = 16;
 
 impl Embedder {
     /// Loads the model in `dir` and starts its batching thread.
@@ -59,18 +72,17 @@ impl Embedder {
             dimensions: model.dim,
             max_tokens: model.max_tokens,
         });
-        let (requests, receiver) = mpsc::channel();
-        let receiver = Arc::new(std::sync::Mutex::new(receiver));
+        let queue = Arc::new(batcher::Queue::default());
         for i in 0..config.replicas.max(1) {
-            let (worker, receiver) = (model.clone(), receiver.clone());
+            let (worker, queue) = (model.clone(), queue.clone());
             std::thread::Builder::new()
                 .name(format!("nova-embed-{i}"))
-                .spawn(move || batcher::run(worker, config, receiver))
+                .spawn(move || batcher::run(worker, config, queue))
                 .map_err(|e| EmbedError::Load(format!("cannot start the embedding thread: {e}")))?;
         }
         Ok(Embedder {
             model,
-            requests,
+            queue: Arc::new(Handle(queue)),
             info,
         })
     }
@@ -79,17 +91,45 @@ impl Embedder {
         &self.info
     }
 
-    /// Embeds `texts` (unit-length vectors, in order). Texts longer than
-    /// the model's maximum are truncated, as sentence-transformers does.
+    /// Embeds `texts` (unit-length vectors, in order), ahead of any bulk
+    /// work. Texts longer than the model's maximum are truncated, as
+    /// sentence-transformers does.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        self.request(texts, Priority::Interactive).await
+    }
+
+    /// Embeds `texts` as bulk work (an ingest): in small requests served
+    /// only when no interactive request waits.
+    pub async fn embed_bulk(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut answers = Vec::with_capacity(texts.len().div_ceil(BULK_REQUEST));
+        let mut texts = texts.into_iter();
+        loop {
+            let part: Vec<String> = texts.by_ref().take(BULK_REQUEST).collect();
+            if part.is_empty() {
+                break;
+            }
+            answers.push(self.request(part, Priority::Bulk));
+        }
+        let mut vectors = Vec::new();
+        for answer in answers {
+            vectors.extend(answer.await?);
+        }
+        Ok(vectors)
+    }
+
+    fn request(
+        &self,
+        texts: Vec<String>,
+        priority: Priority,
+    ) -> impl std::future::Future<Output = Result<Vec<Vec<f32>>, EmbedError>> + use<> {
         let (reply, answer) = oneshot::channel();
-        self.requests
-            .send(batcher::Request { texts, reply })
-            .map_err(|_| EmbedError::Stopped)?;
-        answer.await.map_err(|_| EmbedError::Stopped)?
+        self.queue
+            .0
+            .push(batcher::Request { texts, reply }, priority);
+        async move { answer.await.map_err(|_| EmbedError::Stopped)? }
     }
 
     /// Embeds one text.

@@ -531,7 +531,7 @@ impl Ingestor {
         for (g, group) in pieces.chunks(EMBED_GROUP).enumerate() {
             let texts: Vec<String> = group.iter().map(|(_, e, _)| e.clone()).collect();
             let embedder = inner.embedder.clone();
-            groups.spawn(async move { (g, embedder.embed(texts).await) });
+            groups.spawn(async move { (g, embedder.embed_bulk(texts).await) });
         }
         let mut embedded = vec![Vec::new(); groups.len()];
         while let Some(joined) = groups.join_next().await {
