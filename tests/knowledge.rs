@@ -777,3 +777,82 @@ async fn steps_search_the_knowledge_base() {
     assert!(output.contains("tea.md"), "{output}");
     assert!(!output.contains("coffee.md"), "{output}");
 }
+
+/// `nova_embed_texts_total`, from `/metrics`.
+async fn texts_embedded(nova: &Nova) -> u64 {
+    let page = nova
+        .http
+        .get(nova.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("metrics text");
+    page.lines()
+        .find_map(|l| l.strip_prefix("nova_embed_texts_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// A query asked while an ingest embeds ten thousand chunks is answered
+/// before them: the embedder serves queries first. (Before, it waited
+/// behind every chunk the ingest had queued: 30 s for 40,000.)
+#[tokio::test(flavor = "multi_thread")]
+async fn queries_go_before_an_ingest() {
+    const CHUNKS: u64 = 10_000;
+    let docs = tempfile::tempdir().unwrap();
+    write(
+        docs.path(),
+        "guide.md",
+        "# Guide\n\nQueries are answered while a large ingest runs.\n",
+    );
+    let nova = Nova::start(
+        Options::default()
+            .loaders()
+            .plugin("chunks", test_plugin("evil-chunks"))
+            .knowledge_dir(docs.path())
+            .env("NOVA_RAG_CACHE_TTL_S", "0"),
+    )
+    .await;
+    // A document the hostile loader turns into CHUNKS tiny chunks, as many
+    // as its size allows (one per 16 bytes).
+    // In a directory of its own, ingested into a second collection.
+    let other = tempfile::tempdir().unwrap();
+    let mut bulk = format!("{CHUNKS} 1");
+    bulk.push_str(&" ".repeat((CHUNKS * 16) as usize - bulk.len()));
+    write(other.path(), "bulk.chunks", &bulk);
+    let before = texts_embedded(&nova).await;
+    let response = nova
+        .admin(reqwest::Method::POST, "/rag/reload")
+        .json(&json!({"dir": other.path(), "collection": "bulk"}))
+        .send()
+        .await
+        .expect("reload");
+    assert_eq!(response.status(), 202);
+    let started: Value = response.json().await.expect("JSON");
+    let id = started["id"].as_str().expect("id").to_owned();
+
+    // Once the ingest's chunks are being embedded (all of them queued),
+    // a query.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while texts_embedded(&nova).await == before {
+        assert!(Instant::now() < deadline, "the ingest embedded nothing");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let answer = ask(
+        &nova,
+        json!({"query": "Are queries answered during an ingest?", "top_k": 1}),
+    )
+    .await;
+    let at_answer = texts_embedded(&nova).await - before;
+    assert_eq!(sources(&answer), ["guide.md"], "{answer}");
+    // The query's own text is one of them; the ingest's are far fewer
+    // than it had queued.
+    assert!(
+        at_answer < CHUNKS / 2,
+        "{at_answer} texts were embedded before the query's answer"
+    );
+    let report = wait_ingest(&nova, &id).await;
+    assert_eq!(report["chunks_embedded"], CHUNKS, "{report}");
+}

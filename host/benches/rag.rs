@@ -1129,6 +1129,18 @@ async fn embed_throughput(
     batch: usize,
     max_time: Duration,
 ) -> Throughput {
+    embed_throughput_as(embedder, texts, batch, max_time, false).await
+}
+
+/// [`embed_throughput`], as bulk work (`embed_bulk`, as an ingest) when
+/// `bulk`.
+async fn embed_throughput_as(
+    embedder: &Embedder,
+    texts: &[String],
+    batch: usize,
+    max_time: Duration,
+    bulk: bool,
+) -> Throughput {
     let start = Instant::now();
     let mut done = 0;
     // Batches are sent two at a time, as ingestion keeps several in
@@ -1144,7 +1156,12 @@ async fn embed_throughput(
         }
         let (embedder, group) = (embedder.clone(), group.to_vec());
         calls.spawn(async move {
-            let vectors = embedder.embed(group.clone()).await.expect("embed");
+            let vectors = if bulk {
+                embedder.embed_bulk(group.clone()).await
+            } else {
+                embedder.embed(group.clone()).await
+            }
+            .expect("embed");
             assert_eq!(vectors.len(), group.len());
             group.len()
         });
@@ -1318,6 +1335,30 @@ async fn embedding_figures(bench: &Path, setup: &Setup) -> Vec<String> {
         batched.texts,
         batched.seconds,
         batched.per_s()
+    ));
+    // As an ingest sends them: bulk work, in smaller batches.
+    let bulk = embed_throughput_as(&embedder, &texts, BATCH, max_time, true).await;
+    headline(
+        "rag",
+        "embedding as bulk work (ingest) / as queries, batch 32",
+        format!("{:.2}x", bulk.per_s() / batched.per_s()),
+        &format!(
+            "{:.1} / {:.1} texts/s; bulk batches of at most {} tokens, query batches {}",
+            bulk.per_s(),
+            batched.per_s(),
+            BatchConfig::default().bulk_token_budget,
+            BatchConfig::default().token_budget
+        ),
+    );
+    lines.push(format!(
+        "- the same texts as bulk work (embed_bulk, as an ingest sends them; batches of at most \
+         {} tokens, queries served between them): {} texts in {:.1} s, **{:.1} texts/s**, \
+         {:.2}x the batch {BATCH} figure",
+        BatchConfig::default().bulk_token_budget,
+        bulk.texts,
+        bulk.seconds,
+        bulk.per_s(),
+        bulk.per_s() / batched.per_s()
     ));
     lines.extend(portable_figures(setup, &texts, config, batched.per_s()).await);
     let Some(python) = st_python() else {

@@ -10,10 +10,11 @@
 //! instead of inflating a full batch.
 //!
 //! Requests come in two priorities. Interactive ones (a query) always go
-//! first; bulk ones (an ingest's chunks) are cut into small requests when
-//! they are queued, and a replica takes one of those only when no
-//! interactive request waits. A query arriving during a large ingest thus
-//! waits for at most the bulk request in progress, not for the ingest.
+//! first. Bulk ones (an ingest's chunks) are taken only when no
+//! interactive request waits, run in smaller batches (`bulk_token_budget`),
+//! and between two of those batches a replica serves any query that has
+//! arrived. A query asked during a large ingest thus waits for at most one
+//! small batch, not for the ingest.
 
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -38,6 +39,8 @@ pub struct BatchConfig {
     pub max_wait: Duration,
     /// Most padded tokens (texts × longest) in one forward pass.
     pub token_budget: usize,
+    /// The same for bulk work: a query waits for at most one such pass.
+    pub bulk_token_budget: usize,
     /// Threads running forward passes side by side, sharing the weights.
     pub replicas: usize,
     /// The encoder's matrix product.
@@ -50,6 +53,7 @@ impl Default for BatchConfig {
             max_batch: 64,
             max_wait: Duration::ZERO,
             token_budget: 2048,
+            bulk_token_budget: 512,
             replicas: 1,
             kernel: Kernel::default(),
         }
@@ -108,22 +112,56 @@ impl Queue {
     }
 
     /// The next round's requests: the interactive ones waiting (up to
-    /// `max_batch` texts, waiting up to `max_wait` for more), else one bulk
-    /// request; none once closed and empty.
-    fn next_round(&self, config: &BatchConfig) -> Option<Vec<Request>> {
+    /// `max_batch` texts, waiting up to `max_wait` for more), else bulk
+    /// ones already queued (up to `max_batch` texts); none once closed and
+    /// empty.
+    fn next_round(&self, config: &BatchConfig) -> Option<(Priority, Vec<Request>)> {
         let mut waiting = self.lock();
         loop {
             if !waiting.interactive.is_empty() {
                 break;
             }
-            if let Some(bulk) = waiting.bulk.pop_front() {
-                return Some(vec![bulk]);
+            if !waiting.bulk.is_empty() {
+                let mut pending = Vec::new();
+                let mut texts = 0;
+                while texts < config.max_batch
+                    && let Some(request) = waiting.bulk.pop_front()
+                {
+                    texts += request.texts.len();
+                    pending.push(request);
+                }
+                return Some((Priority::Bulk, pending));
             }
             if waiting.closed {
                 return None;
             }
             waiting = self.ready.wait(waiting).unwrap_or_else(|p| p.into_inner());
         }
+        Some((Priority::Interactive, self.interactive(waiting, config)))
+    }
+
+    /// The interactive requests waiting now, if any (up to `max_batch`
+    /// texts, not waiting for more): what a replica serves between two
+    /// bulk batches.
+    fn urgent(&self, config: &BatchConfig) -> Option<Vec<Request>> {
+        let waiting = self.lock();
+        if waiting.interactive.is_empty() {
+            return None;
+        }
+        let config = BatchConfig {
+            max_wait: Duration::ZERO,
+            ..*config
+        };
+        Some(self.interactive(waiting, &config))
+    }
+
+    /// Takes interactive requests, up to `max_batch` texts, waiting up to
+    /// `max_wait` for more.
+    fn interactive(
+        &self,
+        mut waiting: MutexGuard<'_, Waiting>,
+        config: &BatchConfig,
+    ) -> Vec<Request> {
         let mut pending = Vec::new();
         let mut texts = 0;
         let deadline = Instant::now() + config.max_wait;
@@ -136,7 +174,7 @@ impl Queue {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if texts >= config.max_batch || left.is_zero() || waiting.closed {
-                return Some(pending);
+                return pending;
             }
             waiting = self
                 .ready
@@ -149,16 +187,47 @@ impl Queue {
 
 /// Runs until the queue is closed and empty.
 pub(super) fn run(model: Arc<Model>, config: BatchConfig, queue: Arc<Queue>) {
-    while let Some(pending) = queue.next_round(&config) {
-        // A bug in the model code must not take the embedder down for
-        // every later caller: report it to this round's callers instead.
-        let mut round = Round::new(pending);
-        let outcome =
-            std::panic::catch_unwind(AssertUnwindSafe(|| embed_all(&model, &config, &mut round)));
-        if outcome.is_err() {
-            tracing::error!("the embedding model panicked; failing this batch");
-            round.fail_rest(EmbedError::Model("the model panicked".into()));
+    while let Some((priority, pending)) = queue.next_round(&config) {
+        match priority {
+            Priority::Interactive => {
+                serve(&model, &config, config.token_budget, pending, &mut || {})
+            }
+            Priority::Bulk => {
+                serve(
+                    &model,
+                    &config,
+                    config.bulk_token_budget,
+                    pending,
+                    &mut || {
+                        // Between two bulk batches: the queries that came.
+                        while let Some(urgent) = queue.urgent(&config) {
+                            serve(&model, &config, config.token_budget, urgent, &mut || {});
+                        }
+                    },
+                )
+            }
         }
+    }
+}
+
+/// Embeds one round's requests in batches of at most `budget` padded
+/// tokens, calling `between` after each batch.
+fn serve(
+    model: &Model,
+    config: &BatchConfig,
+    budget: usize,
+    pending: Vec<Request>,
+    between: &mut dyn FnMut(),
+) {
+    // A bug in the model code must not take the embedder down for every
+    // later caller: report it to this round's callers instead.
+    let mut round = Round::new(pending);
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        embed_all(model, config, budget, &mut round, between)
+    }));
+    if outcome.is_err() {
+        tracing::error!("the embedding model panicked; failing this batch");
+        round.fail_rest(EmbedError::Model("the model panicked".into()));
     }
 }
 
@@ -216,7 +285,13 @@ impl Round {
 }
 
 /// Embeds every text of the round, answering requests as they complete.
-fn embed_all(model: &Model, config: &BatchConfig, round: &mut Round) {
+fn embed_all(
+    model: &Model,
+    config: &BatchConfig,
+    budget: usize,
+    round: &mut Round,
+    between: &mut dyn FnMut(),
+) {
     // (request, text, encoding) for every text that tokenized.
     let mut items: Vec<(usize, usize, Encoding)> = Vec::new();
     for r in 0..round.requests.len() {
@@ -235,7 +310,10 @@ fn embed_all(model: &Model, config: &BatchConfig, round: &mut Round) {
     items.retain(|(r, _, _)| round.requests[*r].is_some());
     items.sort_by_key(|(_, _, e)| e.len());
 
-    for batch in batches(&items, config) {
+    for (i, batch) in batches(&items, config.max_batch, budget).enumerate() {
+        if i > 0 {
+            between();
+        }
         let encodings: Vec<&Encoding> = batch.iter().map(|(_, _, e)| e).collect();
         let start = Instant::now();
         match model.embed(&encodings) {
@@ -256,11 +334,13 @@ fn embed_all(model: &Model, config: &BatchConfig, round: &mut Round) {
     round.fail_rest(EmbedError::Stopped);
 }
 
-/// Splits length-sorted items into batches within the token budget.
-fn batches<'a, T>(
-    items: &'a [(usize, usize, T)],
-    config: &BatchConfig,
-) -> impl Iterator<Item = &'a [(usize, usize, T)]>
+/// Splits length-sorted items into batches of at most `max_batch` items
+/// and `budget` padded tokens.
+fn batches<T>(
+    items: &[(usize, usize, T)],
+    max_batch: usize,
+    budget: usize,
+) -> impl Iterator<Item = &[(usize, usize, T)]>
 where
     T: Tokens,
 {
@@ -270,10 +350,10 @@ where
             return None;
         }
         let mut end = start + 1;
-        while end < items.len() && end - start < config.max_batch {
+        while end < items.len() && end - start < max_batch {
             // Sorted ascending: the newest item is the longest so far.
             let padded = (end - start + 1) * items[end].2.tokens();
-            if padded > config.token_budget {
+            if padded > budget {
                 break;
             }
             end += 1;
@@ -312,15 +392,14 @@ mod tests {
             .enumerate()
             .map(|(i, &n)| (0, i, n))
             .collect();
-        batches(&items, config).map(|b| b.len()).collect()
+        batches(&items, config.max_batch, config.token_budget)
+            .map(|b| b.len())
+            .collect()
     }
 
-    fn request(
-        n: usize,
-    ) -> (
-        Request,
-        oneshot::Receiver<Result<Vec<Vec<f32>>, EmbedError>>,
-    ) {
+    type Answer = oneshot::Receiver<Result<Vec<Vec<f32>>, EmbedError>>;
+
+    fn request(n: usize) -> (Request, Answer) {
         let (reply, answer) = oneshot::channel();
         let texts = (0..n).map(|i| i.to_string()).collect();
         (Request { texts, reply }, answer)
@@ -338,17 +417,20 @@ mod tests {
         let (q2, _) = request(1);
         queue.push(q1, Priority::Interactive);
         queue.push(q2, Priority::Interactive);
-        // Both queries together, then one bulk request a round.
-        let round = queue.next_round(&config).unwrap();
+        let texts = |round: &[Request]| round.iter().map(|r| r.texts.len()).collect::<Vec<_>>();
+        // Both queries together, then the bulk requests, up to max_batch.
+        let (priority, round) = queue.next_round(&config).unwrap();
         assert_eq!(
-            round.iter().map(|r| r.texts.len()).collect::<Vec<_>>(),
-            [1, 1]
+            (priority, texts(&round)),
+            (Priority::Interactive, vec![1, 1])
         );
-        assert_eq!(queue.next_round(&config).unwrap().len(), 1);
+        assert!(queue.urgent(&config).is_none());
         let (q3, _) = request(1);
         queue.push(q3, Priority::Interactive);
-        assert_eq!(queue.next_round(&config).unwrap()[0].texts.len(), 1);
-        assert_eq!(queue.next_round(&config).unwrap()[0].texts.len(), 16);
+        // Between two bulk batches, the query that came.
+        assert_eq!(texts(&queue.urgent(&config).unwrap()), [1]);
+        let (priority, round) = queue.next_round(&config).unwrap();
+        assert_eq!((priority, texts(&round)), (Priority::Bulk, vec![16, 16]));
         queue.close();
         assert!(queue.next_round(&config).is_none());
     }
@@ -359,6 +441,7 @@ mod tests {
             max_batch: 4,
             max_wait: Duration::ZERO,
             token_budget: 100,
+            bulk_token_budget: 100,
             replicas: 1,
             kernel: Kernel::default(),
         };

@@ -59,10 +59,6 @@ impl Drop for Handle {
     }
 }
 
-/// Texts of one bulk request as queued: small enough that an interactive
-/// request waits for at most about one forward pass.
-const BULK_REQUEST: usize = 16;
-
 impl Embedder {
     /// Loads the model in `dir` and starts its batching thread.
     pub fn load(dir: &Path, config: BatchConfig) -> Result<Self, EmbedError> {
@@ -101,35 +97,26 @@ impl Embedder {
         self.request(texts, Priority::Interactive).await
     }
 
-    /// Embeds `texts` as bulk work (an ingest): in small requests served
-    /// only when no interactive request waits.
+    /// Embeds `texts` as bulk work (an ingest): served only when no
+    /// interactive request waits, in smaller batches that queries may
+    /// come between.
     pub async fn embed_bulk(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut answers = Vec::with_capacity(texts.len().div_ceil(BULK_REQUEST));
-        let mut texts = texts.into_iter();
-        loop {
-            let part: Vec<String> = texts.by_ref().take(BULK_REQUEST).collect();
-            if part.is_empty() {
-                break;
-            }
-            answers.push(self.request(part, Priority::Bulk));
+        if texts.is_empty() {
+            return Ok(Vec::new());
         }
-        let mut vectors = Vec::new();
-        for answer in answers {
-            vectors.extend(answer.await?);
-        }
-        Ok(vectors)
+        self.request(texts, Priority::Bulk).await
     }
 
-    fn request(
+    async fn request(
         &self,
         texts: Vec<String>,
         priority: Priority,
-    ) -> impl std::future::Future<Output = Result<Vec<Vec<f32>>, EmbedError>> + use<> {
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
         let (reply, answer) = oneshot::channel();
         self.queue
             .0
             .push(batcher::Request { texts, reply }, priority);
-        async move { answer.await.map_err(|_| EmbedError::Stopped)? }
+        answer.await.map_err(|_| EmbedError::Stopped)?
     }
 
     /// Embeds one text.
