@@ -64,6 +64,23 @@ async fn no_anonymous_route_but_health() {
     assert!(status == 401 || status == 404, "{status}");
     // Nothing was deleted by the anonymous DELETE.
     assert!(nova.plugins_dir.join("hello.wasm").exists());
+    // /health tells a stranger what is ready, not where the host keeps
+    // its files; a caller with a credential is told.
+    let (status, anonymous) = status_of(nova.anon.get(nova.url("/health"))).await;
+    assert_eq!(status, 200);
+    assert_eq!(anonymous["checks"]["plugins"]["active"], 1);
+    assert!(
+        anonymous["checks"]["plugins"].get("dir").is_none(),
+        "{anonymous}"
+    );
+    let plugins_dir = nova.plugins_dir.display().to_string();
+    assert!(!anonymous.to_string().contains(&plugins_dir), "{anonymous}");
+    let told = nova.get_json("/health").await;
+    assert_eq!(
+        told["checks"]["plugins"]["dir"],
+        plugins_dir.as_str(),
+        "{told}"
+    );
 }
 
 #[tokio::test]
@@ -106,12 +123,45 @@ async fn keys_carry_their_scopes_and_are_shown_once() {
         assert_eq!(status, 403, "{method} {path}: {body}");
     }
 
+    // rag:write starts an ingest and follows it, but does not query.
+    let (_, made) = status_of(
+        nova.http
+            .post(nova.url("/admin/keys"))
+            .json(&json!({"name": "ingester", "scopes": ["rag:write"]})),
+    )
+    .await;
+    let ingester = http_client(made["key"].as_str());
+    let (status, started) =
+        status_of(ingester.post(nova.url("/rag/reload")).json(&json!({}))).await;
+    assert_eq!(status, 202, "{started}");
+    let ingest = format!("/rag/ingests/{}", started["id"].as_str().expect("id"));
+    let (status, body) = status_of(ingester.get(nova.url(&ingest))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = status_of(reader.get(nova.url(&ingest))).await;
+    assert_eq!(status, 200, "rag:query follows ingests too");
+    let query = json!({"query": "anything"});
+    let (status, _) = status_of(ingester.post(nova.url("/rag/query")).json(&query)).await;
+    assert_eq!(status, 403);
+    // Naming a directory of the host needs admin.
+    let (status, body) = status_of(
+        ingester
+            .post(nova.url("/rag/reload"))
+            .json(&json!({"dir": "/etc"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+
     // The listing never shows the key, only its prefix; use is recorded.
     let (status, list) = status_of(nova.http.get(nova.url("/admin/keys"))).await;
     assert_eq!(status, 200);
     let text = list.to_string();
     assert!(!text.contains(&key), "the listing leaks the key: {text}");
-    let listed = &list["keys"][0];
+    let listed = list["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["name"] == "reader")
+        .expect("the reader key");
     assert_eq!(listed["id"], id.as_str());
     assert_eq!(listed["name"], "reader");
     assert!(key.starts_with(listed["prefix"].as_str().expect("prefix")));
@@ -245,6 +295,23 @@ async fn authentication_can_only_be_off_on_loopback() {
     );
     let (status, _) = status_of(nova.anon.get(nova.url("/workflows"))).await;
     assert_eq!(status, 200);
+    // With no credential in the way, a browser must not drive the host: a
+    // page of another origin, a cross-site fetch, a DNS name rebound to
+    // 127.0.0.1 are refused; the host's own origin is not.
+    let reload = || nova.anon.post(nova.url("/admin/plugins/reload"));
+    for request in [
+        reload().header("origin", "https://evil.example"),
+        reload().header("origin", "null"),
+        reload().header("sec-fetch-site", "cross-site"),
+        reload().header("host", format!("evil.example:{port}")),
+    ] {
+        let (status, body) = status_of(request).await;
+        assert_eq!(status, 403, "{body}");
+        assert_eq!(body["error"]["code"], "not_local", "{body}");
+    }
+    let (status, body) =
+        status_of(reload().header("origin", format!("http://127.0.0.1:{port}"))).await;
+    assert_eq!(status, 200, "{body}");
 }
 
 /// `/metrics` needs `metrics:read`, unless it is scraped on its own

@@ -192,3 +192,26 @@ async fn stop_finishes_requests_and_does_not_wait_for_idle_clients() {
         start.elapsed()
     );
 }
+
+/// A body that trickles in is given up after `http.body_timeout_ms` with a
+/// JSON 408, and its share of the memory budget is free again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_body_is_given_up() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let nova = host(dir.path(), "body_timeout_ms = 1000\n").await;
+    let request = format!(
+        "POST /workflows HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"steps\"",
+        addr(&nova),
+        nova_tests::TOKEN
+    );
+    let (status, answer) = raw(&nova, request.as_bytes());
+    assert_eq!(status, 408, "{answer}");
+    let body = json_body(&answer);
+    assert_eq!(body["error"]["code"], "body_timeout", "{body}");
+    // The host goes on.
+    let (status, submitted) = nova
+        .submit(&json!({"steps": [{"plugin": "slow", "config": {"iterations": 1}}]}))
+        .await;
+    assert_eq!(status, 202, "{submitted}");
+}

@@ -120,11 +120,28 @@ async fn a_busy_pool_is_a_503_and_runs_wait_instead_of_failing() {
         .await;
     assert_eq!(status, 202, "{submitted}");
     let id = submitted["id"].as_str().expect("id");
+    // An upload meanwhile: its describe() waits for the pool, and the
+    // plugin is not refused for a busy host.
+    let upload = {
+        let request = nova
+            .admin(Method::PUT, "/admin/plugins/hello2")
+            .body(std::fs::read(test_plugin("hello-v1")).expect("component"));
+        tokio::spawn(async move {
+            let response = request.send().await.expect("upload");
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap_or_default())
+        })
+    };
     let (status, _) = slow.await.expect("join");
     assert_eq!(status, 200, "the slow call finished");
+    let (status, body) = upload.await.expect("join");
+    assert_eq!(status, 201, "{body}");
     let run = nova.wait_run(id, 30).await;
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["output"]["echo"], 7);
+    // The tries that found no free instance are not attempts: another
+    // worker taking the run over would count them against its retries.
+    assert_eq!(run["steps"][0]["attempts"], 1, "{run}");
     let metrics = nova
         .http
         .get(nova.url("/metrics"))
@@ -300,6 +317,20 @@ async fn outputs_are_kept_within_limits() {
         .invoke_loader("chunks", "x.chunks", b"3 100".to_vec())
         .await;
     assert_eq!(status, 200, "{body}");
+    // A whole section in one chunk is kept (a real page's long table is
+    // 91 KB); a chunk over plugins.chunk_bytes (1 MiB) is not.
+    let (status, body) = nova
+        .invoke_loader("chunks", "x.chunks", b"1 100000".to_vec())
+        .await;
+    assert_eq!(status, 200, "{body:.300}");
+    let (status, body) = nova
+        .invoke_loader("chunks", "x.chunks", b"1 2000000".to_vec())
+        .await;
+    assert_eq!(status, 502, "{body:.300}");
+    assert!(
+        message(&body).contains("plugins.chunk_bytes"),
+        "{body:.300}"
+    );
     assert!(nova.alive());
 }
 
@@ -453,6 +484,46 @@ async fn ingest_and_grants_keep_to_their_directories() {
     let failures = stats["ingest"]["last"]["failures"].to_string();
     assert!(failures.contains("environ.txt"), "{failures}");
     assert!(failures.contains("secret.md"), "{failures}");
+
+    // A file that was read, then swapped for a link that leads out: what
+    // was indexed from it goes, and the link is not followed.
+    std::fs::remove_file(knowledge.join("notes/tea.md")).expect("remove");
+    std::os::unix::fs::symlink(outside.join("secret.md"), knowledge.join("notes/tea.md"))
+        .expect("symlink");
+    let started: Value = nova
+        .admin(Method::POST, "/rag/reload")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("reload")
+        .json()
+        .await
+        .expect("JSON");
+    let ingest = format!("/rag/ingests/{}", started["id"].as_str().expect("id"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while nova.get_json(&ingest).await["running"] != json!(false) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the ingest did not end"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answer: Value = nova
+        .http
+        .post(nova.url("/rag/query"))
+        .json(&json!({"query": "green tea", "top_k": 10}))
+        .send()
+        .await
+        .expect("query")
+        .json()
+        .await
+        .expect("JSON");
+    let text = answer.to_string();
+    assert!(!text.contains("zebra-password"), "{text}");
+    assert!(
+        !text.contains("Steep green tea"),
+        "old chunks answer: {text}"
+    );
 
     // A grant of the knowledge directory, or of a directory inside it,
     // refuses the plugin; another directory is fine.

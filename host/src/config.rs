@@ -84,6 +84,9 @@ pub struct HttpLimits {
     /// How long a request waits for room among the bodies in flight before
     /// it is answered 503.
     pub memory_wait: Duration,
+    /// How long a request's body may take to arrive once its headers have
+    /// (it holds its share of the budget meanwhile); then 408.
+    pub body_timeout: Duration,
 }
 
 impl Default for HttpLimits {
@@ -94,6 +97,7 @@ impl Default for HttpLimits {
             shutdown_timeout: Duration::from_millis(DEFAULT_SHUTDOWN_TIMEOUT_MS),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT_MB << 20,
             memory_wait: Duration::from_millis(DEFAULT_MEMORY_WAIT_MS),
+            body_timeout: Duration::from_millis(DEFAULT_BODY_TIMEOUT_MS),
         }
     }
 }
@@ -214,6 +218,7 @@ pub struct FileHttpConfig {
     pub shutdown_timeout_ms: Option<u64>,
     pub max_in_flight_mb: Option<usize>,
     pub memory_wait_ms: Option<u64>,
+    pub body_timeout_ms: Option<u64>,
 }
 
 /// `[knowledge]` in `nova.toml`.
@@ -334,6 +339,8 @@ pub const DEFAULT_HEADER_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_SHUTDOWN_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MAX_IN_FLIGHT_MB: usize = 64;
 pub const DEFAULT_MEMORY_WAIT_MS: u64 = 5_000;
+/// `[http] body_timeout_ms`.
+pub const DEFAULT_BODY_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 pub const DEFAULT_MEMORY_MB: u64 = 128;
 pub const DEFAULT_MAX_MEMORY_MB: u64 = 1024;
@@ -783,7 +790,10 @@ fn resolve_http(file: FileHttpConfig, over: &Overrides) -> Result<HttpLimits, Co
     };
     let max_in_flight_mb = file.max_in_flight_mb.unwrap_or(DEFAULT_MAX_IN_FLIGHT_MB);
     if !(1..=1 << 20).contains(&max_in_flight_mb) {
-        return Err(invalid("http.max_in_flight_mb", "must be at least 1"));
+        return Err(invalid(
+            "http.max_in_flight_mb",
+            "must be between 1 and 1048576",
+        ));
     }
     Ok(HttpLimits {
         max_connections,
@@ -802,6 +812,11 @@ fn resolve_http(file: FileHttpConfig, over: &Overrides) -> Result<HttpLimits, Co
             file.memory_wait_ms,
             DEFAULT_MEMORY_WAIT_MS,
             "http.memory_wait_ms",
+        )?,
+        body_timeout: ms(
+            file.body_timeout_ms,
+            DEFAULT_BODY_TIMEOUT_MS,
+            "http.body_timeout_ms",
         )?,
     })
 }

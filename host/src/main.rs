@@ -123,7 +123,8 @@ struct ServeArgs {
     /// Directory of documents for the knowledge base [default: ./knowledge].
     #[arg(long, env = "NOVA_KNOWLEDGE_DIR")]
     knowledge_dir: Option<PathBuf>,
-    /// Bearer token for /admin routes. Unset: one is generated and printed.
+    /// The admin token: a bearer credential with every scope (API keys are
+    /// made with it). Unset: one is generated and printed.
     #[arg(long, env = "NOVA_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
     /// Default wall-clock limit of one plugin call, in ms [default: 10000].

@@ -281,13 +281,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let plugins_ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         workflows: config.role.serves_api().then_some(workflows.clone()),
-        health: Health {
-            store: workflows.store.clone(),
-            queue: workflows.queue.clone(),
-        },
+        health: Health::new(workflows.store.clone(), workflows.queue.clone()),
         registry: registry.clone(),
         auth,
-        budget: MemoryBudget::new(config.http.max_in_flight, config.http.memory_wait),
+        budget: MemoryBudget::new(config.http.max_in_flight, config.http.memory_wait)
+            .with_body_timeout(config.http.body_timeout),
         started: Instant::now(),
         plugins_ready: plugins_ready.clone(),
         max_plugin_bytes: config.max_plugin_bytes,

@@ -77,15 +77,69 @@ pub async fn authenticate(
             }
         }
     } else {
+        // No credential stands between a browser and the host now: only
+        // requests that are plainly local and not from a web page's
+        // cross-site request or a rebound DNS name get through.
+        local_request(request.headers())?;
         Principal::anonymous()
     };
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)
 }
 
+/// With authentication off: refuses a request whose `Host` is not a
+/// loopback name or address (a DNS name rebound to 127.0.0.1), and one a
+/// browser sent from another origin (`Origin` other than the host itself,
+/// or `Sec-Fetch-Site: cross-site`).
+fn local_request(headers: &HeaderMap) -> Result<(), ApiError> {
+    let refuse = |why: &str| {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "not_local",
+            format!("authentication is off, so only local requests are served: {why}"),
+        ))
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    if !is_loopback_authority(host) {
+        return refuse(&format!("Host {host:?} is not a loopback name or address"));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or_default();
+        let authority = origin
+            .strip_prefix("http://")
+            .or_else(|| origin.strip_prefix("https://"))
+            .unwrap_or_default();
+        if !authority.eq_ignore_ascii_case(host) {
+            return refuse(&format!("a page of origin {origin:?} sent it"));
+        }
+    }
+    if headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"cross-site"))
+    {
+        return refuse("a page of another site sent it");
+    }
+    Ok(())
+}
+
+/// `localhost`, `127.x.x.x` or `[::1]`, with or without a port.
+fn is_loopback_authority(authority: &str) -> bool {
+    let name = match authority.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or("", |(ip, _)| ip),
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(name, _)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// The bearer token of `Authorization`, if any. The scheme is
 /// case-insensitive (RFC 9110, section 11.1).
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -199,6 +253,30 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn loopback_authorities() {
+        for ok in [
+            "localhost",
+            "localhost:8080",
+            "127.0.0.1:9",
+            "127.1.2.3",
+            "[::1]:8080",
+            "[::1]",
+        ] {
+            assert!(super::is_loopback_authority(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "evil.example",
+            "evil.example:8080",
+            "10.0.0.1:80",
+            "[::2]:1",
+            "localhost.evil.example",
+        ] {
+            assert!(!super::is_loopback_authority(bad), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn nets(list: &[&str]) -> Vec<IpNet> {

@@ -13,18 +13,23 @@
 //! routes reserve what they read the same way. When the budget is spent, a
 //! request waits for room up to [`MemoryBudget::wait`], then gets `503`
 //! with `Retry-After`: concurrent large requests queue instead of growing
-//! the heap.
+//! the heap. A body must arrive within `http.body_timeout_ms` of its
+//! headers (408 after), so a slow sender holds its share no longer.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::Sleep;
 
 use super::error::ApiError;
 use super::parse_json;
@@ -43,6 +48,8 @@ pub struct MemoryBudget {
     permits: Arc<Semaphore>,
     total: usize,
     wait: Duration,
+    /// How long a body may take to arrive while it holds its share.
+    body_timeout: Duration,
 }
 
 impl MemoryBudget {
@@ -53,7 +60,15 @@ impl MemoryBudget {
             permits: Arc::new(Semaphore::new(units)),
             total: units * UNIT,
             wait,
+            body_timeout: Duration::from_millis(crate::config::DEFAULT_BODY_TIMEOUT_MS),
         }
+    }
+
+    /// A body that has not arrived `after` its headers is given up (408):
+    /// a slow sender holds its share of the budget no longer.
+    pub fn with_body_timeout(mut self, after: Duration) -> Self {
+        self.body_timeout = after;
+        self
     }
 
     pub fn total(&self) -> usize {
@@ -133,9 +148,58 @@ pub async fn reserve(
         return Ok(next.run(request).await);
     };
     let permit = budget.hold(HELD_COPIES * bytes).await?;
+    let after = budget.body_timeout;
+    let request = request.map(|body| Body::new(Deadline::new(body, after)));
     let response = next.run(request).await;
     drop(permit);
     Ok(response)
+}
+
+/// A request body that fails with [`BodyTimeout`] once `after` has passed
+/// and it has not all arrived.
+struct Deadline {
+    body: Body,
+    sleep: Pin<Box<Sleep>>,
+    after: Duration,
+}
+
+impl Deadline {
+    fn new(body: Body, after: Duration) -> Self {
+        Deadline {
+            body,
+            sleep: Box::pin(tokio::time::sleep(after)),
+            after,
+        }
+    }
+}
+
+/// A body that did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {} s (http.body_timeout_ms)", .0.as_secs_f64())]
+pub struct BodyTimeout(pub Duration);
+
+impl HttpBody for Deadline {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        if self.sleep.as_mut().poll(cx).is_ready() {
+            let after = self.after;
+            return Poll::Ready(Some(Err(axum::Error::new(BodyTimeout(after)))));
+        }
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// Whether `headers` say the body is JSON: `application/json` or

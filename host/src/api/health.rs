@@ -1,10 +1,15 @@
 //! `GET /health`: liveness, and readiness of each part of the host.
+//!
+//! Open to anyone (load balancers, orchestrators): an anonymous caller is
+//! told what is ready, a caller with a credential also why not (errors
+//! name hosts and paths) and where the plugins live. The backends are
+//! pinged at most once a second, whatever the rate of calls.
 
 use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -44,7 +49,9 @@ pub struct PluginsCheck {
     pub ready: bool,
     pub active: usize,
     pub rejected: usize,
-    pub dir: String,
+    /// The plugin directory; only to a caller with a credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -52,7 +59,8 @@ pub struct BackendCheck {
     pub ready: bool,
     #[schema(example = "sqlite")]
     pub backend: String,
-    /// Why it is not ready.
+    /// Why it is not ready: the error to a caller with a credential,
+    /// `unavailable` to anyone else.
     pub error: Option<String>,
 }
 
@@ -71,6 +79,57 @@ pub struct KnowledgeCheck {
     /// The embedding model; null when disabled.
     pub model: Option<String>,
     pub error: Option<String>,
+}
+
+/// What the pings of the store, the queue and the vector index found:
+/// why each is not ready, if it is not.
+#[derive(Clone, Default)]
+pub struct Pings {
+    store: Option<String>,
+    queue: Option<String>,
+    index: Option<String>,
+}
+
+/// How long the pings' findings are reused.
+const PINGS_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The backends' state: pinged now, or what a ping found in the last
+/// second. Concurrent callers wait for one round of pings.
+async fn pings(state: &AppState) -> Pings {
+    let mut last = state.health.pings.lock().await;
+    if let Some((at, pings)) = &*last
+        && at.elapsed() < PINGS_FOR
+    {
+        return pings.clone();
+    }
+    let index_ping = async {
+        match state.knowledge.inner() {
+            Ok(k) => k.index.collections().await.map(|_| ()),
+            Err(_) => Ok(()),
+        }
+    };
+    let (store, queue, index) = tokio::join!(
+        failure(state.health.store.ping()),
+        failure(state.health.queue.ping()),
+        failure(index_ping)
+    );
+    let pings = Pings {
+        store,
+        queue,
+        index,
+    };
+    *last = Some((std::time::Instant::now(), pings.clone()));
+    pings
+}
+
+/// Whether `headers` carry a valid credential (any scope): such a caller
+/// is told the details an anonymous one is not.
+async fn credentialed(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(token) = super::auth::bearer(headers) else {
+        return false;
+    };
+    crate::auth::constant_time_eq(token.as_bytes(), state.auth.admin_token.as_bytes())
+        || matches!(state.auth.keys.authenticate(token).await, Ok(Some(_)))
 }
 
 /// Why a dependency is not ready: its error, or silence for a second.
@@ -96,23 +155,31 @@ async fn failure<E: std::fmt::Display>(
         (status = SERVICE_UNAVAILABLE, description = "Starting, or a dependency is down", body = HealthReport),
     )
 )]
-pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthReport>) {
+pub async fn health(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> (StatusCode, Json<HealthReport>) {
     let plugins = state.registry.list();
     let active = plugins.iter().filter(|(_, s)| s.active.is_some()).count();
     let rejected = plugins.iter().filter(|(_, s)| s.rejected.is_some()).count();
     let plugins_ready = state.plugins_ready.load(Ordering::Acquire);
     let services = state.registry.runtime().services();
-    let index_ping = async {
-        match state.knowledge.inner() {
-            Ok(k) => k.index.collections().await.map(|_| ()),
-            Err(_) => Ok(()),
-        }
+    let Pings {
+        store: store_error,
+        queue: queue_error,
+        index: index_error,
+    } = pings(&state).await;
+    // Errors name hosts, paths and users: only for those with a key.
+    let detailed = credentialed(&state, &headers).await;
+    let told = |error: &Option<String>| {
+        error.as_ref().map(|e| {
+            if detailed {
+                e.clone()
+            } else {
+                "unavailable".to_owned()
+            }
+        })
     };
-    let (store_error, queue_error, index_error) = tokio::join!(
-        failure(state.health.store.ping()),
-        failure(state.health.queue.ping()),
-        failure(index_ping)
-    );
     let knowledge_enabled = state.knowledge.inner().is_ok();
     let knowledge_ready =
         !knowledge_enabled || (state.knowledge.is_ready() && index_error.is_none());
@@ -132,17 +199,17 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
                 ready: plugins_ready,
                 active,
                 rejected,
-                dir: state.registry.dir().display().to_string(),
+                dir: detailed.then(|| state.registry.dir().display().to_string()),
             },
             store: BackendCheck {
                 ready: store_error.is_none(),
                 backend: state.health.store.backend().to_owned(),
-                error: store_error,
+                error: told(&store_error),
             },
             queue: BackendCheck {
                 ready: queue_error.is_none(),
                 backend: state.health.queue.backend().to_owned(),
-                error: queue_error,
+                error: told(&queue_error),
             },
             kv: KvCheck {
                 ready: true,
@@ -157,12 +224,14 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthRe
                     .ok()
                     .map(|k| k.index.backend().to_owned()),
                 model: state.knowledge.model().map(|m| m.name.clone()),
-                error: state
-                    .knowledge
-                    .inner()
-                    .err()
-                    .map(|e| e.to_string())
-                    .or(index_error),
+                error: told(
+                    &state
+                        .knowledge
+                        .inner()
+                        .err()
+                        .map(|e| e.to_string())
+                        .or(index_error),
+                ),
             },
         },
     };

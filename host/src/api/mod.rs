@@ -57,11 +57,24 @@ pub struct AppState {
     pub limiter: crate::ratelimit::RateLimiter,
 }
 
-/// The dependencies `/health` checks.
+/// The dependencies `/health` checks, and what it last found.
 #[derive(Clone)]
 pub struct Health {
     pub store: crate::store::Store,
     pub queue: crate::queue::Queue,
+    /// The last pings, reused for a second: `/health` is open to anyone,
+    /// and must not let them ping the backends at their own rate.
+    pings: Arc<tokio::sync::Mutex<Option<(std::time::Instant, health::Pings)>>>,
+}
+
+impl Health {
+    pub fn new(store: crate::store::Store, queue: crate::queue::Queue) -> Self {
+        Health {
+            store,
+            queue,
+            pings: Arc::default(),
+        }
+    }
 }
 
 pub fn router(state: AppState) -> Router {
@@ -360,7 +373,7 @@ mod tests {
                 config: Default::default(),
                 waiters: crate::workflow::Waiters::new(store.clone()),
             }),
-            health: Health { store, queue },
+            health: Health::new(store, queue),
             auth: Auth {
                 admin_token: TOKEN.into(),
                 keys: crate::auth::ApiKeys::new(store_for_keys),
@@ -485,16 +498,16 @@ mod tests {
 
     /// The scopes each operation documents, from its `security`: None for
     /// an operation anyone may call.
+    /// The scopes any of an operation's security requirements names (they
+    /// are alternatives: one suffices); none for an open operation.
     fn documented_scopes(op: &serde_json::Value) -> Option<Vec<String>> {
         let security = op["security"].as_array()?;
-        let requirement = security.first()?.as_object()?;
-        let scopes = requirement.get(BEARER)?.as_array()?;
-        Some(
-            scopes
-                .iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect(),
-        )
+        let mut scopes = Vec::new();
+        for requirement in security {
+            let named = requirement.as_object()?.get(BEARER)?.as_array()?;
+            scopes.extend(named.iter().filter_map(|s| s.as_str().map(str::to_owned)));
+        }
+        (!security.is_empty()).then_some(scopes)
     }
 
     /// Every operation answers 401 without credentials (but /health), 403

@@ -16,7 +16,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::auth::{ClientIp, Need, scope};
+use super::auth::{Authenticated, ClientIp, Need, scope};
 use super::error::{ApiError, ErrorBody};
 use super::{JsonBody, MaybeJsonBody};
 use crate::auth::{Principal, Scope};
@@ -561,7 +561,8 @@ pub async fn reload(
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
-            "ingesting a directory that is not configured (\"dir\") needs the admin scope",
+            "naming a directory to ingest (\"dir\") needs the admin scope: any directory of \
+             the host can be named",
         ));
     }
     let source = source_of(ingestor, request)?;
@@ -590,11 +591,11 @@ pub async fn reload(
     path = "/rag/ingests/{id}",
     operation_id = "get_ingest",
     tag = "knowledge",
-    security(("bearer" = ["rag:query"])),
+    security(("bearer" = ["rag:query"]), ("bearer" = ["rag:write"])),
     params(("id" = String, Path, description = "The id `POST /rag/reload` answered")),
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
-        (status = FORBIDDEN, description = "The credential lacks the `rag:query` scope", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential holds neither `rag:query` nor `rag:write`", body = ErrorBody),
         (status = OK, description = "Progress or report", body = IngestProgress),
         (status = BAD_REQUEST, description = "Not an ingest id (`invalid_id`)", body = ErrorBody),
         (status = NOT_FOUND, description = "No such ingest, or too old to be kept (`not_found`)", body = ErrorBody),
@@ -603,10 +604,21 @@ pub async fn reload(
     )
 )]
 pub async fn ingest_report(
-    _: Need<scope::RagQuery>,
+    Authenticated(caller): Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<IngestProgress>, ApiError> {
+    // Who may start an ingest may follow it; who may query may too.
+    if !(caller.scopes.allow(Scope::RagQuery) || caller.scopes.allow(Scope::RagWrite)) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "this credential ({}) lacks the scope rag:query or rag:write",
+                caller.name
+            ),
+        ));
+    }
     let ingestor = ingestor(&state)?;
     let id = uuid::Uuid::parse_str(&id)
         .map_err(|_| ApiError::bad_request("invalid_id", format!("{id:?} is not an ingest id")))?;

@@ -449,11 +449,25 @@ impl Ingestor {
             return Ok(Outcome::Unchanged);
         }
         let (root, relative) = (self_root(&file.path, &file.source), file.source.clone());
-        let bytes =
+        let read =
             tokio::task::spawn_blocking(move || read_beneath(&root, &relative, MAX_FILE_BYTES))
                 .await
-                .map_err(|e| format!("cannot read: {e}"))?
                 .map_err(|e| format!("cannot read: {e}"))?;
+        let bytes = match read {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                // What was indexed from it must not keep answering: the
+                // file may now be a link that leads out.
+                if known.is_some() {
+                    inner
+                        .index
+                        .delete_source(collection, &file.source)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                return Err(format!("cannot read: {e}"));
+            }
+        };
         let content_hash = sha256_hex(&bytes);
         if let Some(k) = &known
             && same_loader(k)

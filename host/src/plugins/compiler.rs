@@ -52,6 +52,9 @@ impl Compiler {
     pub fn compile(&self, wasm: &Path, out: &Path) -> Result<(), ChildError> {
         let mut child = Command::new(&self.exe)
             .arg(SUBCOMMAND)
+            // Nothing of the host's settings (its admin token, connection
+            // strings) reaches the process that reads untrusted bytes.
+            .env_clear()
             // mimalloc reserves 1 GiB of address space up front by default;
             // a small reserve keeps the limit about memory actually used.
             .env("MIMALLOC_ARENA_RESERVE", ARENA_RESERVE_KIB)

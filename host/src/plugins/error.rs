@@ -35,6 +35,14 @@ pub enum LoadError {
     Describe(Box<CallError>),
 }
 
+impl LoadError {
+    /// A refusal that says nothing of the file: the pool was busy. Loading
+    /// the same file again may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LoadError::Describe(e) if e.is_busy())
+    }
+}
+
 /// A failed call. Each variant fails only its own call; the host and the
 /// plugin's next call are unaffected.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +71,7 @@ pub enum CallError {
     /// before the copy, so the size is not known.
     #[error("plugin output exceeds its limit of {limit} bytes (the host stopped copying it)")]
     OutputOverLimit { limit: u64 },
-    #[error("plugin returned invalid JSON: {0}")]
+    #[error("plugin output refused: {0}")]
     InvalidOutput(String),
     #[error(
         "all {concurrency} plugin instance slots stayed busy for {} ms; retry later",

@@ -116,6 +116,20 @@ pub struct Rules {
     pub protected: Protected,
 }
 
+impl Rules {
+    /// The rules of a runtime configured with `config`.
+    pub fn of(config: &super::RuntimeConfig, protected: Protected) -> Rules {
+        Rules {
+            defaults: config.defaults,
+            max_memory_bytes: config.max_memory_bytes,
+            max_output_bytes: config.max_output_bytes,
+            max_store: config.max_store,
+            max_kv: config.max_kv,
+            protected,
+        }
+    }
+}
+
 /// Directories of the host that a directory grant must keep out of.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Protected {
@@ -222,7 +236,10 @@ impl Manifest {
         })
     }
 
-    fn parse(text: &str, base: &Path, rules: &Rules) -> Result<Self, String> {
+    /// Parses a manifest's text and checks it against `rules`; relative
+    /// directory grants resolve against `base`. The error says what is
+    /// wrong, in the manifest's terms.
+    pub fn parse(text: &str, base: &Path, rules: &Rules) -> Result<Self, String> {
         let raw: RawManifest = toml::from_str(text).map_err(|e| e.to_string())?;
         let limits = resolve_limits(raw.limits, rules)?;
         let grants = resolve_grants(raw.grants, base, &rules.protected)?;
@@ -308,9 +325,24 @@ fn resolve_limits(raw: RawLimits, rules: &Rules) -> Result<Limits, String> {
     Ok(limits)
 }
 
+/// The host's own settings, which no plugin is handed: `NOVA_*` (the admin
+/// token, API keys) and the connection strings and keys of its backends.
+fn is_host_credential(name: &str) -> bool {
+    let name = name.to_ascii_uppercase();
+    name.starts_with("NOVA_")
+        || ["DATABASE_URL", "REDIS_URL", "QDRANT_URL", "QDRANT_API_KEY"].contains(&name.as_str())
+}
+
 fn resolve_grants(raw: RawGrants, base: &Path, protected: &Protected) -> Result<Grants, String> {
     let mut env: Vec<(String, String)> = raw.env.into_iter().collect();
     for name in raw.inherit_env {
+        if is_host_credential(&name) {
+            return Err(format!(
+                "grants.inherit_env cannot pass {name}: the host's own settings hold its \
+                 credentials (admin token, database, Redis, Qdrant); give the plugin what it \
+                 needs in grants.env instead"
+            ));
+        }
         match std::env::var(&name) {
             Ok(value) => env.push((name, value)),
             // An absent variable is not an error: the plugin sees it unset,
@@ -427,6 +459,18 @@ mod tests {
         assert!(Manifest::parse(relative_guest, Path::new("."), &rules()).is_err());
         let missing_dir = "[[grants.dirs]]\nhost = \"/no/such/dir\"\nguest = \"/d\"\n";
         assert!(Manifest::parse(missing_dir, Path::new("."), &rules()).is_err());
+        for credential in [
+            "NOVA_ADMIN_TOKEN",
+            "nova_api_key",
+            "DATABASE_URL",
+            "REDIS_URL",
+        ] {
+            let text = format!("[grants]\ninherit_env = [\"{credential}\"]\n");
+            let err = Manifest::parse(&text, Path::new("."), &rules()).unwrap_err();
+            assert!(err.contains("credentials"), "{err}");
+        }
+        let fine = "[grants]\ninherit_env = [\"HOME\"]\n";
+        assert!(Manifest::parse(fine, Path::new("."), &rules()).is_ok());
     }
 
     #[test]

@@ -138,7 +138,9 @@ pub struct OutputLimits {
     /// Chunks one document may give: at most this, and at most 64 more
     /// than one per 16 bytes of the document.
     pub max_chunks: usize,
-    /// One chunk's text.
+    /// One chunk's text. The host splits chunks to the token budget
+    /// itself, so a loader may give a whole section as one chunk: real
+    /// pages have sections of 100 KB (a long table).
     pub chunk_bytes: usize,
 }
 
@@ -148,7 +150,7 @@ impl Default for OutputLimits {
             error_bytes: 8 << 10,
             describe_bytes: 4 << 10,
             max_chunks: 10_000,
-            chunk_bytes: 64 << 10,
+            chunk_bytes: 1 << 20,
         }
     }
 }

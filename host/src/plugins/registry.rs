@@ -37,6 +37,9 @@ pub struct Rejection {
     /// The manifest text the rejection was made with, so that fixing only
     /// the manifest is retried.
     manifest: Option<String>,
+    /// Refused for a busy pool, not for what the file is: the next sync
+    /// tries it again.
+    transient: bool,
 }
 
 /// What a sync of one name did.
@@ -225,6 +228,7 @@ impl Registry {
             return SyncOutcome::Unchanged;
         }
         if let Some(rejected) = &slot.rejected
+            && !rejected.transient
             && rejected.sha256.as_deref() == Some(file.sha256.as_str())
             && rejected.manifest == manifest.source
         {
@@ -380,15 +384,7 @@ impl Registry {
     }
 
     fn manifest(&self, name: &PluginName) -> Result<Manifest, LoadError> {
-        let config = self.runtime.config();
-        let rules = Rules {
-            defaults: config.defaults,
-            max_memory_bytes: config.max_memory_bytes,
-            max_output_bytes: config.max_output_bytes,
-            max_store: config.max_store,
-            max_kv: config.max_kv,
-            protected: self.protected.clone(),
-        };
+        let rules = Rules::of(self.runtime.config(), self.protected.clone());
         Ok(Manifest::load(&name.file_in(&self.dir, "toml"), &rules)?)
     }
 
@@ -421,6 +417,7 @@ impl Registry {
         manifest: Option<String>,
         error: LoadError,
     ) -> SyncOutcome {
+        let transient = error.is_transient();
         let error = error.to_string();
         let mut slots = self.write();
         let slot = slots.entry(name.to_owned()).or_default();
@@ -437,6 +434,7 @@ impl Registry {
             error,
             at: SystemTime::now(),
             manifest,
+            transient,
         });
         SyncOutcome::Rejected
     }

@@ -31,6 +31,8 @@ const HOST_GRACE: Duration = Duration::from_secs(2);
 const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Most bytes the host copies out of a `describe()` answer.
 const DESCRIBE_OUTPUT: u64 = 1 << 20;
+/// Tries of a load's describe() that find the pool busy, about 40 s in all.
+const DESCRIBE_BUSY_TRIES: u32 = 25;
 /// Most extensions, and most media types, a loader may claim.
 const MAX_DESCRIBE_ENTRIES: usize = 64;
 /// Beyond the call's output limit, what a host call may copy out of the
@@ -167,10 +169,18 @@ impl Runtime {
                 .map_err(|e| LoadError::Compile(explain_pool_limit(format!("{e:#}"))))?;
         let (kind, pre) = self.link(&component)?;
         let name: Arc<str> = name.into();
-        let info = self
-            .describe(&pre, &name, &manifest)
-            .await
-            .map_err(|e| LoadError::Describe(Box::new(e)))?;
+        // A pool busy with calls is no fault of the plugin: its describe()
+        // waits its turn, a while, rather than refusing it.
+        let mut busy = 0u32;
+        let info = loop {
+            match self.describe(&pre, &name, &manifest).await {
+                Err(e) if e.is_busy() && busy < DESCRIBE_BUSY_TRIES => {
+                    busy += 1;
+                    tokio::time::sleep(Duration::from_millis(50 << busy.min(5))).await;
+                }
+                other => break other.map_err(|e| LoadError::Describe(Box::new(e)))?,
+            }
+        };
         Ok(Plugin {
             name,
             kind,
@@ -437,7 +447,8 @@ impl Runtime {
             .and_then(|output| {
                 check_size(output.len() as u64, &limits)?;
                 // Checked once, here, and kept as text from now on.
-                RawJson::parse(output).map_err(|e| CallError::InvalidOutput(e.to_string()))
+                RawJson::parse(output)
+                    .map_err(|e| CallError::InvalidOutput(format!("not JSON: {e}")))
             });
         record(plugin, start, &result);
         result

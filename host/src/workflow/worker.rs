@@ -426,9 +426,10 @@ async fn run_step(
     let input = carry.input.get();
     let retries = step.retries.unwrap_or(0);
     let timeout = step.timeout_ms.map(Duration::from_millis);
-    // Attempts that never ran for lack of a free instance: the host was
-    // busy, not the step failing, so they are retried without end (until
-    // the run is cancelled or its lease lost) and count against nothing.
+    // Tries that never ran for lack of a free instance: the host was busy,
+    // not the step failing, so they are tried again without end (until the
+    // run is cancelled or its lease lost), as the same attempt: they count
+    // against nothing and are not recorded as attempts.
     let mut busy = 0u32;
     loop {
         // The plugin is looked up at each attempt: a version installed
@@ -506,6 +507,11 @@ async fn run_step(
             let delay = backoff::delay(busy, wf.config.backoff_base, wf.config.backoff_max);
             metrics::step_outcome(Counted::Busy);
             tracing::info!(run = %id, step = step.index, attempt, ?delay, error = %error, "no free plugin instance; trying again");
+            begun = Some(Started {
+                index: step.index,
+                attempt,
+                plugin,
+            });
             tokio::select! {
                 () = tokio::time::sleep(delay) => continue,
                 () = stopped(wf, id, lost) => {
@@ -516,7 +522,7 @@ async fn run_step(
                 }
             }
         }
-        if retryable(&error) && attempt.saturating_sub(busy) <= retries {
+        if retryable(&error) && attempt <= retries {
             let delay = backoff::delay(attempt, wf.config.backoff_base, wf.config.backoff_max);
             metrics::step_outcome(Counted::Retried);
             tracing::info!(run = %id, step = step.index, attempt, ?delay, error = %error, "step failed; retrying");
