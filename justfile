@@ -142,6 +142,10 @@ bench what="all": plugins test-plugins
         *) echo "unknown benchmark {{what}}; known: plugins, workflows, rag" >&2; exit 2 ;;
     esac
 
+# schemathesis against a fresh host on loopback, every operation and check, for SECONDS (default 300); installs schemathesis in a venv under the target dir.
+api-fuzz seconds="300": plugins build model
+    scripts/schemathesis.sh "{{nova}}" {{seconds}}
+
 # Start a new plugin from the template: plugins/NAME.
 new-plugin name:
     #!/usr/bin/env bash

@@ -259,6 +259,31 @@ async fn json_routes_refuse_other_content_types() {
     )
     .await;
     assert_eq!(status, 202);
+
+    // Request bodies are objects: serde would read a struct from an array
+    // of its fields, which the OpenAPI document does not allow
+    // (schemathesis: a schema-violating request accepted).
+    for (path, body) in [
+        ("/workflows", r#"[[{"plugin": "hello"}], 1]"#),
+        ("/admin/keys", r#"["ci", ["admin"]]"#),
+        ("/rag/query", r#"["what is nova?"]"#),
+        ("/rag/reload", "[null, null]"),
+    ] {
+        let (status, answer) = status_of(
+            nova.http
+                .post(nova.url(path))
+                .header("content-type", "application/json")
+                .body(body),
+        )
+        .await;
+        assert_eq!(status, 400, "{path} {body}: {answer}");
+        assert_eq!(
+            answer["error"]["message"],
+            "request body: send a JSON object"
+        );
+    }
+    let keys = nova.get_json("/admin/keys").await;
+    assert_eq!(keys["keys"], json!([]), "an array made a key: {keys}");
 }
 
 /// `NOVA_AUTH=off` is refused on a host reachable from the network, and on

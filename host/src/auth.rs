@@ -236,10 +236,12 @@ impl ApiKeys {
 
     /// Makes a key named `name` with `scopes`.
     pub async fn issue(&self, name: &str, scopes: Scopes) -> Result<IssuedKey, KeyError> {
+        // Counted as sent, in characters, as the OpenAPI document says.
+        let long = name.chars().count() > MAX_NAME;
         let name = name.trim();
-        if name.is_empty() || name.len() > MAX_NAME || name.chars().any(char::is_control) {
+        if name.is_empty() || long || name.chars().any(char::is_control) {
             return Err(KeyError::Invalid(format!(
-                "name must be 1 to {MAX_NAME} bytes, without control characters"
+                "name must be 1 to {MAX_NAME} characters, not only spaces, without control characters"
             )));
         }
         if scopes.is_empty() {

@@ -219,7 +219,7 @@ pub async fn list(_: Need<scope::Admin>, State(state): State<AppState>) -> Json<
     operation_id = "get_plugin",
     tag = "plugins",
     security(("bearer" = ["admin"])),
-    params(("name" = String, Path, description = NAME)),
+    params(("name" = String, Path, pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$", description = NAME)),
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
@@ -273,7 +273,7 @@ pub async fn reload(_: Need<scope::Admin>, State(state): State<AppState>) -> Jso
     operation_id = "upload_plugin",
     tag = "plugins",
     security(("bearer" = ["admin"])),
-    params(("name" = String, Path, description = NAME)),
+    params(("name" = String, Path, pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$", description = NAME)),
     request_body(
         description = "The WebAssembly component",
         content(("application/wasm"), ("application/octet-stream")),
@@ -334,7 +334,7 @@ pub async fn upload(
     operation_id = "remove_plugin",
     tag = "plugins",
     security(("bearer" = ["admin"])),
-    params(("name" = String, Path, description = NAME)),
+    params(("name" = String, Path, pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$", description = NAME)),
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
@@ -392,7 +392,7 @@ pub struct ChunkView {
     operation_id = "invoke_plugin",
     tag = "plugins",
     security(("bearer" = ["plugins:invoke"])),
-    params(("name" = String, Path, description = NAME), InvokeParams),
+    params(("name" = String, Path, pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$", description = NAME), InvokeParams),
     request_body(
         description = "Steps: the input, any JSON (empty for null). Loaders: the document's bytes.",
         content(("application/json"), ("application/octet-stream")),

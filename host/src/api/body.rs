@@ -247,12 +247,29 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             return Err(unsupported(request.headers()));
         }
         let bytes = Bytes::from_request(request, state).await?;
-        parse_json(&bytes).map(JsonBody)
+        parse_object(&bytes).map(JsonBody)
     }
 }
 
-/// An optional JSON body: none when the body is empty (or blank),
-/// otherwise as [`JsonBody`].
+/// `bytes` as `T`, a request type: only from a JSON object (serde would
+/// also read a struct from an array of its fields, which no document
+/// describes).
+fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        // Still JSON's own message when it is not JSON at all.
+        serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
+            .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))?;
+        return Err(ApiError::bad_request(
+            "invalid_request",
+            "request body: send a JSON object",
+        ));
+    }
+    parse_json(bytes)
+}
+
+/// An optional JSON body: none when the body is empty (or blank) or
+/// `null`, otherwise as [`JsonBody`].
 pub struct MaybeJsonBody<T>(pub Option<T>);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJsonBody<T> {
@@ -268,7 +285,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for MaybeJsonBody<T> {
         if !json {
             return Err(unsupported(&headers));
         }
-        parse_json(&bytes).map(|v| MaybeJsonBody(Some(v)))
+        if bytes.trim_ascii() == b"null" {
+            return Ok(MaybeJsonBody(None));
+        }
+        parse_object(&bytes).map(|v| MaybeJsonBody(Some(v)))
     }
 }
 

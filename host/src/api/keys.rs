@@ -15,13 +15,33 @@ use crate::auth::{KeyError, KeyInfo, Scope, Scopes};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyRequest {
-    /// For people: who or what holds the key (1 to 64 bytes).
-    #[schema(example = "ci-deploy")]
+    /// For people: who or what holds the key (1 to 64 characters, not
+    /// only spaces, no control characters; outer spaces are trimmed).
+    #[schema(
+        example = "ci-deploy",
+        max_length = 64,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub name: String,
     /// What the key may do: `runs:write`, `runs:read`, `rag:query`,
     /// `rag:write`, `plugins:invoke`, `metrics:read`, `admin`.
-    #[schema(min_items = 1, example = json!(["runs:write", "runs:read"]))]
+    #[schema(schema_with = scope_list)]
     pub scopes: Vec<String>,
+}
+
+/// `scopes` in the document: one or more of the scope names.
+fn scope_list() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(crate::auth::Scope::ALL.map(|s| s.as_str()))),
+        )
+        .min_items(Some(1))
+        .description(Some("What the key may do; `admin` holds every scope."))
+        .examples([serde_json::json!(["runs:write", "runs:read"])])
+        .build()
 }
 
 /// A key just made. `key` is shown this once: the host keeps only its hash.
@@ -167,7 +187,7 @@ pub async fn list(
     path = "/admin/keys/{id}",
     operation_id = "revoke_key",
     tag = "keys",
-    params(("id" = String, Path, description = "The key's id")),
+    params(("id" = String, Path, format = "uuid", description = "The key's id")),
     security(("bearer" = ["admin"])),
     responses(
         (status = OK, description = "Revoked", body = RevokedKey),

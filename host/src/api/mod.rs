@@ -314,6 +314,30 @@ pub fn rfc3339_ms(ms: i64) -> String {
 }
 
 /// Parses a JSON request body, answering 400 with serde's reason.
+/// An optional whole-number field that also takes a number with a zero
+/// fraction (`5.0`), as JSON Schema's `integer` does: `#[serde(default,
+/// deserialize_with = "api::whole")]`.
+pub fn whole<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let Some(number) = <Option<serde_json::Number> as serde::Deserialize>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format_args!("{number} is not a whole number in range")))
+}
+
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         let code = if e.is_data() {
@@ -333,6 +357,29 @@ mod tests {
     use super::*;
 
     const TOKEN: &str = "test-token";
+
+    #[test]
+    fn whole_numbers_take_a_zero_fraction() {
+        #[derive(serde::Deserialize)]
+        struct Body {
+            #[serde(default, deserialize_with = "super::whole")]
+            n: Option<u32>,
+        }
+        let n = |text: &str| serde_json::from_str::<Body>(text).map(|b| b.n);
+        // JSON Schema's `integer` (schemathesis sent `"top_k": 65.0`).
+        assert_eq!(n(r#"{"n": 65.0}"#).unwrap(), Some(65));
+        assert_eq!(n(r#"{"n": 65}"#).unwrap(), Some(65));
+        assert_eq!(n("{}").unwrap(), None);
+        assert_eq!(n(r#"{"n": null}"#).unwrap(), None);
+        for bad in [
+            r#"{"n": 6.5}"#,
+            r#"{"n": -1}"#,
+            r#"{"n": 5000000000}"#,
+            r#"{"n": "5"}"#,
+        ] {
+            assert!(n(bad).is_err(), "{bad}");
+        }
+    }
 
     /// A host's state on an empty plugin directory, the embedded store, the
     /// in-process queue and the knowledge base off.

@@ -57,16 +57,20 @@ impl From<KnowledgeError> for ApiError {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
-    /// The question, at most 4096 bytes.
+    /// The question, at most 4096 bytes, not only whitespace.
+    #[schema(min_length = 1, pattern = r"\S")]
     query: String,
     /// How many results, 1 to 100 (5 when absent).
+    #[schema(minimum = 1, maximum = 100)]
+    #[serde(default, deserialize_with = "super::whole")]
     top_k: Option<u32>,
     /// Exact matches on `source`, `source_prefix` (a prefix of the path)
     /// or any metadata key; all must hold.
     #[serde(default)]
-    #[schema(value_type = BTreeMap<String, String>)]
+    #[schema(schema_with = filter_schema)]
     filter: serde_json::Map<String, Value>,
     /// The collection to search (`default` when absent).
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
     collection: Option<String>,
 }
 
@@ -91,6 +95,22 @@ pub struct Hit {
 
 const RATE_LIMITED: &str =
     "Over the rate limit of this credential (`rate_limited`); see `Retry-After`";
+
+/// `filter` in the document: string values under metadata keys.
+fn filter_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "Exact matches on `source`, `source_prefix` (a prefix of the path) or any \
+             metadata key (1 to 64 of A-Z, a-z, 0-9, '_' and '-'; not `collection`); \
+             all must hold.",
+        ))
+        .property_names(Some(string().pattern(Some("^[A-Za-z0-9_-]{1,64}$"))))
+        .additional_properties(Some(AdditionalProperties::RefOr(string().build().into())))
+        .build()
+}
 
 /// `filter`: `source`, `source_prefix`, and metadata keys, string values.
 fn filter_of(map: serde_json::Map<String, Value>) -> Result<Filter, ApiError> {
@@ -396,9 +416,10 @@ pub async fn stats(
 #[serde(deny_unknown_fields)]
 pub struct ReloadRequest {
     /// A configured collection, or the collection to ingest `dir` into.
+    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
     collection: Option<String>,
     /// An absolute directory on the host to ingest.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^/")]
     dir: Option<PathBuf>,
 }
 
@@ -592,7 +613,7 @@ pub async fn reload(
     operation_id = "get_ingest",
     tag = "knowledge",
     security(("bearer" = ["rag:query"]), ("bearer" = ["rag:write"])),
-    params(("id" = String, Path, description = "The id `POST /rag/reload` answered")),
+    params(("id" = String, Path, format = "uuid", description = "The id `POST /rag/reload` answered")),
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential holds neither `rag:query` nor `rag:write`", body = ErrorBody),

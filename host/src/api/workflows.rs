@@ -37,14 +37,17 @@ pub struct SubmitRequest {
 #[serde(deny_unknown_fields)]
 pub struct StepRequest {
     /// The step plugin's name.
+    #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
     plugin: String,
     /// The step's configuration, handed to the plugin as JSON.
     #[serde(default = "RawJson::empty_object")]
     #[schema(value_type = Object)]
     config: RawJson,
     /// Per attempt; the plugin's limit when absent.
+    #[serde(default, deserialize_with = "super::whole")]
     timeout_ms: Option<u64>,
     /// Further attempts after a failure.
+    #[serde(default, deserialize_with = "super::whole")]
     retries: Option<u32>,
 }
 
@@ -255,7 +258,7 @@ pub struct WaitParams {
     operation_id = "get_run",
     tag = "workflows",
     security(("bearer" = ["runs:read"])),
-    params(("id" = String, Path, description = "The run's id"), WaitParams),
+    params(("id" = String, Path, format = "uuid", description = "The run's id"), WaitParams),
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `runs:read` scope", body = ErrorBody),
@@ -344,15 +347,18 @@ fn json_answer(
 pub struct ListParams {
     /// Only runs in this state: queued, running, succeeded, failed or
     /// cancelled.
+    #[param(pattern = r"^(queued|running|succeeded|failed|cancelled)?$")]
     status: Option<String>,
     /// Runs per page, 1 to 100 (20 when absent).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
     /// A previous page's `next_cursor`.
+    #[param(format = "uuid")]
     cursor: Option<String>,
     /// `input`, `output`, or `input,output`: include each run's input or
     /// output. A page then ends early, with a `next_cursor`, before the run
     /// that would take it past `limits.page_bytes` (8 MiB by default).
+    #[param(pattern = r"^\s*(input|output)?\s*(,\s*(input|output)?\s*)*$")]
     include: Option<String>,
 }
 
@@ -443,7 +449,7 @@ pub async fn list(
     operation_id = "cancel_run",
     tag = "workflows",
     security(("bearer" = ["runs:write"])),
-    params(("id" = String, Path, description = "The run's id")),
+    params(("id" = String, Path, format = "uuid", description = "The run's id")),
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `runs:write` scope", body = ErrorBody),
