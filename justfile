@@ -146,6 +146,32 @@ bench what="all": plugins test-plugins
 api-fuzz seconds="300": plugins build model
     scripts/schemathesis.sh "{{nova}}" {{seconds}}
 
+# Fuzz what nova reads from the untrusted: `just fuzz` runs every target SECONDS each (default 600), `just fuzz html 60` one. Installs cargo-fuzz when missing; corpora grow in fuzz/corpus/TARGET, crashes land in fuzz/artifacts/TARGET.
+fuzz name="all" seconds="600": toolchain
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+    cd fuzz
+    # libFuzzer's instrumentation takes -Z flags: allowed on the pinned
+    # toolchain, so the targets build with the compiler that builds nova.
+    export RUSTC_BOOTSTRAP=1
+    targets="{{name}}"
+    [[ "$targets" == all ]] && targets="$(cargo fuzz list)"
+    for t in $targets; do
+        echo "== fuzzing $t for {{seconds}} s"
+        # Safe Rust: no sanitizer (twice the executions); debug assertions
+        # on. A child process fuzzes (-fork=1): a crash stops the run, a
+        # slow or huge input is written to fuzz/artifacts/TARGET and the
+        # run goes on (in the host, the sandbox bounds a plugin's time and
+        # memory; a host target's timeout or oom there is a finding).
+        # The host's targets build all of nova: at opt-level 1 (--dev).
+        build=(--release)
+        case "$t" in manifest|plugin_output) build=(--dev --features host) ;; esac
+        cargo fuzz run --sanitizer none --debug-assertions "${build[@]}" --target-dir "{{target}}/fuzz" "$t" -- \
+            -max_total_time={{seconds}} -fork=1 -ignore_timeouts=1 -ignore_ooms=1 \
+            -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
+    done
+
 # Start a new plugin from the template: plugins/NAME.
 new-plugin name:
     #!/usr/bin/env bash

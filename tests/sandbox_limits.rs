@@ -299,6 +299,58 @@ async fn outputs_are_kept_within_limits() {
         assert!(run["steps"][0]["error"].as_str().expect("error").len() <= 8 << 10);
     }
 
+    // A number no JSON reader can hold (found by `just fuzz
+    // plugin_output`): the grammar allows it, the host refuses it as
+    // output, as input and as config, so no reader of a run chokes on it.
+    let raw = |text: &str| json!({"raw": text});
+    let (status, body) = nova
+        .invoke_step(
+            "bulk",
+            &json!(null),
+            Some(&raw(r#"{"a": [1E07777777777]}"#)),
+        )
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "plugin_invalid_output", "{body}");
+    assert!(message(&body).contains("number out of range"), "{body}");
+    let (status, body) = nova
+        .invoke_step(
+            "bulk",
+            &json!(null),
+            Some(&raw(r#"{"a": [1e300, -1e-400, 12]}"#)),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let step = json!({"plugin": "bulk", "config": raw("[1e400]")});
+    let (_, submitted) = nova.submit(&json!({"steps": [step]})).await;
+    let run = nova
+        .wait_run(submitted["id"].as_str().expect("id"), 30)
+        .await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["error"]
+            .as_str()
+            .expect("error")
+            .contains("number out of range"),
+        "{run}"
+    );
+    for body in [
+        r#"{"steps": [{"plugin": "bulk"}], "input": {"n": 1e400}}"#,
+        r#"{"steps": [{"plugin": "bulk", "config": {"n": -1e400}}]}"#,
+    ] {
+        let response = nova
+            .http
+            .post(nova.url("/workflows"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("submit");
+        assert_eq!(response.status(), 400);
+        let answer = response.text().await.expect("answer");
+        assert!(answer.contains("number out of range"), "{answer}");
+    }
+
     let (status, body) = nova
         .invoke_loader("chunks", "x.chunks", b"2000000 0".to_vec())
         .await;

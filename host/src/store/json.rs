@@ -17,9 +17,57 @@ use serde_json::value::RawValue;
 pub struct RawJson(Box<RawValue>);
 
 impl RawJson {
-    /// Checks that `text` is one JSON value.
+    /// Checks that `text` is one JSON value whose every number a JSON
+    /// reader can hold (a double): what comes in from a caller or a
+    /// plugin.
     pub fn parse(text: impl Into<String>) -> Result<Self, serde_json::Error> {
+        let raw = Self::stored(text)?;
+        raw.check_numbers()?;
+        Ok(raw)
+    }
+
+    /// Checks that `text` is one JSON value, its syntax only: text the
+    /// host wrote itself and reads back.
+    pub fn stored(text: impl Into<String>) -> Result<Self, serde_json::Error> {
         RawValue::from_string(text.into()).map(RawJson)
+    }
+
+    /// Fails on a number beyond a double's range (`1e400`): JSON's grammar
+    /// allows it and syntax checking lets it through, but serde_json,
+    /// JavaScript and Python readers refuse it or read infinity. One pass
+    /// over the (valid) text, strings skipped, nothing kept.
+    pub fn check_numbers(&self) -> Result<(), serde_json::Error> {
+        let bytes = self.get().as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'"' => {
+                    // To the closing quote; a backslash escapes the next byte.
+                    i += 1;
+                    while i < bytes.len() && bytes[i] != b'"' {
+                        i += if bytes[i] == b'\\' { 2 } else { 1 };
+                    }
+                    i += 1;
+                }
+                b'-' | b'0'..=b'9' => {
+                    let start = i;
+                    while i < bytes.len()
+                        && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                    {
+                        i += 1;
+                    }
+                    let number = &self.get()[start..i];
+                    if !number.parse::<f64>().is_ok_and(f64::is_finite) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "number out of range: {:.40}",
+                            number
+                        )));
+                    }
+                }
+                _ => i += 1,
+            }
+        }
+        Ok(())
     }
 
     /// `null`.
@@ -269,5 +317,34 @@ mod tests {
         assert!(RawJson::parse("{").is_err());
         let nested: Vec<RawJson> = serde_json::from_str("[1, {\"x\": [2]}]").unwrap();
         assert_eq!(nested[1].get(), "{\"x\": [2]}");
+    }
+
+    #[test]
+    fn numbers_no_reader_can_hold_are_refused() {
+        // Found by `just fuzz plugin_output`: valid by JSON's grammar,
+        // refused by every reader of a run.
+        for text in [
+            "1e400",
+            "[1E07777777777777777777777]",
+            r#"{"a": {"b": [0, -1e309]}}"#,
+            &format!("[{}]", "9".repeat(400)),
+        ] {
+            let err = RawJson::parse(text).unwrap_err();
+            assert!(
+                err.to_string().contains("number out of range"),
+                "{text}: {err}"
+            );
+            // What the host wrote itself is read back as it is.
+            assert!(RawJson::stored(text).is_ok());
+        }
+        for text in [
+            "[1e308, -1e-400, 0.5, 18446744073709551616, -9223372036854775809]",
+            r#"{"e": "1e400", "E": [true, null, "\u00e9"]}"#,
+            &format!("[{}]", "9".repeat(300)),
+        ] {
+            assert!(RawJson::parse(text).is_ok(), "{text}");
+            let read = serde_json::from_str::<serde_json::Value>(text);
+            assert!(read.is_ok(), "{text}: {read:?}");
+        }
     }
 }

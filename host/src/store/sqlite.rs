@@ -981,7 +981,7 @@ async fn cancel_steps(
 }
 
 fn from_json(text: &str, what: &str) -> Result<RawJson, StoreError> {
-    RawJson::parse(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+    RawJson::stored(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
 }
 
 fn run_from_row(row: &SqliteRow) -> Result<Run, StoreError> {

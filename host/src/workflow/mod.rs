@@ -161,6 +161,14 @@ impl Workflows {
                 limits.run_bytes
             )));
         }
+        new.input
+            .check_numbers()
+            .map_err(|e| WorkflowError::Invalid(format!("the input: {e}")))?;
+        for (i, step) in new.steps.iter().enumerate() {
+            step.config
+                .check_numbers()
+                .map_err(|e| WorkflowError::Invalid(format!("step {i}: config: {e}")))?;
+        }
         let steps = &new.steps;
         if steps.is_empty() {
             return Err(WorkflowError::Invalid(

@@ -5,14 +5,17 @@
 //! neither knows the component bindings, so both are unit-tested natively.
 //! Reference: `knowledge/integrations/json-transform.md`.
 
-mod expr;
-mod transform;
+pub mod expr;
+pub mod transform;
 
 wit_bindgen::generate!({ path: "../../wit/v0.1", world: "step" });
 
 use exports::nova::plugin::workflow_step::{Guest, Info, PluginError};
 use nova::plugin::log::{Level, log};
 
+// Natively (unit tests, `just fuzz`) this crate is a library of its
+// modules; the component's exports exist in the WebAssembly build only.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Component;
 
 impl Guest for Component {
@@ -50,4 +53,5 @@ fn into_plugin_error(e: transform::Error) -> PluginError {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
 export!(Component);

@@ -3,12 +3,15 @@
 //! The splitting itself lives in [`split`], which knows nothing of the
 //! component bindings and is unit-tested natively.
 
-mod split;
+pub mod split;
 
 wit_bindgen::generate!({ path: "../../wit/v0.1", world: "loader" });
 
 use exports::nova::plugin::document_loader::{Chunk, Guest, Info, PluginError};
 
+// Natively (unit tests, `just fuzz`) this crate is a library of its
+// modules; the component's exports exist in the WebAssembly build only.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Component;
 
 impl Guest for Component {
@@ -34,4 +37,5 @@ impl Guest for Component {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
 export!(Component);

@@ -5,15 +5,18 @@
 //! which know nothing of the component bindings and are unit-tested
 //! natively. Parsing is lopdf's, in pure Rust; nothing here spawns threads.
 
-mod chunk;
-mod extract;
-mod page;
+pub mod chunk;
+pub mod extract;
+pub mod page;
 
 wit_bindgen::generate!({ path: "../../wit/v0.1", world: "loader" });
 
 use exports::nova::plugin::document_loader::{Chunk, Guest, Info, PluginError};
 use nova::plugin::log::{Level, log};
 
+// Natively (unit tests, `just fuzz`) this crate is a library of its
+// modules; the component's exports exist in the WebAssembly build only.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Component;
 
 impl Guest for Component {
@@ -46,4 +49,5 @@ impl Guest for Component {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
 export!(Component);

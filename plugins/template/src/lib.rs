@@ -3,13 +3,16 @@
 //! The rendering lives in [`render`], which knows nothing of the component
 //! bindings and is unit-tested natively; its module docs give the config.
 
-mod render;
+pub mod render;
 
 wit_bindgen::generate!({ path: "../../wit/v0.1", world: "step" });
 
 use exports::nova::plugin::workflow_step::{Guest, Info, PluginError};
 use nova::plugin::log::{Level, log};
 
+// Natively (unit tests, `just fuzz`) this crate is a library of its
+// modules; the component's exports exist in the WebAssembly build only.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Component;
 
 impl Guest for Component {
@@ -48,4 +51,5 @@ fn into_plugin_error(e: render::Error) -> PluginError {
     }
 }
 
+#[cfg(target_arch = "wasm32")]
 export!(Component);

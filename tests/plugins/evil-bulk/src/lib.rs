@@ -8,6 +8,8 @@
 //! - `{"zeros": N}`: returns `[0,0,…,0]` with N zeros (run reads parsed at
 //!   70 times their size).
 //! - `{"fail_bytes": N}`: fails with a message of N bytes.
+//! - `{"raw": "text"}`: returns `text` as its output, unchecked (JSON
+//!   whose numbers no reader can hold, `[1e400]`).
 //! - `{"log": "text"}`: logs `text` at info, then returns `{"logged": true}`.
 //! - `{"store_put": {"count": N, "bytes": B, "prefix": "p/"}}`: stores N
 //!   documents of about B bytes each (a JSON string), keys `p/0000001`…;
@@ -56,6 +58,9 @@ impl Guest for Component {
     fn run(_input: String, config: String) -> Result<String, PluginError> {
         let config = minijson::parse(&config)
             .map_err(|e| PluginError::InvalidInput(format!("config is not JSON: {e}")))?;
+        if let Some(text) = field(&config, "raw").and_then(Value::as_str) {
+            return Ok(text.to_owned());
+        }
         if let Some(n) = field(&config, "zeros").and_then(Value::as_u64) {
             let n = n.max(1) as usize;
             let mut out = String::with_capacity(2 * n + 1);
