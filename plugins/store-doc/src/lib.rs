@@ -1,6 +1,8 @@
 //! nova's store-doc step: puts, gets, merges, lists and deletes JSON
 //! documents in the host's durable store (the `store` import, namespaced
-//! to this plugin by the host).
+//! to this plugin by the host). `list` reads one page at a time through
+//! `store.list-page` (contract 0.1.1): its output's `next` is the `after`
+//! of the next page. Writes count against the plugin's store quota.
 //!
 //! The operations live in [`ops`], over a small `Store` trait that this
 //! file implements with the import; they are unit-tested natively against
