@@ -448,6 +448,20 @@ impl Ingestor {
         {
             return Ok(Outcome::Unchanged);
         }
+        // A known file that can no longer be read, loaded or indexed must
+        // not keep answering queries (it may now be a link that leads out,
+        // or its new content is refused): what was indexed from it goes,
+        // and the reason is the file's error.
+        let refuse = async |reason: String| -> Result<Outcome, String> {
+            if known.is_some() {
+                inner
+                    .index
+                    .delete_source(collection, &file.source)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            Err(reason)
+        };
         let (root, relative) = (self_root(&file.path, &file.source), file.source.clone());
         let read =
             tokio::task::spawn_blocking(move || read_beneath(&root, &relative, MAX_FILE_BYTES))
@@ -455,18 +469,7 @@ impl Ingestor {
                 .map_err(|e| format!("cannot read: {e}"))?;
         let bytes = match read {
             Ok(bytes) => bytes,
-            Err(e) => {
-                // What was indexed from it must not keep answering: the
-                // file may now be a link that leads out.
-                if known.is_some() {
-                    inner
-                        .index
-                        .delete_source(collection, &file.source)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                return Err(format!("cannot read: {e}"));
-            }
+            Err(e) => return refuse(format!("cannot read: {e}")).await,
         };
         let content_hash = sha256_hex(&bytes);
         if let Some(k) = &known
@@ -479,18 +482,7 @@ impl Ingestor {
         let runtime = self.registry.runtime();
         let loaded = match runtime.run_loader(&loader, &file.source, &bytes).await {
             Ok(loaded) => loaded,
-            Err(e) => {
-                // The file changed and its new content is refused: the old
-                // content must not keep answering queries.
-                if known.is_some() {
-                    inner
-                        .index
-                        .delete_source(collection, &file.source)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                return Err(format!("loader {} failed: {e}", loader.name));
-            }
+            Err(e) => return refuse(format!("loader {} failed: {e}", loader.name)).await,
         };
         let tokenizer = inner.embedder.tokenizer();
         // (text to store, text to embed, metadata)
@@ -511,32 +503,19 @@ impl Ingestor {
             }
         }
         if pieces.is_empty() {
-            if known.is_some() {
-                inner
-                    .index
-                    .delete_source(collection, &file.source)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            return Err(format!("loader {} found no text", loader.name));
+            return refuse(format!("loader {} found no text", loader.name)).await;
         }
         // Split to the token budget, a loader's chunks may multiply: the
         // document's allowance holds after splitting too.
         let allowed = runtime.config().output.chunks_for(bytes.len());
         if pieces.len() > allowed {
-            if known.is_some() {
-                inner
-                    .index
-                    .delete_source(collection, &file.source)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            }
-            return Err(format!(
+            return refuse(format!(
                 "{} chunks once split, from a document of {} bytes; the limit is {allowed} \
                  (plugins.max_chunks, and 64 more than one per 16 bytes)",
                 pieces.len(),
                 bytes.len()
-            ));
+            ))
+            .await;
         }
         let total = u32::try_from(pieces.len()).map_err(|_| "too many chunks".to_owned())?;
 
