@@ -48,8 +48,8 @@ _collect manifest from dest:
 build: toolchain
     cargo build --release --workspace --all-targets
 
-# Build and start `nova serve` on the embedded defaults, with the shipped plugins.
-run *args: plugins build
+# Build and start `nova serve` on the embedded defaults, with the shipped plugins (fetches the model when missing).
+run *args: plugins build model
     NOVA_PLUGINS_DIR="${NOVA_PLUGINS_DIR:-{{root}}/build/plugins}" "{{nova}}" serve {{args}}
 
 # Start the local Postgres and Redis the tests use, if they are not running.

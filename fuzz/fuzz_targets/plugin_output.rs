@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nova::plugins::text::clean;
-use nova::store::json::RawJson;
+use nova::store::RawJson;
 
 fuzz_target!(|data: &[u8]| {
     let Some((&first, rest)) = data.split_first() else {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use nova::knowledge::Knowledge;
 use nova::kv::Kv;
-use nova::plugins::{Limits, Manifest, Registry, Runtime, Services, watcher};
+use nova::plugins::{Limits, Manifest, Registry, Runtime, watcher};
 use nova::store::Store;
 
 #[path = "common/summary.rs"]
@@ -39,11 +39,11 @@ fn limits() -> Limits {
 }
 
 async fn runtime(cache: &Path) -> Arc<Runtime> {
-    let services = Services {
-        kv: Kv::in_process(),
-        store: Store::connect("sqlite::memory:").await.expect("store"),
-        knowledge: Knowledge::disabled("not used by this benchmark"),
-    };
+    let services = nova::capabilities::lend(
+        Kv::in_process(),
+        Store::connect("sqlite::memory:").await.expect("store"),
+        Knowledge::disabled("not used by this benchmark"),
+    );
     let config = nova::plugins::RuntimeConfig {
         defaults: limits(),
         max_memory_bytes: 1 << 30,

@@ -13,7 +13,9 @@ use serde::Deserialize;
 use crate::auth::IpNet;
 use crate::knowledge::ChunkBudget;
 use crate::knowledge::ingest::Source;
-use crate::plugins::{CompileLimits, ComponentCaps, Limits, OutputLimits, Quota, RuntimeConfig};
+use crate::plugins::{
+    CompileLimits, ComponentCaps, Limits, MAX_TIMEOUT_MS, OutputLimits, Quota, RuntimeConfig,
+};
 use crate::ratelimit::RateConfig;
 use crate::workflow::RunLimits;
 
@@ -351,9 +353,9 @@ pub const DEFAULT_WORKERS: usize = 16;
 pub const DEFAULT_LEASE_MS: u64 = 15_000;
 /// Finished runs are deleted this many days after they finished.
 pub const DEFAULT_RUN_RETENTION_DAYS: u64 = 30;
-/// Ceilings: one hour per call (as for manifests), 4 GiB per instance
-/// (the most a 32-bit linear memory can hold).
-pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+/// Ceiling of the memory settings: 4 GiB per instance (the most a 32-bit
+/// linear memory can hold). Time limits are the plugin host's
+/// [`MAX_TIMEOUT_MS`], an hour.
 pub const MAX_MAX_MEMORY_MB: u64 = 4096;
 /// Memories the instance pool may hold, all its slots together.
 pub const MAX_POOLED_MEMORIES: u64 = 16_384;

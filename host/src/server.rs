@@ -13,8 +13,8 @@ use crate::http;
 use crate::knowledge::ingest::Ingestor;
 use crate::knowledge::{Knowledge, QueryCache};
 use crate::kv::Kv;
-use crate::plugins::fleet::Fleet;
-use crate::plugins::{Protected, Registry, Runtime, Services, watcher};
+use crate::plugins::capability::FleetSync;
+use crate::plugins::{Protected, Registry, Runtime, watcher};
 use crate::queue::Queue;
 use crate::ratelimit::RateLimiter;
 use crate::redis::Connection;
@@ -139,6 +139,9 @@ fn hostname() -> String {
 }
 
 pub async fn serve(config: Config) -> Result<(), ServeError> {
+    // The crates below report to the process's metrics through these.
+    crate::embed::observe_batches(crate::metrics::embed_batch);
+    crate::plugins::observe_calls(crate::metrics::plugin_call);
     for dir in [&config.data_dir, &config.plugins_dir] {
         std::fs::create_dir_all(dir).map_err(|error| ServeError::CreateDir {
             path: dir.display().to_string(),
@@ -193,15 +196,10 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         &config.redis_prefix,
     )
     .await?;
-    let services = Services {
-        kv,
-        store: store.clone(),
-        knowledge: knowledge.clone(),
-    };
     let mut runtime = Runtime::new(
         &config.cache_dir.join("components"),
         config.plugins.clone(),
-        services,
+        crate::capabilities::lend(kv.clone(), store.clone(), knowledge.clone()),
     )?;
     // This process is `nova serve`: plugins compile in a `nova
     // compile-plugin` child, whose memory is returned when it exits.
@@ -213,9 +211,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     }
     let runtime = Arc::new(runtime);
     // On Postgres, hosts share what the admin API uploads and removes.
-    let fleet = store
-        .postgres_pool()
-        .map(|pool| Arc::new(Fleet::new(pool, worker_id.clone())));
+    let fleet = store.fleet(worker_id.clone()).map(Arc::new);
     // What no manifest may grant a plugin: the directories ingest reads,
     // the compiled code the host loads, the index, and (held whole) the
     // plugin and data directories.
@@ -231,7 +227,11 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     };
     let registry = Arc::new(
         Registry::new(runtime, config.plugins_dir.clone())
-            .with_fleet(fleet.clone())
+            .with_fleet(
+                fleet
+                    .clone()
+                    .map(|f| Arc::new(crate::fleet::Shared(f)) as Arc<dyn FleetSync>),
+            )
             .with_protected(protected),
     );
     // Watch before the first scan, so a file landing during it is not missed.
@@ -281,7 +281,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     let plugins_ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         workflows: config.role.serves_api().then_some(workflows.clone()),
-        health: Health::new(workflows.store.clone(), workflows.queue.clone()),
+        health: Health::new(workflows.store.clone(), workflows.queue.clone(), kv),
         registry: registry.clone(),
         auth,
         budget: MemoryBudget::new(config.http.max_in_flight, config.http.memory_wait)
@@ -328,11 +328,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         // Then what other hosts uploaded while this one was down.
         if let Some(fleet) = fleet {
             let (ready, caught_up) = tokio::sync::oneshot::channel();
-            tokio::spawn(crate::plugins::fleet::follow(
-                fleet,
-                registry.clone(),
-                ready,
-            ));
+            tokio::spawn(crate::fleet::follow(fleet, registry.clone(), ready));
             let _ = caught_up.await;
         }
         plugins_ready.store(true, Ordering::Release);

@@ -11,11 +11,12 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::AppState;
 use super::auth::{Need, scope};
 use super::error::{ApiError, ErrorBody};
-use super::{AppState, rfc3339};
 use crate::plugins::{Plugin, PluginKind, Slot, SyncOutcome, valid_name};
 use crate::store::RawJson;
+use crate::time::rfc3339;
 
 #[derive(Debug, Clone, Copy, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]

@@ -31,7 +31,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Sleep;
 
-use super::error::ApiError;
+use super::error::{ApiError, BodyTimeout};
 use super::parse_json;
 
 /// The budget is counted in KiB, so a `u32` of permits covers any size.
@@ -172,11 +172,6 @@ impl Deadline {
         }
     }
 }
-
-/// A body that did not arrive in time.
-#[derive(Debug, thiserror::Error)]
-#[error("the request body did not arrive within {} s (http.body_timeout_ms)", .0.as_secs_f64())]
-pub struct BodyTimeout(pub Duration);
 
 impl HttpBody for Deadline {
     type Data = Bytes;

@@ -105,7 +105,7 @@ impl From<BytesRejection> for ApiError {
         // A body that did not arrive in time (see `body::reserve`).
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
         while let Some(error) = cause {
-            if let Some(timeout) = error.downcast_ref::<super::body::BodyTimeout>() {
+            if let Some(timeout) = error.downcast_ref::<BodyTimeout>() {
                 return ApiError::new(
                     StatusCode::REQUEST_TIMEOUT,
                     "body_timeout",
@@ -123,6 +123,11 @@ impl From<BytesRejection> for ApiError {
         ApiError::new(status, code, rejection.body_text())
     }
 }
+
+/// A body that did not arrive in time.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within {} s (http.body_timeout_ms)", .0.as_secs_f64())]
+pub struct BodyTimeout(pub std::time::Duration);
 
 impl From<CallError> for ApiError {
     fn from(e: CallError) -> Self {

@@ -163,7 +163,6 @@ pub async fn health(
     let active = plugins.iter().filter(|(_, s)| s.active.is_some()).count();
     let rejected = plugins.iter().filter(|(_, s)| s.rejected.is_some()).count();
     let plugins_ready = state.plugins_ready.load(Ordering::Acquire);
-    let services = state.registry.runtime().services();
     let Pings {
         store: store_error,
         queue: queue_error,
@@ -213,7 +212,7 @@ pub async fn health(
             },
             kv: KvCheck {
                 ready: true,
-                backend: services.kv.backend().to_owned(),
+                backend: state.health.kv.backend().to_owned(),
             },
             knowledge: KnowledgeCheck {
                 ready: knowledge_ready,

@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 
 use super::auth::{Need, scope};
 use super::error::{ApiError, ErrorBody};
-use super::{AppState, JsonBody, rfc3339_ms};
+use super::{AppState, JsonBody};
 use crate::auth::{KeyError, KeyInfo, Scope, Scopes};
+use crate::time::rfc3339_ms;
 
 /// A key to make.
 #[derive(Debug, Deserialize, ToSchema)]

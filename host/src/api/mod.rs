@@ -62,16 +62,19 @@ pub struct AppState {
 pub struct Health {
     pub store: crate::store::Store,
     pub queue: crate::queue::Queue,
+    /// Plugins' kv: only its backend is shown.
+    pub kv: crate::kv::Kv,
     /// The last pings, reused for a second: `/health` is open to anyone,
     /// and must not let them ping the backends at their own rate.
     pings: Arc<tokio::sync::Mutex<Option<(std::time::Instant, health::Pings)>>>,
 }
 
 impl Health {
-    pub fn new(store: crate::store::Store, queue: crate::queue::Queue) -> Self {
+    pub fn new(store: crate::store::Store, queue: crate::queue::Queue, kv: crate::kv::Kv) -> Self {
         Health {
             store,
             queue,
+            kv,
             pings: Arc::default(),
         }
     }
@@ -302,17 +305,6 @@ async fn json_errors(request: Request, next: Next) -> Response {
     rewrapped
 }
 
-/// A timestamp as the API shows it: RFC 3339 with milliseconds.
-pub fn rfc3339(t: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
-}
-
-/// A stored timestamp (unix milliseconds) as the API shows it.
-pub fn rfc3339_ms(ms: i64) -> String {
-    let ms = u64::try_from(ms).unwrap_or(0);
-    rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms))
-}
-
 /// Parses a JSON request body, answering 400 with serde's reason.
 /// An optional whole-number field that also takes a number with a zero
 /// fraction (`5.0`), as JSON Schema's `integer` does: `#[serde(default,
@@ -384,17 +376,14 @@ mod tests {
     /// A host's state on an empty plugin directory, the embedded store, the
     /// in-process queue and the knowledge base off.
     async fn state(dir: &std::path::Path) -> AppState {
-        use crate::plugins::{Limits, Runtime, Services};
+        use crate::plugins::{Limits, Runtime};
         let store = crate::store::Store::open_default(&dir.join("data"))
             .await
             .expect("store");
         let queue = crate::queue::Queue::memory();
         let knowledge = crate::knowledge::Knowledge::disabled("off in this test");
-        let services = Services {
-            kv: crate::kv::Kv::in_process(),
-            store: store.clone(),
-            knowledge: knowledge.clone(),
-        };
+        let kv = crate::kv::Kv::in_process();
+        let services = crate::capabilities::lend(kv.clone(), store.clone(), knowledge.clone());
         let limits = Limits {
             timeout: Duration::from_secs(1),
             memory_bytes: 16 << 20,
@@ -420,7 +409,7 @@ mod tests {
                 config: Default::default(),
                 waiters: crate::workflow::Waiters::new(store.clone()),
             }),
-            health: Health::new(store, queue),
+            health: Health::new(store, queue, kv),
             auth: Auth {
                 admin_token: TOKEN.into(),
                 keys: crate::auth::ApiKeys::new(store_for_keys),

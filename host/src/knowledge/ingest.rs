@@ -21,8 +21,8 @@ use tokio::task::JoinSet;
 use uuid::Uuid;
 
 use super::{Knowledge, KnowledgeError, chunk};
-use crate::api::rfc3339;
 use crate::plugins::{Plugin, PluginKind, Registry, sha256_hex};
+use crate::time::rfc3339;
 use crate::vector::{ChunkPayload, FileRecord, Point, point_id};
 
 /// Largest file ingested; bigger ones are reported and skipped.

@@ -207,11 +207,11 @@ impl Workflows {
             }
             if step
                 .timeout_ms
-                .is_some_and(|t| t == 0 || t > crate::config::MAX_TIMEOUT_MS)
+                .is_some_and(|t| t == 0 || t > crate::plugins::MAX_TIMEOUT_MS)
             {
                 return Err(WorkflowError::Invalid(format!(
                     "step {i}: timeout_ms must be between 1 and {}",
-                    crate::config::MAX_TIMEOUT_MS
+                    crate::plugins::MAX_TIMEOUT_MS
                 )));
             }
         }
