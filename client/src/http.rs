@@ -280,7 +280,7 @@ impl Client {
             let asked = Instant::now();
             let hold = deadline.saturating_duration_since(asked).min(MAX_HOLD);
             let run = self.run_held(id, Some(hold)).await?;
-            if run.value.status.is_finished() || Instant::now() >= deadline {
+            if run.value.status.is_terminal() || Instant::now() >= deadline {
                 return Ok(run);
             }
             // A host (or proxy) that answers before the hold is over

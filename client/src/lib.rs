@@ -21,7 +21,7 @@
 //!
 //! let workflow = Workflow {
 //!     steps: vec![Step::new("template", json!({"template": "Hello {{ name }}!"}))],
-//!     input: Some(json!({"name": "Ada"})),
+//!     input: Some(json!({"name": "Ada"}).into()),
 //!     // A key makes the submission safe to retry after a lost answer.
 //!     idempotency_key: Some("greet-ada-1".into()),
 //! };

@@ -11,6 +11,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::json::RawJson;
+
 // ---------------------------------------------------------------- health
 
 /// `GET /health`.
@@ -88,29 +90,57 @@ pub struct Check {
 
 // ------------------------------------------------------------- workflows
 
-/// A workflow to submit (`POST /workflows`). Any other serializable value
-/// with the same shape can be submitted as well (a `serde_json::Value`
-/// read from a file, say).
+/// A workflow to submit (`POST /workflows`): steps run in order, each
+/// step's output the next one's input. Any other serializable value with
+/// the same shape can be submitted as well (a `serde_json::Value` read
+/// from a file, say).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Workflow {
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub steps: Vec<Step>,
+    /// The first step's input: any JSON (null when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub input: Option<Value>,
-    /// The same key returns the same run; it also makes the submission
-    /// safe to retry after a lost answer.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub input: Option<RawJson>,
+    /// A second submission with the same key answers the first run (200)
+    /// instead of starting another; it also makes the submission safe to
+    /// retry after a lost answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
 }
 
 /// One step of a [`Workflow`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Step {
+    /// The step plugin's name.
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$"))]
     pub plugin: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub config: Option<Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The step's configuration, handed to the plugin as JSON (`{}` when
+    /// absent).
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub config: Option<RawJson>,
+    /// Per attempt; the plugin's limit when absent.
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub timeout_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Further attempts after a failure.
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub retries: Option<u32>,
 }
 
@@ -118,16 +148,52 @@ impl Step {
     pub fn new(plugin: impl Into<String>, config: Value) -> Step {
         Step {
             plugin: plugin.into(),
-            config: Some(config),
+            config: Some(RawJson::from_value(&config)),
             ..Step::default()
         }
     }
 }
 
+/// An optional field that is `Some` whenever it is present, even as
+/// `null`: `#[serde(default, deserialize_with = "present")]`.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// An optional whole-number field that also takes a number with a zero
+/// fraction (`5.0`), as JSON Schema's `integer` does: `#[serde(default,
+/// deserialize_with = "nova_client::types::whole")]`.
+pub fn whole<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let Some(number) = <Option<serde_json::Number> as Deserialize>::deserialize(d)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format_args!("{number} is not a whole number in range")))
+}
+
 /// The answer to a submission.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Submitted {
+    #[cfg_attr(feature = "openapi", schema(format = "uuid"))]
     pub id: String,
     pub status: RunStatus,
     /// A new run was stored (`202`); `false` for the earlier run of a
@@ -136,58 +202,93 @@ pub struct Submitted {
     pub created: bool,
 }
 
-/// A run's status (also a step's, which adds `pending`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    Pending,
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-    /// A status this client does not know.
-    #[default]
-    #[serde(other)]
-    Unknown,
-}
+/// A status that is not one of the statuses nova knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown status {0:?}")]
+pub struct UnknownStatus(pub String);
 
-impl RunStatus {
-    /// `succeeded`, `failed` or `cancelled`: it will not change again.
-    pub fn is_finished(self) -> bool {
-        matches!(
-            self,
-            RunStatus::Succeeded | RunStatus::Failed | RunStatus::Cancelled
-        )
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Pending => "pending",
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Succeeded => "succeeded",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-            RunStatus::Unknown => "unknown",
+/// Statuses: the variants, their names, whether one is final.
+macro_rules! statuses {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[serde(rename_all = "lowercase")]
+        pub enum $name {
+            #[default]
+            $($variant),+
         }
+
+        impl $name {
+            pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
+
+            /// `succeeded`, `failed` or `cancelled`: it will not change again.
+            pub fn is_terminal(self) -> bool {
+                matches!(self, $name::Succeeded | $name::Failed | $name::Cancelled)
+            }
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = UnknownStatus;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $name::ALL
+                    .into_iter()
+                    .find(|status| status.as_str() == s)
+                    .ok_or_else(|| UnknownStatus(s.to_owned()))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+statuses! {
+    /// A run's status.
+    RunStatus {
+        Queued = "queued",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
     }
 }
 
-impl fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+statuses! {
+    /// A step's status: `pending` until a worker starts it.
+    StepStatus {
+        Pending = "pending",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        Cancelled = "cancelled",
     }
 }
 
-/// A run (`GET /workflows/{id}`). Times are RFC 3339 strings.
+/// A run (`GET /workflows/{id}`): timestamps in RFC 3339 with
+/// milliseconds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Run {
+    #[cfg_attr(feature = "openapi", schema(format = "uuid"))]
     pub id: String,
     pub status: RunStatus,
-    pub input: Value,
-    pub output: Value,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub input: RawJson,
+    /// The last step's output once the run succeeded; null until then.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub output: RawJson,
     pub error: Option<String>,
     pub idempotency_key: Option<String>,
     pub cancel_requested: bool,
@@ -199,20 +300,26 @@ pub struct Run {
 
 /// One step of a [`Run`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct StepRun {
     pub index: u32,
     pub plugin: String,
+    /// The plugin version that ran the latest attempt.
     pub plugin_version: Option<String>,
-    pub config: Value,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub config: RawJson,
     pub timeout_ms: Option<u64>,
     pub retries: Option<u32>,
-    pub status: RunStatus,
+    pub status: StepStatus,
     pub attempts: u32,
-    pub output: Value,
+    /// Null until the step succeeded.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub output: RawJson,
     pub error: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// The last attempt's duration.
     pub duration_ms: Option<f64>,
 }
 
@@ -232,10 +339,13 @@ pub struct ListRuns {
     pub output: bool,
 }
 
-/// A run in a listing: no steps; its input and output only when asked for.
+/// A run in a listing: no steps, and its input and output only on request
+/// (`include`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct RunSummary {
+    #[cfg_attr(feature = "openapi", schema(format = "uuid"))]
     pub id: String,
     pub status: RunStatus,
     pub error: Option<String>,
@@ -244,19 +354,28 @@ pub struct RunSummary {
     pub created_at: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// How many steps the run has.
     pub step_count: u32,
-    /// With [`ListRuns::input`].
-    pub input: Option<Value>,
-    /// With [`ListRuns::output`] (null until the run succeeded).
-    pub output: Option<Value>,
+    /// With `include=input` ([`ListRuns::input`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub input: Option<RawJson>,
+    /// With `include=output` ([`ListRuns::output`]): the run's output,
+    /// null until it succeeded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub output: Option<RawJson>,
 }
 
-/// A page of runs, newest first.
+/// One page of runs, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct RunPage {
     pub runs: Vec<RunSummary>,
-    /// Set when older runs remain: pass it as [`ListRuns::cursor`].
+    /// Set when older runs remain: pass it as `cursor` for the next page
+    /// ([`ListRuns::cursor`]).
+    #[cfg_attr(feature = "openapi", schema(format = "uuid"))]
     pub next_cursor: Option<String>,
 }
 
@@ -287,24 +406,28 @@ impl Query {
 
 /// The answer to a search.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct QueryAnswer {
     /// Best first.
     pub results: Vec<Hit>,
     pub took_ms: f64,
+    /// Answered from the query cache.
     pub cached: bool,
 }
 
-/// One chunk found by a search.
+/// One search result: a chunk of a document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Hit {
     pub text: String,
+    /// The document's path relative to its collection's directory.
     pub source: String,
     /// Cosine similarity; higher is closer.
-    pub score: f64,
+    pub score: f32,
     /// The loader's metadata (`title`, `heading_path`, `page`, …).
-    pub metadata: Map<String, Value>,
+    pub metadata: BTreeMap<String, String>,
 }
 
 /// `GET /rag/stats`.
@@ -393,16 +516,23 @@ impl IngestProgress {
     }
 }
 
-/// The report of one ingest; `finished_at` and `duration_ms` are set once
-/// it has finished, `error` when it failed as a whole.
+/// What one ingest did, updated as it runs: `finished_at` and
+/// `duration_ms` are set once it has finished, `error` when it failed as a
+/// whole.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct IngestReport {
+    #[cfg_attr(feature = "openapi", schema(format = "uuid"))]
     pub id: String,
     pub collection: String,
     pub dir: String,
-    pub started_at: Option<String>,
+    pub started_at: String,
+    /// Absent while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
+    /// Absent while it runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub duration_ms: Option<u64>,
     pub files_total: u64,
     pub files_done: u64,
@@ -413,10 +543,14 @@ pub struct IngestReport {
     pub failed: u64,
     pub chunks_embedded: u64,
     pub failures: Vec<IngestFailure>,
+    /// Set when the ingest as a whole failed (index unreachable...).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
+/// A file an ingest could not index, and why.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct IngestFailure {
     pub source: String,
@@ -598,8 +732,8 @@ mod tests {
         }))
         .expect("run");
         assert_eq!(run.status, RunStatus::Succeeded);
-        assert!(run.status.is_finished());
-        assert_eq!(run.steps[0].status, RunStatus::Pending);
+        assert!(run.status.is_terminal());
+        assert_eq!(run.steps[0].status, StepStatus::Pending);
         assert_eq!(run.error, None);
 
         let health: Health = serde_json::from_value(json!({

@@ -140,7 +140,7 @@ impl capability::KnowledgeSearch for Knowledge {
         filter: &[(String, String)],
     ) -> Result<Vec<Hit>, CapabilityError> {
         use crate::knowledge::KnowledgeError as E;
-        let hits = Knowledge::search(self, query, top_k, filter)
+        Knowledge::search(self, query, top_k, filter)
             .await
             .map_err(|e| match e {
                 E::EmptyQuery
@@ -150,15 +150,6 @@ impl capability::KnowledgeSearch for Knowledge {
                 | E::BadCollection(_)
                 | E::UnknownCollection(_) => CapabilityError::Invalid(e.to_string()),
                 _ => CapabilityError::Unavailable(e.to_string()),
-            })?;
-        Ok(hits
-            .into_iter()
-            .map(|h| Hit {
-                source: h.source,
-                text: h.text,
-                score: h.score,
-                metadata: h.metadata.into_iter().collect(),
             })
-            .collect())
     }
 }

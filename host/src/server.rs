@@ -254,7 +254,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         },
     };
     let workers = config.role.runs_workers().then(|| workflows.clone());
-    crate::metrics::spawn_gauges(workflows.store.clone(), workflows.queue.clone());
+    crate::metrics::gauges::spawn_gauges(workflows.store.clone(), workflows.queue.clone());
 
     let ingestor = knowledge.inner().is_ok().then(|| {
         Arc::new(Ingestor::new(

@@ -1,6 +1,6 @@
 //! The schema migrations, embedded in the binary and applied at connect.
 //!
-//! The SQL lives in `host/migrations/{postgres,sqlite}/NNNN_description.sql`,
+//! The SQL lives in `crates/nova-store/migrations/{postgres,sqlite}/NNNN_description.sql`,
 //! the layout `sqlx migrate` uses, and the checksums are sqlx's own, so the
 //! `_sqlx_migrations` table reads the same as if `sqlx::migrate!` had
 //! embedded them. They are listed here instead because that macro needs

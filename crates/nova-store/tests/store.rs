@@ -2642,7 +2642,7 @@ async fn check_restart(at: Location) {
     store.close().await;
 }
 
-/// Every file under `host/migrations/<backend>/` was applied, in order: a
+/// Every file under `crates/nova-store/migrations/<backend>/` was applied, in order: a
 /// migration added to the directory but not to the embedded list fails
 /// here.
 async fn check_migrations(at: Location) {

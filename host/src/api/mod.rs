@@ -177,7 +177,7 @@ pub fn api(state: AppState) -> (Router, OpenApi) {
         // Outside the JSON safety net, so it counts the statuses clients
         // see; a layer (not a route_layer) on the router runs after
         // routing, so it sees the matched route's path.
-        .layer(middleware::from_fn(crate::metrics::http_metrics))
+        .layer(middleware::from_fn(crate::metrics::http::http_metrics))
         // A bug in a handler answers 500 (made JSON by the layer above)
         // instead of dropping the connection.
         .layer(CatchPanicLayer::custom(
@@ -306,30 +306,6 @@ async fn json_errors(request: Request, next: Next) -> Response {
 }
 
 /// Parses a JSON request body, answering 400 with serde's reason.
-/// An optional whole-number field that also takes a number with a zero
-/// fraction (`5.0`), as JSON Schema's `integer` does: `#[serde(default,
-/// deserialize_with = "api::whole")]`.
-pub fn whole<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: TryFrom<u64>,
-{
-    use serde::de::Error;
-    let Some(number) = <Option<serde_json::Number> as serde::Deserialize>::deserialize(d)? else {
-        return Ok(None);
-    };
-    let whole = number.as_u64().or_else(|| {
-        number
-            .as_f64()
-            .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < u64::MAX as f64)
-            .map(|f| f as u64)
-    });
-    whole
-        .and_then(|n| T::try_from(n).ok())
-        .map(Some)
-        .ok_or_else(|| D::Error::custom(format_args!("{number} is not a whole number in range")))
-}
-
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         let code = if e.is_data() {
@@ -354,7 +330,7 @@ mod tests {
     fn whole_numbers_take_a_zero_fraction() {
         #[derive(serde::Deserialize)]
         struct Body {
-            #[serde(default, deserialize_with = "super::whole")]
+            #[serde(default, deserialize_with = "nova_client::types::whole")]
             n: Option<u32>,
         }
         let n = |text: &str| serde_json::from_str::<Body>(text).map(|b| b.n);

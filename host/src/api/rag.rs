@@ -4,8 +4,6 @@
 
 use std::path::PathBuf;
 
-use std::collections::BTreeMap;
-
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -20,10 +18,11 @@ use super::auth::{Authenticated, ClientIp, Need, scope};
 use super::error::{ApiError, ErrorBody};
 use super::{JsonBody, MaybeJsonBody};
 use crate::auth::{Principal, Scope};
-use crate::knowledge::ingest::{Ingestor, Report, Source};
+use crate::knowledge::ingest::{Ingestor, Source};
 use crate::knowledge::{KnowledgeError, Query};
 use crate::ratelimit::Verdict;
 use crate::vector::{Filter, valid_collection};
+use nova_client::{IngestReport, QueryAnswer};
 
 impl From<KnowledgeError> for ApiError {
     fn from(e: KnowledgeError) -> Self {
@@ -62,7 +61,7 @@ pub struct QueryRequest {
     query: String,
     /// How many results, 1 to 100 (5 when absent).
     #[schema(minimum = 1, maximum = 100)]
-    #[serde(default, deserialize_with = "super::whole")]
+    #[serde(default, deserialize_with = "nova_client::types::whole")]
     top_k: Option<u32>,
     /// Exact matches on `source`, `source_prefix` (a prefix of the path)
     /// or any metadata key; all must hold.
@@ -72,25 +71,6 @@ pub struct QueryRequest {
     /// The collection to search (`default` when absent).
     #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
     collection: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct QueryAnswer {
-    /// Best first.
-    pub results: Vec<Hit>,
-    pub took_ms: f64,
-    /// Answered from the query cache.
-    pub cached: bool,
-}
-
-/// One search result: a chunk of a document.
-#[derive(Serialize, ToSchema)]
-pub struct Hit {
-    pub text: String,
-    /// The document's path relative to its collection's directory.
-    pub source: String,
-    pub score: f32,
-    pub metadata: BTreeMap<String, String>,
 }
 
 const RATE_LIMITED: &str =
@@ -168,21 +148,7 @@ pub async fn query(
         request.collection,
         filter_of(request.filter)?,
     )?;
-    let answer = state.knowledge.query(&query).await?;
-    Ok(Json(QueryAnswer {
-        results: answer
-            .results
-            .into_iter()
-            .map(|h| Hit {
-                text: h.text,
-                source: h.source,
-                score: h.score,
-                metadata: h.metadata,
-            })
-            .collect(),
-        took_ms: answer.took_ms,
-        cached: answer.cached,
-    }))
+    Ok(Json(state.knowledge.query(&query).await?))
 }
 
 #[derive(Serialize, ToSchema)]
@@ -254,70 +220,6 @@ pub struct SourceView {
     pub dir: String,
 }
 
-/// What one ingest did; updated as it runs.
-#[derive(Serialize, ToSchema)]
-pub struct IngestReport {
-    #[schema(value_type = String, format = "uuid")]
-    pub id: uuid::Uuid,
-    pub collection: String,
-    pub dir: String,
-    pub started_at: String,
-    /// Absent while it runs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<String>,
-    /// Absent while it runs.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<u64>,
-    pub files_total: usize,
-    pub files_done: usize,
-    pub added: usize,
-    pub updated: usize,
-    pub removed: usize,
-    pub unchanged: usize,
-    pub failed: usize,
-    pub chunks_embedded: usize,
-    pub failures: Vec<IngestFailure>,
-    /// Set when the ingest as a whole failed (index unreachable...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct IngestFailure {
-    pub source: String,
-    pub error: String,
-}
-
-impl From<Report> for IngestReport {
-    fn from(r: Report) -> Self {
-        IngestReport {
-            id: r.id,
-            collection: r.collection,
-            dir: r.dir,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            duration_ms: r.duration_ms,
-            files_total: r.files_total,
-            files_done: r.files_done,
-            added: r.added,
-            updated: r.updated,
-            removed: r.removed,
-            unchanged: r.unchanged,
-            failed: r.failed,
-            chunks_embedded: r.chunks_embedded,
-            failures: r
-                .failures
-                .into_iter()
-                .map(|f| IngestFailure {
-                    source: f.source,
-                    error: f.error,
-                })
-                .collect(),
-            error: r.error,
-        }
-    }
-}
-
 /// Collections, documents, the model, the cache and ingest progress.
 #[utoipa::path(
     get,
@@ -368,8 +270,8 @@ pub async fn stats(
     let ingest = state.ingestor.as_ref().map(|i| {
         let status = i.status();
         IngestStatus {
-            running: status.running.map(Into::into),
-            last: status.last.map(Into::into),
+            running: status.running,
+            last: status.last,
             queued: status.queued,
         }
     });
@@ -649,7 +551,7 @@ pub async fn ingest_report(
         Some((report, running)) => Ok(Json(IngestProgress {
             running: running || queued,
             queued: None,
-            report: Some(report.into()),
+            report: Some(report),
         })),
         None => match ingestor.is_queued(id) {
             true => Ok(Json(IngestProgress {

@@ -7,177 +7,17 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::IntoParams;
 
 use super::auth::{Need, scope};
 use super::body::{HELD_COPIES, held_bytes};
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, JsonBody};
+use crate::store::{ListRuns, NewRun, RawJson, Run, RunId, RunStatus, RunSummary, Step, StepSpec};
 use crate::time::rfc3339_ms;
-use crate::store::RunSummary;
-use crate::store::{ListRuns, NewRun, RawJson, Run, RunId, RunStatus, Step, StepSpec, StepStatus};
 use crate::workflow::{MAX_WAIT, WorkflowError, Workflows};
+use nova_client::types as wire;
 use tokio::sync::OwnedSemaphorePermit;
-
-/// A workflow: steps run in order, each step's output the next one's input.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SubmitRequest {
-    #[schema(min_items = 1)]
-    steps: Vec<StepRequest>,
-    /// The first step's input: any JSON (null when absent).
-    #[serde(default = "RawJson::null")]
-    #[schema(value_type = Object)]
-    input: RawJson,
-    /// A second submission with the same key answers the first run (200)
-    /// instead of starting another.
-    idempotency_key: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct StepRequest {
-    /// The step plugin's name.
-    #[schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$")]
-    plugin: String,
-    /// The step's configuration, handed to the plugin as JSON.
-    #[serde(default = "RawJson::empty_object")]
-    #[schema(value_type = Object)]
-    config: RawJson,
-    /// Per attempt; the plugin's limit when absent.
-    #[serde(default, deserialize_with = "super::whole")]
-    timeout_ms: Option<u64>,
-    /// Further attempts after a failure.
-    #[serde(default, deserialize_with = "super::whole")]
-    retries: Option<u32>,
-}
-
-/// The answer to a submission.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Submitted {
-    #[schema(value_type = String, format = "uuid")]
-    pub id: RunId,
-    pub status: RunState,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum RunState {
-    Queued,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl From<RunStatus> for RunState {
-    fn from(s: RunStatus) -> Self {
-        match s {
-            RunStatus::Queued => RunState::Queued,
-            RunStatus::Running => RunState::Running,
-            RunStatus::Succeeded => RunState::Succeeded,
-            RunStatus::Failed => RunState::Failed,
-            RunStatus::Cancelled => RunState::Cancelled,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum StepState {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-    Cancelled,
-}
-
-impl From<StepStatus> for StepState {
-    fn from(s: StepStatus) -> Self {
-        match s {
-            StepStatus::Pending => StepState::Pending,
-            StepStatus::Running => StepState::Running,
-            StepStatus::Succeeded => StepState::Succeeded,
-            StepStatus::Failed => StepState::Failed,
-            StepStatus::Cancelled => StepState::Cancelled,
-        }
-    }
-}
-
-/// A run as the API shows it: timestamps in RFC 3339 with milliseconds.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunView {
-    #[schema(value_type = String, format = "uuid")]
-    pub id: RunId,
-    pub status: RunState,
-    #[schema(value_type = Object)]
-    pub input: RawJson,
-    /// The last step's output, once the run succeeded.
-    #[schema(value_type = Option<Object>)]
-    pub output: Option<RawJson>,
-    pub error: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub cancel_requested: bool,
-    pub created_at: Option<String>,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    pub steps: Vec<StepView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct StepView {
-    pub index: u32,
-    pub plugin: String,
-    /// The plugin version that ran the latest attempt.
-    pub plugin_version: Option<String>,
-    #[schema(value_type = Object)]
-    pub config: RawJson,
-    pub timeout_ms: Option<u64>,
-    pub retries: Option<u32>,
-    pub status: StepState,
-    pub attempts: u32,
-    #[schema(value_type = Option<Object>)]
-    pub output: Option<RawJson>,
-    pub error: Option<String>,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    /// The last attempt's duration.
-    pub duration_ms: Option<f64>,
-}
-
-/// A run in a listing: no steps, and its input and output only on request
-/// (`include`).
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunSummaryView {
-    #[schema(value_type = String, format = "uuid")]
-    pub id: RunId,
-    pub status: RunState,
-    pub error: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub cancel_requested: bool,
-    pub created_at: Option<String>,
-    pub started_at: Option<String>,
-    pub finished_at: Option<String>,
-    /// How many steps the run has.
-    pub step_count: u32,
-    /// With `include=input`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub input: Option<RawJson>,
-    /// With `include=output`: the run's output, null until it succeeded.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub output: Option<Option<RawJson>>,
-}
-
-/// One page of runs, newest first.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RunPage {
-    pub runs: Vec<RunSummaryView>,
-    /// Set when older runs remain: pass it as `cursor` for the next page.
-    #[schema(value_type = Option<String>, format = "uuid")]
-    pub next_cursor: Option<RunId>,
-}
 
 fn workflows(state: &AppState) -> Result<&Workflows, ApiError> {
     state.workflows.as_ref().ok_or_else(|| {
@@ -195,13 +35,13 @@ fn workflows(state: &AppState) -> Result<&Workflows, ApiError> {
     operation_id = "submit_run",
     tag = "workflows",
     security(("bearer" = ["runs:write"])),
-    request_body = SubmitRequest,
+    request_body = wire::Workflow,
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `runs:write` scope", body = ErrorBody),
         (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not `application/json`", body = ErrorBody),
-        (status = ACCEPTED, description = "Run created and queued", body = Submitted),
-        (status = OK, description = "A run with this idempotency key exists: that run", body = Submitted),
+        (status = ACCEPTED, description = "Run created and queued", body = wire::Submitted),
+        (status = OK, description = "A run with this idempotency key exists: that run", body = wire::Submitted),
         (status = BAD_REQUEST, description = "Body is not JSON or not a valid workflow (`invalid_json`, `invalid_request`, `invalid_workflow`)", body = ErrorBody),
         (status = NOT_FOUND, description = "This host does not serve workflows (`--role worker`)", body = ErrorBody),
         (status = PAYLOAD_TOO_LARGE, description = "Body over the JSON body limit", body = ErrorBody),
@@ -211,8 +51,8 @@ fn workflows(state: &AppState) -> Result<&Workflows, ApiError> {
 pub async fn submit(
     _: Need<scope::RunsWrite>,
     State(state): State<AppState>,
-    JsonBody(request): JsonBody<SubmitRequest>,
-) -> Result<(StatusCode, Json<Submitted>), ApiError> {
+    JsonBody(request): JsonBody<wire::Workflow>,
+) -> Result<(StatusCode, Json<wire::Submitted>), ApiError> {
     let wf = workflows(&state)?;
     let new = NewRun {
         steps: request
@@ -220,12 +60,12 @@ pub async fn submit(
             .into_iter()
             .map(|s| StepSpec {
                 plugin: s.plugin,
-                config: s.config,
+                config: s.config.unwrap_or_else(RawJson::empty_object),
                 timeout_ms: s.timeout_ms,
                 retries: s.retries,
             })
             .collect(),
-        input: request.input,
+        input: request.input.unwrap_or_else(RawJson::null),
         idempotency_key: request.idempotency_key,
         request_id: crate::request_id::current(),
     };
@@ -237,9 +77,10 @@ pub async fn submit(
     };
     Ok((
         status,
-        Json(Submitted {
-            id: submitted.run.id,
-            status: submitted.run.status.into(),
+        Json(wire::Submitted {
+            id: submitted.run.id.to_string(),
+            status: submitted.run.status,
+            created: submitted.created,
         }),
     ))
 }
@@ -263,7 +104,7 @@ pub struct WaitParams {
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `runs:read` scope", body = ErrorBody),
-        (status = OK, description = "The run", body = RunView),
+        (status = OK, description = "The run", body = wire::Run),
         (status = BAD_REQUEST, description = "Not a run id (`invalid_id`), or `wait` out of range (`invalid_wait`)", body = ErrorBody),
         (status = NOT_FOUND, description = "No such run (`run_not_found`), or this host does not serve workflows", body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "Store unreachable", body = ErrorBody),
@@ -374,7 +215,7 @@ pub struct ListParams {
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `runs:read` scope", body = ErrorBody),
-        (status = OK, description = "One page of runs", body = RunPage),
+        (status = OK, description = "One page of runs", body = wire::RunPage),
         (status = BAD_REQUEST, description = "Bad `status` (`invalid_status`), `limit` (`invalid_limit`) or `cursor` (`invalid_id`)", body = ErrorBody),
         (status = NOT_FOUND, description = "This host does not serve workflows", body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "Store unreachable", body = ErrorBody),
@@ -432,13 +273,13 @@ pub async fn list(
     let size = page.json_bytes() as usize;
     let held = state.budget.hold(HELD_COPIES * size).await?;
     wf.fill_page(&mut page, input, output).await?;
-    let view = RunPage {
+    let view = wire::RunPage {
         runs: page
             .runs
             .into_iter()
             .map(|r| summary_view(r, input, output))
             .collect(),
-        next_cursor: page.next_cursor,
+        next_cursor: page.next_cursor.map(|id| id.to_string()),
     };
     json_answer(StatusCode::OK, &view, size, held)
 }
@@ -454,7 +295,7 @@ pub async fn list(
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `runs:write` scope", body = ErrorBody),
-        (status = OK, description = "The run, cancelled or with `cancel_requested` set", body = RunView),
+        (status = OK, description = "The run, cancelled or with `cancel_requested` set", body = wire::Run),
         (status = BAD_REQUEST, description = "Not a run id (`invalid_id`)", body = ErrorBody),
         (status = NOT_FOUND, description = "No such run (`run_not_found`), or this host does not serve workflows", body = ErrorBody),
         (status = CONFLICT, description = "The run already succeeded or failed (`run_finished`)", body = ErrorBody),
@@ -492,17 +333,17 @@ fn time(ms: Option<i64>) -> Option<String> {
     ms.map(rfc3339_ms)
 }
 
-fn step_view(s: Step) -> StepView {
-    StepView {
+fn step_view(s: Step) -> wire::StepRun {
+    wire::StepRun {
         index: s.index,
         plugin: s.plugin,
         plugin_version: s.plugin_version,
         config: s.config,
         timeout_ms: s.timeout_ms,
         retries: s.retries,
-        status: s.status.into(),
+        status: s.status,
         attempts: s.attempts,
-        output: s.output,
+        output: s.output.unwrap_or_default(),
         error: s.error,
         started_at: time(s.started_at),
         finished_at: time(s.finished_at),
@@ -512,12 +353,12 @@ fn step_view(s: Step) -> StepView {
 
 /// The API's view of a run; it takes the run, so its JSON is moved, not
 /// copied.
-fn run_view(run: Run) -> RunView {
-    RunView {
-        id: run.id,
-        status: run.status.into(),
+fn run_view(run: Run) -> wire::Run {
+    wire::Run {
+        id: run.id.to_string(),
+        status: run.status,
         input: run.input,
-        output: run.output,
+        output: run.output.unwrap_or_default(),
         error: run.error,
         idempotency_key: run.idempotency_key,
         cancel_requested: run.cancel_requested,
@@ -528,10 +369,10 @@ fn run_view(run: Run) -> RunView {
     }
 }
 
-fn summary_view(run: RunSummary, input: bool, output: bool) -> RunSummaryView {
-    RunSummaryView {
-        id: run.id,
-        status: run.status.into(),
+fn summary_view(run: RunSummary, input: bool, output: bool) -> wire::RunSummary {
+    wire::RunSummary {
+        id: run.id.to_string(),
+        status: run.status,
         error: run.error,
         idempotency_key: run.idempotency_key,
         cancel_requested: run.cancel_requested,
@@ -540,7 +381,7 @@ fn summary_view(run: RunSummary, input: bool, output: bool) -> RunSummaryView {
         finished_at: time(run.finished_at),
         step_count: run.step_count,
         input: if input { run.input } else { None },
-        output: output.then_some(run.output),
+        output: output.then(|| run.output.unwrap_or_default()),
     }
 }
 

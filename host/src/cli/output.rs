@@ -106,7 +106,12 @@ pub fn run(run: &Run) -> String {
         let _ = writeln!(out, "{name:<9} {value}");
     }
     if !run.output.is_null() {
-        let _ = writeln!(out, "{:<9} {}", "output", compact(&run.output, 200));
+        let _ = writeln!(
+            out,
+            "{:<9} {}",
+            "output",
+            compact(&run.output.to_value(), 200)
+        );
     }
     if !run.steps.is_empty() {
         out.push('\n');
@@ -184,9 +189,10 @@ pub fn hits(answer: &QueryAnswer) -> String {
     }
     let mut out = String::new();
     for (i, hit) in answer.results.iter().enumerate() {
-        let heading = hit.metadata["heading_path"]
-            .as_str()
-            .or_else(|| hit.metadata["title"].as_str())
+        let heading = hit
+            .metadata
+            .get("heading_path")
+            .or_else(|| hit.metadata.get("title"))
             .map(|h| format!(" — {h}"))
             .unwrap_or_default();
         let _ = writeln!(out, "{}. {:.3}  {}{heading}", i + 1, hit.score, hit.source);

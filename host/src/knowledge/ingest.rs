@@ -42,11 +42,7 @@ pub struct Source {
     pub dir: PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Failure {
-    pub source: String,
-    pub error: String,
-}
+pub use nova_client::{IngestFailure as Failure, IngestReport as Report};
 
 /// The metadata that gives a chunk its context, first found first: the
 /// section's heading path, else the document's title.
@@ -61,52 +57,14 @@ pub fn embedded_text(text: &str, context: Option<&str>) -> String {
     }
 }
 
-/// What one ingest did; updated as it runs.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub id: Uuid,
-    pub collection: String,
-    pub dir: String,
-    pub started_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub finished_at: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub duration_ms: Option<u64>,
-    pub files_total: usize,
-    pub files_done: usize,
-    pub added: usize,
-    pub updated: usize,
-    pub removed: usize,
-    pub unchanged: usize,
-    pub failed: usize,
-    pub chunks_embedded: usize,
-    pub failures: Vec<Failure>,
-    /// Set when the ingest as a whole failed (index unreachable...).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl Report {
-    /// A report of an ingest of `source` starting now.
-    fn new(id: Uuid, source: &Source) -> Self {
-        Report {
-            id,
-            collection: source.collection.clone(),
-            dir: source.dir.display().to_string(),
-            started_at: rfc3339(SystemTime::now()),
-            finished_at: None,
-            duration_ms: None,
-            files_total: 0,
-            files_done: 0,
-            added: 0,
-            updated: 0,
-            removed: 0,
-            unchanged: 0,
-            failed: 0,
-            chunks_embedded: 0,
-            failures: Vec::new(),
-            error: None,
-        }
+/// A report of an ingest of `source` starting now.
+fn new_report(id: Uuid, source: &Source) -> Report {
+    Report {
+        id: id.to_string(),
+        collection: source.collection.clone(),
+        dir: source.dir.display().to_string(),
+        started_at: rfc3339(SystemTime::now()),
+        ..Report::default()
     }
 }
 
@@ -154,9 +112,9 @@ fn record_metrics(report: &Report) {
         (FileOutcome::Unchanged, report.unchanged),
         (FileOutcome::Failed, report.failed),
     ] {
-        metrics::ingest_files(outcome, count as u64);
+        metrics::ingest_files(outcome, count);
     }
-    metrics::ingest_chunks_embedded(report.chunks_embedded as u64);
+    metrics::ingest_chunks_embedded(report.chunks_embedded);
 }
 
 /// A file's source and what ingesting it did (or why it failed).
@@ -194,14 +152,14 @@ impl Ingestor {
     /// The report of ingest `id`, and whether it is still running.
     pub fn report(&self, id: Uuid) -> Option<(Report, bool)> {
         let status = self.status.lock();
-        if let Some(running) = status.running.as_ref().filter(|r| r.id == id) {
+        if let Some(running) = status.running.as_ref().filter(|r| r.id == id.to_string()) {
             return Some((running.clone(), true));
         }
         status
             .recent
             .iter()
             .rev()
-            .find(|r| r.id == id)
+            .find(|r| r.id == id.to_string())
             .map(|r| (r.clone(), false))
     }
 
@@ -242,14 +200,14 @@ impl Ingestor {
     pub async fn ingest(self: &Arc<Self>, id: Uuid, source: Source) -> Report {
         let _turn = self.gate.lock().await;
         let start = Instant::now();
-        let report = Report::new(id, &source);
+        let report = new_report(id, &source);
         self.status.lock().running = Some(report);
         let result = self.run(&source).await;
         let mut status = self.status.lock();
         let mut report = status
             .running
             .take()
-            .unwrap_or_else(|| Report::new(id, &source));
+            .unwrap_or_else(|| new_report(id, &source));
         if let Err(e) = result {
             report.error = Some(e.to_string());
         }
@@ -320,7 +278,7 @@ impl Ingestor {
             .map_err(|e| {
                 KnowledgeError::Ingest(format!("cannot read {}: {e}", source.dir.display()))
             })?;
-        self.update(|r| r.files_total = found.len());
+        self.update(|r| r.files_total = found.len() as u64);
 
         let loaders = Loaders::new(&self.registry);
         let mut changed = false;
@@ -405,11 +363,11 @@ impl Ingestor {
                     match outcome {
                         Outcome::Added(n) => {
                             r.added += 1;
-                            r.chunks_embedded += n;
+                            r.chunks_embedded += n as u64;
                         }
                         Outcome::Updated(n) => {
                             r.updated += 1;
-                            r.chunks_embedded += n;
+                            r.chunks_embedded += n as u64;
                         }
                         Outcome::Unchanged => r.unchanged += 1,
                     }

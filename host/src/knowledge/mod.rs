@@ -11,7 +11,6 @@ pub mod chunk;
 pub mod ingest;
 pub mod watch;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -27,14 +26,7 @@ pub const DEFAULT_TOP_K: u32 = 5;
 pub const MAX_QUERY_BYTES: usize = 4096;
 pub const DEFAULT_COLLECTION: &str = "default";
 
-/// One search result.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct Hit {
-    pub text: String,
-    pub source: String,
-    pub score: f32,
-    pub metadata: BTreeMap<String, String>,
-}
+pub use nova_client::{Hit, QueryAnswer as Answer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KnowledgeError {
@@ -157,14 +149,6 @@ fn valid_meta_key(key: &str) -> bool {
         && key
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
-/// The answer to a query.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Answer {
-    pub results: Vec<Hit>,
-    pub took_ms: f64,
-    pub cached: bool,
 }
 
 /// A handle to the knowledge base; clones share it.

@@ -2,16 +2,9 @@
 
 use async_trait::async_trait;
 
-use super::CapabilityError;
+pub use nova_client::Hit;
 
-/// One passage found.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Hit {
-    pub source: String,
-    pub text: String,
-    pub score: f32,
-    pub metadata: Vec<(String, String)>,
-}
+use super::CapabilityError;
 
 /// Semantic search, read-only.
 #[async_trait]

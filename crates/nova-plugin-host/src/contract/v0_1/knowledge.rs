@@ -25,7 +25,7 @@ impl knowledge::Host for HostState {
                 source: h.source,
                 text: h.text,
                 score: h.score,
-                metadata: h.metadata,
+                metadata: h.metadata.into_iter().collect(),
             })
             .collect())
     }

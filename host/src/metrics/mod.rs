@@ -1,17 +1,23 @@
 //! Prometheus metrics: one process-global registry, rendered by `GET /metrics`.
 //!
+//! This module is the registry and the functions that record into it; what
+//! feeds it from outside a call path lives beside it: the HTTP middleware
+//! ([`http`]) and the task that polls the store and the queue
+//! ([`gauges`]). The plugin host and the embedder report through the
+//! observer hooks `server` sets ([`plugin_call`], [`embed_batch`]).
+//!
 //! The registry is global (as in every Prometheus client) so that the hot
 //! paths — plugin calls, embedding batches, cache look-ups — count with an
 //! atomic add and no handle has to be threaded through their constructors.
 //! Families are keyed by small label structs; label values are bounded sets
 //! (routes are templates, plugin names are the installed plugins).
 
-use std::sync::LazyLock;
-use std::time::{Duration, Instant};
+pub mod gauges;
+pub mod http;
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
+use std::sync::LazyLock;
+use std::time::Duration;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -248,47 +254,23 @@ fn push_line(out: &mut String, line: &str) {
     out.push('\n');
 }
 
-/// Counts the request and observes its latency by route template, method
-/// and status. Layer it with `Router::layer`, which runs it after routing,
-/// so that [`MatchedPath`] is known.
-pub async fn http_metrics(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
-    let method = method_label(request.method());
-    let start = Instant::now();
-    let response = next.run(request).await;
+/// One HTTP request: its route template, method and status, and how long
+/// it took.
+pub fn http_request(route: String, method: &'static str, status: u16, took: Duration) {
     let m = &*METRICS;
     m.http_duration
         .get_or_create(&RouteLabels {
             route: route.clone(),
             method,
         })
-        .observe(start.elapsed().as_secs_f64());
+        .observe(took.as_secs_f64());
     m.http_requests
         .get_or_create(&HttpLabels {
             route,
             method,
-            status: response.status().as_u16(),
+            status,
         })
         .inc();
-    response
-}
-
-/// Methods are a bounded label: extension methods are folded into `other`.
-fn method_label(method: &axum::http::Method) -> &'static str {
-    use axum::http::Method;
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::PATCH => "PATCH",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
 }
 
 /// A plugin call: `outcome` is `ok` or a failure class; `ran` is the time
@@ -335,59 +317,6 @@ pub fn step_outcome(outcome: StepOutcome) {
         .steps
         .get_or_create(&OutcomeLabels { outcome })
         .inc();
-}
-
-/// How often [`spawn_gauges`] refreshes the queue and run gauges.
-const GAUGE_INTERVAL: Duration = Duration::from_secs(2);
-
-/// Runs the store may keep for every refresh of the finished counts: they
-/// are recounted every `GAUGE_INTERVAL` up to this many, then less often
-/// in proportion (every 20 s at a million), since counting them reads
-/// every run the store keeps.
-const RUNS_PER_FULL_COUNT: u64 = 100_000;
-
-/// Refreshes the queue-depth and runs-by-status gauges: queued and running
-/// runs every two seconds, finished ones as often as the store's size
-/// allows (see [`RUNS_PER_FULL_COUNT`]).
-///
-/// A background task rather than a scrape-time query: [`render`] stays
-/// synchronous and cheap, a slow store never stalls a scrape, and many
-/// scrapers cost one query per interval, not one each. The figures are of
-/// the shared store and queue, so every host of a fleet reports the same
-/// values (aggregate them with `max`, not `sum`).
-pub fn spawn_gauges(store: crate::store::Store, queue: crate::queue::Queue) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(GAUGE_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut next_full = tokio::time::Instant::now();
-        loop {
-            tick.tick().await;
-            match queue.depth().await {
-                Ok(depth) => set_queue_depth(depth),
-                Err(e) => tracing::debug!(error = %e, "queue depth for metrics"),
-            }
-            let now = tokio::time::Instant::now();
-            let counts = if now >= next_full {
-                let counts = store.count_by_status().await;
-                if let Ok(counts) = &counts {
-                    let runs: u64 = counts.values().sum();
-                    let rounds = u32::try_from(runs / RUNS_PER_FULL_COUNT).unwrap_or(u32::MAX);
-                    next_full = now + GAUGE_INTERVAL.saturating_mul(rounds);
-                }
-                counts
-            } else {
-                store.count_unfinished().await
-            };
-            match counts {
-                Ok(counts) => {
-                    for (status, count) in counts {
-                        set_runs(status.as_str(), count);
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "run counts for metrics"),
-            }
-        }
-    });
 }
 
 /// Sets the queue-depth gauge.
@@ -556,12 +485,5 @@ mod tests {
         );
         assert!(sample(&after, "nova_embed_texts_total", &[]).unwrap() >= 8.0);
         assert!(sample(&after, "nova_ingest_files_total", &[r#"outcome="added""#]).unwrap() >= 2.0);
-    }
-
-    #[test]
-    fn methods_are_bounded() {
-        let odd = axum::http::Method::from_bytes(b"PROPFIND").unwrap();
-        assert_eq!(method_label(&odd), "other");
-        assert_eq!(method_label(&axum::http::Method::GET), "GET");
     }
 }
