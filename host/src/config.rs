@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::auth::IpNet;
 use crate::knowledge::ChunkBudget;
@@ -37,7 +37,7 @@ pub enum ConfigError {
 
 /// What a `nova serve` process does. One binary, so a deployment grows
 /// from one process to many without code changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// HTTP API and workers.
@@ -59,7 +59,7 @@ impl Role {
 }
 
 /// Whether callers must authenticate (`NOVA_AUTH`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     /// Every route but /health needs the admin token or an API key.
@@ -171,107 +171,275 @@ pub struct KnowledgeConfig {
     pub chunk: ChunkBudget,
 }
 
-/// `nova.toml`: every key optional.
-#[derive(Debug, Default, Deserialize)]
+/// Every setting of `nova serve`, defined once: each is a key of
+/// `nova.toml` (its section the struct it sits in) and, where it has one,
+/// a flag with its environment variable (clap reads both). A flag or
+/// variable wins over the file ([`Settings::overlay`]); what neither sets
+/// takes its default in [`Config::resolve`].
+#[derive(Debug, Default, Clone, clap::Args, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub struct Settings {
+    /// What this process does: all (API and workers), api, or worker.
+    #[arg(long, env = "NOVA_ROLE", value_enum)]
     pub role: Option<Role>,
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "NOVA_BIND")]
     pub bind: Option<SocketAddr>,
+    /// A second address serving only GET /metrics, without credentials
+    /// (bind it to an internal interface) [default: none; /metrics on the
+    /// main address needs the metrics:read scope].
+    #[arg(long, env = "NOVA_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
+    /// Whether every route but /health needs credentials. `off` is
+    /// accepted only when every address is loopback [default: on].
+    #[arg(long, env = "NOVA_AUTH", value_enum)]
     pub auth: Option<AuthMode>,
+    /// Proxies whose X-Forwarded-For names the client: addresses or CIDR
+    /// blocks, comma-separated [default: none].
+    #[arg(long, env = "NOVA_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Option<Vec<String>>,
+    /// Relational store: postgres://… or sqlite://…
+    /// [default: SQLite file DATA_DIR/nova.db].
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// Redis for the work queue and plugins' kv [default: in-process].
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+    /// Prefix of the Redis keys of this deployment [default: nova].
+    #[arg(long, env = "NOVA_REDIS_PREFIX")]
     pub redis_prefix: Option<String>,
+    /// Runs a worker process executes at once [default: 16].
+    #[arg(long, env = "NOVA_WORKERS")]
     pub workers: Option<usize>,
+    /// How long a worker's claim on a run lasts without renewal, in ms:
+    /// the runs of a crashed worker are taken over after it [default: 15000].
+    #[arg(long, env = "NOVA_LEASE_MS")]
     pub lease_ms: Option<u64>,
+    /// Days a finished run (and its steps) is kept before it is deleted;
+    /// 0 keeps runs forever [default: 30].
+    #[arg(long, env = "NOVA_RUN_RETENTION_DAYS")]
     pub run_retention_days: Option<u64>,
+    /// Directory for state: the compile cache, and plugins unless
+    /// --plugins-dir says otherwise [default: ./data].
+    #[arg(long, env = "NOVA_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Directory watched for plugins (NAME.wasm, optional NAME.toml)
+    /// [default: DATA_DIR/plugins].
+    #[arg(long, env = "NOVA_PLUGINS_DIR")]
     pub plugins_dir: Option<PathBuf>,
+    /// Directory of documents for the knowledge base [default: ./knowledge].
+    #[arg(long, env = "NOVA_KNOWLEDGE_DIR")]
     pub knowledge_dir: Option<PathBuf>,
+    /// Directory for compiled plugins [default: DATA_DIR/cache].
+    #[arg(long, env = "NOVA_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// The admin token: a bearer credential with every scope (API keys are
+    /// made with it). Unset: one is generated and printed.
+    #[arg(long, env = "NOVA_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// `[plugins]`.
+    #[command(flatten)]
     #[serde(default)]
-    pub plugins: FilePluginConfig,
+    pub plugins: PluginSettings,
+    /// `[knowledge]`.
+    #[command(flatten)]
     #[serde(default)]
-    pub knowledge: FileKnowledgeConfig,
+    pub knowledge: KnowledgeSettings,
+    /// `[http]`.
+    #[command(flatten)]
     #[serde(default)]
-    pub http: FileHttpConfig,
+    pub http: HttpSettings,
+    /// `[limits]`.
+    #[command(flatten)]
     #[serde(default)]
-    pub limits: FileLimits,
+    pub limits: RunSettings,
 }
 
 /// `[limits]` in `nova.toml`: what runs keep.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, clap::Args, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileLimits {
+pub struct RunSettings {
+    #[arg(skip)]
     pub run_input_bytes: Option<usize>,
+    #[arg(skip)]
     pub run_bytes: Option<u64>,
+    #[arg(skip)]
     pub error_bytes: Option<usize>,
+    #[arg(skip)]
     pub page_bytes: Option<u64>,
 }
 
 /// `[http]` in `nova.toml`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, clap::Args, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileHttpConfig {
+pub struct HttpSettings {
+    /// Connections served at once; more wait to be accepted [default: 1024].
+    #[arg(long, env = "NOVA_MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
+    #[arg(skip)]
     pub header_timeout_ms: Option<u64>,
+    #[arg(skip)]
     pub shutdown_timeout_ms: Option<u64>,
+    #[arg(skip)]
     pub max_in_flight_mb: Option<usize>,
+    #[arg(skip)]
     pub memory_wait_ms: Option<u64>,
+    #[arg(skip)]
     pub body_timeout_ms: Option<u64>,
 }
 
 /// `[knowledge]` in `nova.toml`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, clap::Args, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileKnowledgeConfig {
+pub struct KnowledgeSettings {
+    /// Load the embedding model and serve the knowledge base [default: true].
+    #[arg(id = "knowledge", long = "knowledge", env = "NOVA_KNOWLEDGE", action = clap::ArgAction::Set)]
     pub enabled: Option<bool>,
+    /// Embedding model: a BERT-family model directory in Hugging Face
+    /// layout [default: models/all-MiniLM-L6-v2, fetched by `just model`].
+    #[arg(long, env = "NOVA_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
-    /// Extra collections: name = directory.
-    pub collections: Option<std::collections::BTreeMap<String, PathBuf>>,
+    /// More collections, each ingested from its directory: NAME=DIR,NAME=DIR.
+    #[arg(long, env = "NOVA_COLLECTIONS")]
+    pub collections: Option<Collections>,
+    /// A Qdrant server (gRPC, e.g. http://qdrant:6334) instead of the
+    /// embedded index [default: qdrant-edge under DATA_DIR/index].
+    #[arg(long, env = "QDRANT_URL")]
     pub qdrant_url: Option<String>,
+    /// API key of the Qdrant server.
+    #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
     pub qdrant_api_key: Option<String>,
+    #[arg(skip)]
     pub qdrant_prefix: Option<String>,
+    /// How long query answers are cached, in seconds; 0 turns it off [default: 300].
+    #[arg(
+        id = "rag_cache_ttl_s",
+        long = "rag-cache-ttl-s",
+        env = "NOVA_RAG_CACHE_TTL_S"
+    )]
     pub cache_ttl_s: Option<u64>,
+    /// Requests per second each client may make to /rag/*; 0 turns the
+    /// limit off [default: 50].
+    #[arg(
+        id = "rag_rate_limit",
+        long = "rag-rate-limit",
+        env = "NOVA_RAG_RATE_LIMIT"
+    )]
     pub rate_limit: Option<f64>,
+    /// Requests a client may make at once before the rate applies [default: 100].
+    #[arg(
+        id = "rag_rate_burst",
+        long = "rag-rate-burst",
+        env = "NOVA_RAG_RATE_BURST"
+    )]
     pub rate_burst: Option<f64>,
+    #[arg(skip)]
     pub chunk_tokens: Option<usize>,
+    #[arg(skip)]
     pub chunk_overlap: Option<usize>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// Extra collections, name → directory: a table in `nova.toml`,
+/// `NAME=DIR,NAME=DIR` as a flag or variable.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Collections(pub std::collections::BTreeMap<String, PathBuf>);
+
+impl std::str::FromStr for Collections {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut map = std::collections::BTreeMap::new();
+        for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            match pair.split_once('=') {
+                Some((name, dir)) if !name.trim().is_empty() && !dir.trim().is_empty() => {
+                    let name = name.trim().to_owned();
+                    if map
+                        .insert(name.clone(), PathBuf::from(dir.trim()))
+                        .is_some()
+                    {
+                        return Err(format!("{name:?} is listed twice"));
+                    }
+                }
+                _ => return Err(format!("expected NAME=DIR, got {pair:?}")),
+            }
+        }
+        Ok(Collections(map))
+    }
+}
+
+/// `[plugins]` in `nova.toml`.
+#[derive(Debug, Default, Clone, clap::Args, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct FilePluginConfig {
+pub struct PluginSettings {
+    /// Default wall-clock limit of one plugin call, in ms [default: 10000].
+    #[arg(
+        id = "plugin_timeout_ms",
+        long = "plugin-timeout-ms",
+        env = "NOVA_PLUGIN_TIMEOUT_MS"
+    )]
     pub timeout_ms: Option<u64>,
+    /// Default memory limit of one plugin instance, in MiB [default: 128].
+    #[arg(
+        id = "plugin_memory_mb",
+        long = "plugin-memory-mb",
+        env = "NOVA_PLUGIN_MEMORY_MB"
+    )]
     pub memory_mb: Option<u64>,
+    #[arg(skip)]
     pub max_memory_mb: Option<u64>,
+    #[arg(skip)]
     pub max_output_bytes: Option<u64>,
+    #[arg(skip)]
     pub output_ceiling_bytes: Option<u64>,
+    /// Plugin instances that may run at once [default: 64].
+    #[arg(
+        id = "plugin_concurrency",
+        long = "plugin-concurrency",
+        env = "NOVA_PLUGIN_CONCURRENCY"
+    )]
     pub concurrency: Option<u32>,
+    #[arg(skip)]
     pub max_upload_bytes: Option<usize>,
+    #[arg(skip)]
     pub max_memories_per_component: Option<u32>,
+    #[arg(skip)]
     pub max_tables_per_component: Option<u32>,
+    #[arg(skip)]
     pub max_core_instances_per_component: Option<u32>,
+    #[arg(skip)]
     pub compile_timeout_ms: Option<u64>,
+    #[arg(skip)]
     pub compile_memory_mb: Option<u64>,
+    #[arg(skip)]
     pub compile_concurrency: Option<usize>,
+    #[arg(skip)]
     pub describe_bytes: Option<usize>,
+    #[arg(skip)]
     pub max_chunks: Option<usize>,
+    #[arg(skip)]
     pub chunk_bytes: Option<usize>,
+    #[arg(skip)]
     pub store_docs: Option<u64>,
+    #[arg(skip)]
     pub store_bytes: Option<u64>,
+    #[arg(skip)]
     pub kv_keys: Option<u64>,
+    #[arg(skip)]
     pub kv_bytes: Option<u64>,
+    #[arg(skip)]
     pub max_store_docs: Option<u64>,
+    #[arg(skip)]
     pub max_store_bytes: Option<u64>,
+    #[arg(skip)]
     pub max_kv_keys: Option<u64>,
+    #[arg(skip)]
     pub max_kv_bytes: Option<u64>,
+    #[arg(skip)]
     pub list_bytes: Option<u64>,
 }
 
-impl FileConfig {
+impl Settings {
     /// Reads `path`; a missing file is an empty configuration only when
     /// `required` is false (the default `./nova.toml`).
     pub fn load(path: &Path, required: bool) -> Result<Self, ConfigError> {
@@ -292,42 +460,61 @@ impl FileConfig {
             error: Box::new(error),
         })
     }
-}
 
-/// Values given on the command line or in the environment; they win over
-/// the file.
-#[derive(Debug, Default, Clone)]
-pub struct Overrides {
-    pub role: Option<Role>,
-    pub bind: Option<SocketAddr>,
-    pub metrics_bind: Option<SocketAddr>,
-    pub auth: Option<AuthMode>,
-    /// Comma-separated addresses or CIDR blocks.
-    pub trusted_proxies: Option<String>,
-    pub max_connections: Option<usize>,
-    pub database_url: Option<String>,
-    pub redis_url: Option<String>,
-    pub redis_prefix: Option<String>,
-    pub workers: Option<usize>,
-    pub lease_ms: Option<u64>,
-    pub run_retention_days: Option<u64>,
-    pub data_dir: Option<PathBuf>,
-    pub plugins_dir: Option<PathBuf>,
-    pub knowledge_dir: Option<PathBuf>,
-    pub cache_dir: Option<PathBuf>,
-    pub admin_token: Option<String>,
-    pub plugin_timeout_ms: Option<u64>,
-    pub plugin_memory_mb: Option<u64>,
-    pub plugin_concurrency: Option<u32>,
-    pub knowledge: Option<bool>,
-    pub model_dir: Option<PathBuf>,
-    /// `name=dir` pairs.
-    pub collections: Vec<(String, PathBuf)>,
-    pub qdrant_url: Option<String>,
-    pub qdrant_api_key: Option<String>,
-    pub rag_cache_ttl_s: Option<u64>,
-    pub rag_rate_limit: Option<f64>,
-    pub rag_rate_burst: Option<f64>,
+    /// These settings with every one `over` sets replaced by its value:
+    /// flags and environment over the file. Generic over the fields, so a
+    /// new setting needs no line here.
+    pub fn overlay(self, over: Settings) -> Result<Self, ConfigError> {
+        // Sections (`[plugins]`, …) are merged key by key; a value, a list
+        // or a table inside one (the collections) is replaced whole. An
+        // unset value, or an empty table, leaves the file's.
+        fn merge(base: &mut serde_json::Value, over: serde_json::Value, depth: u8) {
+            let unset = |v: &serde_json::Value| {
+                v.is_null() || v.as_object().is_some_and(serde_json::Map::is_empty)
+            };
+            match (base, over) {
+                (serde_json::Value::Object(base), serde_json::Value::Object(over))
+                    if depth < 2 =>
+                {
+                    for (key, value) in over {
+                        match base.get_mut(&key) {
+                            Some(slot) => merge(slot, value, depth + 1),
+                            None if !unset(&value) => {
+                                base.insert(key, value);
+                            }
+                            None => {}
+                        }
+                    }
+                }
+                (_, over) if unset(&over) => {}
+                (base, over) => *base = over,
+            }
+        }
+        // JSON has no NaN or infinity (they would read as "not set").
+        for (key, value) in [
+            ("knowledge.rate_limit", over.knowledge.rate_limit),
+            ("knowledge.rate_burst", over.knowledge.rate_burst),
+        ] {
+            if value.is_some_and(|v| !v.is_finite()) {
+                return Err(ConfigError::Invalid {
+                    key,
+                    message: "must be a finite number".into(),
+                });
+            }
+        }
+        let json = |settings: &Settings| {
+            serde_json::to_value(settings).map_err(|e| ConfigError::Invalid {
+                key: "settings",
+                message: e.to_string(),
+            })
+        };
+        let mut base = json(&self)?;
+        merge(&mut base, json(&over)?, 0);
+        serde_json::from_value(base).map_err(|e| ConfigError::Invalid {
+            key: "settings",
+            message: e.to_string(),
+        })
+    }
 }
 
 pub const DEFAULT_MODEL_DIR: &str = "models/all-MiniLM-L6-v2";
@@ -361,17 +548,19 @@ pub const MAX_MAX_MEMORY_MB: u64 = 4096;
 pub const MAX_POOLED_MEMORIES: u64 = 16_384;
 
 impl Config {
-    pub fn resolve(file: FileConfig, over: Overrides) -> Result<Self, ConfigError> {
-        let knowledge_over = over.clone();
-        let bind = match over.bind.or(file.bind) {
+    /// The configuration `settings` describe, every unset value at its
+    /// default; refused when a value is out of range or the values do not
+    /// fit together.
+    pub fn resolve(file: Settings) -> Result<Self, ConfigError> {
+        let bind = match file.bind {
             Some(bind) => bind,
             None => DEFAULT_BIND.parse().map_err(|e| ConfigError::Invalid {
                 key: "bind",
                 message: format!("{e}"),
             })?,
         };
-        let metrics_bind = over.metrics_bind.or(file.metrics_bind);
-        let auth = over.auth.or(file.auth).unwrap_or_default();
+        let metrics_bind = file.metrics_bind;
+        let auth = file.auth.unwrap_or_default();
         if auth == AuthMode::Off {
             let exposed: Vec<String> = std::iter::once(bind)
                 .chain(metrics_bind)
@@ -389,10 +578,7 @@ impl Config {
                 });
             }
         }
-        let proxies: Vec<String> = match &over.trusted_proxies {
-            Some(text) => text.split(',').map(str::to_owned).collect(),
-            None => file.trusted_proxies.unwrap_or_default(),
-        };
+        let proxies: Vec<String> = file.trusted_proxies.unwrap_or_default();
         let trusted_proxies = proxies
             .iter()
             .filter(|p| !p.trim().is_empty())
@@ -402,28 +588,15 @@ impl Config {
                 key: "trusted_proxies",
                 message,
             })?;
-        let http = resolve_http(file.http, &over)?;
+        let http = resolve_http(file.http)?;
         let runs = resolve_limits(file.limits)?;
-        let data_dir = over
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("data"));
-        let plugins_dir = over
-            .plugins_dir
-            .or(file.plugins_dir)
-            .unwrap_or_else(|| data_dir.join("plugins"));
-        let knowledge_dir = over
+        let data_dir = file.data_dir.unwrap_or_else(|| PathBuf::from("data"));
+        let plugins_dir = file.plugins_dir.unwrap_or_else(|| data_dir.join("plugins"));
+        let knowledge_dir = file
             .knowledge_dir
-            .or(file.knowledge_dir)
             .unwrap_or_else(|| PathBuf::from("knowledge"));
-        let cache_dir = over
-            .cache_dir
-            .or(file.cache_dir)
-            .unwrap_or_else(|| data_dir.join("cache"));
-        let admin_token = over
-            .admin_token
-            .or(file.admin_token)
-            .filter(|t| !t.is_empty());
+        let cache_dir = file.cache_dir.unwrap_or_else(|| data_dir.join("cache"));
+        let admin_token = file.admin_token.filter(|t| !t.is_empty());
         if let Some(token) = &admin_token
             && token.len() < 16
         {
@@ -434,14 +607,8 @@ impl Config {
         }
 
         let p = file.plugins;
-        let timeout_ms = over
-            .plugin_timeout_ms
-            .or(p.timeout_ms)
-            .unwrap_or(DEFAULT_TIMEOUT_MS);
-        let memory_mb = over
-            .plugin_memory_mb
-            .or(p.memory_mb)
-            .unwrap_or(DEFAULT_MEMORY_MB);
+        let timeout_ms = p.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS);
+        let memory_mb = p.memory_mb.unwrap_or(DEFAULT_MEMORY_MB);
         let max_memory_mb = p.max_memory_mb.unwrap_or(DEFAULT_MAX_MEMORY_MB);
         if timeout_ms == 0 || timeout_ms > MAX_TIMEOUT_MS {
             return Err(ConfigError::Invalid {
@@ -473,33 +640,29 @@ impl Config {
                 message: format!("must be between 1 and plugins.max_memory_mb ({max_memory_mb})"),
             });
         }
-        let concurrency = over
-            .plugin_concurrency
-            .or(p.concurrency)
-            .unwrap_or(DEFAULT_CONCURRENCY);
+        let concurrency = p.concurrency.unwrap_or(DEFAULT_CONCURRENCY);
         if concurrency == 0 || concurrency > 10_000 {
             return Err(ConfigError::Invalid {
                 key: "plugins.concurrency",
                 message: "must be between 1 and 10000".into(),
             });
         }
-        let workers = over.workers.or(file.workers).unwrap_or(DEFAULT_WORKERS);
+        let workers = file.workers.unwrap_or(DEFAULT_WORKERS);
         if workers == 0 || workers > 1024 {
             return Err(ConfigError::Invalid {
                 key: "workers",
                 message: "must be between 1 and 1024".into(),
             });
         }
-        let lease_ms = over.lease_ms.or(file.lease_ms).unwrap_or(DEFAULT_LEASE_MS);
+        let lease_ms = file.lease_ms.unwrap_or(DEFAULT_LEASE_MS);
         if !(300..=600_000).contains(&lease_ms) {
             return Err(ConfigError::Invalid {
                 key: "lease_ms",
                 message: "must be between 300 and 600000".into(),
             });
         }
-        let run_retention_days = over
+        let run_retention_days = file
             .run_retention_days
-            .or(file.run_retention_days)
             .unwrap_or(DEFAULT_RUN_RETENTION_DAYS);
         if run_retention_days > 36_500 {
             return Err(ConfigError::Invalid {
@@ -508,9 +671,9 @@ impl Config {
             });
         }
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
-        let knowledge = resolve_knowledge(&knowledge_dir, file.knowledge, &knowledge_over)?;
-        let role = over.role.or(file.role).unwrap_or_default();
-        let redis_url = non_empty(over.redis_url.or(file.redis_url));
+        let knowledge = resolve_knowledge(&knowledge_dir, file.knowledge)?;
+        let role = file.role.unwrap_or_default();
+        let redis_url = non_empty(file.redis_url);
         if role != Role::All && redis_url.is_none() {
             // The in-process queue cannot cross processes: an api host
             // would queue runs that no worker ever sees.
@@ -526,10 +689,9 @@ impl Config {
             trusted_proxies,
             http,
             runs,
-            database_url: non_empty(over.database_url.or(file.database_url)),
+            database_url: non_empty(file.database_url),
             redis_url,
-            redis_prefix: non_empty(over.redis_prefix.or(file.redis_prefix))
-                .unwrap_or_else(|| "nova".to_owned()),
+            redis_prefix: non_empty(file.redis_prefix).unwrap_or_else(|| "nova".to_owned()),
             workers,
             lease: Duration::from_millis(lease_ms),
             run_retention: (run_retention_days > 0)
@@ -560,7 +722,7 @@ impl Config {
 
 /// The plugin runtime's settings beyond the default limits.
 fn resolve_runtime(
-    p: &FilePluginConfig,
+    p: &PluginSettings,
     defaults: Limits,
     max_memory_bytes: u64,
     concurrency: u32,
@@ -728,7 +890,7 @@ fn resolve_runtime(
     })
 }
 
-fn resolve_limits(file: FileLimits) -> Result<RunLimits, ConfigError> {
+fn resolve_limits(file: RunSettings) -> Result<RunLimits, ConfigError> {
     let defaults = RunLimits::default();
     let limits = RunLimits {
         input_bytes: file.run_input_bytes.unwrap_or(defaults.input_bytes),
@@ -767,15 +929,12 @@ fn resolve_limits(file: FileLimits) -> Result<RunLimits, ConfigError> {
     Ok(limits)
 }
 
-fn resolve_http(file: FileHttpConfig, over: &Overrides) -> Result<HttpLimits, ConfigError> {
+fn resolve_http(file: HttpSettings) -> Result<HttpLimits, ConfigError> {
     let invalid = |key: &'static str, message: &str| ConfigError::Invalid {
         key,
         message: message.to_owned(),
     };
-    let max_connections = over
-        .max_connections
-        .or(file.max_connections)
-        .unwrap_or(DEFAULT_MAX_CONNECTIONS);
+    let max_connections = file.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
     if !(1..=1_000_000).contains(&max_connections) {
         return Err(invalid(
             "http.max_connections",
@@ -825,8 +984,7 @@ fn resolve_http(file: FileHttpConfig, over: &Overrides) -> Result<HttpLimits, Co
 
 fn resolve_knowledge(
     knowledge_dir: &Path,
-    file: FileKnowledgeConfig,
-    over: &Overrides,
+    file: KnowledgeSettings,
 ) -> Result<KnowledgeConfig, ConfigError> {
     let invalid = |key: &'static str, message: &str| ConfigError::Invalid {
         key,
@@ -836,12 +994,7 @@ fn resolve_knowledge(
         collection: crate::knowledge::DEFAULT_COLLECTION.to_owned(),
         dir: knowledge_dir.to_owned(),
     }];
-    let extra: Vec<(String, PathBuf)> = if over.collections.is_empty() {
-        file.collections.unwrap_or_default().into_iter().collect()
-    } else {
-        over.collections.clone()
-    };
-    for (collection, dir) in extra {
+    for (collection, dir) in file.collections.unwrap_or_default().0 {
         if !crate::vector::valid_collection(&collection) {
             return Err(invalid(
                 "knowledge.collections",
@@ -856,14 +1009,8 @@ fn resolve_knowledge(
         }
         sources.push(Source { collection, dir });
     }
-    let rate = over
-        .rag_rate_limit
-        .or(file.rate_limit)
-        .unwrap_or(DEFAULT_RAG_RATE);
-    let burst = over
-        .rag_rate_burst
-        .or(file.rate_burst)
-        .unwrap_or(DEFAULT_RAG_BURST.max(rate));
+    let rate = file.rate_limit.unwrap_or(DEFAULT_RAG_RATE);
+    let burst = file.rate_burst.unwrap_or(DEFAULT_RAG_BURST.max(rate));
     if !(rate >= 0.0 && rate.is_finite()) {
         return Err(invalid("knowledge.rate_limit", "must be 0 (off) or more"));
     }
@@ -890,38 +1037,18 @@ fn resolve_knowledge(
     }
     let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
     Ok(KnowledgeConfig {
-        enabled: over.knowledge.or(file.enabled).unwrap_or(true),
-        model_dir: over
+        enabled: file.enabled.unwrap_or(true),
+        model_dir: file
             .model_dir
-            .clone()
-            .or(file.model_dir)
             .unwrap_or_else(|| PathBuf::from(DEFAULT_MODEL_DIR)),
         sources,
-        qdrant_url: non_empty(over.qdrant_url.clone().or(file.qdrant_url)),
-        qdrant_api_key: non_empty(over.qdrant_api_key.clone().or(file.qdrant_api_key)),
+        qdrant_url: non_empty(file.qdrant_url),
+        qdrant_api_key: non_empty(file.qdrant_api_key),
         qdrant_prefix: file.qdrant_prefix.unwrap_or_else(|| "nova_".to_owned()),
-        cache_ttl: Duration::from_secs(
-            over.rag_cache_ttl_s
-                .or(file.cache_ttl_s)
-                .unwrap_or(DEFAULT_CACHE_TTL_S),
-        ),
+        cache_ttl: Duration::from_secs(file.cache_ttl_s.unwrap_or(DEFAULT_CACHE_TTL_S)),
         rate: RateConfig { rate, burst },
         chunk,
     })
-}
-
-/// Parses `name=dir,name=dir` (the `NOVA_COLLECTIONS` format).
-pub fn parse_collections(text: &str) -> Result<Vec<(String, PathBuf)>, String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| match pair.split_once('=') {
-            Some((name, dir)) if !name.trim().is_empty() && !dir.trim().is_empty() => {
-                Ok((name.trim().to_owned(), PathBuf::from(dir.trim())))
-            }
-            _ => Err(format!("{pair:?} is not NAME=DIR")),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -930,7 +1057,7 @@ mod tests {
 
     #[test]
     fn defaults_need_nothing() {
-        let c = Config::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        let c = Config::resolve(Settings::default()).unwrap();
         assert_eq!(c.bind.to_string(), DEFAULT_BIND);
         assert_eq!(c.plugins_dir, PathBuf::from("data/plugins"));
         assert_eq!(c.plugins.defaults.timeout, Duration::from_secs(10));
@@ -940,15 +1067,18 @@ mod tests {
 
     #[test]
     fn overrides_win_over_file() {
-        let file: FileConfig = toml::from_str(
+        let file: Settings = toml::from_str(
             "data_dir = \"/srv/nova\"\n[plugins]\ntimeout_ms = 500\nmemory_mb = 64\n",
         )
         .unwrap();
-        let over = Overrides {
-            plugin_timeout_ms: Some(250),
-            ..Overrides::default()
+        let over = Settings {
+            plugins: PluginSettings {
+                timeout_ms: Some(250),
+                ..PluginSettings::default()
+            },
+            ..Settings::default()
         };
-        let c = Config::resolve(file, over).unwrap();
+        let c = Config::resolve(file.overlay(over).unwrap()).unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/srv/nova"));
         assert_eq!(c.plugins_dir, PathBuf::from("/srv/nova/plugins"));
         assert_eq!(c.plugins.defaults.timeout, Duration::from_millis(250));
@@ -956,49 +1086,111 @@ mod tests {
     }
 
     #[test]
+    fn flags_and_the_file_are_one_definition() {
+        // Every flag of `nova serve` is a key of the file: parsing the
+        // flags and the same values as TOML gives the same settings.
+        use clap::Parser;
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let flags = Flags::try_parse_from([
+            "nova",
+            "--workers",
+            "3",
+            "--plugin-timeout-ms",
+            "250",
+            "--rag-rate-burst",
+            "7",
+            "--knowledge",
+            "false",
+            "--trusted-proxies",
+            "10.0.0.0/8,127.0.0.1",
+            "--collections",
+            "a=/srv/a",
+        ])
+        .unwrap()
+        .settings;
+        let file: Settings = toml::from_str(
+            "workers = 3\ntrusted_proxies = [\"10.0.0.0/8\", \"127.0.0.1\"]\n\
+             [plugins]\ntimeout_ms = 250\n\
+             [knowledge]\nrate_burst = 7.0\nenabled = false\ncollections = { a = \"/srv/a\" }\n",
+        )
+        .unwrap();
+        assert_eq!(format!("{flags:?}"), format!("{file:?}"));
+        // A flag wins over the file; what it leaves unset, the file keeps.
+        let file: Settings = toml::from_str(
+            "workers = 9\nlease_ms = 900\n[knowledge]\ncollections = { b = \"/srv/b\" }\n",
+        )
+        .unwrap();
+        let merged = file.clone().overlay(flags).unwrap();
+        assert_eq!((merged.workers, merged.lease_ms), (Some(3), Some(900)));
+        // A table is replaced whole, unless the flag's is empty.
+        let names = |s: &Settings| s.knowledge.collections.clone().unwrap_or_default().0;
+        assert_eq!(names(&merged).keys().collect::<Vec<_>>(), ["a"]);
+        let empty = Settings {
+            knowledge: KnowledgeSettings {
+                collections: Some("".parse().unwrap()),
+                ..KnowledgeSettings::default()
+            },
+            ..Settings::default()
+        };
+        assert_eq!(names(&file.overlay(empty).unwrap()).keys().collect::<Vec<_>>(), ["b"]);
+        let nan = Settings {
+            knowledge: KnowledgeSettings {
+                rate_limit: Some(f64::NAN),
+                ..KnowledgeSettings::default()
+            },
+            ..Settings::default()
+        };
+        assert!(Settings::default().overlay(nan).is_err());
+    }
+
+    #[test]
     fn rejects_unknown_keys_and_bad_limits() {
-        assert!(toml::from_str::<FileConfig>("bogus = 1").is_err());
-        let file: FileConfig = toml::from_str("[plugins]\nmemory_mb = 4096\n").unwrap();
-        let err = Config::resolve(file, Overrides::default()).unwrap_err();
+        assert!(toml::from_str::<Settings>("bogus = 1").is_err());
+        let file: Settings = toml::from_str("[plugins]\nmemory_mb = 4096\n").unwrap();
+        let err = Config::resolve(file).unwrap_err();
         assert!(err.to_string().contains("plugins.memory_mb"), "{err}");
-        let over = Overrides {
+        let over = Settings {
             admin_token: Some("short".into()),
-            ..Overrides::default()
+            ..Settings::default()
         };
-        assert!(Config::resolve(FileConfig::default(), over).is_err());
-        let split = Overrides {
+        assert!(Config::resolve(over).is_err());
+        let split = Settings {
             role: Some(Role::Worker),
-            ..Overrides::default()
+            ..Settings::default()
         };
-        let err = Config::resolve(FileConfig::default(), split).unwrap_err();
+        let err = Config::resolve(split).unwrap_err();
         assert!(err.to_string().contains("need REDIS_URL"), "{err}");
     }
 
     #[test]
     fn run_retention() {
         let day = Duration::from_secs(86_400);
-        let c = Config::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        let c = Config::resolve(Settings::default()).unwrap();
         assert_eq!(c.run_retention, Some(30 * day));
-        let file: FileConfig = toml::from_str("run_retention_days = 7").unwrap();
-        let c = Config::resolve(file, Overrides::default()).unwrap();
+        let file: Settings = toml::from_str("run_retention_days = 7").unwrap();
+        let c = Config::resolve(file).unwrap();
         assert_eq!(c.run_retention, Some(7 * day));
-        let keep = Overrides {
+        let keep = Settings {
             run_retention_days: Some(0),
-            ..Overrides::default()
+            ..Settings::default()
         };
-        let c = Config::resolve(FileConfig::default(), keep).unwrap();
+        let c = Config::resolve(keep).unwrap();
         assert_eq!(c.run_retention, None);
-        let absurd = Overrides {
+        let absurd = Settings {
             run_retention_days: Some(100_000),
-            ..Overrides::default()
+            ..Settings::default()
         };
-        let err = Config::resolve(FileConfig::default(), absurd).unwrap_err();
+        let err = Config::resolve(absurd).unwrap_err();
         assert!(err.to_string().contains("run_retention_days"), "{err}");
     }
 
     #[test]
     fn knowledge_sources_and_limits() {
-        let c = Config::resolve(FileConfig::default(), Overrides::default()).unwrap();
+        let c = Config::resolve(Settings::default()).unwrap();
         let k = &c.knowledge;
         assert!(k.enabled);
         assert_eq!(k.sources.len(), 1);
@@ -1012,11 +1204,15 @@ mod tests {
             }
         );
 
-        let over = Overrides {
-            collections: parse_collections("team-a=/srv/a, team-b=/srv/b").unwrap(),
-            ..Overrides::default()
+        let collections = |text: &str| Settings {
+            knowledge: KnowledgeSettings {
+                collections: Some(text.parse().unwrap()),
+                ..KnowledgeSettings::default()
+            },
+            ..Settings::default()
         };
-        let c = Config::resolve(FileConfig::default(), over).unwrap();
+        let over = collections("team-a=/srv/a, team-b=/srv/b");
+        let c = Config::resolve(over).unwrap();
         let names: Vec<_> = c
             .knowledge
             .sources
@@ -1025,19 +1221,14 @@ mod tests {
             .collect();
         assert_eq!(names, ["default", "team-a", "team-b"]);
 
-        assert!(parse_collections("nodir").is_err());
+        assert!("nodir".parse::<Collections>().is_err());
+        assert!("a=/x,a=/y".parse::<Collections>().is_err());
         for bad in ["Bad=/x", "default=/x"] {
-            let over = Overrides {
-                collections: parse_collections(bad).unwrap(),
-                ..Overrides::default()
-            };
-            assert!(
-                Config::resolve(FileConfig::default(), over).is_err(),
-                "{bad}"
-            );
+            let over = collections(bad);
+            assert!(Config::resolve(over).is_err(), "{bad}");
         }
-        let file: FileConfig =
+        let file: Settings =
             toml::from_str("[knowledge]\nchunk_tokens = 100\nchunk_overlap = 60\n").unwrap();
-        assert!(Config::resolve(file, Overrides::default()).is_err());
+        assert!(Config::resolve(file).is_err());
     }
 }

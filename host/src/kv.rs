@@ -107,7 +107,7 @@ enum Backend {
 }
 
 struct RedisKv {
-    conn: Connection,
+    conn: Arc<Connection>,
     prefix: String,
     set: Script,
     delete: Script,
@@ -222,10 +222,15 @@ impl Kv {
     /// reconnects. (A single Redis or a Sentinel group: the quota script
     /// touches two keys that a Redis Cluster may place apart.)
     pub async fn redis(url: &str, prefix: &str) -> Result<Self, KvError> {
+        let conn = Connection::open(url).await.map_err(redis_error)?;
+        Self::on(Arc::new(conn), prefix)
+    }
+
+    /// The same, over a connection the process already holds.
+    pub fn on(conn: Arc<Connection>, prefix: &str) -> Result<Self, KvError> {
         if prefix.is_empty() {
             return Err(KvError::Redis("the key prefix must not be empty".into()));
         }
-        let conn = Connection::open(url).await.map_err(redis_error)?;
         tracing::info!(prefix, "kv store on redis");
         Ok(Kv {
             backend: Backend::Redis(Arc::new(RedisKv {

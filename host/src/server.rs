@@ -166,16 +166,23 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
     // Each process is its own consumer in the group, so a dead process's
     // entries can be told apart and reclaimed.
     let worker_id = format!("{}-{}", hostname(), std::process::id());
-    let (queue, kv) = match &config.redis_url {
-        Some(url) => (
+    // Redis is connected here once, for kv, the query cache and the rate
+    // limit; the queue keeps connections of its own, since its blocking
+    // reads would hold a shared one.
+    let redis = match &config.redis_url {
+        Some(url) => Some(Arc::new(
+            Connection::open(url).await.map_err(ServeError::Redis)?,
+        )),
+        None => None,
+    };
+    let (queue, kv) = match (&config.redis_url, &redis) {
+        (Some(url), Some(redis)) => (
             Queue::redis(url, &config.redis_prefix, &worker_id, config.lease)
                 .await
                 .map_err(ServeError::Queue)?,
-            Kv::redis(url, &config.redis_prefix)
-                .await
-                .map_err(ServeError::Kv)?,
+            Kv::on(redis.clone(), &config.redis_prefix).map_err(ServeError::Kv)?,
         ),
-        None => (Queue::memory(), Kv::in_process()),
+        _ => (Queue::memory(), Kv::in_process()),
     };
     tracing::info!(
         role = ?config.role,
@@ -183,12 +190,6 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         queue = queue.backend(),
         "backends ready"
     );
-    let redis = match &config.redis_url {
-        Some(url) => Some(Arc::new(
-            Connection::open(url).await.map_err(ServeError::Redis)?,
-        )),
-        None => None,
-    };
     let (knowledge, limiter) = knowledge(
         &config.knowledge,
         &config.data_dir,
