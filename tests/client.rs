@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use nova_client::{
-    Client, Error, HealthStatus, Invoke, ListRuns, Query, Reload, RetryPolicy, RunStatus, Step,
-    Workflow,
+    Client, Error, HealthStatus, Invoke, ListRuns, PluginKind, Query, Reload, ReloadOutcome,
+    RetryPolicy, RunStatus, Step, Workflow,
 };
 use nova_tests::{Nova, Options, TOKEN, free_port, plugin};
 use serde_json::json;
@@ -205,11 +205,8 @@ async fn every_route_has_a_typed_call() {
 
     let health = client.health().await.expect("health");
     assert!(health.value.is_ok(), "{}", health.raw);
-    assert!(health.value.checks["plugins"].ready);
-    assert_eq!(
-        health.value.checks["store"].backend.as_deref(),
-        Some("sqlite")
-    );
+    assert!(health.value.checks.plugins.ready);
+    assert_eq!(health.value.checks.store.backend, "sqlite");
 
     // Plugins: upload (created, then replaced), show, list, invoke, reload,
     // remove.
@@ -220,7 +217,7 @@ async fn every_route_has_a_typed_call() {
         .expect("upload");
     assert!(uploaded.value.created);
     assert_eq!(uploaded.status, 201);
-    assert_eq!(uploaded.value.plugin.kind.as_deref(), Some("step"));
+    assert_eq!(uploaded.value.plugin.kind, Some(PluginKind::Step));
     let again = client
         .plugin_upload("greeter", wasm)
         .await
@@ -251,8 +248,11 @@ async fn every_route_has_a_typed_call() {
         )
         .await
         .expect("invoke step");
-    assert_eq!(invoked.value.kind, "step");
-    assert_eq!(invoked.value.output, Some(json!({"text": "Hello Ada!"})));
+    assert_eq!(invoked.value.kind, PluginKind::Step);
+    assert_eq!(
+        invoked.value.output.map(|o| o.to_value()),
+        Some(json!({"text": "Hello Ada!"}))
+    );
     let chunks = client
         .plugin_invoke(
             "markdown",
@@ -264,13 +264,14 @@ async fn every_route_has_a_typed_call() {
         )
         .await
         .expect("invoke loader");
-    assert_eq!(chunks.value.kind, "loader");
-    assert_eq!(chunks.value.chunks.len(), 2, "{}", chunks.raw);
-    assert_eq!(chunks.value.chunks[0].metadata["source"], "doc.md");
+    assert_eq!(chunks.value.kind, PluginKind::Loader);
+    let loaded = chunks.value.chunks.unwrap_or_default();
+    assert_eq!(loaded.len(), 2, "{}", chunks.raw);
+    assert_eq!(loaded[0].metadata["source"], "doc.md");
     let reloaded = client.plugins_reload().await.expect("reload");
     assert_eq!(
-        reloaded.value.outcomes.get("greeter").map(String::as_str),
-        Some("unchanged")
+        reloaded.value.outcomes.get("greeter"),
+        Some(&ReloadOutcome::Unchanged)
     );
 
     // Workflows: submit, wait, run, list, cancel.

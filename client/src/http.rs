@@ -627,17 +627,7 @@ fn answer<T>(value: T, received: Received) -> Answer<T> {
 /// `{"error": {"code", "message"}}`, or `http_STATUS` and the start of the
 /// body when something else answered (a proxy, say).
 fn error_of(status: StatusCode, body: &[u8]) -> (String, String) {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        error: Inner,
-    }
-    #[derive(serde::Deserialize)]
-    struct Inner {
-        code: String,
-        #[serde(default)]
-        message: String,
-    }
-    match serde_json::from_slice::<Envelope>(body) {
+    match serde_json::from_slice::<ErrorBody>(body) {
         Ok(e) => (e.error.code, e.error.message),
         Err(_) => {
             let text = String::from_utf8_lossy(body);

@@ -9,22 +9,42 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::json::RawJson;
+
+// ---------------------------------------------------------------- errors
+
+/// The body of every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    /// Stable and machine-readable, e.g. `plugin_not_found`.
+    #[cfg_attr(feature = "openapi", schema(example = "plugin_not_found"))]
+    pub code: String,
+    /// For people; its wording may change.
+    #[serde(default)]
+    pub message: String,
+}
 
 // ---------------------------------------------------------------- health
 
 /// `GET /health`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Health {
     pub status: HealthStatus,
+    /// The host's version.
     pub version: String,
     pub uptime_s: f64,
-    /// `plugins`, `store`, `queue`, `kv`, `knowledge`, and any check a
-    /// newer host adds.
-    pub checks: BTreeMap<String, Check>,
+    pub checks: Checks,
 }
 
 impl Health {
@@ -34,28 +54,33 @@ impl Health {
     }
 
     /// The checks that are not ready, by name.
-    pub fn failing(&self) -> Vec<&str> {
+    pub fn failing(&self) -> Vec<&'static str> {
         self.checks
-            .iter()
-            .filter(|(_, c)| !c.ready)
-            .map(|(name, _)| name.as_str())
+            .readiness()
+            .into_iter()
+            .filter(|(_, ready)| !ready)
+            .map(|(name, _)| name)
             .collect()
     }
 }
 
-/// The host's overall state.
+/// `ok` when every part is ready; `starting` while plugins load or the
+/// first ingest runs; `unavailable` when a dependency does not answer.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum HealthStatus {
     /// Ready (`200`).
     Ok,
     /// The first plugin scan or the first ingest has not finished (`503`).
     Starting,
-    /// The store, the queue or the vector index does not answer (`503`).
-    Unavailable,
-    /// A status this client does not know.
+    /// The store, the queue or the vector index does not answer (`503`);
+    /// also what an answer without a status reads as.
     #[default]
-    #[serde(other)]
+    Unavailable,
+    /// A status this client does not know (never sent by a host of this
+    /// version).
+    #[serde(other, skip_serializing)]
     Unknown,
 }
 
@@ -76,16 +101,75 @@ impl fmt::Display for HealthStatus {
     }
 }
 
-/// One of the health checks. Fields beyond `ready`, `backend` and `error`
-/// (the plugin count, the model name, …) are in `details`.
+/// What `/health` checked.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
-pub struct Check {
+pub struct Checks {
+    pub plugins: PluginsCheck,
+    pub store: BackendCheck,
+    pub queue: BackendCheck,
+    pub kv: KvCheck,
+    pub knowledge: KnowledgeCheck,
+}
+
+impl Checks {
+    /// Each check by name, and whether it is ready.
+    pub fn readiness(&self) -> [(&'static str, bool); 5] {
+        [
+            ("plugins", self.plugins.ready),
+            ("store", self.store.ready),
+            ("queue", self.queue.ready),
+            ("kv", self.kv.ready),
+            ("knowledge", self.knowledge.ready),
+        ]
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct PluginsCheck {
+    /// The plugin directory has been scanned.
     pub ready: bool,
-    pub backend: Option<String>,
+    pub active: u64,
+    pub rejected: u64,
+    /// The plugin directory; only to a caller with a credential.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct BackendCheck {
+    pub ready: bool,
+    #[cfg_attr(feature = "openapi", schema(example = "sqlite"))]
+    pub backend: String,
+    /// Why it is not ready: the error to a caller with a credential,
+    /// `unavailable` to anyone else.
     pub error: Option<String>,
-    #[serde(flatten)]
-    pub details: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct KvCheck {
+    pub ready: bool,
+    pub backend: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct KnowledgeCheck {
+    pub ready: bool,
+    pub enabled: bool,
+    /// The vector index; null when disabled.
+    pub backend: Option<String>,
+    /// The embedding model; null when disabled.
+    pub model: Option<String>,
+    pub error: Option<String>,
 }
 
 // ------------------------------------------------------------- workflows
@@ -383,16 +467,46 @@ pub struct RunPage {
 
 /// A search (`POST /rag/query`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Query {
+    /// The question, at most 4096 bytes, not only whitespace.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, pattern = r"\S"))]
     pub query: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// How many results, 1 to 100 (5 when absent).
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 100))]
     pub top_k: Option<u32>,
+    /// The collection to search (`default` when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[a-z0-9_-]{1,64}$"))]
     pub collection: Option<String>,
-    /// `source`, `source_prefix`, or any metadata key, each matched
-    /// exactly.
+    /// Exact matches on `source`, `source_prefix` (a prefix of the path)
+    /// or any metadata key; all must hold.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = filter_schema))]
     pub filter: BTreeMap<String, String>,
+}
+
+/// `filter` in the document: string values under metadata keys.
+#[cfg(feature = "openapi")]
+fn filter_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
+    let string = || ObjectBuilder::new().schema_type(Type::String);
+    ObjectBuilder::new()
+        .schema_type(Type::Object)
+        .description(Some(
+            "Exact matches on `source`, `source_prefix` (a prefix of the path) or any \
+             metadata key (1 to 64 of A-Z, a-z, 0-9, '_' and '-'; not `collection`); \
+             all must hold.",
+        ))
+        .property_names(Some(string().pattern(Some("^[A-Za-z0-9_-]{1,64}$"))))
+        .additional_properties(Some(AdditionalProperties::RefOr(string().build().into())))
+        .build()
 }
 
 impl Query {
@@ -430,23 +544,31 @@ pub struct Hit {
     pub metadata: BTreeMap<String, String>,
 }
 
-/// `GET /rag/stats`.
+/// `GET /rag/stats`: collections, documents, the model, the cache and
+/// ingest progress.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct RagStats {
+    /// The first ingest has finished.
     pub ready: bool,
     pub collections: Vec<CollectionStats>,
+    /// Documents in all collections.
     pub documents: u64,
+    /// Chunks in all collections.
     pub chunks: u64,
     pub model: ModelInfo,
-    pub index: Map<String, Value>,
-    pub cache: Map<String, Value>,
-    pub rate_limit: Map<String, Value>,
-    pub ingest: IngestState,
-    pub sources: Vec<Source>,
+    pub index: IndexStats,
+    pub cache: CacheStats,
+    pub rate_limit: RateLimitStats,
+    /// Null on a host that does not ingest.
+    pub ingest: Option<IngestState>,
+    /// The configured directories; null on a host that does not ingest.
+    pub sources: Option<Vec<Source>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct CollectionStats {
     pub name: String,
@@ -454,7 +576,9 @@ pub struct CollectionStats {
     pub chunks: u64,
 }
 
+/// The embedding model.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ModelInfo {
     pub name: String,
@@ -462,49 +586,91 @@ pub struct ModelInfo {
     pub max_tokens: u64,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct IndexStats {
+    /// `edge` (embedded) or `qdrant`.
+    pub backend: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct CacheStats {
+    pub backend: String,
+    pub ttl_s: u64,
+    pub hits: u64,
+    pub misses: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct RateLimitStats {
+    pub backend: String,
+    pub enabled: bool,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct IngestState {
     pub running: Option<IngestReport>,
     pub last: Option<IngestReport>,
+    /// Ingests requested and not finished yet.
     pub queued: Vec<String>,
 }
 
 /// A configured directory and its collection.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Source {
     pub collection: String,
     pub dir: String,
 }
 
-/// What to ingest (`POST /rag/reload`): nothing set means every
-/// configured directory.
+/// What to ingest (`POST /rag/reload`): all fields optional; an empty body
+/// re-ingests every configured directory.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct Reload {
+    /// A configured collection, or the collection to ingest `dir` into.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = r"^[a-z0-9_-]{1,64}$"))]
     pub collection: Option<String>,
-    /// An absolute path on the host's file system.
+    /// An absolute directory on the host to ingest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^/"))]
     pub dir: Option<String>,
 }
 
-/// The answer to `POST /rag/reload`: follow `id` with
-/// [`Client::rag_ingest`](crate::Client::rag_ingest).
+/// The answer to `POST /rag/reload`: follow `id` at `GET /rag/ingests/{id}`
+/// (`Client::rag_ingest`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct ReloadStarted {
+    #[cfg_attr(feature = "openapi", schema(format = "uuid"))]
     pub id: String,
+    /// Always `started`.
+    #[cfg_attr(feature = "openapi", schema(example = "started"))]
     pub status: String,
+    /// The collections it covers.
     pub collections: Vec<String>,
 }
 
 /// `GET /rag/ingests/{id}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct IngestProgress {
     pub running: bool,
-    /// Waiting for another ingest to finish; `report` is then `None`.
+    /// Present (true) while the ingest waits behind another; `report` is
+    /// then null.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub queued: bool,
     pub report: Option<IngestReport>,
 }
@@ -561,65 +727,194 @@ pub struct IngestFailure {
 
 /// `GET /admin/plugins`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct PluginList {
     /// Sorted by name.
     pub plugins: Vec<Plugin>,
 }
 
-/// A plugin's listing entry. A name whose only file was refused has
-/// `serving: false` and no kind, version, limits or stats.
+/// What a plugin is, from the interface its component exports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum PluginKind {
+    Loader,
+    #[default]
+    Step,
+}
+
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Loader => "loader",
+            PluginKind::Step => "step",
+        }
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `rejected` when the latest file was refused (the reason in `error`);
+/// an older version may still serve.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum PluginStatus {
+    #[default]
+    Active,
+    Rejected,
+}
+
+impl fmt::Display for PluginStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PluginStatus::Active => "active",
+            PluginStatus::Rejected => "rejected",
+        })
+    }
+}
+
+/// One plugin in the admin listing. The top-level fields describe the
+/// version that serves; the fields marked "serving only" are absent when
+/// none does (a name whose only file was refused has `serving: false`).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Plugin {
     pub name: String,
-    /// `loader` or `step`.
-    pub kind: Option<String>,
+    pub kind: Option<PluginKind>,
     pub version: Option<String>,
+    /// Serving only.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Serving only: the contract version the component was built against.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(example = "0.1"))]
     pub contract: Option<String>,
     pub sha256: Option<String>,
     pub size_bytes: Option<u64>,
     pub loaded_at: Option<String>,
     pub path: Option<String>,
-    pub limits: Option<Limits>,
-    /// `{env, clocks, network, dirs}`.
-    pub grants: Value,
-    pub extensions: Vec<String>,
-    pub media_types: Vec<String>,
-    /// `{from_cache, ms}`.
-    pub compile: Value,
+    pub limits: Option<PluginLimits>,
+    /// Serving only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grants: Option<PluginGrants>,
+    /// Serving only; loaders only: the file extensions they handle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extensions: Option<Vec<String>>,
+    /// Serving only; loaders only: the media types they handle.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub media_types: Option<Vec<String>>,
+    /// Serving only: how the component was obtained.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compile: Option<CompileInfo>,
     pub stats: Option<PluginStats>,
-    /// `active` or `rejected`.
-    pub status: String,
+    pub status: PluginStatus,
+    /// Whether a version of this plugin serves calls.
     pub serving: bool,
+    /// Why the latest file was refused.
     pub error: Option<String>,
-    /// The refused file: `{sha256, size_bytes, path, at}`.
-    pub rejected: Value,
+    pub rejected: Option<RejectedFile>,
 }
 
+/// Resource limits of one call, and the plugin's quotas.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
-pub struct Limits {
+pub struct PluginLimits {
     pub timeout_ms: u64,
     pub memory_mb: u64,
     pub max_output_bytes: u64,
+    /// Documents it may keep in the store.
+    pub store_docs: u64,
+    /// Bytes of documents it may keep in the store.
+    pub store_bytes: u64,
+    /// Keys it may keep in kv.
+    pub kv_keys: u64,
+    /// Bytes of keys and values it may keep in kv.
+    pub kv_bytes: u64,
 }
 
+/// What the plugin may reach beyond its own memory.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct PluginGrants {
+    /// Names of the environment variables granted (never their values).
+    pub env: Vec<String>,
+    /// Real clocks; without this grant they read zero.
+    pub clocks: bool,
+    /// Addresses it may connect to, `host:port`.
+    pub network: Vec<String>,
+    pub dirs: Vec<DirGrant>,
+}
+
+/// A directory granted to a plugin.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct DirGrant {
+    pub host: String,
+    pub guest: String,
+    pub writable: bool,
+}
+
+/// How a component was obtained.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct CompileInfo {
+    /// Loaded from the compiled-component cache instead of compiled.
+    pub from_cache: bool,
+    pub ms: f64,
+}
+
+/// Calls to the serving version.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct PluginStats {
     pub calls: u64,
     pub failures: u64,
+    /// Median duration of the recent calls; null before any.
     pub p50_ms: Option<f64>,
+}
+
+/// The latest file that was refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct RejectedFile {
+    pub sha256: Option<String>,
+    pub size_bytes: Option<u64>,
+    pub path: String,
+    pub at: String,
+}
+
+/// What a rescan did with one plugin name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum ReloadOutcome {
+    Loaded,
+    #[default]
+    Unchanged,
+    Rejected,
+    Removed,
 }
 
 /// The answer to `POST /admin/plugins/reload`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct PluginsReloaded {
-    /// Per name: `loaded`, `unchanged`, `rejected` or `removed`.
-    pub outcomes: BTreeMap<String, String>,
+    /// What the rescan did, per plugin name.
+    pub outcomes: BTreeMap<String, ReloadOutcome>,
     pub plugins: Vec<Plugin>,
 }
 
@@ -636,8 +931,10 @@ pub struct Uploaded {
 
 /// The answer to `DELETE /admin/plugins/{name}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Removed {
+    /// The plugin's name.
     pub removed: String,
 }
 
@@ -653,42 +950,146 @@ pub struct Invoke {
 /// The answer to an invocation: `output` for a step, `chunks` for a
 /// loader.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Invocation {
     pub plugin: String,
     pub version: String,
-    /// `step` or `loader`.
-    pub kind: String,
-    pub output: Option<Value>,
-    pub chunks: Vec<Chunk>,
+    pub kind: PluginKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub output: Option<RawJson>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunks: Option<Vec<Chunk>>,
     pub duration_ms: f64,
 }
 
 /// A chunk a loader produced.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct Chunk {
     pub text: String,
-    pub metadata: Map<String, Value>,
+    pub metadata: BTreeMap<String, String>,
 }
 
 // ------------------------------------------------------------------ keys
 
+/// What a credential allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scope {
+    /// Submit and cancel runs.
+    RunsWrite,
+    /// Read and list runs.
+    RunsRead,
+    /// Search the knowledge base and read its statistics.
+    RagQuery,
+    /// Re-ingest the knowledge base and follow ingests.
+    RagWrite,
+    /// Invoke a plugin directly (`/admin/plugins/{name}/invoke`).
+    PluginsInvoke,
+    /// Read `/metrics`.
+    MetricsRead,
+    /// Everything: plugins, keys, and every other scope.
+    Admin,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 7] = [
+        Scope::RunsWrite,
+        Scope::RunsRead,
+        Scope::RagQuery,
+        Scope::RagWrite,
+        Scope::PluginsInvoke,
+        Scope::MetricsRead,
+        Scope::Admin,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::RunsWrite => "runs:write",
+            Scope::RunsRead => "runs:read",
+            Scope::RagQuery => "rag:query",
+            Scope::RagWrite => "rag:write",
+            Scope::PluginsInvoke => "plugins:invoke",
+            Scope::MetricsRead => "metrics:read",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl std::str::FromStr for Scope {
+    type Err = UnknownScope;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Scope::ALL
+            .into_iter()
+            .find(|scope| scope.as_str() == s)
+            .ok_or_else(|| UnknownScope(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A scope name that is not one of [`Scope::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown scope {0:?}: use runs:write, runs:read, rag:query, rag:write, plugins:invoke, \
+     metrics:read or admin"
+)]
+pub struct UnknownScope(pub String);
+
 /// A key to make (`POST /admin/keys`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
 pub struct NewKey {
+    /// For people: who or what holds the key (1 to 64 characters, not
+    /// only spaces, no control characters; outer spaces are trimmed).
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            example = "ci-deploy",
+            max_length = 64,
+            pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+        )
+    )]
     pub name: String,
-    /// `runs:write`, `runs:read`, `rag:query`, `rag:write`,
-    /// `plugins:invoke`, `metrics:read`, `admin`.
+    /// What the key may do: `runs:write`, `runs:read`, `rag:query`,
+    /// `rag:write`, `plugins:invoke`, `metrics:read`, `admin`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = scope_list))]
     pub scopes: Vec<String>,
 }
 
-/// A key just made: `key` is shown this once.
+/// `scopes` in the document: one or more of the scope names.
+#[cfg(feature = "openapi")]
+fn scope_list() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    ArrayBuilder::new()
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(Scope::ALL.map(|s| s.as_str()))),
+        )
+        .min_items(Some(1))
+        .description(Some("What the key may do; `admin` holds every scope."))
+        .examples([serde_json::json!(["runs:write", "runs:read"])])
+        .build()
+}
+
+/// A key just made. `key` is shown this once: the host keeps only its hash.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct CreatedKey {
+    #[cfg_attr(feature = "openapi", schema(format = "uuid"))]
     pub id: String,
     pub name: String,
+    /// Send it as `Authorization: Bearer <key>`.
     pub key: String,
     pub scopes: Vec<String>,
     pub created_at: String,
@@ -696,26 +1097,35 @@ pub struct CreatedKey {
 
 /// A key as listed (`GET /admin/keys`): never the key itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct KeyInfo {
+    #[cfg_attr(feature = "openapi", schema(format = "uuid"))]
     pub id: String,
     pub name: String,
     pub scopes: Vec<String>,
-    /// The key's first characters.
+    /// The key's first characters, to tell keys apart.
+    #[cfg_attr(feature = "openapi", schema(example = "nova_3f0c1a2b"))]
     pub prefix: String,
     pub created_at: String,
+    /// To the minute; null if never used.
     pub last_used_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct KeyList {
+    /// Oldest first.
     pub keys: Vec<KeyInfo>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct RevokedKey {
+    /// The revoked key's id.
+    #[cfg_attr(feature = "openapi", schema(format = "uuid"))]
     pub revoked: String,
 }
 
@@ -743,8 +1153,9 @@ mod tests {
         }))
         .expect("health");
         assert_eq!(health.status, HealthStatus::Unknown);
-        assert_eq!(health.failing(), ["store"]);
-        assert_eq!(health.checks["plugins"].details["active"], 3);
+        assert_eq!(health.failing(), ["store", "queue", "kv", "knowledge"]);
+        assert_eq!(health.checks.plugins.active, 3);
+        assert_eq!(health.checks.store.error.as_deref(), Some("down"));
     }
 
     #[test]

@@ -258,7 +258,11 @@ async fn health_takes_a_503_report_as_an_answer() {
         answer(
             503,
             json!({"status": "starting", "version": "0.1.0",
-                   "checks": {"plugins": {"ready": false, "active": 0}}}),
+                   "checks": {"plugins": {"ready": false, "active": 0},
+                              "store": {"ready": true, "backend": "sqlite"},
+                              "queue": {"ready": true, "backend": "in-process"},
+                              "kv": {"ready": true, "backend": "in-process"},
+                              "knowledge": {"ready": true, "enabled": false}}}),
         ),
         answer(200, json!({"status": "ok"})),
     ])

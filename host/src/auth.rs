@@ -34,76 +34,12 @@ const SHOWN_PREFIX: usize = KEY_PREFIX.len() + 8;
 /// Longest key name.
 pub const MAX_NAME: usize = 64;
 
-/// What a credential allows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Scope {
-    /// Submit and cancel runs.
-    RunsWrite,
-    /// Read and list runs.
-    RunsRead,
-    /// Search the knowledge base and read its statistics.
-    RagQuery,
-    /// Re-ingest the knowledge base and follow ingests.
-    RagWrite,
-    /// Invoke a plugin directly (`/admin/plugins/{name}/invoke`).
-    PluginsInvoke,
-    /// Read `/metrics`.
-    MetricsRead,
-    /// Everything: plugins, keys, and every other scope.
-    Admin,
+pub use nova_client::{Scope, UnknownScope};
+
+/// A scope's bit in a [`Scopes`] set.
+fn bit(scope: Scope) -> u8 {
+    1 << (scope as u8)
 }
-
-impl Scope {
-    pub const ALL: [Scope; 7] = [
-        Scope::RunsWrite,
-        Scope::RunsRead,
-        Scope::RagQuery,
-        Scope::RagWrite,
-        Scope::PluginsInvoke,
-        Scope::MetricsRead,
-        Scope::Admin,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::RunsWrite => "runs:write",
-            Scope::RunsRead => "runs:read",
-            Scope::RagQuery => "rag:query",
-            Scope::RagWrite => "rag:write",
-            Scope::PluginsInvoke => "plugins:invoke",
-            Scope::MetricsRead => "metrics:read",
-            Scope::Admin => "admin",
-        }
-    }
-
-    fn bit(self) -> u8 {
-        1 << (self as u8)
-    }
-}
-
-impl std::str::FromStr for Scope {
-    type Err = UnknownScope;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Scope::ALL
-            .into_iter()
-            .find(|scope| scope.as_str() == s)
-            .ok_or_else(|| UnknownScope(s.to_owned()))
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unknown scope {0:?}: use runs:write, runs:read, rag:query, rag:write, plugins:invoke, \
-     metrics:read or admin"
-)]
-pub struct UnknownScope(pub String);
 
 /// A set of scopes.
 #[derive(Clone, Copy, PartialEq, Eq, Default)]
@@ -116,7 +52,7 @@ impl Scopes {
 
     /// Whether these scopes allow what `scope` guards: `admin` allows all.
     pub fn allow(self, scope: Scope) -> bool {
-        self.0 & (scope.bit() | Scope::Admin.bit()) != 0
+        self.0 & (bit(scope) | bit(Scope::Admin)) != 0
     }
 
     pub fn is_empty(self) -> bool {
@@ -126,7 +62,7 @@ impl Scopes {
     pub fn iter(self) -> impl Iterator<Item = Scope> {
         Scope::ALL
             .into_iter()
-            .filter(move |s| self.0 & s.bit() != 0)
+            .filter(move |s| self.0 & bit(*s) != 0)
     }
 
     /// Space-separated names, as the store keeps them.
@@ -141,7 +77,7 @@ impl Scopes {
 
 impl FromIterator<Scope> for Scopes {
     fn from_iter<I: IntoIterator<Item = Scope>>(iter: I) -> Self {
-        Scopes(iter.into_iter().fold(0, |bits, s| bits | s.bit()))
+        Scopes(iter.into_iter().fold(0, |bits, s| bits | bit(s)))
     }
 }
 

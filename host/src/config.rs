@@ -473,9 +473,7 @@ impl Settings {
                 v.is_null() || v.as_object().is_some_and(serde_json::Map::is_empty)
             };
             match (base, over) {
-                (serde_json::Value::Object(base), serde_json::Value::Object(over))
-                    if depth < 2 =>
-                {
+                (serde_json::Value::Object(base), serde_json::Value::Object(over)) if depth < 2 => {
                     for (key, value) in over {
                         match base.get_mut(&key) {
                             Some(slot) => merge(slot, value, depth + 1),
@@ -1136,7 +1134,12 @@ mod tests {
             },
             ..Settings::default()
         };
-        assert_eq!(names(&file.overlay(empty).unwrap()).keys().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(
+            names(&file.overlay(empty).unwrap())
+                .keys()
+                .collect::<Vec<_>>(),
+            ["b"]
+        );
         let nan = Settings {
             knowledge: KnowledgeSettings {
                 rate_limit: Some(f64::NAN),

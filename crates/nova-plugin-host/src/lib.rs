@@ -63,21 +63,7 @@ fn observe_call(plugin: &str, kind: &'static str, outcome: &'static str, ran: Op
 }
 
 /// What a plugin is, from the interface its component exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PluginKind {
-    Loader,
-    Step,
-}
-
-impl PluginKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PluginKind::Loader => "loader",
-            PluginKind::Step => "step",
-        }
-    }
-}
+pub use nova_client::PluginKind;
 
 /// What a plugin says about itself through `describe()`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use super::cache::{CompileCache, elapsed_ms};
 use super::capability::Capabilities;
-use super::contract::v0_1;
+use super::contract::{self, v0_1};
 use super::engine::{self, EpochTicker};
 use super::error::{CallError, LoadError};
 use super::manifest::{Grants, Manifest};
@@ -90,12 +90,14 @@ impl Runtime {
     ) -> Result<Self, RuntimeError> {
         let engine = engine::build(config.concurrency, config.max_memory_bytes, config.caps)
             .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-        let loader_linker = linker(&engine, |l| {
-            v0_1::loader::Loader::add_to_linker::<_, HasSelf<_>>(l, |s| s)
-        })?;
-        let step_linker = linker(&engine, |l| {
-            v0_1::step::Step::add_to_linker::<_, HasSelf<_>>(l, |s| s)
-        })?;
+        let linker = |kind| {
+            let mut linker = Linker::new(&engine);
+            contract::link(&mut linker, kind)
+                .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+            Ok::<_, RuntimeError>(linker)
+        };
+        let loader_linker = linker(PluginKind::Loader)?;
+        let step_linker = linker(PluginKind::Step)?;
         let cache = CompileCache::new(cache_dir.to_owned(), &engine).map_err(|error| {
             RuntimeError::Cache {
                 path: cache_dir.display().to_string(),
@@ -624,19 +626,6 @@ fn wrong_kind(plugin: &Plugin, wanted: PluginKind) -> CallError {
 /// The content digest plugins are identified and cached by.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-fn linker(
-    engine: &Engine,
-    add_world: impl FnOnce(&mut Linker<HostState>) -> wasmtime::Result<()>,
-) -> Result<Linker<HostState>, RuntimeError> {
-    let mut linker = Linker::new(engine);
-    // Guests built for wasip2 import wasi:cli and wasi:io through std even
-    // when they use neither; the sandbox decides what those reach.
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-        .and_then(|()| add_world(&mut linker))
-        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
-    Ok(linker)
 }
 
 /// Turns the outcome of a guarded call into the plugin's answer or the

@@ -1,6 +1,5 @@
 //! `/admin/plugins`: list, reload, upload, remove and try plugins.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use axum::Json;
@@ -8,8 +7,8 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::AppState;
 use super::auth::{Need, scope};
@@ -17,175 +16,21 @@ use super::error::{ApiError, ErrorBody};
 use crate::plugins::{Plugin, PluginKind, Slot, SyncOutcome, valid_name};
 use crate::store::RawJson;
 use crate::time::rfc3339;
+use nova_client::types as wire;
 
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Loader,
-    Step,
-}
-
-impl From<PluginKind> for Kind {
-    fn from(k: PluginKind) -> Self {
-        match k {
-            PluginKind::Loader => Kind::Loader,
-            PluginKind::Step => Kind::Step,
-        }
+fn outcome(o: &SyncOutcome) -> wire::ReloadOutcome {
+    match o {
+        SyncOutcome::Loaded => wire::ReloadOutcome::Loaded,
+        SyncOutcome::Unchanged => wire::ReloadOutcome::Unchanged,
+        SyncOutcome::Rejected => wire::ReloadOutcome::Rejected,
+        SyncOutcome::Removed => wire::ReloadOutcome::Removed,
     }
-}
-
-/// `rejected` when the latest file was refused (the reason in `error`);
-/// an older version may still serve.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum PluginStatus {
-    Active,
-    Rejected,
-}
-
-/// One plugin in the admin listing. The top-level fields describe the
-/// version that serves; the fields marked "serving only" are absent when
-/// none does.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PluginEntry {
-    pub name: String,
-    pub kind: Option<Kind>,
-    pub version: Option<String>,
-    /// Serving only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Serving only: the contract version the component was built against.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(example = "0.1")]
-    pub contract: Option<String>,
-    pub sha256: Option<String>,
-    pub size_bytes: Option<u64>,
-    pub loaded_at: Option<String>,
-    pub path: Option<String>,
-    pub limits: Option<PluginLimits>,
-    /// Serving only.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grants: Option<PluginGrants>,
-    /// Serving only; loaders only: the file extensions they handle.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub extensions: Option<Vec<String>>,
-    /// Serving only; loaders only: the media types they handle.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub media_types: Option<Vec<String>>,
-    /// Serving only: how the component was obtained.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub compile: Option<CompileView>,
-    pub stats: Option<PluginStats>,
-    pub status: PluginStatus,
-    /// Whether a version of this plugin serves calls.
-    pub serving: bool,
-    /// Why the latest file was refused.
-    pub error: Option<String>,
-    pub rejected: Option<RejectedFile>,
-}
-
-/// Resource limits of one call, and the plugin's quotas.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PluginLimits {
-    pub timeout_ms: u64,
-    pub memory_mb: u64,
-    pub max_output_bytes: u64,
-    /// Documents it may keep in the store.
-    pub store_docs: u64,
-    /// Bytes of documents it may keep in the store.
-    pub store_bytes: u64,
-    /// Keys it may keep in kv.
-    pub kv_keys: u64,
-    /// Bytes of keys and values it may keep in kv.
-    pub kv_bytes: u64,
-}
-
-/// What the plugin may reach beyond its own memory.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PluginGrants {
-    /// Names of the environment variables granted (never their values).
-    pub env: Vec<String>,
-    /// Real clocks; without this grant they read zero.
-    pub clocks: bool,
-    /// Addresses it may connect to, `host:port`.
-    pub network: Vec<String>,
-    pub dirs: Vec<DirGrantView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DirGrantView {
-    pub host: String,
-    pub guest: String,
-    pub writable: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CompileView {
-    /// Loaded from the compiled-component cache instead of compiled.
-    pub from_cache: bool,
-    pub ms: f64,
-}
-
-/// Calls to the serving version.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PluginStats {
-    pub calls: u64,
-    pub failures: u64,
-    /// Median duration of the recent calls; null before any.
-    pub p50_ms: Option<f64>,
-}
-
-/// The latest file that was refused.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RejectedFile {
-    pub sha256: Option<String>,
-    pub size_bytes: Option<u64>,
-    pub path: String,
-    pub at: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct PluginList {
-    pub plugins: Vec<PluginEntry>,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Outcome {
-    Loaded,
-    Unchanged,
-    Rejected,
-    Removed,
-}
-
-impl From<&SyncOutcome> for Outcome {
-    fn from(o: &SyncOutcome) -> Self {
-        match o {
-            SyncOutcome::Loaded => Outcome::Loaded,
-            SyncOutcome::Unchanged => Outcome::Unchanged,
-            SyncOutcome::Rejected => Outcome::Rejected,
-            SyncOutcome::Removed => Outcome::Removed,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Reloaded {
-    /// What the rescan did, per plugin name.
-    pub outcomes: BTreeMap<String, Outcome>,
-    pub plugins: Vec<PluginEntry>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Removed {
-    /// The plugin's name.
-    pub removed: String,
 }
 
 /// The plugin name path parameter.
 const NAME: &str = "The plugin's name: lowercase letters, digits, '-' and '_', at most 64";
 
-fn entries(state: &AppState) -> Vec<PluginEntry> {
+fn entries(state: &AppState) -> Vec<wire::Plugin> {
     state
         .registry
         .list()
@@ -204,11 +49,11 @@ fn entries(state: &AppState) -> Vec<PluginEntry> {
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
-        (status = OK, description = "The plugins", body = PluginList),
+        (status = OK, description = "The plugins", body = wire::PluginList),
     )
 )]
-pub async fn list(_: Need<scope::Admin>, State(state): State<AppState>) -> Json<PluginList> {
-    Json(PluginList {
+pub async fn list(_: Need<scope::Admin>, State(state): State<AppState>) -> Json<wire::PluginList> {
+    Json(wire::PluginList {
         plugins: entries(&state),
     })
 }
@@ -224,7 +69,7 @@ pub async fn list(_: Need<scope::Admin>, State(state): State<AppState>) -> Json<
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
-        (status = OK, description = "The plugin", body = PluginEntry),
+        (status = OK, description = "The plugin", body = wire::Plugin),
         (status = NOT_FOUND, description = "No such plugin (`plugin_not_found`)", body = ErrorBody),
     )
 )]
@@ -232,7 +77,7 @@ pub async fn show(
     _: Need<scope::Admin>,
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<PluginEntry>, ApiError> {
+) -> Result<Json<wire::Plugin>, ApiError> {
     let slot = state
         .registry
         .list()
@@ -252,15 +97,18 @@ pub async fn show(
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
-        (status = OK, description = "What the rescan did, and the plugins after it", body = Reloaded),
+        (status = OK, description = "What the rescan did, and the plugins after it", body = wire::PluginsReloaded),
     )
 )]
-pub async fn reload(_: Need<scope::Admin>, State(state): State<AppState>) -> Json<Reloaded> {
+pub async fn reload(
+    _: Need<scope::Admin>,
+    State(state): State<AppState>,
+) -> Json<wire::PluginsReloaded> {
     let outcomes = state.registry.rescan().await;
-    Json(Reloaded {
+    Json(wire::PluginsReloaded {
         outcomes: outcomes
             .iter()
-            .map(|(n, o)| (n.clone(), o.into()))
+            .map(|(n, o)| (n.clone(), outcome(o)))
             .collect(),
         plugins: entries(&state),
     })
@@ -282,8 +130,8 @@ pub async fn reload(_: Need<scope::Admin>, State(state): State<AppState>) -> Jso
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
-        (status = CREATED, description = "Installed", body = PluginEntry),
-        (status = OK, description = "Replaced an existing plugin", body = PluginEntry),
+        (status = CREATED, description = "Installed", body = wire::Plugin),
+        (status = OK, description = "Replaced an existing plugin", body = wire::Plugin),
         (status = BAD_REQUEST, description = "Bad name (`invalid_plugin_name`), empty body (`empty_body`), or a component that does not validate (`invalid_plugin`, `invalid_manifest`, `unknown_world`, `unsupported_contract_version`, `plugin_describe_failed`)", body = ErrorBody),
         (status = PAYLOAD_TOO_LARGE, description = "Over the plugin size limit (`payload_too_large`)", body = ErrorBody),
         (status = INTERNAL_SERVER_ERROR, description = "The plugin directory cannot be written (`io`)", body = ErrorBody),
@@ -295,7 +143,7 @@ pub async fn upload(
     State(state): State<AppState>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<PluginEntry>), ApiError> {
+) -> Result<(StatusCode, Json<wire::Plugin>), ApiError> {
     let body = body?;
     if !valid_name(&name) {
         return Err(ApiError::bad_request(
@@ -339,7 +187,7 @@ pub async fn upload(
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
-        (status = OK, description = "Removed", body = Removed),
+        (status = OK, description = "Removed", body = wire::Removed),
         (status = NOT_FOUND, description = "No such plugin (`plugin_not_found`)", body = ErrorBody),
         (status = INTERNAL_SERVER_ERROR, description = "The plugin directory cannot be written (`io`)", body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "The shared plugin store is unreachable (`fleet_unavailable`); retry", body = ErrorBody),
@@ -349,9 +197,9 @@ pub async fn remove(
     _: Need<scope::Admin>,
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Removed>, ApiError> {
+) -> Result<Json<wire::Removed>, ApiError> {
     state.registry.remove(&name).await?;
-    Ok(Json(Removed { removed: name }))
+    Ok(Json(wire::Removed { removed: name }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -364,29 +212,6 @@ pub struct InvokeParams {
 }
 
 /// What one invocation gave: `output` for a step, `chunks` for a loader.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Invoked {
-    pub plugin: String,
-    pub version: String,
-    pub kind: Kind,
-    /// Steps: the step's output.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    pub output: Option<RawJson>,
-    /// Loaders: the document's chunks.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub chunks: Option<Vec<ChunkView>>,
-    pub duration_ms: f64,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ChunkView {
-    pub text: String,
-    pub metadata: BTreeMap<String, String>,
-}
-
-/// Runs a plugin once: a step on the JSON body as input, a loader on the
-/// body as a document.
 #[utoipa::path(
     post,
     path = "/admin/plugins/{name}/invoke",
@@ -401,7 +226,7 @@ pub struct ChunkView {
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `plugins:invoke` scope", body = ErrorBody),
-        (status = OK, description = "The plugin's answer", body = Invoked),
+        (status = OK, description = "The plugin's answer", body = wire::Invocation),
         (status = BAD_REQUEST, description = "Body (`invalid_json`) or `config` (`invalid_config`) is not JSON", body = ErrorBody),
         (status = NOT_FOUND, description = "No such plugin (`plugin_not_found`)", body = ErrorBody),
         (status = PAYLOAD_TOO_LARGE, description = "Over the document size limit", body = ErrorBody),
@@ -418,15 +243,15 @@ pub async fn invoke(
     Path(name): Path<String>,
     Query(params): Query<InvokeParams>,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Invoked>, ApiError> {
+) -> Result<Json<wire::Invocation>, ApiError> {
     let body = body?;
     let plugin = state.registry.get(&name).ok_or_else(|| unknown(&name))?;
     let runtime = state.registry.runtime();
     let start = Instant::now();
-    let mut result = Invoked {
+    let mut result = wire::Invocation {
         plugin: plugin.name.to_string(),
         version: plugin.info.version.clone(),
-        kind: plugin.kind.into(),
+        kind: plugin.kind,
         output: None,
         chunks: None,
         duration_ms: 0.0,
@@ -458,7 +283,7 @@ pub async fn invoke(
             result.chunks = Some(
                 chunks
                     .into_iter()
-                    .map(|c| ChunkView {
+                    .map(|c| wire::Chunk {
                         text: c.text,
                         metadata: c.metadata.into_iter().collect(),
                     })
@@ -474,13 +299,13 @@ fn unknown(name: &str) -> ApiError {
     ApiError::not_found("plugin_not_found", format!("no plugin named {name:?}"))
 }
 
-fn serving(name: &str, p: &Plugin) -> PluginEntry {
+fn serving(name: &str, p: &Plugin) -> wire::Plugin {
     let limits = p.limits();
     let grants = &p.manifest.grants;
     let stats = p.stats.snapshot();
-    PluginEntry {
+    wire::Plugin {
         name: name.to_owned(),
-        kind: Some(p.kind.into()),
+        kind: Some(p.kind),
         version: Some(p.info.version.clone()),
         description: Some(p.info.description.clone()),
         contract: Some(p.contract.to_owned()),
@@ -488,7 +313,7 @@ fn serving(name: &str, p: &Plugin) -> PluginEntry {
         size_bytes: Some(p.size_bytes),
         loaded_at: Some(rfc3339(p.loaded_at)),
         path: Some(p.path.display().to_string()),
-        limits: Some(PluginLimits {
+        limits: Some(wire::PluginLimits {
             timeout_ms: limits.timeout.as_millis() as u64,
             memory_mb: limits.memory_bytes >> 20,
             max_output_bytes: limits.max_output_bytes,
@@ -497,7 +322,7 @@ fn serving(name: &str, p: &Plugin) -> PluginEntry {
             kv_keys: limits.kv.items,
             kv_bytes: limits.kv.bytes,
         }),
-        grants: Some(PluginGrants {
+        grants: Some(wire::PluginGrants {
             // Names only: values may be secrets.
             env: grants.env.iter().map(|(k, _)| k.clone()).collect(),
             clocks: grants.clocks,
@@ -505,7 +330,7 @@ fn serving(name: &str, p: &Plugin) -> PluginEntry {
             dirs: grants
                 .dirs
                 .iter()
-                .map(|d| DirGrantView {
+                .map(|d| wire::DirGrant {
                     host: d.host.display().to_string(),
                     guest: d.guest.clone(),
                     writable: d.writable,
@@ -514,16 +339,16 @@ fn serving(name: &str, p: &Plugin) -> PluginEntry {
         }),
         extensions: Some(p.info.extensions.clone()),
         media_types: Some(p.info.media_types.clone()),
-        compile: Some(CompileView {
+        compile: Some(wire::CompileInfo {
             from_cache: p.compile.from_cache,
             ms: p.compile.ms,
         }),
-        stats: Some(PluginStats {
+        stats: Some(wire::PluginStats {
             calls: stats.calls,
             failures: stats.failures,
             p50_ms: stats.p50_ms,
         }),
-        status: PluginStatus::Active,
+        status: wire::PluginStatus::Active,
         serving: true,
         error: None,
         rejected: None,
@@ -532,11 +357,11 @@ fn serving(name: &str, p: &Plugin) -> PluginEntry {
 
 /// One plugin in the admin listing: the serving version's fields, and the
 /// refused file's reason and details when the latest file was refused.
-fn entry(name: &str, slot: &Slot) -> PluginEntry {
+fn entry(name: &str, slot: &Slot) -> wire::Plugin {
     let rejection = slot.rejected.as_ref();
     let mut entry = match &slot.active {
         Some(p) => serving(name, p),
-        None => PluginEntry {
+        None => wire::Plugin {
             name: name.to_owned(),
             kind: None,
             version: None,
@@ -552,16 +377,16 @@ fn entry(name: &str, slot: &Slot) -> PluginEntry {
             media_types: None,
             compile: None,
             stats: None,
-            status: PluginStatus::Active,
+            status: wire::PluginStatus::Active,
             serving: false,
             error: None,
             rejected: None,
         },
     };
     if let Some(r) = rejection {
-        entry.status = PluginStatus::Rejected;
+        entry.status = wire::PluginStatus::Rejected;
         entry.error = Some(r.error.clone());
-        entry.rejected = Some(RejectedFile {
+        entry.rejected = Some(wire::RejectedFile {
             sha256: r.sha256.clone(),
             size_bytes: r.size_bytes,
             path: r.path.display().to_string(),

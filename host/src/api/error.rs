@@ -5,25 +5,10 @@ use axum::Json;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::plugins::{CallError, LoadError, RegistryError};
 
-/// The body of every error answer.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable and machine-readable, e.g. `plugin_not_found`.
-    #[schema(example = "plugin_not_found")]
-    pub code: String,
-    /// For people; its wording may change.
-    pub message: String,
-}
+pub use nova_client::types::{ErrorBody, ErrorDetail};
 
 #[derive(Debug)]
 pub struct ApiError {

@@ -10,76 +10,13 @@ use std::sync::atomic::Ordering;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use super::AppState;
 
-#[derive(Serialize, ToSchema)]
-pub struct HealthReport {
-    pub status: HealthStatus,
-    /// The host's version.
-    pub version: String,
-    pub uptime_s: f64,
-    pub checks: Checks,
-}
-
-/// `ok` when every part is ready; `starting` while plugins load or the
-/// first ingest runs; `unavailable` when a dependency does not answer.
-#[derive(Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum HealthStatus {
-    Ok,
-    Starting,
-    Unavailable,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Checks {
-    pub plugins: PluginsCheck,
-    pub store: BackendCheck,
-    pub queue: BackendCheck,
-    pub kv: KvCheck,
-    pub knowledge: KnowledgeCheck,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct PluginsCheck {
-    /// The plugin directory has been scanned.
-    pub ready: bool,
-    pub active: usize,
-    pub rejected: usize,
-    /// The plugin directory; only to a caller with a credential.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dir: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct BackendCheck {
-    pub ready: bool,
-    #[schema(example = "sqlite")]
-    pub backend: String,
-    /// Why it is not ready: the error to a caller with a credential,
-    /// `unavailable` to anyone else.
-    pub error: Option<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct KvCheck {
-    pub ready: bool,
-    pub backend: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct KnowledgeCheck {
-    pub ready: bool,
-    pub enabled: bool,
-    /// The vector index; null when disabled.
-    pub backend: Option<String>,
-    /// The embedding model; null when disabled.
-    pub model: Option<String>,
-    pub error: Option<String>,
-}
+pub use nova_client::types::{
+    BackendCheck, Checks, Health as HealthReport, HealthStatus, KnowledgeCheck, KvCheck,
+    PluginsCheck,
+};
 
 /// What the pings of the store, the queue and the vector index found:
 /// why each is not ready, if it is not.
@@ -196,8 +133,8 @@ pub async fn health(
         checks: Checks {
             plugins: PluginsCheck {
                 ready: plugins_ready,
-                active,
-                rejected,
+                active: active as u64,
+                rejected: rejected as u64,
                 dir: detailed.then(|| state.registry.dir().display().to_string()),
             },
             store: BackendCheck {

@@ -3,87 +3,13 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
 
 use super::auth::{Need, scope};
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, JsonBody};
 use crate::auth::{KeyError, KeyInfo, Scope, Scopes};
 use crate::time::rfc3339_ms;
-
-/// A key to make.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct KeyRequest {
-    /// For people: who or what holds the key (1 to 64 characters, not
-    /// only spaces, no control characters; outer spaces are trimmed).
-    #[schema(
-        example = "ci-deploy",
-        max_length = 64,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
-    )]
-    pub name: String,
-    /// What the key may do: `runs:write`, `runs:read`, `rag:query`,
-    /// `rag:write`, `plugins:invoke`, `metrics:read`, `admin`.
-    #[schema(schema_with = scope_list)]
-    pub scopes: Vec<String>,
-}
-
-/// `scopes` in the document: one or more of the scope names.
-fn scope_list() -> utoipa::openapi::schema::Array {
-    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
-    ArrayBuilder::new()
-        .items(
-            ObjectBuilder::new()
-                .schema_type(Type::String)
-                .enum_values(Some(crate::auth::Scope::ALL.map(|s| s.as_str()))),
-        )
-        .min_items(Some(1))
-        .description(Some("What the key may do; `admin` holds every scope."))
-        .examples([serde_json::json!(["runs:write", "runs:read"])])
-        .build()
-}
-
-/// A key just made. `key` is shown this once: the host keeps only its hash.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct CreatedKey {
-    #[schema(value_type = String, format = "uuid")]
-    pub id: uuid::Uuid,
-    pub name: String,
-    /// Send it as `Authorization: Bearer <key>`.
-    pub key: String,
-    pub scopes: Vec<String>,
-    pub created_at: String,
-}
-
-/// A key as listed: never the key itself.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeyView {
-    #[schema(value_type = String, format = "uuid")]
-    pub id: uuid::Uuid,
-    pub name: String,
-    pub scopes: Vec<String>,
-    /// The key's first characters, to tell keys apart.
-    #[schema(example = "nova_3f0c1a2b")]
-    pub prefix: String,
-    pub created_at: String,
-    /// To the minute; null if never used.
-    pub last_used_at: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct KeyList {
-    /// Oldest first.
-    pub keys: Vec<KeyView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RevokedKey {
-    /// The revoked key's id.
-    #[schema(value_type = String, format = "uuid")]
-    pub revoked: uuid::Uuid,
-}
+use nova_client::types as wire;
 
 impl From<KeyError> for ApiError {
     fn from(e: KeyError) -> Self {
@@ -105,9 +31,9 @@ fn names(scopes: Scopes) -> Vec<String> {
     scopes.iter().map(|s| s.as_str().to_owned()).collect()
 }
 
-fn view(key: KeyInfo) -> KeyView {
-    KeyView {
-        id: key.id,
+fn view(key: KeyInfo) -> wire::KeyInfo {
+    wire::KeyInfo {
+        id: key.id.to_string(),
         scopes: names(key.scopes),
         name: key.name,
         prefix: key.prefix,
@@ -122,10 +48,10 @@ fn view(key: KeyInfo) -> KeyView {
     path = "/admin/keys",
     operation_id = "create_key",
     tag = "keys",
-    request_body = KeyRequest,
+    request_body = wire::NewKey,
     security(("bearer" = ["admin"])),
     responses(
-        (status = CREATED, description = "The key, shown once", body = CreatedKey),
+        (status = CREATED, description = "The key, shown once", body = wire::CreatedKey),
         (status = BAD_REQUEST, description = "Not JSON (`invalid_json`), or a bad name or scope (`invalid_request`)", body = ErrorBody),
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
@@ -137,8 +63,8 @@ fn view(key: KeyInfo) -> KeyView {
 pub async fn create(
     _: Need<scope::Admin>,
     State(state): State<AppState>,
-    JsonBody(request): JsonBody<KeyRequest>,
-) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+    JsonBody(request): JsonBody<wire::NewKey>,
+) -> Result<(StatusCode, Json<wire::CreatedKey>), ApiError> {
     let scopes = request
         .scopes
         .iter()
@@ -148,8 +74,8 @@ pub async fn create(
     let issued = state.auth.keys.issue(&request.name, scopes).await?;
     Ok((
         StatusCode::CREATED,
-        Json(CreatedKey {
-            id: issued.info.id,
+        Json(wire::CreatedKey {
+            id: issued.info.id.to_string(),
             name: issued.info.name,
             key: issued.key,
             scopes: names(issued.info.scopes),
@@ -166,7 +92,7 @@ pub async fn create(
     tag = "keys",
     security(("bearer" = ["admin"])),
     responses(
-        (status = OK, description = "The keys", body = KeyList),
+        (status = OK, description = "The keys", body = wire::KeyList),
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "The store is unreachable (`store_unavailable`)", body = ErrorBody),
@@ -175,9 +101,9 @@ pub async fn create(
 pub async fn list(
     _: Need<scope::Admin>,
     State(state): State<AppState>,
-) -> Result<Json<KeyList>, ApiError> {
+) -> Result<Json<wire::KeyList>, ApiError> {
     let keys = state.auth.keys.list().await?;
-    Ok(Json(KeyList {
+    Ok(Json(wire::KeyList {
         keys: keys.into_iter().map(view).collect(),
     }))
 }
@@ -191,7 +117,7 @@ pub async fn list(
     params(("id" = String, Path, format = "uuid", description = "The key's id")),
     security(("bearer" = ["admin"])),
     responses(
-        (status = OK, description = "Revoked", body = RevokedKey),
+        (status = OK, description = "Revoked", body = wire::RevokedKey),
         (status = BAD_REQUEST, description = "Not a key id (`invalid_id`)", body = ErrorBody),
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
@@ -203,7 +129,7 @@ pub async fn revoke(
     _: Need<scope::Admin>,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<RevokedKey>, ApiError> {
+) -> Result<Json<wire::RevokedKey>, ApiError> {
     let id = uuid::Uuid::parse_str(&id)
         .map_err(|_| ApiError::bad_request("invalid_id", format!("{id:?} is not a key id")))?;
     if !state.auth.keys.revoke(id).await? {
@@ -212,5 +138,7 @@ pub async fn revoke(
             format!("no API key {id}"),
         ));
     }
-    Ok(Json(RevokedKey { revoked: id }))
+    Ok(Json(wire::RevokedKey {
+        revoked: id.to_string(),
+    }))
 }

@@ -9,9 +9,6 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use utoipa::ToSchema;
 
 use super::AppState;
 use super::auth::{Authenticated, ClientIp, Need, scope};
@@ -22,7 +19,8 @@ use crate::knowledge::ingest::{Ingestor, Source};
 use crate::knowledge::{KnowledgeError, Query};
 use crate::ratelimit::Verdict;
 use crate::vector::{Filter, valid_collection};
-use nova_client::{IngestReport, QueryAnswer};
+use nova_client::QueryAnswer;
+use nova_client::types as wire;
 
 impl From<KnowledgeError> for ApiError {
     fn from(e: KnowledgeError) -> Self {
@@ -53,55 +51,14 @@ impl From<KnowledgeError> for ApiError {
     }
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct QueryRequest {
-    /// The question, at most 4096 bytes, not only whitespace.
-    #[schema(min_length = 1, pattern = r"\S")]
-    query: String,
-    /// How many results, 1 to 100 (5 when absent).
-    #[schema(minimum = 1, maximum = 100)]
-    #[serde(default, deserialize_with = "nova_client::types::whole")]
-    top_k: Option<u32>,
-    /// Exact matches on `source`, `source_prefix` (a prefix of the path)
-    /// or any metadata key; all must hold.
-    #[serde(default)]
-    #[schema(schema_with = filter_schema)]
-    filter: serde_json::Map<String, Value>,
-    /// The collection to search (`default` when absent).
-    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
-    collection: Option<String>,
-}
-
 const RATE_LIMITED: &str =
     "Over the rate limit of this credential (`rate_limited`); see `Retry-After`";
 
-/// `filter` in the document: string values under metadata keys.
-fn filter_schema() -> utoipa::openapi::schema::Object {
-    use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
-    let string = || ObjectBuilder::new().schema_type(Type::String);
-    ObjectBuilder::new()
-        .schema_type(Type::Object)
-        .description(Some(
-            "Exact matches on `source`, `source_prefix` (a prefix of the path) or any \
-             metadata key (1 to 64 of A-Z, a-z, 0-9, '_' and '-'; not `collection`); \
-             all must hold.",
-        ))
-        .property_names(Some(string().pattern(Some("^[A-Za-z0-9_-]{1,64}$"))))
-        .additional_properties(Some(AdditionalProperties::RefOr(string().build().into())))
-        .build()
-}
-
-/// `filter`: `source`, `source_prefix`, and metadata keys, string values.
-fn filter_of(map: serde_json::Map<String, Value>) -> Result<Filter, ApiError> {
+/// `filter`: `source`, `source_prefix`, and metadata keys (string values,
+/// which the request's type already holds them to).
+fn filter_of(map: std::collections::BTreeMap<String, String>) -> Result<Filter, ApiError> {
     let mut filter = Filter::default();
     for (key, value) in map {
-        let Value::String(value) = value else {
-            return Err(ApiError::bad_request(
-                "invalid_request",
-                format!("filter.{key} must be a string"),
-            ));
-        };
         match key.as_str() {
             "collection" => {
                 return Err(ApiError::bad_request(
@@ -124,7 +81,7 @@ fn filter_of(map: serde_json::Map<String, Value>) -> Result<Filter, ApiError> {
     operation_id = "query_knowledge",
     tag = "knowledge",
     security(("bearer" = ["rag:query"])),
-    request_body = QueryRequest,
+    request_body = nova_client::Query,
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `rag:query` scope", body = ErrorBody),
@@ -140,7 +97,7 @@ fn filter_of(map: serde_json::Map<String, Value>) -> Result<Filter, ApiError> {
 pub async fn query(
     _: Need<scope::RagQuery>,
     State(state): State<AppState>,
-    JsonBody(request): JsonBody<QueryRequest>,
+    JsonBody(request): JsonBody<nova_client::Query>,
 ) -> Result<Json<QueryAnswer>, ApiError> {
     let query = Query::new(
         request.query,
@@ -149,75 +106,6 @@ pub async fn query(
         filter_of(request.filter)?,
     )?;
     Ok(Json(state.knowledge.query(&query).await?))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Stats {
-    /// The first ingest has finished.
-    pub ready: bool,
-    pub collections: Vec<CollectionStats>,
-    /// Documents in all collections.
-    pub documents: usize,
-    /// Chunks in all collections.
-    pub chunks: u64,
-    pub model: ModelStats,
-    pub index: IndexStats,
-    pub cache: CacheStats,
-    pub rate_limit: RateLimitStats,
-    /// Null on a host that does not ingest.
-    pub ingest: Option<IngestStatus>,
-    /// The configured directories; null on a host that does not ingest.
-    pub sources: Option<Vec<SourceView>>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CollectionStats {
-    pub name: String,
-    pub documents: usize,
-    pub chunks: u64,
-}
-
-/// The embedding model.
-#[derive(Serialize, ToSchema)]
-pub struct ModelStats {
-    pub name: String,
-    pub dimensions: usize,
-    pub max_tokens: usize,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct IndexStats {
-    /// `edge` (embedded) or `qdrant`.
-    pub backend: String,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CacheStats {
-    pub backend: String,
-    pub ttl_s: u64,
-    pub hits: u64,
-    pub misses: u64,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RateLimitStats {
-    pub backend: String,
-    pub enabled: bool,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct IngestStatus {
-    pub running: Option<IngestReport>,
-    pub last: Option<IngestReport>,
-    /// Ingests requested and not finished yet.
-    #[schema(value_type = Vec<String>)]
-    pub queued: Vec<uuid::Uuid>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct SourceView {
-    pub collection: String,
-    pub dir: String,
 }
 
 /// Collections, documents, the model, the cache and ingest progress.
@@ -230,7 +118,7 @@ pub struct SourceView {
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `rag:query` scope", body = ErrorBody),
-        (status = OK, description = "The knowledge base's figures", body = Stats),
+        (status = OK, description = "The knowledge base's figures", body = wire::RagStats),
         (status = TOO_MANY_REQUESTS, description = RATE_LIMITED, body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "Knowledge base disabled (`knowledge_disabled`) or its index failing (`knowledge_unavailable`)", body = ErrorBody),
     )
@@ -238,7 +126,7 @@ pub struct SourceView {
 pub async fn stats(
     _: Need<scope::RagQuery>,
     State(state): State<AppState>,
-) -> Result<Json<Stats>, ApiError> {
+) -> Result<Json<wire::RagStats>, ApiError> {
     let knowledge = &state.knowledge;
     let inner = knowledge.inner()?;
     let names = inner
@@ -247,7 +135,7 @@ pub async fn stats(
         .await
         .map_err(KnowledgeError::from)?;
     let mut collections = Vec::with_capacity(names.len());
-    let (mut documents, mut chunks) = (0usize, 0u64);
+    let (mut documents, mut chunks) = (0u64, 0u64);
     for name in names {
         let files = inner
             .index
@@ -259,44 +147,44 @@ pub async fn stats(
             .count(&name)
             .await
             .map_err(KnowledgeError::from)?;
-        documents += files.len();
+        documents += files.len() as u64;
         chunks += count;
-        collections.push(CollectionStats {
-            documents: files.len(),
+        collections.push(wire::CollectionStats {
+            documents: files.len() as u64,
             name,
             chunks: count,
         });
     }
     let ingest = state.ingestor.as_ref().map(|i| {
         let status = i.status();
-        IngestStatus {
+        wire::IngestState {
             running: status.running,
             last: status.last,
-            queued: status.queued,
+            queued: status.queued.iter().map(ToString::to_string).collect(),
         }
     });
     let model = inner.embedder.info();
     let cache = inner.cache.stats();
-    Ok(Json(Stats {
+    Ok(Json(wire::RagStats {
         ready: knowledge.is_ready(),
         collections,
         documents,
         chunks,
-        model: ModelStats {
+        model: wire::ModelInfo {
             name: model.name.clone(),
-            dimensions: model.dimensions,
-            max_tokens: model.max_tokens,
+            dimensions: model.dimensions as u64,
+            max_tokens: model.max_tokens as u64,
         },
-        index: IndexStats {
+        index: wire::IndexStats {
             backend: inner.index.backend().to_owned(),
         },
-        cache: CacheStats {
+        cache: wire::CacheStats {
             backend: cache.backend.to_owned(),
             ttl_s: cache.ttl_s,
             hits: cache.hits,
             misses: cache.misses,
         },
-        rate_limit: RateLimitStats {
+        rate_limit: wire::RateLimitStats {
             backend: state.limiter.backend().to_owned(),
             enabled: state.limiter.enabled(),
         },
@@ -304,47 +192,13 @@ pub async fn stats(
         sources: state.ingestor.as_ref().map(|i| {
             i.sources()
                 .iter()
-                .map(|s| SourceView {
+                .map(|s| wire::Source {
                     collection: s.collection.clone(),
                     dir: s.dir.display().to_string(),
                 })
                 .collect()
         }),
     }))
-}
-
-/// All fields optional: an empty body re-ingests every configured directory.
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReloadRequest {
-    /// A configured collection, or the collection to ingest `dir` into.
-    #[schema(pattern = r"^[a-z0-9_-]{1,64}$")]
-    collection: Option<String>,
-    /// An absolute directory on the host to ingest.
-    #[schema(value_type = Option<String>, pattern = "^/")]
-    dir: Option<PathBuf>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct IngestStarted {
-    /// Follow it at `GET /rag/ingests/{id}`.
-    #[schema(value_type = String, format = "uuid")]
-    pub id: uuid::Uuid,
-    /// Always `started`.
-    #[schema(example = "started")]
-    pub status: String,
-    /// The collections it covers.
-    pub collections: Vec<String>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct IngestProgress {
-    pub running: bool,
-    /// Present (true) while the ingest waits behind another.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub queued: Option<bool>,
-    /// Null while queued.
-    pub report: Option<IngestReport>,
 }
 
 fn ingestor(state: &AppState) -> Result<&std::sync::Arc<Ingestor>, ApiError> {
@@ -361,9 +215,9 @@ fn ingestor(state: &AppState) -> Result<&std::sync::Arc<Ingestor>, ApiError> {
 /// Which source a reload names: every configured one (none), a configured
 /// collection, or a directory (into the collection named, or the one
 /// configured for it, or one named after it).
-fn source_of(ingestor: &Ingestor, request: ReloadRequest) -> Result<Option<Source>, ApiError> {
+fn source_of(ingestor: &Ingestor, request: wire::Reload) -> Result<Option<Source>, ApiError> {
     let configured = ingestor.sources();
-    let Some(dir) = request.dir else {
+    let Some(dir) = request.dir.map(PathBuf::from) else {
         return match request.collection {
             None => Ok(None),
             Some(collection) => configured
@@ -457,12 +311,12 @@ fn collection_name_of(dir: &std::path::Path) -> String {
     operation_id = "reload_knowledge",
     tag = "knowledge",
     security(("bearer" = ["rag:write"])),
-    request_body(content = Option<ReloadRequest>, description = "Empty for every configured directory"),
+    request_body(content = Option<wire::Reload>, description = "Empty for every configured directory"),
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential lacks the `rag:write` scope, or names a `dir` without the `admin` scope", body = ErrorBody),
         (status = UNSUPPORTED_MEDIA_TYPE, description = "The body is not `application/json`", body = ErrorBody),
-        (status = ACCEPTED, description = "Ingest started", body = IngestStarted),
+        (status = ACCEPTED, description = "Ingest started", body = wire::ReloadStarted),
         (status = BAD_REQUEST, description = "Not JSON, or a bad `dir` or `collection` (`invalid_json`, `invalid_request`)", body = ErrorBody),
         (status = NOT_FOUND, description = "No configured directory for that collection (`unknown_collection`)", body = ErrorBody),
         (status = CONFLICT, description = "The collection mirrors another directory (`conflict`)", body = ErrorBody),
@@ -474,8 +328,8 @@ fn collection_name_of(dir: &std::path::Path) -> String {
 pub async fn reload(
     caller: Need<scope::RagWrite>,
     State(state): State<AppState>,
-    MaybeJsonBody(request): MaybeJsonBody<ReloadRequest>,
-) -> Result<(StatusCode, Json<IngestStarted>), ApiError> {
+    MaybeJsonBody(request): MaybeJsonBody<wire::Reload>,
+) -> Result<(StatusCode, Json<wire::ReloadStarted>), ApiError> {
     let ingestor = ingestor(&state)?;
     let request = request.unwrap_or_default();
     // Any directory of the host is the host's files: only an admin may
@@ -500,8 +354,8 @@ pub async fn reload(
     let id = ingestor.start(source);
     Ok((
         StatusCode::ACCEPTED,
-        Json(IngestStarted {
-            id,
+        Json(wire::ReloadStarted {
+            id: id.to_string(),
             status: "started".to_owned(),
             collections,
         }),
@@ -519,7 +373,7 @@ pub async fn reload(
     responses(
         (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
         (status = FORBIDDEN, description = "The credential holds neither `rag:query` nor `rag:write`", body = ErrorBody),
-        (status = OK, description = "Progress or report", body = IngestProgress),
+        (status = OK, description = "Progress or report", body = wire::IngestProgress),
         (status = BAD_REQUEST, description = "Not an ingest id (`invalid_id`)", body = ErrorBody),
         (status = NOT_FOUND, description = "No such ingest, or too old to be kept (`not_found`)", body = ErrorBody),
         (status = TOO_MANY_REQUESTS, description = RATE_LIMITED, body = ErrorBody),
@@ -530,7 +384,7 @@ pub async fn ingest_report(
     Authenticated(caller): Authenticated,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<IngestProgress>, ApiError> {
+) -> Result<Json<wire::IngestProgress>, ApiError> {
     // Who may start an ingest may follow it; who may query may too.
     if !(caller.scopes.allow(Scope::RagQuery) || caller.scopes.allow(Scope::RagWrite)) {
         return Err(ApiError::new(
@@ -548,15 +402,15 @@ pub async fn ingest_report(
     // One id may cover several collections: running until the last is done.
     let queued = ingestor.is_queued(id);
     match ingestor.report(id) {
-        Some((report, running)) => Ok(Json(IngestProgress {
+        Some((report, running)) => Ok(Json(wire::IngestProgress {
             running: running || queued,
-            queued: None,
+            queued: false,
             report: Some(report),
         })),
         None => match ingestor.is_queued(id) {
-            true => Ok(Json(IngestProgress {
+            true => Ok(Json(wire::IngestProgress {
                 running: false,
-                queued: Some(true),
+                queued: true,
                 report: None,
             })),
             false => Err(ApiError::not_found("not_found", format!("no ingest {id}"))),
@@ -616,16 +470,15 @@ mod tests {
 
     #[test]
     fn filters_take_strings_only() {
-        let map = json!({"source_prefix": "guides/", "title": "Intro"});
-        let Value::Object(map) = map else {
-            unreachable!()
+        let query = |filter| {
+            serde_json::from_value::<nova_client::Query>(json!({"query": "q", "filter": filter}))
         };
-        let f = filter_of(map).unwrap();
+        let request = query(json!({"source_prefix": "guides/", "title": "Intro"})).unwrap();
+        let f = filter_of(request.filter).unwrap();
         assert_eq!(f.source_prefix.as_deref(), Some("guides/"));
         assert_eq!(f.meta, vec![("title".to_owned(), "Intro".to_owned())]);
-        let Value::Object(bad) = json!({"page": 3}) else {
-            unreachable!()
-        };
-        assert!(filter_of(bad).is_err());
+        assert!(query(json!({"page": 3})).is_err());
+        let named = query(json!({"collection": "x"})).unwrap();
+        assert!(filter_of(named.filter).is_err());
     }
 }

@@ -595,7 +595,7 @@ async fn plugins_async(args: PluginsArgs) -> Result<(), Failure> {
                     u.plugin.name,
                     u.plugin.version.as_deref().unwrap_or("-"),
                     if u.created { "created" } else { "replaced" },
-                    u.plugin.kind.as_deref().unwrap_or("-"),
+                    u.plugin.kind.map_or("-", |k| k.as_str()),
                     u.plugin
                         .sha256
                         .as_deref()

@@ -4,7 +4,8 @@
 use std::fmt::Write;
 
 use nova_client::{
-    Health, IngestReport, Invocation, KeyInfo, Plugin, PluginsReloaded, QueryAnswer, Run, RunPage,
+    Health, IngestReport, Invocation, KeyInfo, Plugin, PluginKind, PluginsReloaded, QueryAnswer,
+    Run, RunPage,
 };
 use serde_json::Value;
 
@@ -239,9 +240,9 @@ pub fn plugins(plugins: &[Plugin]) -> String {
             let stats = p.stats.as_ref();
             vec![
                 p.name.clone(),
-                opt(p.kind.as_deref()),
+                opt(p.kind.map(PluginKind::as_str)),
                 opt(p.version.as_deref()),
-                p.status.clone(),
+                p.status.to_string(),
                 stats.map_or_else(|| "-".to_owned(), |s| s.calls.to_string()),
                 stats.map_or_else(|| "-".to_owned(), |s| s.failures.to_string()),
                 ms(stats.and_then(|s| s.p50_ms)),
@@ -276,9 +277,9 @@ pub fn plugins(plugins: &[Plugin]) -> String {
 pub fn plugin(p: &Plugin) -> String {
     let mut pairs = vec![
         ("name", p.name.clone()),
-        ("kind", opt(p.kind.as_deref())),
+        ("kind", opt(p.kind.map(PluginKind::as_str))),
         ("version", opt(p.version.as_deref())),
-        ("status", p.status.clone()),
+        ("status", p.status.to_string()),
         ("serving", p.serving.to_string()),
     ];
     if let Some(description) = p.description.as_deref().filter(|d| !d.is_empty()) {
@@ -302,14 +303,14 @@ pub fn plugin(p: &Plugin) -> String {
             ),
         ));
     }
-    if !p.grants.is_null() {
-        pairs.push(("grants", compact(&p.grants, 200)));
+    if let Some(grants) = p.grants.as_ref().and_then(|g| serde_json::to_value(g).ok()) {
+        pairs.push(("grants", compact(&grants, 200)));
     }
-    if !p.extensions.is_empty() {
-        pairs.push(("extensions", p.extensions.join(", ")));
+    if let Some(extensions) = p.extensions.as_ref().filter(|e| !e.is_empty()) {
+        pairs.push(("extensions", extensions.join(", ")));
     }
-    if !p.media_types.is_empty() {
-        pairs.push(("media types", p.media_types.join(", ")));
+    if let Some(media_types) = p.media_types.as_ref().filter(|m| !m.is_empty()) {
+        pairs.push(("media types", media_types.join(", ")));
     }
     if let Some(s) = &p.stats {
         pairs.push((
@@ -336,7 +337,13 @@ pub fn reloaded(answer: &PluginsReloaded) -> String {
     let rows: Vec<Vec<String>> = answer
         .outcomes
         .iter()
-        .map(|(name, outcome)| vec![name.clone(), outcome.clone()])
+        .map(|(name, outcome)| {
+            let outcome = serde_json::to_value(outcome)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            vec![name.clone(), outcome]
+        })
         .collect();
     table(&[("NAME", Align::Left), ("OUTCOME", Align::Left)], &rows)
 }
@@ -345,17 +352,17 @@ pub fn reloaded(answer: &PluginsReloaded) -> String {
 /// chunks as a table with an excerpt of each.
 pub fn invocation(inv: &Invocation) -> String {
     let mut out = String::new();
-    if inv.kind == "loader" {
-        let rows: Vec<Vec<String>> = inv
-            .chunks
+    if inv.kind == PluginKind::Loader {
+        let chunks = inv.chunks.as_deref().unwrap_or_default();
+        let rows: Vec<Vec<String>> = chunks
             .iter()
             .enumerate()
             .map(|(i, c)| {
                 vec![
                     i.to_string(),
                     c.text.chars().count().to_string(),
-                    c.metadata["heading_path"]
-                        .as_str()
+                    c.metadata
+                        .get("heading_path")
                         .map_or_else(|| "-".to_owned(), |h| cut(h, 40)),
                     cut(&one_line(&c.text), 60),
                 ]
@@ -373,13 +380,13 @@ pub fn invocation(inv: &Invocation) -> String {
         let _ = writeln!(
             out,
             "({} chunks from {} {} in {:.1} ms)",
-            inv.chunks.len(),
+            chunks.len(),
             inv.plugin,
             inv.version,
             inv.duration_ms
         );
     } else {
-        let output = inv.output.clone().unwrap_or(Value::Null);
+        let output = inv.output.as_ref().map_or(Value::Null, |o| o.to_value());
         let text = serde_json::to_string_pretty(&output).unwrap_or_else(|_| output.to_string());
         let _ = writeln!(out, "{text}");
         let _ = writeln!(
@@ -426,15 +433,40 @@ pub fn keys(keys: &[KeyInfo]) -> String {
 pub fn health(h: &Health) -> String {
     let mut out = format!("status   {}\nversion  {}\n", h.status, h.version);
     let _ = writeln!(out, "uptime   {:.0} s\n", h.uptime_s);
-    let rows: Vec<Vec<String>> = h
-        .checks
-        .iter()
-        .map(|(name, c)| {
+    let c = &h.checks;
+    let checks: [(&str, bool, Option<&str>, Option<&str>); 5] = [
+        ("plugins", c.plugins.ready, None, None),
+        (
+            "store",
+            c.store.ready,
+            Some(c.store.backend.as_str()),
+            c.store.error.as_deref(),
+        ),
+        (
+            "queue",
+            c.queue.ready,
+            Some(c.queue.backend.as_str()),
+            c.queue.error.as_deref(),
+        ),
+        ("kv", c.kv.ready, Some(c.kv.backend.as_str()), None),
+        (
+            "knowledge",
+            c.knowledge.ready,
+            c.knowledge.backend.as_deref(),
+            c.knowledge.error.as_deref(),
+        ),
+    ];
+    let mut checks = checks.to_vec();
+    // By name, as before.
+    checks.sort_by_key(|(name, ..)| *name);
+    let rows: Vec<Vec<String>> = checks
+        .into_iter()
+        .map(|(name, ready, backend, error)| {
             vec![
-                name.clone(),
-                if c.ready { "yes" } else { "no" }.to_owned(),
-                opt(c.backend.as_deref()),
-                opt(c.error.as_deref()),
+                name.to_owned(),
+                if ready { "yes" } else { "no" }.to_owned(),
+                opt(backend),
+                opt(error),
             ]
         })
         .collect();

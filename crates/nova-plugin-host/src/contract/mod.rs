@@ -8,3 +8,21 @@
 //! `Runtime::prepare`).
 
 pub mod v0_1;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::PluginKind;
+use crate::sandbox::HostState;
+
+/// Adds every interface a plugin of `kind` may import to `linker`: the
+/// standard WASI ones, then each contract version's world. A new
+/// interface is one line here, beside its module.
+pub(crate) fn link(linker: &mut Linker<HostState>, kind: PluginKind) -> wasmtime::Result<()> {
+    // Guests built for wasip2 import wasi:cli and wasi:io through std even
+    // when they use neither; the sandbox decides what those reach.
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    match kind {
+        PluginKind::Loader => v0_1::loader::Loader::add_to_linker::<_, HasSelf<_>>(linker, |s| s),
+        PluginKind::Step => v0_1::step::Step::add_to_linker::<_, HasSelf<_>>(linker, |s| s),
+    }
+}
