@@ -48,8 +48,12 @@ _collect manifest from dest:
 build: toolchain
     cargo build --release --workspace --all-targets
 
+# The `nova` binary alone: what `just run` needs (`just build` adds the tests and benches, with the same features, so nothing builds twice).
+nova: toolchain
+    cargo build --release -p nova --bin nova
+
 # Build and start `nova serve` on the embedded defaults, with the shipped plugins (fetches the model when missing).
-run *args: plugins build model
+run *args: plugins nova model
     NOVA_PLUGINS_DIR="${NOVA_PLUGINS_DIR:-{{root}}/build/plugins}" "{{nova}}" serve {{args}}
 
 # Start the local Postgres and Redis the tests use, if they are not running.
