@@ -293,7 +293,7 @@ pub struct HttpSettings {
 #[serde(deny_unknown_fields)]
 pub struct KnowledgeSettings {
     /// Load the embedding model and serve the knowledge base [default: true].
-    #[arg(id = "knowledge", long = "knowledge", env = "NOVA_KNOWLEDGE", action = clap::ArgAction::Set)]
+    #[arg(id = "knowledge", long = "knowledge", env = "NOVA_KNOWLEDGE", value_name = "BOOL", action = clap::ArgAction::Set)]
     pub enabled: Option<bool>,
     /// Embedding model: a BERT-family model directory in Hugging Face
     /// layout [default: models/all-MiniLM-L6-v2, fetched by `just model`].
@@ -314,6 +314,7 @@ pub struct KnowledgeSettings {
     /// How long query answers are cached, in seconds; 0 turns it off [default: 300].
     #[arg(
         id = "rag_cache_ttl_s",
+        value_name = "RAG_CACHE_TTL_S",
         long = "rag-cache-ttl-s",
         env = "NOVA_RAG_CACHE_TTL_S"
     )]
@@ -322,6 +323,7 @@ pub struct KnowledgeSettings {
     /// limit off [default: 50].
     #[arg(
         id = "rag_rate_limit",
+        value_name = "RAG_RATE_LIMIT",
         long = "rag-rate-limit",
         env = "NOVA_RAG_RATE_LIMIT"
     )]
@@ -329,6 +331,7 @@ pub struct KnowledgeSettings {
     /// Requests a client may make at once before the rate applies [default: 100].
     #[arg(
         id = "rag_rate_burst",
+        value_name = "RAG_RATE_BURST",
         long = "rag-rate-burst",
         env = "NOVA_RAG_RATE_BURST"
     )]
@@ -375,6 +378,7 @@ pub struct PluginSettings {
     /// Default wall-clock limit of one plugin call, in ms [default: 10000].
     #[arg(
         id = "plugin_timeout_ms",
+        value_name = "PLUGIN_TIMEOUT_MS",
         long = "plugin-timeout-ms",
         env = "NOVA_PLUGIN_TIMEOUT_MS"
     )]
@@ -382,6 +386,7 @@ pub struct PluginSettings {
     /// Default memory limit of one plugin instance, in MiB [default: 128].
     #[arg(
         id = "plugin_memory_mb",
+        value_name = "PLUGIN_MEMORY_MB",
         long = "plugin-memory-mb",
         env = "NOVA_PLUGIN_MEMORY_MB"
     )]
@@ -395,6 +400,7 @@ pub struct PluginSettings {
     /// Plugin instances that may run at once [default: 64].
     #[arg(
         id = "plugin_concurrency",
+        value_name = "PLUGIN_CONCURRENCY",
         long = "plugin-concurrency",
         env = "NOVA_PLUGIN_CONCURRENCY"
     )]
