@@ -908,6 +908,17 @@ pub enum ReloadOutcome {
     Removed,
 }
 
+impl fmt::Display for ReloadOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ReloadOutcome::Loaded => "loaded",
+            ReloadOutcome::Unchanged => "unchanged",
+            ReloadOutcome::Rejected => "rejected",
+            ReloadOutcome::Removed => "removed",
+        })
+    }
+}
+
 /// The answer to `POST /admin/plugins/reload`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

@@ -1,6 +1,8 @@
 //! The Markdown loader on any document.
 #![no_main]
 
+mod common;
+
 use libfuzzer_sys::fuzz_target;
 use nova_markdown::split;
 
@@ -9,20 +11,10 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let sections = split::split("doc.md", text);
-    let out: usize = sections
-        .iter()
-        .map(|s| {
-            s.text.len()
-                + s.metadata
-                    .iter()
-                    .map(|(k, v)| k.len() + v.len())
-                    .sum::<usize>()
-        })
-        .sum();
-    // Heading paths repeat on every section: bounded, not quadratic.
-    assert!(
-        out <= 64 * data.len() + 4096,
-        "{out} bytes from {}",
-        data.len()
+    common::assert_sections_bounded(
+        data.len(),
+        sections
+            .iter()
+            .map(|s| (s.text.as_str(), s.metadata.as_slice())),
     );
 });

@@ -42,15 +42,8 @@ pub struct Rejection {
     transient: bool,
 }
 
-/// What a sync of one name did.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SyncOutcome {
-    Loaded,
-    Unchanged,
-    Rejected,
-    Removed,
-}
+/// What a sync of one name did: the wire type the reload answer carries.
+pub use nova_client::ReloadOutcome as SyncOutcome;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {

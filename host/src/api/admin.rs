@@ -13,19 +13,10 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::auth::{Need, scope};
 use super::error::{ApiError, ErrorBody};
-use crate::plugins::{Plugin, PluginKind, Slot, SyncOutcome, valid_name};
+use crate::plugins::{Plugin, PluginKind, Slot, valid_name};
 use crate::store::RawJson;
 use crate::time::rfc3339;
 use nova_client::types as wire;
-
-fn outcome(o: &SyncOutcome) -> wire::ReloadOutcome {
-    match o {
-        SyncOutcome::Loaded => wire::ReloadOutcome::Loaded,
-        SyncOutcome::Unchanged => wire::ReloadOutcome::Unchanged,
-        SyncOutcome::Rejected => wire::ReloadOutcome::Rejected,
-        SyncOutcome::Removed => wire::ReloadOutcome::Removed,
-    }
-}
 
 /// The plugin name path parameter.
 const NAME: &str = "The plugin's name: lowercase letters, digits, '-' and '_', at most 64";
@@ -104,12 +95,8 @@ pub async fn reload(
     _: Need<scope::Admin>,
     State(state): State<AppState>,
 ) -> Json<wire::PluginsReloaded> {
-    let outcomes = state.registry.rescan().await;
     Json(wire::PluginsReloaded {
-        outcomes: outcomes
-            .iter()
-            .map(|(n, o)| (n.clone(), outcome(o)))
-            .collect(),
+        outcomes: state.registry.rescan().await,
         plugins: entries(&state),
     })
 }

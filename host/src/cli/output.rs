@@ -337,13 +337,7 @@ pub fn reloaded(answer: &PluginsReloaded) -> String {
     let rows: Vec<Vec<String>> = answer
         .outcomes
         .iter()
-        .map(|(name, outcome)| {
-            let outcome = serde_json::to_value(outcome)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_default();
-            vec![name.clone(), outcome]
-        })
+        .map(|(name, outcome)| vec![name.clone(), outcome.to_string()])
         .collect();
     table(&[("NAME", Align::Left), ("OUTCOME", Align::Left)], &rows)
 }

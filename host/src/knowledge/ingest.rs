@@ -151,15 +151,16 @@ impl Ingestor {
 
     /// The report of ingest `id`, and whether it is still running.
     pub fn report(&self, id: Uuid) -> Option<(Report, bool)> {
+        let id = id.to_string();
         let status = self.status.lock();
-        if let Some(running) = status.running.as_ref().filter(|r| r.id == id.to_string()) {
+        if let Some(running) = status.running.as_ref().filter(|r| r.id == id) {
             return Some((running.clone(), true));
         }
         status
             .recent
             .iter()
             .rev()
-            .find(|r| r.id == id.to_string())
+            .find(|r| r.id == id)
             .map(|r| (r.clone(), false))
     }
 

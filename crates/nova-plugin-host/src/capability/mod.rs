@@ -81,9 +81,4 @@ impl Capabilities {
             CapabilityError::Unavailable(format!("{what} is not available on this host"))
         })
     }
-
-    /// Whether a `T` was lent.
-    pub fn has<T: ?Sized + Send + Sync + 'static>(&self) -> bool {
-        self.0.contains_key(&TypeId::of::<T>())
-    }
 }
