@@ -20,7 +20,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use fred::prelude::KeysInterface;
+use async_trait::async_trait;
+use fred::prelude::{ClientLike, KeysInterface};
 use fred::types::scripts::Script;
 
 use crate::redis::Connection;
@@ -45,6 +46,10 @@ pub enum KvError {
     Full(KvQuota),
     #[error("kv store unavailable: {0}")]
     Redis(String),
+    #[error("the value of {0:?} is not a decimal number, so it cannot be incremented")]
+    NotANumber(String),
+    #[error("incrementing {0:?} would pass 9223372036854775807")]
+    Overflow(String),
 }
 
 struct Entry {
@@ -97,13 +102,44 @@ impl Namespace {
 /// A handle to the store; clones share it.
 #[derive(Clone)]
 pub struct Kv {
-    backend: Backend,
+    backend: Arc<dyn Backend>,
 }
 
-#[derive(Clone)]
-enum Backend {
-    InProcess(Arc<Mutex<HashMap<String, Namespace>>>),
-    Redis(Arc<RedisKv>),
+/// Where the entries live: this process ([`InProcessKv`]) or Redis
+/// ([`RedisKv`]). [`Kv`] checks keys and values before either sees them.
+#[async_trait]
+trait Backend: Send + Sync {
+    /// "in-process" or "redis".
+    fn name(&self) -> &'static str;
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError>;
+    async fn set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+        quota: KvQuota,
+    ) -> Result<(), KvError>;
+    async fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError>;
+    async fn list(
+        &self,
+        namespace: &str,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<(Vec<String>, Option<u64>), KvError>;
+    async fn increment(
+        &self,
+        namespace: &str,
+        key: &str,
+        delta: i64,
+        quota: KvQuota,
+    ) -> Result<u64, KvError>;
+}
+
+/// Entries in this process's memory, per namespace.
+#[derive(Default)]
+struct InProcessKv {
+    map: Mutex<HashMap<String, Namespace>>,
 }
 
 struct RedisKv {
@@ -111,7 +147,50 @@ struct RedisKv {
     prefix: String,
     set: Script,
     delete: Script,
+    increment: Script,
 }
+
+/// Adds to a key's decimal value within its plugin's quota, and keeps the
+/// usage hash in step. KEYS: the key, the usage hash. ARGV: the plugin's
+/// key, the delta, the quota's keys and bytes. Returns {1, new value as
+/// text}, {-1, ""} when the value is not a decimal number, {0, ""} when a
+/// new key is over the quota. The key's expiry is kept.
+const INCREMENT_LUA: &str = r#"
+local field = 'k:' .. ARGV[1]
+local current = redis.call('GET', KEYS[1])
+if current and not string.match(current, '^%d+$') then
+  return {-1, ''}
+end
+local entry = redis.call('HGET', KEYS[2], field)
+local old, expires = nil, '0'
+if entry and current then
+  local s, e = string.match(entry, '^(%d+) (%d+)$')
+  old, expires = tonumber(s), e
+end
+if not old then
+  if entry then
+    -- The key expired or was evicted: forget its old entry.
+    local s = tonumber(string.match(entry, '^(%d+) '))
+    redis.call('HDEL', KEYS[2], field)
+    redis.call('HINCRBY', KEYS[2], '#keys', -1)
+    redis.call('HINCRBY', KEYS[2], '#bytes', -s)
+  end
+  local keys = tonumber(redis.call('HGET', KEYS[2], '#keys') or '0')
+  local bytes = tonumber(redis.call('HGET', KEYS[2], '#bytes') or '0')
+  if keys + 1 > tonumber(ARGV[3]) or bytes + string.len(ARGV[1]) + 20 > tonumber(ARGV[4]) then
+    return {0, ''}
+  end
+end
+redis.call('INCRBY', KEYS[1], ARGV[2])
+local value = redis.call('GET', KEYS[1])
+local size = string.len(ARGV[1]) + string.len(value)
+redis.call('HSET', KEYS[2], field, size .. ' ' .. expires)
+if not old then
+  redis.call('HINCRBY', KEYS[2], '#keys', 1)
+end
+redis.call('HINCRBY', KEYS[2], '#bytes', size - (old or 0))
+return {1, value}
+"#;
 
 /// Sets a key within its plugin's quota, and records it in the usage hash.
 /// KEYS: the key, the usage hash. ARGV: the plugin's key, the value, the
@@ -207,7 +286,7 @@ return redis.call('DEL', KEYS[1])
 impl Default for Kv {
     fn default() -> Self {
         Kv {
-            backend: Backend::InProcess(Arc::default()),
+            backend: Arc::new(InProcessKv::default()),
         }
     }
 }
@@ -233,35 +312,23 @@ impl Kv {
         }
         tracing::info!(prefix, "kv store on redis");
         Ok(Kv {
-            backend: Backend::Redis(Arc::new(RedisKv {
+            backend: Arc::new(RedisKv {
                 conn,
                 prefix: prefix.to_owned(),
                 set: Script::from_lua(SET_LUA),
                 delete: Script::from_lua(DELETE_LUA),
-            })),
+                increment: Script::from_lua(INCREMENT_LUA),
+            }),
         })
     }
 
     pub fn backend(&self) -> &'static str {
-        match self.backend {
-            Backend::InProcess(_) => "in-process",
-            Backend::Redis(_) => "redis",
-        }
+        self.backend.name()
     }
 
     pub async fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         check_key(key)?;
-        let map = match &self.backend {
-            Backend::InProcess(map) => map,
-            Backend::Redis(redis) => return redis.get(namespace, key).await,
-        };
-        let now = Instant::now();
-        let map = lock(map);
-        Ok(map
-            .get(namespace)
-            .and_then(|ns| ns.entries.get(key))
-            .filter(|e| e.live(now))
-            .map(|e| e.value.clone()))
+        self.backend.get(namespace, key).await
     }
 
     /// Sets `key` of `namespace`, within its `quota`.
@@ -277,12 +344,75 @@ impl Kv {
         if value.len() > MAX_VALUE_BYTES {
             return Err(KvError::ValueTooLarge(value.len()));
         }
-        let map = match &self.backend {
-            Backend::InProcess(map) => map,
-            Backend::Redis(redis) => return redis.set(namespace, key, value, ttl, quota).await,
-        };
+        self.backend.set(namespace, key, value, ttl, quota).await
+    }
+
+    pub async fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError> {
+        check_key(key)?;
+        self.backend.delete(namespace, key).await
+    }
+
+    /// About `limit` live keys of `namespace` from `cursor` (None: the
+    /// start), and the next page's cursor (None: the last page).
+    pub async fn list(
+        &self,
+        namespace: &str,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<(Vec<String>, Option<u64>), KvError> {
+        self.backend.list(namespace, cursor, limit.max(1)).await
+    }
+
+    /// Adds `delta` to `key`'s decimal value (missing: 0), atomically.
+    /// Values are kept as decimal text and stay within a signed 64-bit
+    /// integer (Redis' INCRBY).
+    pub async fn increment(
+        &self,
+        namespace: &str,
+        key: &str,
+        delta: u64,
+        quota: KvQuota,
+    ) -> Result<u64, KvError> {
+        check_key(key)?;
+        let delta = i64::try_from(delta).map_err(|_| KvError::Overflow(key.to_owned()))?;
+        self.backend.increment(namespace, key, delta, quota).await
+    }
+}
+
+impl InProcessKv {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Namespace>> {
+        // A panic while holding this lock cannot leave a map half-written
+        // in a way that matters, so a poisoned lock is still usable.
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl Backend for InProcessKv {
+    fn name(&self) -> &'static str {
+        "in-process"
+    }
+
+    async fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
         let now = Instant::now();
-        let mut map = lock(map);
+        Ok(self
+            .lock()
+            .get(namespace)
+            .and_then(|ns| ns.entries.get(key))
+            .filter(|e| e.live(now))
+            .map(|e| e.value.clone()))
+    }
+
+    async fn set(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+        quota: KvQuota,
+    ) -> Result<(), KvError> {
+        let now = Instant::now();
+        let mut map = self.lock();
         let ns = map.entry(namespace.to_owned()).or_default();
         if !ns.fits(key, &value, quota) {
             ns.sweep(now);
@@ -302,27 +432,81 @@ impl Kv {
         Ok(())
     }
 
-    pub async fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError> {
-        check_key(key)?;
-        let map = match &self.backend {
-            Backend::InProcess(map) => map,
-            Backend::Redis(redis) => return redis.delete(namespace, key).await,
-        };
+    async fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError> {
         let now = Instant::now();
-        let mut map = lock(map);
-        Ok(map
+        Ok(self
+            .lock()
             .get_mut(namespace)
             .and_then(|ns| ns.remove(key))
             .is_some_and(|e| e.live(now)))
     }
-}
 
-fn lock(
-    map: &Mutex<HashMap<String, Namespace>>,
-) -> std::sync::MutexGuard<'_, HashMap<String, Namespace>> {
-    // A panic while holding this lock cannot leave a map half-written
-    // in a way that matters, so a poisoned lock is still usable.
-    map.lock().unwrap_or_else(|p| p.into_inner())
+    async fn list(
+        &self,
+        namespace: &str,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<(Vec<String>, Option<u64>), KvError> {
+        let now = Instant::now();
+        let map = self.lock();
+        let Some(ns) = map.get(namespace) else {
+            return Ok((Vec::new(), None));
+        };
+        let mut keys: Vec<&String> = ns
+            .entries
+            .iter()
+            .filter(|(_, e)| e.live(now))
+            .map(|(k, _)| k)
+            .collect();
+        keys.sort();
+        let start = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX);
+        let page: Vec<String> = keys
+            .iter()
+            .skip(start)
+            .take(limit as usize)
+            .map(|k| (*k).clone())
+            .collect();
+        let end = start.saturating_add(page.len());
+        let next = (end < keys.len()).then_some(end as u64);
+        Ok((page, next))
+    }
+
+    async fn increment(
+        &self,
+        namespace: &str,
+        key: &str,
+        delta: i64,
+        quota: KvQuota,
+    ) -> Result<u64, KvError> {
+        let now = Instant::now();
+        let mut map = self.lock();
+        let ns = map.entry(namespace.to_owned()).or_default();
+        let (current, expires) = match ns.entries.get(key).filter(|e| e.live(now)) {
+            Some(e) => (
+                std::str::from_utf8(&e.value)
+                    .ok()
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .filter(|n| *n >= 0)
+                    .ok_or_else(|| KvError::NotANumber(key.to_owned()))?,
+                e.expires,
+            ),
+            None => (0, None),
+        };
+        let next = current
+            .checked_add(delta)
+            .ok_or_else(|| KvError::Overflow(key.to_owned()))?;
+        let value = next.to_string().into_bytes();
+        if !ns.fits(key, &value, quota) {
+            ns.sweep(now);
+            if !ns.fits(key, &value, quota) {
+                return Err(KvError::Full(quota));
+            }
+        }
+        ns.remove(key);
+        ns.bytes += key.len() + value.len();
+        ns.entries.insert(key.to_owned(), Entry { value, expires });
+        Ok(next as u64)
+    }
 }
 
 impl RedisKv {
@@ -334,6 +518,13 @@ impl RedisKv {
 
     fn usage(&self, namespace: &str) -> String {
         format!("{}:kvusage:{namespace}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl Backend for RedisKv {
+    fn name(&self) -> &'static str {
+        "redis"
     }
 
     async fn get(&self, namespace: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
@@ -385,6 +576,108 @@ impl RedisKv {
         }
     }
 
+    async fn list(
+        &self,
+        namespace: &str,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<(Vec<String>, Option<u64>), KvError> {
+        // The usage hash names every key (`k:<key>` → "<size> <expires>"):
+        // one HSCAN page of it, less the expired entries.
+        let now = now_ms();
+        let reply: fred::types::Value = self
+            .conn
+            .client()
+            .custom(
+                fred::types::CustomCommand::new_static(
+                    "HSCAN",
+                    fred::types::ClusterHash::FirstKey,
+                    false,
+                ),
+                vec![
+                    fred::types::Value::from(self.usage(namespace)),
+                    fred::types::Value::from(cursor.unwrap_or(0).to_string()),
+                    fred::types::Value::from("COUNT"),
+                    fred::types::Value::from(i64::from(limit)),
+                ],
+            )
+            .await
+            .map_err(redis_error)?;
+        let fred::types::Value::Array(parts) = reply else {
+            return Err(KvError::Redis("unexpected HSCAN reply".into()));
+        };
+        let next = parts
+            .first()
+            .and_then(|c| c.as_string())
+            .and_then(|c| c.parse::<u64>().ok())
+            .unwrap_or(0);
+        let fields = match parts.get(1) {
+            Some(fred::types::Value::Array(fields)) => fields.clone(),
+            _ => Vec::new(),
+        };
+        let mut keys = Vec::new();
+        for pair in fields.chunks(2) {
+            let (Some(field), Some(entry)) = (
+                pair.first().and_then(|f| f.as_string()),
+                pair.get(1).and_then(|e| e.as_string()),
+            ) else {
+                continue;
+            };
+            let Some(key) = field.strip_prefix("k:") else {
+                continue;
+            };
+            let expires: i64 = entry
+                .split_once(' ')
+                .and_then(|(_, e)| e.parse().ok())
+                .unwrap_or(0);
+            if expires == 0 || expires > now {
+                keys.push(key.to_owned());
+            }
+        }
+        Ok((keys, (next != 0).then_some(next)))
+    }
+
+    async fn increment(
+        &self,
+        namespace: &str,
+        key: &str,
+        delta: i64,
+        quota: KvQuota,
+    ) -> Result<u64, KvError> {
+        let answer: Vec<fred::types::Value> = self
+            .increment
+            .evalsha_with_reload(
+                self.conn.client(),
+                vec![self.key(namespace, key), self.usage(namespace)],
+                vec![
+                    fred::types::Value::from(key),
+                    fred::types::Value::from(delta),
+                    fred::types::Value::from(clamp(quota.keys)),
+                    fred::types::Value::from(clamp(quota.bytes)),
+                ],
+            )
+            .await
+            .map_err(|e| {
+                if e.to_string().contains("overflow") {
+                    KvError::Overflow(key.to_owned())
+                } else {
+                    redis_error(e)
+                }
+            })?;
+        let status = answer.first().and_then(|v| v.as_i64()).unwrap_or(0);
+        let value = answer
+            .get(1)
+            .and_then(|v| v.as_string())
+            .unwrap_or_default();
+        match status {
+            1 => value
+                .parse::<u64>()
+                .map_err(|_| KvError::NotANumber(key.to_owned())),
+            -1 => Err(KvError::NotANumber(key.to_owned())),
+            _ => Err(KvError::Full(quota)),
+        }
+    }
+
     async fn delete(&self, namespace: &str, key: &str) -> Result<bool, KvError> {
         let removed: i64 = self
             .delete
@@ -402,6 +695,14 @@ impl RedisKv {
 /// Lua numbers are doubles: a quota beyond 2^53 is as good as none.
 fn clamp(n: u64) -> i64 {
     n.min(1 << 53) as i64
+}
+
+/// Unix milliseconds, as the usage hash records expiries.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn redis_error(e: fred::error::Error) -> KvError {
@@ -498,5 +799,106 @@ mod tests {
         .unwrap();
         tokio::time::sleep(Duration::from_millis(30)).await;
         kv.set("c", "u", vec![1; 90], None, quota).await.unwrap();
+    }
+
+    /// Both backends: the in-process map and the local Redis (the test
+    /// fails when Redis is not running: `just services`).
+    async fn backends() -> Vec<Kv> {
+        let url = std::env::var("NOVA_TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+        let prefix = format!(
+            "kvtest-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        );
+        let redis = Kv::redis(&url, &prefix).await.expect("the local Redis");
+        vec![Kv::in_process(), redis]
+    }
+
+    #[tokio::test]
+    async fn keys_list_in_pages_and_increment_atomically() {
+        for kv in backends().await {
+            let name = kv.backend();
+            for i in 0..25 {
+                kv.set("p", &format!("k{i:02}"), b"v".to_vec(), None, QUOTA)
+                    .await
+                    .unwrap();
+            }
+            kv.set("other", "hidden", b"v".to_vec(), None, QUOTA)
+                .await
+                .unwrap();
+            kv.set(
+                "p",
+                "gone",
+                b"v".to_vec(),
+                Some(Duration::from_millis(1)),
+                QUOTA,
+            )
+            .await
+            .unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let mut all = Vec::new();
+            let mut cursor = None;
+            for _ in 0..100 {
+                let (keys, next) = kv.list("p", cursor, 10).await.unwrap();
+                all.extend(keys);
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            all.sort();
+            all.dedup();
+            let want: Vec<String> = (0..25).map(|i| format!("k{i:02}")).collect();
+            assert_eq!(all, want, "{name}: live keys of this namespace only");
+
+            assert_eq!(kv.increment("p", "n", 5, QUOTA).await.unwrap(), 5, "{name}");
+            assert_eq!(
+                kv.increment("p", "n", 7, QUOTA).await.unwrap(),
+                12,
+                "{name}"
+            );
+            assert_eq!(
+                kv.get("p", "n").await.unwrap(),
+                Some(b"12".to_vec()),
+                "{name}"
+            );
+            assert!(
+                matches!(
+                    kv.increment("p", "k00", 1, QUOTA).await,
+                    Err(KvError::NotANumber(_))
+                ),
+                "{name}"
+            );
+            kv.set("p", "max", b"9223372036854775807".to_vec(), None, QUOTA)
+                .await
+                .unwrap();
+            assert!(
+                matches!(
+                    kv.increment("p", "max", 1, QUOTA).await,
+                    Err(KvError::Overflow(_))
+                ),
+                "{name}"
+            );
+            let tight = KvQuota {
+                keys: 1,
+                bytes: 1 << 20,
+            };
+            assert!(
+                matches!(kv.increment("q", "a", 1, tight).await, Ok(1)),
+                "{name}"
+            );
+            assert!(
+                matches!(
+                    kv.increment("q", "b", 1, tight).await,
+                    Err(KvError::Full(_))
+                ),
+                "{name}: a new key over the quota"
+            );
+            assert_eq!(kv.increment("q", "a", 1, tight).await.unwrap(), 2, "{name}");
+        }
     }
 }

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use fred::types::scripts::Script;
 use parking_lot::Mutex;
 
@@ -59,16 +60,28 @@ pub enum Verdict {
 #[derive(Clone)]
 pub struct RateLimiter {
     config: RateConfig,
-    backend: Arc<Backend>,
+    backend: Arc<dyn Backend>,
 }
 
-enum Backend {
-    Memory(Mutex<HashMap<String, Bucket>>),
-    Redis {
-        connection: Arc<Connection>,
-        prefix: String,
-        script: Script,
-    },
+/// Where the buckets live: this process ([`MemoryBuckets`]) or Redis
+/// ([`RedisBuckets`]).
+#[async_trait]
+trait Backend: Send + Sync {
+    /// "memory" or "redis".
+    fn name(&self) -> &'static str;
+    /// Takes a token from `client`'s bucket (`config.rate` > 0).
+    async fn take(&self, client: &str, config: RateConfig) -> Verdict;
+}
+
+#[derive(Default)]
+struct MemoryBuckets {
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+struct RedisBuckets {
+    connection: Arc<Connection>,
+    prefix: String,
+    script: Script,
 }
 
 struct Bucket {
@@ -80,14 +93,14 @@ impl RateLimiter {
     pub fn memory(config: RateConfig) -> Self {
         RateLimiter {
             config,
-            backend: Arc::new(Backend::Memory(Mutex::default())),
+            backend: Arc::new(MemoryBuckets::default()),
         }
     }
 
     pub fn redis(config: RateConfig, connection: Arc<Connection>, prefix: &str) -> Self {
         RateLimiter {
             config,
-            backend: Arc::new(Backend::Redis {
+            backend: Arc::new(RedisBuckets {
                 connection,
                 prefix: prefix.to_owned(),
                 script: Script::from_lua(BUCKET_LUA),
@@ -100,10 +113,7 @@ impl RateLimiter {
     }
 
     pub fn backend(&self) -> &'static str {
-        match &*self.backend {
-            Backend::Memory(_) => "memory",
-            Backend::Redis { .. } => "redis",
-        }
+        self.backend.name()
     }
 
     /// Takes a token from `client`'s bucket.
@@ -111,46 +121,55 @@ impl RateLimiter {
         if !self.enabled() {
             return Verdict::Allow;
         }
-        let RateConfig { rate, burst } = self.config;
-        match &*self.backend {
-            Backend::Memory(buckets) => {
-                let mut buckets = buckets.lock();
-                if buckets.len() >= MAX_BUCKETS {
-                    // Idle long enough to be full again: forgetting them
-                    // changes nothing.
-                    let full_after = Duration::from_secs_f64(burst / rate);
-                    buckets.retain(|_, b| b.at.elapsed() < full_after);
-                }
-                let now = Instant::now();
-                let bucket = buckets.entry(client.to_owned()).or_insert(Bucket {
-                    tokens: burst,
-                    at: now,
-                });
-                take(bucket, now, rate, burst)
-            }
-            Backend::Redis {
-                connection,
-                prefix,
-                script,
-            } => {
-                let key = format!("{prefix}:ratelimit:rag:{client}");
-                let answer: Result<(i64, i64), _> = script
-                    .evalsha_with_reload(
-                        connection.client(),
-                        key,
-                        vec![rate.to_string(), burst.to_string()],
-                    )
-                    .await;
-                match answer {
-                    Ok((1, _)) => Verdict::Allow,
-                    Ok((_, retry_ms)) => {
-                        Verdict::Deny(Duration::from_millis(retry_ms.max(1) as u64))
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "rate limiter unavailable; allowing the request");
-                        Verdict::Allow
-                    }
-                }
+        self.backend.take(client, self.config).await
+    }
+}
+
+#[async_trait]
+impl Backend for MemoryBuckets {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn take(&self, client: &str, RateConfig { rate, burst }: RateConfig) -> Verdict {
+        let mut buckets = self.buckets.lock();
+        if buckets.len() >= MAX_BUCKETS {
+            // Idle long enough to be full again: forgetting them
+            // changes nothing.
+            let full_after = Duration::from_secs_f64(burst / rate);
+            buckets.retain(|_, b| b.at.elapsed() < full_after);
+        }
+        let now = Instant::now();
+        let bucket = buckets.entry(client.to_owned()).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        take(bucket, now, rate, burst)
+    }
+}
+
+#[async_trait]
+impl Backend for RedisBuckets {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn take(&self, client: &str, RateConfig { rate, burst }: RateConfig) -> Verdict {
+        let key = format!("{}:ratelimit:rag:{client}", self.prefix);
+        let answer: Result<(i64, i64), _> = self
+            .script
+            .evalsha_with_reload(
+                self.connection.client(),
+                key,
+                vec![rate.to_string(), burst.to_string()],
+            )
+            .await;
+        match answer {
+            Ok((1, _)) => Verdict::Allow,
+            Ok((_, retry_ms)) => Verdict::Deny(Duration::from_millis(retry_ms.max(1) as u64)),
+            Err(e) => {
+                tracing::warn!(error = %e, "rate limiter unavailable; allowing the request");
+                Verdict::Allow
             }
         }
     }

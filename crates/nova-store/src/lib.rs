@@ -69,16 +69,20 @@ macro_rules! key_columns {
     };
 }
 
+mod backend;
 pub mod fleet;
 mod migrations;
-pub mod postgres;
-pub mod sqlite;
+mod postgres;
+mod sqlite;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use backend::Backend;
 
 pub use nova_client::{RawJson, RunStatus, StepStatus, UnknownStatus};
 
@@ -462,32 +466,23 @@ fn version_text(v: Option<u64>) -> String {
 
 /// The relational store; clones share its connection pools.
 #[derive(Debug, Clone)]
-pub enum Store {
-    Postgres(postgres::PgStore),
-    Sqlite(sqlite::SqliteStore),
-}
-
-/// Calls the same method on whichever backend this is.
-macro_rules! dispatch {
-    ($self:ident . $method:ident ( $($arg:expr),* )) => {
-        match $self {
-            Store::Postgres(s) => s.$method($($arg),*).await,
-            Store::Sqlite(s) => s.$method($($arg),*).await,
-        }
-    };
+pub struct Store {
+    backend: Arc<dyn Backend>,
 }
 
 impl Store {
     /// `postgres://…` (or `postgresql://…`) → Postgres; `sqlite://PATH` or
     /// `sqlite::memory:` → SQLite. Applies the migrations before returning.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Store::Postgres(postgres::PgStore::connect(url).await?))
-        } else if url.starts_with("sqlite:") {
-            Ok(Store::Sqlite(sqlite::SqliteStore::connect(url).await?))
-        } else {
-            Err(StoreError::UnsupportedUrl)
-        }
+        let backend: Arc<dyn Backend> =
+            if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                Arc::new(postgres::PgStore::connect(url).await?)
+            } else if url.starts_with("sqlite:") {
+                Arc::new(sqlite::SqliteStore::connect(url).await?)
+            } else {
+                return Err(StoreError::UnsupportedUrl);
+            };
+        Ok(Store { backend })
     }
 
     /// The embedded default: the SQLite file `data_dir/nova.db`, created
@@ -500,15 +495,13 @@ impl Store {
                 error,
             })?;
         let path = data_dir.join("nova.db");
-        Ok(Store::Sqlite(sqlite::SqliteStore::open(&path).await?))
+        let backend = Arc::new(sqlite::SqliteStore::open(&path).await?);
+        Ok(Store { backend })
     }
 
     /// The Postgres pool, when the store is one several hosts can share.
     pub fn postgres_pool(&self) -> Option<sqlx::PgPool> {
-        match self {
-            Store::Postgres(s) => Some(s.pool().clone()),
-            Store::Sqlite(_) => None,
-        }
+        self.backend.postgres_pool()
     }
 
     /// The plugins shared with the other hosts on this store, as `host`
@@ -518,22 +511,20 @@ impl Store {
             .map(|pool| fleet::Fleet::new(pool, host))
     }
 
+    /// `"postgres"` or `"sqlite"`.
     pub fn backend(&self) -> &'static str {
-        match self {
-            Store::Postgres(_) => "postgres",
-            Store::Sqlite(_) => "sqlite",
-        }
+        self.backend.name()
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        dispatch!(self.ping())
+        self.backend.ping().await
     }
 
     /// Closes the connection pools, waiting for connections in use to be
     /// returned; later calls fail. For a clean shutdown (SQLite checkpoints
     /// its write-ahead log when the last connection closes).
     pub async fn close(&self) {
-        dispatch!(self.close())
+        self.backend.close().await
     }
 
     /// Stores a queued run with its steps (all pending). When the
@@ -546,11 +537,11 @@ impl Store {
             check_json(&step.config, "a step's config")?;
         }
         check_json(&new.input, "the input")?;
-        dispatch!(self.create_run(new))
+        self.backend.create_run(new).await
     }
 
     pub async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
-        dispatch!(self.get_run(id))
+        self.backend.get_run(id).await
     }
 
     /// Deletes up to `limit` finished runs (succeeded, failed or
@@ -561,17 +552,17 @@ impl Store {
         finished_before: i64,
         limit: u32,
     ) -> Result<u64, StoreError> {
-        dispatch!(self.delete_finished(finished_before, limit))
+        self.backend.delete_finished(finished_before, limit).await
     }
 
     /// Only the run's status: one light read, for polling.
     pub async fn status_of(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
-        dispatch!(self.status_of(id))
+        self.backend.status_of(id).await
     }
 
     /// The run submitted with idempotency key `key`, if any.
     pub async fn run_by_idempotency_key(&self, key: &str) -> Result<Option<Run>, StoreError> {
-        dispatch!(self.run_by_idempotency_key(key))
+        self.backend.run_by_idempotency_key(key).await
     }
 
     /// A page of runs, newest first, without their JSON: `limit` (1 to
@@ -584,7 +575,7 @@ impl Store {
                 q.limit
             )));
         }
-        let mut rows: Vec<RunSummary> = dispatch!(self.list_runs(&q))?;
+        let mut rows: Vec<RunSummary> = self.backend.list_runs(&q).await?;
         let found = rows.len();
         let mut used = 0u64;
         let mut keep = 0;
@@ -620,11 +611,13 @@ impl Store {
             return Ok(());
         }
         let ids: Vec<RunId> = page.runs.iter().map(|r| r.id).collect();
-        let mut json: std::collections::HashMap<RunId, (Option<RawJson>, Option<RawJson>)> =
-            dispatch!(self.run_json(&ids, input, output))?
-                .into_iter()
-                .map(|(id, i, o)| (id, (i, o)))
-                .collect();
+        let mut json: std::collections::HashMap<RunId, (Option<RawJson>, Option<RawJson>)> = self
+            .backend
+            .run_json(&ids, input, output)
+            .await?
+            .into_iter()
+            .map(|(id, i, o)| (id, (i, o)))
+            .collect();
         for run in &mut page.runs {
             if let Some((i, o)) = json.remove(&run.id) {
                 run.input = i;
@@ -637,7 +630,7 @@ impl Store {
     /// How many bytes of JSON and error text a run holds, steps included:
     /// what reading it costs. None: no such run.
     pub async fn run_size(&self, id: RunId) -> Result<Option<u64>, StoreError> {
-        let size: Option<Option<i64>> = dispatch!(self.run_size(id))?;
+        let size: Option<Option<i64>> = self.backend.run_size(id).await?;
         Ok(size.map(|s| u64::try_from(s.unwrap_or(0)).unwrap_or(0)))
     }
 
@@ -654,7 +647,7 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<Option<Run>, StoreError> {
-        dispatch!(self.claim_run(id, worker, lease))
+        self.backend.claim_run(id, worker, lease).await
     }
 
     /// `claim_run`, and in the same round trip on Postgres the start of
@@ -669,7 +662,9 @@ impl Store {
         lease: Duration,
         versions: &[(&str, &str)],
     ) -> Result<Option<Claim>, StoreError> {
-        dispatch!(self.claim_and_start(id, worker, lease, versions))
+        self.backend
+            .claim_and_start(id, worker, lease, versions)
+            .await
     }
 
     /// Extends the lease while `worker` still holds it (even if it expired
@@ -681,7 +676,7 @@ impl Store {
         worker: &str,
         lease: Duration,
     ) -> Result<bool, StoreError> {
-        dispatch!(self.renew_lease(id, worker, lease))
+        self.backend.renew_lease(id, worker, lease).await
     }
 
     /// Gives up `worker`'s lease on a running run: it expires now, so any
@@ -703,7 +698,9 @@ impl Store {
         plugin_version: &str,
         worker: &str,
     ) -> Result<u32, StoreError> {
-        dispatch!(self.start_step(id, index, plugin_version, worker))
+        self.backend
+            .start_step(id, index, plugin_version, worker)
+            .await
     }
 
     /// Checkpoints the step's outcome with `finished_at` and `duration_ms`.
@@ -724,7 +721,9 @@ impl Store {
             other => other,
         };
         let duration_ms = finite_ms(duration_ms);
-        dispatch!(self.finish_step(id, index, outcome, duration_ms, worker))
+        self.backend
+            .finish_step(id, index, outcome, duration_ms, worker)
+            .await
     }
 
     /// The last step succeeded: checkpoints it and ends the run as
@@ -743,7 +742,11 @@ impl Store {
     ) -> Result<Option<Run>, StoreError> {
         let output = output.cleaned();
         let duration_ms = finite_ms(duration_ms);
-        if let Some(run) = dispatch!(self.complete_run(id, index, &output, duration_ms, worker))? {
+        if let Some(run) = self
+            .backend
+            .complete_run(id, index, &output, duration_ms, worker)
+            .await?
+        {
             return Ok(Some(run));
         }
         // Refused: the step-by-step path tells why (lease lost, run or
@@ -778,7 +781,7 @@ impl Store {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        dispatch!(self.finished_among(ids))
+        self.backend.finished_among(ids).await
     }
 
     /// Sets a terminal status with output or error and `finished_at`, and
@@ -801,7 +804,9 @@ impl Store {
         }
         let output = output.map(RawJson::cleaned);
         let error = error.map(clean_text);
-        dispatch!(self.finish_run(id, status, output, error, worker))
+        self.backend
+            .finish_run(id, status, output, error, worker)
+            .await
     }
 
     /// A queued run is cancelled at once (with its steps); a running one
@@ -809,13 +814,13 @@ impl Store {
     /// status after the change (a finished one's unchanged), None if
     /// unknown.
     pub async fn request_cancel(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
-        dispatch!(self.request_cancel(id))
+        self.backend.request_cancel(id).await
     }
 
     /// Whether the run should stop: its cancellation was requested, or it
     /// was cancelled. False for an unknown run.
     pub async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError> {
-        dispatch!(self.cancel_requested(id))
+        self.backend.cancel_requested(id).await
     }
 
     /// Runs that need a worker: queued ones created at least `queued_for`
@@ -825,31 +830,31 @@ impl Store {
         queued_for: Duration,
         limit: u32,
     ) -> Result<Vec<RunId>, StoreError> {
-        dispatch!(self.stale_runs(queued_for, limit))
+        self.backend.stale_runs(queued_for, limit).await
     }
 
     /// All queued and running runs, oldest first.
     pub async fn unfinished_runs(&self) -> Result<Vec<RunId>, StoreError> {
-        dispatch!(self.unfinished_runs())
+        self.backend.unfinished_runs().await
     }
 
     /// Every status, with 0 for those no run has. Reads every run: the
     /// finished ones are most of the table.
     pub async fn count_by_status(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError> {
-        let rows: Vec<(String, i64)> = dispatch!(self.count_by_status(false))?;
+        let rows: Vec<(String, i64)> = self.backend.count_by_status(false).await?;
         status_counts(&RunStatus::ALL, rows)
     }
 
     /// Queued and running runs, with 0 when there are none: a range of the
     /// status index, however many finished runs the store keeps.
     pub async fn count_unfinished(&self) -> Result<BTreeMap<RunStatus, u64>, StoreError> {
-        let rows: Vec<(String, i64)> = dispatch!(self.count_by_status(true))?;
+        let rows: Vec<(String, i64)> = self.backend.count_by_status(true).await?;
         status_counts(&[RunStatus::Queued, RunStatus::Running], rows)
     }
 
     pub async fn doc_get(&self, namespace: &str, key: &str) -> Result<Option<Doc>, StoreError> {
         check_doc_key(key)?;
-        dispatch!(self.doc_get(namespace, key))
+        self.backend.doc_get(namespace, key).await
     }
 
     /// Writes a document. `expected_version`: None writes unconditionally;
@@ -879,7 +884,7 @@ impl Store {
             expected,
             quota,
         };
-        dispatch!(self.doc_put(&put))
+        self.backend.doc_put(&put).await
     }
 
     /// [`Store::doc_put`] for JSON text not yet checked (what a plugin
@@ -902,12 +907,12 @@ impl Store {
 
     pub async fn doc_delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
         check_doc_key(key)?;
-        dispatch!(self.doc_delete(namespace, key))
+        self.backend.doc_delete(namespace, key).await
     }
 
     /// What a namespace holds: (documents, bytes of their values).
     pub async fn doc_usage(&self, namespace: &str) -> Result<(u64, u64), StoreError> {
-        let (docs, bytes): (i64, i64) = dispatch!(self.doc_usage(namespace))?;
+        let (docs, bytes): (i64, i64) = self.backend.doc_usage(namespace).await?;
         Ok((to_u64(docs, "documents")?, to_u64(bytes, "bytes")?))
     }
 
@@ -937,7 +942,8 @@ impl Store {
             end: prefix_end(prefix),
             after,
         };
-        let sizes: Vec<(String, i64)> = dispatch!(self.doc_sizes(namespace, &range, limit + 1))?;
+        let sizes: Vec<(String, i64)> =
+            self.backend.doc_sizes(namespace, &range, limit + 1).await?;
         let mut used = 0u64;
         let mut take = 0;
         for (_, size) in sizes.iter().take(limit as usize) {
@@ -952,7 +958,7 @@ impl Store {
             return Ok(DocPage::default());
         };
         let keys: Vec<&str> = sizes[..take].iter().map(|(k, _)| k.as_str()).collect();
-        let docs: Vec<Doc> = dispatch!(self.doc_values(namespace, &keys))?;
+        let docs: Vec<Doc> = self.backend.doc_values(namespace, &keys).await?;
         let next = (sizes.len() > take).then(|| last.clone());
         Ok(DocPage { docs, next })
     }
@@ -961,27 +967,27 @@ impl Store {
 impl Store {
     /// Stores a new API key.
     pub async fn key_insert(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
-        dispatch!(self.key_insert(key))
+        self.backend.key_insert(key).await
     }
 
     /// Every API key, oldest first.
     pub async fn key_list(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
-        dispatch!(self.key_list())
+        self.backend.key_list().await
     }
 
     /// Revokes (deletes) a key; false if there was none with this id.
     pub async fn key_delete(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
-        dispatch!(self.key_delete(id))
+        self.backend.key_delete(id).await
     }
 
     /// The key whose SHA-256 (hex) is `hash`.
     pub async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
-        dispatch!(self.key_by_hash(hash))
+        self.backend.key_by_hash(hash).await
     }
 
     /// Records that key `id` was used at `now` (unix ms).
     pub async fn key_used(&self, id: uuid::Uuid, now: i64) -> Result<(), StoreError> {
-        dispatch!(self.key_used(id, now))
+        self.backend.key_used(id, now).await
     }
 }
 

@@ -18,12 +18,17 @@ use sqlx::Row;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 
+use async_trait::async_trait;
+
+use super::backend::Backend;
 use super::{
     ApiKeyRow, Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, RawJson, Run, RunId, RunRefusal,
     RunStatus, Step, StepOutcome, StepRefusal, StepState, StoreError, duration_ms, migrations,
     now_ms, outcome_columns, run_refusal, run_status, step_status, to_i64, to_u32, to_u64,
 };
-use super::{DocWrite, KeyRange, RunSummary, check_version, over_quota, usage_after};
+use super::{
+    DocWrite, KeyRange, RunSummary, check_version, over_quota, usage_after,
+};
 
 /// Connections per host. Every call is one or two short statements, so a
 /// few connections keep up with many workers; Postgres' own limit (100 by
@@ -115,46 +120,6 @@ impl PgStore {
         Ok(PgStore { pool })
     }
 
-    /// The pool, for the parts of the host that share this database
-    /// (the fleet's plugin store).
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    pub(super) async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
-        Ok(())
-    }
-
-    pub(super) async fn close(&self) {
-        self.pool.close().await;
-    }
-
-    pub(super) async fn create_run(&self, new: NewRun) -> Result<(Run, bool), StoreError> {
-        let id = RunId::now_v7();
-        let now = now_ms();
-        for _ in 0..GUARDED_TRIES {
-            if self.insert_run(id, now, &new).await? {
-                return Ok((Run::queued(id, now, new), true));
-            }
-            // Only the idempotency key can conflict: the run that holds it
-            // was committed before the insert gave way.
-            let existing: Option<RunId> =
-                sqlx::query_scalar("SELECT id FROM runs WHERE idempotency_key = $1")
-                    .bind(&new.idempotency_key)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            if let Some(existing) = existing
-                && let Some(run) = self.get_run(existing).await?
-            {
-                return Ok((run, false));
-            }
-        }
-        Err(StoreError::Invalid(
-            "the idempotency key's run kept disappearing; try again".into(),
-        ))
-    }
-
     /// Inserts the run and its steps in one statement; false if the
     /// idempotency key is taken.
     async fn insert_run(&self, id: RunId, now: i64, new: &NewRun) -> Result<bool, StoreError> {
@@ -203,10 +168,94 @@ impl PgStore {
         Ok(inserted.is_some())
     }
 
-    pub(super) async fn run_by_idempotency_key(
+    async fn step_state(&self, id: RunId, index: i32) -> Result<Option<StepState>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.status, r.lease_owner, s.status AS step_status
+             FROM runs r LEFT JOIN steps s ON s.run_id = r.id AND s.idx = $2
+             WHERE r.id = $1",
+        )
+        .bind(id)
+        .bind(index)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| {
+            Ok(StepState {
+                run_status: run_status(row.try_get("status")?)?,
+                lease_owner: row.try_get("lease_owner")?,
+                step_status: row
+                    .try_get::<Option<&str>, _>("step_status")?
+                    .map(step_status)
+                    .transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn run_state(
         &self,
-        key: &str,
-    ) -> Result<Option<Run>, StoreError> {
+        id: RunId,
+    ) -> Result<Option<(RunStatus, Option<String>)>, StoreError> {
+        let row = sqlx::query("SELECT status, lease_owner FROM runs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| {
+            Ok((
+                run_status(row.try_get("status")?)?,
+                row.try_get("lease_owner")?,
+            ))
+        })
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl Backend for PgStore {
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    /// The pool, for the parts of the host that share this database
+    /// (the fleet's plugin store).
+    fn postgres_pool(&self) -> Option<PgPool> {
+        Some(self.pool.clone())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn create_run(&self, new: NewRun) -> Result<(Run, bool), StoreError> {
+        let id = RunId::now_v7();
+        let now = now_ms();
+        for _ in 0..GUARDED_TRIES {
+            if self.insert_run(id, now, &new).await? {
+                return Ok((Run::queued(id, now, new), true));
+            }
+            // Only the idempotency key can conflict: the run that holds it
+            // was committed before the insert gave way.
+            let existing: Option<RunId> =
+                sqlx::query_scalar("SELECT id FROM runs WHERE idempotency_key = $1")
+                    .bind(&new.idempotency_key)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if let Some(existing) = existing
+                && let Some(run) = self.get_run(existing).await?
+            {
+                return Ok((run, false));
+            }
+        }
+        Err(StoreError::Invalid(
+            "the idempotency key's run kept disappearing; try again".into(),
+        ))
+    }
+
+    async fn run_by_idempotency_key(&self, key: &str) -> Result<Option<Run>, StoreError> {
         let id: Option<RunId> =
             sqlx::query_scalar("SELECT id FROM runs WHERE idempotency_key = $1")
                 .bind(key)
@@ -218,11 +267,7 @@ impl PgStore {
         }
     }
 
-    pub(super) async fn delete_finished(
-        &self,
-        finished_before: i64,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
+    async fn delete_finished(&self, finished_before: i64, limit: u32) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "DELETE FROM runs WHERE id IN (
                  SELECT id FROM runs
@@ -236,7 +281,7 @@ impl PgStore {
         Ok(done.rows_affected())
     }
 
-    pub(super) async fn status_of(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
+    async fn status_of(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -244,7 +289,7 @@ impl PgStore {
         status.as_deref().map(run_status).transpose()
     }
 
-    pub(super) async fn finished_among(&self, ids: &[RunId]) -> Result<Vec<RunId>, StoreError> {
+    async fn finished_among(&self, ids: &[RunId]) -> Result<Vec<RunId>, StoreError> {
         // One probe of the key per id, forced by the lateral subquery (its
         // LIMIT keeps the planner from flattening it into a join): a
         // plain join let a plan made on stale statistics read every
@@ -260,7 +305,7 @@ impl PgStore {
         .await?)
     }
 
-    pub(super) async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+    async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
         let rows = sqlx::query(concat!(
             "WITH run AS (SELECT ",
             run_columns!(),
@@ -276,7 +321,7 @@ impl PgStore {
     /// Up to `limit + 1` summaries (one more tells whether another page
     /// follows), measuring the JSON `q` asks for, in Postgres (lazily: a
     /// `CASE` that is false reads nothing).
-    pub(super) async fn list_runs(&self, q: &ListRuns) -> Result<Vec<RunSummary>, StoreError> {
+    async fn list_runs(&self, q: &ListRuns) -> Result<Vec<RunSummary>, StoreError> {
         let mut query = sqlx::QueryBuilder::<sqlx::Postgres>::new(concat!(
             "SELECT ",
             summary_columns!(),
@@ -310,7 +355,7 @@ impl PgStore {
     }
 
     /// The input and output (as asked) of runs `ids`.
-    pub(super) async fn run_json(
+    async fn run_json(
         &self,
         ids: &[RunId],
         input: bool,
@@ -339,7 +384,7 @@ impl PgStore {
             .collect()
     }
 
-    pub(super) async fn run_size(&self, id: RunId) -> Result<Option<Option<i64>>, StoreError> {
+    async fn run_size(&self, id: RunId) -> Result<Option<Option<i64>>, StoreError> {
         Ok(sqlx::query_scalar(concat!(
             "SELECT (",
             run_size!(),
@@ -350,7 +395,7 @@ impl PgStore {
         .await?)
     }
 
-    pub(super) async fn claim_run(
+    async fn claim_run(
         &self,
         id: RunId,
         worker: &str,
@@ -371,7 +416,7 @@ impl PgStore {
     /// `claim_run`, and the start of the step [`super::step_to_start`]
     /// picks, in one statement: the claim, the attempt, and the read of the
     /// run with its steps (the started one as the update left it).
-    pub(super) async fn claim_and_start(
+    async fn claim_and_start(
         &self,
         id: RunId,
         worker: &str,
@@ -420,7 +465,7 @@ impl PgStore {
         Ok(run_with_steps(&rows)?.map(|run| Claim { run, started }))
     }
 
-    pub(super) async fn renew_lease(
+    async fn renew_lease(
         &self,
         id: RunId,
         worker: &str,
@@ -439,30 +484,7 @@ impl PgStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn step_state(&self, id: RunId, index: i32) -> Result<Option<StepState>, StoreError> {
-        let row = sqlx::query(
-            "SELECT r.status, r.lease_owner, s.status AS step_status
-             FROM runs r LEFT JOIN steps s ON s.run_id = r.id AND s.idx = $2
-             WHERE r.id = $1",
-        )
-        .bind(id)
-        .bind(index)
-        .fetch_optional(&self.pool)
-        .await?;
-        row.map(|row| {
-            Ok(StepState {
-                run_status: run_status(row.try_get("status")?)?,
-                lease_owner: row.try_get("lease_owner")?,
-                step_status: row
-                    .try_get::<Option<&str>, _>("step_status")?
-                    .map(step_status)
-                    .transpose()?,
-            })
-        })
-        .transpose()
-    }
-
-    pub(super) async fn start_step(
+    async fn start_step(
         &self,
         id: RunId,
         index: u32,
@@ -516,7 +538,7 @@ impl PgStore {
         Err(StoreError::LeaseLost)
     }
 
-    pub(super) async fn finish_step(
+    async fn finish_step(
         &self,
         id: RunId,
         index: u32,
@@ -568,24 +590,7 @@ impl PgStore {
         Err(StoreError::LeaseLost)
     }
 
-    async fn run_state(
-        &self,
-        id: RunId,
-    ) -> Result<Option<(RunStatus, Option<String>)>, StoreError> {
-        let row = sqlx::query("SELECT status, lease_owner FROM runs WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|row| {
-            Ok((
-                run_status(row.try_get("status")?)?,
-                row.try_get("lease_owner")?,
-            ))
-        })
-        .transpose()
-    }
-
-    pub(super) async fn complete_run(
+    async fn complete_run(
         &self,
         id: RunId,
         index: u32,
@@ -635,7 +640,7 @@ impl PgStore {
         run_with_steps(&rows)
     }
 
-    pub(super) async fn finish_run(
+    async fn finish_run(
         &self,
         id: RunId,
         status: RunStatus,
@@ -687,7 +692,7 @@ impl PgStore {
         Err(StoreError::LeaseLost)
     }
 
-    pub(super) async fn request_cancel(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
+    async fn request_cancel(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
         // SET expressions read the row as it was, so a queued run becomes
         // cancelled and a running one only gets the request.
         let status: Option<String> = sqlx::query_scalar(
@@ -716,7 +721,7 @@ impl PgStore {
         self.status_of(id).await
     }
 
-    pub(super) async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError> {
+    async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError> {
         let requested: Option<bool> = sqlx::query_scalar(
             "SELECT cancel_requested OR status = 'cancelled' FROM runs WHERE id = $1",
         )
@@ -726,11 +731,7 @@ impl PgStore {
         Ok(requested.unwrap_or(false))
     }
 
-    pub(super) async fn stale_runs(
-        &self,
-        queued_for: Duration,
-        limit: u32,
-    ) -> Result<Vec<RunId>, StoreError> {
+    async fn stale_runs(&self, queued_for: Duration, limit: u32) -> Result<Vec<RunId>, StoreError> {
         let now = now_ms();
         // One branch per status, each a range of the (status, id) index
         // read in id order: the plan cannot drift into walking every run
@@ -754,7 +755,7 @@ impl PgStore {
         .await?)
     }
 
-    pub(super) async fn unfinished_runs(&self) -> Result<Vec<RunId>, StoreError> {
+    async fn unfinished_runs(&self) -> Result<Vec<RunId>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM runs WHERE status IN ('queued', 'running') ORDER BY id",
         )
@@ -763,10 +764,7 @@ impl PgStore {
     }
 
     /// (status, count) of every run, or of the unfinished ones only.
-    pub(super) async fn count_by_status(
-        &self,
-        unfinished: bool,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
+    async fn count_by_status(&self, unfinished: bool) -> Result<Vec<(String, i64)>, StoreError> {
         let sql = if unfinished {
             "SELECT status, COUNT(*) FROM runs WHERE status IN ('queued', 'running')
              GROUP BY status"
@@ -776,7 +774,7 @@ impl PgStore {
         Ok(sqlx::query_as(sql).fetch_all(&self.pool).await?)
     }
 
-    pub(super) async fn key_insert(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
+    async fn key_insert(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, last_used_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -793,7 +791,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn key_list(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+    async fn key_list(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             key_columns!(),
@@ -804,7 +802,7 @@ impl PgStore {
         rows.iter().map(key_from_row).collect()
     }
 
-    pub(super) async fn key_delete(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+    async fn key_delete(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM api_keys WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
@@ -812,7 +810,7 @@ impl PgStore {
         Ok(done.rows_affected() > 0)
     }
 
-    pub(super) async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             key_columns!(),
@@ -824,7 +822,7 @@ impl PgStore {
         row.as_ref().map(key_from_row).transpose()
     }
 
-    pub(super) async fn key_used(&self, id: uuid::Uuid, now: i64) -> Result<(), StoreError> {
+    async fn key_used(&self, id: uuid::Uuid, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE api_keys SET last_used_at = $2 WHERE id = $1")
             .bind(id)
             .bind(now)
@@ -833,11 +831,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn doc_get(
-        &self,
-        namespace: &str,
-        key: &str,
-    ) -> Result<Option<Doc>, StoreError> {
+    async fn doc_get(&self, namespace: &str, key: &str) -> Result<Option<Doc>, StoreError> {
         let row =
             sqlx::query("SELECT key, value, version FROM docs WHERE namespace = $1 AND key = $2")
                 .bind(namespace)
@@ -849,7 +843,7 @@ impl PgStore {
 
     /// One transaction: the namespace's usage row is locked first, so the
     /// writers of one namespace take turns and its quota holds exactly.
-    pub(super) async fn doc_put(&self, w: &DocWrite<'_>) -> Result<u64, StoreError> {
+    async fn doc_put(&self, w: &DocWrite<'_>) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO doc_usage (namespace, docs, bytes) VALUES ($1, 0, 0)
@@ -905,7 +899,7 @@ impl PgStore {
         to_u64(version, "version")
     }
 
-    pub(super) async fn doc_delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+    async fn doc_delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let _: Option<i64> =
             sqlx::query_scalar("SELECT docs FROM doc_usage WHERE namespace = $1 FOR UPDATE")
@@ -932,7 +926,7 @@ impl PgStore {
         Ok(size.is_some())
     }
 
-    pub(super) async fn doc_usage(&self, namespace: &str) -> Result<(i64, i64), StoreError> {
+    async fn doc_usage(&self, namespace: &str) -> Result<(i64, i64), StoreError> {
         let usage: Option<(i64, i64)> =
             sqlx::query_as("SELECT docs, bytes FROM doc_usage WHERE namespace = $1")
                 .bind(namespace)
@@ -942,7 +936,7 @@ impl PgStore {
     }
 
     /// (key, size) of up to `fetch` documents of `range`, by key.
-    pub(super) async fn doc_sizes(
+    async fn doc_sizes(
         &self,
         namespace: &str,
         range: &KeyRange<'_>,
@@ -966,11 +960,7 @@ impl PgStore {
     }
 
     /// The documents of `keys`, by key.
-    pub(super) async fn doc_values(
-        &self,
-        namespace: &str,
-        keys: &[&str],
-    ) -> Result<Vec<Doc>, StoreError> {
+    async fn doc_values(&self, namespace: &str, keys: &[&str]) -> Result<Vec<Doc>, StoreError> {
         let rows = sqlx::query(
             "SELECT key, value, version FROM docs
              WHERE namespace = $1 AND key = ANY($2) ORDER BY key",

@@ -18,13 +18,18 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
+use async_trait::async_trait;
+
+use super::backend::Backend;
 use super::{
     ApiKeyRow, Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, RawJson, Run, RunId, RunRefusal,
     RunStatus, Step, StepOutcome, StepRefusal, StepState, StoreError, duration_ms, migrations,
     now_ms, outcome_columns, run_refusal, run_status, step_status, step_to_start, to_i64, to_u32,
     to_u64,
 };
-use super::{DocWrite, KeyRange, RunSummary, check_version, over_quota, usage_after};
+use super::{
+    DocWrite, KeyRange, RunSummary, check_version, over_quota, usage_after,
+};
 
 /// How long a statement waits for another process' write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -94,17 +99,109 @@ impl SqliteStore {
         Ok(SqliteStore { writer, reader })
     }
 
-    pub(super) async fn ping(&self) -> Result<(), StoreError> {
+    async fn steps_of(&self, id: RunId) -> Result<Vec<Step>, StoreError> {
+        let rows = sqlx::query(concat!(
+            "SELECT ",
+            step_columns!(),
+            " FROM steps WHERE run_id = ?1 ORDER BY idx"
+        ))
+        .bind(id)
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter()
+            .map(|row| step_from_row(row).map(|(_, step)| step))
+            .collect()
+    }
+
+    async fn step_state(&self, id: RunId, index: i64) -> Result<Option<StepState>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.status, r.lease_owner, s.status AS step_status
+             FROM runs r LEFT JOIN steps s ON s.run_id = r.id AND s.idx = ?2
+             WHERE r.id = ?1",
+        )
+        .bind(id)
+        .bind(index)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|row| {
+            Ok(StepState {
+                run_status: run_status(row.try_get("status")?)?,
+                lease_owner: row.try_get("lease_owner")?,
+                step_status: row
+                    .try_get::<Option<&str>, _>("step_status")?
+                    .map(step_status)
+                    .transpose()?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Starts an attempt of step `index` if `worker` holds the run and the
+    /// step is pending or running; the step as it is then. One statement:
+    /// the lease check and the update happen under the same write lock.
+    async fn try_start(
+        &self,
+        id: RunId,
+        index: u32,
+        plugin_version: &str,
+        worker: &str,
+    ) -> Result<Option<Step>, StoreError> {
+        let row = sqlx::query(concat!(
+            "UPDATE steps
+             SET status = 'running', plugin_version = ?3, attempts = attempts + 1,
+                 started_at = COALESCE(started_at, ?5)
+             WHERE run_id = ?1 AND idx = ?2 AND status IN ('pending', 'running')
+               AND EXISTS (SELECT 1 FROM runs
+                           WHERE id = ?1 AND status = 'running' AND lease_owner = ?4)
+             RETURNING ",
+            step_columns!()
+        ))
+        .bind(id)
+        .bind(i64::from(index))
+        .bind(plugin_version)
+        .bind(worker)
+        .bind(now_ms())
+        .fetch_optional(&self.writer)
+        .await?;
+        row.map(|row| step_from_row(&row).map(|(_, step)| step))
+            .transpose()
+    }
+
+    async fn run_state(
+        &self,
+        id: RunId,
+    ) -> Result<Option<(RunStatus, Option<String>)>, StoreError> {
+        let row = sqlx::query("SELECT status, lease_owner FROM runs WHERE id = ?1")
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.map(|row| {
+            Ok((
+                run_status(row.try_get("status")?)?,
+                row.try_get("lease_owner")?,
+            ))
+        })
+        .transpose()
+    }
+}
+
+#[async_trait]
+impl Backend for SqliteStore {
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
 
-    pub(super) async fn close(&self) {
+    async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
     }
 
-    pub(super) async fn create_run(&self, new: NewRun) -> Result<(Run, bool), StoreError> {
+    async fn create_run(&self, new: NewRun) -> Result<(Run, bool), StoreError> {
         let id = RunId::now_v7();
         let now = now_ms();
         let input = new.input.get();
@@ -165,10 +262,7 @@ impl SqliteStore {
         ))
     }
 
-    pub(super) async fn run_by_idempotency_key(
-        &self,
-        key: &str,
-    ) -> Result<Option<Run>, StoreError> {
+    async fn run_by_idempotency_key(&self, key: &str) -> Result<Option<Run>, StoreError> {
         let id: Option<RunId> =
             sqlx::query_scalar("SELECT id FROM runs WHERE idempotency_key = ?1")
                 .bind(key)
@@ -180,11 +274,7 @@ impl SqliteStore {
         }
     }
 
-    pub(super) async fn delete_finished(
-        &self,
-        finished_before: i64,
-        limit: u32,
-    ) -> Result<u64, StoreError> {
+    async fn delete_finished(&self, finished_before: i64, limit: u32) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "DELETE FROM runs WHERE id IN (
                  SELECT id FROM runs
@@ -198,7 +288,7 @@ impl SqliteStore {
         Ok(done.rows_affected())
     }
 
-    pub(super) async fn status_of(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
+    async fn status_of(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
         let status: Option<String> = sqlx::query_scalar("SELECT status FROM runs WHERE id = ?1")
             .bind(id)
             .fetch_optional(&self.reader)
@@ -206,7 +296,7 @@ impl SqliteStore {
         status.as_deref().map(run_status).transpose()
     }
 
-    pub(super) async fn finished_among(&self, ids: &[RunId]) -> Result<Vec<RunId>, StoreError> {
+    async fn finished_among(&self, ids: &[RunId]) -> Result<Vec<RunId>, StoreError> {
         let mut finished = Vec::new();
         // Well under SQLite's limit on bound parameters.
         for ids in ids.chunks(500) {
@@ -225,7 +315,7 @@ impl SqliteStore {
         Ok(finished)
     }
 
-    pub(super) async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
+    async fn get_run(&self, id: RunId) -> Result<Option<Run>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             run_columns!(),
@@ -242,23 +332,9 @@ impl SqliteStore {
         Ok(Some(run))
     }
 
-    async fn steps_of(&self, id: RunId) -> Result<Vec<Step>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            step_columns!(),
-            " FROM steps WHERE run_id = ?1 ORDER BY idx"
-        ))
-        .bind(id)
-        .fetch_all(&self.reader)
-        .await?;
-        rows.iter()
-            .map(|row| step_from_row(row).map(|(_, step)| step))
-            .collect()
-    }
-
     /// Up to `limit + 1` summaries (one more tells whether another page
     /// follows), measuring the JSON `q` asks for.
-    pub(super) async fn list_runs(&self, q: &ListRuns) -> Result<Vec<RunSummary>, StoreError> {
+    async fn list_runs(&self, q: &ListRuns) -> Result<Vec<RunSummary>, StoreError> {
         let mut query = sqlx::QueryBuilder::<sqlx::Sqlite>::new(concat!(
             "SELECT ",
             summary_columns!(),
@@ -292,7 +368,7 @@ impl SqliteStore {
     }
 
     /// The input and output (as asked) of runs `ids`.
-    pub(super) async fn run_json(
+    async fn run_json(
         &self,
         ids: &[RunId],
         input: bool,
@@ -321,7 +397,7 @@ impl SqliteStore {
             .collect()
     }
 
-    pub(super) async fn run_size(&self, id: RunId) -> Result<Option<Option<i64>>, StoreError> {
+    async fn run_size(&self, id: RunId) -> Result<Option<Option<i64>>, StoreError> {
         Ok(
             sqlx::query_scalar(concat!("SELECT ", run_size!(), " FROM runs WHERE id = ?1"))
                 .bind(id)
@@ -330,7 +406,7 @@ impl SqliteStore {
         )
     }
 
-    pub(super) async fn claim_run(
+    async fn claim_run(
         &self,
         id: RunId,
         worker: &str,
@@ -365,7 +441,7 @@ impl SqliteStore {
 
     /// `claim_run`, then the start of the step [`super::step_to_start`]
     /// picks, as the lease holder.
-    pub(super) async fn claim_and_start(
+    async fn claim_and_start(
         &self,
         id: RunId,
         worker: &str,
@@ -393,7 +469,7 @@ impl SqliteStore {
         }))
     }
 
-    pub(super) async fn renew_lease(
+    async fn renew_lease(
         &self,
         id: RunId,
         worker: &str,
@@ -412,61 +488,7 @@ impl SqliteStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn step_state(&self, id: RunId, index: i64) -> Result<Option<StepState>, StoreError> {
-        let row = sqlx::query(
-            "SELECT r.status, r.lease_owner, s.status AS step_status
-             FROM runs r LEFT JOIN steps s ON s.run_id = r.id AND s.idx = ?2
-             WHERE r.id = ?1",
-        )
-        .bind(id)
-        .bind(index)
-        .fetch_optional(&self.reader)
-        .await?;
-        row.map(|row| {
-            Ok(StepState {
-                run_status: run_status(row.try_get("status")?)?,
-                lease_owner: row.try_get("lease_owner")?,
-                step_status: row
-                    .try_get::<Option<&str>, _>("step_status")?
-                    .map(step_status)
-                    .transpose()?,
-            })
-        })
-        .transpose()
-    }
-
-    /// Starts an attempt of step `index` if `worker` holds the run and the
-    /// step is pending or running; the step as it is then. One statement:
-    /// the lease check and the update happen under the same write lock.
-    async fn try_start(
-        &self,
-        id: RunId,
-        index: u32,
-        plugin_version: &str,
-        worker: &str,
-    ) -> Result<Option<Step>, StoreError> {
-        let row = sqlx::query(concat!(
-            "UPDATE steps
-             SET status = 'running', plugin_version = ?3, attempts = attempts + 1,
-                 started_at = COALESCE(started_at, ?5)
-             WHERE run_id = ?1 AND idx = ?2 AND status IN ('pending', 'running')
-               AND EXISTS (SELECT 1 FROM runs
-                           WHERE id = ?1 AND status = 'running' AND lease_owner = ?4)
-             RETURNING ",
-            step_columns!()
-        ))
-        .bind(id)
-        .bind(i64::from(index))
-        .bind(plugin_version)
-        .bind(worker)
-        .bind(now_ms())
-        .fetch_optional(&self.writer)
-        .await?;
-        row.map(|row| step_from_row(&row).map(|(_, step)| step))
-            .transpose()
-    }
-
-    pub(super) async fn start_step(
+    async fn start_step(
         &self,
         id: RunId,
         index: u32,
@@ -497,7 +519,7 @@ impl SqliteStore {
         Err(StoreError::LeaseLost)
     }
 
-    pub(super) async fn finish_step(
+    async fn finish_step(
         &self,
         id: RunId,
         index: u32,
@@ -542,24 +564,7 @@ impl SqliteStore {
         Err(StoreError::LeaseLost)
     }
 
-    async fn run_state(
-        &self,
-        id: RunId,
-    ) -> Result<Option<(RunStatus, Option<String>)>, StoreError> {
-        let row = sqlx::query("SELECT status, lease_owner FROM runs WHERE id = ?1")
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?;
-        row.map(|row| {
-            Ok((
-                run_status(row.try_get("status")?)?,
-                row.try_get("lease_owner")?,
-            ))
-        })
-        .transpose()
-    }
-
-    pub(super) async fn complete_run(
+    async fn complete_run(
         &self,
         id: RunId,
         index: u32,
@@ -622,7 +627,7 @@ impl SqliteStore {
         Ok(Some(run))
     }
 
-    pub(super) async fn finish_run(
+    async fn finish_run(
         &self,
         id: RunId,
         status: RunStatus,
@@ -669,7 +674,7 @@ impl SqliteStore {
         Err(StoreError::LeaseLost)
     }
 
-    pub(super) async fn request_cancel(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
+    async fn request_cancel(&self, id: RunId) -> Result<Option<RunStatus>, StoreError> {
         let now = now_ms();
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         // SET expressions read the row as it was, so a queued run becomes
@@ -696,7 +701,7 @@ impl SqliteStore {
         self.status_of(id).await
     }
 
-    pub(super) async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError> {
+    async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError> {
         let requested: Option<bool> = sqlx::query_scalar(
             "SELECT cancel_requested OR status = 'cancelled' FROM runs WHERE id = ?1",
         )
@@ -706,11 +711,7 @@ impl SqliteStore {
         Ok(requested.unwrap_or(false))
     }
 
-    pub(super) async fn stale_runs(
-        &self,
-        queued_for: Duration,
-        limit: u32,
-    ) -> Result<Vec<RunId>, StoreError> {
+    async fn stale_runs(&self, queued_for: Duration, limit: u32) -> Result<Vec<RunId>, StoreError> {
         let now = now_ms();
         Ok(sqlx::query_scalar(
             "SELECT id FROM runs
@@ -727,7 +728,7 @@ impl SqliteStore {
         .await?)
     }
 
-    pub(super) async fn unfinished_runs(&self) -> Result<Vec<RunId>, StoreError> {
+    async fn unfinished_runs(&self) -> Result<Vec<RunId>, StoreError> {
         Ok(sqlx::query_scalar(
             "SELECT id FROM runs WHERE status IN ('queued', 'running') ORDER BY id",
         )
@@ -736,10 +737,7 @@ impl SqliteStore {
     }
 
     /// (status, count) of every run, or of the unfinished ones only.
-    pub(super) async fn count_by_status(
-        &self,
-        unfinished: bool,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
+    async fn count_by_status(&self, unfinished: bool) -> Result<Vec<(String, i64)>, StoreError> {
         let sql = if unfinished {
             "SELECT status, COUNT(*) FROM runs WHERE status IN ('queued', 'running')
              GROUP BY status"
@@ -749,7 +747,7 @@ impl SqliteStore {
         Ok(sqlx::query_as(sql).fetch_all(&self.reader).await?)
     }
 
-    pub(super) async fn key_insert(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
+    async fn key_insert(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, last_used_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -766,7 +764,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn key_list(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
+    async fn key_list(&self) -> Result<Vec<ApiKeyRow>, StoreError> {
         let rows = sqlx::query(concat!(
             "SELECT ",
             key_columns!(),
@@ -777,7 +775,7 @@ impl SqliteStore {
         rows.iter().map(key_from_row).collect()
     }
 
-    pub(super) async fn key_delete(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+    async fn key_delete(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM api_keys WHERE id = ?1")
             .bind(id)
             .execute(&self.writer)
@@ -785,7 +783,7 @@ impl SqliteStore {
         Ok(done.rows_affected() > 0)
     }
 
-    pub(super) async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
+    async fn key_by_hash(&self, hash: &str) -> Result<Option<ApiKeyRow>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
             key_columns!(),
@@ -797,7 +795,7 @@ impl SqliteStore {
         row.as_ref().map(key_from_row).transpose()
     }
 
-    pub(super) async fn key_used(&self, id: uuid::Uuid, now: i64) -> Result<(), StoreError> {
+    async fn key_used(&self, id: uuid::Uuid, now: i64) -> Result<(), StoreError> {
         sqlx::query("UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1")
             .bind(id)
             .bind(now)
@@ -806,11 +804,7 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn doc_get(
-        &self,
-        namespace: &str,
-        key: &str,
-    ) -> Result<Option<Doc>, StoreError> {
+    async fn doc_get(&self, namespace: &str, key: &str) -> Result<Option<Doc>, StoreError> {
         let row =
             sqlx::query("SELECT key, value, version FROM docs WHERE namespace = ?1 AND key = ?2")
                 .bind(namespace)
@@ -822,7 +816,7 @@ impl SqliteStore {
 
     /// One immediate transaction on the one writing connection: writers
     /// take turns, so the namespace's quota holds exactly.
-    pub(super) async fn doc_put(&self, w: &DocWrite<'_>) -> Result<u64, StoreError> {
+    async fn doc_put(&self, w: &DocWrite<'_>) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO doc_usage (namespace, docs, bytes) VALUES (?1, 0, 0)
@@ -878,7 +872,7 @@ impl SqliteStore {
         to_u64(version, "version")
     }
 
-    pub(super) async fn doc_delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
+    async fn doc_delete(&self, namespace: &str, key: &str) -> Result<bool, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let _: Option<i64> = sqlx::query_scalar("SELECT docs FROM doc_usage WHERE namespace = ?1")
             .bind(namespace)
@@ -904,7 +898,7 @@ impl SqliteStore {
         Ok(size.is_some())
     }
 
-    pub(super) async fn doc_usage(&self, namespace: &str) -> Result<(i64, i64), StoreError> {
+    async fn doc_usage(&self, namespace: &str) -> Result<(i64, i64), StoreError> {
         let usage: Option<(i64, i64)> =
             sqlx::query_as("SELECT docs, bytes FROM doc_usage WHERE namespace = ?1")
                 .bind(namespace)
@@ -914,7 +908,7 @@ impl SqliteStore {
     }
 
     /// (key, size) of up to `fetch` documents of `range`, by key.
-    pub(super) async fn doc_sizes(
+    async fn doc_sizes(
         &self,
         namespace: &str,
         range: &KeyRange<'_>,
@@ -938,11 +932,7 @@ impl SqliteStore {
     }
 
     /// The documents of `keys`, by key.
-    pub(super) async fn doc_values(
-        &self,
-        namespace: &str,
-        keys: &[&str],
-    ) -> Result<Vec<Doc>, StoreError> {
+    async fn doc_values(&self, namespace: &str, keys: &[&str]) -> Result<Vec<Doc>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use async_trait::async_trait;
 use parking_lot::RwLock;
 use qdrant_edge::{
     Condition, CountRequest, CreateIndex, DEFAULT_VECTOR_NAME, Distance, EdgeConfig, EdgeShard,
@@ -19,8 +20,8 @@ use qdrant_edge::{
 };
 
 use super::{
-    BoxFuture, CHUNK_INDEX_FIELD, ChunkPayload, FileRecord, Filter, META_FIELD, Point,
-    SOURCE_FIELD, Scored, VectorError, VectorIndex, valid_collection,
+    CHUNK_INDEX_FIELD, ChunkPayload, FileRecord, Filter, META_FIELD, Point, SOURCE_FIELD, Scored,
+    VectorError, VectorIndex, valid_collection,
 };
 
 /// Files scrolled per page when listing a collection's files.
@@ -187,264 +188,227 @@ fn payload_of(payload: Option<qdrant_edge::Payload>) -> Result<ChunkPayload, Vec
         .map_err(|e| backend_error("a stored chunk has an unexpected payload", e))
 }
 
+#[async_trait]
 impl VectorIndex for EdgeIndex {
     fn backend(&self) -> &'static str {
         "qdrant-edge"
     }
 
-    fn collections(&self) -> BoxFuture<'_, Result<Vec<String>, VectorError>> {
-        Box::pin(async move {
-            let mut names: Vec<String> = self.shards.read().keys().cloned().collect();
-            names.sort();
-            Ok(names)
-        })
+    async fn collections(&self) -> Result<Vec<String>, VectorError> {
+        let mut names: Vec<String> = self.shards.read().keys().cloned().collect();
+        names.sort();
+        Ok(names)
     }
 
-    fn ensure_collection<'a>(
-        &'a self,
-        collection: &'a str,
-        dim: usize,
-    ) -> BoxFuture<'a, Result<(), VectorError>> {
-        Box::pin(async move {
-            if !valid_collection(collection) {
-                return Err(VectorError::InvalidCollection(collection.to_owned()));
-            }
-            if self.shards.read().contains_key(collection) {
-                return Ok(());
-            }
-            let _creating = self.creating.lock().await;
-            if self.shards.read().contains_key(collection) {
-                return Ok(());
-            }
-            let path = self.dir.join(collection);
-            let created = tokio::task::spawn_blocking(move || -> Result<Shard, VectorError> {
-                let config = EdgeConfig::builder()
-                    .vector(
-                        DEFAULT_VECTOR_NAME,
-                        EdgeVectorParams::builder(dim, Distance::Cosine).build(),
-                    )
-                    .build();
-                let shard = EdgeShard::new(&path, config)
-                    .map_err(|e| backend_error("cannot create the collection", e))?;
-                let shard = Shard {
-                    shard,
-                    indexed: RwLock::new(HashSet::new()),
-                    optimizing: AtomicBool::new(false),
-                };
-                shard.ensure_index(
-                    SOURCE_FIELD,
-                    PayloadFieldSchema::FieldParams(PayloadSchemaParams::Keyword(
-                        KeywordIndexParams {
-                            prefix: Some(true),
-                            ..KeywordIndexParams::default()
-                        },
-                    )),
-                )?;
-                shard.ensure_index(
-                    CHUNK_INDEX_FIELD,
-                    PayloadFieldSchema::FieldType(PayloadSchemaType::Integer),
-                )?;
-                Ok(shard)
-            })
-            .await
-            .map_err(|e| backend_error("index task failed", e))??;
-            self.shards
-                .write()
-                .entry(collection.to_owned())
-                .or_insert_with(|| Arc::new(created));
-            Ok(())
-        })
-    }
-
-    fn upsert<'a>(
-        &'a self,
-        collection: &'a str,
-        points: Vec<Point>,
-    ) -> BoxFuture<'a, Result<(), VectorError>> {
-        Box::pin(async move {
-            if points.is_empty() {
-                return Ok(());
-            }
-            let mut list = Vec::with_capacity(points.len());
-            for point in points {
-                let payload = serde_json::to_value(&point.payload)
-                    .map_err(|e| backend_error("cannot encode a payload", e))?;
-                list.push(PointStruct::new(point.id, point.vector, payload).into());
-            }
-            self.with_shard(collection, move |s| {
-                s.shard
-                    .update(UpdateOperation::PointOperation(
-                        PointOperations::UpsertPoints(PointInsertOperations::PointsList(list)),
-                    ))
-                    .map_err(|e| backend_error("upsert failed", e))
-            })
-            .await
-        })
-    }
-
-    fn delete_source<'a>(
-        &'a self,
-        collection: &'a str,
-        source: &'a str,
-    ) -> BoxFuture<'a, Result<(), VectorError>> {
-        Box::pin(async move {
-            let Some(filter) = must(vec![keyword(SOURCE_FIELD, source)?]) else {
-                return Ok(());
+    async fn ensure_collection(&self, collection: &str, dim: usize) -> Result<(), VectorError> {
+        if !valid_collection(collection) {
+            return Err(VectorError::InvalidCollection(collection.to_owned()));
+        }
+        if self.shards.read().contains_key(collection) {
+            return Ok(());
+        }
+        let _creating = self.creating.lock().await;
+        if self.shards.read().contains_key(collection) {
+            return Ok(());
+        }
+        let path = self.dir.join(collection);
+        let created = tokio::task::spawn_blocking(move || -> Result<Shard, VectorError> {
+            let config = EdgeConfig::builder()
+                .vector(
+                    DEFAULT_VECTOR_NAME,
+                    EdgeVectorParams::builder(dim, Distance::Cosine).build(),
+                )
+                .build();
+            let shard = EdgeShard::new(&path, config)
+                .map_err(|e| backend_error("cannot create the collection", e))?;
+            let shard = Shard {
+                shard,
+                indexed: RwLock::new(HashSet::new()),
+                optimizing: AtomicBool::new(false),
             };
-            self.with_shard(collection, move |s| {
-                s.shard
-                    .update(UpdateOperation::PointOperation(
-                        PointOperations::DeletePointsByFilter(filter),
-                    ))
-                    .map_err(|e| backend_error("delete failed", e))
-            })
-            .await
+            shard.ensure_index(
+                SOURCE_FIELD,
+                PayloadFieldSchema::FieldParams(PayloadSchemaParams::Keyword(KeywordIndexParams {
+                    prefix: Some(true),
+                    ..KeywordIndexParams::default()
+                })),
+            )?;
+            shard.ensure_index(
+                CHUNK_INDEX_FIELD,
+                PayloadFieldSchema::FieldType(PayloadSchemaType::Integer),
+            )?;
+            Ok(shard)
         })
+        .await
+        .map_err(|e| backend_error("index task failed", e))??;
+        self.shards
+            .write()
+            .entry(collection.to_owned())
+            .or_insert_with(|| Arc::new(created));
+        Ok(())
     }
 
-    fn search<'a>(
-        &'a self,
-        collection: &'a str,
+    async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), VectorError> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let mut list = Vec::with_capacity(points.len());
+        for point in points {
+            let payload = serde_json::to_value(&point.payload)
+                .map_err(|e| backend_error("cannot encode a payload", e))?;
+            list.push(PointStruct::new(point.id, point.vector, payload).into());
+        }
+        self.with_shard(collection, move |s| {
+            s.shard
+                .update(UpdateOperation::PointOperation(
+                    PointOperations::UpsertPoints(PointInsertOperations::PointsList(list)),
+                ))
+                .map_err(|e| backend_error("upsert failed", e))
+        })
+        .await
+    }
+
+    async fn delete_source(&self, collection: &str, source: &str) -> Result<(), VectorError> {
+        let Some(filter) = must(vec![keyword(SOURCE_FIELD, source)?]) else {
+            return Ok(());
+        };
+        self.with_shard(collection, move |s| {
+            s.shard
+                .update(UpdateOperation::PointOperation(
+                    PointOperations::DeletePointsByFilter(filter),
+                ))
+                .map_err(|e| backend_error("delete failed", e))
+        })
+        .await
+    }
+
+    async fn search(
+        &self,
+        collection: &str,
         vector: Vec<f32>,
         top_k: usize,
-        filter: &'a Filter,
-    ) -> BoxFuture<'a, Result<Vec<Scored>, VectorError>> {
+        filter: &Filter,
+    ) -> Result<Vec<Scored>, VectorError> {
         let filter = filter.clone();
-        Box::pin(async move {
-            self.with_shard(collection, move |s| {
-                let mut request = QueryRequestBuilder::new(top_k)
-                    .query(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
-                        query: VectorInternal::Dense(vector),
-                        using: None,
-                    })))
-                    .with_payload(WithPayloadInterface::Bool(true));
-                if let Some(filter) = s.filter(&filter)? {
-                    request = request.filter(filter);
-                }
-                let points = s
+        self.with_shard(collection, move |s| {
+            let mut request = QueryRequestBuilder::new(top_k)
+                .query(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+                    query: VectorInternal::Dense(vector),
+                    using: None,
+                })))
+                .with_payload(WithPayloadInterface::Bool(true));
+            if let Some(filter) = s.filter(&filter)? {
+                request = request.filter(filter);
+            }
+            let points = s
+                .shard
+                .query(request.build())
+                .map_err(|e| backend_error("search failed", e))?;
+            points
+                .into_iter()
+                .map(|p| {
+                    Ok(Scored {
+                        score: p.score,
+                        payload: payload_of(p.payload)?,
+                    })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn files(&self, collection: &str) -> Result<Vec<FileRecord>, VectorError> {
+        let filter = must(vec![integer(CHUNK_INDEX_FIELD, 0)?]);
+        self.with_shard(collection, move |s| {
+            let mut files = Vec::new();
+            let mut offset = None;
+            loop {
+                let request = ScrollRequest {
+                    offset,
+                    limit: Some(SCROLL_PAGE),
+                    filter: filter.clone(),
+                    with_payload: Some(WithPayloadInterface::Bool(true)),
+                    ..ScrollRequest::new()
+                };
+                let (records, next) = s
                     .shard
-                    .query(request.build())
-                    .map_err(|e| backend_error("search failed", e))?;
-                points
-                    .into_iter()
-                    .map(|p| {
-                        Ok(Scored {
-                            score: p.score,
-                            payload: payload_of(p.payload)?,
-                        })
-                    })
-                    .collect()
-            })
-            .await
-        })
-    }
-
-    fn files<'a>(
-        &'a self,
-        collection: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<FileRecord>, VectorError>> {
-        Box::pin(async move {
-            let filter = must(vec![integer(CHUNK_INDEX_FIELD, 0)?]);
-            self.with_shard(collection, move |s| {
-                let mut files = Vec::new();
-                let mut offset = None;
-                loop {
-                    let request = ScrollRequest {
-                        offset,
-                        limit: Some(SCROLL_PAGE),
-                        filter: filter.clone(),
-                        with_payload: Some(WithPayloadInterface::Bool(true)),
-                        ..ScrollRequest::new()
-                    };
-                    let (records, next) = s
-                        .shard
-                        .scroll(request)
-                        .map_err(|e| backend_error("cannot list files", e))?;
-                    for record in records {
-                        files.push(FileRecord::from(payload_of(record.payload)?));
-                    }
-                    match next {
-                        Some(next) => offset = Some(next),
-                        None => break,
-                    }
+                    .scroll(request)
+                    .map_err(|e| backend_error("cannot list files", e))?;
+                for record in records {
+                    files.push(FileRecord::from(payload_of(record.payload)?));
                 }
-                Ok(files)
-            })
-            .await
-        })
-    }
-
-    fn count<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<u64, VectorError>> {
-        Box::pin(async move {
-            self.with_shard(collection, |s| {
-                s.shard
-                    .count(CountRequest {
-                        filter: None,
-                        exact: true,
-                    })
-                    .map(|n| n as u64)
-                    .map_err(|e| backend_error("count failed", e))
-            })
-            .await
-        })
-    }
-
-    fn drop_collection<'a>(
-        &'a self,
-        collection: &'a str,
-    ) -> BoxFuture<'a, Result<(), VectorError>> {
-        Box::pin(async move {
-            let Some(shard) = self.shards.write().remove(collection) else {
-                return Err(VectorError::UnknownCollection(collection.to_owned()));
-            };
-            let path = self.dir.join(collection);
-            tokio::task::spawn_blocking(move || {
-                // The shard must be closed (its WAL lock released) first;
-                // a search still holding it keeps the files until it ends.
-                drop(shard);
-                std::fs::remove_dir_all(&path)
-                    .map_err(|e| backend_error("cannot remove the collection", e))
-            })
-            .await
-            .map_err(|e| backend_error("index task failed", e))?
-        })
-    }
-
-    fn optimize<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<(), VectorError>> {
-        Box::pin(async move {
-            let shard = self.shard(collection)?;
-            if shard.optimizing.swap(true, Ordering::AcqRel) {
-                return Ok(());
+                match next {
+                    Some(next) => offset = Some(next),
+                    None => break,
+                }
             }
-            // Building the HNSW graph takes seconds per 10k points; queries
-            // and upserts keep working meanwhile, so it runs detached.
-            let spawned = std::thread::Builder::new()
-                .name("nova-index-optimize".into())
-                .spawn({
-                    let shard = shard.clone();
-                    let collection = collection.to_owned();
-                    move || {
-                        let start = std::time::Instant::now();
-                        let result = shard.shard.flush().and_then(|()| shard.shard.optimize());
-                        match result {
-                            Ok(changed) => tracing::info!(
-                                collection,
-                                changed,
-                                ms = start.elapsed().as_millis() as u64,
-                                "index optimised"
-                            ),
-                            Err(e) => {
-                                tracing::warn!(collection, error = %e, "index optimisation failed")
-                            }
+            Ok(files)
+        })
+        .await
+    }
+
+    async fn count(&self, collection: &str) -> Result<u64, VectorError> {
+        self.with_shard(collection, |s| {
+            s.shard
+                .count(CountRequest {
+                    filter: None,
+                    exact: true,
+                })
+                .map(|n| n as u64)
+                .map_err(|e| backend_error("count failed", e))
+        })
+        .await
+    }
+
+    async fn drop_collection(&self, collection: &str) -> Result<(), VectorError> {
+        let Some(shard) = self.shards.write().remove(collection) else {
+            return Err(VectorError::UnknownCollection(collection.to_owned()));
+        };
+        let path = self.dir.join(collection);
+        tokio::task::spawn_blocking(move || {
+            // The shard must be closed (its WAL lock released) first;
+            // a search still holding it keeps the files until it ends.
+            drop(shard);
+            std::fs::remove_dir_all(&path)
+                .map_err(|e| backend_error("cannot remove the collection", e))
+        })
+        .await
+        .map_err(|e| backend_error("index task failed", e))?
+    }
+
+    async fn optimize(&self, collection: &str) -> Result<(), VectorError> {
+        let shard = self.shard(collection)?;
+        if shard.optimizing.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        // Building the HNSW graph takes seconds per 10k points; queries
+        // and upserts keep working meanwhile, so it runs detached.
+        let spawned = std::thread::Builder::new()
+            .name("nova-index-optimize".into())
+            .spawn({
+                let shard = shard.clone();
+                let collection = collection.to_owned();
+                move || {
+                    let start = std::time::Instant::now();
+                    let result = shard.shard.flush().and_then(|()| shard.shard.optimize());
+                    match result {
+                        Ok(changed) => tracing::info!(
+                            collection,
+                            changed,
+                            ms = start.elapsed().as_millis() as u64,
+                            "index optimised"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(collection, error = %e, "index optimisation failed")
                         }
-                        shard.optimizing.store(false, Ordering::Release);
                     }
-                });
-            if let Err(e) = spawned {
-                shard.optimizing.store(false, Ordering::Release);
-                return Err(backend_error("cannot start the optimiser", e));
-            }
-            Ok(())
-        })
+                    shard.optimizing.store(false, Ordering::Release);
+                }
+            });
+        if let Err(e) = spawned {
+            shard.optimizing.store(false, Ordering::Release);
+            return Err(backend_error("cannot start the optimiser", e));
+        }
+        Ok(())
     }
 }

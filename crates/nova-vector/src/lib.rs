@@ -12,13 +12,9 @@ pub mod edge;
 pub mod server;
 
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
 
+use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-
-/// The futures the trait returns; boxed so the trait can be a `dyn`.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VectorError {
@@ -130,60 +126,45 @@ pub const CHUNK_INDEX_FIELD: &str = "chunk_index";
 pub const META_FIELD: &str = "meta";
 
 /// A vector index backend.
+#[async_trait]
 pub trait VectorIndex: Send + Sync {
     /// `qdrant-edge` or `qdrant`.
     fn backend(&self) -> &'static str;
 
     /// Names of the collections that exist.
-    fn collections(&self) -> BoxFuture<'_, Result<Vec<String>, VectorError>>;
+    async fn collections(&self) -> Result<Vec<String>, VectorError>;
 
     /// Creates `collection` for vectors of `dim` dimensions if it does not
     /// exist yet.
-    fn ensure_collection<'a>(
-        &'a self,
-        collection: &'a str,
-        dim: usize,
-    ) -> BoxFuture<'a, Result<(), VectorError>>;
+    async fn ensure_collection(&self, collection: &str, dim: usize) -> Result<(), VectorError>;
 
     /// Inserts or replaces points (by id).
-    fn upsert<'a>(
-        &'a self,
-        collection: &'a str,
-        points: Vec<Point>,
-    ) -> BoxFuture<'a, Result<(), VectorError>>;
+    async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), VectorError>;
 
     /// Deletes every chunk of `source`.
-    fn delete_source<'a>(
-        &'a self,
-        collection: &'a str,
-        source: &'a str,
-    ) -> BoxFuture<'a, Result<(), VectorError>>;
+    async fn delete_source(&self, collection: &str, source: &str) -> Result<(), VectorError>;
 
     /// The `top_k` chunks closest to `vector` that pass `filter`, best first.
-    fn search<'a>(
-        &'a self,
-        collection: &'a str,
+    async fn search(
+        &self,
+        collection: &str,
         vector: Vec<f32>,
         top_k: usize,
-        filter: &'a Filter,
-    ) -> BoxFuture<'a, Result<Vec<Scored>, VectorError>>;
+        filter: &Filter,
+    ) -> Result<Vec<Scored>, VectorError>;
 
     /// The record of every file in `collection` (its chunk 0).
-    fn files<'a>(
-        &'a self,
-        collection: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<FileRecord>, VectorError>>;
+    async fn files(&self, collection: &str) -> Result<Vec<FileRecord>, VectorError>;
 
     /// How many chunks `collection` holds.
-    fn count<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<u64, VectorError>>;
+    async fn count(&self, collection: &str) -> Result<u64, VectorError>;
 
     /// Deletes `collection` and everything in it.
-    fn drop_collection<'a>(&'a self, collection: &'a str)
-    -> BoxFuture<'a, Result<(), VectorError>>;
+    async fn drop_collection(&self, collection: &str) -> Result<(), VectorError>;
 
     /// Called after a bulk change; a backend that indexes lazily builds its
     /// search index here (in the background).
-    fn optimize<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<(), VectorError>>;
+    async fn optimize(&self, collection: &str) -> Result<(), VectorError>;
 }
 
 /// Whether `name` is a valid collection name.

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use parking_lot::RwLock;
 use qdrant_client::qdrant::r#match::MatchValue;
 use qdrant_client::qdrant::{
@@ -20,8 +21,8 @@ use qdrant_client::qdrant::{
 use qdrant_client::{Payload, Qdrant, QdrantError};
 
 use super::{
-    BoxFuture, CHUNK_INDEX_FIELD, ChunkPayload, FileRecord, Filter, META_FIELD, Point,
-    SOURCE_FIELD, Scored, VectorError, VectorIndex, valid_collection,
+    CHUNK_INDEX_FIELD, ChunkPayload, FileRecord, Filter, META_FIELD, Point, SOURCE_FIELD, Scored,
+    VectorError, VectorIndex, valid_collection,
 };
 
 /// Files scrolled per page when listing a collection's files.
@@ -216,237 +217,199 @@ fn payload_of(payload: HashMap<String, Value>) -> Result<ChunkPayload, VectorErr
         .map_err(|e| VectorError::Backend(format!("a stored chunk has an unexpected payload: {e}")))
 }
 
+#[async_trait]
 impl VectorIndex for ServerIndex {
     fn backend(&self) -> &'static str {
         "qdrant"
     }
 
-    fn collections(&self) -> BoxFuture<'_, Result<Vec<String>, VectorError>> {
-        Box::pin(async move {
-            let list = self
-                .client
-                .list_collections()
-                .await
-                .map_err(|e| self.error("", "cannot list the collections", e))?;
-            let mut names: Vec<String> = list
-                .collections
-                .into_iter()
-                .filter_map(|c| c.name.strip_prefix(&self.prefix).map(str::to_owned))
-                .filter(|name| valid_collection(name))
-                .collect();
-            names.sort();
-            Ok(names)
-        })
+    async fn collections(&self) -> Result<Vec<String>, VectorError> {
+        let list = self
+            .client
+            .list_collections()
+            .await
+            .map_err(|e| self.error("", "cannot list the collections", e))?;
+        let mut names: Vec<String> = list
+            .collections
+            .into_iter()
+            .filter_map(|c| c.name.strip_prefix(&self.prefix).map(str::to_owned))
+            .filter(|name| valid_collection(name))
+            .collect();
+        names.sort();
+        Ok(names)
     }
 
-    fn ensure_collection<'a>(
-        &'a self,
-        collection: &'a str,
-        dim: usize,
-    ) -> BoxFuture<'a, Result<(), VectorError>> {
-        Box::pin(async move {
-            if !valid_collection(collection) {
-                return Err(VectorError::InvalidCollection(collection.to_owned()));
-            }
-            let known = self.indexed.read().get(collection).cloned();
-            if let Some(set) = known {
-                let set = set.read();
-                if set.contains(SOURCE_FIELD) && set.contains(CHUNK_INDEX_FIELD) {
-                    return Ok(());
-                }
-            }
-            let name = self.name(collection);
-            let exists = self
-                .client
-                .collection_exists(&name)
-                .await
-                .map_err(|e| self.error(collection, "cannot check the collection", e))?;
-            if !exists {
-                let created = self
-                    .client
-                    .create_collection(
-                        CreateCollectionBuilder::new(&name)
-                            .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine)),
-                    )
-                    .await;
-                match created {
-                    // Another host may have created it meanwhile.
-                    Err(e) if status_code(&e) == Some(code::ALREADY_EXISTS) => {}
-                    Err(e) => {
-                        return Err(self.error(collection, "cannot create the collection", e));
-                    }
-                    Ok(_) => {}
-                }
-            }
-            self.create_index(
-                collection,
-                CreateFieldIndexCollectionBuilder::new(&name, SOURCE_FIELD, FieldType::Keyword)
-                    .field_index_params(KeywordIndexParamsBuilder::default().prefix(true)),
-            )
-            .await?;
-            self.create_index(
-                collection,
-                CreateFieldIndexCollectionBuilder::new(
-                    &name,
-                    CHUNK_INDEX_FIELD,
-                    FieldType::Integer,
-                ),
-            )
-            .await?;
-            // Read the indexes back (metadata keys indexed earlier).
-            let set = self.indexed(collection).await?;
-            let mut set = set.write();
-            set.insert(SOURCE_FIELD.to_owned());
-            set.insert(CHUNK_INDEX_FIELD.to_owned());
-            Ok(())
-        })
-    }
-
-    fn upsert<'a>(
-        &'a self,
-        collection: &'a str,
-        points: Vec<Point>,
-    ) -> BoxFuture<'a, Result<(), VectorError>> {
-        Box::pin(async move {
-            if points.is_empty() {
+    async fn ensure_collection(&self, collection: &str, dim: usize) -> Result<(), VectorError> {
+        if !valid_collection(collection) {
+            return Err(VectorError::InvalidCollection(collection.to_owned()));
+        }
+        let known = self.indexed.read().get(collection).cloned();
+        if let Some(set) = known {
+            let set = set.read();
+            if set.contains(SOURCE_FIELD) && set.contains(CHUNK_INDEX_FIELD) {
                 return Ok(());
             }
-            let mut list = Vec::with_capacity(points.len());
-            for point in points {
-                let payload = serde_json::to_value(&point.payload)
-                    .map_err(|e| VectorError::Backend(format!("cannot encode a payload: {e}")))
-                    .and_then(|v| {
-                        Payload::try_from(v).map_err(|e| {
-                            VectorError::Backend(format!("cannot encode a payload: {e}"))
-                        })
-                    })?;
-                list.push(PointStruct::new(point.id, point.vector, payload));
-            }
-            self.client
-                .upsert_points(UpsertPointsBuilder::new(self.name(collection), list).wait(true))
-                .await
-                .map_err(|e| self.error(collection, "upsert failed", e))?;
-            Ok(())
-        })
-    }
-
-    fn delete_source<'a>(
-        &'a self,
-        collection: &'a str,
-        source: &'a str,
-    ) -> BoxFuture<'a, Result<(), VectorError>> {
-        Box::pin(async move {
-            self.client
-                .delete_points(
-                    DeletePointsBuilder::new(self.name(collection))
-                        .points(QdrantFilter::must([keyword(SOURCE_FIELD, source)]))
-                        .wait(true),
+        }
+        let name = self.name(collection);
+        let exists = self
+            .client
+            .collection_exists(&name)
+            .await
+            .map_err(|e| self.error(collection, "cannot check the collection", e))?;
+        if !exists {
+            let created = self
+                .client
+                .create_collection(
+                    CreateCollectionBuilder::new(&name)
+                        .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine)),
                 )
-                .await
-                .map_err(|e| self.error(collection, "delete failed", e))?;
-            Ok(())
-        })
+                .await;
+            match created {
+                // Another host may have created it meanwhile.
+                Err(e) if status_code(&e) == Some(code::ALREADY_EXISTS) => {}
+                Err(e) => {
+                    return Err(self.error(collection, "cannot create the collection", e));
+                }
+                Ok(_) => {}
+            }
+        }
+        self.create_index(
+            collection,
+            CreateFieldIndexCollectionBuilder::new(&name, SOURCE_FIELD, FieldType::Keyword)
+                .field_index_params(KeywordIndexParamsBuilder::default().prefix(true)),
+        )
+        .await?;
+        self.create_index(
+            collection,
+            CreateFieldIndexCollectionBuilder::new(&name, CHUNK_INDEX_FIELD, FieldType::Integer),
+        )
+        .await?;
+        // Read the indexes back (metadata keys indexed earlier).
+        let set = self.indexed(collection).await?;
+        let mut set = set.write();
+        set.insert(SOURCE_FIELD.to_owned());
+        set.insert(CHUNK_INDEX_FIELD.to_owned());
+        Ok(())
     }
 
-    fn search<'a>(
-        &'a self,
-        collection: &'a str,
+    async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), VectorError> {
+        if points.is_empty() {
+            return Ok(());
+        }
+        let mut list = Vec::with_capacity(points.len());
+        for point in points {
+            let payload = serde_json::to_value(&point.payload)
+                .map_err(|e| VectorError::Backend(format!("cannot encode a payload: {e}")))
+                .and_then(|v| {
+                    Payload::try_from(v)
+                        .map_err(|e| VectorError::Backend(format!("cannot encode a payload: {e}")))
+                })?;
+            list.push(PointStruct::new(point.id, point.vector, payload));
+        }
+        self.client
+            .upsert_points(UpsertPointsBuilder::new(self.name(collection), list).wait(true))
+            .await
+            .map_err(|e| self.error(collection, "upsert failed", e))?;
+        Ok(())
+    }
+
+    async fn delete_source(&self, collection: &str, source: &str) -> Result<(), VectorError> {
+        self.client
+            .delete_points(
+                DeletePointsBuilder::new(self.name(collection))
+                    .points(QdrantFilter::must([keyword(SOURCE_FIELD, source)]))
+                    .wait(true),
+            )
+            .await
+            .map_err(|e| self.error(collection, "delete failed", e))?;
+        Ok(())
+    }
+
+    async fn search(
+        &self,
+        collection: &str,
         vector: Vec<f32>,
         top_k: usize,
-        filter: &'a Filter,
-    ) -> BoxFuture<'a, Result<Vec<Scored>, VectorError>> {
-        Box::pin(async move {
-            let mut request = QueryPointsBuilder::new(self.name(collection))
-                .query(vector)
-                .limit(top_k as u64)
-                .with_payload(true);
-            if let Some(filter) = self.filter(collection, filter).await? {
-                request = request.filter(filter);
-            }
-            let response = self
-                .client
-                .query(request)
-                .await
-                .map_err(|e| self.error(collection, "search failed", e))?;
-            response
-                .result
-                .into_iter()
-                .map(|p| {
-                    Ok(Scored {
-                        score: p.score,
-                        payload: payload_of(p.payload)?,
-                    })
+        filter: &Filter,
+    ) -> Result<Vec<Scored>, VectorError> {
+        let mut request = QueryPointsBuilder::new(self.name(collection))
+            .query(vector)
+            .limit(top_k as u64)
+            .with_payload(true);
+        if let Some(filter) = self.filter(collection, filter).await? {
+            request = request.filter(filter);
+        }
+        let response = self
+            .client
+            .query(request)
+            .await
+            .map_err(|e| self.error(collection, "search failed", e))?;
+        response
+            .result
+            .into_iter()
+            .map(|p| {
+                Ok(Scored {
+                    score: p.score,
+                    payload: payload_of(p.payload)?,
                 })
-                .collect()
-        })
+            })
+            .collect()
     }
 
-    fn files<'a>(
-        &'a self,
-        collection: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<FileRecord>, VectorError>> {
-        Box::pin(async move {
-            let filter = QdrantFilter::must([Condition::matches(CHUNK_INDEX_FIELD, 0i64)]);
-            let mut files = Vec::new();
-            let mut offset = None;
-            loop {
-                let mut request = ScrollPointsBuilder::new(self.name(collection))
-                    .filter(filter.clone())
-                    .limit(SCROLL_PAGE)
-                    .with_payload(true)
-                    .with_vectors(false);
-                if let Some(offset) = offset.take() {
-                    request = request.offset(offset);
-                }
-                let page = self
-                    .client
-                    .scroll(request)
-                    .await
-                    .map_err(|e| self.error(collection, "cannot list files", e))?;
-                for point in page.result {
-                    files.push(FileRecord::from(payload_of(point.payload)?));
-                }
-                match page.next_page_offset {
-                    Some(next) => offset = Some(next),
-                    None => break,
-                }
+    async fn files(&self, collection: &str) -> Result<Vec<FileRecord>, VectorError> {
+        let filter = QdrantFilter::must([Condition::matches(CHUNK_INDEX_FIELD, 0i64)]);
+        let mut files = Vec::new();
+        let mut offset = None;
+        loop {
+            let mut request = ScrollPointsBuilder::new(self.name(collection))
+                .filter(filter.clone())
+                .limit(SCROLL_PAGE)
+                .with_payload(true)
+                .with_vectors(false);
+            if let Some(offset) = offset.take() {
+                request = request.offset(offset);
             }
-            Ok(files)
-        })
-    }
-
-    fn count<'a>(&'a self, collection: &'a str) -> BoxFuture<'a, Result<u64, VectorError>> {
-        Box::pin(async move {
-            let response = self
+            let page = self
                 .client
-                .count(CountPointsBuilder::new(self.name(collection)).exact(true))
+                .scroll(request)
                 .await
-                .map_err(|e| self.error(collection, "count failed", e))?;
-            Ok(response.result.map(|r| r.count).unwrap_or(0))
-        })
-    }
-
-    fn drop_collection<'a>(
-        &'a self,
-        collection: &'a str,
-    ) -> BoxFuture<'a, Result<(), VectorError>> {
-        Box::pin(async move {
-            self.indexed.write().remove(collection);
-            let response = self
-                .client
-                .delete_collection(self.name(collection))
-                .await
-                .map_err(|e| self.error(collection, "cannot delete the collection", e))?;
-            if !response.result {
-                return Err(VectorError::UnknownCollection(collection.to_owned()));
+                .map_err(|e| self.error(collection, "cannot list files", e))?;
+            for point in page.result {
+                files.push(FileRecord::from(payload_of(point.payload)?));
             }
-            Ok(())
-        })
+            match page.next_page_offset {
+                Some(next) => offset = Some(next),
+                None => break,
+            }
+        }
+        Ok(files)
     }
 
-    fn optimize<'a>(&'a self, _collection: &'a str) -> BoxFuture<'a, Result<(), VectorError>> {
+    async fn count(&self, collection: &str) -> Result<u64, VectorError> {
+        let response = self
+            .client
+            .count(CountPointsBuilder::new(self.name(collection)).exact(true))
+            .await
+            .map_err(|e| self.error(collection, "count failed", e))?;
+        Ok(response.result.map(|r| r.count).unwrap_or(0))
+    }
+
+    async fn drop_collection(&self, collection: &str) -> Result<(), VectorError> {
+        self.indexed.write().remove(collection);
+        let response = self
+            .client
+            .delete_collection(self.name(collection))
+            .await
+            .map_err(|e| self.error(collection, "cannot delete the collection", e))?;
+        if !response.result {
+            return Err(VectorError::UnknownCollection(collection.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn optimize(&self, _collection: &str) -> Result<(), VectorError> {
         // The server optimises its segments in the background by itself.
-        Box::pin(async { Ok(()) })
+        Ok(())
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use fred::prelude::{HashesInterface, KeysInterface};
 use parking_lot::Mutex;
 
@@ -25,7 +26,8 @@ const MAX_ENTRIES: usize = 10_000;
 
 #[derive(Clone)]
 pub struct QueryCache {
-    backend: Arc<Backend>,
+    /// None: caching is off.
+    backend: Option<Arc<dyn Backend>>,
     ttl: Duration,
     hits: Arc<AtomicU64>,
     misses: Arc<AtomicU64>,
@@ -34,16 +36,28 @@ pub struct QueryCache {
     generation: Arc<AtomicU64>,
 }
 
+/// Where the answers live: this process ([`MemoryAnswers`]) or Redis
+/// ([`RedisAnswers`]). Neither fails: a fault is a miss.
+#[async_trait]
+trait Backend: Send + Sync {
+    /// "memory" or "redis".
+    fn name(&self) -> &'static str;
+    async fn get(&self, collection: &str, key: &str, ttl: Duration) -> Option<String>;
+    async fn put(&self, collection: &str, key: &str, value: String, ttl: Duration);
+    async fn invalidate(&self, collection: &str);
+}
+
 /// Answers of one collection: key → (stored at, answer).
 type Entries = HashMap<String, (Instant, String)>;
 
-enum Backend {
-    Off,
-    Memory(Mutex<HashMap<String, Entries>>),
-    Redis {
-        connection: Arc<Connection>,
-        prefix: String,
-    },
+#[derive(Default)]
+struct MemoryAnswers {
+    map: Mutex<HashMap<String, Entries>>,
+}
+
+struct RedisAnswers {
+    connection: Arc<Connection>,
+    prefix: String,
 }
 
 /// Cache counters for `/rag/stats`.
@@ -63,9 +77,10 @@ fn now_ms() -> u64 {
 }
 
 impl QueryCache {
-    fn new(backend: Backend, ttl: Duration) -> Self {
+    fn new(backend: Arc<dyn Backend>, ttl: Duration) -> Self {
         QueryCache {
-            backend: Arc::new(backend),
+            // A zero TTL turns caching off.
+            backend: (!ttl.is_zero()).then_some(backend),
             ttl,
             hits: Arc::default(),
             misses: Arc::default(),
@@ -75,33 +90,21 @@ impl QueryCache {
 
     /// An in-process cache; a zero `ttl` turns caching off.
     pub fn memory(ttl: Duration) -> Self {
-        if ttl.is_zero() {
-            return Self::new(Backend::Off, ttl);
-        }
-        Self::new(Backend::Memory(Mutex::default()), ttl)
+        Self::new(Arc::new(MemoryAnswers::default()), ttl)
     }
 
     /// A cache shared through Redis; a zero `ttl` turns caching off.
     pub fn redis(connection: Arc<Connection>, prefix: &str, ttl: Duration) -> Self {
-        if ttl.is_zero() {
-            return Self::new(Backend::Off, ttl);
-        }
-        Self::new(
-            Backend::Redis {
-                connection,
-                prefix: prefix.to_owned(),
-            },
-            ttl,
-        )
+        let answers = RedisAnswers {
+            connection,
+            prefix: prefix.to_owned(),
+        };
+        Self::new(Arc::new(answers), ttl)
     }
 
     pub fn stats(&self) -> CacheStats {
         CacheStats {
-            backend: match &*self.backend {
-                Backend::Off => "off",
-                Backend::Memory(_) => "memory",
-                Backend::Redis { .. } => "redis",
-            },
+            backend: self.backend.as_ref().map_or("off", |b| b.name()),
             ttl_s: self.ttl.as_secs(),
             hits: self.hits.load(Ordering::Relaxed),
             misses: self.misses.load(Ordering::Relaxed),
@@ -113,37 +116,9 @@ impl QueryCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    fn hash_key(prefix: &str, collection: &str) -> String {
-        format!("{prefix}:rag:cache:{collection}")
-    }
-
     pub async fn get(&self, collection: &str, key: &str) -> Option<String> {
-        let found = match &*self.backend {
-            Backend::Off => return None,
-            Backend::Memory(map) => map
-                .lock()
-                .get(collection)
-                .and_then(|entries| entries.get(key))
-                .filter(|(stored, _)| stored.elapsed() < self.ttl)
-                .map(|(_, value)| value.clone()),
-            Backend::Redis { connection, prefix } => {
-                let stored: Result<Option<String>, _> = connection
-                    .client()
-                    .hget(Self::hash_key(prefix, collection), key)
-                    .await;
-                match stored {
-                    Ok(Some(entry)) => entry.split_once('|').and_then(|(expires, value)| {
-                        let expires: u64 = expires.parse().ok()?;
-                        (expires > now_ms()).then(|| value.to_owned())
-                    }),
-                    Ok(None) => None,
-                    Err(e) => {
-                        tracing::debug!(error = %e, "query cache read failed; treated as a miss");
-                        None
-                    }
-                }
-            }
-        };
+        let backend = self.backend.as_ref()?;
+        let found = backend.get(collection, key, self.ttl).await;
         crate::metrics::query_cache(found.is_some());
         let counter = if found.is_some() {
             &self.hits
@@ -159,52 +134,102 @@ impl QueryCache {
         if generation != self.generation() {
             return;
         }
-        match &*self.backend {
-            Backend::Off => {}
-            Backend::Memory(map) => {
-                let mut map = map.lock();
-                let entries = map.entry(collection.to_owned()).or_default();
-                if entries.len() >= MAX_ENTRIES {
-                    let ttl = self.ttl;
-                    entries.retain(|_, (stored, _)| stored.elapsed() < ttl / 2);
-                    if entries.len() >= MAX_ENTRIES {
-                        entries.clear();
-                    }
-                }
-                entries.insert(key.to_owned(), (Instant::now(), value));
-            }
-            Backend::Redis { connection, prefix } => {
-                let hash = Self::hash_key(prefix, collection);
-                let entry = format!("{}|{value}", now_ms() + self.ttl.as_millis() as u64);
-                let client = connection.client();
-                let stored: Result<(), _> = client.hset(&hash, (key, entry)).await;
-                let expired: Result<(), _> = client
-                    .pexpire(&hash, self.ttl.as_millis() as i64, None)
-                    .await;
-                if let Err(e) = stored.and(expired) {
-                    tracing::debug!(error = %e, "query cache write failed");
-                }
-            }
+        if let Some(backend) = &self.backend {
+            backend.put(collection, key, value, self.ttl).await;
         }
     }
 
     /// Forgets every answer for `collection`.
     pub async fn invalidate(&self, collection: &str) {
         self.generation.fetch_add(1, Ordering::AcqRel);
-        match &*self.backend {
-            Backend::Off => {}
-            Backend::Memory(map) => {
-                map.lock().remove(collection);
+        if let Some(backend) = &self.backend {
+            backend.invalidate(collection).await;
+        }
+    }
+}
+
+#[async_trait]
+impl Backend for MemoryAnswers {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn get(&self, collection: &str, key: &str, ttl: Duration) -> Option<String> {
+        self.map
+            .lock()
+            .get(collection)
+            .and_then(|entries| entries.get(key))
+            .filter(|(stored, _)| stored.elapsed() < ttl)
+            .map(|(_, value)| value.clone())
+    }
+
+    async fn put(&self, collection: &str, key: &str, value: String, ttl: Duration) {
+        let mut map = self.map.lock();
+        let entries = map.entry(collection.to_owned()).or_default();
+        if entries.len() >= MAX_ENTRIES {
+            entries.retain(|_, (stored, _)| stored.elapsed() < ttl / 2);
+            if entries.len() >= MAX_ENTRIES {
+                entries.clear();
             }
-            Backend::Redis { connection, prefix } => {
-                let deleted: Result<i64, _> = connection
-                    .client()
-                    .del(Self::hash_key(prefix, collection))
-                    .await;
-                if let Err(e) = deleted {
-                    tracing::warn!(collection, error = %e, "cannot invalidate the shared query cache");
-                }
+        }
+        entries.insert(key.to_owned(), (Instant::now(), value));
+    }
+
+    async fn invalidate(&self, collection: &str) {
+        self.map.lock().remove(collection);
+    }
+}
+
+impl RedisAnswers {
+    fn hash_key(&self, collection: &str) -> String {
+        format!("{}:rag:cache:{collection}", self.prefix)
+    }
+}
+
+#[async_trait]
+impl Backend for RedisAnswers {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn get(&self, collection: &str, key: &str, _ttl: Duration) -> Option<String> {
+        let stored: Result<Option<String>, _> = self
+            .connection
+            .client()
+            .hget(self.hash_key(collection), key)
+            .await;
+        match stored {
+            Ok(Some(entry)) => entry.split_once('|').and_then(|(expires, value)| {
+                let expires: u64 = expires.parse().ok()?;
+                (expires > now_ms()).then(|| value.to_owned())
+            }),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::debug!(error = %e, "query cache read failed; treated as a miss");
+                None
             }
+        }
+    }
+
+    async fn put(&self, collection: &str, key: &str, value: String, ttl: Duration) {
+        let hash = self.hash_key(collection);
+        let entry = format!("{}|{value}", now_ms() + ttl.as_millis() as u64);
+        let client = self.connection.client();
+        let stored: Result<(), _> = client.hset(&hash, (key, entry)).await;
+        let expired: Result<(), _> = client.pexpire(&hash, ttl.as_millis() as i64, None).await;
+        if let Err(e) = stored.and(expired) {
+            tracing::debug!(error = %e, "query cache write failed");
+        }
+    }
+
+    async fn invalidate(&self, collection: &str) {
+        let deleted: Result<i64, _> = self
+            .connection
+            .client()
+            .del(self.hash_key(collection))
+            .await;
+        if let Err(e) = deleted {
+            tracing::warn!(collection, error = %e, "cannot invalidate the shared query cache");
         }
     }
 }

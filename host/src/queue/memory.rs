@@ -2,15 +2,16 @@
 //!
 //! Nothing here survives the process, and nothing needs to: the run store
 //! recovers unfinished runs at start. Deliveries are tracked only so that
-//! [`MemoryQueue::depth`] counts runs in flight the way Redis does.
+//! [`Queue::depth`](super::Queue::depth) counts runs in flight the way Redis does.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use tokio::sync::Notify;
 
-use super::{Delivery, QueueError, RunId, Token};
+use super::{Backend, Delivery, QueueError, RunId, Token};
 
 #[derive(Clone, Default)]
 pub struct MemoryQueue {
@@ -31,8 +32,17 @@ struct State {
     in_flight: HashSet<u64>,
 }
 
-impl MemoryQueue {
-    pub(super) fn enqueue(&self, run: RunId) {
+#[async_trait]
+impl Backend for MemoryQueue {
+    fn name(&self) -> &'static str {
+        "in-process"
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        Ok(())
+    }
+
+    async fn enqueue(&self, run: RunId) -> Result<(), QueueError> {
         {
             let mut state = self.lock();
             state.last_seq += 1;
@@ -40,9 +50,10 @@ impl MemoryQueue {
             state.waiting.push_back((seq, run));
         }
         self.inner.ready.notify_one();
+        Ok(())
     }
 
-    pub(super) async fn next(&self, wait: Duration) -> Option<Delivery> {
+    async fn next(&self, wait: Duration) -> Result<Option<Delivery>, QueueError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             // Registered before looking, so an enqueue between the look and
@@ -51,15 +62,45 @@ impl MemoryQueue {
             tokio::pin!(ready);
             ready.as_mut().enable();
             if let Some(delivery) = self.pop() {
-                return Some(delivery);
+                return Ok(Some(delivery));
             }
             if tokio::time::timeout_at(deadline, ready).await.is_err() {
                 // A wake-up may have raced the timeout; one last look.
-                return self.pop();
+                return Ok(self.pop());
             }
         }
     }
 
+    /// The in-process queue never takes a delivery back.
+    async fn extend(&self, d: &Delivery) -> Result<bool, QueueError> {
+        match d.token {
+            Token::Seq(_) => Ok(true),
+            Token::Entry(_) => Err(QueueError::ForeignDelivery),
+        }
+    }
+
+    async fn ack(&self, d: &Delivery) -> Result<(), QueueError> {
+        let Token::Seq(seq) = d.token else {
+            return Err(QueueError::ForeignDelivery);
+        };
+        self.lock().in_flight.remove(&seq);
+        Ok(())
+    }
+
+    async fn depth(&self) -> Result<u64, QueueError> {
+        let state = self.lock();
+        Ok((state.waiting.len() + state.in_flight.len()) as u64)
+    }
+
+    /// The in-process queue has no consumers to forget.
+    async fn prune_consumers(&self, _idle_over: Duration) -> Result<u32, QueueError> {
+        Ok(0)
+    }
+
+    async fn close(&self) {}
+}
+
+impl MemoryQueue {
     fn pop(&self) -> Option<Delivery> {
         let mut state = self.lock();
         let (seq, run_id) = state.waiting.pop_front()?;
@@ -76,26 +117,6 @@ impl MemoryQueue {
             token: Token::Seq(seq),
             deliveries: 1,
         })
-    }
-
-    pub(super) fn check(&self, d: &Delivery) -> Result<(), QueueError> {
-        match d.token {
-            Token::Seq(_) => Ok(()),
-            Token::Entry(_) => Err(QueueError::ForeignDelivery),
-        }
-    }
-
-    pub(super) fn ack(&self, d: &Delivery) -> Result<(), QueueError> {
-        let Token::Seq(seq) = d.token else {
-            return Err(QueueError::ForeignDelivery);
-        };
-        self.lock().in_flight.remove(&seq);
-        Ok(())
-    }
-
-    pub(super) fn depth(&self) -> u64 {
-        let state = self.lock();
-        (state.waiting.len() + state.in_flight.len()) as u64
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

@@ -11,10 +11,12 @@
 mod memory;
 mod redis;
 
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use memory::MemoryQueue;
-pub use redis::RedisQueue;
+use async_trait::async_trait;
+use memory::MemoryQueue;
+use redis::RedisQueue;
 
 pub type RunId = uuid::Uuid;
 
@@ -68,11 +70,27 @@ impl QueueError {
     }
 }
 
+/// A queue backend: Redis Streams ([`RedisQueue`]) or in-process
+/// ([`MemoryQueue`]). [`Queue`] is the handle callers hold.
+#[async_trait]
+trait Backend: Send + Sync {
+    /// "redis" or "in-process".
+    fn name(&self) -> &'static str;
+    async fn ping(&self) -> Result<(), QueueError>;
+    async fn enqueue(&self, run: RunId) -> Result<(), QueueError>;
+    async fn next(&self, wait: Duration) -> Result<Option<Delivery>, QueueError>;
+    /// Keeps the delivery this consumer's; false once it is not.
+    async fn extend(&self, d: &Delivery) -> Result<bool, QueueError>;
+    async fn ack(&self, d: &Delivery) -> Result<(), QueueError>;
+    async fn depth(&self) -> Result<u64, QueueError>;
+    async fn prune_consumers(&self, idle_over: Duration) -> Result<u32, QueueError>;
+    async fn close(&self);
+}
+
 /// A handle to the queue; clones share it.
 #[derive(Clone)]
-pub enum Queue {
-    Redis(RedisQueue),
-    Memory(MemoryQueue),
+pub struct Queue {
+    backend: Arc<dyn Backend>,
 }
 
 impl std::fmt::Debug for Queue {
@@ -86,7 +104,9 @@ impl Queue {
     /// loses the process, and the run store recovers unfinished runs at
     /// start).
     pub fn memory() -> Queue {
-        Queue::Memory(MemoryQueue::default())
+        Queue {
+            backend: Arc::new(MemoryQueue::default()),
+        }
     }
 
     /// Redis Streams: stream `{prefix}:runs`, consumer group
@@ -99,35 +119,24 @@ impl Queue {
         consumer: &str,
         lease: Duration,
     ) -> Result<Queue, QueueError> {
-        RedisQueue::connect(url, prefix, consumer, lease)
-            .await
-            .map(Queue::Redis)
+        let queue = RedisQueue::connect(url, prefix, consumer, lease).await?;
+        Ok(Queue {
+            backend: Arc::new(queue),
+        })
     }
 
     /// "redis" or "in-process".
     pub fn backend(&self) -> &'static str {
-        match self {
-            Queue::Redis(_) => "redis",
-            Queue::Memory(_) => "in-process",
-        }
+        self.backend.name()
     }
 
     pub async fn ping(&self) -> Result<(), QueueError> {
-        match self {
-            Queue::Redis(q) => q.ping().await,
-            Queue::Memory(_) => Ok(()),
-        }
+        self.backend.ping().await
     }
 
     /// Adds a run at the tail.
     pub async fn enqueue(&self, run: RunId) -> Result<(), QueueError> {
-        match self {
-            Queue::Redis(q) => q.enqueue(run).await,
-            Queue::Memory(q) => {
-                q.enqueue(run);
-                Ok(())
-            }
-        }
+        self.backend.enqueue(run).await
     }
 
     /// The next delivery, waiting at most `wait`; None when nothing arrived
@@ -136,10 +145,7 @@ impl Queue {
     /// short backoff until `wait` is spent and then returns the error, so a
     /// caller looping on it never spins.
     pub async fn next(&self, wait: Duration) -> Result<Option<Delivery>, QueueError> {
-        match self {
-            Queue::Redis(q) => q.next(wait).await,
-            Queue::Memory(q) => Ok(q.next(wait).await),
-        }
+        self.backend.next(wait).await
     }
 
     /// Keeps a delivery this consumer is still working on from being
@@ -147,52 +153,35 @@ impl Queue {
     /// runs. An entry that is no longer this consumer's (reclaimed by
     /// another, or lost with a Redis restart) is left alone.
     pub async fn extend(&self, d: &Delivery) -> Result<(), QueueError> {
-        match self {
-            Queue::Redis(q) => q.extend(d).await.map(|_| ()),
-            Queue::Memory(q) => q.check(d),
-        }
+        self.backend.extend(d).await.map(|_| ())
     }
 
     /// [`Queue::extend`] that also says whether the delivery is still this
     /// consumer's: false once another consumer reclaimed it or Redis lost
     /// it. The in-process queue never takes a delivery back.
     pub async fn renew(&self, d: &Delivery) -> Result<bool, QueueError> {
-        match self {
-            Queue::Redis(q) => q.extend(d).await,
-            Queue::Memory(q) => q.check(d).map(|()| true),
-        }
+        self.backend.extend(d).await
     }
 
     /// Removes a finished delivery for good.
     pub async fn ack(&self, d: &Delivery) -> Result<(), QueueError> {
-        match self {
-            Queue::Redis(q) => q.ack(d).await,
-            Queue::Memory(q) => q.ack(d),
-        }
+        self.backend.ack(d).await
     }
 
     /// Entries waiting or in flight (delivered, not yet acked).
     pub async fn depth(&self) -> Result<u64, QueueError> {
-        match self {
-            Queue::Redis(q) => q.depth().await,
-            Queue::Memory(q) => Ok(q.depth()),
-        }
+        self.backend.depth().await
     }
 
     /// Forgets the consumers of processes that ended: those holding no
     /// entry and idle for `idle_over`. The in-process queue has none.
     pub async fn prune_consumers(&self, idle_over: Duration) -> Result<u32, QueueError> {
-        match self {
-            Queue::Redis(q) => q.prune_consumers(idle_over).await,
-            Queue::Memory(_) => Ok(0),
-        }
+        self.backend.prune_consumers(idle_over).await
     }
 
     /// Closes the queue's connections now rather than when the last handle
     /// is dropped.
     pub async fn close(&self) {
-        if let Queue::Redis(q) = self {
-            q.close().await;
-        }
+        self.backend.close().await
     }
 }

@@ -16,11 +16,12 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use fred::prelude::{ClientLike, Options, StreamsInterface, Value};
 use fred::types::{ClusterHash, CustomCommand};
 use tokio::time::Instant;
 
-use super::{Delivery, QueueError, RunId, Token};
+use super::{Backend, Delivery, QueueError, RunId, Token};
 use crate::redis::{COMMAND_TIMEOUT, Connection, is_nogroup};
 
 /// A bound on the stream's length, trimmed approximately (cheaply). Acked
@@ -144,55 +145,6 @@ impl RedisQueue {
             }
             Err(e) if e.details().starts_with("BUSYGROUP") => Ok(()),
             Err(e) => Err(QueueError::redis("create group")(e)),
-        }
-    }
-
-    pub(super) async fn ping(&self) -> Result<(), QueueError> {
-        let _: Value = self
-            .inner
-            .conn
-            .client()
-            .ping(None)
-            .await
-            .map_err(QueueError::redis("ping"))?;
-        Ok(())
-    }
-
-    pub(super) async fn enqueue(&self, run: RunId) -> Result<(), QueueError> {
-        let inner = &self.inner;
-        let _: Value = inner
-            .conn
-            .client()
-            .xadd(
-                inner.stream.as_str(),
-                false,
-                ("MAXLEN", "~", MAX_LEN),
-                "*",
-                ("run", run.to_string()),
-            )
-            .await
-            .map_err(QueueError::redis("enqueue"))?;
-        Ok(())
-    }
-
-    pub(super) async fn next(&self, wait: Duration) -> Result<Option<Delivery>, QueueError> {
-        let deadline = Instant::now() + wait;
-        let mut backoff = BACKOFF_MIN;
-        loop {
-            let error = match self.next_until(deadline).await {
-                Ok(found) => return Ok(found),
-                Err(e) => e,
-            };
-            let now = Instant::now();
-            // Never hand an error back without a pause: a caller looping on
-            // `next` while Redis is down must not spin.
-            let pause = backoff.min(deadline.saturating_duration_since(now));
-            tokio::time::sleep(pause.max(BACKOFF_MIN)).await;
-            if Instant::now() >= deadline {
-                return Err(error);
-            }
-            tracing::debug!(error = %error, "queue read failed; retrying");
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
 
@@ -434,7 +386,93 @@ impl RedisQueue {
         }
     }
 
-    pub(super) async fn extend(&self, d: &Delivery) -> Result<bool, QueueError> {
+    async fn ack_entry(&self, id: &str) -> Result<(), QueueError> {
+        let inner = &self.inner;
+        // XACK of a missing group answers 0, not NOGROUP: nothing to retry.
+        let _: Value = inner
+            .conn
+            .client()
+            .custom(
+                eval(),
+                vec![
+                    ACK_SCRIPT,
+                    "1",
+                    inner.stream.as_str(),
+                    inner.group.as_str(),
+                    id,
+                ],
+            )
+            .await
+            .map_err(QueueError::redis("ack"))?;
+        Ok(())
+    }
+
+    fn lock_readers(&self) -> MutexGuard<'_, Vec<Connection>> {
+        // Pushes and pops cannot leave the list half-changed.
+        self.inner.readers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_reclaim(&self) -> MutexGuard<'_, Reclaim> {
+        self.inner.reclaim.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[async_trait]
+impl Backend for RedisQueue {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    async fn ping(&self) -> Result<(), QueueError> {
+        let _: Value = self
+            .inner
+            .conn
+            .client()
+            .ping(None)
+            .await
+            .map_err(QueueError::redis("ping"))?;
+        Ok(())
+    }
+
+    async fn enqueue(&self, run: RunId) -> Result<(), QueueError> {
+        let inner = &self.inner;
+        let _: Value = inner
+            .conn
+            .client()
+            .xadd(
+                inner.stream.as_str(),
+                false,
+                ("MAXLEN", "~", MAX_LEN),
+                "*",
+                ("run", run.to_string()),
+            )
+            .await
+            .map_err(QueueError::redis("enqueue"))?;
+        Ok(())
+    }
+
+    async fn next(&self, wait: Duration) -> Result<Option<Delivery>, QueueError> {
+        let deadline = Instant::now() + wait;
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let error = match self.next_until(deadline).await {
+                Ok(found) => return Ok(found),
+                Err(e) => e,
+            };
+            let now = Instant::now();
+            // Never hand an error back without a pause: a caller looping on
+            // `next` while Redis is down must not spin.
+            let pause = backoff.min(deadline.saturating_duration_since(now));
+            tokio::time::sleep(pause.max(BACKOFF_MIN)).await;
+            if Instant::now() >= deadline {
+                return Err(error);
+            }
+            tracing::debug!(error = %error, "queue read failed; retrying");
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    async fn extend(&self, d: &Delivery) -> Result<bool, QueueError> {
         let Token::Entry(id) = &d.token else {
             return Err(QueueError::ForeignDelivery);
         };
@@ -470,32 +508,11 @@ impl RedisQueue {
         Ok(held)
     }
 
-    pub(super) async fn ack(&self, d: &Delivery) -> Result<(), QueueError> {
+    async fn ack(&self, d: &Delivery) -> Result<(), QueueError> {
         let Token::Entry(id) = &d.token else {
             return Err(QueueError::ForeignDelivery);
         };
         self.ack_entry(id).await
-    }
-
-    async fn ack_entry(&self, id: &str) -> Result<(), QueueError> {
-        let inner = &self.inner;
-        // XACK of a missing group answers 0, not NOGROUP: nothing to retry.
-        let _: Value = inner
-            .conn
-            .client()
-            .custom(
-                eval(),
-                vec![
-                    ACK_SCRIPT,
-                    "1",
-                    inner.stream.as_str(),
-                    inner.group.as_str(),
-                    id,
-                ],
-            )
-            .await
-            .map_err(QueueError::redis("ack"))?;
-        Ok(())
     }
 
     /// Removes the group's consumers that hold no entry and have not read
@@ -504,7 +521,7 @@ impl RedisQueue {
     /// `XINFO CONSUMERS` forever. A live consumer reads every second, and
     /// one removed anyway is made again by its next read. Returns how many
     /// were removed.
-    pub(super) async fn prune_consumers(&self, idle_over: Duration) -> Result<u32, QueueError> {
+    async fn prune_consumers(&self, idle_over: Duration) -> Result<u32, QueueError> {
         let inner = &self.inner;
         let client = inner.conn.client();
         let listing: Vec<Value> = client
@@ -530,7 +547,7 @@ impl RedisQueue {
         Ok(removed)
     }
 
-    pub(super) async fn depth(&self) -> Result<u64, QueueError> {
+    async fn depth(&self) -> Result<u64, QueueError> {
         let inner = &self.inner;
         inner
             .conn
@@ -540,20 +557,11 @@ impl RedisQueue {
             .map_err(QueueError::redis("depth"))
     }
 
-    pub(super) async fn close(&self) {
+    async fn close(&self) {
         let readers = std::mem::take(&mut *self.lock_readers());
         for reader in readers.iter().chain([&self.inner.conn]) {
             let _ = reader.client().quit().await;
         }
-    }
-
-    fn lock_readers(&self) -> MutexGuard<'_, Vec<Connection>> {
-        // Pushes and pops cannot leave the list half-changed.
-        self.inner.readers.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn lock_reclaim(&self) -> MutexGuard<'_, Reclaim> {
-        self.inner.reclaim.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
