@@ -32,10 +32,11 @@ plugins: toolchain
     cargo build --release --target {{wasm}} --manifest-path plugins/Cargo.toml --target-dir "{{target}}/plugins"
     just _collect plugins/Cargo.toml "{{target}}/plugins" build/plugins
 
-# Build the sandbox test plugins into build/test-plugins/NAME.wasm.
+# Build the sandbox test plugins into build/test-plugins/NAME.wasm, and the JavaScript one with jco's default flags (npm, pinned in tests/plugins-js).
 test-plugins: toolchain
     cargo build --release --target {{wasm}} --manifest-path tests/plugins/Cargo.toml --target-dir "{{target}}/test-plugins"
     just _collect tests/plugins/Cargo.toml "{{target}}/test-plugins" build/test-plugins
+    cd tests/plugins-js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
 # Copy the workspace's built components to DEST as NAME.wasm (crate `a-b`, file `a_b.wasm`).
 _collect manifest from dest:

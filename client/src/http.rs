@@ -484,6 +484,35 @@ impl Client {
         self.decode(&request, received)
     }
 
+    // ----------------------------------------------------------- secrets
+
+    /// `PUT /admin/secrets/{name}` (admin): creates or replaces a secret;
+    /// plugins that list it read the new value from their next call.
+    pub async fn secret_set(&self, name: &str, value: &str) -> Result<Answer<()>, Error> {
+        let body = SecretValue {
+            value: value.to_owned(),
+        };
+        let request =
+            Request::new(Method::PUT, format!("/admin/secrets/{}", segment(name)?)).json(&body)?;
+        let received = self.send(&request).await?;
+        self.decode_empty(&request, received)
+    }
+
+    /// `GET /admin/secrets` (admin): names, when each was set, and which
+    /// plugins may read it; never values.
+    pub async fn secrets_list(&self) -> Result<Answer<SecretList>, Error> {
+        let request = Request::new(Method::GET, "/admin/secrets".into());
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    /// `DELETE /admin/secrets/{name}` (admin).
+    pub async fn secret_remove(&self, name: &str) -> Result<Answer<()>, Error> {
+        let request = Request::new(Method::DELETE, format!("/admin/secrets/{}", segment(name)?));
+        let received = self.send(&request).await?;
+        self.decode_empty(&request, received)
+    }
+
     // ------------------------------------------------------------ engine
 
     /// Sends `request` until it gets an answer that is not retried, or the
@@ -594,6 +623,14 @@ impl Client {
             Ok(value) => Ok(answer(value, received)),
             Err(e) => Err(self.bad_answer(request, format!("not the expected JSON ({e})"))),
         }
+    }
+
+    /// An answer without a body (`204 No Content`).
+    fn decode_empty(&self, request: &Request, received: Received) -> Result<Answer<()>, Error> {
+        if received.status.is_success() {
+            return Ok(answer((), received));
+        }
+        self.decode::<()>(request, received)
     }
 
     fn require(&self, request: &Request, ok: bool, reason: &str) -> Result<(), Error> {

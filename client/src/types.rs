@@ -838,6 +838,13 @@ pub struct PluginLimits {
     pub kv_keys: u64,
     /// Bytes of keys and values it may keep in kv.
     pub kv_bytes: u64,
+    /// Its outbound HTTP requests: timeouts in ms, the response body's
+    /// size, and how many may be in flight at once.
+    pub http_connect_timeout_ms: u64,
+    pub http_first_byte_timeout_ms: u64,
+    pub http_between_bytes_timeout_ms: u64,
+    pub http_response_bytes: u64,
+    pub http_concurrency: u32,
 }
 
 /// What the plugin may reach beyond its own memory.
@@ -852,6 +859,13 @@ pub struct PluginGrants {
     /// Addresses it may connect to, `host:port`.
     pub network: Vec<String>,
     pub dirs: Vec<DirGrant>,
+    /// URLs it may send HTTP requests to (`wasi:http`), as the manifest
+    /// writes them: `https://api.example.com`, `https://*.example.com:8443`.
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Names of the secrets it may read through `wasi:config` (never values).
+    pub secrets: Vec<String>,
+    /// Keys of its manifest's `[config]` values (not the values).
+    pub config: Vec<String>,
 }
 
 /// A directory granted to a plugin.
@@ -1121,6 +1135,44 @@ pub struct KeyInfo {
     pub created_at: String,
     /// To the minute; null if never used.
     pub last_used_at: Option<String>,
+}
+
+/// `PUT /admin/secrets/{name}`'s body. Its `Debug` never shows the value.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SecretValue {
+    /// At most 65,536 bytes.
+    pub value: String,
+}
+
+impl std::fmt::Debug for SecretValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretValue")
+            .field("value", &"<redacted>")
+            .finish()
+    }
+}
+
+/// A secret, as the listing shows it: never its value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct SecretInfo {
+    pub name: String,
+    /// When it was last set (RFC 3339).
+    pub updated_at: String,
+    /// The loaded plugins whose manifests list it (`grants.secrets`).
+    pub readers: Vec<String>,
+}
+
+/// `GET /admin/secrets`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct SecretList {
+    /// By name.
+    pub secrets: Vec<SecretInfo>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

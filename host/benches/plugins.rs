@@ -4,7 +4,10 @@
 //! - one step call (fresh instance, run, drop) at p50/p99 over 20,000 calls;
 //! - from a new `.wasm` landing in the watched directory to the first call
 //!   it serves, over 30 reloads (cached, and new bytes compiled cold);
-//! - compile time of each shipped plugin, cold and from the cache.
+//! - compile time of each shipped plugin, cold and from the cache;
+//! - an outbound HTTP GET from the `http-request` step against the same
+//!   GET from native Rust (hyper, a new connection each, as the host
+//!   makes), to the same server on loopback, interleaved: p50, p99, ratio.
 //!
 //! Needs `just plugins test-plugins` (the `bench` recipe builds them).
 
@@ -256,6 +259,145 @@ async fn bench_compile(build: &Path) {
     }
 }
 
+/// A loopback HTTP server answering every request with a small JSON body.
+async fn json_server() -> std::net::SocketAddr {
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let service = service_fn(|_req| async {
+                    let body = http_body_util::Full::new(bytes::Bytes::from_static(
+                        br#"{"greeting":"hello","n":42}"#,
+                    ));
+                    hyper::Response::builder()
+                        .header("content-type", "application/json")
+                        .body(body)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// One GET from native Rust, on a new connection (as the host sends a
+/// plugin's request), body read to the end.
+async fn native_get(addr: std::net::SocketAddr) {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("handshake");
+    tokio::spawn(conn);
+    let request = hyper::Request::get("/json")
+        .header("host", addr.to_string())
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("request");
+    let response = sender.send_request(request).await.expect("send");
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.expect("body");
+    assert!(!body.to_bytes().is_empty());
+}
+
+async fn bench_outbound(build: &Path) {
+    const ROUNDS: usize = 10;
+    const PER_ROUND: usize = 200;
+    let addr = json_server().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let outbound = nova::outbound::Outbound::new(None).expect("outbound");
+    let services = nova::capabilities::lend(
+        Kv::in_process(),
+        Store::connect("sqlite::memory:").await.expect("store"),
+        Knowledge::disabled("not used by this benchmark"),
+    )
+    .with::<dyn nova::plugins::capability::OutboundHttp>(Arc::new(outbound));
+    let config = nova::plugins::RuntimeConfig {
+        defaults: limits(),
+        concurrency: 8,
+        ..Default::default()
+    };
+    let rt = Runtime::new(dir.path(), config.clone(), services).expect("runtime");
+    let rules = nova::plugins::manifest::Rules::of(&config, Default::default());
+    let manifest = Manifest::parse(
+        &format!(
+            "[grants]\nallowed_outbound_hosts = [\"http://127.0.0.1:{}\"]\n",
+            addr.port()
+        ),
+        dir.path(),
+        &rules,
+    )
+    .expect("manifest");
+    let bytes = read(&build.join("plugins/http-request.wasm"));
+    let sha = nova::plugins::sha256_hex(&bytes);
+    let plugin = rt
+        .prepare(
+            "http-request",
+            Path::new("http-request.wasm"),
+            bytes,
+            sha,
+            manifest,
+        )
+        .await
+        .expect("prepare http-request");
+    let step_config = format!(r#"{{"url": "http://127.0.0.1:{}/json"}}"#, addr.port());
+    for _ in 0..100 {
+        rt.run_step(&plugin, "{}", &step_config)
+            .await
+            .expect("step");
+        native_get(addr).await;
+    }
+    let (mut step_us, mut native_us) = (Vec::new(), Vec::new());
+    for _ in 0..ROUNDS {
+        for _ in 0..PER_ROUND {
+            let t = Instant::now();
+            rt.run_step(&plugin, "{}", &step_config)
+                .await
+                .expect("step");
+            step_us.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        for _ in 0..PER_ROUND {
+            let t = Instant::now();
+            native_get(addr).await;
+            native_us.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+    }
+    step_us.sort_by(f64::total_cmp);
+    native_us.sort_by(f64::total_cmp);
+    let (s50, s99) = (percentile(&step_us, 0.5), percentile(&step_us, 0.99));
+    let (n50, n99) = (percentile(&native_us, 0.5), percentile(&native_us, 0.99));
+    println!(
+        "outbound GET from the http-request step          p50={s50:>9.1} us  p99={s99:>9.1} us"
+    );
+    println!(
+        "the same GET from native Rust (hyper)            p50={n50:>9.1} us  p99={n99:>9.1} us"
+    );
+    println!(
+        "step / native                                    p50={:>9.2}x    p99={:>9.2}x",
+        s50 / n50,
+        s99 / n99
+    );
+    summary::headline(
+        "plugins",
+        "outbound GET, step / native, p50",
+        format!("{:.2}x ({s50:.0} us / {n50:.0} us)", s50 / n50),
+        &format!(
+            "p99 {:.2}x ({s99:.0} / {n99:.0} us); loopback, new connection each, {} of each interleaved; the step's figure includes its instantiation",
+            s99 / n99,
+            ROUNDS * PER_ROUND
+        ),
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; any other argument filters sections.
     let filter: Vec<String> = std::env::args()
@@ -280,5 +422,8 @@ fn main() {
     }
     if wants("compile") {
         rt.block_on(bench_compile(&build));
+    }
+    if wants("outbound") {
+        rt.block_on(bench_outbound(&build));
     }
 }

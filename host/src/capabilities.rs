@@ -49,6 +49,33 @@ impl capability::Kv for Kv {
     async fn delete(&self, namespace: &str, key: &str) -> Result<bool, CapabilityError> {
         Kv::delete(self, namespace, key).await.map_err(kv_error)
     }
+
+    async fn list(
+        &self,
+        namespace: &str,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<(Vec<String>, Option<u64>), CapabilityError> {
+        Kv::list(self, namespace, cursor, limit)
+            .await
+            .map_err(kv_error)
+    }
+
+    async fn increment(
+        &self,
+        namespace: &str,
+        key: &str,
+        delta: u64,
+        quota: Quota,
+    ) -> Result<u64, CapabilityError> {
+        let quota = KvQuota {
+            keys: quota.items,
+            bytes: quota.bytes,
+        };
+        Kv::increment(self, namespace, key, delta, quota)
+            .await
+            .map_err(kv_error)
+    }
 }
 
 fn kv_error(e: KvError) -> CapabilityError {

@@ -126,12 +126,18 @@ pub struct Config {
     pub cache_dir: PathBuf,
     /// `None`: `nova serve` generates one and prints it once.
     pub admin_token: Option<String>,
+    /// The key secrets are encrypted under, 64 hex digits; `None`: a key
+    /// file in the data directory, made on first start.
+    pub secrets_key: Option<String>,
     /// The plugin runtime: default limits and their ceilings, the pool's
     /// size and per-component caps, the compiler's limits, and how much of
     /// a plugin's output is kept.
     pub plugins: RuntimeConfig,
     /// Largest `.wasm` accepted by upload.
     pub max_plugin_bytes: usize,
+    /// PEM certificates trusted for plugins' https requests, besides the
+    /// platform's roots.
+    pub extra_ca_file: Option<PathBuf>,
     /// `postgres://…` or `sqlite://…`; none: SQLite in the data directory.
     pub database_url: Option<String>,
     /// `redis://…`; none: in-process queue and kv.
@@ -237,6 +243,11 @@ pub struct Settings {
     /// made with it). Unset: one is generated and printed.
     #[arg(long, env = "NOVA_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// The key plugins' secrets are encrypted under in the store: 64 hex
+    /// digits (`openssl rand -hex 32`), the same on every host sharing the
+    /// store [default: DATA_DIR/secrets.key, made on first start].
+    #[arg(long, env = "NOVA_SECRETS_KEY", hide_env_values = true)]
+    pub secrets_key: Option<String>,
     /// `[plugins]`.
     #[command(flatten)]
     #[serde(default)]
@@ -443,6 +454,14 @@ pub struct PluginSettings {
     pub max_kv_bytes: Option<u64>,
     #[arg(skip)]
     pub list_bytes: Option<u64>,
+    /// PEM certificates trusted for plugins' https requests besides the
+    /// platform's roots (a private CA) [default: none].
+    #[arg(long, env = "NOVA_EXTRA_CA_FILE")]
+    pub extra_ca_file: Option<PathBuf>,
+    #[arg(skip)]
+    pub max_http_response_bytes: Option<u64>,
+    #[arg(skip)]
+    pub max_http_concurrency: Option<u32>,
 }
 
 impl Settings {
@@ -706,7 +725,9 @@ impl Config {
             knowledge_dir,
             cache_dir,
             admin_token,
+            secrets_key: file.secrets_key.filter(|k| !k.is_empty()),
             max_plugin_bytes: p.max_upload_bytes.unwrap_or(DEFAULT_MAX_UPLOAD_BYTES),
+            extra_ca_file: p.extra_ca_file.clone(),
             plugins: resolve_runtime(
                 &p,
                 Limits {
@@ -880,12 +901,35 @@ fn resolve_runtime(
             "must be between 1048576 (one document's largest) and 1073741824".into(),
         ));
     }
+    let mut max_http = base.max_http;
+    if let Some(bytes) = p.max_http_response_bytes {
+        if !(1..=(1 << 40)).contains(&bytes) {
+            return Err(invalid(
+                "plugins.max_http_response_bytes",
+                "must be between 1 and 1099511627776".into(),
+            ));
+        }
+        max_http.response_bytes = bytes;
+    }
+    if let Some(n) = p.max_http_concurrency {
+        if !(1..=10_000).contains(&n) {
+            return Err(invalid(
+                "plugins.max_http_concurrency",
+                "must be between 1 and 10000".into(),
+            ));
+        }
+        max_http.concurrency = n;
+    }
+    // A plugin's defaults never exceed the ceilings.
+    defaults.http.response_bytes = defaults.http.response_bytes.min(max_http.response_bytes);
+    defaults.http.concurrency = defaults.http.concurrency.min(max_http.concurrency);
     Ok(RuntimeConfig {
         defaults,
         max_memory_bytes,
         max_output_bytes: output_ceiling,
         max_store,
         max_kv,
+        max_http,
         list_bytes,
         concurrency,
         caps,

@@ -40,6 +40,8 @@ enum Command {
     Plugins(nova::cli::PluginsArgs),
     /// Make, list or revoke the API keys of a running host (admin).
     Keys(nova::cli::KeysArgs),
+    /// Set, list or delete the secrets plugins read through wasi:config (admin).
+    Secrets(nova::cli::SecretsArgs),
     /// Ask a running host whether it is ready, and why not.
     Health(nova::cli::HealthArgs),
     /// Compile one plugin into an artifact for the compile cache. `nova
@@ -121,6 +123,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Query(args) => Ok(nova::cli::query(args)),
         Command::Plugins(args) => Ok(nova::cli::plugins(args)),
         Command::Keys(args) => Ok(nova::cli::keys(args)),
+        Command::Secrets(args) => Ok(nova::cli::secrets(args)),
         Command::Health(args) => Ok(nova::cli::health(args)),
         Command::CompilePlugin(args) => Ok(compile_plugin(&args)),
     }

@@ -51,6 +51,10 @@ pub enum ServeError {
     Redis(crate::redis::Error),
     #[error("cannot start the knowledge base: {0} (set NOVA_KNOWLEDGE=false to run without it)")]
     Knowledge(String),
+    #[error(transparent)]
+    Outbound(#[from] crate::outbound::OutboundError),
+    #[error(transparent)]
+    SecretsKey(#[from] crate::secrets::KeyError),
 }
 
 /// How long a stopping process waits for its steps in flight to finish.
@@ -197,10 +201,19 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         &config.redis_prefix,
     )
     .await?;
+    let outbound = crate::outbound::Outbound::new(config.extra_ca_file.as_deref())?;
+    let vault = Arc::new(crate::secrets::Vault::open(
+        store.clone(),
+        config.secrets_key.as_deref(),
+        &config.data_dir,
+    )?);
+    let capabilities = crate::capabilities::lend(kv.clone(), store.clone(), knowledge.clone())
+        .with::<dyn nova_plugin_host::capability::OutboundHttp>(Arc::new(outbound))
+        .with::<dyn nova_plugin_host::capability::Secrets>(vault.clone());
     let mut runtime = Runtime::new(
         &config.cache_dir.join("components"),
         config.plugins.clone(),
-        crate::capabilities::lend(kv.clone(), store.clone(), knowledge.clone()),
+        capabilities,
     )?;
     // This process is `nova serve`: plugins compile in a `nova
     // compile-plugin` child, whose memory is returned when it exits.
@@ -293,6 +306,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         knowledge: knowledge.clone(),
         ingestor: ingestor.clone(),
         limiter,
+        secrets: vault,
     };
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await

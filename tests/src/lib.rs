@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod upstream;
+
 pub const TOKEN: &str = "test-admin-token-0123456789";
 
 /// The repository root.
@@ -128,6 +130,8 @@ pub struct Nova {
 pub struct Options {
     /// Plugins to place in the plugin directory before start: (name, file).
     pub plugins: Vec<(String, PathBuf)>,
+    /// Manifests to place beside them: (name, TOML).
+    pub manifests: Vec<(String, String)>,
     /// Extra environment variables.
     pub env: Vec<(String, String)>,
     /// A plugin directory shared with other hosts, instead of a fresh one.
@@ -136,6 +140,9 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// Return once the host listens, before `/health` says ready.
     pub no_wait: bool,
+    /// Write the host's log (stderr) to a file, at this level, for
+    /// [`Nova::log`] to read, instead of passing it through.
+    pub capture_log: Option<String>,
     /// Listen on this port of 127.0.0.1 instead of a free one.
     pub port: Option<u16>,
 }
@@ -143,6 +150,12 @@ pub struct Options {
 impl Options {
     pub fn plugin(mut self, name: &str, file: PathBuf) -> Self {
         self.plugins.push((name.to_owned(), file));
+        self
+    }
+
+    /// `name`'s manifest (`NAME.toml`), written before the host starts.
+    pub fn manifest(mut self, name: &str, toml: &str) -> Self {
+        self.manifests.push((name.to_owned(), toml.to_owned()));
         self
     }
 
@@ -177,6 +190,13 @@ impl Options {
     /// host starts).
     pub fn port(mut self, port: u16) -> Self {
         self.port = Some(port);
+        self
+    }
+
+    /// Keep the host's log at `level` (`debug`, `info`, …) for
+    /// [`Nova::log`].
+    pub fn capture_log(mut self, level: &str) -> Self {
+        self.capture_log = Some(level.to_owned());
         self
     }
 
@@ -335,6 +355,9 @@ impl Nova {
         // the repository's docs in every test host would only cost time.
         let knowledge_dir = dirs.path().join("knowledge");
         std::fs::create_dir_all(&knowledge_dir).expect("knowledge dir");
+        for (name, toml) in &options.manifests {
+            std::fs::write(plugins_dir.join(format!("{name}.toml")), toml).expect("write manifest");
+        }
         for (name, file) in &options.plugins {
             std::fs::copy(file, plugins_dir.join(format!("{name}.wasm"))).expect("copy plugin");
         }
@@ -359,6 +382,11 @@ impl Nova {
             .current_dir(dirs.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        let log_file = dirs.path().join("nova.log");
+        if let Some(level) = &options.capture_log {
+            let file = std::fs::File::create(&log_file).expect("log file");
+            command.env("NOVA_LOG", level).stderr(file);
+        }
         for (k, v) in &options.env {
             command.env(k, v);
         }
@@ -526,6 +554,11 @@ impl Nova {
         let tmp = self.plugins_dir.join(format!(".{name}.tmp"));
         std::fs::copy(from, &tmp).expect("copy plugin");
         std::fs::rename(&tmp, self.plugins_dir.join(format!("{name}.wasm"))).expect("rename");
+    }
+
+    /// What the host logged so far ([`Options::capture_log`]).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dirs.path().join("nova.log")).unwrap_or_default()
     }
 
     /// The host's process id.

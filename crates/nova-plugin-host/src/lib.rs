@@ -17,6 +17,7 @@ pub mod contract;
 mod engine;
 mod error;
 pub mod manifest;
+pub mod outbound;
 mod registry;
 mod runtime;
 mod sandbox;
@@ -88,6 +89,8 @@ pub struct Limits {
     pub store: Quota,
     /// What it may keep in kv (keys, bytes of keys and values).
     pub kv: Quota,
+    /// Its outbound HTTP requests.
+    pub http: outbound::HttpLimits,
 }
 
 /// How many items, of how many bytes in all, a plugin may keep.
@@ -106,7 +109,7 @@ impl Default for Limits {
 impl Serialize for Limits {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("Limits", 7)?;
+        let mut st = s.serialize_struct("Limits", 8)?;
         st.serialize_field("timeout_ms", &(self.timeout.as_millis() as u64))?;
         st.serialize_field("memory_mb", &(self.memory_bytes >> 20))?;
         st.serialize_field("max_output_bytes", &self.max_output_bytes)?;
@@ -114,6 +117,7 @@ impl Serialize for Limits {
         st.serialize_field("store_bytes", &self.store.bytes)?;
         st.serialize_field("kv_keys", &self.kv.items)?;
         st.serialize_field("kv_bytes", &self.kv.bytes)?;
+        st.serialize_field("http", &self.http)?;
         st.end()
     }
 }
@@ -185,6 +189,8 @@ pub struct RuntimeConfig {
     /// Ceilings of a manifest's store and kv quotas.
     pub max_store: Quota,
     pub max_kv: Quota,
+    /// Ceilings of a manifest's `http_*` limits.
+    pub max_http: outbound::HttpLimits,
     /// Most bytes of values one store listing returns.
     pub list_bytes: u64,
     /// Instances at once: the pool's size.
@@ -209,6 +215,7 @@ impl Default for RuntimeConfig {
                     items: 10_000,
                     bytes: 64 << 20,
                 },
+                http: outbound::HttpLimits::default(),
             },
             max_memory_bytes: 1 << 30,
             max_output_bytes: 64 << 20,
@@ -220,6 +227,7 @@ impl Default for RuntimeConfig {
                 items: 1_000_000,
                 bytes: 1 << 30,
             },
+            max_http: outbound::HttpLimits::maxima(),
             list_bytes: 4 << 20,
             concurrency: 64,
             caps: ComponentCaps::default(),

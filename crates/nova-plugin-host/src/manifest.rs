@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::outbound::{AllowedHosts, HttpLimits};
 use super::{Limits, Quota};
 
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +32,9 @@ struct RawManifest {
     limits: RawLimits,
     #[serde(default)]
     grants: RawGrants,
+    /// Plain values the plugin reads through `wasi:config/store`.
+    #[serde(default)]
+    config: BTreeMap<String, toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -43,6 +47,11 @@ struct RawLimits {
     store_bytes: Option<u64>,
     kv_keys: Option<u64>,
     kv_bytes: Option<u64>,
+    http_connect_timeout_ms: Option<u64>,
+    http_first_byte_timeout_ms: Option<u64>,
+    http_between_bytes_timeout_ms: Option<u64>,
+    http_response_bytes: Option<u64>,
+    http_concurrency: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +67,10 @@ struct RawGrants {
     network: Vec<String>,
     #[serde(default)]
     dirs: Vec<RawDir>,
+    #[serde(default)]
+    allowed_outbound_hosts: Vec<String>,
+    #[serde(default)]
+    secrets: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -80,6 +93,14 @@ pub struct Grants {
     /// Addresses the plugin may connect to over TCP or UDP.
     pub network: Vec<SocketAddr>,
     pub dirs: Vec<DirGrant>,
+    /// URLs the plugin may send HTTP requests to (`wasi:http`).
+    pub allowed_outbound_hosts: AllowedHosts,
+    /// The manifest's `[config]`: plain values read through
+    /// `wasi:config/store`. Listed by name only.
+    #[serde(serialize_with = "env_names")]
+    pub config: Vec<(String, String)>,
+    /// Names of the secrets the plugin may read through `wasi:config/store`.
+    pub secrets: Vec<String>,
 }
 
 /// Listing shows which variables are granted, never their values.
@@ -113,6 +134,7 @@ pub struct Rules {
     pub max_output_bytes: u64,
     pub max_store: Quota,
     pub max_kv: Quota,
+    pub max_http: HttpLimits,
     pub protected: Protected,
 }
 
@@ -125,6 +147,7 @@ impl Rules {
             max_output_bytes: config.max_output_bytes,
             max_store: config.max_store,
             max_kv: config.max_kv,
+            max_http: config.max_http,
             protected,
         }
     }
@@ -242,13 +265,72 @@ impl Manifest {
     pub fn parse(text: &str, base: &Path, rules: &Rules) -> Result<Self, String> {
         let raw: RawManifest = toml::from_str(text).map_err(|e| e.to_string())?;
         let limits = resolve_limits(raw.limits, rules)?;
-        let grants = resolve_grants(raw.grants, base, &rules.protected)?;
+        let mut grants = resolve_grants(raw.grants, base, &rules.protected)?;
+        grants.config = resolve_config(raw.config, &grants.secrets)?;
         Ok(Manifest {
             limits,
             grants,
             source: Some(text.to_owned()),
         })
     }
+}
+
+/// The `http_*` limits: each between 1 and the host's maximum.
+fn resolve_http(
+    raw: &RawLimits,
+    defaults: HttpLimits,
+    max: &HttpLimits,
+) -> Result<HttpLimits, String> {
+    let ms = |value: Option<u64>, default: Duration, max: Duration, key: &str| match value {
+        None => Ok(default.min(max)),
+        Some(v) if v >= 1 && u128::from(v) <= max.as_millis() => Ok(Duration::from_millis(v)),
+        Some(_) => Err(format!(
+            "limits.{key} must be between 1 and the host's maximum of {}",
+            max.as_millis()
+        )),
+    };
+    let response_bytes = match raw.http_response_bytes {
+        None => defaults.response_bytes.min(max.response_bytes),
+        Some(v) if v >= 1 && v <= max.response_bytes => v,
+        Some(_) => {
+            return Err(format!(
+                "limits.http_response_bytes must be between 1 and the host's maximum of {}",
+                max.response_bytes
+            ));
+        }
+    };
+    let concurrency = match raw.http_concurrency {
+        None => defaults.concurrency.min(max.concurrency),
+        Some(v) if v >= 1 && v <= max.concurrency => v,
+        Some(_) => {
+            return Err(format!(
+                "limits.http_concurrency must be between 1 and the host's maximum of {}",
+                max.concurrency
+            ));
+        }
+    };
+    Ok(HttpLimits {
+        connect_timeout: ms(
+            raw.http_connect_timeout_ms,
+            defaults.connect_timeout,
+            max.connect_timeout,
+            "http_connect_timeout_ms",
+        )?,
+        first_byte_timeout: ms(
+            raw.http_first_byte_timeout_ms,
+            defaults.first_byte_timeout,
+            max.first_byte_timeout,
+            "http_first_byte_timeout_ms",
+        )?,
+        between_bytes_timeout: ms(
+            raw.http_between_bytes_timeout_ms,
+            defaults.between_bytes_timeout,
+            max.between_bytes_timeout,
+            "http_between_bytes_timeout_ms",
+        )?,
+        response_bytes,
+        concurrency,
+    })
 }
 
 fn resolve_limits(raw: RawLimits, rules: &Rules) -> Result<Limits, String> {
@@ -322,6 +404,7 @@ fn resolve_limits(raw: RawLimits, rules: &Rules) -> Result<Limits, String> {
             "max_kv_bytes",
         )?,
     };
+    limits.http = resolve_http(&raw, limits.http, &rules.max_http)?;
     Ok(limits)
 }
 
@@ -331,6 +414,63 @@ fn is_host_credential(name: &str) -> bool {
     let name = name.to_ascii_uppercase();
     name.starts_with("NOVA_")
         || ["DATABASE_URL", "REDIS_URL", "QDRANT_URL", "QDRANT_API_KEY"].contains(&name.as_str())
+}
+
+/// Most `[config]` values, and most secrets, one manifest may name.
+const MAX_CONFIG_ENTRIES: usize = 256;
+/// Longest `[config]` value.
+const MAX_CONFIG_VALUE: usize = 64 << 10;
+
+/// A `wasi:config` key: 1 to 128 letters, digits, `_`, `-` and `.`.
+pub fn check_config_key(key: &str) -> Result<(), String> {
+    let ok = (1..=128).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err("a name is 1 to 128 letters, digits, '_', '-' or '.'".into())
+    }
+}
+
+/// `[config]`: strings, numbers and booleans, kept as text; no key may
+/// also be a secret's name (one namespace in `wasi:config`).
+fn resolve_config(
+    raw: BTreeMap<String, toml::Value>,
+    secrets: &[String],
+) -> Result<Vec<(String, String)>, String> {
+    if raw.len() > MAX_CONFIG_ENTRIES {
+        return Err(format!("[config] has more than {MAX_CONFIG_ENTRIES} keys"));
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for (key, value) in raw {
+        check_config_key(&key).map_err(|why| format!("[config] key {key:?}: {why}"))?;
+        if secrets.contains(&key) {
+            return Err(format!(
+                "[config] key {key:?} is also in grants.secrets: a plugin reads both through \
+                 wasi:config, so a name is one or the other"
+            ));
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => {
+                return Err(format!(
+                    "[config] key {key:?}: a value is a string, number or boolean"
+                ));
+            }
+        };
+        if text.len() > MAX_CONFIG_VALUE {
+            return Err(format!(
+                "[config] key {key:?}: a value is at most {MAX_CONFIG_VALUE} bytes"
+            ));
+        }
+        out.push((key, text));
+    }
+    Ok(out)
 }
 
 fn resolve_grants(raw: RawGrants, base: &Path, protected: &Protected) -> Result<Grants, String> {
@@ -383,11 +523,27 @@ fn resolve_grants(raw: RawGrants, base: &Path, protected: &Protected) -> Result<
             writable: dir.writable,
         });
     }
+    for name in &raw.secrets {
+        check_config_key(name).map_err(|why| format!("grants.secrets entry {name:?}: {why}"))?;
+    }
+    if raw.secrets.len() > MAX_CONFIG_ENTRIES {
+        return Err(format!(
+            "grants.secrets lists more than {MAX_CONFIG_ENTRIES} names"
+        ));
+    }
+    let mut secrets = raw.secrets;
+    secrets.sort();
+    secrets.dedup();
+    let allowed_outbound_hosts = AllowedHosts::parse(&raw.allowed_outbound_hosts)
+        .map_err(|e| format!("grants.allowed_outbound_hosts entry {e}"))?;
     Ok(Grants {
         env,
         clocks: raw.clocks,
         network,
         dirs,
+        allowed_outbound_hosts,
+        config: Vec::new(),
+        secrets,
     })
 }
 
@@ -417,8 +573,79 @@ mod tests {
                 items: 100,
                 bytes: 1 << 20,
             },
+            max_http: HttpLimits::maxima(),
             protected: Protected::default(),
         }
+    }
+
+    #[test]
+    fn config_and_secrets_resolve() {
+        let m = Manifest::parse(
+            "[grants]\nsecrets = [\"llm_api_key\", \"b\", \"b\"]\n\
+             [config]\nmodel = \"gpt-4o-mini\"\nretries = 3\nverbose = true\n",
+            Path::new("."),
+            &rules(),
+        )
+        .unwrap();
+        assert_eq!(m.grants.secrets, ["b", "llm_api_key"]);
+        assert_eq!(
+            m.grants.config,
+            [
+                ("model".to_string(), "gpt-4o-mini".to_string()),
+                ("retries".to_string(), "3".to_string()),
+                ("verbose".to_string(), "true".to_string()),
+            ]
+        );
+        let refused = |text: &str| Manifest::parse(text, Path::new("."), &rules()).unwrap_err();
+        let e = refused("[grants]\nsecrets = [\"k\"]\n[config]\nk = \"v\"\n");
+        assert!(e.contains("also in grants.secrets"), "{e}");
+        let e = refused("[grants]\nsecrets = [\"bad name\"]\n");
+        assert!(e.contains("grants.secrets"), "{e}");
+        let e = refused("[config]\nk = [1, 2]\n");
+        assert!(e.contains("string, number or boolean"), "{e}");
+    }
+
+    #[test]
+    fn outbound_hosts_and_http_limits_resolve() {
+        let m = Manifest::parse(
+            "[grants]\n\
+             allowed_outbound_hosts = [\"https://api.openai.com\", \"http://127.0.0.1:*\"]\n\
+             [limits]\n\
+             http_first_byte_timeout_ms = 2000\n\
+             http_response_bytes = 1024\n\
+             http_concurrency = 2\n",
+            Path::new("."),
+            &rules(),
+        )
+        .unwrap();
+        let hosts: Vec<&str> = m.grants.allowed_outbound_hosts.entries().collect();
+        assert_eq!(hosts, ["https://api.openai.com", "http://127.0.0.1:*"]);
+        assert!(
+            m.grants
+                .allowed_outbound_hosts
+                .check("http", "127.0.0.1", 8080)
+                .is_some()
+        );
+        assert_eq!(m.limits.http.first_byte_timeout, Duration::from_secs(2));
+        assert_eq!(
+            m.limits.http.connect_timeout,
+            HttpLimits::default().connect_timeout
+        );
+        assert_eq!(
+            (m.limits.http.response_bytes, m.limits.http.concurrency),
+            (1024, 2)
+        );
+
+        let refused = |text: &str| Manifest::parse(text, Path::new("."), &rules()).unwrap_err();
+        let e = refused("[grants]\nallowed_outbound_hosts = [\"api.openai.com\"]\n");
+        assert!(
+            e.contains("allowed_outbound_hosts") && e.contains("scheme://host"),
+            "{e}"
+        );
+        let e = refused("[limits]\nhttp_concurrency = 0\n");
+        assert!(e.contains("http_concurrency"), "{e}");
+        let e = refused("[limits]\nhttp_response_bytes = 1000000000000\n");
+        assert!(e.contains("host's maximum"), "{e}");
     }
 
     #[test]

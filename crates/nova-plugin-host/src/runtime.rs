@@ -5,6 +5,7 @@
 //! the call ends: nothing a call does can leak into the next, and a trapped
 //! instance is never entered again.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -20,7 +21,7 @@ use super::contract::{self, v0_1};
 use super::engine::{self, EpochTicker};
 use super::error::{CallError, LoadError};
 use super::manifest::{Grants, Manifest};
-use super::sandbox::HostState;
+use super::sandbox::{HostState, Lent};
 use super::{Limits, OutputLimits, Plugin, PluginInfo, PluginKind, RuntimeConfig, Stats, text};
 use nova_client::RawJson;
 
@@ -67,6 +68,9 @@ pub enum RuntimeError {
     Cache { path: String, error: std::io::Error },
 }
 
+/// Per plugin: its `http_concurrency` and the semaphore that enforces it.
+type InFlight = HashMap<Arc<str>, (u32, Arc<Semaphore>)>;
+
 pub struct Runtime {
     engine: Engine,
     loader_linker: Linker<HostState>,
@@ -79,6 +83,8 @@ pub struct Runtime {
     compiles: Arc<Semaphore>,
     cache: CompileCache,
     config: RuntimeConfig,
+    /// Per plugin: its `http_concurrency` and the permits that enforce it.
+    http_in_flight: std::sync::Mutex<InFlight>,
     _ticker: EpochTicker,
 }
 
@@ -115,6 +121,7 @@ impl Runtime {
             compiles: Arc::new(Semaphore::new(config.compile.concurrency.max(1))),
             cache,
             config,
+            http_in_flight: std::sync::Mutex::default(),
             _ticker: ticker,
         })
     }
@@ -254,20 +261,58 @@ impl Runtime {
         }
     }
 
+    /// The semaphore that bounds `plugin`'s outbound requests in flight over
+    /// all its calls; a new one when its limit changed (calls in flight keep
+    /// the old one until they end).
+    fn http_in_flight(&self, plugin: &Arc<str>, limit: u32) -> Arc<Semaphore> {
+        let mut map = self
+            .http_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let entry = map
+            .entry(plugin.clone())
+            .or_insert_with(|| (limit, Arc::new(Semaphore::new(limit as usize))));
+        if entry.0 != limit {
+            *entry = (limit, Arc::new(Semaphore::new(limit as usize)));
+        }
+        entry.1.clone()
+    }
+
     /// A fresh store for one call, with the plugin's grants and limits.
+    /// The current values of the secrets `grants` lists (none: no lookup).
+    async fn secrets_of(&self, grants: &Grants) -> Result<Vec<(String, String)>, CallError> {
+        if grants.secrets.is_empty() {
+            return Ok(Vec::new());
+        }
+        let secrets = self
+            .capabilities
+            .require::<dyn crate::capability::Secrets>("secrets")
+            .map_err(|e| CallError::Setup(e.to_string()))?;
+        secrets
+            .reveal(&grants.secrets)
+            .await
+            .map_err(|e| CallError::Setup(format!("cannot read the plugin's secrets: {e}")))
+    }
+
     fn store(
         &self,
         plugin: &Arc<str>,
         limits: &Limits,
         grants: &Grants,
+        secrets: Vec<(String, String)>,
     ) -> Result<Store<HostState>, CallError> {
+        let lent = Lent {
+            plugin: plugin.clone(),
+            capabilities: self.capabilities.clone(),
+            http_in_flight: self.http_in_flight(plugin, limits.http.concurrency),
+            config: contract::wasi_config::variables(&grants.config, secrets),
+        };
         let state = HostState::new(
-            plugin.clone(),
+            lent,
             grants,
             limits,
             self.config.caps,
             self.config.list_bytes,
-            self.capabilities.clone(),
         )
         .map_err(|e| CallError::Setup(e.to_string()))?;
         let mut store = Store::new(&self.engine, state);
@@ -306,7 +351,8 @@ impl Runtime {
         call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<T>,
     ) -> Result<T, CallError> {
         let _permit = self.slot(limits.timeout).await?;
-        let mut store = self.store(name, limits, grants)?;
+        let secrets = self.secrets_of(grants).await?;
+        let mut store = self.store(name, limits, grants, secrets)?;
         let outcome = tokio::time::timeout(limits.timeout + HOST_GRACE, call(&mut store)).await;
         settle(outcome, &store, limits, self.config.output.error_bytes)
     }

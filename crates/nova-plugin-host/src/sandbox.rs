@@ -17,6 +17,7 @@ use wasmtime_wasi::{
 };
 
 use super::capability::Capabilities;
+use super::contract::wasi_http::HttpState;
 use super::manifest::Grants;
 use super::{ComponentCaps, Limits, Quota};
 
@@ -35,6 +36,9 @@ pub const MAX_LOG_MESSAGE: usize = 4 << 10;
 pub struct HostState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: HttpState,
+    /// What `wasi:config/store` answers: `[config]` and granted secrets.
+    config: wasmtime_wasi_config::WasiConfigVariables,
     pub limiter: Limiter,
     /// The calling plugin's name: namespaces its kv keys and tags its logs.
     pub plugin: Arc<str>,
@@ -49,15 +53,30 @@ pub struct HostState {
     pub list_bytes: u64,
 }
 
+/// What one call is lent besides its manifest: who it is, the host's
+/// capabilities, its plugin's outbound-request permits and its
+/// `wasi:config` values.
+pub struct Lent {
+    pub plugin: Arc<str>,
+    pub capabilities: Capabilities,
+    pub http_in_flight: Arc<tokio::sync::Semaphore>,
+    pub config: wasmtime_wasi_config::WasiConfigVariables,
+}
+
 impl HostState {
     pub fn new(
-        plugin: Arc<str>,
+        lent: Lent,
         grants: &Grants,
         limits: &Limits,
         caps: ComponentCaps,
         list_bytes: u64,
-        capabilities: Capabilities,
     ) -> Result<Self, std::io::Error> {
+        let Lent {
+            plugin,
+            capabilities,
+            http_in_flight,
+            config,
+        } = lent;
         let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
         let mut wasi = WasiCtxBuilder::new();
         wasi.stderr(stderr.clone());
@@ -103,9 +122,18 @@ impl HostState {
         // out; wasmtime's default is a million.
         let mut table = ResourceTable::new();
         table.set_max_capacity(MAX_RESOURCES);
+        let http = HttpState::new(
+            plugin.clone(),
+            grants.allowed_outbound_hosts.clone(),
+            limits.http,
+            http_in_flight,
+            capabilities.clone(),
+        );
         Ok(HostState {
             wasi: wasi.build(),
             table,
+            http,
+            config,
             limiter: Limiter::new(limits.memory_bytes, caps),
             store_quota: limits.store,
             kv_quota: limits.kv,
@@ -136,6 +164,22 @@ impl HostState {
             let tail: String = text.chars().rev().take(1_000).collect();
             tail.chars().rev().collect()
         })
+    }
+}
+
+impl HostState {
+    pub(crate) fn config_variables(&self) -> &wasmtime_wasi_config::WasiConfigVariables {
+        &self.config
+    }
+
+    /// The resources this call's guest holds.
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// The resource table and the `wasi:http` state, borrowed together.
+    pub(crate) fn http_parts(&mut self) -> (&mut ResourceTable, &mut HttpState) {
+        (&mut self.table, &mut self.http)
     }
 }
 

@@ -9,7 +9,7 @@ use nova_client::RawJson;
 
 use crate::{
     ApiKeyRow, Claim, Doc, DocWrite, KeyRange, ListRuns, NewRun, Run, RunId, RunStatus, RunSummary,
-    StepOutcome, StoreError,
+    SecretRow, StepOutcome, StoreError,
 };
 
 /// A relational backend: Postgres ([`PgStore`](crate::postgres::PgStore)) or
@@ -109,4 +109,8 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
         fetch: u32,
     ) -> Result<Vec<(String, i64)>, StoreError>;
     async fn doc_values(&self, namespace: &str, keys: &[&str]) -> Result<Vec<Doc>, StoreError>;
+    async fn secret_put(&self, row: &SecretRow) -> Result<(), StoreError>;
+    async fn secret_list(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    async fn secret_get_many(&self, names: &[String]) -> Result<Vec<SecretRow>, StoreError>;
+    async fn secret_delete(&self, name: &str) -> Result<bool, StoreError>;
 }

@@ -394,6 +394,16 @@ pub struct ApiKeyRow {
     pub last_used_at: Option<i64>,
 }
 
+/// A secret as the store keeps it: ciphertext, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRow {
+    pub name: String,
+    pub nonce: Vec<u8>,
+    pub ciphertext: Vec<u8>,
+    /// Unix milliseconds.
+    pub updated_at: i64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("unsupported database URL: expected postgres://… or sqlite:…")]
@@ -988,6 +998,41 @@ impl Store {
     /// Records that key `id` was used at `now` (unix ms).
     pub async fn key_used(&self, id: uuid::Uuid, now: i64) -> Result<(), StoreError> {
         self.backend.key_used(id, now).await
+    }
+}
+
+impl Store {
+    /// Creates or replaces a secret's ciphertext.
+    pub async fn secret_put(&self, row: &SecretRow) -> Result<(), StoreError> {
+        self.backend.secret_put(row).await
+    }
+
+    /// Every secret's name and when it was last written, by name; no
+    /// ciphertext.
+    pub async fn secret_list(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.backend.secret_list().await
+    }
+
+    /// The secrets among `names` that exist.
+    pub async fn secret_get_many(&self, names: &[String]) -> Result<Vec<SecretRow>, StoreError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.backend.secret_get_many(names).await
+    }
+
+    /// Deletes a secret; false if there was none by that name.
+    pub async fn secret_delete(&self, name: &str) -> Result<bool, StoreError> {
+        self.backend.secret_delete(name).await
+    }
+}
+
+fn secret_row((name, nonce, ciphertext, updated_at): (String, Vec<u8>, Vec<u8>, i64)) -> SecretRow {
+    SecretRow {
+        name,
+        nonce,
+        ciphertext,
+        updated_at,
     }
 }
 

@@ -27,7 +27,7 @@ use super::{
     now_ms, outcome_columns, run_refusal, run_status, step_status, to_i64, to_u32, to_u64,
 };
 use super::{
-    DocWrite, KeyRange, RunSummary, check_version, over_quota, usage_after,
+    DocWrite, KeyRange, RunSummary, SecretRow, check_version, over_quota, secret_row, usage_after,
 };
 
 /// Connections per host. Every call is one or two short statements, so a
@@ -211,6 +211,48 @@ impl PgStore {
 
 #[async_trait]
 impl Backend for PgStore {
+    async fn secret_put(&self, row: &SecretRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO secrets (name, nonce, ciphertext, updated_at) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (name) DO UPDATE
+             SET nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,
+                 updated_at = EXCLUDED.updated_at",
+        )
+        .bind(&row.name)
+        .bind(&row.nonce)
+        .bind(&row.ciphertext)
+        .bind(row.updated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn secret_list(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT name, updated_at FROM secrets ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn secret_get_many(&self, names: &[String]) -> Result<Vec<SecretRow>, StoreError> {
+        let rows: Vec<(String, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT name, nonce, ciphertext, updated_at FROM secrets WHERE name = ANY($1)",
+        )
+        .bind(names)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(secret_row).collect())
+    }
+
+    async fn secret_delete(&self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM secrets WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     fn name(&self) -> &'static str {
         "postgres"
     }

@@ -28,7 +28,7 @@ use super::{
     to_u64,
 };
 use super::{
-    DocWrite, KeyRange, RunSummary, check_version, over_quota, usage_after,
+    DocWrite, KeyRange, RunSummary, SecretRow, check_version, over_quota, secret_row, usage_after,
 };
 
 /// How long a statement waits for another process' write lock.
@@ -187,6 +187,53 @@ impl SqliteStore {
 
 #[async_trait]
 impl Backend for SqliteStore {
+    async fn secret_put(&self, row: &SecretRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO secrets (name, nonce, ciphertext, updated_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (name) DO UPDATE
+             SET nonce = excluded.nonce, ciphertext = excluded.ciphertext,
+                 updated_at = excluded.updated_at",
+        )
+        .bind(&row.name)
+        .bind(&row.nonce)
+        .bind(&row.ciphertext)
+        .bind(row.updated_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn secret_list(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT name, updated_at FROM secrets ORDER BY name")
+                .fetch_all(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn secret_get_many(&self, names: &[String]) -> Result<Vec<SecretRow>, StoreError> {
+        // A manifest lists a handful of secrets: one lookup each.
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let row: Option<(String, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
+                "SELECT name, nonce, ciphertext, updated_at FROM secrets WHERE name = ?1",
+            )
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?;
+            out.extend(row.map(secret_row));
+        }
+        Ok(out)
+    }
+
+    async fn secret_delete(&self, name: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM secrets WHERE name = ?1")
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     fn name(&self) -> &'static str {
         "sqlite"
     }

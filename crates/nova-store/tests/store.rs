@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nova_store::{
-    Doc, DocQuota, ListRuns, NewRun, RawJson, Run, RunId, RunStatus, RunSummary, StepOutcome,
-    StepSpec, StepStatus, Store, StoreError,
+    Doc, DocQuota, ListRuns, NewRun, RawJson, Run, RunId, RunStatus, RunSummary, SecretRow,
+    StepOutcome, StepSpec, StepStatus, Store, StoreError,
 };
 use serde_json::{Value, json};
 
@@ -250,6 +250,7 @@ suite!(
     check_docs_list_by_prefix,
     check_docs_namespaces,
     check_invalid_input,
+    check_secrets,
 );
 
 // Restart and migration checks need the location, not only a store.
@@ -2703,4 +2704,35 @@ async fn check_migrations(at: Location) {
         "every migration in {} is embedded",
         dir.display()
     );
+}
+
+async fn check_secrets(store: &Store) {
+    let row = |name: &str, byte: u8, at: i64| SecretRow {
+        name: name.to_owned(),
+        nonce: vec![byte; 24],
+        ciphertext: vec![byte; 40],
+        updated_at: at,
+    };
+    assert!(store.secret_list().await.expect("list").is_empty());
+    store.secret_put(&row("b_key", 1, 10)).await.expect("put");
+    store.secret_put(&row("a_key", 2, 20)).await.expect("put");
+    // A second write replaces the first (rotation).
+    store
+        .secret_put(&row("b_key", 3, 30))
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.secret_list().await.expect("list"),
+        vec![("a_key".to_owned(), 20), ("b_key".to_owned(), 30)]
+    );
+    let mut got = store
+        .secret_get_many(&["b_key".into(), "missing".into(), "a_key".into()])
+        .await
+        .expect("get");
+    got.sort_by(|a, b| a.name.cmp(&b.name));
+    assert_eq!(got, vec![row("a_key", 2, 20), row("b_key", 3, 30)]);
+    assert!(store.secret_get_many(&[]).await.expect("none").is_empty());
+    assert!(store.secret_delete("a_key").await.expect("delete"));
+    assert!(!store.secret_delete("a_key").await.expect("again"));
+    assert_eq!(store.secret_list().await.expect("list").len(), 1);
 }

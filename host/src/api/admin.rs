@@ -308,6 +308,11 @@ fn serving(name: &str, p: &Plugin) -> wire::Plugin {
             store_bytes: limits.store.bytes,
             kv_keys: limits.kv.items,
             kv_bytes: limits.kv.bytes,
+            http_connect_timeout_ms: limits.http.connect_timeout.as_millis() as u64,
+            http_first_byte_timeout_ms: limits.http.first_byte_timeout.as_millis() as u64,
+            http_between_bytes_timeout_ms: limits.http.between_bytes_timeout.as_millis() as u64,
+            http_response_bytes: limits.http.response_bytes,
+            http_concurrency: limits.http.concurrency,
         }),
         grants: Some(wire::PluginGrants {
             // Names only: values may be secrets.
@@ -323,6 +328,13 @@ fn serving(name: &str, p: &Plugin) -> wire::Plugin {
                     writable: d.writable,
                 })
                 .collect(),
+            allowed_outbound_hosts: grants
+                .allowed_outbound_hosts
+                .entries()
+                .map(str::to_owned)
+                .collect(),
+            secrets: grants.secrets.clone(),
+            config: grants.config.iter().map(|(k, _)| k.clone()).collect(),
         }),
         extensions: Some(p.info.extensions.clone()),
         media_types: Some(p.info.media_types.clone()),

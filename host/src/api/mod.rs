@@ -8,6 +8,7 @@ mod health;
 mod keys;
 mod metrics;
 mod rag;
+mod secrets;
 mod workflows;
 
 use std::sync::Arc;
@@ -55,6 +56,8 @@ pub struct AppState {
     /// Absent when the knowledge base is disabled.
     pub ingestor: Option<Arc<crate::knowledge::ingest::Ingestor>>,
     pub limiter: crate::ratelimit::RateLimiter,
+    /// Plugins' secrets, encrypted in the store.
+    pub secrets: Arc<crate::secrets::Vault>,
 }
 
 /// The dependencies `/health` checks, and what it last found.
@@ -136,6 +139,9 @@ pub fn api(state: AppState) -> (Router, OpenApi) {
         .routes(with_body(routes!(keys::create), MAX_JSON_BODY))
         .routes(routes!(keys::list))
         .routes(routes!(keys::revoke))
+        .routes(with_body(routes!(secrets::set), MAX_JSON_BODY))
+        .routes(routes!(secrets::list))
+        .routes(routes!(secrets::remove))
         .merge(rag)
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -233,6 +239,10 @@ fn document() -> OpenApi {
         tag("knowledge", "Search and re-ingest the knowledge base"),
         tag("plugins", "Manage and try plugins (admin)"),
         tag("keys", "Make, list and revoke API keys (admin)"),
+        tag(
+            "secrets",
+            "Set, list and delete the secrets plugins read through wasi:config (admin); values are never shown",
+        ),
         tag("health", "Liveness, readiness, metrics and this document"),
     ]);
     doc
@@ -377,6 +387,7 @@ mod tests {
         std::fs::create_dir_all(&plugins).expect("plugins dir");
         let registry = Arc::new(Registry::new(Arc::new(runtime), plugins));
         let store_for_keys = store.clone();
+        let secrets_store = store.clone();
         AppState {
             workflows: Some(crate::workflow::Workflows {
                 store: store.clone(),
@@ -403,6 +414,9 @@ mod tests {
                 rate: 1000.0,
                 burst: 1000.0,
             }),
+            secrets: Arc::new(
+                crate::secrets::Vault::open(secrets_store, None, &dir.join("data")).expect("vault"),
+            ),
         }
     }
 
@@ -455,6 +469,9 @@ mod tests {
             ("POST", "/admin/keys"),
             ("GET", "/admin/keys"),
             ("DELETE", "/admin/keys/{id}"),
+            ("GET", "/admin/secrets"),
+            ("PUT", "/admin/secrets/{name}"),
+            ("DELETE", "/admin/secrets/{name}"),
         ]
         .into_iter()
         .map(|(m, p)| (m.to_owned(), p.to_owned()))
@@ -656,7 +673,14 @@ mod tests {
             .collect();
         assert_eq!(
             tags,
-            ["workflows", "knowledge", "plugins", "keys", "health"]
+            [
+                "workflows",
+                "knowledge",
+                "plugins",
+                "keys",
+                "secrets",
+                "health"
+            ]
         );
     }
 }

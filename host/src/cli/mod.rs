@@ -258,6 +258,37 @@ pub enum KeysCommand {
     },
 }
 
+/// `nova secrets …` (admin)
+#[derive(Args, Debug)]
+pub struct SecretsArgs {
+    #[command(subcommand)]
+    pub command: SecretsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretsCommand {
+    /// Set a secret from standard input (`printf %s "$KEY" | nova secrets
+    /// set llm_api_key`); a trailing newline is dropped. Plugins that list
+    /// it read the new value from their next call.
+    Set {
+        /// 1 to 128 letters, digits, `_`, `-` or `.`.
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the secrets: name, when set, which plugins may read it. Never values.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Delete a secret.
+    Rm {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
 /// `nova health`
 #[derive(Args, Debug)]
 pub struct HealthArgs {
@@ -330,6 +361,11 @@ pub fn plugins(args: PluginsArgs) -> ExitCode {
 /// Runs `nova keys …`.
 pub fn keys(args: KeysArgs) -> ExitCode {
     finish(block_on(keys_async(args)))
+}
+
+/// Runs `nova secrets …`.
+pub fn secrets(args: SecretsArgs) -> ExitCode {
+    finish(block_on(secrets_async(args)))
 }
 
 /// Runs `nova health`.
@@ -656,6 +692,37 @@ async fn health_async(args: HealthArgs) -> Result<(), Failure> {
             health.value.failing().join(", ")
         )))
     }
+}
+
+async fn secrets_async(args: SecretsArgs) -> Result<(), Failure> {
+    match args.command {
+        SecretsCommand::Set { name, remote } => {
+            let mut value = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut value)
+                .map_err(|e| Failure::Usage(format!("cannot read standard input: {e}")))?;
+            // `echo value | nova secrets set` should not store the newline.
+            let value = value
+                .strip_suffix('\n')
+                .map(|v| v.strip_suffix('\r').unwrap_or(v))
+                .unwrap_or(&value);
+            if value.is_empty() {
+                return Err(Failure::Usage(
+                    "no value on standard input: pipe the secret in".into(),
+                ));
+            }
+            let set = remote.client()?.secret_set(&name, value).await?;
+            show(&set, remote.json, |()| format!("set {name}\n"));
+        }
+        SecretsCommand::List { remote } => {
+            let list = remote.client()?.secrets_list().await?;
+            show(&list, remote.json, |l| output::secrets(&l.secrets));
+        }
+        SecretsCommand::Rm { name, remote } => {
+            let removed = remote.client()?.secret_remove(&name).await?;
+            show(&removed, remote.json, |()| format!("deleted {name}\n"));
+        }
+    }
+    Ok(())
 }
 
 async fn keys_async(args: KeysArgs) -> Result<(), Failure> {

@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use nova_client::{
     Health, IngestReport, Invocation, KeyInfo, Plugin, PluginKind, PluginsReloaded, QueryAnswer,
-    Run, RunPage,
+    Run, RunPage, SecretInfo,
 };
 use serde_json::Value;
 
@@ -419,6 +419,34 @@ pub fn keys(keys: &[KeyInfo]) -> String {
             ("SCOPES", Align::Left),
             ("CREATED", Align::Left),
             ("LAST USED", Align::Left),
+        ],
+        &rows,
+    )
+}
+
+pub fn secrets(secrets: &[SecretInfo]) -> String {
+    if secrets.is_empty() {
+        return "no secrets\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = secrets
+        .iter()
+        .map(|s| {
+            vec![
+                s.name.clone(),
+                s.updated_at.clone(),
+                if s.readers.is_empty() {
+                    "-".to_owned()
+                } else {
+                    s.readers.join(" ")
+                },
+            ]
+        })
+        .collect();
+    table(
+        &[
+            ("NAME", Align::Left),
+            ("UPDATED", Align::Left),
+            ("READERS", Align::Left),
         ],
         &rows,
     )

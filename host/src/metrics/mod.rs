@@ -61,6 +61,19 @@ struct StatusLabels {
     status: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutboundLabels {
+    plugin: String,
+    host: String,
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutboundHostLabels {
+    plugin: String,
+    host: String,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 struct Metrics {
@@ -81,6 +94,9 @@ struct Metrics {
     cache_hits: Counter,
     cache_misses: Counter,
     body_refusals: Counter,
+    outbound_requests: Family<OutboundLabels, Counter>,
+    outbound_duration: HistogramFamily<OutboundHostLabels>,
+    outbound_bytes: Family<OutboundHostLabels, Counter>,
 }
 
 /// Request latencies: 1 ms to about 33 s.
@@ -111,6 +127,9 @@ impl Metrics {
             cache_hits: Counter::default(),
             cache_misses: Counter::default(),
             body_refusals: Counter::default(),
+            outbound_requests: Family::default(),
+            outbound_duration: Family::new_with_constructor(latency_histogram),
+            outbound_bytes: Family::default(),
             registry: Registry::default(),
         };
         // Counters get their `_total` suffix from the encoder.
@@ -189,6 +208,22 @@ impl Metrics {
             "http_memory_budget_refusals",
             "Requests answered 503 because the bodies in flight were at their limit",
             m.body_refusals.clone(),
+        );
+        registry.register(
+            "plugin_outbound_requests",
+            "Plugins' outbound HTTP requests, by plugin, allowed host (as the manifest names it) \
+             and status (the HTTP status, or refused, timeout, error)",
+            m.outbound_requests.clone(),
+        );
+        registry.register(
+            "plugin_outbound_duration_seconds",
+            "Plugins' outbound HTTP requests, until the response head, by plugin and host",
+            m.outbound_duration.clone(),
+        );
+        registry.register(
+            "plugin_outbound_response_bytes",
+            "Response body bytes plugins received, by plugin and host",
+            m.outbound_bytes.clone(),
         );
         Metrics { registry, ..m }
     }
@@ -380,6 +415,38 @@ pub fn embed_batch(texts: usize, took: Duration) {
     m.embed_texts.inc_by(texts as u64);
     m.embed_batch_size.observe(texts as f64);
     m.embed_batch_duration.observe(took.as_secs_f64());
+}
+
+/// One outbound request of `plugin` to `host` (a bounded label: the
+/// manifest's entry) ended with `status`; `took` until its head, if it came.
+pub fn outbound_request(plugin: &str, host: &str, status: &str, took: Option<Duration>) {
+    let m = &*METRICS;
+    m.outbound_requests
+        .get_or_create(&OutboundLabels {
+            plugin: plugin.to_owned(),
+            host: host.to_owned(),
+            status: status.to_owned(),
+        })
+        .inc();
+    if let Some(took) = took {
+        m.outbound_duration
+            .get_or_create(&OutboundHostLabels {
+                plugin: plugin.to_owned(),
+                host: host.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// `bytes` of a response body `plugin` received from `host`.
+pub fn outbound_bytes(plugin: &str, host: &str, bytes: u64) {
+    METRICS
+        .outbound_bytes
+        .get_or_create(&OutboundHostLabels {
+            plugin: plugin.to_owned(),
+            host: host.to_owned(),
+        })
+        .inc_by(bytes);
 }
 
 pub fn query_cache(hit: bool) {

@@ -26,4 +26,25 @@ pub trait Kv: Send + Sync + 'static {
 
     /// True if the key was there.
     async fn delete(&self, namespace: &str, key: &str) -> Result<bool, CapabilityError>;
+
+    /// Up to about `limit` live keys of the namespace from `cursor` (None:
+    /// the start), in no set order, and the cursor of the next page (None:
+    /// the last page).
+    async fn list(
+        &self,
+        namespace: &str,
+        cursor: Option<u64>,
+        limit: u32,
+    ) -> Result<(Vec<String>, Option<u64>), CapabilityError>;
+
+    /// Adds `delta` to the key's value, kept as decimal text (a missing key
+    /// counts as 0), atomically; the new value. Refused when the value is
+    /// not a number, the sum overflows, or the namespace is at its quota.
+    async fn increment(
+        &self,
+        namespace: &str,
+        key: &str,
+        delta: u64,
+        quota: Quota,
+    ) -> Result<u64, CapabilityError>;
 }

@@ -11,8 +11,10 @@
 
 mod docs;
 mod fleet;
+mod http;
 mod knowledge;
 mod kv;
+mod secrets;
 
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -20,8 +22,10 @@ use std::sync::Arc;
 
 pub use docs::{Doc, DocPage, Docs};
 pub use fleet::FleetSync;
+pub use http::{OutboundHttp, OutboundRequest, Refusal};
 pub use knowledge::{Hit, KnowledgeSearch};
 pub use kv::Kv;
+pub use secrets::Secrets;
 
 /// Why a capability did not do what a plugin asked.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

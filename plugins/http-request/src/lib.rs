@@ -1,0 +1,153 @@
+//! nova's `http-request` step: one HTTP request (and the redirects it is
+//! told to follow) through `wasi:http/outgoing-handler`.
+//!
+//! The host sends it only to what the plugin's manifest allows
+//! (`grants.allowed_outbound_hosts`), and checks every redirect hop the
+//! same way. The config, URL handling and output live in [`request`],
+//! unit-tested natively; its module docs give the config.
+
+pub mod request;
+
+wit_bindgen::generate!({ path: "../../wit/v0.1", world: "step" });
+
+use exports::nova::plugin::workflow_step::{Guest, Info, PluginError};
+use nova::plugin::log::{Level, log};
+use request::{Error, Url};
+use wasi_outbound::{expand, redact, secret, send};
+
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+struct Component;
+
+impl Guest for Component {
+    fn describe() -> Info {
+        Info {
+            name: env!("CARGO_PKG_NAME").to_string(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            description: "Sends an HTTP request (config.method, url, query, headers, body) to a \
+                          host the manifest allows; returns {\"status\", \"headers\", \"body\"}."
+                .to_string(),
+        }
+    }
+
+    fn run(input: String, config: String) -> Result<String, PluginError> {
+        run(&input, &config).map_err(|e| match e {
+            Error::InvalidInput(m) => PluginError::InvalidInput(m),
+            Error::Failed(m) => PluginError::Failed(m),
+        })
+    }
+}
+
+/// Runs the step, then writes every secret it revealed back as
+/// `${secret:NAME}` in what it returns.
+fn run(input: &str, config: &str) -> Result<String, Error> {
+    let mut revealed = Vec::new();
+    let redact = |text: String, revealed: &[(String, String)]| redact(&text, revealed);
+    match run_revealing(input, config, &mut revealed) {
+        Ok(out) => Ok(redact(out, &revealed)),
+        Err(Error::InvalidInput(m)) => Err(Error::InvalidInput(redact(m, &revealed))),
+        Err(Error::Failed(m)) => Err(Error::Failed(redact(m, &revealed))),
+    }
+}
+
+/// `value` with `${secret:NAME}` expanded in every string.
+fn expand_json(
+    value: &serde_json::Value,
+    revealed: &mut Vec<(String, String)>,
+) -> Result<serde_json::Value, Error> {
+    use serde_json::Value;
+    Ok(match value {
+        Value::String(s) => Value::String(expand(s, &mut secret, revealed)?),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| expand_json(v, revealed))
+                .collect::<Result<_, _>>()?,
+        ),
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| Ok((k.clone(), expand_json(v, revealed)?)))
+                .collect::<Result<_, Error>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+fn run_revealing(
+    input: &str,
+    config: &str,
+    revealed: &mut Vec<(String, String)>,
+) -> Result<String, Error> {
+    let mut config = request::parse_config(config)?;
+    let expanded_url = expand(&config.url, &mut secret, revealed)?;
+    for value in config.headers.values_mut() {
+        *value = expand(value, &mut secret, revealed)?;
+    }
+    if let Some(body) = &config.body {
+        config.body = Some(expand_json(body, revealed)?);
+    }
+    let query: Vec<(String, String)> = config
+        .query
+        .iter()
+        .map(|(k, v)| (k.clone(), v.text()))
+        .collect();
+    let mut url = Url::parse(&expanded_url)?.with_query(&query);
+    let mut method = config.method.clone();
+    let mut body = request::body_of(&config, input)?;
+    let mut headers: Vec<(String, Vec<u8>)> = config
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v.clone().into_bytes()))
+        .collect();
+    if let Some((_, Some(content_type))) = &body
+        && !headers.iter().any(|(k, _)| k == "content-type")
+    {
+        headers.push(("content-type".into(), content_type.as_bytes().to_vec()));
+    }
+    let mut hops = 0;
+    loop {
+        let response = send(&wasi_outbound::Request {
+            method: &method,
+            url: &url,
+            headers: &headers,
+            body: body.as_ref().map(|(bytes, _)| bytes.as_slice()),
+            timeout_ms: config.timeout_ms,
+        })?;
+        let next = request::redirect_method(response.status, &method);
+        let location = response
+            .headers
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("location"))
+            .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+        match (next, location) {
+            (Some(next), Some(location)) if hops < config.follow_redirects => {
+                hops += 1;
+                let to = url.join(&location)?;
+                let line = format!(
+                    "{} redirects ({}) to {}",
+                    url.display(),
+                    response.status,
+                    to.display()
+                );
+                log(Level::Info, &redact(&line, revealed));
+                if next != method {
+                    body = None;
+                    headers.retain(|(k, _)| k != "content-type");
+                }
+                method = next;
+                url = to;
+            }
+            _ => {
+                return request::output(
+                    &config,
+                    &url,
+                    response.status,
+                    response.headers,
+                    response.body,
+                );
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+export!(Component);
