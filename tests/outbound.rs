@@ -101,7 +101,13 @@ async fn hosts_ports_schemes_and_redirects_outside_the_manifest_are_refused() {
     let allowed = Upstream::http().await;
     let other = Upstream::http().await;
     let base = format!("http://127.0.0.1:{}", allowed.port());
-    let nova = host(&allow(std::slice::from_ref(&base)), None).await;
+    let nova = Nova::start(
+        Options::default()
+            .plugin("http-request", plugin("http-request"))
+            .manifest("http-request", &allow(std::slice::from_ref(&base)))
+            .capture_log("warn"),
+    )
+    .await;
     let refused = [
         // Another port of the same address.
         format!("http://127.0.0.1:{}/echo", other.port()),
@@ -125,6 +131,19 @@ async fn hosts_ports_schemes_and_redirects_outside_the_manifest_are_refused() {
         other.requests().is_empty(),
         "nothing reached the other server"
     );
+    // The host logged each refusal with plugin, method, host and reason,
+    // and no header.
+    let log = nova.log();
+    let refusals: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("outbound request refused"))
+        .collect();
+    assert_eq!(refusals.len(), 4, "{log}");
+    for line in refusals {
+        for part in ["plugin=http-request", "method=GET", "host=", "reason="] {
+            assert!(line.contains(part), "{line}");
+        }
+    }
     // The allowed server saw only the redirect request.
     let seen = allowed.requests();
     assert_eq!(seen.len(), 1, "{seen:?}");
@@ -602,4 +621,31 @@ async fn a_javascript_component_built_with_jco_defaults_loads_and_runs() {
     assert_eq!(body["output"], json!({"n": 42, "lang": "javascript"}));
     let entry = nova.entry("js-step").await.expect("listed");
     assert_eq!(entry["status"], "active", "{entry}");
+}
+
+#[tokio::test]
+async fn a_plugin_holds_at_most_its_concurrency_of_requests() {
+    let up = Upstream::http().await;
+    let base = format!("http://127.0.0.1:{}", up.port());
+    let manifest = format!(
+        "{}[limits]\nhttp_concurrency = 1\nhttp_connect_timeout_ms = 500\n\
+         http_first_byte_timeout_ms = 3000\n",
+        allow(std::slice::from_ref(&base))
+    );
+    let nova = host(&manifest, None).await;
+    // The first call holds the plugin's only permit while the server stalls.
+    let first = nova.spawn_step(
+        "http-request",
+        json!({}),
+        Some(json!({"url": format!("{base}/stall-head")})),
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, body) = request(&nova, json!({"url": format!("{base}/json")})).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(error_of(&body).contains("http_concurrency"), "{body}");
+    let (status, _) = first.await.expect("join");
+    assert_eq!(status, 422, "the stalled call timed out");
+    // With the permit back, the next call goes.
+    let (status, body) = request(&nova, json!({"url": format!("{base}/json")})).await;
+    assert_eq!(status, 200, "{body}");
 }

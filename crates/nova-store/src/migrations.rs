@@ -49,6 +49,11 @@ const POSTGRES: Embedded = &[
         "doc sizes and usage",
         include_str!("../migrations/postgres/0006_doc_sizes_and_usage.sql"),
     ),
+    (
+        7,
+        "secrets",
+        include_str!("../migrations/postgres/0007_secrets.sql"),
+    ),
 ];
 
 const SQLITE: Embedded = &[
@@ -71,6 +76,11 @@ const SQLITE: Embedded = &[
         4,
         "doc sizes and usage",
         include_str!("../migrations/sqlite/0004_doc_sizes_and_usage.sql"),
+    ),
+    (
+        5,
+        "secrets",
+        include_str!("../migrations/sqlite/0005_secrets.sql"),
     ),
 ];
 
