@@ -33,6 +33,21 @@ fuzz_target!(|data: &[u8]| {
             assert!(limits.kv.items <= config.max_kv.items);
             assert!(limits.kv.bytes <= config.max_kv.bytes);
             assert!(!limits.timeout.is_zero());
+            // Outbound HTTP limits: at least 1, at most the host's.
+            let (http, max) = (limits.http, config.max_http);
+            assert!((1..=max.response_bytes).contains(&http.response_bytes));
+            assert!((1..=max.concurrency).contains(&http.concurrency));
+            for (t, m) in [
+                (http.connect_timeout, max.connect_timeout),
+                (http.first_byte_timeout, max.first_byte_timeout),
+                (http.between_bytes_timeout, max.between_bytes_timeout),
+            ] {
+                assert!(!t.is_zero() && t <= m, "{t:?} over {m:?}");
+            }
+            // wasi:config has one namespace: no key is both.
+            for (key, _) in &manifest.grants.config {
+                assert!(!manifest.grants.secrets.contains(key), "{key}");
+            }
             for grant in &manifest.grants.dirs {
                 assert!(!grant.host.starts_with("/srv/nova/knowledge"), "{grant:?}");
                 assert!(!Path::new("/srv/nova/knowledge").starts_with(&grant.host));
