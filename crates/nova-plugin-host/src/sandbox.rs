@@ -17,8 +17,8 @@ use wasmtime_wasi::{
 };
 
 use super::capability::Capabilities;
-use super::contract::wasi_http::HttpState;
 use super::manifest::Grants;
+use super::outbound::HttpState;
 use super::{ComponentCaps, Limits, Quota};
 
 /// How much of a plugin's stderr is kept, to explain a trap.

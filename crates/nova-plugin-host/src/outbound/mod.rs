@@ -32,6 +32,10 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+mod sending;
+
+pub use sending::HttpState;
+
 /// The entries of a manifest's `allowed_outbound_hosts`, parsed; cheap to
 /// clone (every call's sandbox holds them).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
