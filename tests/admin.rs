@@ -291,3 +291,39 @@ async fn every_error_is_json() {
     assert_eq!(health["checks"]["plugins"]["ready"], true);
     assert_eq!(health["checks"]["plugins"]["active"], 1);
 }
+
+#[tokio::test]
+async fn deleting_a_refused_manifest_loads_the_plugin_again() {
+    // A manifest that does not parse keeps the plugin from loading...
+    let nova = Nova::start(
+        Options::default()
+            .plugin("hello", test_plugin("hello-v1"))
+            .manifest("hello", "[limits]\nno_such_key = 1\n"),
+    )
+    .await;
+    let entry = nova.entry("hello").await.expect("listed");
+    assert_eq!(entry["status"], "rejected", "{entry}");
+    assert!(
+        entry["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("no_such_key"),
+        "{entry}"
+    );
+    // ... and deleting it (the `.wasm` unchanged) is a change: the next
+    // reload loads the plugin with the host's defaults.
+    std::fs::remove_file(nova.plugins_dir.join("hello.toml")).expect("rm manifest");
+    let response = nova
+        .admin(Method::POST, "/admin/plugins/reload")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    // The watcher may have seen the deletion first.
+    let outcome = body["outcomes"]["hello"].as_str().unwrap_or_default();
+    assert!(["loaded", "unchanged"].contains(&outcome), "{body}");
+    let entry = nova.entry("hello").await.expect("listed");
+    assert_eq!(entry["status"], "active", "{entry}");
+    assert!(entry["error"].is_null(), "{entry}");
+}

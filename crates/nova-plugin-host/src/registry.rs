@@ -207,7 +207,17 @@ impl Registry {
         let manifest = match self.manifest(&name) {
             Ok(m) => m,
             Err(e) => {
-                return self.reject(name.as_str(), &wasm, Some(file.sha256), Some(size), None, e);
+                // Remember the text refused, so that fixing or deleting the
+                // manifest (and nothing else) is tried again.
+                let refused = refused_manifest(&name.file_in(&self.dir, "toml"));
+                return self.reject(
+                    name.as_str(),
+                    &wasm,
+                    Some(file.sha256),
+                    Some(size),
+                    Some(refused),
+                    e,
+                );
             }
         };
         let slot = self.read().get(name.as_str()).cloned().unwrap_or_default();
@@ -441,6 +451,12 @@ impl Registry {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Slot>> {
         self.slots.write().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// What a refused manifest said, to tell a later change from it: its text,
+/// or why it could not be read (never a manifest's text: it holds a NUL).
+fn refused_manifest(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| format!("\0unreadable: {e}"))
 }
 
 /// The bytes and digest of `path`; none if there is no such file.
