@@ -327,3 +327,28 @@ async fn deleting_a_refused_manifest_loads_the_plugin_again() {
     assert_eq!(entry["status"], "active", "{entry}");
     assert!(entry["error"].is_null(), "{entry}");
 }
+
+#[tokio::test]
+async fn invoke_answers_with_the_calls_log_lines() {
+    let nova =
+        Nova::start(Options::default().plugin("log-and-kv", test_plugin("log-and-kv"))).await;
+    let (status, body) = nova
+        .invoke_step("log-and-kv", &serde_json::json!({}), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let logs = body["logs"].as_array().expect("logs");
+    assert_eq!(
+        logs.first(),
+        Some(&serde_json::json!({"level": "info", "message": "log-and-kv called"})),
+        "{body}"
+    );
+    assert!(
+        body.get("logs_dropped").is_none(),
+        "nothing dropped: {body}"
+    );
+    // Each call answers with its own lines only.
+    let (_, again) = nova
+        .invoke_step("log-and-kv", &serde_json::json!({}), None)
+        .await;
+    assert_eq!(again["logs"].as_array().map(Vec::len), Some(logs.len()));
+}

@@ -987,6 +987,26 @@ pub struct Invocation {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chunks: Option<Vec<Chunk>>,
     pub duration_ms: f64,
+    /// What the plugin logged during the call, oldest first (at most 200
+    /// lines and 64 KiB; `logs_dropped` counts the rest).
+    #[serde(default)]
+    pub logs: Vec<LogLine>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub logs_dropped: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// A line a plugin logged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct LogLine {
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    pub message: String,
 }
 
 /// A chunk a loader produced.

@@ -242,13 +242,41 @@ pub async fn invoke(
         output: None,
         chunks: None,
         duration_ms: 0.0,
+        logs: Vec::new(),
+        logs_dropped: 0,
     };
+    let (answer, captured) = crate::plugins::logs::capture(async {
+        run(&plugin, runtime, &body, params, &mut result).await
+    })
+    .await;
+    answer?;
+    result.logs = captured
+        .lines
+        .into_iter()
+        .map(|l| wire::LogLine {
+            level: l.level.to_owned(),
+            message: l.message,
+        })
+        .collect();
+    result.logs_dropped = captured.dropped;
+    result.duration_ms = start.elapsed().as_secs_f64() * 1e3;
+    Ok(Json(result))
+}
+
+/// Runs one invocation into `result`.
+async fn run(
+    plugin: &Plugin,
+    runtime: &crate::plugins::Runtime,
+    body: &Bytes,
+    params: InvokeParams,
+    result: &mut wire::Invocation,
+) -> Result<(), ApiError> {
     match plugin.kind {
         PluginKind::Step => {
             let input = if body.iter().all(u8::is_ascii_whitespace) {
                 RawJson::null()
             } else {
-                let text = std::str::from_utf8(&body).map_err(|e| {
+                let text = std::str::from_utf8(body).map_err(|e| {
                     ApiError::bad_request("invalid_json", format!("request body is not UTF-8: {e}"))
                 })?;
                 RawJson::parse(text).map_err(|e| {
@@ -261,12 +289,12 @@ pub async fn invoke(
                     ApiError::bad_request("invalid_config", format!("config is not JSON: {e}"))
                 })?,
             };
-            let output = runtime.run_step(&plugin, input.get(), config.get()).await?;
+            let output = runtime.run_step(plugin, input.get(), config.get()).await?;
             result.output = Some(output);
         }
         PluginKind::Loader => {
             let source = params.source.unwrap_or_else(|| "document".to_owned());
-            let chunks = runtime.run_loader(&plugin, &source, &body).await?;
+            let chunks = runtime.run_loader(plugin, &source, body).await?;
             result.chunks = Some(
                 chunks
                     .into_iter()
@@ -278,8 +306,7 @@ pub async fn invoke(
             );
         }
     }
-    result.duration_ms = start.elapsed().as_secs_f64() * 1e3;
-    Ok(Json(result))
+    Ok(())
 }
 
 fn unknown(name: &str) -> ApiError {
