@@ -27,10 +27,10 @@ toolchain:
 cargo-component:
     command -v cargo-component >/dev/null || cargo install cargo-component --locked
 
-# Build the shipped plugins into build/plugins/NAME.wasm.
-plugins: toolchain
-    cargo build --release --target {{wasm}} --manifest-path plugins/Cargo.toml --target-dir "{{target}}/plugins"
-    just _collect plugins/Cargo.toml "{{target}}/plugins" build/plugins
+# Build the shipped plugins into build/plugins/NAME.wasm; `just plugins NAME` builds and copies that one only.
+plugins name="": toolchain
+    cargo build --release --target {{wasm}} --manifest-path plugins/Cargo.toml --target-dir "{{target}}/plugins" {{ if name == "" { "--workspace" } else { "-p " + name } }}
+    just _collect plugins/Cargo.toml "{{target}}/plugins" build/plugins "{{name}}"
 
 # Build the sandbox test plugins into build/test-plugins/NAME.wasm, and the JavaScript one with jco's default flags (npm, pinned in tests/plugins-js).
 test-plugins: toolchain
@@ -38,12 +38,12 @@ test-plugins: toolchain
     just _collect tests/plugins/Cargo.toml "{{target}}/test-plugins" build/test-plugins
     cd tests/plugins-js && npm ci --no-audit --no-fund --loglevel=error && npm run --silent build
 
-# Copy the workspace's built components to DEST as NAME.wasm (crate `a-b`, file `a_b.wasm`).
-_collect manifest from dest:
+# Copy the workspace's built components (or only ONLY) to DEST as NAME.wasm (crate `a-b`, file `a_b.wasm`).
+_collect manifest from dest only="":
     mkdir -p "{{dest}}"
     cargo metadata --no-deps --format-version 1 --manifest-path "{{manifest}}" \
         | python3 -c 'import json,sys; [print(p["name"]) for p in json.load(sys.stdin)["packages"] if any("cdylib" in t["kind"] for t in p["targets"])]' \
-        | while read -r name; do cp "{{from}}/{{wasm}}/release/${name//-/_}.wasm" "{{dest}}/$name.wasm"; done
+        | while read -r name; do if [ -z "{{only}}" ] || [ "{{only}}" = "$name" ]; then cp "{{from}}/{{wasm}}/release/${name//-/_}.wasm" "{{dest}}/$name.wasm"; fi; done
 
 # Build the host and the tests (one feature set for both, so nothing builds twice).
 build: toolchain
