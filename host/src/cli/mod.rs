@@ -675,6 +675,16 @@ async fn plugins_async(args: PluginsArgs) -> Result<(), Failure> {
                 .plugin_invoke(&name, body, &Invoke { config, source })
                 .await?;
             show(&invoked, remote.json, output::invocation);
+            // The plugin's own log lines, for people, on stderr.
+            for line in &invoked.value.logs {
+                note(remote.json, &format!("{:<5} {}", line.level, line.message));
+            }
+            if invoked.value.logs_dropped > 0 {
+                note(
+                    remote.json,
+                    &format!("({} more log lines not shown)", invoked.value.logs_dropped),
+                );
+            }
         }
     }
     Ok(())
