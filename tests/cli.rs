@@ -481,6 +481,12 @@ async fn plugins_verbs() {
         "{}",
         stdout(&out)
     );
+    // The plugin's own log line for the call follows on stderr.
+    assert!(
+        stderr(&out).contains("debug rendering a"),
+        "{}",
+        stderr(&out)
+    );
     args.push("--json");
     let out = nova_cli_with(url, &args, br#"{"name": "Ada"}"#);
     assert_eq!(code(&out), 0, "{}", stderr(&out));
