@@ -352,3 +352,31 @@ async fn invoke_answers_with_the_calls_log_lines() {
         .await;
     assert_eq!(again["logs"].as_array().map(Vec::len), Some(logs.len()));
 }
+
+#[tokio::test]
+async fn a_component_needing_what_nova_does_not_serve_is_refused_before_compiling() {
+    let nova = Nova::start(Options::default()).await;
+    let response = nova
+        .admin(Method::PUT, "/admin/plugins/needs-spin")
+        .body(nova_tests::wat_component("needs-spin"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_plugin", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    for part in [
+        "imports fermyon:spin/variables@2.0.0",
+        "found before compiling",
+        "nova:plugin/{types,log,kv,store,knowledge}@0.1.x",
+        "wasi:http/{types,outgoing-handler}@0.2.x",
+        "wasi:keyvalue/{store,atomics,batch}@0.2.0-draft",
+    ] {
+        assert!(message.contains(part), "{part:?} not in {message}");
+    }
+    assert!(
+        !message.contains("wasi:io/error"),
+        "a served import is not named: {message}"
+    );
+}

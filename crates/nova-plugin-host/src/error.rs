@@ -26,6 +26,11 @@ pub enum LoadError {
          (it serves 0.1.x)"
     )]
     UnsupportedVersion { found: String },
+    #[error(
+        "component imports {imports}, which this host does not serve (found before \
+         compiling); it serves {served}"
+    )]
+    Unserved { imports: String, served: String },
     #[error("component does not conform to the {world} world: {message}")]
     NonConforming {
         world: &'static str,

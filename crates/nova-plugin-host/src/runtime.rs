@@ -163,6 +163,13 @@ impl Runtime {
         manifest: Manifest,
     ) -> Result<Plugin, LoadError> {
         check_header(&bytes)?;
+        let unserved = crate::imports::unserved(&bytes);
+        if !unserved.is_empty() {
+            return Err(LoadError::Unserved {
+                imports: unserved.join(", "),
+                served: crate::imports::served(),
+            });
+        }
         let size_bytes = bytes.len() as u64;
         let (engine, cache, sha) = (self.engine.clone(), self.cache.clone(), sha256.clone());
         // A compile slot, not a lock: uploads, reloads and calls of other
