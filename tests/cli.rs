@@ -519,6 +519,26 @@ async fn plugins_verbs() {
     );
     let out = nova_admin(url, &["plugins", "upload", "x", "/no/such.wasm"]);
     assert_eq!(code(&out), 2);
+    // An upload that outlasts --timeout says the host may still be
+    // compiling, not that it cannot be reached.
+    let out = nova_admin(
+        url,
+        &[
+            "plugins",
+            "upload",
+            "slowpoke",
+            template,
+            "--timeout",
+            "0.000001",
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("may still be compiling slowpoke")
+            && stderr(&out).contains("--timeout"),
+        "{}",
+        stderr(&out)
+    );
 
     // Without the token: the server refuses, 1.
     let out = Command::new(nova_bin())

@@ -35,9 +35,10 @@ pub struct Remote {
     #[arg(long, env = "NOVA_ADMIN_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Seconds one request may take before it is given up (a `--wait`
-    /// request gets its hold on top).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = parse_timeout)]
-    pub timeout: f64,
+    /// request gets its hold on top) [default: 30; `plugins upload`: 600,
+    /// as a large component compiles for a while].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub timeout: Option<f64>,
     /// Print the server's JSON answer as is, instead of a summary.
     #[arg(long)]
     pub json: bool,
@@ -45,7 +46,14 @@ pub struct Remote {
 
 impl Remote {
     fn client(&self) -> Result<Client, ClientError> {
-        let mut builder = Client::builder(&self.url).timeout(Duration::from_secs_f64(self.timeout));
+        self.client_within(DEFAULT_TIMEOUT_S)
+    }
+
+    /// A client whose requests may take `default` seconds unless
+    /// `--timeout` says otherwise.
+    fn client_within(&self, default: f64) -> Result<Client, ClientError> {
+        let timeout = self.timeout.unwrap_or(default);
+        let mut builder = Client::builder(&self.url).timeout(Duration::from_secs_f64(timeout));
         let credential = self
             .api_key
             .as_ref()
@@ -57,6 +65,11 @@ impl Remote {
         builder.build()
     }
 }
+
+/// Seconds a request may take unless `--timeout` says otherwise.
+const DEFAULT_TIMEOUT_S: f64 = 30.0;
+/// The same for `plugins upload`, which answers after the compile.
+const UPLOAD_TIMEOUT_S: f64 = 600.0;
 
 /// `nova submit FILE.json [--wait[=SECONDS]]`
 #[derive(Args, Debug)]
@@ -617,14 +630,26 @@ async fn plugins_async(args: PluginsArgs) -> Result<(), Failure> {
         }
         PluginsCommand::Upload { name, file, remote } => {
             let wasm = read_input(&file)?;
-            let client = remote.client()?;
+            // The host answers once the component is compiled and
+            // described: for an interpreter's component, tens of seconds.
+            let client = remote.client_within(UPLOAD_TIMEOUT_S)?;
             let bar = spinner(
                 remote.json,
                 format!("uploading {name} ({} bytes), compiling", wasm.len()),
             );
             let uploaded = client.plugin_upload(&name, wasm).await;
             bar.finish_and_clear();
-            let uploaded = uploaded?;
+            let uploaded = uploaded.map_err(|e| match e {
+                ClientError::Unreachable { reason, .. } if reason.contains("timed out") => {
+                    Failure::Reported(format!(
+                        "no answer from {} within {} s: the host may still be compiling {name} \
+                         (`nova plugins show {name}` tells); give it longer with --timeout",
+                        remote.url,
+                        remote.timeout.unwrap_or(UPLOAD_TIMEOUT_S)
+                    ))
+                }
+                other => Failure::from(other),
+            })?;
             show(&uploaded, remote.json, |u| {
                 format!(
                     "plugin {} {} {} ({} {})\n",
