@@ -86,6 +86,22 @@ async fn a_standard_keyvalue_component_keeps_its_own_keys() {
             ["error: no-such-store", "ok", "2"],
             "{name}: one bucket, `default`"
         );
+        // A get-many answer is bounded (by `[plugins] list_bytes`, 4 MiB),
+        // however often it names one large value.
+        assert_eq!(
+            ops(&nova, "kv-a", "fill big 1000000; get-many big big big big").await,
+            [
+                "ok",
+                "big=<1000000 bytes>,big=<1000000 bytes>,big=<1000000 bytes>,big=<1000000 bytes>"
+            ],
+            "{name}"
+        );
+        let over = ops(&nova, "kv-a", "get-many big big big big big").await;
+        assert_eq!(
+            over,
+            ["error: a get-many answer holds at most 4194304 bytes of values; ask for fewer keys"],
+            "{name}"
+        );
         // Keys persist across calls (and instances), as kv's do.
         assert_eq!(ops(&nova, "kv-a", "get colour").await, ["blue"], "{name}");
     }

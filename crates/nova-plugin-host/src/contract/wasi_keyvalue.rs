@@ -5,7 +5,9 @@
 //!
 //! One bucket: `default` (as Spin's default store). Any other identifier
 //! is `no-such-store`. Values and keys have the limits and quota of
-//! `nova:plugin/kv`. `increment` keeps the value as decimal text.
+//! `nova:plugin/kv`. `increment` keeps the value as decimal text. A
+//! `get-many` answer holds at most `[plugins] list_bytes` of values (as a
+//! `store` listing does), however often a key is named.
 
 use std::sync::Arc;
 
@@ -162,8 +164,16 @@ impl batch::Host for HostState {
         check_batch(keys.len())?;
         let kv = self.std_kv()?;
         let mut out = Vec::with_capacity(keys.len());
+        let mut bytes = 0u64;
         for key in keys {
             let value = kv.get(&self.plugin, &key).await?;
+            bytes += value.as_ref().map_or(0, |v| v.len() as u64);
+            if bytes > self.list_bytes {
+                return Err(KvTrap::Guest(store::Error::Other(format!(
+                    "a get-many answer holds at most {} bytes of values; ask for fewer keys",
+                    self.list_bytes
+                ))));
+            }
             out.push(value.map(|v| (key, v)));
         }
         Ok(out)

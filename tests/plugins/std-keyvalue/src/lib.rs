@@ -4,7 +4,9 @@
 //!
 //! `config` is `{"ops": "OP; OP; …"}`, each OP one of:
 //! `open NAME`, `set K V`, `get K`, `delete K`, `exists K`, `incr K N`,
-//! `list`, `get-many K K…`, `set-many K=V K=V…`, `nova-get K`, `nova-set K V`.
+//! `list`, `get-many K K…`, `set-many K=V K=V…`, `nova-get K`, `nova-set K V`,
+//! `fill K N` (sets K to N bytes of `x`). A value longer than 64 bytes is
+//! shown as `<N bytes>`.
 //! The bucket is `default` until `open` names another. Output: a JSON
 //! array with one string per OP: its result, or `error: …`.
 
@@ -76,9 +78,11 @@ fn error(e: &store::Error) -> String {
 }
 
 fn text(v: Option<Vec<u8>>) -> String {
-    v.map_or("none".to_owned(), |v| {
-        String::from_utf8_lossy(&v).into_owned()
-    })
+    match v {
+        None => "none".to_owned(),
+        Some(v) if v.len() > 64 => format!("<{} bytes>", v.len()),
+        Some(v) => String::from_utf8_lossy(&v).into_owned(),
+    }
 }
 
 fn apply(b: &store::Bucket, words: &[&str]) -> Result<String, String> {
@@ -90,6 +94,11 @@ fn apply(b: &store::Bucket, words: &[&str]) -> Result<String, String> {
             "ok".to_owned()
         }
         "get" => text(b.get(arg(1)).map_err(e)?),
+        "fill" => {
+            let n: usize = arg(2).parse().map_err(|_| "bad size".to_owned())?;
+            b.set(arg(1), &vec![b'x'; n]).map_err(e)?;
+            "ok".to_owned()
+        }
         "delete" => {
             b.delete(arg(1)).map_err(e)?;
             "ok".to_owned()
