@@ -37,11 +37,7 @@ impl capability::Kv for Kv {
         ttl: Option<Duration>,
         quota: Quota,
     ) -> Result<(), CapabilityError> {
-        let quota = KvQuota {
-            keys: quota.items,
-            bytes: quota.bytes,
-        };
-        Kv::set(self, namespace, key, value, ttl, quota)
+        Kv::set(self, namespace, key, value, ttl, kv_quota(quota))
             .await
             .map_err(kv_error)
     }
@@ -68,13 +64,17 @@ impl capability::Kv for Kv {
         delta: u64,
         quota: Quota,
     ) -> Result<u64, CapabilityError> {
-        let quota = KvQuota {
-            keys: quota.items,
-            bytes: quota.bytes,
-        };
-        Kv::increment(self, namespace, key, delta, quota)
+        Kv::increment(self, namespace, key, delta, kv_quota(quota))
             .await
             .map_err(kv_error)
+    }
+}
+
+/// A plugin's quota, in kv's terms.
+fn kv_quota(quota: Quota) -> KvQuota {
+    KvQuota {
+        keys: quota.items,
+        bytes: quota.bytes,
     }
 }
 

@@ -584,7 +584,7 @@ impl Backend for RedisKv {
     ) -> Result<(Vec<String>, Option<u64>), KvError> {
         // The usage hash names every key (`k:<key>` → "<size> <expires>"):
         // one HSCAN page of it, less the expired entries.
-        let now = now_ms();
+        let now = crate::store::now_ms();
         let reply: fred::types::Value = self
             .conn
             .client()
@@ -695,14 +695,6 @@ impl Backend for RedisKv {
 /// Lua numbers are doubles: a quota beyond 2^53 is as good as none.
 fn clamp(n: u64) -> i64 {
     n.min(1 << 53) as i64
-}
-
-/// Unix milliseconds, as the usage hash records expiries.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 fn redis_error(e: fred::error::Error) -> KvError {

@@ -22,7 +22,7 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
 use hyper_util::rt::TokioIo;
 use nova_plugin_host::capability::{OutboundHttp, OutboundRequest, Refusal};
-use nova_plugin_host::outbound::forbidden_address;
+use nova_plugin_host::outbound::{HttpLimits, forbidden_address};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -139,13 +139,16 @@ impl OutboundHttp for Outbound {
             host: host.clone(),
             label: permit.label.clone(),
         };
-        let connect_timeout = options.connect_timeout.unwrap_or(Duration::from_secs(10));
+        // The plugin host sets all three (clamped by the plugin's limits);
+        // a lender called otherwise falls back to the plugin defaults.
+        let defaults = HttpLimits::default();
+        let connect_timeout = options.connect_timeout.unwrap_or(defaults.connect_timeout);
         let first_byte_timeout = options
             .first_byte_timeout
-            .unwrap_or(Duration::from_secs(30));
+            .unwrap_or(defaults.first_byte_timeout);
         let between_bytes = options
             .between_bytes_timeout
-            .unwrap_or(Duration::from_secs(30))
+            .unwrap_or(defaults.between_bytes_timeout)
             .max(Duration::from_millis(1));
         let deadline = tokio::time::Instant::now() + connect_timeout;
 

@@ -14,12 +14,12 @@
 use std::io::Write;
 use std::path::Path;
 
+use crate::store::{SecretRow, Store, StoreError, now_ms};
 use async_trait::async_trait;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use nova_plugin_host::capability::{self, CapabilityError};
 use nova_plugin_host::manifest::check_config_key;
-use nova_store::{SecretRow, Store, StoreError};
 
 /// Longest secret value.
 pub const MAX_SECRET_BYTES: usize = 64 << 10;
@@ -102,7 +102,7 @@ impl Vault {
                 name: name.to_owned(),
                 nonce: nonce.to_vec(),
                 ciphertext,
-                updated_at: nova_store::now_ms(),
+                updated_at: now_ms(),
             })
             .await?;
         tracing::info!(secret = name, "secret set");

@@ -85,6 +85,17 @@ pub fn code_for(status: StatusCode) -> &'static str {
     }
 }
 
+impl ApiError {
+    /// `503 store_unavailable`: the store could not be reached or failed.
+    pub fn store_unavailable(e: impl std::fmt::Display) -> Self {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        )
+    }
+}
+
 impl From<BytesRejection> for ApiError {
     fn from(rejection: BytesRejection) -> Self {
         // A body that did not arrive in time (see `body::reserve`).

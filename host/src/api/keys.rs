@@ -17,11 +17,7 @@ impl From<KeyError> for ApiError {
             KeyError::Invalid(_) | KeyError::Scope(_) => {
                 ApiError::bad_request("invalid_request", e.to_string())
             }
-            KeyError::Store(e) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                e.to_string(),
-            ),
+            KeyError::Store(e) => ApiError::store_unavailable(e),
             KeyError::Random(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
         }
     }

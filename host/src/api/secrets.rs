@@ -17,11 +17,7 @@ impl From<SecretError> for ApiError {
     fn from(e: SecretError) -> Self {
         match e {
             SecretError::Invalid(m) => ApiError::bad_request("invalid_request", m),
-            SecretError::Store(e) => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                e.to_string(),
-            ),
+            SecretError::Store(e) => ApiError::store_unavailable(e),
             e @ (SecretError::Undecryptable(_) | SecretError::Crypto(_)) => {
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             }

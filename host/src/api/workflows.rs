@@ -396,11 +396,7 @@ impl From<WorkflowError> for ApiError {
             }
             WorkflowError::Store(e) => {
                 tracing::error!(error = %e, "store error");
-                ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "store_unavailable",
-                    e.to_string(),
-                )
+                ApiError::store_unavailable(e)
             }
             WorkflowError::Queue(e) => {
                 tracing::error!(error = %e, "queue error");
