@@ -13,7 +13,7 @@ wit_bindgen::generate!({ path: "../../wit/v0.1", world: "step" });
 use exports::nova::plugin::workflow_step::{Guest, Info, PluginError};
 use nova::plugin::log::{Level, log};
 use request::{Error, Url};
-use wasi_outbound::{expand, redact, secret, send};
+use wasi_outbound::{expand, redact, redacting, secret, send};
 
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Component;
@@ -37,16 +37,10 @@ impl Guest for Component {
     }
 }
 
-/// Runs the step, then writes every secret it revealed back as
+/// Runs the step; every secret it revealed is written back as
 /// `${secret:NAME}` in what it returns.
 fn run(input: &str, config: &str) -> Result<String, Error> {
-    let mut revealed = Vec::new();
-    let redact = |text: String, revealed: &[(String, String)]| redact(&text, revealed);
-    match run_revealing(input, config, &mut revealed) {
-        Ok(out) => Ok(redact(out, &revealed)),
-        Err(Error::InvalidInput(m)) => Err(Error::InvalidInput(redact(m, &revealed))),
-        Err(Error::Failed(m)) => Err(Error::Failed(redact(m, &revealed))),
-    }
+    redacting(|revealed| run_revealing(input, config, revealed))
 }
 
 /// `value` with `${secret:NAME}` expanded in every string.

@@ -11,7 +11,7 @@ wit_bindgen::generate!({ path: "../../wit/v0.1", world: "step" });
 use chat::Error;
 use exports::nova::plugin::workflow_step::{Guest, Info, PluginError};
 use nova::plugin::log::{Level, log};
-use wasi_outbound::{Request, redact, secret, send};
+use wasi_outbound::{Request, redacting, secret, send};
 
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 struct Component;
@@ -29,14 +29,10 @@ impl Guest for Component {
     }
 
     fn run(input: String, config: String) -> Result<String, PluginError> {
-        let mut revealed = Vec::new();
-        let result = run(&input, &config, &mut revealed);
-        result
-            .map(|out| redact(&out, &revealed))
-            .map_err(|e| match e {
-                Error::InvalidInput(m) => PluginError::InvalidInput(redact(&m, &revealed)),
-                Error::Failed(m) => PluginError::Failed(redact(&m, &revealed)),
-            })
+        redacting(|revealed| run(&input, &config, revealed)).map_err(|e| match e {
+            Error::InvalidInput(m) => PluginError::InvalidInput(m),
+            Error::Failed(m) => PluginError::Failed(m),
+        })
     }
 }
 

@@ -163,6 +163,20 @@ pub fn redact(text: &str, revealed: &[(String, String)]) -> String {
     out
 }
 
+/// Runs `step` with a list for the secrets it reveals, then writes each one
+/// back as `${secret:NAME}` in its output and errors: what a step returns
+/// never holds a secret's value.
+pub fn redacting(
+    step: impl FnOnce(&mut Vec<(String, String)>) -> Result<String, Error>,
+) -> Result<String, Error> {
+    let mut revealed = Vec::new();
+    match step(&mut revealed) {
+        Ok(out) => Ok(redact(&out, &revealed)),
+        Err(Error::InvalidInput(m)) => Err(Error::InvalidInput(redact(&m, &revealed))),
+        Err(Error::Failed(m)) => Err(Error::Failed(redact(&m, &revealed))),
+    }
+}
+
 /// The value of secret `name`, from `wasi:config`.
 pub fn secret(name: &str) -> Result<String, Error> {
     #[cfg(target_arch = "wasm32")]
@@ -410,6 +424,23 @@ mod tests {
         assert_eq!(
             body_error(&url, "odd\nmore"),
             "reading the body http://h/x: odd"
+        );
+    }
+
+    #[test]
+    fn redacting_writes_revealed_secrets_back_as_names() {
+        let out = redacting(|revealed| {
+            revealed.push(("k".to_string(), "s3cr3t".to_string()));
+            Ok("echo s3cr3t".to_string())
+        });
+        assert_eq!(out, Ok("echo ${secret:k}".to_string()));
+        let err = redacting(|revealed| {
+            revealed.push(("k".to_string(), "s3cr3t".to_string()));
+            Err(Error::Failed("server said s3cr3t".to_string()))
+        });
+        assert_eq!(
+            err,
+            Err(Error::Failed("server said ${secret:k}".to_string()))
         );
     }
 
