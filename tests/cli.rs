@@ -7,12 +7,11 @@
 //! verbs pass the admin token.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use nova_tests::{Nova, Options, TOKEN, free_port, nova_bin, plugin, test_plugin};
+use nova_tests::{Nova, Options, TOKEN, free_port, nova_bin, plugin, run_nova, test_plugin};
 use serde_json::{Value, json};
 
 async fn start() -> Nova {
@@ -68,25 +67,12 @@ fn key_for(url: &str) -> Option<String> {
 
 /// `nova ARGS…` against `url`, with `stdin` fed to it.
 fn nova_cli_with(url: &str, args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(nova_bin())
-        .args(args)
-        .args(["--url", url])
-        .env_remove("NOVA_URL")
-        .env_remove("NOVA_ADMIN_TOKEN")
-        .env("NOVA_API_KEY", key_for(url).unwrap_or_default())
-        .env("NOVA_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn nova");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(stdin)
-        .expect("write stdin");
-    child.wait_with_output().expect("nova output")
+    let key = key_for(url).unwrap_or_default();
+    run_nova(
+        &[args, &["--url", url]].concat(),
+        &[("NOVA_API_KEY", &key)],
+        stdin,
+    )
 }
 
 fn nova_cli(url: &str, args: &[&str]) -> Output {

@@ -492,26 +492,10 @@ async fn secrets_are_admin_only_and_checked() {
 
 #[tokio::test]
 async fn the_cli_sets_lists_and_removes_secrets_from_stdin() {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
     let nova = Nova::start(Options::default()).await;
     let cli = |args: &[&str], stdin: &[u8]| {
-        let mut child = Command::new(nova_tests::nova_bin())
-            .args(args)
-            .args(["--url", &nova.url, "--token", nova_tests::TOKEN])
-            .env_remove("NOVA_API_KEY")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn nova");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(stdin)
-            .expect("stdin");
-        child.wait_with_output().expect("output")
+        let remote = ["--url", nova.url.as_str(), "--token", nova_tests::TOKEN];
+        nova_tests::run_nova(&[args, &remote].concat(), &[], stdin)
     };
     let out = cli(&["secrets", "set", "llm_api_key"], b"sk-from-stdin-123\n");
     assert!(

@@ -64,6 +64,32 @@ pub fn test_plugin(name: &str) -> PathBuf {
     built("test-plugins", name, "just test-plugins")
 }
 
+/// Runs the `nova` command with `args` and `stdin` fed to it, none of the
+/// caller's `NOVA_URL`, `NOVA_ADMIN_TOKEN` or `NOVA_API_KEY` but what `env`
+/// sets, and its output captured.
+pub fn run_nova(args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut child = Command::new(nova_bin())
+        .args(args)
+        .env_remove("NOVA_URL")
+        .env_remove("NOVA_ADMIN_TOKEN")
+        .env_remove("NOVA_API_KEY")
+        .env("NOVA_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn nova");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
+    child.wait_with_output().expect("nova output")
+}
+
 /// A test component written by hand in `tests/plugins/NAME.wat`, assembled
 /// (with each block between `;; nova-test: repeat N` and `;; nova-test:
 /// end` repeated N times).
