@@ -5,36 +5,27 @@
 
 pub mod extract;
 
-wit_bindgen::generate!({ path: "../../wit/v0.1", world: "loader" });
+use nova_plugin::{Chunk, Error, Loader};
 
-use exports::nova::plugin::document_loader::{Chunk, Guest, Info, PluginError};
-
-// Natively (unit tests, `just fuzz`) this crate is a library of its
-// modules; the component's exports exist in the WebAssembly build only.
+// Natively (unit tests, `just fuzz`) the export is compiled out.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct Component;
+struct Html;
 
-impl Guest for Component {
-    fn describe() -> Info {
-        Info {
-            name: env!("CARGO_PKG_NAME").to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            extensions: vec!["html".to_string(), "htm".to_string()],
-            media_types: vec!["text/html".to_string(), "application/xhtml+xml".to_string()],
-        }
-    }
+impl Loader for Html {
+    const EXTENSIONS: &'static [&'static str] = &["html", "htm"];
+    const MEDIA_TYPES: &'static [&'static str] = &["text/html", "application/xhtml+xml"];
 
-    fn load(source: String, bytes: Vec<u8>) -> Result<Vec<Chunk>, PluginError> {
-        let html = extract::decode(&bytes);
-        Ok(extract::split(&source, &html)
+    fn load(source: &str, bytes: &[u8]) -> Result<Vec<Chunk>, Error> {
+        let html = extract::decode(bytes);
+        let chunk = |s: extract::Section| Chunk {
+            text: s.text,
+            metadata: s.metadata,
+        };
+        Ok(extract::split(source, &html)
             .into_iter()
-            .map(|c| Chunk {
-                text: c.text,
-                metadata: c.metadata,
-            })
+            .map(chunk)
             .collect())
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-export!(Component);
+nova_plugin::export_loader!(Html);

@@ -8,32 +8,24 @@
 
 pub mod request;
 
-wit_bindgen::generate!({ path: "../../wit/v0.1", world: "step" });
-
-use exports::nova::plugin::workflow_step::{Guest, Info, PluginError};
-use nova::plugin::log::{Level, log};
+use nova_plugin::RawStep;
 use request::{Error, Url};
 use wasi_outbound::{expand, redact, redacting, secret, send};
 
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct Component;
+// Natively (unit tests) the export is compiled out.
+struct HttpRequest;
 
-impl Guest for Component {
-    fn describe() -> Info {
-        Info {
-            name: env!("CARGO_PKG_NAME").to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "Sends an HTTP request (config.method, url, query, headers, body) to a \
-                          host the manifest allows; returns {\"status\", \"headers\", \"body\"}."
-                .to_string(),
-        }
-    }
+impl RawStep for HttpRequest {
+    const DESCRIPTION: &'static str = "Sends an HTTP request (config.method, url, query, headers, \
+                                       body) to a host the manifest allows; returns {\"status\", \
+                                       \"headers\", \"body\"}.";
 
-    fn run(input: String, config: String) -> Result<String, PluginError> {
-        run(&input, &config).map_err(|e| match e {
-            Error::InvalidInput(m) => PluginError::InvalidInput(m),
-            Error::Failed(m) => PluginError::Failed(m),
-        })
+    fn run(input: &str, config: &str) -> Result<String, nova_plugin::Error> {
+        let output = run(input, config).map_err(|e| match e {
+            Error::InvalidInput(m) => nova_plugin::Error::InvalidInput(m),
+            Error::Failed(m) => nova_plugin::Error::Failed(m),
+        })?;
+        Ok(output)
     }
 }
 
@@ -122,7 +114,7 @@ fn run_revealing(
                     response.status,
                     to.display()
                 );
-                log(Level::Info, &redact(&line, revealed));
+                nova_plugin::info!("{}", redact(&line, revealed));
                 if next != method {
                     body = None;
                     headers.retain(|(k, _)| k != "content-type");
@@ -143,5 +135,4 @@ fn run_revealing(
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-export!(Component);
+nova_plugin::export_raw_step!(HttpRequest);

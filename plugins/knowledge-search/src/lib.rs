@@ -7,43 +7,32 @@
 
 mod search;
 
-wit_bindgen::generate!({ path: "../../wit/v0.1", world: "step" });
+use nova_plugin::{Error, RawStep, debug, knowledge};
 
-use exports::nova::plugin::workflow_step::{Guest, Info, PluginError};
-use nova::plugin::knowledge;
-use nova::plugin::log::{Level, log};
+// Natively (unit tests) the export is compiled out.
+struct KnowledgeSearch;
 
-struct Component;
+impl RawStep for KnowledgeSearch {
+    const DESCRIPTION: &'static str = "Searches the knowledge base for the input query (a string, \
+                                       or {\"query\", \"top_k\", \"filter\"}); returns {\"query\", \
+                                       \"results\": [{\"source\", \"text\", \"score\", \
+                                       \"metadata\"}]}.";
 
-impl Guest for Component {
-    fn describe() -> Info {
-        Info {
-            name: env!("CARGO_PKG_NAME").to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "Searches the knowledge base for the input query (a string, or \
-                          {\"query\", \"top_k\", \"filter\"}); returns {\"query\", \"results\": \
-                          [{\"source\", \"text\", \"score\", \"metadata\"}]}."
-                .to_string(),
-        }
-    }
-
-    fn run(input: String, config: String) -> Result<String, PluginError> {
-        let request = search::parse(&input, &config).map_err(|e| match e {
-            search::Error::InvalidInput(m) => PluginError::InvalidInput(m),
+    fn run(input: &str, config: &str) -> Result<String, Error> {
+        let request = search::parse(input, config).map_err(|e| match e {
+            search::Error::InvalidInput(m) => Error::InvalidInput(m),
         })?;
-        log(
-            Level::Debug,
-            &format!(
-                "knowledge search: top_k {}, filter {:?}, query {:?}",
-                request.top_k, request.filter, request.query
-            ),
+        debug!(
+            "knowledge search: top_k {}, filter {:?}, query {:?}",
+            request.top_k, request.filter, request.query
         );
-        let hits = knowledge::search(&request.query, request.top_k, &request.filter)
-            .map_err(PluginError::Failed)?;
-        log(
-            Level::Debug,
-            &format!("knowledge search: {} results", hits.len()),
-        );
+        let filter: Vec<(&str, &str)> = request
+            .filter
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let hits = knowledge::search(&request.query, request.top_k, &filter)?;
+        debug!("knowledge search: {} results", hits.len());
         let hits = hits
             .into_iter()
             .map(|h| search::Hit {
@@ -57,4 +46,35 @@ impl Guest for Component {
     }
 }
 
-export!(Component);
+nova_plugin::export_raw_step!(KnowledgeSearch);
+
+/// The step over the SDK's in-memory knowledge base.
+#[cfg(test)]
+mod tests {
+    use nova_plugin::{Error, json, testing};
+
+    use super::KnowledgeSearch;
+
+    fn run(
+        input: nova_plugin::Value,
+        config: nova_plugin::Value,
+    ) -> Result<nova_plugin::Value, Error> {
+        testing::run_raw::<KnowledgeSearch>(&input.to_string(), &config.to_string())
+            .map(|out| serde_json::from_str(&out).expect("JSON"))
+    }
+
+    #[test]
+    fn searches_the_host() {
+        testing::reset();
+        testing::add_document("a.md", "Rust ownership", &[("lang", "en")]);
+        testing::add_document("b.md", "Rust in German", &[("lang", "de")]);
+        let input = json!({"query": " rust ", "filter": {"lang": "en"}});
+        let out = run(input, json!({"top_k": 3}));
+        let hit = json!({"source": "a.md", "text": "Rust ownership", "score": 1.0,
+                         "metadata": {"lang": "en"}});
+        assert_eq!(out, Ok(json!({"query": "rust", "results": [hit]})));
+        testing::set_unavailable(Some("no index"));
+        let out = run(json!("rust"), json!({}));
+        assert_eq!(out, Err(Error::Failed("no index".into())));
+    }
+}

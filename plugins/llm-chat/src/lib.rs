@@ -6,33 +6,25 @@
 
 pub mod chat;
 
-wit_bindgen::generate!({ path: "../../wit/v0.1", world: "step" });
-
 use chat::Error;
-use exports::nova::plugin::workflow_step::{Guest, Info, PluginError};
-use nova::plugin::log::{Level, log};
+use nova_plugin::RawStep;
 use wasi_outbound::{Request, redacting, secret, send};
 
-#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct Component;
+// Natively (unit tests) the export is compiled out.
+struct LlmChat;
 
-impl Guest for Component {
-    fn describe() -> Info {
-        Info {
-            name: env!("CARGO_PKG_NAME").to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "A chat completion on an OpenAI-compatible endpoint (config.base_url, \
-                          model, messages templated from the input); the API key is the secret \
-                          llm_api_key; returns {\"content\", \"usage\", \"model\"}."
-                .to_string(),
-        }
-    }
+impl RawStep for LlmChat {
+    const DESCRIPTION: &'static str = "A chat completion on an OpenAI-compatible endpoint \
+                                       (config.base_url, model, messages templated from the \
+                                       input); the API key is the secret llm_api_key; returns \
+                                       {\"content\", \"usage\", \"model\"}.";
 
-    fn run(input: String, config: String) -> Result<String, PluginError> {
-        redacting(|revealed| run(&input, &config, revealed)).map_err(|e| match e {
-            Error::InvalidInput(m) => PluginError::InvalidInput(m),
-            Error::Failed(m) => PluginError::Failed(m),
-        })
+    fn run(input: &str, config: &str) -> Result<String, nova_plugin::Error> {
+        let output = redacting(|revealed| run(input, config, revealed)).map_err(|e| match e {
+            Error::InvalidInput(m) => nova_plugin::Error::InvalidInput(m),
+            Error::Failed(m) => nova_plugin::Error::Failed(m),
+        })?;
+        Ok(output)
     }
 }
 
@@ -53,15 +45,12 @@ fn run(input: &str, config: &str, revealed: &mut Vec<(String, String)>) -> Resul
         ));
     }
     let body = chat::body(&config, &messages);
-    log(
-        Level::Debug,
-        &format!(
-            "chat completion: model {}, {} messages, {} bytes, to {}",
-            config.model,
-            messages.len(),
-            body.len(),
-            url.display()
-        ),
+    nova_plugin::debug!(
+        "chat completion: model {}, {} messages, {} bytes, to {}",
+        config.model,
+        messages.len(),
+        body.len(),
+        url.display()
     );
     let response = send(&Request {
         method: "POST",
@@ -73,5 +62,4 @@ fn run(input: &str, config: &str, revealed: &mut Vec<(String, String)>) -> Resul
     chat::answer(&url, response.status, &response.body)
 }
 
-#[cfg(target_arch = "wasm32")]
-export!(Component);
+nova_plugin::export_raw_step!(LlmChat);

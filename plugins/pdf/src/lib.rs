@@ -9,45 +9,30 @@ pub mod chunk;
 pub mod extract;
 pub mod page;
 
-wit_bindgen::generate!({ path: "../../wit/v0.1", world: "loader" });
+use nova_plugin::{Chunk, Error, Loader};
 
-use exports::nova::plugin::document_loader::{Chunk, Guest, Info, PluginError};
-use nova::plugin::log::{Level, log};
-
-// Natively (unit tests, `just fuzz`) this crate is a library of its
-// modules; the component's exports exist in the WebAssembly build only.
+// Natively (unit tests, `just fuzz`) the export is compiled out.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct Component;
+struct Pdf;
 
-impl Guest for Component {
-    fn describe() -> Info {
-        Info {
-            name: env!("CARGO_PKG_NAME").to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            extensions: vec!["pdf".to_string()],
-            media_types: vec!["application/pdf".to_string()],
-        }
-    }
+impl Loader for Pdf {
+    const EXTENSIONS: &'static [&'static str] = &["pdf"];
+    const MEDIA_TYPES: &'static [&'static str] = &["application/pdf"];
 
-    fn load(source: String, bytes: Vec<u8>) -> Result<Vec<Chunk>, PluginError> {
-        match extract::extract(&source, &bytes) {
-            Ok((pieces, warnings)) => {
-                for warning in &warnings {
-                    log(Level::Warn, warning);
-                }
-                Ok(pieces
-                    .into_iter()
-                    .map(|p| Chunk {
-                        text: p.text,
-                        metadata: p.metadata,
-                    })
-                    .collect())
-            }
-            Err(extract::Error::InvalidInput(m)) => Err(PluginError::InvalidInput(m)),
-            Err(extract::Error::Unsupported(m)) => Err(PluginError::Unsupported(m)),
+    fn load(source: &str, bytes: &[u8]) -> Result<Vec<Chunk>, Error> {
+        let (pieces, warnings) = extract::extract(source, bytes).map_err(|e| match e {
+            extract::Error::InvalidInput(m) => Error::InvalidInput(m),
+            extract::Error::Unsupported(m) => Error::Unsupported(m),
+        })?;
+        for warning in &warnings {
+            nova_plugin::warn!("{warning}");
         }
+        let chunk = |p: extract::Piece| Chunk {
+            text: p.text,
+            metadata: p.metadata,
+        };
+        Ok(pieces.into_iter().map(chunk).collect())
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-export!(Component);
+nova_plugin::export_loader!(Pdf);

@@ -5,61 +5,58 @@
 //! of the next page. Writes count against the plugin's store quota.
 //!
 //! The operations live in [`ops`], over a small `Store` trait that this
-//! file implements with the import; they are unit-tested natively against
-//! an in-memory store. Reference: `knowledge/integrations/store-doc.md`.
+//! file implements with the SDK's `store`; they are unit-tested natively
+//! against an in-memory store. Reference:
+//! `knowledge/integrations/store-doc.md`.
 
 mod ops;
 
-wit_bindgen::generate!({ path: "../../wit/v0.1", world: "step" });
+use nova_plugin::store::{self, Expect};
+use nova_plugin::{Error, RawStep};
 
-use exports::nova::plugin::workflow_step::{Guest, Info, PluginError};
-use nova::plugin::log::{Level, log};
-use nova::plugin::store;
+// Natively (unit tests) the export is compiled out.
+struct StoreDoc;
 
-struct Component;
+impl RawStep for StoreDoc {
+    const DESCRIPTION: &'static str = "Keeps JSON documents in the host store: config {\"op\": \
+                                       \"put\"|\"get\"|\"delete\"|\"list\"|\"merge\", \"key\": \
+                                       \"invoices/{$.id}\", \"value\", \"if_version\", \
+                                       \"prefix\", \"limit\"}; versioned, with optimistic \
+                                       concurrency.";
 
-impl Guest for Component {
-    fn describe() -> Info {
-        Info {
-            name: env!("CARGO_PKG_NAME").to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            description: "Keeps JSON documents in the host store: config {\"op\": \"put\"|\"get\"|\
-                          \"delete\"|\"list\"|\"merge\", \"key\": \"invoices/{$.id}\", \"value\", \
-                          \"if_version\", \"prefix\", \"limit\"}; versioned, with optimistic \
-                          concurrency."
-                .to_string(),
-        }
-    }
-
-    fn run(input: String, config: String) -> Result<String, PluginError> {
-        let config = ops::parse_config(&config).map_err(into_plugin_error)?;
-        log(
-            Level::Debug,
-            &format!(
-                "store-doc {}: key {}",
-                config.op.name(),
-                config
-                    .key
-                    .as_ref()
-                    .or(config.prefix.as_ref())
-                    .map_or("-", |t| t.source.as_str())
-            ),
+    fn run(input: &str, config: &str) -> Result<String, Error> {
+        let config = ops::parse_config(config)?;
+        let op = config.op.name();
+        let key = config.key.as_ref().or(config.prefix.as_ref());
+        nova_plugin::debug!(
+            "store-doc {op}: key {}",
+            key.map_or("-", |t| t.source.as_str())
         );
-        ops::run(&mut HostStore, &input, &config).map_err(|e| {
-            if let ops::Error::Failed(m) = &e {
-                log(Level::Warn, &format!("store-doc {}: {m}", config.op.name()));
+        let output = ops::run(&mut HostStore, input, &config).inspect_err(|e| {
+            if let ops::Error::Failed(m) = e {
+                nova_plugin::warn!("store-doc {op}: {m}");
             }
-            into_plugin_error(e)
-        })
+        })?;
+        Ok(output)
     }
 }
 
-/// The host's `store` import.
+impl From<ops::Error> for Error {
+    fn from(e: ops::Error) -> Self {
+        match e {
+            ops::Error::InvalidInput(m) => Error::InvalidInput(m),
+            ops::Error::Failed(m) => Error::Failed(m),
+        }
+    }
+}
+
+/// The host's store, through the SDK. Values travel as the JSON text
+/// [`ops`] wrote and reads.
 struct HostStore;
 
 impl ops::Store for HostStore {
     fn get(&mut self, key: &str) -> Result<Option<ops::Doc>, ops::StoreError> {
-        store::get(key).map(|d| d.map(doc)).map_err(store_error)
+        Ok(store::get(key).map_err(store_error)?.map(doc))
     }
 
     fn put(
@@ -68,7 +65,15 @@ impl ops::Store for HostStore {
         value: &str,
         expected: Option<u64>,
     ) -> Result<u64, ops::StoreError> {
-        store::put(key, value, expected).map_err(store_error)
+        // Written as is: `ops` gives JSON text.
+        let value: serde_json::Value = serde_json::from_str(value)
+            .map_err(|e| ops::StoreError::Invalid(format!("value is not JSON: {e}")))?;
+        let expect = match expected {
+            None => Expect::Any,
+            Some(0) => Expect::Absent,
+            Some(version) => Expect::Version(version),
+        };
+        store::put(key, &value, expect).map_err(store_error)
     }
 
     fn delete(&mut self, key: &str) -> Result<bool, ops::StoreError> {
@@ -82,16 +87,15 @@ impl ops::Store for HostStore {
         limit: u32,
     ) -> Result<(Vec<ops::Doc>, Option<String>), ops::StoreError> {
         // As many bytes as the host allows in one page.
-        store::list_page(prefix, after, limit, u32::MAX)
-            .map(|page| (page.docs.into_iter().map(doc).collect(), page.next))
-            .map_err(store_error)
+        let page = store::list(prefix, after, limit, u32::MAX).map_err(store_error)?;
+        Ok((page.docs.into_iter().map(doc).collect(), page.next))
     }
 }
 
 fn doc(d: store::Doc) -> ops::Doc {
     ops::Doc {
         key: d.key,
-        value: d.value,
+        value: d.value.to_string(),
         version: d.version,
     }
 }
@@ -104,11 +108,50 @@ fn store_error(e: store::StoreError) -> ops::StoreError {
     }
 }
 
-fn into_plugin_error(e: ops::Error) -> PluginError {
-    match e {
-        ops::Error::InvalidInput(m) => PluginError::InvalidInput(m),
-        ops::Error::Failed(m) => PluginError::Failed(m),
+nova_plugin::export_raw_step!(StoreDoc);
+
+/// The step over the SDK's in-memory host: what [`HostStore`] adds to
+/// [`ops`] (expected versions, values as stored, errors, the warning).
+#[cfg(test)]
+mod tests {
+    use nova_plugin::{Error, json, testing};
+
+    use super::StoreDoc;
+
+    #[test]
+    fn runs_on_the_host_store() {
+        testing::reset();
+        let run = |input: nova_plugin::Value, config: nova_plugin::Value| {
+            testing::run_raw::<StoreDoc>(&input.to_string(), &config.to_string())
+                .map(|out| serde_json::from_str::<nova_plugin::Value>(&out).expect("JSON"))
+        };
+        let put = json!({"op": "put", "key": "inv/{$.id}", "if_version": "$.v"});
+        let out = run(json!({"id": "a", "v": 0, "n": [1, 2]}), put.clone());
+        assert_eq!(out.unwrap()["version"], 1);
+        assert_eq!(
+            testing::doc("inv/a"),
+            Some((json!({"id": "a", "v": 0, "n": [1, 2]}), 1))
+        );
+        let again = run(json!({"id": "a", "v": 0}), put);
+        let conflict = "conflict: current version 1, expected 0, key \"inv/a\"";
+        assert_eq!(again, Err(Error::Failed(conflict.into())));
+        let merge = json!({"op": "merge", "key": "inv/a"});
+        let out = run(json!({"m": true}), merge).unwrap();
+        assert_eq!(
+            out["value"],
+            json!({"id": "a", "v": 0, "n": [1, 2], "m": true})
+        );
+        let list = run(json!(null), json!({"op": "list", "prefix": "inv/"})).unwrap();
+        assert_eq!(list["docs"][0]["version"], 2);
+        assert_eq!(list["next"], json!(null));
+
+        testing::set_unavailable(Some("db down"));
+        let get = run(json!(null), json!({"op": "get", "key": "inv/a"}));
+        let down = "store unavailable (get \"inv/a\"): db down";
+        assert_eq!(get, Err(Error::Failed(down.into())));
+        let warned = testing::logs()
+            .into_iter()
+            .any(|l| l.message == format!("store-doc get: {down}"));
+        assert!(warned, "{:?}", testing::logs());
     }
 }
-
-export!(Component);

@@ -5,37 +5,25 @@
 
 pub mod split;
 
-wit_bindgen::generate!({ path: "../../wit/v0.1", world: "loader" });
+use nova_plugin::{Chunk, Error, Loader};
 
-use exports::nova::plugin::document_loader::{Chunk, Guest, Info, PluginError};
-
-// Natively (unit tests, `just fuzz`) this crate is a library of its
-// modules; the component's exports exist in the WebAssembly build only.
+// Natively (unit tests, `just fuzz`) the export is compiled out.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-struct Component;
+struct Text;
 
-impl Guest for Component {
-    fn describe() -> Info {
-        Info {
-            name: env!("CARGO_PKG_NAME").to_string(),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            extensions: vec!["txt".to_string(), "text".to_string(), "log".to_string()],
-            media_types: vec!["text/plain".to_string()],
-        }
-    }
+impl Loader for Text {
+    const EXTENSIONS: &'static [&'static str] = &["txt", "text", "log"];
+    const MEDIA_TYPES: &'static [&'static str] = &["text/plain"];
 
-    fn load(source: String, bytes: Vec<u8>) -> Result<Vec<Chunk>, PluginError> {
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|e| PluginError::InvalidInput(format!("{source} is not valid UTF-8: {e}")))?;
-        Ok(split::split(&source, text)
-            .into_iter()
-            .map(|c| Chunk {
-                text: c.text,
-                metadata: c.metadata,
-            })
-            .collect())
+    fn load(source: &str, bytes: &[u8]) -> Result<Vec<Chunk>, Error> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| Error::invalid_input(format!("{source} is not valid UTF-8: {e}")))?;
+        let chunk = |p: split::Piece| Chunk {
+            text: p.text,
+            metadata: p.metadata,
+        };
+        Ok(split::split(source, text).into_iter().map(chunk).collect())
     }
 }
 
-#[cfg(target_arch = "wasm32")]
-export!(Component);
+nova_plugin::export_loader!(Text);

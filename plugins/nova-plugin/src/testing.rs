@@ -1,0 +1,460 @@
+//! An in-memory host for native tests (feature `testing`): `cargo test`
+//! runs a plugin's code, host calls included, without nova.
+//!
+//! Each test thread has its own host, empty at the start: `kv` and `store`
+//! keep what the plugin writes, `knowledge` searches the documents a test
+//! adds with [`add_document`], and [`logs`] returns the lines logged. The
+//! checks the real host makes on keys, values and listings are made here
+//! too, with the same limits, so a test sees the errors production would.
+//!
+//! ```
+//! use nova_plugin::{Error, NoConfig, Step, json, testing};
+//!
+//! struct Count;
+//! impl Step for Count {
+//!     type Input = nova_plugin::Value;
+//!     type Config = NoConfig;
+//!     type Output = u64;
+//!     const DESCRIPTION: &'static str = "Counts its calls";
+//!     fn run(_: Self::Input, _: NoConfig) -> Result<u64, Error> {
+//!         let n = nova_plugin::kv::get_json::<u64>("calls")?.unwrap_or(0) + 1;
+//!         nova_plugin::kv::set_json("calls", &n, None)?;
+//!         nova_plugin::info!("call {n}");
+//!         Ok(n)
+//!     }
+//! }
+//!
+//! assert_eq!(testing::run::<Count>(json!(null), json!({})), Ok(json!(1)));
+//! assert_eq!(testing::run::<Count>(json!(null), json!({})), Ok(json!(2)));
+//! assert_eq!(testing::logs().last().unwrap().message, "call 2");
+//! assert!(testing::run::<Count>(json!(null), json!({"x": 1})).is_err());
+//! ```
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::host::HostError;
+use crate::host::knowledge::Hit;
+use crate::host::log::Level;
+use crate::host::store::{Doc, Expect, Page, StoreError};
+use crate::{Chunk, Error, Loader, RawStep, Step};
+
+/// The host's limits, mirrored.
+const MAX_KV_KEY_BYTES: usize = 512;
+const MAX_KV_VALUE_BYTES: usize = 1 << 20;
+const MAX_DOC_KEY_BYTES: usize = 512;
+const MAX_DOC_VALUE_BYTES: usize = 1 << 20;
+const MAX_LIST: u32 = 1000;
+const MAX_LIST_BYTES: u64 = 4 << 20;
+
+/// One line the plugin logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub level: Level,
+    pub message: String,
+}
+
+#[derive(Default)]
+struct Host {
+    kv: BTreeMap<String, Vec<u8>>,
+    docs: BTreeMap<String, (String, u64)>,
+    documents: Vec<Hit>,
+    logs: Vec<LogLine>,
+    unavailable: Option<String>,
+}
+
+thread_local! {
+    static HOST: RefCell<Host> = RefCell::new(Host::default());
+}
+
+fn with<R>(f: impl FnOnce(&mut Host) -> R) -> R {
+    HOST.with(|h| f(&mut h.borrow_mut()))
+}
+
+/// Empties this thread's host: kv, store, knowledge, logs and failures.
+pub fn reset() {
+    with(|h| *h = Host::default());
+}
+
+/// Runs step `S` as the host would: `input` and `config` go through JSON
+/// text, so a value the step's types refuse fails here as it would in
+/// nova (`invalid-input`, naming the field).
+pub fn run<S: Step>(input: Value, config: Value) -> Result<Value, Error> {
+    run_json::<S>(&input.to_string(), &config.to_string())
+}
+
+/// [`run`] on JSON text, as the host passes it.
+pub fn run_json<S: Step>(input: &str, config: &str) -> Result<Value, Error> {
+    let out = crate::__private::run_step::<S>(input, config)?;
+    serde_json::from_str(&out).map_err(|e| Error::Failed(format!("output is not JSON: {e}")))
+}
+
+/// Runs raw step `S` as the host would; returns its output text.
+pub fn run_raw<S: RawStep>(input: &str, config: &str) -> Result<String, Error> {
+    crate::__private::run_raw_step::<S>(input, config)
+}
+
+/// Runs loader `L` on one document.
+pub fn load<L: Loader>(source: &str, bytes: &[u8]) -> Result<Vec<Chunk>, Error> {
+    L::load(source, bytes)
+}
+
+/// The lines logged so far on this thread.
+pub fn logs() -> Vec<LogLine> {
+    with(|h| h.logs.clone())
+}
+
+/// Adds a document for `knowledge::search` to find. `metadata` may name a
+/// `collection` (default: `default`).
+pub fn add_document(source: &str, text: &str, metadata: &[(&str, &str)]) {
+    with(|h| {
+        h.documents.push(Hit {
+            source: source.to_string(),
+            text: text.to_string(),
+            score: 0.0,
+            metadata: metadata
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        })
+    });
+}
+
+/// Makes every `kv`, `store` and `knowledge` call fail as an unreachable
+/// backend would (`Some(message)`), or work again (`None`).
+pub fn set_unavailable(message: Option<&str>) {
+    with(|h| h.unavailable = message.map(str::to_string));
+}
+
+/// The document under `key` as the plugin left it, without a host call.
+pub fn doc(key: &str) -> Option<(Value, u64)> {
+    with(|h| {
+        h.docs
+            .get(key)
+            .map(|(v, version)| (serde_json::from_str(v).unwrap_or(Value::Null), *version))
+    })
+}
+
+pub(crate) fn log(level: Level, message: &str) {
+    with(|h| {
+        h.logs.push(LogLine {
+            level,
+            message: message.to_string(),
+        })
+    });
+}
+
+fn reachable(h: &Host) -> Result<(), String> {
+    match &h.unavailable {
+        Some(m) => Err(m.clone()),
+        None => Ok(()),
+    }
+}
+
+fn kv_key(key: &str) -> Result<(), HostError> {
+    if key.is_empty() || key.len() > MAX_KV_KEY_BYTES {
+        return Err(HostError(format!(
+            "key is empty or longer than {MAX_KV_KEY_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn kv_get(key: &str) -> Result<Option<Vec<u8>>, HostError> {
+    kv_key(key)?;
+    with(|h| {
+        reachable(h).map_err(HostError)?;
+        Ok(h.kv.get(key).cloned())
+    })
+}
+
+pub(crate) fn kv_set(key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), HostError> {
+    kv_key(key)?;
+    if value.len() > MAX_KV_VALUE_BYTES {
+        return Err(HostError(format!(
+            "value of {} bytes is over the {MAX_KV_VALUE_BYTES}-byte limit",
+            value.len()
+        )));
+    }
+    with(|h| {
+        reachable(h).map_err(HostError)?;
+        // A zero TTL expires at once; others outlive a test.
+        if ttl == Some(0) {
+            h.kv.remove(key);
+        } else {
+            h.kv.insert(key.to_string(), value.to_vec());
+        }
+        Ok(())
+    })
+}
+
+pub(crate) fn kv_delete(key: &str) -> Result<bool, HostError> {
+    kv_key(key)?;
+    with(|h| {
+        reachable(h).map_err(HostError)?;
+        Ok(h.kv.remove(key).is_some())
+    })
+}
+
+fn doc_key(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() || key.len() > MAX_DOC_KEY_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "a document key is 1 to {MAX_DOC_KEY_BYTES} bytes"
+        )));
+    }
+    if key.contains('\0') {
+        return Err(StoreError::Invalid(
+            "a document key cannot contain NUL".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn to_doc(key: &str, value: &str, version: u64) -> Doc {
+    Doc {
+        key: key.to_string(),
+        value: serde_json::from_str(value).unwrap_or(Value::Null),
+        version,
+    }
+}
+
+pub(crate) fn store_get(key: &str) -> Result<Option<Doc>, StoreError> {
+    doc_key(key)?;
+    with(|h| {
+        reachable(h).map_err(StoreError::Unavailable)?;
+        Ok(h.docs.get(key).map(|(v, version)| to_doc(key, v, *version)))
+    })
+}
+
+pub(crate) fn store_put(key: &str, value: String, expect: Expect) -> Result<u64, StoreError> {
+    doc_key(key)?;
+    if value.len() > MAX_DOC_VALUE_BYTES {
+        return Err(StoreError::Invalid(format!(
+            "document value of {} bytes is over the {MAX_DOC_VALUE_BYTES}-byte limit",
+            value.len()
+        )));
+    }
+    with(|h| {
+        reachable(h).map_err(StoreError::Unavailable)?;
+        let actual = h.docs.get(key).map(|(_, v)| *v);
+        let ok = match expect {
+            Expect::Any => true,
+            Expect::Absent => actual.is_none(),
+            Expect::Version(v) => actual == Some(v),
+        };
+        if !ok {
+            return Err(StoreError::Conflict(actual));
+        }
+        let version = actual.unwrap_or(0) + 1;
+        h.docs.insert(key.to_string(), (value, version));
+        Ok(version)
+    })
+}
+
+pub(crate) fn store_delete(key: &str) -> Result<bool, StoreError> {
+    doc_key(key)?;
+    with(|h| {
+        reachable(h).map_err(StoreError::Unavailable)?;
+        Ok(h.docs.remove(key).is_some())
+    })
+}
+
+pub(crate) fn store_list(
+    prefix: &str,
+    after: Option<&str>,
+    limit: u32,
+    max_bytes: u32,
+) -> Result<Page, StoreError> {
+    if !(1..=MAX_LIST).contains(&limit) {
+        return Err(StoreError::Invalid(format!(
+            "limit must be 1 to {MAX_LIST}, not {limit}"
+        )));
+    }
+    with(|h| {
+        reachable(h).map_err(StoreError::Unavailable)?;
+        let budget = u64::from(max_bytes).min(MAX_LIST_BYTES);
+        let mut docs = Vec::new();
+        let mut used = 0u64;
+        let mut next = None;
+        let matching = h
+            .docs
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a));
+        for (key, (value, version)) in matching {
+            let size = value.len() as u64;
+            if docs.len() as u32 == limit || (!docs.is_empty() && used + size > budget) {
+                next = docs.last().map(|d: &Doc| d.key.clone());
+                break;
+            }
+            used += size;
+            docs.push(to_doc(key, value, *version));
+        }
+        Ok(Page { docs, next })
+    })
+}
+
+/// Words of `text`, lowercased: what the fixture's search compares.
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+pub(crate) fn search(
+    query: &str,
+    top_k: u32,
+    filter: &[(String, String)],
+) -> Result<Vec<Hit>, HostError> {
+    if query.trim().is_empty() {
+        return Err(HostError("the query is empty".into()));
+    }
+    if !(1..=100).contains(&top_k) {
+        return Err(HostError(format!("top_k must be 1 to 100, not {top_k}")));
+    }
+    let wanted = words(query);
+    with(|h| {
+        reachable(h).map_err(HostError)?;
+        let meta = |hit: &Hit, key: &str| {
+            hit.metadata
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        // As on the host: one collection per search, `default` unless
+        // the filter names one.
+        let collection = filter
+            .iter()
+            .find(|(k, _)| k == "collection")
+            .map_or("default", |(_, v)| v.as_str());
+        let mut hits: Vec<Hit> = h
+            .documents
+            .iter()
+            .filter(|hit| {
+                meta(hit, "collection").as_deref().unwrap_or("default") == collection
+                    && filter.iter().all(|(k, v)| match k.as_str() {
+                        "collection" => true,
+                        "source" => hit.source == *v,
+                        "source_prefix" => hit.source.starts_with(v.as_str()),
+                        other => meta(hit, other).as_deref() == Some(v.as_str()),
+                    })
+            })
+            .filter_map(|hit| {
+                // The share of the query's words the text holds: a stand-in
+                // for similarity that a test can reason about.
+                let have = words(&hit.text);
+                let found = wanted.iter().filter(|w| have.contains(w)).count();
+                (found > 0).then(|| Hit {
+                    score: found as f32 / wanted.len() as f32,
+                    ..hit.clone()
+                })
+            })
+            .collect();
+        hits.sort_by(|a, b| b.score.total_cmp(&a.score));
+        hits.truncate(top_k as usize);
+        Ok(hits)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{NoConfig, json, kv, store};
+
+    #[test]
+    fn kv_keeps_and_checks() {
+        reset();
+        assert_eq!(kv::get("a"), Ok(None));
+        kv::set("a", b"1", None).unwrap();
+        assert_eq!(kv::get("a"), Ok(Some(b"1".to_vec())));
+        assert_eq!(kv::delete("a"), Ok(true));
+        assert_eq!(kv::delete("a"), Ok(false));
+        assert!(kv::set("", b"", None).is_err());
+        assert!(kv::set(&"k".repeat(513), b"", None).is_err());
+        set_unavailable(Some("down"));
+        assert_eq!(kv::get("a"), Err(HostError("down".into())));
+    }
+
+    #[test]
+    fn store_versions_and_pages() {
+        reset();
+        assert_eq!(store::put("a/1", &json!({"n": 1}), Expect::Absent), Ok(1));
+        assert_eq!(
+            store::put("a/1", &json!({"n": 2}), Expect::Absent),
+            Err(StoreError::Conflict(Some(1)))
+        );
+        assert_eq!(
+            store::put("a/1", &json!({"n": 2}), Expect::Version(1)),
+            Ok(2)
+        );
+        assert_eq!(
+            store::put("b", &json!(0), Expect::Version(3)),
+            Err(StoreError::Conflict(None))
+        );
+        store::put("a/2", &json!(2), Expect::Any).unwrap();
+        store::put("a/3", &json!(3), Expect::Any).unwrap();
+        store::put("b", &json!(0), Expect::Any).unwrap();
+        let page = store::list("a/", None, 2, u32::MAX).unwrap();
+        assert_eq!(
+            page.docs.iter().map(|d| d.key.as_str()).collect::<Vec<_>>(),
+            ["a/1", "a/2"]
+        );
+        assert_eq!(page.next.as_deref(), Some("a/2"));
+        let rest = store::list("a/", page.next.as_deref(), 2, u32::MAX).unwrap();
+        assert_eq!(rest.docs.len(), 1);
+        assert_eq!(rest.next, None);
+        assert!(store::list("a/", None, 0, 1).is_err());
+        assert_eq!(store::get("a/1").unwrap().unwrap().value, json!({"n": 2}));
+        assert_eq!(doc("a/1"), Some((json!({"n": 2}), 2)));
+    }
+
+    #[test]
+    fn knowledge_searches_fixtures() {
+        reset();
+        add_document("a.md", "Rust ownership and borrowing", &[]);
+        add_document("b.md", "Borrowing books", &[("collection", "library")]);
+        // Without a collection, `default`: b.md is elsewhere.
+        let hits = crate::knowledge::search("rust borrowing", 5, &[]).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!((hits[0].source.as_str(), hits[0].score), ("a.md", 1.0));
+        assert!(
+            crate::knowledge::search("rust", 5, &[("source", "b.md")])
+                .unwrap()
+                .is_empty()
+        );
+        let lib = crate::knowledge::search("borrowing", 5, &[("collection", "library")]).unwrap();
+        assert_eq!(lib.len(), 1);
+        assert_eq!(lib[0].source, "b.md");
+    }
+
+    struct Echo;
+    impl Step for Echo {
+        type Input = Value;
+        type Config = NoConfig;
+        type Output = Value;
+        const DESCRIPTION: &'static str = "echo";
+        fn run(input: Value, _: NoConfig) -> Result<Value, Error> {
+            crate::warn!("echo {input}");
+            Ok(input)
+        }
+    }
+
+    #[test]
+    fn runs_a_step_and_captures_logs() {
+        reset();
+        assert_eq!(run::<Echo>(json!({"a": 1}), json!({})), Ok(json!({"a": 1})));
+        assert_eq!(
+            logs(),
+            [LogLine {
+                level: Level::Warn,
+                message: r#"echo {"a":1}"#.into()
+            }]
+        );
+        let e = run::<Echo>(json!(1), json!({"nope": true})).unwrap_err();
+        assert!(matches!(&e, Error::InvalidInput(m) if m.contains("unknown field `nope`")));
+        assert_eq!(run_json::<Echo>("[1]", ""), Ok(json!([1])));
+    }
+}
