@@ -176,18 +176,3 @@ fuzz name="all" seconds="600": toolchain
             -max_total_time={{seconds}} -fork=1 -ignore_timeouts=1 -ignore_ooms=1 \
             -timeout=10 -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1
     done
-
-# Start a new plugin from the template: plugins/NAME.
-new-plugin name:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    name="{{name}}"
-    [[ "$name" =~ ^[a-z0-9][a-z0-9-]{0,63}$ ]] || { echo "plugin names are lowercase letters, digits and '-'" >&2; exit 2; }
-    dest="plugins/$name"
-    [[ ! -e "$dest" ]] || { echo "$dest already exists" >&2; exit 2; }
-    cp -r plugins/template-plugin "$dest"
-    rm -rf "$dest/target"
-    grep -rl plugin-template "$dest" | xargs sed -i "s/plugin-template/$name/g; s/plugin_template/${name//-/_}/g"
-    sed -i "s/^members = \[/members = [\"$name\", /" plugins/Cargo.toml
-    cargo fmt --manifest-path plugins/Cargo.toml -p "$name"
-    echo "created $dest; build it with: just plugins  (output: build/plugins/$name.wasm)"

@@ -105,6 +105,10 @@ impl ClientBuilder {
         };
         let http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout)
+            // nova closes a kept-alive connection idle for its
+            // header_timeout (10 s by default): reusing one it is closing
+            // fails the request, which a non-idempotent one cannot retry.
+            .pool_idle_timeout(IDLE_CONNECTION)
             .build()
             .map_err(|e| bad(error_chain(&e)))?;
         Ok(Client {
@@ -117,6 +121,10 @@ impl ClientBuilder {
         })
     }
 }
+
+/// How long an idle connection is kept for reuse: under the host's own
+/// idle limit ([http] header_timeout_ms, 10 s by default).
+const IDLE_CONNECTION: Duration = Duration::from_secs(5);
 
 /// A client of one nova host. Cheap to clone; clones share connections.
 #[derive(Debug, Clone)]
@@ -418,6 +426,73 @@ impl Client {
         let mut uploaded: Answer<Uploaded> = self.decode(&request, received)?;
         uploaded.value.created = created;
         Ok(uploaded)
+    }
+
+    /// `GET /admin/plugins/{name}/logs` (admin): follows the plugin's log
+    /// lines as calls happen, calling `on_line` for each, until the host
+    /// ends the stream (it is going away) or the connection breaks. Lines
+    /// the host could not keep up with arrive as one line at level `lost`.
+    pub async fn plugin_logs(
+        &self,
+        name: &str,
+        mut on_line: impl FnMut(LogLine),
+    ) -> Result<(), Error> {
+        let request = Request::new(
+            Method::GET,
+            format!("/admin/plugins/{}/logs", segment(name)?),
+        );
+        let url = format!("{}{}", self.base, request.path);
+        let unreachable = |e: reqwest::Error| Error::Unreachable {
+            url: self.base.clone(),
+            reason: error_chain(&e),
+            attempts: 1,
+        };
+        // No overall timeout: the stream lasts as long as the host serves.
+        let mut builder = self
+            .http
+            .get(&url)
+            .timeout(Duration::from_secs(u64::from(u32::MAX)));
+        if let Some(token) = &self.token {
+            builder = builder.header(AUTHORIZATION, token.clone());
+        }
+        let mut response = builder.send().await.map_err(unreachable)?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.bytes().await.map_err(unreachable)?.to_vec();
+            return self
+                .decode::<()>(
+                    &request,
+                    Received {
+                        status,
+                        body,
+                        retry_after: None,
+                        attempts: 1,
+                    },
+                )
+                .map(|_| ());
+        }
+        let mut pending: Vec<u8> = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(unreachable)? {
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                // Blank lines keep the connection alive.
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                match serde_json::from_slice::<LogLine>(&line) {
+                    Ok(line) => on_line(line),
+                    Err(e) => {
+                        return Err(self
+                            .bad_answer(&request, format!("a line that is not a log line ({e})")));
+                    }
+                }
+            }
+            if pending.len() > 1 << 20 {
+                return Err(self.bad_answer(&request, "a log line of over 1 MiB".into()));
+            }
+        }
+        Ok(())
     }
 
     /// `DELETE /admin/plugins/{name}` (admin).

@@ -5,6 +5,10 @@
 //! - from a new `.wasm` landing in the watched directory to the first call
 //!   it serves, over 30 reloads (cached, and new bytes compiled cold);
 //! - compile time of each shipped plugin, cold and from the cache;
+//! - compile time of the big (interpreter) components, the JavaScript test
+//!   step and the examples when built, under wasmtime's settings that
+//!   trade compile time: the host's (Cranelift `speed`, parallel), one
+//!   thread, and Cranelift `none`;
 //! - an outbound HTTP GET from the `http-request` step against the same
 //!   GET from native Rust (hyper, a new connection each, as the host
 //!   makes), to the same server on loopback, interleaved: p50, p99, ratio.
@@ -259,6 +263,90 @@ async fn bench_compile(build: &Path) {
     }
 }
 
+/// The big components there are: interpreters (a JavaScript engine, a
+/// Python one) with the plugin inside.
+fn big_components(build: &Path) -> Vec<PathBuf> {
+    let mut files = vec![build.join("test-plugins/js-step.wasm")];
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    for lang in ["python", "js"] {
+        for kind in ["step", "loader"] {
+            let dir = examples.join(lang).join(kind).join("build");
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                files.extend(
+                    entries
+                        .flatten()
+                        .map(|e| e.path())
+                        .filter(|p| p.extension().is_some_and(|e| e == "wasm")),
+                );
+            }
+        }
+    }
+    files.retain(|p| p.exists());
+    files
+}
+
+/// Compile time of big components under the settings that trade it.
+/// The same engine settings as the host's otherwise (component model,
+/// epoch interruption, stack limits); wasmtime does the compiling, as
+/// `nova compile-plugin` does.
+fn bench_compile_big(build: &Path) {
+    let files = big_components(build);
+    if files.is_empty() {
+        println!(
+            "(no big components: run `just test-plugins`, and `nova plugin build` in examples/)"
+        );
+        return;
+    }
+    type Tweak = fn(&mut wasmtime::Config);
+    let settings: [(&str, Tweak); 3] = [
+        ("host: cranelift speed, parallel", |_| {}),
+        ("one thread", |c| {
+            c.parallel_compilation(false);
+        }),
+        ("cranelift opt none, parallel", |c| {
+            c.cranelift_opt_level(wasmtime::OptLevel::None);
+        }),
+    ];
+    println!(
+        "{:<24} {:>10}  {:<34} {:>10}",
+        "component", "MB", "settings", "compile s"
+    );
+    for file in files {
+        let bytes = read(&file);
+        let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let mut base = None;
+        for (label, tweak) in settings {
+            let mut config = wasmtime::Config::new();
+            config
+                .wasm_component_model(true)
+                .epoch_interruption(true)
+                .max_wasm_stack(nova::plugins::engine_limits::MAX_WASM_STACK)
+                .async_stack_size(nova::plugins::engine_limits::ASYNC_STACK);
+            tweak(&mut config);
+            let engine = wasmtime::Engine::new(&config).expect("engine");
+            // Best of two: the machine is shared.
+            let mut best = f64::INFINITY;
+            for _ in 0..2 {
+                let t = Instant::now();
+                engine.precompile_component(&bytes).expect("compile");
+                best = best.min(t.elapsed().as_secs_f64());
+            }
+            let ratio = base.map_or(String::new(), |b: f64| format!(" ({:.2}x)", best / b));
+            base.get_or_insert(best);
+            println!(
+                "{name:<24} {:>10.1}  {label:<34} {best:>10.2}{ratio}",
+                bytes.len() as f64 / 1e6
+            );
+            summary::headline(
+                "plugins",
+                &format!("compile {name} ({label})"),
+                format!("{best:.2} s{ratio}"),
+                &format!("{:.1} MB, best of 2", bytes.len() as f64 / 1e6),
+            );
+        }
+    }
+}
+
 /// A loopback HTTP server answering every request with a small JSON body.
 async fn json_server() -> std::net::SocketAddr {
     use hyper::service::service_fn;
@@ -422,6 +510,9 @@ fn main() {
     }
     if wants("compile") {
         rt.block_on(bench_compile(&build));
+    }
+    if wants("big") {
+        bench_compile_big(&build);
     }
     if wants("outbound") {
         rt.block_on(bench_outbound(&build));

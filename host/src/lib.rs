@@ -20,6 +20,7 @@ pub mod cli;
 pub mod config;
 pub mod fleet;
 pub mod http;
+pub mod invoke;
 pub mod knowledge;
 pub mod kv;
 pub mod metrics;

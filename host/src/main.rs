@@ -38,6 +38,8 @@ enum Command {
     Query(nova::cli::QueryArgs),
     /// List, show, reload, upload, remove or invoke the plugins of a running host (admin).
     Plugins(nova::cli::PluginsArgs),
+    /// Write plugins: make a project (Rust, Python, JavaScript), build it, run it in the sandbox, or watch and reinstall it.
+    Plugin(nova::cli::plugin::PluginArgs),
     /// Make, list or revoke the API keys of a running host (admin).
     Keys(nova::cli::KeysArgs),
     /// Set, list or delete the secrets plugins read through wasi:config (admin).
@@ -86,8 +88,8 @@ enum LogFormat {
 
 /// Logs go to stderr (stdout carries the listening address and the
 /// generated admin token), filtered by NOVA_LOG, as text or JSON lines.
-fn init_logs(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("NOVA_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+fn init_logs(format: LogFormat, default: &str) {
+    let filter = EnvFilter::try_from_env("NOVA_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     // Colours only on a terminal: a log file or journald gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let logs = tracing_subscriber::fmt()
@@ -111,13 +113,21 @@ fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     // `serve` validates NOVA_LOG_FORMAT with its flag; the client commands
     // log little and take the variable as is.
-    init_logs(match &cli.command {
+    let format = match &cli.command {
         Command::Serve(args) => args.log_format.unwrap_or_default(),
         _ => std::env::var("NOVA_LOG_FORMAT")
             .ok()
             .and_then(|v| <LogFormat as clap::ValueEnum>::from_str(&v, true).ok())
             .unwrap_or_default(),
-    });
+    };
+    // `nova plugin` prints the plugin's own log lines itself; the host
+    // parts it runs (the sandbox, an in-memory store) speak up only when
+    // something is wrong.
+    let default = match &cli.command {
+        Command::Plugin(_) => "warn",
+        _ => "info",
+    };
+    init_logs(format, default);
     match cli.command {
         Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
         Command::Submit(args) => Ok(nova::cli::submit(args)),
@@ -125,6 +135,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => Ok(nova::cli::ingest(args)),
         Command::Query(args) => Ok(nova::cli::query(args)),
         Command::Plugins(args) => Ok(nova::cli::plugins(args)),
+        Command::Plugin(args) => Ok(nova::cli::plugin::plugin(args)),
         Command::Keys(args) => Ok(nova::cli::keys(args)),
         Command::Secrets(args) => Ok(nova::cli::secrets(args)),
         Command::Health(args) => Ok(nova::cli::health(args)),

@@ -707,6 +707,9 @@ pub fn http_client(token: Option<&str>) -> reqwest::Client {
     }
     reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
+        // Under the host's 10 s idle limit: a connection it is closing is
+        // never reused.
+        .pool_idle_timeout(Duration::from_secs(5))
         .default_headers(headers)
         .build()
         .expect("client")

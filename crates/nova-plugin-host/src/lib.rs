@@ -36,6 +36,12 @@ use serde::Serialize;
 pub use cache::CompileInfo;
 pub use capability::{Capabilities, CapabilityError};
 pub use engine::ComponentCaps;
+
+/// The stack limits every plugin engine is built with (for benchmarks
+/// that build an engine of the same settings).
+pub mod engine_limits {
+    pub use crate::engine::{ASYNC_STACK, MAX_WASM_STACK};
+}
 pub use error::{CallError, LoadError};
 pub use manifest::{Manifest, Protected};
 pub use registry::{Registry, RegistryError, Rejection, Slot, SyncOutcome};

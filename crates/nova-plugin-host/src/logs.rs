@@ -1,13 +1,54 @@
-//! Capturing a call's log lines for its caller: `POST
-//! /admin/plugins/{name}/invoke` answers with what the plugin logged.
+//! A plugin's log lines, for others than the host's log:
 //!
-//! [`capture`] runs a future with a sink in a task-local; the `log` import
-//! writes each line to the host's log as always, and also to the sink when
-//! there is one. A sink is bounded: lines past [`MAX_LINES`] or
-//! [`MAX_BYTES`] are counted, not kept.
+//! - [`capture`]: one call's lines for its caller (`POST
+//!   /admin/plugins/{name}/invoke` answers with what the plugin logged). It
+//!   runs a future with a sink in a task-local; the `log` import writes each
+//!   line to the host's log as always, and also to the sink when there is
+//!   one. A sink is bounded: lines past [`MAX_LINES`] or [`MAX_BYTES`] are
+//!   counted, not kept.
+//! - [`tap`]: every plugin's lines as they are logged, for followers
+//!   (`GET /admin/plugins/{name}/logs`, `nova plugin dev`). A follower that
+//!   falls [`TAP_LINES`] behind loses lines, and is told how many; with no
+//!   follower, lines cost nothing more.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::broadcast;
+
+/// Lines a follower of [`tap`] may fall behind before it loses some.
+pub const TAP_LINES: usize = 256;
+
+/// One line as [`tap`] gives it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tapped {
+    pub plugin: Arc<str>,
+    pub line: LogLine,
+}
+
+fn tap_sender() -> &'static broadcast::Sender<Tapped> {
+    static TAP: OnceLock<broadcast::Sender<Tapped>> = OnceLock::new();
+    TAP.get_or_init(|| broadcast::channel(TAP_LINES).0)
+}
+
+/// Every line any plugin logs from now on.
+pub fn tap() -> broadcast::Receiver<Tapped> {
+    tap_sender().subscribe()
+}
+
+/// Sends a line to [`tap`]'s followers, if there are any.
+pub(crate) fn publish(plugin: &Arc<str>, level: &'static str, message: &str) {
+    let sender = tap_sender();
+    if sender.receiver_count() > 0 {
+        let _ = sender.send(Tapped {
+            plugin: plugin.clone(),
+            line: LogLine {
+                level,
+                message: message.to_owned(),
+            },
+        });
+    }
+}
 
 /// Most lines one capture keeps.
 pub const MAX_LINES: usize = 200;
@@ -80,5 +121,21 @@ mod tests {
         })
         .await;
         assert_eq!((big.lines.len(), big.dropped), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn the_tap_gives_followers_every_line() {
+        let plugin: Arc<str> = "tapped-test".into();
+        publish(&plugin, "info", "before anyone follows");
+        let mut follower = tap();
+        publish(&plugin, "warn", "seen");
+        let got = loop {
+            let t = follower.recv().await.unwrap();
+            if t.plugin == plugin {
+                break t;
+            }
+        };
+        assert_eq!(got.line.message, "seen");
+        assert_eq!(got.line.level, "warn");
     }
 }

@@ -1,7 +1,5 @@
 //! `/admin/plugins`: list, reload, upload, remove and try plugins.
 
-use std::time::Instant;
-
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -13,8 +11,7 @@ use utoipa::IntoParams;
 use super::AppState;
 use super::auth::{Need, scope};
 use super::error::{ApiError, ErrorBody};
-use crate::plugins::{Plugin, PluginKind, Slot, valid_name};
-use crate::store::RawJson;
+use crate::plugins::{Plugin, Slot, valid_name};
 use crate::time::rfc3339;
 use nova_client::types as wire;
 
@@ -233,80 +230,106 @@ pub async fn invoke(
 ) -> Result<Json<wire::Invocation>, ApiError> {
     let body = body?;
     let plugin = state.registry.get(&name).ok_or_else(|| unknown(&name))?;
-    let runtime = state.registry.runtime();
-    let start = Instant::now();
-    let mut result = wire::Invocation {
-        plugin: plugin.name.to_string(),
-        version: plugin.info.version.clone(),
-        kind: plugin.kind,
-        output: None,
-        chunks: None,
-        duration_ms: 0.0,
-        logs: Vec::new(),
-        logs_dropped: 0,
+    let request = crate::invoke::Request {
+        config: params.config,
+        source: params.source,
     };
-    let (answer, captured) = crate::plugins::logs::capture(async {
-        run(&plugin, runtime, &body, params, &mut result).await
-    })
-    .await;
-    answer?;
-    result.logs = captured
-        .lines
-        .into_iter()
-        .map(|l| wire::LogLine {
-            level: l.level.to_owned(),
-            message: l.message,
-        })
-        .collect();
-    result.logs_dropped = captured.dropped;
-    result.duration_ms = start.elapsed().as_secs_f64() * 1e3;
-    Ok(Json(result))
+    let answer = crate::invoke::invoke(state.registry.runtime(), &plugin, &body, request).await?;
+    Ok(Json(answer))
 }
 
-/// Runs one invocation into `result`.
-async fn run(
-    plugin: &Plugin,
-    runtime: &crate::plugins::Runtime,
-    body: &Bytes,
-    params: InvokeParams,
-    result: &mut wire::Invocation,
-) -> Result<(), ApiError> {
-    match plugin.kind {
-        PluginKind::Step => {
-            let input = if body.iter().all(u8::is_ascii_whitespace) {
-                RawJson::null()
-            } else {
-                let text = std::str::from_utf8(body).map_err(|e| {
-                    ApiError::bad_request("invalid_json", format!("request body is not UTF-8: {e}"))
-                })?;
-                RawJson::parse(text).map_err(|e| {
-                    ApiError::bad_request("invalid_json", format!("request body is not JSON: {e}"))
-                })?
-            };
-            let config = match params.config.as_deref() {
-                None | Some("") => RawJson::empty_object(),
-                Some(text) => RawJson::parse(text).map_err(|e| {
-                    ApiError::bad_request("invalid_config", format!("config is not JSON: {e}"))
-                })?,
-            };
-            let output = runtime.run_step(plugin, input.get(), config.get()).await?;
-            result.output = Some(output);
-        }
-        PluginKind::Loader => {
-            let source = params.source.unwrap_or_else(|| "document".to_owned());
-            let chunks = runtime.run_loader(plugin, &source, body).await?;
-            result.chunks = Some(
-                chunks
-                    .into_iter()
-                    .map(|c| wire::Chunk {
-                        text: c.text,
-                        metadata: c.metadata.into_iter().collect(),
-                    })
-                    .collect(),
-            );
-        }
+/// Followers of plugins' logs at once, over all plugins: each holds a
+/// connection and a buffer of [`crate::plugins::logs::TAP_LINES`] lines.
+const MAX_LOG_FOLLOWERS: usize = 16;
+
+/// With no line for this long, a blank line: a follower that went away is
+/// noticed, and proxies keep the stream open.
+const LOG_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Follows a plugin's log lines as calls happen: one JSON object per line
+/// (`{"level", "message"}`), blank lines as a heartbeat, and a line at level
+/// `lost` when the follower fell behind.
+#[utoipa::path(
+    get,
+    path = "/admin/plugins/{name}/logs",
+    operation_id = "follow_plugin_logs",
+    tag = "plugins",
+    security(("bearer" = ["admin"])),
+    params(("name" = String, Path, pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$", description = NAME)),
+    responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `admin` scope", body = ErrorBody),
+        (status = OK, description = "The plugin's log lines from now on, as newline-delimited JSON, until the host stops", content_type = "application/x-ndjson", body = wire::LogLine),
+        (status = NOT_FOUND, description = "No such plugin (`plugin_not_found`)", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Too many followers at once (`too_many_log_followers`); retry later", body = ErrorBody),
+    )
+)]
+pub async fn logs(
+    _: Need<scope::Admin>,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<axum::response::Response, ApiError> {
+    use std::sync::{Arc, LazyLock};
+
+    use axum::body::Body;
+    use tokio::sync::{Semaphore, broadcast::error::RecvError};
+
+    static FOLLOWERS: LazyLock<Arc<Semaphore>> =
+        LazyLock::new(|| Arc::new(Semaphore::new(MAX_LOG_FOLLOWERS)));
+
+    if !state.registry.list().iter().any(|(n, _)| **n == *name) {
+        return Err(unknown(&name));
     }
-    Ok(())
+    let permit = FOLLOWERS.clone().try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_log_followers",
+            format!("{MAX_LOG_FOLLOWERS} followers of plugin logs already; retry later"),
+        )
+    })?;
+    let tap = crate::plugins::logs::tap();
+    let line = |level: &str, message: String| {
+        let mut text = serde_json::to_string(&wire::LogLine {
+            level: level.to_owned(),
+            message,
+        })
+        .unwrap_or_default();
+        text.push('\n');
+        Bytes::from(text)
+    };
+    let stream = futures_util::stream::unfold(
+        (tap, permit, name),
+        move |(mut tap, permit, name)| async move {
+            let next = loop {
+                match tokio::time::timeout(LOG_HEARTBEAT, tap.recv()).await {
+                    Err(_) => break Bytes::from_static(b"\n"),
+                    Ok(Ok(t)) if *t.plugin == *name => break line(t.line.level, t.line.message),
+                    Ok(Ok(_)) => continue,
+                    Ok(Err(RecvError::Lagged(n))) => {
+                        break line(
+                            "lost",
+                            format!(
+                                "{n} lines of plugins were not sent: this follower fell behind"
+                            ),
+                        );
+                    }
+                    Ok(Err(RecvError::Closed)) => return None,
+                }
+            };
+            Some((Ok::<_, std::convert::Infallible>(next), (tap, permit, name)))
+        },
+    );
+    axum::response::Response::builder()
+        .header(axum::http::header::CONTENT_TYPE, "application/x-ndjson")
+        .header(axum::http::header::CACHE_CONTROL, "no-store")
+        .body(Body::from_stream(stream))
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("cannot start the stream: {e}"),
+            )
+        })
 }
 
 fn unknown(name: &str) -> ApiError {

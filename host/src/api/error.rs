@@ -141,6 +141,17 @@ impl From<CallError> for ApiError {
     }
 }
 
+impl From<crate::invoke::InvokeError> for ApiError {
+    fn from(e: crate::invoke::InvokeError) -> Self {
+        match e {
+            crate::invoke::InvokeError::BadInput { code, message } => {
+                ApiError::bad_request(code, message)
+            }
+            crate::invoke::InvokeError::Call(e) => e.into(),
+        }
+    }
+}
+
 impl From<LoadError> for ApiError {
     fn from(e: LoadError) -> Self {
         // Validation could not run for lack of a free instance: the upload

@@ -136,6 +136,7 @@ pub fn api(state: AppState) -> (Router, OpenApi) {
         .routes(routes!(admin::show, admin::remove))
         .routes(with_body(routes!(admin::upload), state.max_plugin_bytes))
         .routes(with_body(routes!(admin::invoke), MAX_DOCUMENT_BODY))
+        .routes(routes!(admin::logs))
         .routes(with_body(routes!(keys::create), MAX_JSON_BODY))
         .routes(routes!(keys::list))
         .routes(routes!(keys::revoke))
@@ -462,6 +463,7 @@ mod tests {
             ("PUT", "/admin/plugins/{name}"),
             ("DELETE", "/admin/plugins/{name}"),
             ("POST", "/admin/plugins/{name}/invoke"),
+            ("GET", "/admin/plugins/{name}/logs"),
             ("POST", "/rag/query"),
             ("GET", "/rag/stats"),
             ("POST", "/rag/reload"),

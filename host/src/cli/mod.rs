@@ -9,6 +9,7 @@
 //! reached.
 
 pub mod output;
+pub mod plugin;
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -338,6 +339,16 @@ enum Failure {
     Client(ClientError),
     /// The server reported a failure that is not an error answer: exit 1.
     Reported(String),
+}
+
+impl Failure {
+    /// What went wrong, as `nova: error: …` says it.
+    fn message(&self) -> String {
+        match self {
+            Failure::Usage(m) | Failure::Reported(m) => m.clone(),
+            Failure::Client(e) => e.to_string(),
+        }
+    }
 }
 
 impl From<ClientError> for Failure {

@@ -14,16 +14,15 @@ impl log::Host for HostState {
         }
         // Escaped: a plugin cannot end the line and write one of its own.
         let message = crate::text::clean(&message, MAX_LOG_MESSAGE);
+        let name = match level {
+            log::Level::Debug => "debug",
+            log::Level::Info => "info",
+            log::Level::Warn => "warn",
+            log::Level::Error => "error",
+        };
+        crate::logs::record(name, &message);
+        crate::logs::publish(&self.plugin, name, &message);
         let plugin = &*self.plugin;
-        crate::logs::record(
-            match level {
-                log::Level::Debug => "debug",
-                log::Level::Info => "info",
-                log::Level::Warn => "warn",
-                log::Level::Error => "error",
-            },
-            &message,
-        );
         match level {
             log::Level::Debug => tracing::debug!(target: "nova::plugin", plugin, "{message}"),
             log::Level::Info => tracing::info!(target: "nova::plugin", plugin, "{message}"),
