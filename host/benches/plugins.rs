@@ -9,6 +9,9 @@
 //!   step and the examples when built, under wasmtime's settings that
 //!   trade compile time: the host's (Cranelift `speed`, parallel), one
 //!   thread, and Cranelift `none`;
+//! - the dev loop: from an edit of a small Rust plugin's source to
+//!   `nova plugin dev` saying the new version serves on a running `nova
+//!   serve`, over 10 edits;
 //! - an outbound HTTP GET from the `http-request` step against the same
 //!   GET from native Rust (hyper, a new connection each, as the host
 //!   makes), to the same server on loopback, interleaved: p50, p99, ratio.
@@ -24,17 +27,11 @@ use nova::kv::Kv;
 use nova::plugins::{Limits, Manifest, Registry, Runtime, watcher};
 use nova::store::Store;
 
-#[path = "common/summary.rs"]
-mod summary;
+mod common;
+use common::{build_dir, percentile, summary};
 
 const CALLS: usize = 20_000;
 const RELOADS: usize = 30;
-
-fn build_dir() -> PathBuf {
-    std::env::var_os("NOVA_BUILD_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../build"))
-}
 
 fn limits() -> Limits {
     Limits {
@@ -67,11 +64,6 @@ fn read(path: &Path) -> Vec<u8> {
             path.display()
         )
     })
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i]
 }
 
 /// Prints the figures of `xs`, and makes their p50 a headline.
@@ -267,7 +259,7 @@ async fn bench_compile(build: &Path) {
 /// Python one) with the plugin inside.
 fn big_components(build: &Path) -> Vec<PathBuf> {
     let mut files = vec![build.join("test-plugins/js-step.wasm")];
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let examples = common::repo_root().join("examples");
     for lang in ["python", "js"] {
         for kind in ["step", "loader"] {
             let dir = examples.join(lang).join(kind).join("build");
@@ -345,6 +337,129 @@ fn bench_compile_big(build: &Path) {
             );
         }
     }
+}
+
+/// `nova plugin dev` on a new Rust step, against a real `nova serve`: the
+/// time from writing an edit to the line saying its version serves (the
+/// watcher's event, cargo's rebuild, the upload, the host's compile and
+/// swap).
+async fn bench_dev() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    const EDITS: usize = 10;
+    let nova = common::nova_bin();
+    let dir = tempfile::tempdir().expect("tmp");
+    // Rust projects build beside nova's own target directory, so their
+    // dependencies compile once across runs.
+    let target = nova
+        .parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("plugin-projects"))
+        .expect("target dir");
+    let run = |args: &[&str]| {
+        let out = Command::new(&nova)
+            .args(args)
+            .current_dir(dir.path())
+            .env("CARGO_TARGET_DIR", &target)
+            .output()
+            .expect("nova");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&["plugin", "new", "devbench"]);
+    // The first build compiles the SDK's dependencies: not part of a loop.
+    run(&["plugin", "build", "devbench"]);
+
+    let plugins = dir.path().join("plugins");
+    std::fs::create_dir_all(&plugins).expect("plugins dir");
+    let mut serve = Command::new(&nova)
+        .arg("serve")
+        .env("NOVA_BIND", "127.0.0.1:0")
+        .env("NOVA_DATA_DIR", dir.path().join("data"))
+        .env("NOVA_PLUGINS_DIR", &plugins)
+        .env("NOVA_CACHE_DIR", dir.path().join("cache"))
+        .env("NOVA_ADMIN_TOKEN", common::ADMIN_TOKEN)
+        .env("NOVA_LOG", "warn")
+        .env("NOVA_KNOWLEDGE", "false")
+        .env_remove("NOVA_CONFIG")
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("nova serve");
+    let url = common::listening_url(&mut serve).await.expect("listening");
+
+    let mut dev = Command::new(&nova)
+        .args([
+            "plugin",
+            "dev",
+            "devbench",
+            "--url",
+            &url,
+            "--token",
+            common::ADMIN_TOKEN,
+        ])
+        .current_dir(dir.path())
+        .env("CARGO_TARGET_DIR", &target)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nova plugin dev");
+    let (tx, lines) = std::sync::mpsc::channel::<(Instant, String)>();
+    let stderr = dev.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send((Instant::now(), line)).is_err() {
+                break;
+            }
+        }
+    });
+    let serving = || loop {
+        let (at, line) = lines
+            .recv_timeout(Duration::from_secs(300))
+            .expect("nova plugin dev went quiet");
+        if line.starts_with("serving devbench") {
+            return at;
+        }
+        assert!(!line.starts_with("nova: error"), "{line}");
+    };
+    serving();
+    let lib = dir.path().join("devbench/src/lib.rs");
+    let source = std::fs::read_to_string(&lib).expect("lib.rs");
+    let mut ms = Vec::with_capacity(EDITS);
+    for i in 0..EDITS {
+        // Let the watcher settle, as between a person's edits.
+        std::thread::sleep(Duration::from_millis(500));
+        let edited = source.replace(
+            "greeting: \"Hello\".into()",
+            &format!("greeting: \"Hello {i}\".into()"),
+        );
+        let t = Instant::now();
+        std::fs::write(&lib, edited).expect("edit");
+        let at = serving();
+        ms.push(at.duration_since(t).as_secs_f64() * 1e3);
+    }
+    let _ = dev.kill();
+    let _ = dev.wait();
+    let _ = serve.kill();
+    let _ = serve.wait();
+    ms.sort_by(f64::total_cmp);
+    let (p50, max) = (percentile(&ms, 0.5), ms[ms.len() - 1]);
+    println!(
+        "dev loop, edit -> new version serving (Rust step, {EDITS} edits): p50 {p50:.0} ms, max {max:.0} ms"
+    );
+    summary::headline(
+        "plugins",
+        "dev loop: edit -> new version serving (small Rust step)",
+        format!("p50 {:.2} s, max {:.2} s", p50 / 1e3, max / 1e3),
+        &format!(
+            "{EDITS} edits, nova plugin dev against nova serve; load {}",
+            common::loadavg()
+        ),
+    );
 }
 
 /// A loopback HTTP server answering every request with a small JSON body.
@@ -513,6 +628,9 @@ fn main() {
     }
     if wants("big") {
         bench_compile_big(&build);
+    }
+    if wants("dev") {
+        rt.block_on(bench_dev());
     }
     if wants("outbound") {
         rt.block_on(bench_outbound(&build));

@@ -1,5 +1,8 @@
 //! What the benchmarks that run real `nova serve` processes share.
 
+// Each benchmark is its own crate and uses a part of this.
+#![allow(dead_code)]
+
 pub mod summary;
 
 use std::io::{BufRead, BufReader};
