@@ -118,7 +118,7 @@ async fn answers_questions_about_nova_from_its_own_docs() {
             "official_docs/wit-interfaces.md",
         ),
         (
-            "How do I create a new plugin from the template with just new-plugin?",
+            "How do I test a Rust plugin natively with cargo test and the SDK's testing feature?",
             "official_docs/writing-a-plugin.md",
         ),
         (

@@ -63,6 +63,11 @@ pub async fn test(args: TestArgs) -> Result<(), Failure> {
     let answer = crate::invoke::invoke(&runtime, &plugin, &body, request).await;
     let answer = match answer {
         Ok(answer) => answer,
+        // --input or --config that is not JSON: the caller's, as for
+        // `nova plugins invoke`.
+        Err(e @ crate::invoke::InvokeError::BadInput { .. }) => {
+            return Err(Failure::Usage(e.to_string()));
+        }
         Err(e) => {
             return Err(Failure::Reported(format!(
                 "{name} {}: {e}",

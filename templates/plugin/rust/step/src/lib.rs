@@ -12,7 +12,8 @@ use nova_plugin::{Error, Step, Value, json};
 use serde::Deserialize;
 
 /// The step's input. Missing fields take their defaults; a field of the
-/// wrong type fails the call as `invalid-input`, naming the field.
+/// wrong type fails the call as `invalid-input`, naming the field. A step
+/// invoked without input gets `null` (the `Option` below: `None`).
 #[derive(Deserialize)]
 #[serde(default)]
 pub struct Input {
@@ -46,12 +47,13 @@ impl Default for Config {
 pub struct Greet;
 
 impl Step for Greet {
-    type Input = Input;
+    type Input = Option<Input>;
     type Config = Config;
     type Output = Value;
     const DESCRIPTION: &'static str = "Greets input.name with config.greeting";
 
-    fn run(input: Input, config: Config) -> Result<Value, Error> {
+    fn run(input: Option<Input>, config: Config) -> Result<Value, Error> {
+        let input = input.unwrap_or_default();
         if input.name.trim().is_empty() {
             // The caller's mistake: `invalid-input`, not retried.
             return Err(Error::invalid_input("input.name is empty"));
@@ -79,7 +81,7 @@ mod tests {
         testing::reset();
         let out = testing::run::<Greet>(json!({"name": "Ada"}), json!({"greeting": "Hi"}));
         assert_eq!(out, Ok(json!({"message": "Hi, Ada!", "calls": 1})));
-        let out = testing::run::<Greet>(json!({}), json!({})).unwrap();
+        let out = testing::run::<Greet>(json!(null), json!({})).unwrap();
         assert_eq!(out["message"], "Hello, world!");
         assert_eq!(out["calls"], 2);
         assert_eq!(testing::logs()[1].message, "greeting world (call 2)");
