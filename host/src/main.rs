@@ -58,6 +58,9 @@ struct CompilePluginArgs {
     /// The address space this process may use, in bytes.
     #[arg(long)]
     memory_limit_bytes: u64,
+    /// The compiled-function cache to reuse and fill.
+    #[arg(long)]
+    function_cache: Option<std::path::PathBuf>,
     /// The component to compile.
     wasm: std::path::PathBuf,
     /// Where to write the artifact.
@@ -144,7 +147,12 @@ fn main() -> anyhow::Result<ExitCode> {
 }
 
 fn compile_plugin(args: &CompilePluginArgs) -> ExitCode {
-    match nova::plugins::compiler::compile_file(args.memory_limit_bytes, &args.wasm, &args.out) {
+    match nova::plugins::compiler::compile_file(
+        args.memory_limit_bytes,
+        args.function_cache.as_deref(),
+        &args.wasm,
+        &args.out,
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
             // The host reports this text as the plugin's compile error.

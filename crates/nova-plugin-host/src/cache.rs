@@ -170,7 +170,7 @@ impl CompileCache {
 /// Whoever can write an entry can make the host run code of their choice,
 /// so an entry or a directory that another user could have written is
 /// refused.
-fn trusted(path: &Path) -> std::io::Result<()> {
+pub(crate) fn trusted(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::MetadataExt;
     let meta = std::fs::symlink_metadata(path)?;
     let me = rustix::process::geteuid().as_raw();

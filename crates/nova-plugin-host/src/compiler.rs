@@ -31,6 +31,8 @@ const ARENA_RESERVE_KIB: &str = "65536";
 pub struct Compiler {
     exe: PathBuf,
     limits: CompileLimits,
+    /// The function cache's directory ([`crate::functions`]).
+    functions: Option<PathBuf>,
 }
 
 /// Why the child did not produce an artifact.
@@ -43,15 +45,24 @@ pub enum ChildError {
 }
 
 impl Compiler {
-    pub fn new(exe: PathBuf, limits: CompileLimits) -> Self {
-        Compiler { exe, limits }
+    pub fn new(exe: PathBuf, limits: CompileLimits, functions: Option<PathBuf>) -> Self {
+        Compiler {
+            exe,
+            limits,
+            functions,
+        }
     }
 
     /// Compiles the component in `wasm` into the artifact `out`, within
     /// the limits. Blocks: call from a blocking thread.
     pub fn compile(&self, wasm: &Path, out: &Path) -> Result<(), ChildError> {
-        let mut child = Command::new(&self.exe)
-            .arg(SUBCOMMAND)
+        let mut command = Command::new(&self.exe);
+        if let Some(dir) = &self.functions {
+            command.arg(SUBCOMMAND).arg("--function-cache").arg(dir);
+        } else {
+            command.arg(SUBCOMMAND);
+        }
+        let mut child = command
             // Nothing of the host's settings (its admin token, connection
             // strings) reaches the process that reads untrusted bytes.
             .env_clear()
@@ -140,7 +151,12 @@ impl Compiler {
 /// The child's side: limits its own address space to `memory_limit`
 /// bytes, compiles `wasm` with an engine of the host's settings, and
 /// writes the artifact to `out`.
-pub fn compile_file(memory_limit: u64, wasm: &Path, out: &Path) -> Result<(), String> {
+pub fn compile_file(
+    memory_limit: u64,
+    functions: Option<&Path>,
+    wasm: &Path,
+    out: &Path,
+) -> Result<(), String> {
     rustix::process::setrlimit(
         rustix::process::Resource::As,
         rustix::process::Rlimit {
@@ -149,7 +165,11 @@ pub fn compile_file(memory_limit: u64, wasm: &Path, out: &Path) -> Result<(), St
         },
     )
     .map_err(|e| format!("cannot limit the compiler's memory: {e}"))?;
-    let engine = engine::build_for_compile().map_err(|e| format!("{e:#}"))?;
+    // A function cache that cannot be opened costs time, not the compile.
+    let functions = functions.and_then(|dir| {
+        crate::functions::FunctionCache::open(dir, crate::functions::MAX_BYTES).ok()
+    });
+    let engine = engine::build_for_compile(functions).map_err(|e| format!("{e:#}"))?;
     let bytes = std::fs::read(wasm).map_err(|e| format!("{}: {e}", wasm.display()))?;
     let artifact = engine
         .precompile_component(&bytes)

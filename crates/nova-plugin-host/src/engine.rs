@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::functions::FunctionCache;
+
 /// How often the epoch advances. A running plugin yields to the async
 /// runtime, and has its deadline checked, once per tick.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -46,22 +48,27 @@ impl Default for ComponentCaps {
 
 /// The settings every plugin engine shares, the compiler's included:
 /// wasmtime checks that an artifact was compiled with the same ones.
-fn config() -> Config {
+/// With `functions`, compiled functions are kept there and reused (see
+/// [`crate::functions`]).
+fn config(functions: Option<Arc<FunctionCache>>) -> wasmtime::Result<Config> {
     let mut config = Config::new();
     config
         .wasm_component_model(true)
         .epoch_interruption(true)
         .max_wasm_stack(MAX_WASM_STACK)
         .async_stack_size(ASYNC_STACK);
-    config
+    if let Some(functions) = functions {
+        config.enable_incremental_compilation(functions)?;
+    }
+    Ok(config)
 }
 
 /// The engine a `nova compile-plugin` child compiles with: the host's
 /// settings, without the instance pool (which would reserve terabytes of
 /// address space the child's memory limit does not allow; the pool is not
 /// part of what an artifact is checked against).
-pub fn build_for_compile() -> wasmtime::Result<Engine> {
-    Engine::new(&config())
+pub fn build_for_compile(functions: Option<Arc<FunctionCache>>) -> wasmtime::Result<Engine> {
+    Engine::new(&config(functions)?)
 }
 
 /// Builds the engine: component model, async, epoch interruption and a
@@ -71,6 +78,7 @@ pub fn build(
     concurrency: u32,
     max_memory_bytes: u64,
     caps: ComponentCaps,
+    functions: Option<Arc<FunctionCache>>,
 ) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(concurrency)
@@ -91,7 +99,7 @@ pub fn build(
         .table_keep_resident(64 << 10)
         .pagemap_scan(Enabled::Auto);
 
-    let mut config = config();
+    let mut config = config(functions)?;
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }
@@ -144,12 +152,16 @@ mod tests {
         h.finish()
     }
 
-    /// The compiler child's artifacts load into the host's engine.
+    /// The compiler child's artifacts load into the host's engine, whether
+    /// either keeps compiled functions or not.
     #[test]
     fn the_compile_engine_matches_the_serving_one() {
-        let serving = build(4, 64 << 20, ComponentCaps::default()).unwrap();
-        let compiling = build_for_compile().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let functions = FunctionCache::open(dir.path(), 1 << 20).unwrap();
+        let serving = build(4, 64 << 20, ComponentCaps::default(), None).unwrap();
+        let compiling = build_for_compile(Some(functions)).unwrap();
         assert_eq!(hash(&serving), hash(&compiling));
+        assert_eq!(hash(&serving), hash(&build_for_compile(None).unwrap()));
         // A component (the smallest there is) compiled by one loads in the
         // other.
         let artifact = compiling

@@ -16,6 +16,7 @@ pub mod compiler;
 pub mod contract;
 mod engine;
 mod error;
+pub mod functions;
 pub mod imports;
 pub mod logs;
 pub mod manifest;

@@ -85,6 +85,9 @@ pub struct Runtime {
     config: RuntimeConfig,
     /// Per plugin: its `http_concurrency` and the permits that enforce it.
     http_in_flight: std::sync::Mutex<InFlight>,
+    /// Compiled functions shared by the compiles (the child opens the same
+    /// directory).
+    functions: Option<Arc<crate::functions::FunctionCache>>,
     _ticker: EpochTicker,
 }
 
@@ -94,8 +97,26 @@ impl Runtime {
         config: RuntimeConfig,
         capabilities: Capabilities,
     ) -> Result<Self, RuntimeError> {
-        let engine = engine::build(config.concurrency, config.max_memory_bytes, config.caps)
-            .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        // Compiled functions shared by every component compiled here: an
+        // interpreter's are compiled once, not once per plugin.
+        let functions_dir = cache_dir.join("functions");
+        let functions = match crate::functions::FunctionCache::open(
+            &functions_dir,
+            crate::functions::MAX_BYTES,
+        ) {
+            Ok(functions) => Some(functions),
+            Err(e) => {
+                tracing::warn!(dir = %functions_dir.display(), error = %e, "no function cache: every component compiles whole");
+                None
+            }
+        };
+        let engine = engine::build(
+            config.concurrency,
+            config.max_memory_bytes,
+            config.caps,
+            functions.clone(),
+        )
+        .map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let linker = |kind| {
             let mut linker = Linker::new(&engine);
             contract::link(&mut linker, kind)
@@ -122,6 +143,7 @@ impl Runtime {
             cache,
             config,
             http_in_flight: std::sync::Mutex::default(),
+            functions,
             _ticker: ticker,
         })
     }
@@ -129,8 +151,12 @@ impl Runtime {
     /// Compiles components in a child process running `exe` (the `nova`
     /// binary; see [`super::compiler`]) instead of in this one.
     pub fn compile_in_child(mut self, exe: PathBuf) -> Self {
-        self.cache
-            .compile_in_child(super::compiler::Compiler::new(exe, self.config.compile));
+        let functions = self.functions.as_ref().map(|f| f.dir().to_owned());
+        self.cache.compile_in_child(super::compiler::Compiler::new(
+            exe,
+            self.config.compile,
+            functions,
+        ));
         self
     }
 
