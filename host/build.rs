@@ -1,5 +1,6 @@
 //! Embeds what `nova plugin new` writes: every file under
-//! `templates/plugin/LANG/KIND/` and the Rust SDK in `plugins/nova-plugin`,
+//! `templates/plugin/LANG/common/` and `templates/plugin/LANG/KIND/`, and
+//! the Rust SDK in `plugins/nova-plugin`,
 //! as a table of `(path, include_str!(…))` in `$OUT_DIR/templates.rs`.
 
 use std::fmt::Write as _;
@@ -35,9 +36,12 @@ fn files(dir: &Path, under: &Path, out: &mut Vec<(String, PathBuf)>) {
     }
 }
 
-fn table(name: &str, dir: &Path, code: &mut String) {
+fn table(name: &str, dirs: &[PathBuf], code: &mut String) {
     let mut found = Vec::new();
-    files(dir, dir, &mut found);
+    for dir in dirs {
+        files(dir, dir, &mut found);
+    }
+    let dir = dirs.last().expect("a directory");
     assert!(
         !found.is_empty(),
         "no template files under {}",
@@ -79,7 +83,7 @@ fn main() {
     // The SDK's sources, without its WIT (a link to wit/v0.1, written
     // separately).
     let mut sdk_code = String::new();
-    table("SDK_SOURCES", &sdk.join("src"), &mut sdk_code);
+    table("SDK_SOURCES", &[sdk.join("src")], &mut sdk_code);
     code.push_str(&sdk_code.replace("File { path: \"", "File { path: \"src/"));
     writeln!(
         code,

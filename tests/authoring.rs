@@ -395,6 +395,42 @@ async fn javascript_step_from_nothing_to_serving() {
     loader_template_runs(ws.path(), "paras-js", "js");
 }
 
+/// The examples are standalone projects with their own copy of the
+/// helpers a new project gets: the same as the templates'.
+#[test]
+fn examples_vendor_the_templates_helpers() {
+    let root = nova_tests::root();
+    for (example, helper) in [
+        ("examples/python/step", "python/common/nova_plugin.py"),
+        ("examples/python/loader", "python/common/nova_plugin.py"),
+        ("examples/js/step", "js/common/src/nova.js"),
+        ("examples/js/loader", "js/common/src/nova.js"),
+        ("examples/js/step", "js/common/bundle.config.js"),
+        ("examples/js/loader", "js/common/bundle.config.js"),
+    ] {
+        let template = root.join("templates/plugin").join(helper);
+        let file = helper.split_once("/common/").expect("common").1;
+        let copy = root.join(example).join(file);
+        assert_eq!(
+            std::fs::read_to_string(&copy).expect("the example's copy"),
+            std::fs::read_to_string(&template).expect("the template's"),
+            "{} differs from {}: copy the template's",
+            copy.display(),
+            template.display()
+        );
+    }
+    let wit = std::fs::read_to_string(root.join("wit/v0.1/plugin.wit")).expect("wit");
+    for example in ["python/step", "python/loader", "js/step", "js/loader"] {
+        let copy = root.join("examples").join(example).join("wit/plugin.wit");
+        assert_eq!(
+            std::fs::read_to_string(&copy).expect("wit copy"),
+            wit,
+            "{}",
+            copy.display()
+        );
+    }
+}
+
 /// The examples under examples/, in the repository: each builds with
 /// `nova plugin build` and does its job in the sandbox.
 #[test]

@@ -14,6 +14,7 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 
 use super::compiler::{ChildError, Compiler};
+use super::native_code::trusted;
 
 /// Tells apart the temporary files of compilations running at once.
 static TEMP_SEQ: AtomicU64 = AtomicU64::new(0);
@@ -165,70 +166,6 @@ impl CompileCache {
     }
 }
 
-/// Whether `path` (the cache directory or an entry) can be trusted to hold
-/// native code: owned by this process's user, and writable by no one else.
-/// Whoever can write an entry can make the host run code of their choice,
-/// so an entry or a directory that another user could have written is
-/// refused.
-pub(crate) fn trusted(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::symlink_metadata(path)?;
-    let me = rustix::process::geteuid().as_raw();
-    let problem = if meta.uid() != me {
-        Some(format!(
-            "is owned by uid {}, not by this host's uid {me}",
-            meta.uid()
-        ))
-    } else if meta.mode() & 0o022 != 0 {
-        Some(format!(
-            "is writable by its group or by others (mode {:o})",
-            meta.mode() & 0o777
-        ))
-    } else if meta.file_type().is_symlink() {
-        Some("is a symbolic link".to_owned())
-    } else {
-        None
-    };
-    match problem {
-        None => Ok(()),
-        Some(problem) => Err(std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!(
-                "{} {problem}: compiled plugins are native code, so the compile cache must be \
-                 writable only by the user the host runs as",
-                path.display()
-            ),
-        )),
-    }
-}
-
 pub fn elapsed_ms(start: Instant) -> f64 {
     start.elapsed().as_secs_f64() * 1e3
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
-
-    use super::trusted;
-
-    #[test]
-    fn only_a_cache_no_one_else_can_write_is_trusted() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path();
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        trusted(path).unwrap();
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o775)).unwrap();
-        let e = trusted(path).unwrap_err();
-        assert!(e.to_string().contains("writable by its group"), "{e}");
-        let entry = path.join("x.cwasm");
-        std::fs::write(&entry, b"x").unwrap();
-        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o646)).unwrap();
-        assert!(trusted(&entry).is_err());
-        std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o644)).unwrap();
-        trusted(&entry).unwrap();
-        let link = path.join("link.cwasm");
-        std::os::unix::fs::symlink(&entry, &link).unwrap();
-        assert!(trusted(&link).is_err());
-    }
 }

@@ -7,7 +7,7 @@
 //! `just bench plugins`: a second Python plugin 4.96 s -> 1.44 s, a
 //! second JavaScript one 6.02 s -> 1.87 s). Entries are native code, so
 //! the directory and each entry must be this user's alone
-//! ([`crate::cache::trusted`]); the directory stops growing at its byte
+//! ([`crate::native_code::trusted`]); the directory stops growing at its byte
 //! limit (later functions are compiled, not kept).
 
 use std::borrow::Cow;
@@ -35,7 +35,7 @@ impl FunctionCache {
     /// this user's alone.
     pub fn open(dir: &Path, max_bytes: u64) -> std::io::Result<Arc<FunctionCache>> {
         std::fs::create_dir_all(dir)?;
-        crate::cache::trusted(dir)?;
+        crate::native_code::trusted(dir)?;
         let used = std::fs::read_dir(dir)?
             .flatten()
             .filter_map(|e| e.metadata().ok())
@@ -61,7 +61,7 @@ impl FunctionCache {
 impl wasmtime::CacheStore for FunctionCache {
     fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
         let path = self.entry(key);
-        crate::cache::trusted(&path).ok()?;
+        crate::native_code::trusted(&path).ok()?;
         std::fs::read(path).ok().map(Cow::Owned)
     }
 

@@ -20,6 +20,7 @@ pub mod functions;
 pub mod imports;
 pub mod logs;
 pub mod manifest;
+mod native_code;
 pub mod outbound;
 mod registry;
 mod runtime;

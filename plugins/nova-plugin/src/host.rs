@@ -1,9 +1,75 @@
-//! The host's imports, typed. In a component they call the host; natively
-//! they call the in-memory host of [`crate::testing`] (feature `testing`),
-//! or, without it, log to stderr and panic on any other call with a
-//! message that says what to enable.
+//! The host's imports, typed. Each call goes through `backend`, whose
+//! functions have the signatures of the contract's imports: in a component
+//! the imports themselves; natively the in-memory host of
+//! [`crate::testing`] (feature `testing`), or, without it, one that logs to
+//! stderr and panics on any other call with a message that says what to
+//! enable.
 
 use std::fmt;
+
+#[cfg(target_arch = "wasm32")]
+mod backend {
+    pub use crate::__bindings::step::nova::plugin::{knowledge, kv, log, store};
+}
+
+#[cfg(all(not(target_arch = "wasm32"), feature = "testing"))]
+use crate::testing::backend;
+
+#[cfg(all(not(target_arch = "wasm32"), not(feature = "testing")))]
+mod backend {
+    //! No host: logs go to stderr, anything else panics.
+    use crate::__bindings::step::nova::plugin as wit;
+
+    fn no_host(what: &str) -> ! {
+        panic!(
+            "nova_plugin::{what} needs a host: natively, enable the `testing` feature of \
+             nova-plugin (in [dev-dependencies]) to run against nova_plugin::testing's \
+             in-memory host"
+        )
+    }
+
+    pub mod log {
+        pub use super::wit::log::Level;
+        pub fn log(level: Level, message: &str) {
+            eprintln!("[{level:?}] {message}");
+        }
+    }
+
+    pub mod kv {
+        pub fn get(_: &str) -> Result<Option<Vec<u8>>, String> {
+            super::no_host("kv::get")
+        }
+        pub fn set(_: &str, _: &[u8], _: Option<u32>) -> Result<(), String> {
+            super::no_host("kv::set")
+        }
+        pub fn delete(_: &str) -> Result<bool, String> {
+            super::no_host("kv::delete")
+        }
+    }
+
+    pub mod store {
+        pub use super::wit::store::{Doc, Page, StoreError};
+        pub fn get(_: &str) -> Result<Option<Doc>, StoreError> {
+            super::no_host("store::get")
+        }
+        pub fn put(_: &str, _: &str, _: Option<u64>) -> Result<u64, StoreError> {
+            super::no_host("store::put")
+        }
+        pub fn delete(_: &str) -> Result<bool, StoreError> {
+            super::no_host("store::delete")
+        }
+        pub fn list_page(_: &str, _: Option<&str>, _: u32, _: u32) -> Result<Page, StoreError> {
+            super::no_host("store::list")
+        }
+    }
+
+    pub mod knowledge {
+        pub use super::wit::knowledge::Hit;
+        pub fn search(_: &str, _: u32, _: &[(String, String)]) -> Result<Vec<Hit>, String> {
+            super::no_host("knowledge::search")
+        }
+    }
+}
 
 /// A failed `kv` or `knowledge` call: the host's message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,15 +89,6 @@ impl From<HostError> for crate::Error {
     }
 }
 
-#[cfg(not(target_arch = "wasm32"))]
-#[cfg_attr(feature = "testing", allow(dead_code))]
-fn no_host(what: &str) -> ! {
-    panic!(
-        "nova_plugin::{what} needs a host: natively, enable the `testing` feature of nova-plugin \
-         (in [dev-dependencies]) to run against nova_plugin::testing's in-memory host"
-    )
-}
-
 /// Lines in the host's log, tagged with the plugin's name. The macros
 /// [`crate::info!`] and friends are the short way.
 pub mod log {
@@ -47,21 +104,14 @@ pub mod log {
 
     /// Writes one line.
     pub fn write(level: Level, message: &str) {
-        #[cfg(target_arch = "wasm32")]
-        {
-            use crate::__bindings::step::nova::plugin::log as wit;
-            let level = match level {
-                Level::Debug => wit::Level::Debug,
-                Level::Info => wit::Level::Info,
-                Level::Warn => wit::Level::Warn,
-                Level::Error => wit::Level::Error,
-            };
-            wit::log(level, message);
-        }
-        #[cfg(all(not(target_arch = "wasm32"), feature = "testing"))]
-        crate::testing::log(level, message);
-        #[cfg(all(not(target_arch = "wasm32"), not(feature = "testing")))]
-        eprintln!("[{level:?}] {message}");
+        use super::backend::log as wit;
+        let level = match level {
+            Level::Debug => wit::Level::Debug,
+            Level::Info => wit::Level::Info,
+            Level::Warn => wit::Level::Warn,
+            Level::Error => wit::Level::Error,
+        };
+        wit::log(level, message);
     }
 }
 
@@ -77,36 +127,17 @@ pub mod kv {
 
     /// The value under `key`, none when there is none (or it expired).
     pub fn get(key: &str) -> Result<Option<Vec<u8>>, HostError> {
-        #[cfg(target_arch = "wasm32")]
-        return crate::__bindings::step::nova::plugin::kv::get(key).map_err(HostError);
-        #[cfg(all(not(target_arch = "wasm32"), feature = "testing"))]
-        return crate::testing::kv_get(key);
-        #[cfg(all(not(target_arch = "wasm32"), not(feature = "testing")))]
-        super::no_host(&format!("kv::get({key:?})"))
+        super::backend::kv::get(key).map_err(HostError)
     }
 
     /// Sets `key`; with `ttl_seconds` it expires after that long.
     pub fn set(key: &str, value: &[u8], ttl_seconds: Option<u32>) -> Result<(), HostError> {
-        #[cfg(target_arch = "wasm32")]
-        return crate::__bindings::step::nova::plugin::kv::set(key, value, ttl_seconds)
-            .map_err(HostError);
-        #[cfg(all(not(target_arch = "wasm32"), feature = "testing"))]
-        return crate::testing::kv_set(key, value, ttl_seconds);
-        #[cfg(all(not(target_arch = "wasm32"), not(feature = "testing")))]
-        {
-            let _ = (value, ttl_seconds);
-            super::no_host(&format!("kv::set({key:?})"))
-        }
+        super::backend::kv::set(key, value, ttl_seconds).map_err(HostError)
     }
 
     /// Deletes `key`; says whether it existed.
     pub fn delete(key: &str) -> Result<bool, HostError> {
-        #[cfg(target_arch = "wasm32")]
-        return crate::__bindings::step::nova::plugin::kv::delete(key).map_err(HostError);
-        #[cfg(all(not(target_arch = "wasm32"), feature = "testing"))]
-        return crate::testing::kv_delete(key);
-        #[cfg(all(not(target_arch = "wasm32"), not(feature = "testing")))]
-        super::no_host(&format!("kv::delete({key:?})"))
+        super::backend::kv::delete(key).map_err(HostError)
     }
 
     /// The JSON value under `key`, read as `T`.
@@ -221,8 +252,7 @@ pub mod store {
     }
 
     impl Expect {
-        #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
-        pub(crate) fn wire(self) -> Option<u64> {
+        fn wire(self) -> Option<u64> {
             match self {
                 Self::Any => None,
                 Self::Absent => Some(0),
@@ -231,42 +261,29 @@ pub mod store {
         }
     }
 
-    #[cfg(target_arch = "wasm32")]
-    mod wire {
-        use super::*;
-        pub use crate::__bindings::step::nova::plugin::store as wit;
+    use super::backend::store as wit;
 
-        pub fn error(e: wit::StoreError) -> StoreError {
-            match e {
-                wit::StoreError::Conflict(v) => StoreError::Conflict(v),
-                wit::StoreError::Invalid(m) => StoreError::Invalid(m),
-                wit::StoreError::Unavailable(m) => StoreError::Unavailable(m),
-            }
+    fn error(e: wit::StoreError) -> StoreError {
+        match e {
+            wit::StoreError::Conflict(v) => StoreError::Conflict(v),
+            wit::StoreError::Invalid(m) => StoreError::Invalid(m),
+            wit::StoreError::Unavailable(m) => StoreError::Unavailable(m),
         }
+    }
 
-        pub fn doc(d: wit::Doc) -> Result<Doc, StoreError> {
-            let value = serde_json::from_str(&d.value).map_err(|e| {
-                StoreError::Invalid(format!("document {:?} is not JSON: {e}", d.key))
-            })?;
-            Ok(Doc {
-                key: d.key,
-                value,
-                version: d.version,
-            })
-        }
+    fn doc(d: wit::Doc) -> Result<Doc, StoreError> {
+        let value = serde_json::from_str(&d.value)
+            .map_err(|e| StoreError::Invalid(format!("document {:?} is not JSON: {e}", d.key)))?;
+        Ok(Doc {
+            key: d.key,
+            value,
+            version: d.version,
+        })
     }
 
     /// The document under `key`.
     pub fn get(key: &str) -> Result<Option<Doc>, StoreError> {
-        #[cfg(target_arch = "wasm32")]
-        return wire::wit::get(key)
-            .map_err(wire::error)?
-            .map(wire::doc)
-            .transpose();
-        #[cfg(all(not(target_arch = "wasm32"), feature = "testing"))]
-        return crate::testing::store_get(key);
-        #[cfg(all(not(target_arch = "wasm32"), not(feature = "testing")))]
-        super::no_host(&format!("store::get({key:?})"))
+        wit::get(key).map_err(error)?.map(doc).transpose()
     }
 
     /// Writes `value` (as JSON) under `key` if `expect` holds; returns the
@@ -278,25 +295,12 @@ pub mod store {
     ) -> Result<u64, StoreError> {
         let text = serde_json::to_string(value)
             .map_err(|e| StoreError::Invalid(format!("the value for {key:?} is not JSON: {e}")))?;
-        #[cfg(target_arch = "wasm32")]
-        return wire::wit::put(key, &text, expect.wire()).map_err(wire::error);
-        #[cfg(all(not(target_arch = "wasm32"), feature = "testing"))]
-        return crate::testing::store_put(key, text, expect);
-        #[cfg(all(not(target_arch = "wasm32"), not(feature = "testing")))]
-        {
-            let _ = (text, expect);
-            super::no_host(&format!("store::put({key:?})"))
-        }
+        wit::put(key, &text, expect.wire()).map_err(error)
     }
 
     /// Deletes the document under `key`; says whether it existed.
     pub fn delete(key: &str) -> Result<bool, StoreError> {
-        #[cfg(target_arch = "wasm32")]
-        return wire::wit::delete(key).map_err(wire::error);
-        #[cfg(all(not(target_arch = "wasm32"), feature = "testing"))]
-        return crate::testing::store_delete(key);
-        #[cfg(all(not(target_arch = "wasm32"), not(feature = "testing")))]
-        super::no_host(&format!("store::delete({key:?})"))
+        wit::delete(key).map_err(error)
     }
 
     /// Documents whose key starts with `prefix` and comes after `after`,
@@ -308,26 +312,11 @@ pub mod store {
         limit: u32,
         max_bytes: u32,
     ) -> Result<Page, StoreError> {
-        #[cfg(target_arch = "wasm32")]
-        return wire::wit::list_page(prefix, after, limit, max_bytes)
-            .map_err(wire::error)
-            .and_then(|page| {
-                Ok(Page {
-                    docs: page
-                        .docs
-                        .into_iter()
-                        .map(wire::doc)
-                        .collect::<Result<_, _>>()?,
-                    next: page.next,
-                })
-            });
-        #[cfg(all(not(target_arch = "wasm32"), feature = "testing"))]
-        return crate::testing::store_list(prefix, after, limit, max_bytes);
-        #[cfg(all(not(target_arch = "wasm32"), not(feature = "testing")))]
-        {
-            let _ = (after, limit, max_bytes);
-            super::no_host(&format!("store::list({prefix:?})"))
-        }
+        let page = wit::list_page(prefix, after, limit, max_bytes).map_err(error)?;
+        Ok(Page {
+            docs: page.docs.into_iter().map(doc).collect::<Result<_, _>>()?,
+            next: page.next,
+        })
     }
 }
 
@@ -352,25 +341,15 @@ pub mod knowledge {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        #[cfg(target_arch = "wasm32")]
-        return crate::__bindings::step::nova::plugin::knowledge::search(query, top_k, &filter)
-            .map(|hits| {
-                hits.into_iter()
-                    .map(|h| Hit {
-                        source: h.source,
-                        text: h.text,
-                        score: h.score,
-                        metadata: h.metadata,
-                    })
-                    .collect()
+        let hits = super::backend::knowledge::search(query, top_k, &filter).map_err(HostError)?;
+        Ok(hits
+            .into_iter()
+            .map(|h| Hit {
+                source: h.source,
+                text: h.text,
+                score: h.score,
+                metadata: h.metadata,
             })
-            .map_err(HostError);
-        #[cfg(all(not(target_arch = "wasm32"), feature = "testing"))]
-        return crate::testing::search(query, top_k, &filter);
-        #[cfg(all(not(target_arch = "wasm32"), not(feature = "testing")))]
-        {
-            let _ = (top_k, filter);
-            super::no_host(&format!("knowledge::search({query:?})"))
-        }
+            .collect())
     }
 }

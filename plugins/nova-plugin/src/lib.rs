@@ -295,11 +295,11 @@ pub mod __private {
 
     pub use crate::__bindings::step::nova::plugin::types::PluginError;
 
-    pub fn step_info<S: Step>(name: &str, version: &str) -> step::Info {
+    pub fn step_info(name: &str, version: &str, description: &str) -> step::Info {
         step::Info {
             name: name.to_string(),
             version: version.to_string(),
-            description: S::DESCRIPTION.to_string(),
+            description: description.to_string(),
         }
     }
 
@@ -312,14 +312,6 @@ pub mod __private {
         };
         let config: S::Config = from_json("config", config)?;
         to_json(&S::run(input, config)?)
-    }
-
-    pub fn raw_step_info<S: RawStep>(name: &str, version: &str) -> step::Info {
-        step::Info {
-            name: name.to_string(),
-            version: version.to_string(),
-            description: S::DESCRIPTION.to_string(),
-        }
     }
 
     pub fn run_raw_step<S: RawStep>(input: &str, config: &str) -> Result<String, Error> {
@@ -356,33 +348,7 @@ pub mod __private {
 #[macro_export]
 macro_rules! export_step {
     ($step:ty) => {
-        #[doc(hidden)]
-        #[allow(dead_code)]
-        struct __NovaStep;
-
-        impl $crate::__bindings::step::exports::nova::plugin::workflow_step::Guest for __NovaStep {
-            fn describe() -> $crate::__bindings::step::exports::nova::plugin::workflow_step::Info {
-                $crate::__private::step_info::<$step>(
-                    ::core::env!("CARGO_PKG_NAME"),
-                    ::core::env!("CARGO_PKG_VERSION"),
-                )
-            }
-
-            fn run(
-                input: ::std::string::String,
-                config: ::std::string::String,
-            ) -> ::core::result::Result<::std::string::String, $crate::__private::PluginError> {
-                $crate::__private::run_step::<$step>(&input, &config).map_err(::core::convert::Into::into)
-            }
-        }
-
-        // Natively the export is compiled out; this keeps the step "used".
-        const _: () = {
-            let _ = $crate::__private::run_step::<$step>;
-        };
-
-        #[cfg(target_arch = "wasm32")]
-        $crate::__bindings::step::export_step_world!(__NovaStep with_types_in $crate::__bindings::step);
+        $crate::__export_step!($step, $crate::Step, run_step);
     };
 }
 
@@ -391,15 +357,26 @@ macro_rules! export_step {
 #[macro_export]
 macro_rules! export_raw_step {
     ($step:ty) => {
+        $crate::__export_step!($step, $crate::RawStep, run_raw_step);
+    };
+}
+
+/// What [`export_step!`] and [`export_raw_step!`] expand to: the step
+/// `$step` of trait `$kind`, run by `__private::$run`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_step {
+    ($step:ty, $kind:path, $run:ident) => {
         #[doc(hidden)]
         #[allow(dead_code)]
         struct __NovaStep;
 
         impl $crate::__bindings::step::exports::nova::plugin::workflow_step::Guest for __NovaStep {
             fn describe() -> $crate::__bindings::step::exports::nova::plugin::workflow_step::Info {
-                $crate::__private::raw_step_info::<$step>(
+                $crate::__private::step_info(
                     ::core::env!("CARGO_PKG_NAME"),
                     ::core::env!("CARGO_PKG_VERSION"),
+                    <$step as $kind>::DESCRIPTION,
                 )
             }
 
@@ -407,12 +384,14 @@ macro_rules! export_raw_step {
                 input: ::std::string::String,
                 config: ::std::string::String,
             ) -> ::core::result::Result<::std::string::String, $crate::__private::PluginError> {
-                $crate::__private::run_raw_step::<$step>(&input, &config).map_err(::core::convert::Into::into)
+                $crate::__private::$run::<$step>(&input, &config)
+                    .map_err(::core::convert::Into::into)
             }
         }
 
+        // Natively the export is compiled out; this keeps the step "used".
         const _: () = {
-            let _ = $crate::__private::run_raw_step::<$step>;
+            let _ = $crate::__private::$run::<$step>;
         };
 
         #[cfg(target_arch = "wasm32")]
@@ -541,5 +520,107 @@ mod tests {
             PluginError::Failed(_)
         ));
         assert_eq!(Error::failed("boom").to_string(), "failed: boom");
+    }
+}
+
+/// The SDK's calls against the in-memory host.
+#[cfg(all(test, feature = "testing"))]
+mod testing_host {
+    use crate::store::{Expect, StoreError};
+    use crate::testing::*;
+    use crate::{Error, HostError, NoConfig, Step, Value, json, kv, store};
+
+    #[test]
+    fn kv_keeps_and_checks() {
+        reset();
+        assert_eq!(kv::get("a"), Ok(None));
+        kv::set("a", b"1", None).unwrap();
+        assert_eq!(kv::get("a"), Ok(Some(b"1".to_vec())));
+        assert_eq!(kv::delete("a"), Ok(true));
+        assert_eq!(kv::delete("a"), Ok(false));
+        assert!(kv::set("", b"", None).is_err());
+        assert!(kv::set(&"k".repeat(513), b"", None).is_err());
+        set_unavailable(Some("down"));
+        assert_eq!(kv::get("a"), Err(HostError("down".into())));
+    }
+
+    #[test]
+    fn store_versions_and_pages() {
+        reset();
+        assert_eq!(store::put("a/1", &json!({"n": 1}), Expect::Absent), Ok(1));
+        assert_eq!(
+            store::put("a/1", &json!({"n": 2}), Expect::Absent),
+            Err(StoreError::Conflict(Some(1)))
+        );
+        assert_eq!(
+            store::put("a/1", &json!({"n": 2}), Expect::Version(1)),
+            Ok(2)
+        );
+        assert_eq!(
+            store::put("b", &json!(0), Expect::Version(3)),
+            Err(StoreError::Conflict(None))
+        );
+        store::put("a/2", &json!(2), Expect::Any).unwrap();
+        store::put("a/3", &json!(3), Expect::Any).unwrap();
+        store::put("b", &json!(0), Expect::Any).unwrap();
+        let page = store::list("a/", None, 2, u32::MAX).unwrap();
+        assert_eq!(
+            page.docs.iter().map(|d| d.key.as_str()).collect::<Vec<_>>(),
+            ["a/1", "a/2"]
+        );
+        assert_eq!(page.next.as_deref(), Some("a/2"));
+        let rest = store::list("a/", page.next.as_deref(), 2, u32::MAX).unwrap();
+        assert_eq!(rest.docs.len(), 1);
+        assert_eq!(rest.next, None);
+        assert!(store::list("a/", None, 0, 1).is_err());
+        assert_eq!(store::get("a/1").unwrap().unwrap().value, json!({"n": 2}));
+        assert_eq!(doc("a/1"), Some((json!({"n": 2}), 2)));
+    }
+
+    #[test]
+    fn knowledge_searches_fixtures() {
+        reset();
+        add_document("a.md", "Rust ownership and borrowing", &[]);
+        add_document("b.md", "Borrowing books", &[("collection", "library")]);
+        // Without a collection, `default`: b.md is elsewhere.
+        let hits = crate::knowledge::search("rust borrowing", 5, &[]).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!((hits[0].source.as_str(), hits[0].score), ("a.md", 1.0));
+        assert!(
+            crate::knowledge::search("rust", 5, &[("source", "b.md")])
+                .unwrap()
+                .is_empty()
+        );
+        let lib = crate::knowledge::search("borrowing", 5, &[("collection", "library")]).unwrap();
+        assert_eq!(lib.len(), 1);
+        assert_eq!(lib[0].source, "b.md");
+    }
+
+    struct Echo;
+    impl Step for Echo {
+        type Input = Value;
+        type Config = NoConfig;
+        type Output = Value;
+        const DESCRIPTION: &'static str = "echo";
+        fn run(input: Value, _: NoConfig) -> Result<Value, Error> {
+            crate::warn!("echo {input}");
+            Ok(input)
+        }
+    }
+
+    #[test]
+    fn runs_a_step_and_captures_logs() {
+        reset();
+        assert_eq!(run::<Echo>(json!({"a": 1}), json!({})), Ok(json!({"a": 1})));
+        assert_eq!(
+            logs(),
+            [LogLine {
+                level: "warn",
+                message: r#"echo {"a":1}"#.into()
+            }]
+        );
+        let e = run::<Echo>(json!(1), json!({"nope": true})).unwrap_err();
+        assert!(matches!(&e, Error::InvalidInput(m) if m.contains("unknown field `nope`")));
+        assert_eq!(run_json::<Echo>("[1]", ""), Ok(json!([1])));
     }
 }

@@ -35,10 +35,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::host::HostError;
-use crate::host::knowledge::Hit;
-use crate::host::log::Level;
-use crate::host::store::{Doc, Expect, Page, StoreError};
+use crate::__bindings::step::nova::plugin::knowledge::Hit;
+use crate::__bindings::step::nova::plugin::store::{Doc, Page, StoreError};
 use crate::{Chunk, Error, Loader, RawStep, Step};
 
 /// The host's limits, mirrored.
@@ -52,7 +50,8 @@ const MAX_LIST_BYTES: u64 = 4 << 20;
 /// One line the plugin logged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
-    pub level: Level,
+    /// `debug`, `info`, `warn` or `error`, as the host reports it.
+    pub level: &'static str,
     pub message: String,
 }
 
@@ -137,13 +136,42 @@ pub fn doc(key: &str) -> Option<(Value, u64)> {
     })
 }
 
-pub(crate) fn log(level: Level, message: &str) {
-    with(|h| {
-        h.logs.push(LogLine {
-            level,
-            message: message.to_string(),
-        })
-    });
+/// The in-memory host behind `nova_plugin::{log, kv, store, knowledge}`
+/// natively: the contract's imports, same signatures, same checks.
+pub(crate) mod backend {
+    pub mod log {
+        pub use crate::__bindings::step::nova::plugin::log::Level;
+
+        pub fn log(level: Level, message: &str) {
+            let level = match level {
+                Level::Debug => "debug",
+                Level::Info => "info",
+                Level::Warn => "warn",
+                Level::Error => "error",
+            };
+            super::super::with(|h| {
+                h.logs.push(super::super::LogLine {
+                    level,
+                    message: message.to_string(),
+                })
+            });
+        }
+    }
+
+    pub mod kv {
+        pub(crate) use super::super::{kv_delete as delete, kv_get as get, kv_set as set};
+    }
+
+    pub mod store {
+        pub(crate) use super::super::{
+            store_delete as delete, store_get as get, store_list as list_page, store_put as put,
+        };
+        pub use crate::__bindings::step::nova::plugin::store::{Doc, StoreError};
+    }
+
+    pub mod knowledge {
+        pub(crate) use super::super::search;
+    }
 }
 
 fn reachable(h: &Host) -> Result<(), String> {
@@ -153,33 +181,33 @@ fn reachable(h: &Host) -> Result<(), String> {
     }
 }
 
-fn kv_key(key: &str) -> Result<(), HostError> {
+fn kv_key(key: &str) -> Result<(), String> {
     if key.is_empty() || key.len() > MAX_KV_KEY_BYTES {
-        return Err(HostError(format!(
+        return Err(format!(
             "key is empty or longer than {MAX_KV_KEY_BYTES} bytes"
-        )));
+        ));
     }
     Ok(())
 }
 
-pub(crate) fn kv_get(key: &str) -> Result<Option<Vec<u8>>, HostError> {
+pub(crate) fn kv_get(key: &str) -> Result<Option<Vec<u8>>, String> {
     kv_key(key)?;
     with(|h| {
-        reachable(h).map_err(HostError)?;
+        reachable(h)?;
         Ok(h.kv.get(key).cloned())
     })
 }
 
-pub(crate) fn kv_set(key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), HostError> {
+pub(crate) fn kv_set(key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), String> {
     kv_key(key)?;
     if value.len() > MAX_KV_VALUE_BYTES {
-        return Err(HostError(format!(
+        return Err(format!(
             "value of {} bytes is over the {MAX_KV_VALUE_BYTES}-byte limit",
             value.len()
-        )));
+        ));
     }
     with(|h| {
-        reachable(h).map_err(HostError)?;
+        reachable(h)?;
         // A zero TTL expires at once; others outlive a test.
         if ttl == Some(0) {
             h.kv.remove(key);
@@ -190,10 +218,10 @@ pub(crate) fn kv_set(key: &str, value: &[u8], ttl: Option<u32>) -> Result<(), Ho
     })
 }
 
-pub(crate) fn kv_delete(key: &str) -> Result<bool, HostError> {
+pub(crate) fn kv_delete(key: &str) -> Result<bool, String> {
     kv_key(key)?;
     with(|h| {
-        reachable(h).map_err(HostError)?;
+        reachable(h)?;
         Ok(h.kv.remove(key).is_some())
     })
 }
@@ -215,7 +243,7 @@ fn doc_key(key: &str) -> Result<(), StoreError> {
 fn to_doc(key: &str, value: &str, version: u64) -> Doc {
     Doc {
         key: key.to_string(),
-        value: serde_json::from_str(value).unwrap_or(Value::Null),
+        value: value.to_string(),
         version,
     }
 }
@@ -228,7 +256,7 @@ pub(crate) fn store_get(key: &str) -> Result<Option<Doc>, StoreError> {
     })
 }
 
-pub(crate) fn store_put(key: &str, value: String, expect: Expect) -> Result<u64, StoreError> {
+pub(crate) fn store_put(key: &str, value: &str, expected: Option<u64>) -> Result<u64, StoreError> {
     doc_key(key)?;
     if value.len() > MAX_DOC_VALUE_BYTES {
         return Err(StoreError::Invalid(format!(
@@ -236,19 +264,22 @@ pub(crate) fn store_put(key: &str, value: String, expect: Expect) -> Result<u64,
             value.len()
         )));
     }
+    if serde_json::from_str::<serde::de::IgnoredAny>(value).is_err() {
+        return Err(StoreError::Invalid("the document value is not JSON".into()));
+    }
     with(|h| {
         reachable(h).map_err(StoreError::Unavailable)?;
         let actual = h.docs.get(key).map(|(_, v)| *v);
-        let ok = match expect {
-            Expect::Any => true,
-            Expect::Absent => actual.is_none(),
-            Expect::Version(v) => actual == Some(v),
+        let ok = match expected {
+            None => true,
+            Some(0) => actual.is_none(),
+            Some(v) => actual == Some(v),
         };
         if !ok {
             return Err(StoreError::Conflict(actual));
         }
         let version = actual.unwrap_or(0) + 1;
-        h.docs.insert(key.to_string(), (value, version));
+        h.docs.insert(key.to_string(), (value.to_string(), version));
         Ok(version)
     })
 }
@@ -275,7 +306,7 @@ pub(crate) fn store_list(
     with(|h| {
         reachable(h).map_err(StoreError::Unavailable)?;
         let budget = u64::from(max_bytes).min(MAX_LIST_BYTES);
-        let mut docs = Vec::new();
+        let mut docs: Vec<Doc> = Vec::new();
         let mut used = 0u64;
         let mut next = None;
         let matching = h
@@ -286,7 +317,7 @@ pub(crate) fn store_list(
         for (key, (value, version)) in matching {
             let size = value.len() as u64;
             if docs.len() as u32 == limit || (!docs.is_empty() && used + size > budget) {
-                next = docs.last().map(|d: &Doc| d.key.clone());
+                next = docs.last().map(|d| d.key.clone());
                 break;
             }
             used += size;
@@ -308,16 +339,16 @@ pub(crate) fn search(
     query: &str,
     top_k: u32,
     filter: &[(String, String)],
-) -> Result<Vec<Hit>, HostError> {
+) -> Result<Vec<Hit>, String> {
     if query.trim().is_empty() {
-        return Err(HostError("the query is empty".into()));
+        return Err("the query is empty".into());
     }
     if !(1..=100).contains(&top_k) {
-        return Err(HostError(format!("top_k must be 1 to 100, not {top_k}")));
+        return Err(format!("top_k must be 1 to 100, not {top_k}"));
     }
     let wanted = words(query);
     with(|h| {
-        reachable(h).map_err(HostError)?;
+        reachable(h)?;
         let meta = |hit: &Hit, key: &str| {
             hit.metadata
                 .iter()
@@ -357,104 +388,4 @@ pub(crate) fn search(
         hits.truncate(top_k as usize);
         Ok(hits)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{NoConfig, json, kv, store};
-
-    #[test]
-    fn kv_keeps_and_checks() {
-        reset();
-        assert_eq!(kv::get("a"), Ok(None));
-        kv::set("a", b"1", None).unwrap();
-        assert_eq!(kv::get("a"), Ok(Some(b"1".to_vec())));
-        assert_eq!(kv::delete("a"), Ok(true));
-        assert_eq!(kv::delete("a"), Ok(false));
-        assert!(kv::set("", b"", None).is_err());
-        assert!(kv::set(&"k".repeat(513), b"", None).is_err());
-        set_unavailable(Some("down"));
-        assert_eq!(kv::get("a"), Err(HostError("down".into())));
-    }
-
-    #[test]
-    fn store_versions_and_pages() {
-        reset();
-        assert_eq!(store::put("a/1", &json!({"n": 1}), Expect::Absent), Ok(1));
-        assert_eq!(
-            store::put("a/1", &json!({"n": 2}), Expect::Absent),
-            Err(StoreError::Conflict(Some(1)))
-        );
-        assert_eq!(
-            store::put("a/1", &json!({"n": 2}), Expect::Version(1)),
-            Ok(2)
-        );
-        assert_eq!(
-            store::put("b", &json!(0), Expect::Version(3)),
-            Err(StoreError::Conflict(None))
-        );
-        store::put("a/2", &json!(2), Expect::Any).unwrap();
-        store::put("a/3", &json!(3), Expect::Any).unwrap();
-        store::put("b", &json!(0), Expect::Any).unwrap();
-        let page = store::list("a/", None, 2, u32::MAX).unwrap();
-        assert_eq!(
-            page.docs.iter().map(|d| d.key.as_str()).collect::<Vec<_>>(),
-            ["a/1", "a/2"]
-        );
-        assert_eq!(page.next.as_deref(), Some("a/2"));
-        let rest = store::list("a/", page.next.as_deref(), 2, u32::MAX).unwrap();
-        assert_eq!(rest.docs.len(), 1);
-        assert_eq!(rest.next, None);
-        assert!(store::list("a/", None, 0, 1).is_err());
-        assert_eq!(store::get("a/1").unwrap().unwrap().value, json!({"n": 2}));
-        assert_eq!(doc("a/1"), Some((json!({"n": 2}), 2)));
-    }
-
-    #[test]
-    fn knowledge_searches_fixtures() {
-        reset();
-        add_document("a.md", "Rust ownership and borrowing", &[]);
-        add_document("b.md", "Borrowing books", &[("collection", "library")]);
-        // Without a collection, `default`: b.md is elsewhere.
-        let hits = crate::knowledge::search("rust borrowing", 5, &[]).unwrap();
-        assert_eq!(hits.len(), 1);
-        assert_eq!((hits[0].source.as_str(), hits[0].score), ("a.md", 1.0));
-        assert!(
-            crate::knowledge::search("rust", 5, &[("source", "b.md")])
-                .unwrap()
-                .is_empty()
-        );
-        let lib = crate::knowledge::search("borrowing", 5, &[("collection", "library")]).unwrap();
-        assert_eq!(lib.len(), 1);
-        assert_eq!(lib[0].source, "b.md");
-    }
-
-    struct Echo;
-    impl Step for Echo {
-        type Input = Value;
-        type Config = NoConfig;
-        type Output = Value;
-        const DESCRIPTION: &'static str = "echo";
-        fn run(input: Value, _: NoConfig) -> Result<Value, Error> {
-            crate::warn!("echo {input}");
-            Ok(input)
-        }
-    }
-
-    #[test]
-    fn runs_a_step_and_captures_logs() {
-        reset();
-        assert_eq!(run::<Echo>(json!({"a": 1}), json!({})), Ok(json!({"a": 1})));
-        assert_eq!(
-            logs(),
-            [LogLine {
-                level: Level::Warn,
-                message: r#"echo {"a":1}"#.into()
-            }]
-        );
-        let e = run::<Echo>(json!(1), json!({"nope": true})).unwrap_err();
-        assert!(matches!(&e, Error::InvalidInput(m) if m.contains("unknown field `nope`")));
-        assert_eq!(run_json::<Echo>("[1]", ""), Ok(json!([1])));
-    }
 }
