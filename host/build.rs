@@ -71,13 +71,14 @@ fn main() {
         sdk.join("Cargo.toml").display()
     );
     let mut code = String::new();
+    // Each project: its language's common files, then its kind's.
     for (lang, dir) in [("RUST", "rust"), ("PYTHON", "python"), ("JS", "js")] {
         for (kind, kdir) in [("STEP", "step"), ("LOADER", "loader")] {
-            table(
-                &format!("{lang}_{kind}"),
-                &templates.join(dir).join(kdir),
-                &mut code,
-            );
+            let dirs = [
+                templates.join(dir).join("common"),
+                templates.join(dir).join(kdir),
+            ];
+            table(&format!("{lang}_{kind}"), &dirs, &mut code);
         }
     }
     // The SDK's sources, without its WIT (a link to wit/v0.1, written
