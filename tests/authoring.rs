@@ -295,6 +295,20 @@ async fn rust_loader_builds_and_runs_in_the_sandbox() {
             .join("wasm32-wasip2/release/paras_rs.wasm")
             .exists()
     );
+    // And so does cargo component (installed by `just setup`): the
+    // vendored SDK is no component of its own.
+    let component = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["component", "build", "--release", "--quiet"])
+        .current_dir(ws.path().join("paras-rs"))
+        .env("CARGO_TARGET_DIR", project_target())
+        .output()
+        .expect("cargo component build");
+    ok(&component, "cargo component build");
+    assert!(
+        project_target()
+            .join("wasm32-wasip1/release/paras_rs.wasm")
+            .exists()
+    );
 }
 
 /// An exception the author did not expect (a bug put into `file`)

@@ -83,7 +83,7 @@ pub const CONTRACT_VERSION: &str = "0.1.1";
 pub mod __bindings {
     pub mod step {
         wit_bindgen::generate!({
-            path: "wit",
+            path: "contract",
             world: "step",
             pub_export_macro: true,
             export_macro_name: "export_step_world",
@@ -92,7 +92,7 @@ pub mod __bindings {
     }
     pub mod loader {
         wit_bindgen::generate!({
-            path: "wit",
+            path: "contract",
             world: "loader",
             pub_export_macro: true,
             export_macro_name: "export_loader_world",

@@ -77,7 +77,8 @@ pub fn new(args: &NewArgs) -> Result<(), Failure> {
     if args.lang == Language::Rust {
         let sdk = root.join("vendor/nova-plugin");
         write(&sdk.join("Cargo.toml"), SDK_MANIFEST)?;
-        write(&sdk.join("wit/plugin.wit"), PLUGIN_WIT)?;
+        // Not `wit/`: cargo component would take it for the target world.
+        write(&sdk.join("contract/plugin.wit"), PLUGIN_WIT)?;
         for file in SDK_SOURCES {
             write(&sdk.join(file.path), file.text)?;
         }
