@@ -59,7 +59,8 @@ pub async fn dev(args: DevArgs) -> Result<(), Failure> {
         None => Some(args.remote.client_within(UPLOAD_TIMEOUT_S)?),
     };
     let mut tail: Option<tokio::task::JoinHandle<()>> = None;
-    let mut since = Instant::now();
+    // The first round starts with the command; later ones with an edit.
+    let mut since = (Instant::now(), "after starting");
     loop {
         match round(&project, &args, client.as_ref(), since).await {
             Ok(()) if args.once => return Ok(()),
@@ -81,17 +82,18 @@ pub async fn dev(args: DevArgs) -> Result<(), Failure> {
         if changes.recv().await.is_none() {
             return Ok(());
         }
-        since = Instant::now();
+        since = (Instant::now(), "after the change");
         while let Ok(Some(_)) = tokio::time::timeout(SETTLE, changes.recv()).await {}
     }
 }
 
-/// One build and install; `since` is when the change was seen.
+/// One build and install; `since` is when the round's cause (the start,
+/// or an edit) was seen, and what it was.
 async fn round(
     project: &Project,
     args: &DevArgs,
     client: Option<&nova_client::Client>,
-    since: Instant,
+    (since, cause): (Instant, &str),
 ) -> Result<(), Failure> {
     let p = project.clone();
     let wasm = tokio::task::spawn_blocking(move || build::build(&p))
@@ -102,7 +104,7 @@ async fn round(
             let to = dir.join(format!("{}.wasm", project.name));
             install_file(&wasm, &to)?;
             eprintln!(
-                "installed {} in {:.2} s since the change; the host watching {} reloads it",
+                "installed {} {:.2} s {cause}; the host watching {} reloads it",
                 to.display(),
                 since.elapsed().as_secs_f64(),
                 dir.display()
@@ -114,7 +116,7 @@ async fn round(
             let uploaded = client.plugin_upload(&project.name, bytes).await?.value;
             let p = &uploaded.plugin;
             eprintln!(
-                "serving {} {} ({}) on {}, {:.2} s after the change: {}",
+                "serving {} {} ({}) on {}, {:.2} s {cause}: {}",
                 p.name,
                 p.version.as_deref().unwrap_or("-"),
                 p.kind.map_or("-", |k| k.as_str()),
