@@ -9,6 +9,7 @@ use std::fmt;
 
 #[cfg(target_arch = "wasm32")]
 mod backend {
+    pub use crate::__bindings::config::wasi::config::store as config;
     pub use crate::__bindings::step::nova::plugin::{knowledge, kv, log, store};
 }
 
@@ -67,6 +68,16 @@ mod backend {
         pub use super::wit::knowledge::Hit;
         pub fn search(_: &str, _: u32, _: &[(String, String)]) -> Result<Vec<Hit>, String> {
             super::no_host("knowledge::search")
+        }
+    }
+
+    pub mod config {
+        pub use crate::__bindings::config::wasi::config::store::Error;
+        pub fn get(_: &str) -> Result<Option<String>, Error> {
+            super::no_host("config::get")
+        }
+        pub fn get_all() -> Result<Vec<(String, String)>, Error> {
+            super::no_host("config::get_all")
         }
     }
 }
@@ -351,5 +362,31 @@ pub mod knowledge {
                 metadata: h.metadata,
             })
             .collect())
+    }
+}
+
+/// The plugin's configuration through `wasi:config/store` (steps and
+/// loaders): the values of its manifest's `[config]` table, and the
+/// secrets (`nova secrets set`) its manifest lists in `grants.secrets`.
+/// Anything else reads as none.
+pub mod config {
+    use super::HostError;
+    use super::backend::config as wit;
+
+    fn error(e: wit::Error) -> HostError {
+        HostError(match e {
+            wit::Error::Upstream(m) => format!("config: {m}"),
+            wit::Error::Io(m) => format!("config: {m}"),
+        })
+    }
+
+    /// The value of `key`, none when the plugin has none.
+    pub fn get(key: &str) -> Result<Option<String>, HostError> {
+        wit::get(key).map_err(error)
+    }
+
+    /// Every key and value the plugin may read.
+    pub fn get_all() -> Result<Vec<(String, String)>, HostError> {
+        wit::get_all().map_err(error)
     }
 }

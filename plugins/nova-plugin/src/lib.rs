@@ -68,7 +68,7 @@ use std::fmt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use host::{HostError, knowledge, kv, log, store};
+pub use host::{HostError, config, knowledge, kv, log, store};
 pub use serde;
 pub use serde_json;
 pub use serde_json::{Value, json};
@@ -89,6 +89,11 @@ pub mod __bindings {
             export_macro_name: "export_step_world",
             default_bindings_module: "nova_plugin::__bindings::step",
         });
+    }
+    /// `wasi:config/store`: a manifest's `[config]` values and the secrets
+    /// it lists.
+    pub mod config {
+        wit_bindgen::generate!({ path: "contract", world: "wasi:config/imports" });
     }
     pub mod loader {
         wit_bindgen::generate!({
@@ -529,6 +534,18 @@ mod testing_host {
     use crate::store::{Expect, StoreError};
     use crate::testing::*;
     use crate::{Error, HostError, NoConfig, Step, Value, json, kv, store};
+
+    #[test]
+    fn config_reads_what_the_test_sets() {
+        reset();
+        assert_eq!(crate::config::get("model"), Ok(None));
+        set_config("model", "small");
+        assert_eq!(crate::config::get("model"), Ok(Some("small".into())));
+        assert_eq!(
+            crate::config::get_all(),
+            Ok(vec![("model".into(), "small".into())])
+        );
+    }
 
     #[test]
     fn kv_keeps_and_checks() {

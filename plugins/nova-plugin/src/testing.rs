@@ -61,6 +61,7 @@ struct Host {
     docs: BTreeMap<String, (String, u64)>,
     documents: Vec<Hit>,
     logs: Vec<LogLine>,
+    config: BTreeMap<String, String>,
     unavailable: Option<String>,
 }
 
@@ -121,6 +122,14 @@ pub fn add_document(source: &str, text: &str, metadata: &[(&str, &str)]) {
     });
 }
 
+/// Sets a value `nova_plugin::config::get` reads: as a manifest's
+/// `[config]` entry, or a secret it lists, would on the host.
+pub fn set_config(key: &str, value: &str) {
+    with(|h| {
+        h.config.insert(key.to_string(), value.to_string());
+    });
+}
+
 /// Makes every `kv`, `store` and `knowledge` call fail as an unreachable
 /// backend would (`Some(message)`), or work again (`None`).
 pub fn set_unavailable(message: Option<&str>) {
@@ -171,6 +180,23 @@ pub(crate) mod backend {
 
     pub mod knowledge {
         pub(crate) use super::super::search;
+    }
+
+    pub mod config {
+        pub use crate::__bindings::config::wasi::config::store::Error;
+
+        pub fn get(key: &str) -> Result<Option<String>, Error> {
+            super::super::with(|h| Ok(h.config.get(key).cloned()))
+        }
+
+        pub fn get_all() -> Result<Vec<(String, String)>, Error> {
+            super::super::with(|h| {
+                Ok(h.config
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect())
+            })
+        }
     }
 }
 

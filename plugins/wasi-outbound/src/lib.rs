@@ -7,12 +7,6 @@
 //! (`grants.allowed_outbound_hosts`) and answers `secret` only for names in
 //! `grants.secrets`; the errors here say so in words.
 
-/// `wasi:config/store`.
-#[cfg(target_arch = "wasm32")]
-mod config_store {
-    wit_bindgen::generate!({ path: "../../wit/wasi-config", world: "wasi:config/imports" });
-}
-
 /// What went wrong, in the terms the step reports.
 #[derive(Debug, PartialEq)]
 pub enum Error {
@@ -179,22 +173,13 @@ pub fn redacting(
 
 /// The value of secret `name`, from `wasi:config`.
 pub fn secret(name: &str) -> Result<String, Error> {
-    #[cfg(target_arch = "wasm32")]
-    {
-        match config_store::wasi::config::store::get(name) {
-            Ok(Some(value)) => Ok(value),
-            Ok(None) => Err(Error::InvalidInput(format!(
-                "secret {name:?} is not set, or this plugin's manifest does not list it in \
-                 grants.secrets"
-            ))),
-            Err(e) => Err(Error::Failed(format!("cannot read secret {name:?}: {e:?}"))),
-        }
-    }
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        Err(Error::Failed(format!(
-            "secret {name:?}: wasi:config exists only in the WebAssembly build"
-        )))
+    match nova_plugin::config::get(name) {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(Error::InvalidInput(format!(
+            "secret {name:?} is not set, or this plugin's manifest does not list it in \
+             grants.secrets"
+        ))),
+        Err(e) => Err(Error::Failed(format!("cannot read secret {name:?}: {e}"))),
     }
 }
 

@@ -23,6 +23,18 @@ include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 /// The contract's WIT, as every project vendors it.
 pub const PLUGIN_WIT: &str = include_str!("../../../../wit/v0.1/plugin.wit");
 
+/// `wasi:config`, which the SDK's `config` module imports.
+const WASI_CONFIG: [(&str, &str); 2] = [
+    (
+        "store.wit",
+        include_str!("../../../../wit/wasi-config/store.wit"),
+    ),
+    (
+        "world.wit",
+        include_str!("../../../../wit/wasi-config/world.wit"),
+    ),
+];
+
 /// Crates a Rust project depends on by name: a package of the same name
 /// would shadow them.
 const RUST_DEPENDENCIES: &[&str] = &["nova-plugin", "serde", "serde-json", "wit-bindgen"];
@@ -79,6 +91,9 @@ pub fn new(args: &NewArgs) -> Result<(), Failure> {
         write(&sdk.join("Cargo.toml"), SDK_MANIFEST)?;
         // Not `wit/`: cargo component would take it for the target world.
         write(&sdk.join("contract/plugin.wit"), PLUGIN_WIT)?;
+        for (name, text) in WASI_CONFIG {
+            write(&sdk.join("contract/deps/wasi-config").join(name), text)?;
+        }
         for file in SDK_SOURCES {
             write(&sdk.join(file.path), file.text)?;
         }
