@@ -1,7 +1,7 @@
 //! Embeds what `nova plugin new` writes: every file under
 //! `templates/plugin/LANG/common/` and `templates/plugin/LANG/KIND/`, and
-//! the Rust SDK in `plugins/nova-plugin`,
-//! as a table of `(path, include_str!(…))` in `$OUT_DIR/templates.rs`.
+//! every file of the Rust SDK in `plugins/nova-plugin`, as tables of
+//! `(path, include_str!(…))` in `$OUT_DIR/templates.rs`.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -65,11 +65,7 @@ fn main() {
     let templates = root.join("templates/plugin");
     let sdk = root.join("plugins/nova-plugin");
     println!("cargo:rerun-if-changed={}", templates.display());
-    println!("cargo:rerun-if-changed={}", sdk.join("src").display());
-    println!(
-        "cargo:rerun-if-changed={}",
-        sdk.join("Cargo.toml").display()
-    );
+    println!("cargo:rerun-if-changed={}", sdk.display());
     let mut code = String::new();
     // Each project: its language's common files, then its kind's.
     for (lang, dir) in [("RUST", "rust"), ("PYTHON", "python"), ("JS", "js")] {
@@ -81,21 +77,9 @@ fn main() {
             table(&format!("{lang}_{kind}"), &dirs, &mut code);
         }
     }
-    // The SDK's sources, without its WIT (a link to wit/v0.1, written
-    // separately).
-    let mut sdk_code = String::new();
-    table("SDK_SOURCES", &[sdk.join("src")], &mut sdk_code);
-    code.push_str(&sdk_code.replace("File { path: \"", "File { path: \"src/"));
-    writeln!(
-        code,
-        "pub const SDK_MANIFEST: &str = include_str!({:?});",
-        sdk.join("Cargo.toml")
-            .canonicalize()
-            .unwrap_or(sdk.join("Cargo.toml"))
-            .display()
-            .to_string()
-    )
-    .unwrap();
+    // The SDK as it is published: manifest, README, sources and its WIT
+    // (links into wit/, read through).
+    table("SDK", &[sdk], &mut code);
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("OUT_DIR")).join("templates.rs");
     std::fs::write(out, code).expect("write templates.rs");
 }

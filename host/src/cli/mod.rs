@@ -712,14 +712,9 @@ async fn plugins_async(args: PluginsArgs) -> Result<(), Failure> {
                 .await?;
             show(&invoked, remote.json, output::invocation);
             // The plugin's own log lines, for people, on stderr.
-            for line in &invoked.value.logs {
-                note(remote.json, &format!("{:<5} {}", line.level, line.message));
-            }
-            if invoked.value.logs_dropped > 0 {
-                note(
-                    remote.json,
-                    &format!("({} more log lines not shown)", invoked.value.logs_dropped),
-                );
+            let logs = output::invocation_logs(&invoked.value);
+            if !logs.is_empty() {
+                note(remote.json, logs.trim_end());
             }
         }
     }

@@ -392,6 +392,19 @@ pub fn invocation(inv: &Invocation) -> String {
     out
 }
 
+/// The lines a plugin logged during one invocation, for stderr: `LEVEL
+/// message` each, then how many were not kept.
+pub fn invocation_logs(inv: &Invocation) -> String {
+    let mut out = String::new();
+    for line in &inv.logs {
+        let _ = writeln!(out, "{:<5} {}", line.level, line.message);
+    }
+    if inv.logs_dropped > 0 {
+        let _ = writeln!(out, "({} more log lines not shown)", inv.logs_dropped);
+    }
+    out
+}
+
 /// `nova health`: the status, then one row per check.
 /// `nova keys list`: one row per key.
 pub fn keys(keys: &[KeyInfo]) -> String {

@@ -308,24 +308,23 @@ pub mod __private {
         }
     }
 
-    pub fn run_step<S: Step>(input: &str, config: &str) -> Result<String, Error> {
-        let input: S::Input = from_json("input", input)?;
-        let config = if config.trim().is_empty() {
+    /// A step's config as the host passes it: `{}` when there is none.
+    fn config_text(config: &str) -> &str {
+        if config.trim().is_empty() {
             "{}"
         } else {
             config
-        };
-        let config: S::Config = from_json("config", config)?;
+        }
+    }
+
+    pub fn run_step<S: Step>(input: &str, config: &str) -> Result<String, Error> {
+        let input: S::Input = from_json("input", input)?;
+        let config: S::Config = from_json("config", config_text(config))?;
         to_json(&S::run(input, config)?)
     }
 
     pub fn run_raw_step<S: RawStep>(input: &str, config: &str) -> Result<String, Error> {
-        let config = if config.trim().is_empty() {
-            "{}"
-        } else {
-            config
-        };
-        S::run(input, config)
+        S::run(input, config_text(config))
     }
 
     pub fn loader_info<L: Loader>(name: &str, version: &str) -> loader::Info {

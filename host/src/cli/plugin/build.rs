@@ -115,10 +115,16 @@ fn rust(project: &Project, out: &Path) -> Result<(), Failure> {
     copy(&wasm, out)
 }
 
-fn copy(from: &Path, to: &Path) -> Result<(), Failure> {
-    // Through a temporary file: a host watching build/ never reads half a
-    // component.
-    let tmp = to.with_extension("part.wasm");
+/// Copies `from` to `to` whole or not at all: through a hidden temporary
+/// file beside `to`, renamed, so that a host watching that directory (a
+/// plugin directory, with `nova plugin dev --plugins-dir`) never reads
+/// half a component, and ignores the temporary file.
+pub(super) fn copy(from: &Path, to: &Path) -> Result<(), Failure> {
+    let name = to
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = to.with_file_name(format!(".{name}.part"));
     std::fs::copy(from, &tmp)
         .and_then(|_| std::fs::rename(&tmp, to))
         .map_err(|e| {

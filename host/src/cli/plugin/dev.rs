@@ -54,20 +54,20 @@ pub async fn dev(args: DevArgs) -> Result<(), Failure> {
                 Failure::Reported(format!("cannot watch {}: {e}", project.root.display()))
             })?;
     }
-    let client = match &args.plugins_dir {
-        Some(_) => None,
-        None => Some(args.remote.client_within(UPLOAD_TIMEOUT_S)?),
+    let into = match &args.plugins_dir {
+        Some(dir) => Target::Dir(dir.clone()),
+        None => Target::Host(args.remote.client_within(UPLOAD_TIMEOUT_S)?),
     };
     let mut tail: Option<tokio::task::JoinHandle<()>> = None;
     // The first round starts with the command; later ones with an edit.
     let mut since = (Instant::now(), "after starting");
     loop {
-        match round(&project, &args, client.as_ref(), since).await {
+        match round(&project, &into, since).await {
             Ok(()) if args.once => return Ok(()),
             Err(e) if args.once => return Err(e),
             Ok(()) => {
                 if tail.is_none()
-                    && let Some(client) = &client
+                    && let Target::Host(client) = &into
                 {
                     tail = Some(tokio::spawn(follow_logs(
                         client.clone(),
@@ -87,22 +87,29 @@ pub async fn dev(args: DevArgs) -> Result<(), Failure> {
     }
 }
 
+/// Where each build goes.
+enum Target {
+    /// A plugin directory, which its host reloads by itself.
+    Dir(PathBuf),
+    /// A running host, by upload.
+    Host(nova_client::Client),
+}
+
 /// One build and install; `since` is when the round's cause (the start,
 /// or an edit) was seen, and what it was.
 async fn round(
     project: &Project,
-    args: &DevArgs,
-    client: Option<&nova_client::Client>,
+    into: &Target,
     (since, cause): (Instant, &str),
 ) -> Result<(), Failure> {
     let p = project.clone();
     let wasm = tokio::task::spawn_blocking(move || build::build(&p))
         .await
         .map_err(|e| Failure::Reported(format!("the build task failed: {e}")))??;
-    match (&args.plugins_dir, client) {
-        (Some(dir), _) => {
+    match into {
+        Target::Dir(dir) => {
             let to = dir.join(format!("{}.wasm", project.name));
-            install_file(&wasm, &to)?;
+            build::copy(&wasm, &to)?;
             eprintln!(
                 "installed {} {:.2} s {cause}; the host watching {} reloads it",
                 to.display(),
@@ -110,7 +117,7 @@ async fn round(
                 dir.display()
             );
         }
-        (None, Some(client)) => {
+        Target::Host(client) => {
             let bytes = std::fs::read(&wasm)
                 .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", wasm.display())))?;
             let uploaded = client.plugin_upload(&project.name, bytes).await?.value;
@@ -125,17 +132,8 @@ async fn round(
                 p.description.as_deref().unwrap_or(""),
             );
         }
-        (None, None) => unreachable!("dev has a client unless it has a plugin directory"),
     }
     Ok(())
-}
-
-/// Writes `to` whole or not at all: the host never reads half a component.
-fn install_file(from: &Path, to: &Path) -> Result<(), Failure> {
-    let tmp = to.with_extension("part");
-    std::fs::copy(from, &tmp)
-        .and_then(|_| std::fs::rename(&tmp, to))
-        .map_err(|e| Failure::Reported(format!("cannot install {}: {e}", to.display())))
 }
 
 /// Whether a change at `path` is an edit of the project's sources.

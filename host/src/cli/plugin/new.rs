@@ -14,26 +14,15 @@ pub struct File {
 }
 
 // RUST_STEP, RUST_LOADER, PYTHON_*, JS_*: every file of
-// `templates/plugin/LANG/KIND`; SDK_SOURCES and SDK_MANIFEST: the Rust SDK
-// (`plugins/nova-plugin`), vendored into Rust projects at
-// `vendor/nova-plugin` (it is not on crates.io yet; the dependency also
-// names its version, so a published one can replace the path).
+// `templates/plugin/LANG/{common,KIND}`; SDK: every file of the Rust SDK
+// (`plugins/nova-plugin`, its WIT in `contract/`), vendored into Rust
+// projects at `vendor/nova-plugin` (it is not on crates.io yet; the
+// dependency also names its version, so a published one can replace the
+// path).
 include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 
 /// The contract's WIT, as every project vendors it.
 pub const PLUGIN_WIT: &str = include_str!("../../../../wit/v0.1/plugin.wit");
-
-/// `wasi:config`, which the SDK's `config` module imports.
-const WASI_CONFIG: [(&str, &str); 2] = [
-    (
-        "store.wit",
-        include_str!("../../../../wit/wasi-config/store.wit"),
-    ),
-    (
-        "world.wit",
-        include_str!("../../../../wit/wasi-config/world.wit"),
-    ),
-];
 
 /// Crates a Rust project depends on by name: a package of the same name
 /// would shadow them.
@@ -88,13 +77,7 @@ pub fn new(args: &NewArgs) -> Result<(), Failure> {
     write(&root.join("wit/plugin.wit"), PLUGIN_WIT)?;
     if args.lang == Language::Rust {
         let sdk = root.join("vendor/nova-plugin");
-        write(&sdk.join("Cargo.toml"), SDK_MANIFEST)?;
-        // Not `wit/`: cargo component would take it for the target world.
-        write(&sdk.join("contract/plugin.wit"), PLUGIN_WIT)?;
-        for (name, text) in WASI_CONFIG {
-            write(&sdk.join("contract/deps/wasi-config").join(name), text)?;
-        }
-        for file in SDK_SOURCES {
+        for file in SDK {
             write(&sdk.join(file.path), file.text)?;
         }
     }

@@ -82,12 +82,8 @@ pub async fn test(args: TestArgs) -> Result<(), Failure> {
     } else {
         print(&output::invocation(&answer));
     }
-    for line in &answer.logs {
-        eprintln!("{:<5} {}", line.level, line.message);
-    }
-    if answer.logs_dropped > 0 {
-        eprintln!("({} more log lines not shown)", answer.logs_dropped);
-    }
+    // On stderr, --json or not: stdout holds the answer alone.
+    eprint!("{}", output::invocation_logs(&answer));
     eprintln!(
         "{} {} {}: loaded in {:.0} ms ({}), ran in {:.2} ms",
         plugin.kind.as_str(),
