@@ -1,5 +1,6 @@
 //! Embeds what `nova plugin new` writes: every file under
-//! `templates/plugin/LANG/common/` and `templates/plugin/LANG/KIND/`, and
+//! `templates/plugin/all/KIND/`, `templates/plugin/LANG/common/` and
+//! `templates/plugin/LANG/KIND/`, and
 //! every file of the Rust SDK in `plugins/nova-plugin`, as tables of
 //! `(path, include_str!(…))` in `$OUT_DIR/templates.rs`.
 
@@ -67,10 +68,12 @@ fn main() {
     println!("cargo:rerun-if-changed={}", templates.display());
     println!("cargo:rerun-if-changed={}", sdk.display());
     let mut code = String::new();
-    // Each project: its language's common files, then its kind's.
+    // Each project: its kind's files in every language, its language's
+    // common files, then its kind's.
     for (lang, dir) in [("RUST", "rust"), ("PYTHON", "python"), ("JS", "js")] {
         for (kind, kdir) in [("STEP", "step"), ("LOADER", "loader")] {
             let dirs = [
+                templates.join("all").join(kdir),
                 templates.join(dir).join("common"),
                 templates.join(dir).join(kdir),
             ];

@@ -145,6 +145,32 @@ async fn greets(host: &Nova, name: &str) {
     let message = body["error"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("name"), "{message}");
     assert!(!message.contains("Traceback"), "{message}");
+    // The template's config.schema.json went into the component (Rust:
+    // `CONFIG_SCHEMA`; Python, JavaScript: `nova plugin build`): the
+    // listing shows it, and a config that does not match is refused before
+    // the call, naming the field.
+    let entry = host.entry(name).await.expect("listed");
+    assert_eq!(
+        entry["config_schema"]["properties"]["greeting"]["type"], "string",
+        "{entry}"
+    );
+    for (config, field) in [
+        (json!({"greeting": 5}), "config.greeting"),
+        (json!({"greeting": ""}), "config.greeting"),
+        (json!({"greting": "Hi"}), "greting"),
+    ] {
+        let (status, body) = host
+            .invoke_step(name, &json!({"name": "Ada"}), Some(&config))
+            .await;
+        assert_eq!(status, 400, "{config}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_config", "{body}");
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with("config does not match the plugin's schema: ")
+                && message.contains(field),
+            "{message}"
+        );
+    }
 }
 
 fn run_plugin_test(dir: &Path, args: &[&str]) -> (String, String) {

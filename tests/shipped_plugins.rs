@@ -234,10 +234,7 @@ async fn template_renders_input_json() {
         .await;
     assert_eq!(body["output"], json!({"greeting": "hi Bo"}));
 
-    // Missing config and undefined variables are the caller's mistakes.
-    let (status, body) = nova.invoke_step("template", &json!({}), None).await;
-    assert_eq!(status, 422, "{body}");
-    assert_eq!(body["error"]["code"], "plugin_invalid_input");
+    // Undefined variables are the caller's mistake (the step says so).
     let config = json!({"template": "{{ missing }}"});
     let (status, body) = nova
         .invoke_step("template", &json!({}), Some(&config))
@@ -250,6 +247,66 @@ async fn template_renders_input_json() {
             .contains("missing"),
         "{body}"
     );
+}
+
+/// The template step declares its config's JSON Schema: the listing shows
+/// it, and a config that does not match is refused before any call, on
+/// invoke and at workflow submission, naming the field.
+#[tokio::test]
+async fn template_config_is_checked_against_its_schema() {
+    let nova = host().await;
+    let entry = nova.entry("template").await.expect("listed");
+    assert_eq!(
+        entry["config_schema"]["required"],
+        json!(["template"]),
+        "{entry}"
+    );
+    assert_eq!(
+        entry["config_schema"]["properties"]["output"]["enum"],
+        json!(["text", "json"])
+    );
+    for (config, says) in [
+        (None, "\"template\" is a required property"),
+        (
+            Some(json!({"template": "x", "output": "xml"})),
+            "config.output: ",
+        ),
+        (
+            Some(json!({"template": "x", "strict": "yes"})),
+            "config.strict: \"yes\" is not of type \"boolean\"",
+        ),
+        (Some(json!({"templat": "x"})), "templat"),
+    ] {
+        let (status, body) = nova
+            .invoke_step("template", &json!({}), config.as_ref())
+            .await;
+        assert_eq!(status, 400, "{config:?}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_config", "{body}");
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(says), "{says}: {message}");
+    }
+    // A workflow is refused whole at submission, with the step's place.
+    let (status, body) = nova
+        .submit(&json!({"steps": [
+            {"plugin": "template", "config": {"template": "{{ name }}"}},
+            {"plugin": "template", "config": {"template": "x", "output": 1}},
+        ]}))
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("step 1: config does not match \"template\"'s schema: config.output: "),
+        "{message}"
+    );
+    // A matching config runs as before.
+    let (status, body) = nova
+        .submit(&json!({"input": {"name": "Ada"}, "steps": [
+            {"plugin": "template", "config": {"template": "hi {{ name }}", "strict": false}},
+        ]}))
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let run = nova.wait_run(body["id"].as_str().unwrap(), 30).await;
+    assert_eq!(run["output"], json!({"text": "hi Ada"}), "{run}");
 }
 
 #[tokio::test]

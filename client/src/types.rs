@@ -810,6 +810,11 @@ pub struct Plugin {
     /// Serving only; loaders only: the media types they handle.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub media_types: Option<Vec<String>>,
+    /// Serving only; steps that declare one: the JSON Schema their `config`
+    /// must match. Invoke and workflow submission check config against it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub config_schema: Option<Value>,
     /// Serving only: how the component was obtained.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compile: Option<CompileInfo>,

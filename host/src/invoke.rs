@@ -90,6 +90,13 @@ async fn run(
                 Some(text) => RawJson::parse(text)
                     .map_err(|e| bad("invalid_config", format!("config is not JSON: {e}")))?,
             };
+            // Refused here as the caller's fault (400), before any call.
+            plugin.check_config(config.get()).map_err(|e| {
+                bad(
+                    "invalid_config",
+                    format!("config does not match the plugin's schema: {e}"),
+                )
+            })?;
             let output = runtime.run_step(plugin, input.get(), config.get()).await?;
             result.output = Some(output);
         }

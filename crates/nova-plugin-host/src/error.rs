@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use super::manifest::ManifestError;
+use super::schema::SchemaError;
 
 /// A `.wasm` (or its manifest) that cannot serve. The message is what an
 /// operator sees in the admin listing, so it says what to fix.
@@ -38,6 +39,8 @@ pub enum LoadError {
     },
     #[error("describe() failed: {0}")]
     Describe(Box<CallError>),
+    #[error("component refused: {0}")]
+    ConfigSchema(#[from] SchemaError),
 }
 
 impl LoadError {

@@ -25,6 +25,7 @@ pub mod outbound;
 mod registry;
 mod runtime;
 mod sandbox;
+pub mod schema;
 mod stats;
 pub mod text;
 pub mod watcher;
@@ -256,6 +257,8 @@ pub struct Plugin {
     /// Contract version the component was built against, e.g. `0.1`.
     pub contract: &'static str,
     pub info: PluginInfo,
+    /// The JSON Schema its `config` must match (steps that declare one).
+    pub config_schema: Option<schema::ConfigSchema>,
     pub sha256: String,
     pub size_bytes: u64,
     pub path: PathBuf,
@@ -269,6 +272,15 @@ pub struct Plugin {
 impl Plugin {
     pub fn limits(&self) -> &Limits {
         &self.manifest.limits
+    }
+
+    /// Checks a step's `config` (JSON text) against the plugin's schema,
+    /// if it declares one; the refusal names each fault's place.
+    pub fn check_config(&self, config: &str) -> Result<(), String> {
+        match &self.config_schema {
+            Some(schema) => schema.check(config),
+            None => Ok(()),
+        }
     }
 }
 

@@ -22,6 +22,7 @@ use super::engine::{self, EpochTicker};
 use super::error::{CallError, LoadError};
 use super::manifest::{Grants, Manifest};
 use super::sandbox::{HostState, Lent};
+use super::schema::{ConfigSchema, SchemaError};
 use super::{Limits, OutputLimits, Plugin, PluginInfo, PluginKind, RuntimeConfig, Stats, text};
 use nova_client::RawJson;
 
@@ -196,6 +197,8 @@ impl Runtime {
                 served: crate::imports::served(),
             });
         }
+        // Read before the compile, so a bad schema is refused at once.
+        let config_schema = ConfigSchema::find(&bytes)?;
         let size_bytes = bytes.len() as u64;
         let (engine, cache, sha) = (self.engine.clone(), self.cache.clone(), sha256.clone());
         // A compile slot, not a lock: uploads, reloads and calls of other
@@ -211,6 +214,9 @@ impl Runtime {
                 .map_err(|e| LoadError::Compile(format!("compiler task failed: {e}")))?
                 .map_err(|e| LoadError::Compile(explain_pool_limit(format!("{e:#}"))))?;
         let (kind, pre) = self.link(&component)?;
+        if config_schema.is_some() && kind != PluginKind::Step {
+            return Err(SchemaError::NotAStep.into());
+        }
         let name: Arc<str> = name.into();
         // A pool busy with calls is no fault of the plugin: its describe()
         // waits its turn, a while, rather than refusing it.
@@ -229,6 +235,7 @@ impl Runtime {
             kind,
             contract: "0.1",
             info,
+            config_schema,
             sha256,
             size_bytes,
             path: path.to_owned(),
@@ -506,6 +513,9 @@ impl Runtime {
         let Pre::StepV0_1(pre) = &plugin.pre else {
             return Err(wrong_kind(plugin, PluginKind::Step));
         };
+        plugin
+            .check_config(config)
+            .map_err(CallError::InvalidInput)?;
         let mut limits = plugin.manifest.limits;
         if let Some(timeout) = timeout {
             limits.timeout = limits.timeout.min(timeout);

@@ -388,6 +388,7 @@ fn serving(name: &str, p: &Plugin) -> wire::Plugin {
         }),
         extensions: Some(p.info.extensions.clone()),
         media_types: Some(p.info.media_types.clone()),
+        config_schema: p.config_schema.as_ref().map(|s| s.value().clone()),
         compile: Some(wire::CompileInfo {
             from_cache: p.compile.from_cache,
             ms: p.compile.ms,
@@ -424,6 +425,7 @@ fn entry(name: &str, slot: &Slot) -> wire::Plugin {
             grants: None,
             extensions: None,
             media_types: None,
+            config_schema: None,
             compile: None,
             stats: None,
             status: wire::PluginStatus::Active,

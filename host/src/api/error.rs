@@ -171,6 +171,7 @@ impl From<LoadError> for ApiError {
             LoadError::UnknownWorld { .. } => "unknown_world",
             LoadError::UnsupportedVersion { .. } => "unsupported_contract_version",
             LoadError::Describe(_) => "plugin_describe_failed",
+            LoadError::ConfigSchema(_) => "invalid_config_schema",
             _ => "invalid_plugin",
         };
         ApiError::bad_request(code, e.to_string())

@@ -200,6 +200,12 @@ impl Workflows {
                     "step {i}: config must be a JSON object"
                 )));
             }
+            plugin.check_config(step.config.get()).map_err(|e| {
+                WorkflowError::Invalid(format!(
+                    "step {i}: config does not match {:?}'s schema: {e}",
+                    step.plugin
+                ))
+            })?;
             if step.retries.is_some_and(|r| r > MAX_RETRIES) {
                 return Err(WorkflowError::Invalid(format!(
                     "step {i}: retries must be at most {MAX_RETRIES}"

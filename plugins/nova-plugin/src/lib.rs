@@ -190,6 +190,12 @@ pub trait Step {
     type Output: Serialize;
     /// One line for `nova plugins list` and the admin API.
     const DESCRIPTION: &'static str;
+    /// The JSON Schema of [`Step::Config`], as text; empty (the default):
+    /// none. The component carries it (custom section `nova-config-schema`),
+    /// the admin listing shows it, and the host refuses a config that does
+    /// not match it before calling the step: at workflow submission (400)
+    /// and on invoke. Typically `include_str!("../config.schema.json")`.
+    const CONFIG_SCHEMA: &'static str = "";
 
     /// Runs the step once.
     fn run(input: Self::Input, config: Self::Config) -> Result<Self::Output, Error>;
@@ -202,6 +208,8 @@ pub trait Step {
 pub trait RawStep {
     /// One line for `nova plugins list` and the admin API.
     const DESCRIPTION: &'static str;
+    /// As [`Step::CONFIG_SCHEMA`].
+    const CONFIG_SCHEMA: &'static str = "";
 
     /// Runs the step once: `input` is JSON text (`null` when none),
     /// `config` JSON text (`{}` when none); returns JSON text.
@@ -327,6 +335,18 @@ pub mod __private {
         S::run(input, config_text(config))
     }
 
+    /// `text`'s bytes as an array, for the `nova-config-schema` static.
+    pub const fn schema_bytes<const N: usize>(text: &str) -> [u8; N] {
+        let bytes = text.as_bytes();
+        let mut out = [0u8; N];
+        let mut i = 0;
+        while i < N {
+            out[i] = bytes[i];
+            i += 1;
+        }
+        out
+    }
+
     pub fn loader_info<L: Loader>(name: &str, version: &str) -> loader::Info {
         loader::Info {
             name: name.to_string(),
@@ -396,6 +416,17 @@ macro_rules! __export_step {
         // Natively the export is compiled out; this keeps the step "used".
         const _: () = {
             let _ = $crate::__private::$run::<$step>;
+        };
+
+        // The config schema, in a custom section the host reads before it
+        // compiles the component (empty: none).
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            const SCHEMA: &str = <$step as $kind>::CONFIG_SCHEMA;
+            #[unsafe(link_section = "nova-config-schema")]
+            #[used]
+            static __NOVA_CONFIG_SCHEMA: [u8; SCHEMA.len()] =
+                $crate::__private::schema_bytes::<{ SCHEMA.len() }>(SCHEMA);
         };
 
         #[cfg(target_arch = "wasm32")]

@@ -87,13 +87,26 @@ pub fn run<S: Step>(input: Value, config: Value) -> Result<Value, Error> {
 
 /// [`run`] on JSON text, as the host passes it.
 pub fn run_json<S: Step>(input: &str, config: &str) -> Result<Value, Error> {
+    check_schema_text(S::CONFIG_SCHEMA);
     let out = crate::__private::run_step::<S>(input, config)?;
     serde_json::from_str(&out).map_err(|e| Error::Failed(format!("output is not JSON: {e}")))
 }
 
 /// Runs raw step `S` as the host would; returns its output text.
 pub fn run_raw<S: RawStep>(input: &str, config: &str) -> Result<String, Error> {
+    check_schema_text(S::CONFIG_SCHEMA);
     crate::__private::run_raw_step::<S>(input, config)
+}
+
+/// Panics when a step's `CONFIG_SCHEMA` is not JSON (the host would
+/// refuse the component); whether it is a valid JSON Schema, and whether a
+/// config matches it, the host checks (`nova plugin test` runs it).
+fn check_schema_text(schema: &str) {
+    if !schema.trim().is_empty()
+        && let Err(e) = serde_json::from_str::<Value>(schema)
+    {
+        panic!("the step's CONFIG_SCHEMA is not JSON: {e}");
+    }
 }
 
 /// Runs loader `L` on one document.

@@ -14,6 +14,9 @@ impl RawStep for Template {
     const DESCRIPTION: &'static str = "Renders a minijinja template (config.template) with the \
                                        input's fields as variables; returns {\"text\": ...}, or \
                                        the rendered JSON with config.output = \"json\".";
+    // The host checks configs against it; `render::parse_config` still
+    // checks them too, for hosts that do not read it and native callers.
+    const CONFIG_SCHEMA: &'static str = include_str!("../config.schema.json");
 
     fn run(input: &str, config: &str) -> Result<String, Error> {
         let config = render::parse_config(config)?;

@@ -31,6 +31,9 @@ pub fn build(project: &Project) -> Result<PathBuf, Failure> {
         Language::Python => python(project, &out)?,
         Language::Js => js(project, &out)?,
     }
+    if let Some(schema) = &project.config_schema {
+        embed_schema(project, schema, &out)?;
+    }
     let size = std::fs::metadata(&out)
         .map_err(|e| {
             Failure::Reported(format!(
@@ -48,6 +51,36 @@ pub fn build(project: &Project) -> Result<PathBuf, Failure> {
         start.elapsed().as_secs_f64()
     );
     Ok(out)
+}
+
+/// Puts the project's config schema into the component, checked first as
+/// the host will check it (so a bad schema fails the build, not the load).
+fn embed_schema(project: &Project, schema: &Path, out: &Path) -> Result<(), Failure> {
+    use crate::plugins::schema::{self, ConfigSchema};
+    if project.kind != super::Kind::Step {
+        return Err(Failure::Usage(format!(
+            "{}: config_schema: only steps take a config",
+            super::PROJECT_FILE
+        )));
+    }
+    let text = std::fs::read(schema)
+        .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", schema.display())))?;
+    ConfigSchema::compile(&text)
+        .map_err(|e| Failure::Usage(format!("{}: {e}", schema.display())))?;
+    let mut bytes = std::fs::read(out)
+        .map_err(|e| Failure::Reported(format!("cannot read {}: {e}", out.display())))?;
+    schema::append_section(&mut bytes, &text);
+    ConfigSchema::find(&bytes).map_err(|e| {
+        Failure::Usage(format!(
+            "the component {e}: declare the schema either in code (Rust's \
+             `CONFIG_SCHEMA`) or as {}'s config_schema, not both",
+            super::PROJECT_FILE
+        ))
+    })?;
+    let tmp = out.with_extension("wasm.part");
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, out))
+        .map_err(|e| Failure::Reported(format!("cannot write {}: {e}", out.display())))
 }
 
 /// Runs `command` in the project with the tool's output on stderr (so the

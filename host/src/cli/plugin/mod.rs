@@ -188,6 +188,9 @@ struct ProjectPlugin {
     name: String,
     kind: Kind,
     language: Language,
+    /// A step's config schema, a JSON Schema file relative to the project.
+    #[serde(default)]
+    config_schema: Option<PathBuf>,
 }
 
 /// A plugin project on disk.
@@ -198,6 +201,9 @@ pub(super) struct Project {
     pub name: String,
     pub kind: Kind,
     pub language: Language,
+    /// The JSON Schema file `nova plugin build` puts into the component
+    /// (absolute); Rust steps may declare theirs in code instead.
+    pub config_schema: Option<PathBuf>,
 }
 
 impl Project {
@@ -221,10 +227,11 @@ impl Project {
         let p = parsed.plugin;
         check_name(&p.name).map_err(|m| Failure::Usage(format!("{}: {m}", file.display())))?;
         Ok(Project {
-            root,
             name: p.name,
             kind: p.kind,
             language: p.language,
+            config_schema: p.config_schema.map(|f| root.join(f)),
+            root,
         })
     }
 
@@ -234,7 +241,7 @@ impl Project {
     }
 
     fn file_text(&self) -> String {
-        format!(
+        let mut text = format!(
             "# A nova plugin project: read by `nova plugin build|test|dev`.\n\
              [plugin]\n\
              name = \"{}\"\n\
@@ -243,7 +250,17 @@ impl Project {
             self.name,
             self.kind.as_str(),
             self.language.as_str()
-        )
+        );
+        if let Some(schema) = &self.config_schema {
+            let rel = schema.strip_prefix(&self.root).unwrap_or(schema);
+            text.push_str(&format!(
+                "# The JSON Schema of the step's config: `nova plugin build` puts it\n\
+                 # into the component; the host checks every config against it.\n\
+                 config_schema = \"{}\"\n",
+                rel.display()
+            ));
+        }
+        text
     }
 }
 

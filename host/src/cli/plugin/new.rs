@@ -64,6 +64,10 @@ pub fn new(args: &NewArgs) -> Result<(), Failure> {
         name: args.name.clone(),
         kind: args.kind,
         language: args.lang,
+        // Rust declares it in code (`Step::CONFIG_SCHEMA`), so that plain
+        // `cargo build` carries it too.
+        config_schema: (args.kind == Kind::Step && args.lang != Language::Rust)
+            .then(|| root.join("config.schema.json")),
     };
     let fill = |text: &str| {
         text.replace("{{name}}", &project.name)

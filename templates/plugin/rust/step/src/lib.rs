@@ -29,7 +29,9 @@ impl Default for Input {
 }
 
 /// The step's configuration (`config` in a workflow). Unknown keys are
-/// refused, so a typo is an error rather than ignored.
+/// refused, so a typo is an error rather than ignored. `config.schema.json`
+/// says the same to the host, which then refuses a bad config before the
+/// call (a workflow at submission) and shows the schema in its listing.
 #[derive(Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
@@ -51,6 +53,7 @@ impl Step for Greet {
     type Config = Config;
     type Output = Value;
     const DESCRIPTION: &'static str = "Greets input.name with config.greeting";
+    const CONFIG_SCHEMA: &'static str = include_str!("../config.schema.json");
 
     fn run(input: Option<Input>, config: Config) -> Result<Value, Error> {
         let input = input.unwrap_or_default();
