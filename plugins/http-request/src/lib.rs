@@ -136,3 +136,77 @@ fn run_revealing(
 }
 
 nova_plugin::export_raw_step!(HttpRequest);
+
+/// The whole step natively: secrets from the test host's wasi:config, the
+/// request answered by a test handler, redirects followed.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nova_plugin::http::Response;
+    use nova_plugin::testing;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    #[test]
+    fn sends_with_secrets_follows_a_redirect_and_redacts() {
+        testing::reset();
+        testing::set_config("api_key", "k-123456");
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let log = seen.clone();
+        testing::set_http(move |request| {
+            let auth = request
+                .headers
+                .iter()
+                .find(|(k, _)| k == "authorization")
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned());
+            log.borrow_mut()
+                .push((request.method.to_owned(), request.url.display(), auth));
+            Ok(match request.url.path_with_query.as_str() {
+                "/old?q=a%20b" => Response {
+                    status: 301,
+                    headers: vec![("Location".into(), b"/new".to_vec())],
+                    body: Vec::new(),
+                },
+                _ => Response {
+                    status: 200,
+                    headers: vec![("content-type".into(), b"application/json".to_vec())],
+                    body: br#"{"echo": "k-123456"}"#.to_vec(),
+                },
+            })
+        });
+        let config = r#"{"url": "https://api.example.com/old", "query": {"q": "a b"},
+            "headers": {"Authorization": "Bearer ${secret:api_key}"}}"#;
+        let out = testing::run_raw::<HttpRequest>("null", config).expect("runs");
+        let out: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(out["status"], 200, "{out}");
+        // What the server echoed holds the secret; the output does not.
+        assert_eq!(out["body"]["echo"], "${secret:api_key}", "{out}");
+        let seen = seen.borrow();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[0].1, "https://api.example.com/old?q=a%20b");
+        assert_eq!(seen[0].2.as_deref(), Some("Bearer k-123456"));
+        assert_eq!(seen[1].1, "https://api.example.com/new");
+        assert!(
+            testing::logs().iter().any(|l| l
+                .message
+                .contains("redirects (301) to https://api.example.com/new")),
+            "{:?}",
+            testing::logs()
+        );
+    }
+
+    #[test]
+    fn a_refused_host_and_a_missing_secret_are_reported() {
+        testing::reset();
+        testing::set_http(|_| Err(nova_plugin::Error::failed("the host refused it")));
+        let e =
+            testing::run_raw::<HttpRequest>("null", r#"{"url": "http://10.0.0.1/"}"#).unwrap_err();
+        assert_eq!(e, nova_plugin::Error::failed("the host refused it"));
+        let config = r#"{"url": "http://h/", "headers": {"x": "${secret:nope}"}}"#;
+        let e = testing::run_raw::<HttpRequest>("null", config).unwrap_err();
+        assert!(
+            matches!(&e, nova_plugin::Error::InvalidInput(m) if m.contains("\"nope\"")),
+            "{e}"
+        );
+    }
+}

@@ -83,7 +83,7 @@ pub fn parse_config(text: &str) -> Result<Config, Error> {
 /// `{base_url}/chat/completions`.
 pub fn endpoint(config: &Config) -> Result<Url, Error> {
     let base = config.base_url.trim_end_matches('/');
-    Url::parse(&format!("{base}/chat/completions"))
+    Ok(Url::parse(&format!("{base}/chat/completions"))?)
 }
 
 /// The messages with their contents rendered from `input`.

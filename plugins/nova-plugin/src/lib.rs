@@ -17,8 +17,13 @@
 //!   tagged with the plugin's name and returned by `nova plugins invoke`;
 //! - [`kv`], [`store`] and [`knowledge`]: the host's key-value store, its
 //!   durable JSON documents and its knowledge base, typed;
+//! - [`config`]: `wasi:config`, the manifest's `[config]` values and the
+//!   secrets it grants;
+//! - with the `http` feature, [`http`]: outbound requests through
+//!   `wasi:http`, to the hosts the manifest allows;
 //! - with the `testing` feature, [`testing`]: an in-memory host, so that
-//!   `cargo test` runs the plugin natively, host calls included.
+//!   `cargo test` runs the plugin natively, host calls included (and, with
+//!   `http` too, outbound requests answered by the test).
 //!
 //! ```no_run
 //! use nova_plugin::{Error, Step, serde::Deserialize};
@@ -60,6 +65,8 @@
 //! (`CARGO_PKG_NAME`, `CARGO_PKG_VERSION`).
 
 mod host;
+#[cfg(feature = "http")]
+pub mod http;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -63,7 +63,13 @@ struct Host {
     logs: Vec<LogLine>,
     config: BTreeMap<String, String>,
     unavailable: Option<String>,
+    #[cfg(feature = "http")]
+    http: Option<std::rc::Rc<HttpHandler>>,
 }
+
+/// What answers [`crate::http::send`] in a native test.
+#[cfg(feature = "http")]
+pub type HttpHandler = dyn Fn(&crate::http::Request<'_>) -> Result<crate::http::Response, Error>;
 
 thread_local! {
     static HOST: RefCell<Host> = RefCell::new(Host::default());
@@ -143,6 +149,30 @@ pub fn set_config(key: &str, value: &str) {
     });
 }
 
+/// Answers every [`crate::http::send`] on this thread with `handler`
+/// (feature `http`): a test sees the request the plugin built and gives
+/// the response, or the error, a server or the host would. Without one,
+/// `send` fails.
+///
+/// ```
+/// use nova_plugin::http::{Request, Response, Url, send};
+/// use nova_plugin::testing;
+///
+/// testing::set_http(|request| {
+///     assert_eq!(request.url.authority, "api.example.com");
+///     Ok(Response { status: 200, headers: vec![], body: b"{}".to_vec() })
+/// });
+/// let url = Url::parse("https://api.example.com/v1").unwrap();
+/// let response = send(&Request { method: "GET", url: &url, headers: &[], body: None, timeout_ms: None });
+/// assert_eq!(response.unwrap().status, 200);
+/// ```
+#[cfg(feature = "http")]
+pub fn set_http(
+    handler: impl Fn(&crate::http::Request<'_>) -> Result<crate::http::Response, Error> + 'static,
+) {
+    with(|h| h.http = Some(std::rc::Rc::new(handler)));
+}
+
 /// Makes every `kv`, `store` and `knowledge` call fail as an unreachable
 /// backend would (`Some(message)`), or work again (`None`).
 pub fn set_unavailable(message: Option<&str>) {
@@ -161,6 +191,24 @@ pub fn doc(key: &str) -> Option<(Value, u64)> {
 /// The in-memory host behind `nova_plugin::{log, kv, store, knowledge}`
 /// natively: the contract's imports, same signatures, same checks.
 pub(crate) mod backend {
+    #[cfg(feature = "http")]
+    pub mod http {
+        use crate::Error;
+        use crate::http::{Request, Response};
+
+        pub fn send(request: &Request<'_>) -> Result<Response, Error> {
+            // Out of the borrow first: the handler may call the host too.
+            let handler = super::super::with(|h| h.http.clone());
+            match handler {
+                Some(handler) => handler(request),
+                None => Err(Error::Failed(format!(
+                    "{}: no HTTP handler in this test (nova_plugin::testing::set_http)",
+                    request.url.display()
+                ))),
+            }
+        }
+    }
+
     pub mod log {
         pub use crate::__bindings::step::nova::plugin::log::Level;
 
