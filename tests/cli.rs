@@ -479,9 +479,30 @@ async fn plugins_verbs() {
     assert_eq!(json_out(&out)["output"], json!({"text": "Hi Ada"}));
 
     // A plugin failure is the server's: 1, with its code.
+    let out = nova_admin(
+        url,
+        &[
+            "plugins",
+            "invoke",
+            "greeter",
+            "--config",
+            r#"{"template": "{{ missing }}"}"#,
+        ],
+    );
+    assert_eq!(code(&out), 1, "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("plugin_invalid_input"),
+        "{}",
+        stderr(&out)
+    );
+    // So is a config the step's schema refuses (template needs `template`).
     let out = nova_admin(url, &["plugins", "invoke", "greeter", "--config", "{}"]);
     assert_eq!(code(&out), 1, "{}", stdout(&out));
-    assert!(stderr(&out).contains("plugin_"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid_config: config does not match the plugin's schema"),
+        "{}",
+        stderr(&out)
+    );
     // A --config that is not JSON never leaves: 2.
     let out = nova_admin(url, &["plugins", "invoke", "greeter", "--config", "{nope"]);
     assert_eq!(code(&out), 2);
