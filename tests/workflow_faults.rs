@@ -153,6 +153,65 @@ async fn a_stopped_worker_hands_its_runs_back() {
     }
 }
 
+/// A run the queue delivers twice (a hand-back and the sweeper both
+/// enqueue it, say) while a worker executes it: another loop of the same
+/// worker must not claim it too and run its step a second time at once.
+#[tokio::test]
+async fn a_run_delivered_twice_runs_its_steps_once() {
+    let backend = Backend::postgres_redis();
+    let Backend::PostgresRedis { redis_prefix, .. } = &backend else {
+        unreachable!()
+    };
+    let nova = Nova::start(
+        plugins(Options::default())
+            .backend(&backend)
+            .env("NOVA_WORKERS", "4")
+            .env("NOVA_LEASE_MS", "600000"),
+    )
+    .await;
+    let (status, answer) = nova
+        .submit(&json!({
+            "steps": [
+                // Seconds of work: the duplicate arrives while it runs.
+                {"plugin": "slow", "config": {"iterations": 3_000_000_000u64}, "timeout_ms": 60_000},
+                {"plugin": "template", "config": {"template": "{\"after\": {{ done|tojson }}}", "output": "json"}},
+            ],
+        }))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let id = answer["id"].as_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = nova.get_json(&format!("/workflows/{id}")).await;
+        if run["steps"][0]["status"] == "running" {
+            break;
+        }
+        assert_eq!(run["status"], "queued", "{run}");
+        assert!(Instant::now() < deadline, "the step never started: {run}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let added = Command::new("redis-cli")
+        .args(["-u", &nova_tests::redis_url(), "XADD"])
+        .arg(format!("{redis_prefix}:runs"))
+        .args(["*", "run", &id])
+        .output()
+        .unwrap();
+    assert!(added.status.success(), "{added:?}");
+    let during = nova.get_json(&format!("/workflows/{id}")).await;
+    assert_eq!(
+        during["steps"][0]["status"], "running",
+        "the duplicate must arrive while the step runs: {during}"
+    );
+
+    let run = nova.wait_run(&id, 60).await;
+
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["output"], json!({"after": true}), "{run}");
+    for step in run["steps"].as_array().unwrap() {
+        assert_eq!(step["attempts"], 1, "{run}");
+    }
+}
+
 #[tokio::test]
 async fn an_embedded_host_resumes_its_runs_after_a_crash() {
     let data = tempfile::tempdir().unwrap();

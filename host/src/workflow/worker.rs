@@ -77,11 +77,19 @@ impl Drained {
     }
 }
 
-/// Starts `concurrency` worker loops for this process, named `worker`.
+/// Starts `concurrency` worker loops for this process, `worker/0`,
+/// `worker/1`, ….
+///
+/// Each loop holds leases under its own name. A lease's holder may claim
+/// its run again (to resume what it abandoned), so loops sharing one name
+/// would both claim a run the queue delivered twice (a hand-back and the
+/// sweeper, say) and run its step twice at once.
 pub fn spawn_workers(workflows: Workflows, worker: String, drain: Drain) -> Vec<JoinHandle<()>> {
-    let worker: Arc<str> = worker.into();
     (0..workflows.config.concurrency.max(1))
-        .map(|_| tokio::spawn(work_loop(workflows.clone(), worker.clone(), drain.clone())))
+        .map(|i| {
+            let name: Arc<str> = format!("{worker}/{i}").into();
+            tokio::spawn(work_loop(workflows.clone(), name, drain.clone()))
+        })
         .collect()
 }
 
