@@ -227,6 +227,114 @@ async fn submit_show_list_and_cancel() {
 }
 
 #[tokio::test]
+async fn defs_apply_list_show_run_and_rm() {
+    let host = start().await;
+    let url = host.url.as_str();
+    let dir = tempfile::tempdir().expect("tmp");
+    let yaml = dir.path().join("greet.yaml");
+    std::fs::write(
+        &yaml,
+        "description: two branches, joined
+steps:
+  - id: hello
+    needs: []
+    plugin: template
+    config: {template: 'Hello {{ name }}'}
+  - id: shout
+    needs: []
+    plugin: template
+    config: {template: '{{ name|upper }}!'}
+  - id: both
+    needs: [hello, shout]
+    plugin: template
+    config: {template: '{\"text\": \"{{ hello.text }} / {{ shout.text }}\"}', output: json}
+",
+    )
+    .expect("write");
+    let yaml = yaml.to_str().expect("utf-8");
+
+    // apply: the file's name names it; a second apply is version 2.
+    let out = nova_cli(url, &["defs", "apply", yaml]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(stdout(&out), "definition greet version 1\n");
+    let out = nova_cli(url, &["defs", "apply", yaml, "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_out(&out), json!({"name": "greet", "version": 2}));
+    let json_file = write(dir.path(), "adder.json", &json!({"steps": [add(1)]}));
+    let out = nova_cli(url, &["defs", "apply", &json_file, "--name", "plus-one"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+
+    let out = nova_cli(url, &["defs", "list"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.starts_with("NAME"), "{text}");
+    assert!(
+        text.contains("greet") && text.contains("two branches, joined"),
+        "{text}"
+    );
+    assert!(text.contains("plus-one"), "{text}");
+    let out = nova_cli(url, &["defs", "show", "greet", "--version", "1", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(
+        json_out(&out)["definition"]["steps"][2]["needs"],
+        json!(["hello", "shout"])
+    );
+
+    // run NAME --input --wait: the run, its steps by id.
+    let out = nova_cli(
+        url,
+        &["run", "greet", "--input", r#"{"name": "ada"}"#, "--wait"],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("greet v2"), "{text}");
+    assert!(text.contains("shout"), "{text}");
+    assert!(text.contains("Hello ada / ADA!"), "{text}");
+    let out = nova_cli(
+        url,
+        &[
+            "run",
+            "plus-one",
+            "--input",
+            r#"{"n": 1}"#,
+            "--wait=30",
+            "--json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_out(&out)["output"], json!({"n": 2}));
+    let out = nova_cli(url, &["runs", "list", "--definition", "greet", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_out(&out)["runs"].as_array().map(Vec::len), Some(1));
+
+    // Failures: bad input, an unknown name, a bad file.
+    let out = nova_cli(url, &["run", "greet", "--input", "{oops"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--input is not JSON"),
+        "{}",
+        stderr(&out)
+    );
+    let out = nova_cli(url, &["run", "nope"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("definition_not_found"),
+        "{}",
+        stderr(&out)
+    );
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "steps:\n  - {id: a, plugin: template, if: nope}\n").expect("write");
+    let out = nova_cli(url, &["defs", "apply", bad.to_str().expect("utf-8")]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(stderr(&out).contains("steps[0].if"), "{}", stderr(&out));
+
+    let out = nova_cli(url, &["defs", "rm", "greet"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = nova_cli(url, &["defs", "show", "greet"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+}
+
+#[tokio::test]
 async fn failures_and_exit_codes() {
     let host = start().await;
     let url = host.url.as_str();

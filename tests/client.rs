@@ -61,6 +61,7 @@ async fn a_call_made_while_the_host_is_down_succeeds_once_it_is_up() {
         steps: vec![Step::new("template", json!({"template": "hi {{ n }}"}))],
         input: Some(json!({"n": 1}).into()),
         idempotency_key: Some("across-a-restart".into()),
+        ..Workflow::default()
     };
     let call = tokio::spawn({
         let client = client.clone();
@@ -279,7 +280,7 @@ async fn every_route_has_a_typed_call() {
         .submit(&Workflow {
             steps: vec![Step::new("greeter", json!({"template": "{{ n + 1 }}"}))],
             input: Some(json!({"n": 41}).into()),
-            idempotency_key: None,
+            ..Workflow::default()
         })
         .await
         .expect("submit");

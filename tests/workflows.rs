@@ -346,3 +346,530 @@ async fn later_steps_use_a_plugin_replaced_mid_run_and_record_its_version() {
         assert_eq!(run["output"]["version"], "2.0.0");
     }
 }
+
+// ------------------------------------------------------------ workflows v2
+
+/// A template step rendering `template` as JSON, with optional extra
+/// fields (id, needs, input, if, for_each, …).
+fn render(template: &str, extra: Value) -> Value {
+    let mut step = json!({
+        "plugin": "template",
+        "config": {"template": template, "output": "json"}
+    });
+    if let (Some(step), Some(extra)) = (step.as_object_mut(), extra.as_object()) {
+        step.extend(extra.clone());
+    }
+    step
+}
+
+fn slow(id: &str, iterations: u64) -> Value {
+    json!({"id": id, "needs": [], "plugin": "slow", "config": {"iterations": iterations}, "timeout_ms": 60_000})
+}
+
+fn millis(run: &Value, step: usize, field: &str) -> i64 {
+    let text = run["steps"][step][field].as_str().expect("a timestamp");
+    let parsed = chrono_like(text);
+    assert!(parsed > 0, "{field} of step {step}: {run}");
+    parsed
+}
+
+/// Milliseconds since the epoch of an RFC 3339 UTC timestamp with
+/// milliseconds, as the API writes them (`2026-12-05T06:24:08.194Z`).
+fn chrono_like(text: &str) -> i64 {
+    let (date, time) = text.trim_end_matches('Z').split_once('T').expect("T");
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap();
+    ((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms
+}
+
+#[tokio::test]
+async fn independent_steps_run_at_once_and_a_join_reads_both() {
+    for backend in Backend::all() {
+        let nova = host(&backend).await;
+        let id = submitted(
+            &nova,
+            json!({
+                "steps": [
+                    slow("left", 150_000_000),
+                    slow("right", 150_000_000),
+                    render(
+                        "{\"n\": {{ n }}, \"left\": {{ left|tojson }}, \"right\": {{ right|tojson }}}",
+                        json!({
+                            "id": "join",
+                            "needs": ["left", "right"],
+                            "input": {
+                                "n": "$.input.n",
+                                "left": "$.steps.left.output.done",
+                                "right": "$.steps.right.output.version",
+                            }
+                        }),
+                    ),
+                ],
+                "input": {"n": 7},
+            }),
+        )
+        .await;
+        let run = nova.wait_run(&id, 60).await;
+        let name = backend.name();
+        assert_eq!(run["status"], "succeeded", "{name}: {run}");
+        assert_eq!(
+            run["output"],
+            json!({"n": 7, "left": true, "right": "1.0.0"}),
+            "{name}: {run}"
+        );
+        let ids: Vec<&str> = run["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, ["left", "right", "join"]);
+        // The two roots ran at the same time: each started before the
+        // other finished.
+        let (l0, l1) = (
+            millis(&run, 0, "started_at"),
+            millis(&run, 0, "finished_at"),
+        );
+        let (r0, r1) = (
+            millis(&run, 1, "started_at"),
+            millis(&run, 1, "finished_at"),
+        );
+        assert!(
+            l0 < r1 && r0 < l1,
+            "{name}: the roots did not overlap: {run}"
+        );
+        // The join started once both were done, on what its expressions
+        // read, recorded.
+        assert!(millis(&run, 2, "started_at") >= l1.max(r1), "{name}: {run}");
+        assert_eq!(
+            run["steps"][2]["input"],
+            json!({"n": 7, "left": true, "right": "1.0.0"})
+        );
+        assert!(run["steps"][0].get("input").is_none(), "{run}");
+    }
+}
+
+#[tokio::test]
+async fn conditions_skip_and_for_each_maps_in_order() {
+    for backend in Backend::all() {
+        let nova = host(&backend).await;
+        let id = submitted(
+            &nova,
+            json!({
+                "steps": [
+                    render("{\"items\": {{ items|tojson }}}", json!({"id": "list"})),
+                    render(
+                        "{\"y\": {{ x * 10 }}, \"i\": {{ i }}}",
+                        json!({
+                            "id": "times",
+                            "for_each": "$.steps.list.output.items",
+                            "concurrency": 2,
+                            "input": {"x": "$.item", "i": "$.index"},
+                        }),
+                    ),
+                    render(
+                        "{\"never\": true}",
+                        json!({"id": "never", "needs": ["list"], "if": "$.input.flag"}),
+                    ),
+                    render(
+                        "{\"ran\": true}",
+                        json!({"id": "always", "needs": ["list"], "if": "$.input.items[0]"}),
+                    ),
+                ],
+                "input": {"items": [3, 1, 2, 5, 4], "flag": false},
+                "output": {
+                    "ys": "$.steps.times.output[*].y",
+                    "never": "$.steps.never.output",
+                    "always": "$.steps.always.output.ran",
+                    "literal": "$$.kept",
+                },
+            }),
+        )
+        .await;
+        let run = nova.wait_run(&id, 60).await;
+        let name = backend.name();
+        assert_eq!(run["status"], "succeeded", "{name}: {run}");
+        assert_eq!(
+            run["output"],
+            json!({"ys": [30, 10, 20, 50, 40], "never": null, "always": true, "literal": "$.kept"}),
+            "{name}: {run}"
+        );
+        let times = &run["steps"][1];
+        assert_eq!(times["output"][3], json!({"y": 50, "i": 3}), "{run}");
+        let items = times["items"].as_array().expect("items");
+        assert_eq!(items.len(), 5, "{run}");
+        for item in items {
+            assert_eq!(item["status"], "succeeded", "{run}");
+            assert_eq!(item["attempts"], 1, "{run}");
+        }
+        assert_eq!(times["input"], json!([3, 1, 2, 5, 4]), "{run}");
+        assert_eq!(run["steps"][2]["status"], "skipped", "{run}");
+        assert_eq!(run["steps"][2]["output"], Value::Null, "{run}");
+        assert_eq!(run["steps"][3]["status"], "succeeded", "{run}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_element_fails_its_step_and_the_run() {
+    let nova = host(&Backend::Embedded).await;
+    let id = submitted(
+        &nova,
+        json!({
+            "steps": [{
+                "id": "each",
+                "plugin": "template",
+                "config": {"template": "{{ v }}", "strict": true},
+                "for_each": "$.input",
+                "concurrency": 1,
+            }],
+            "input": [{"v": 1}, {"w": 2}, {"v": 3}],
+        }),
+    )
+    .await;
+    let run = nova.wait_run(&id, 30).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["error"].as_str().unwrap().contains("element 1"),
+        "{run}"
+    );
+    let items = run["steps"][0]["items"].as_array().expect("items");
+    assert_eq!(items[0]["status"], "succeeded", "{run}");
+    assert_eq!(items[1]["status"], "failed", "{run}");
+    assert!(items[1]["error"].as_str().unwrap().contains('v'), "{run}");
+    // One at a time: the element after the failure never started.
+    assert_eq!(items[2]["status"], "cancelled", "{run}");
+}
+
+#[tokio::test]
+async fn bad_flows_are_refused_with_the_place_of_the_fault() {
+    let nova = host(&Backend::Embedded).await;
+    let step = |extra: Value| render("{}", extra);
+    let cases = [
+        (
+            json!({"steps": [step(json!({"id": "a", "needs": ["b"]})), step(json!({"id": "b", "needs": ["a"]}))]}),
+            "steps[0].needs: the steps need each other in a cycle: a → b → a",
+        ),
+        (
+            json!({"steps": [step(json!({"id": "a", "needs": ["nope"]}))]}),
+            "steps[0].needs[0]: no step has the id \"nope\"",
+        ),
+        (
+            json!({"steps": [step(json!({"id": "a"})), step(json!({"id": "a"}))]}),
+            "steps[1].id: \"a\" is used twice",
+        ),
+        (
+            json!({"steps": [step(json!({"id": "9lives"}))]}),
+            "steps[0].id: \"9lives\" is not a step id",
+        ),
+        (
+            json!({"steps": [step(json!({"input": {"user": ["$.input["]}}))]}),
+            "steps[0].input.user[0]: \"$.input[\" is not a valid JSONPath query",
+        ),
+        (
+            json!({"steps": [step(json!({"id": "a", "needs": []})), step(json!({"id": "b", "needs": [], "input": "$.steps.a.output"}))]}),
+            "steps[1].input: $.steps.a.output reads step \"a\", which b does not need",
+        ),
+        (
+            json!({"steps": [step(json!({"input": "$.item"}))]}),
+            "steps[0].input: $.item reads the element of a for_each",
+        ),
+        (
+            json!({"steps": [step(json!({"for_each": "$.input", "concurrency": 0}))]}),
+            "steps[0].concurrency: 0 is out of range",
+        ),
+        (
+            json!({"steps": [step(json!({"if": "input.flag"}))]}),
+            "steps[0].if: \"input.flag\" is not a JSONPath query",
+        ),
+        (
+            json!({"steps": [step(json!({}))], "output": "$.steps.ghost.output"}),
+            "output: $.steps.ghost.output reads step \"ghost\", and no step has that id",
+        ),
+        (
+            json!({"steps": [step(json!({}))], "max_parallel": 65}),
+            "max_parallel: 65 is out of range",
+        ),
+    ];
+    for (body, words) in cases {
+        let (status, answer) = nova.submit(&body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{words:?} not in {message:?}");
+    }
+}
+
+async fn put_definition(nova: &Nova, name: &str, content_type: &str, body: &str) -> (u16, Value) {
+    let response = nova
+        .http
+        .put(nova.url(&format!("/workflows/definitions/{name}")))
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("put");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn post_json(nova: &Nova, path: &str, body: &Value) -> (u16, Value) {
+    let response = nova
+        .http
+        .post(nova.url(path))
+        .json(body)
+        .send()
+        .await
+        .expect("post");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn definitions_are_versioned_run_by_name_and_deleted() {
+    for backend in Backend::all() {
+        let nova = host(&backend).await;
+        let name = backend.name();
+        let first = json!({
+            "description": "adds one",
+            "steps": [add(1)],
+        });
+        let (status, saved) =
+            put_definition(&nova, "adder", "application/json", &first.to_string()).await;
+        assert_eq!(status, 201, "{name}: {saved}");
+        assert_eq!(saved, json!({"name": "adder", "version": 1}));
+        let yaml = "\
+description: adds ten, then doubles
+steps:
+  - id: ten
+    plugin: template
+    config:
+      template: '{\"n\": {{ n + 10 }}}'
+      output: json
+  - id: double
+    plugin: template
+    config: {template: '{\"n\": {{ n * 2 }}}', output: json}
+output:
+  result: $.steps.double.output.n
+  was: $.input.n
+";
+        let (status, saved) = put_definition(&nova, "adder", "application/yaml", yaml).await;
+        assert_eq!(status, 201, "{name}: {saved}");
+        assert_eq!(saved["version"], 2);
+
+        let latest = nova.get_json("/workflows/definitions/adder").await;
+        assert_eq!(latest["version"], 2, "{latest}");
+        assert_eq!(latest["definition"]["steps"][1]["id"], "double");
+        let old = nova
+            .get_json("/workflows/definitions/adder?version=1")
+            .await;
+        assert_eq!(old["definition"], first, "{old}");
+        let list = nova.get_json("/workflows/definitions").await;
+        assert_eq!(list["definitions"][0]["name"], "adder", "{list}");
+        assert_eq!(list["definitions"][0]["version"], 2, "{list}");
+
+        // Runs of the latest and of an older version, by name.
+        let (status, answer) = post_json(
+            &nova,
+            "/workflows/definitions/adder/runs",
+            &json!({"input": {"n": 1}}),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+        let run = nova.wait_run(answer["id"].as_str().unwrap(), 30).await;
+        assert_eq!(run["status"], "succeeded", "{name}: {run}");
+        assert_eq!(run["output"], json!({"result": 22, "was": 1}));
+        assert_eq!(run["definition"], "adder");
+        assert_eq!(run["definition_version"], 2);
+        let (status, answer) = post_json(
+            &nova,
+            "/workflows/definitions/adder/runs",
+            &json!({"input": {"n": 1}, "version": 1, "idempotency_key": "v1-once"}),
+        )
+        .await;
+        assert_eq!(status, 202, "{answer}");
+        let v1 = answer["id"].as_str().unwrap().to_owned();
+        let run = nova.wait_run(&v1, 30).await;
+        assert_eq!(run["output"], json!({"n": 2}), "{run}");
+        assert_eq!(run["definition_version"], 1);
+        let (status, again) = post_json(
+            &nova,
+            "/workflows/definitions/adder/runs",
+            &json!({"input": {"n": 5}, "idempotency_key": "v1-once"}),
+        )
+        .await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again["id"], v1.as_str());
+        let page = nova.get_json("/workflows?definition=adder").await;
+        assert_eq!(page["runs"].as_array().unwrap().len(), 2, "{page}");
+        assert_eq!(page["runs"][0]["definition"], "adder", "{page}");
+        let page = nova.get_json("/workflows?definition=other").await;
+        assert_eq!(page["runs"].as_array().unwrap().len(), 0, "{page}");
+
+        // Deleted: gone from reads and runs; its runs stay; the name's
+        // numbering goes on.
+        let response = nova
+            .http
+            .delete(nova.url("/workflows/definitions/adder"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+        let response = nova
+            .http
+            .get(nova.url("/workflows/definitions/adder"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404);
+        let (status, answer) =
+            post_json(&nova, "/workflows/definitions/adder/runs", &json!({})).await;
+        assert_eq!(status, 404, "{answer}");
+        assert_eq!(answer["error"]["code"], "definition_not_found");
+        assert_eq!(nova.wait_run(&v1, 0).await["status"], "succeeded");
+        let (status, saved) =
+            put_definition(&nova, "adder", "application/json", &first.to_string()).await;
+        assert_eq!(status, 201, "{saved}");
+        assert_eq!(saved["version"], 3, "{name}: {saved}");
+    }
+}
+
+#[tokio::test]
+async fn bad_definitions_are_refused() {
+    let nova = host(&Backend::Embedded).await;
+    let cases = [
+        (
+            "application/json",
+            json!({"steps": [{"plugin": "nope"}]}).to_string(),
+            400,
+            "no plugin named \"nope\"",
+        ),
+        (
+            "application/json",
+            json!({"steps": [add(1)], "input": 3}).to_string(),
+            400,
+            "unknown field `input`",
+        ),
+        (
+            "application/yaml",
+            "steps: [ {plugin: template".to_owned(),
+            400,
+            "request body",
+        ),
+        (
+            "application/yaml",
+            "- just\n- a list\n".to_owned(),
+            400,
+            "send a mapping",
+        ),
+        (
+            "text/plain",
+            "steps: []".to_owned(),
+            415,
+            "application/yaml",
+        ),
+        (
+            "application/yaml",
+            "steps:\n  - {id: a, plugin: template, needs: [a]}\n".to_owned(),
+            400,
+            "steps[0].needs[0]: a step cannot need itself",
+        ),
+    ];
+    for (content_type, body, code, words) in cases {
+        let (status, answer) = put_definition(&nova, "bad", content_type, &body).await;
+        assert_eq!(status, code, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{words:?} not in {message:?}");
+    }
+    let (status, answer) = put_definition(&nova, "bad name", "application/json", "{}").await;
+    assert_eq!(status, 400, "{answer}");
+    let list = nova.get_json("/workflows/definitions").await;
+    assert_eq!(list["definitions"], json!([]), "nothing was saved: {list}");
+    // A YAML bomb: aliases that would expand to billions of nodes.
+    let bomb = "a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n\
+                c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\n\
+                e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]\n\
+                g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f]\nh: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g]\n\
+                i: [*h, *h, *h, *h, *h, *h, *h, *h, *h]\n";
+    let (status, answer) = put_definition(&nova, "bomb", "application/yaml", bomb).await;
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(nova.get_json("/health").await["status"], "ok");
+}
+
+#[tokio::test]
+async fn a_failed_run_is_retried_from_its_failed_step_and_rerun_anew() {
+    for backend in Backend::all() {
+        let nova = host(&backend).await;
+        let name = backend.name();
+        let id = submitted(
+            &nova,
+            json!({
+                "steps": [
+                    add(1),
+                    {"id": "shaky", "plugin": "flaky", "config": {"key": "retry", "fail_times": 1}},
+                    {"id": "last", "plugin": "template", "input": {"n": "$.steps.step0.output.n", "a": "$.steps.shaky.output.attempts"},
+                     "config": {"template": "{\"n\": {{ n }}, \"a\": {{ a }}}", "output": "json"}},
+                ],
+                "input": {"n": 1},
+            }),
+        )
+        .await;
+        let failed = nova.wait_run(&id, 30).await;
+        assert_eq!(failed["status"], "failed", "{name}: {failed}");
+        assert_eq!(failed["steps"][2]["status"], "pending", "{failed}");
+
+        let (status, answer) =
+            post_json(&nova, &format!("/workflows/{id}/retry"), &json!({})).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["status"], "queued", "{answer}");
+        assert_eq!(answer["error"], Value::Null, "{answer}");
+        let run = nova.wait_run(&id, 30).await;
+        assert_eq!(run["status"], "succeeded", "{name}: {run}");
+        assert_eq!(run["output"], json!({"n": 2, "a": 2}), "{run}");
+        // The finished step was kept, not run again.
+        assert_eq!(run["steps"][0]["attempts"], 1, "{run}");
+        assert_eq!(
+            run["steps"][0]["finished_at"],
+            failed["steps"][0]["finished_at"]
+        );
+        assert_eq!(
+            run["steps"][1]["attempts"], 1,
+            "attempts count from 0 again: {run}"
+        );
+
+        // Only a failed or cancelled run is retried.
+        let (status, answer) =
+            post_json(&nova, &format!("/workflows/{id}/retry"), &json!({})).await;
+        assert_eq!(status, 409, "{answer}");
+        assert_eq!(answer["error"]["code"], "run_not_retryable");
+
+        // rerun: a new run, same steps and input.
+        let (status, answer) =
+            post_json(&nova, &format!("/workflows/{id}/rerun"), &json!({})).await;
+        assert_eq!(status, 202, "{answer}");
+        let again = answer["id"].as_str().unwrap();
+        assert_ne!(again, id);
+        let rerun = nova.wait_run(again, 30).await;
+        assert_eq!(rerun["status"], "succeeded", "{name}: {rerun}");
+        assert_eq!(rerun["input"], json!({"n": 1}));
+        assert_eq!(rerun["output"], json!({"n": 2, "a": 3}), "{rerun}");
+        let (status, _) = post_json(
+            &nova,
+            "/workflows/01900000-0000-7000-8000-000000000000/rerun",
+            &json!({}),
+        )
+        .await;
+        assert_eq!(status, 404);
+    }
+}

@@ -141,6 +141,7 @@ pub struct Client {
 enum Body {
     None,
     Json(Vec<u8>),
+    Yaml(Vec<u8>),
     Bytes(Vec<u8>),
 }
 
@@ -319,6 +320,9 @@ impl Client {
         if let Some(status) = which.status {
             request.query.push(("status", status.as_str().to_owned()));
         }
+        if let Some(definition) = &which.definition {
+            request.query.push(("definition", definition.clone()));
+        }
         if let Some(limit) = which.limit {
             request.query.push(("limit", limit.to_string()));
         }
@@ -351,6 +355,104 @@ impl Client {
             .idempotent(true);
         let received = self.send(&request).await?;
         self.decode(&request, received)
+    }
+
+    /// `PUT /workflows/definitions/{name}`: saves a new version of a
+    /// definition.
+    pub async fn definition_save(
+        &self,
+        name: &str,
+        definition: &Definition,
+    ) -> Result<Answer<DefinitionSaved>, Error> {
+        let request = Request::new(Method::PUT, definition_path(name)?).json(definition)?;
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    /// [`definition_save`](Client::definition_save) with the definition as
+    /// the text of a file: YAML when `yaml`, else JSON. The host reads and
+    /// checks it, so its messages name the place of a fault.
+    pub async fn definition_save_text(
+        &self,
+        name: &str,
+        text: Vec<u8>,
+        yaml: bool,
+    ) -> Result<Answer<DefinitionSaved>, Error> {
+        let mut request = Request::new(Method::PUT, definition_path(name)?);
+        request.body = if yaml {
+            Body::Yaml(text)
+        } else {
+            Body::Json(text)
+        };
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    /// `GET /workflows/definitions/{name}`: the latest version, or
+    /// `version`.
+    pub async fn definition(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Answer<DefinitionInfo>, Error> {
+        let mut request = Request::new(Method::GET, definition_path(name)?);
+        if let Some(version) = version {
+            request.query.push(("version", version.to_string()));
+        }
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    /// `GET /workflows/definitions`: every definition at its latest version.
+    pub async fn definitions(&self) -> Result<Answer<DefinitionList>, Error> {
+        let request = Request::new(Method::GET, "/workflows/definitions".into());
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    /// `DELETE /workflows/definitions/{name}`.
+    pub async fn definition_delete(&self, name: &str) -> Result<Answer<()>, Error> {
+        let request = Request::new(Method::DELETE, definition_path(name)?).idempotent(true);
+        let received = self.send(&request).await?;
+        self.decode_empty(&request, received)
+    }
+
+    /// `POST /workflows/definitions/{name}/runs`: starts a run of a saved
+    /// definition. `created` tells a new run from an idempotency key's
+    /// earlier one.
+    pub async fn run_definition(
+        &self,
+        name: &str,
+        start: &StartRun,
+    ) -> Result<Answer<Submitted>, Error> {
+        let request = Request::new(Method::POST, format!("{}/runs", definition_path(name)?))
+            .idempotent(start.idempotency_key.is_some())
+            .json(start)?;
+        let received = self.send(&request).await?;
+        let created = received.status == StatusCode::ACCEPTED;
+        let mut submitted: Answer<Submitted> = self.decode(&request, received)?;
+        submitted.value.created = created;
+        self.require(&request, !submitted.value.id.is_empty(), "no run id")?;
+        Ok(submitted)
+    }
+
+    /// `POST /workflows/{id}/retry`: resumes a failed or cancelled run from
+    /// its unfinished steps; the run, queued again.
+    pub async fn retry(&self, id: &str) -> Result<Answer<Run>, Error> {
+        let request = Request::new(Method::POST, format!("/workflows/{}/retry", segment(id)?));
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    /// `POST /workflows/{id}/rerun`: a new run with the same steps,
+    /// definition version and input.
+    pub async fn rerun(&self, id: &str) -> Result<Answer<Submitted>, Error> {
+        let request = Request::new(Method::POST, format!("/workflows/{}/rerun", segment(id)?));
+        let received = self.send(&request).await?;
+        let created = received.status == StatusCode::ACCEPTED;
+        let mut submitted: Answer<Submitted> = self.decode(&request, received)?;
+        submitted.value.created = created;
+        Ok(submitted)
     }
 
     // ---------------------------------------------------- knowledge base
@@ -662,6 +764,9 @@ impl Client {
             Body::Json(bytes) => builder
                 .header(CONTENT_TYPE, "application/json")
                 .body(bytes.clone()),
+            Body::Yaml(bytes) => builder
+                .header(CONTENT_TYPE, "application/yaml")
+                .body(bytes.clone()),
             Body::Bytes(bytes) => builder
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .body(bytes.clone()),
@@ -747,6 +852,10 @@ fn error_of(status: StatusCode, body: &[u8]) -> (String, String) {
             (format!("http_{}", status.as_u16()), text)
         }
     }
+}
+
+fn definition_path(name: &str) -> Result<String, Error> {
+    Ok(format!("/workflows/definitions/{}", segment(name)?))
 }
 
 /// One path segment: anything but unreserved characters is

@@ -24,6 +24,7 @@
 //!     input: Some(json!({"name": "Ada"}).into()),
 //!     // A key makes the submission safe to retry after a lost answer.
 //!     idempotency_key: Some("greet-ada-1".into()),
+//!     ..Workflow::default()
 //! };
 //! let submitted = client.submit(&workflow).await?;
 //! let run = client.wait(&submitted.value.id, Duration::from_secs(120)).await?;

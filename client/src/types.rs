@@ -175,15 +175,34 @@ pub struct KnowledgeCheck {
 // ------------------------------------------------------------- workflows
 
 /// A workflow to submit (`POST /workflows`): steps run in order, each
-/// step's output the next one's input. Any other serializable value with
-/// the same shape can be submitted as well (a `serde_json::Value` read
-/// from a file, say).
+/// step's output the next one's input, unless steps say otherwise (`id`,
+/// `needs`, `input`, `if`, `for_each`: see [`Step`]). Any other
+/// serializable value with the same shape can be submitted as well (a
+/// `serde_json::Value` read from a file, say).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Workflow {
     #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub steps: Vec<Step>,
+    /// The run's output: JSON in which a string beginning with `$.` is a
+    /// JSONPath query over `{"input", "steps": {ID: {"output"}}}`; the
+    /// output of the last step in order when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub output: Option<Value>,
+    /// Most steps of one run running at once (1 to 64, default 8).
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_parallel: Option<u32>,
+    /// The longest the run may take from its start, as an ISO 8601
+    /// duration (`PT10M`) or a friendly one (`10m`, `1h 30m`): past it, its
+    /// steps in flight are stopped and it fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
     /// The first step's input: any JSON (null when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
@@ -195,11 +214,16 @@ pub struct Workflow {
     pub idempotency_key: Option<String>,
 }
 
-/// One step of a [`Workflow`].
+/// One step of a [`Workflow`] or a [`Definition`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Step {
+    /// Its name in `needs` and `$.steps.ID`: a letter or `_`, then
+    /// letters, digits, `_` and `-` (at most 64); `step0`, `step1`, … by
+    /// position when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     /// The step plugin's name.
     #[cfg_attr(feature = "openapi", schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$"))]
     pub plugin: String,
@@ -226,6 +250,81 @@ pub struct Step {
         skip_serializing_if = "Option::is_none"
     )]
     pub retries: Option<u32>,
+    /// The steps it waits for, by id. Absent: the step before it (none for
+    /// the first); `[]`: none, it starts at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needs: Option<Vec<String>>,
+    /// Its input: JSON in which a string beginning with `$.` is a JSONPath
+    /// query (RFC 9535) over `{"input": <run input>, "steps": {ID:
+    /// {"output": …}}}` (plus `item` and `index` in a `for_each`), and one
+    /// beginning with `$$` a literal `$`. Absent: the output of the step it
+    /// needs (the run's input for a step that needs none; an object of
+    /// outputs by id for one that needs several).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub input: Option<Value>,
+    /// A JSONPath query: the step runs only when its value is truthy (not
+    /// null, false, 0, "", [] or {}); otherwise it is `skipped`, with a
+    /// null output.
+    #[serde(default, rename = "if", skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
+    /// A JSONPath query to an array: the step runs once per element (its
+    /// input sees `$.item` and `$.index`), and its output is the array of
+    /// the results, in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub for_each: Option<String>,
+    /// Elements of a `for_each` running at once (1 to 64, default 4).
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub concurrency: Option<u32>,
+    /// How a failed attempt is retried (instead of `retries`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<StepRetry>,
+}
+
+/// A step's retry policy: `max` further attempts after a failure, the
+/// n-th after `initial_ms * multiplier^(n-1)` (at most `max_ms`; each
+/// delay between half and all of that, at random), unless the error is of
+/// a kind in `non_retryable`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StepRetry {
+    /// Further attempts after a failure (0 to 10) [default: 0].
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max: Option<u32>,
+    /// The first delay, 1 to 3,600,000 ms [default: the host's
+    /// `backoff_base`, 200 ms].
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub initial_ms: Option<u64>,
+    /// The longest delay, at least `initial_ms`, at most 86,400,000 ms
+    /// [default: the host's `backoff_max`, 30 s].
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_ms: Option<u64>,
+    /// Growth of the delay per retry, 1 to 10 [default: 2].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multiplier: Option<f64>,
+    /// Kinds of error that fail the step at once: `invalid-input`,
+    /// `unsupported`, `failed`, `timeout`, `out-of-memory`,
+    /// `stack-overflow`, `trap`, `output-too-large`, `invalid-output`,
+    /// `setup-failed` [default: `invalid-input` and `unsupported`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub non_retryable: Option<Vec<String>>,
 }
 
 impl Step {
@@ -293,7 +392,7 @@ pub struct UnknownStatus(pub String);
 
 /// Statuses: the variants, their names, whether one is final.
 macro_rules! statuses {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? } final $($final:ident)|+) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -306,9 +405,10 @@ macro_rules! statuses {
         impl $name {
             pub const ALL: [$name; [$($text),+].len()] = [$($name::$variant),+];
 
-            /// `succeeded`, `failed` or `cancelled`: it will not change again.
+            /// Whether it will not change again: `succeeded`, `failed`,
+            /// `cancelled` (and a step's `skipped`).
             pub fn is_terminal(self) -> bool {
-                matches!(self, $name::Succeeded | $name::Failed | $name::Cancelled)
+                matches!(self, $($name::$final)|+)
             }
 
             pub fn as_str(self) -> &'static str {
@@ -345,18 +445,20 @@ statuses! {
         Succeeded = "succeeded",
         Failed = "failed",
         Cancelled = "cancelled",
-    }
+    } final Succeeded | Failed | Cancelled
 }
 
 statuses! {
-    /// A step's status: `pending` until a worker starts it.
+    /// A step's status: `pending` until a worker starts it; `skipped` when
+    /// its `if` was false.
     StepStatus {
         Pending = "pending",
         Running = "running",
         Succeeded = "succeeded",
         Failed = "failed",
         Cancelled = "cancelled",
-    }
+        Skipped = "skipped",
+    } final Succeeded | Failed | Cancelled | Skipped
 }
 
 /// A run (`GET /workflows/{id}`): timestamps in RFC 3339 with
@@ -379,6 +481,11 @@ pub struct Run {
     pub created_at: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    /// The saved definition the run is of, and its version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definition_version: Option<u32>,
     pub steps: Vec<StepRun>,
 }
 
@@ -388,6 +495,8 @@ pub struct Run {
 #[serde(default)]
 pub struct StepRun {
     pub index: u32,
+    /// Its id (`step0`, … when the workflow gave none).
+    pub id: String,
     pub plugin: String,
     /// The plugin version that ran the latest attempt.
     pub plugin_version: Option<String>,
@@ -405,6 +514,26 @@ pub struct StepRun {
     pub finished_at: Option<String>,
     /// The last attempt's duration.
     pub duration_ms: Option<f64>,
+    /// The input its `input` expressions resolved to (absent for a step
+    /// that takes the output of the step it needs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub input: Option<RawJson>,
+    /// A `for_each` step's elements, in order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub items: Option<Vec<ItemRun>>,
+}
+
+/// One element of a `for_each` step.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct ItemRun {
+    /// `pending`, `running`, `succeeded` or `failed`.
+    pub status: StepStatus,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Which runs `GET /workflows` lists.
@@ -412,6 +541,8 @@ pub struct StepRun {
 pub struct ListRuns {
     /// Only runs in this status.
     pub status: Option<RunStatus>,
+    /// Only runs of this saved definition.
+    pub definition: Option<String>,
     /// Runs per page, 1 to 100 (the host's default is 20).
     pub limit: Option<u32>,
     /// The previous page's `next_cursor`.
@@ -438,6 +569,10 @@ pub struct RunSummary {
     pub created_at: Option<String>,
     pub started_at: Option<String>,
     pub finished_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definition: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub definition_version: Option<u32>,
     /// How many steps the run has.
     pub step_count: u32,
     /// With `include=input` ([`ListRuns::input`]).
@@ -461,6 +596,82 @@ pub struct RunPage {
     /// ([`ListRuns::cursor`]).
     #[cfg_attr(feature = "openapi", schema(format = "uuid"))]
     pub next_cursor: Option<String>,
+}
+
+/// A saved workflow (`PUT /workflows/definitions/{name}`, as JSON or
+/// YAML): a [`Workflow`]'s steps, output and `max_parallel`, saved under
+/// a name and run by name; every save is a new version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Definition {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
+    pub steps: Vec<Step>,
+    /// As [`Workflow::output`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub output: Option<Value>,
+    /// As [`Workflow::max_parallel`].
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub max_parallel: Option<u32>,
+    /// As [`Workflow::timeout`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
+}
+
+/// The answer to a save: the name and the version it created.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct DefinitionSaved {
+    pub name: String,
+    pub version: u32,
+}
+
+/// One version of a saved definition (`GET /workflows/definitions/{name}`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct DefinitionInfo {
+    pub name: String,
+    pub version: u32,
+    pub created_at: Option<String>,
+    pub definition: Definition,
+}
+
+/// The saved definitions, each at its latest version, by name.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct DefinitionList {
+    pub definitions: Vec<DefinitionInfo>,
+}
+
+/// A run of a saved definition (`POST /workflows/definitions/{name}/runs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct StartRun {
+    /// The run's input: any JSON (null when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub input: Option<RawJson>,
+    /// As [`Workflow::idempotency_key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// The version to run; the latest when absent.
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub version: Option<u32>,
 }
 
 // -------------------------------------------------------- knowledge base

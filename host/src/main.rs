@@ -32,6 +32,10 @@ enum Command {
     Submit(nova::cli::SubmitArgs),
     /// Show, list or cancel workflow runs.
     Runs(nova::cli::RunsArgs),
+    /// Save, list, show or delete workflow definitions (named, versioned workflows).
+    Defs(nova::cli::DefsArgs),
+    /// Start a run of a saved workflow definition, and optionally wait for it.
+    Run(nova::cli::RunArgs),
     /// Ingest a directory into the knowledge base of a running host, with progress.
     Ingest(nova::cli::IngestArgs),
     /// Ask the knowledge base of a running host.
@@ -135,6 +139,8 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(args).map(|()| ExitCode::SUCCESS),
         Command::Submit(args) => Ok(nova::cli::submit(args)),
         Command::Runs(args) => Ok(nova::cli::runs(args)),
+        Command::Defs(args) => Ok(nova::cli::defs(args)),
+        Command::Run(args) => Ok(nova::cli::run(args)),
         Command::Ingest(args) => Ok(nova::cli::ingest(args)),
         Command::Query(args) => Ok(nova::cli::query(args)),
         Command::Plugins(args) => Ok(nova::cli::plugins(args)),

@@ -8,8 +8,8 @@ use async_trait::async_trait;
 use nova_client::RawJson;
 
 use crate::{
-    ApiKeyRow, Claim, Doc, DocWrite, KeyRange, ListRuns, NewRun, Run, RunId, RunStatus, RunSummary,
-    SecretRow, StepOutcome, StoreError,
+    ApiKeyRow, Claim, DefinitionRow, Doc, DocWrite, KeyRange, ListRuns, NewRun, Run, RunId,
+    RunStatus, RunSummary, SecretRow, StepOutcome, StoreError,
 };
 
 /// A relational backend: Postgres ([`PgStore`](crate::postgres::PgStore)) or
@@ -63,7 +63,15 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
         index: u32,
         plugin_version: &str,
         worker: &str,
+        input: Option<&RawJson>,
     ) -> Result<u32, StoreError>;
+    async fn record_items(
+        &self,
+        id: RunId,
+        index: u32,
+        items: &RawJson,
+        worker: &str,
+    ) -> Result<bool, StoreError>;
     async fn finish_step(
         &self,
         id: RunId,
@@ -90,6 +98,7 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<bool, StoreError>;
     async fn request_cancel(&self, id: RunId) -> Result<Option<RunStatus>, StoreError>;
     async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError>;
+    async fn retry_run(&self, id: RunId) -> Result<bool, StoreError>;
     async fn stale_runs(&self, queued_for: Duration, limit: u32) -> Result<Vec<RunId>, StoreError>;
     async fn unfinished_runs(&self) -> Result<Vec<RunId>, StoreError>;
     async fn count_by_status(&self, unfinished: bool) -> Result<Vec<(String, i64)>, StoreError>;
@@ -109,6 +118,20 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
         fetch: u32,
     ) -> Result<Vec<(String, i64)>, StoreError>;
     async fn doc_values(&self, namespace: &str, keys: &[&str]) -> Result<Vec<Doc>, StoreError>;
+    /// The new version, or none when another save took the version picked.
+    async fn definition_put(
+        &self,
+        name: &str,
+        body: &RawJson,
+        now: i64,
+    ) -> Result<Option<u32>, StoreError>;
+    async fn definition_get(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<DefinitionRow>, StoreError>;
+    async fn definition_list(&self) -> Result<Vec<DefinitionRow>, StoreError>;
+    async fn definition_delete(&self, name: &str, now: i64) -> Result<bool, StoreError>;
     async fn secret_put(&self, row: &SecretRow) -> Result<(), StoreError>;
     async fn secret_list(&self) -> Result<Vec<(String, i64)>, StoreError>;
     async fn secret_get_many(&self, names: &[String]) -> Result<Vec<SecretRow>, StoreError>;

@@ -26,7 +26,7 @@ fn finite_ms(ms: f64) -> f64 {
 macro_rules! run_columns {
     () => {
         "id, status, input, output, error, idempotency_key, cancel_requested, \
-         created_at, started_at, finished_at, request_id"
+         created_at, started_at, finished_at, request_id, definition, definition_version, plan"
     };
 }
 
@@ -35,7 +35,7 @@ macro_rules! run_columns {
 macro_rules! step_columns {
     () => {
         "run_id, idx, plugin, config, timeout_ms, retries, plugin_version, status, \
-         attempts, output, error, started_at, finished_at, duration_ms"
+         attempts, output, error, started_at, finished_at, duration_ms, step_id, input, items"
     };
 }
 
@@ -43,7 +43,7 @@ macro_rules! step_columns {
 macro_rules! summary_columns {
     () => {
         "id, status, error, idempotency_key, cancel_requested, created_at, started_at, \
-         finished_at"
+         finished_at, definition, definition_version"
     };
 }
 
@@ -55,9 +55,12 @@ macro_rules! run_size {
         "COALESCE(octet_length(CAST(input AS TEXT)), 0) \
          + COALESCE(octet_length(CAST(output AS TEXT)), 0) \
          + COALESCE(octet_length(error), 0) \
-         + COALESCE((SELECT SUM(COALESCE(octet_length(CAST(config AS TEXT)), 0) \
-                     + COALESCE(octet_length(CAST(output AS TEXT)), 0) \
-                     + COALESCE(octet_length(error), 0)) \
+         + COALESCE(octet_length(CAST(plan AS TEXT)), 0) \
+         + COALESCE((SELECT SUM(COALESCE(octet_length(CAST(steps.config AS TEXT)), 0) \
+                     + COALESCE(octet_length(CAST(steps.output AS TEXT)), 0) \
+                     + COALESCE(octet_length(steps.error), 0) \
+                     + COALESCE(octet_length(CAST(steps.input AS TEXT)), 0) \
+                     + COALESCE(octet_length(CAST(steps.items AS TEXT)), 0)) \
                      FROM steps WHERE steps.run_id = runs.id), 0)"
     };
 }
@@ -103,6 +106,9 @@ pub const MAX_DOC_LIST: u32 = 1000;
 /// One step of a submitted workflow.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepSpec {
+    /// Its id in the run's plan; none for a plain list of steps.
+    #[serde(default)]
+    pub id: Option<String>,
     pub plugin: String,
     #[serde(default = "RawJson::empty_object")]
     pub config: RawJson,
@@ -123,6 +129,14 @@ pub struct NewRun {
     /// The `X-Request-Id` of the submitting request, for the worker's logs.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// The saved definition (name, version) the run is of.
+    #[serde(default)]
+    pub definition: Option<(String, u32)>,
+    /// The steps' ids, needs and expressions, the output and
+    /// `max_parallel`, as the workflow engine reads them; none for a plain
+    /// list of steps run in order.
+    #[serde(default)]
+    pub plan: Option<RawJson>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,6 +155,14 @@ pub struct Run {
     /// The `X-Request-Id` of the request that submitted the run.
     #[serde(default)]
     pub request_id: Option<String>,
+    /// The saved definition the run is of, and its version.
+    #[serde(default)]
+    pub definition: Option<String>,
+    #[serde(default)]
+    pub definition_version: Option<u32>,
+    /// See [`NewRun::plan`].
+    #[serde(default)]
+    pub plan: Option<RawJson>,
     /// In order of `index`.
     pub steps: Vec<Step>,
 }
@@ -163,6 +185,12 @@ pub struct Step {
     pub finished_at: Option<i64>,
     /// The last attempt's duration.
     pub duration_ms: Option<f64>,
+    /// Its id in the run's plan; none for a plain list of steps.
+    pub id: Option<String>,
+    /// The input its expressions resolved to, when it has an `input`.
+    pub input: Option<RawJson>,
+    /// A `for_each` step's elements, as the engine records them.
+    pub items: Option<RawJson>,
 }
 
 impl Run {
@@ -174,9 +202,12 @@ impl Run {
         let steps: usize = self
             .steps
             .iter()
-            .map(|s| s.config.len() + json(&s.output) + text(&s.error))
+            .map(|s| {
+                s.config.len() + json(&s.output) + text(&s.error) + json(&s.input) + json(&s.items)
+            })
             .sum();
-        (self.input.len() + json(&self.output) + text(&self.error) + steps) as u64
+        (self.input.len() + json(&self.output) + text(&self.error) + json(&self.plan) + steps)
+            as u64
     }
 
     /// The run as `create_run` stores it, built here so that creating a run
@@ -187,6 +218,9 @@ impl Run {
             .into_iter()
             .zip(0u32..)
             .map(|(spec, index)| Step {
+                id: spec.id,
+                input: None,
+                items: None,
                 index,
                 plugin: spec.plugin,
                 config: spec.config,
@@ -214,6 +248,9 @@ impl Run {
             started_at: None,
             finished_at: None,
             request_id: new.request_id,
+            definition_version: new.definition.as_ref().map(|d| d.1),
+            definition: new.definition.map(|d| d.0),
+            plan: new.plan,
             steps,
         }
     }
@@ -222,6 +259,8 @@ impl Run {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListRuns {
     pub status: Option<RunStatus>,
+    /// Only runs of this saved definition.
+    pub definition: Option<String>,
     /// 1..=`MAX_PAGE`.
     pub limit: u32,
     /// Lists runs older than this one (id < cursor): a page's `next_cursor`.
@@ -240,6 +279,7 @@ impl Default for ListRuns {
     fn default() -> Self {
         ListRuns {
             status: None,
+            definition: None,
             limit: 20,
             cursor: None,
             input: false,
@@ -261,6 +301,8 @@ pub struct RunSummary {
     pub created_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub definition: Option<String>,
+    pub definition_version: Option<u32>,
     pub step_count: u32,
     /// Measured when [`ListRuns::input`] asks.
     pub input_bytes: Option<u64>,
@@ -308,7 +350,8 @@ pub struct Claim {
 /// or cancelled step there means the run ends instead; a plugin not among
 /// `versions` is for the worker to report.
 fn step_to_start<'v>(run: &Run, versions: &[(&str, &'v str)]) -> Option<(u32, &'v str)> {
-    if run.cancel_requested {
+    // A planned run's next steps are the engine's to find.
+    if run.cancel_requested || run.plan.is_some() {
         return None;
     }
     let step = run
@@ -325,9 +368,15 @@ fn step_to_start<'v>(run: &Run, versions: &[(&str, &'v str)]) -> Option<(u32, &'
 /// How a step ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StepOutcome {
-    Succeeded { output: RawJson },
-    Failed { error: String },
+    Succeeded {
+        output: RawJson,
+    },
+    Failed {
+        error: String,
+    },
     Cancelled,
+    /// Its `if` was false: done, with no output.
+    Skipped,
 }
 
 /// The most one namespace (one plugin) may keep in the store.
@@ -392,6 +441,17 @@ pub struct ApiKeyRow {
     /// Unix milliseconds.
     pub created_at: i64,
     pub last_used_at: Option<i64>,
+}
+
+/// A saved workflow definition, one version of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DefinitionRow {
+    pub name: String,
+    pub version: u32,
+    /// The definition as saved, as JSON.
+    pub body: RawJson,
+    /// Unix milliseconds.
+    pub created_at: i64,
 }
 
 /// A secret as the store keeps it: ciphertext, never the value.
@@ -700,17 +760,32 @@ impl Store {
     /// attempt number (1 for the first). A pending or running step can be
     /// started (a running one is a retry, or a resumption after a crash);
     /// a finished one is `StepFinished`. Only for the lease holder, else
-    /// `LeaseLost`.
+    /// `LeaseLost`. `input`, when given, is recorded as the input the
+    /// step's expressions resolved to.
     pub async fn start_step(
         &self,
         id: RunId,
         index: u32,
         plugin_version: &str,
         worker: &str,
+        input: Option<&RawJson>,
     ) -> Result<u32, StoreError> {
+        let input = input.map(|i| i.clone().cleaned());
         self.backend
-            .start_step(id, index, plugin_version, worker)
+            .start_step(id, index, plugin_version, worker, input.as_ref())
             .await
+    }
+
+    /// Records the state of a running `for_each` step's elements. Only for
+    /// the lease holder (else `LeaseLost`); false if the step has ended.
+    pub async fn record_items(
+        &self,
+        id: RunId,
+        index: u32,
+        items: &RawJson,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        self.backend.record_items(id, index, items, worker).await
     }
 
     /// Checkpoints the step's outcome with `finished_at` and `duration_ms`.
@@ -829,6 +904,14 @@ impl Store {
 
     /// Whether the run should stop: its cancellation was requested, or it
     /// was cancelled. False for an unknown run.
+    /// Queues a failed or cancelled run again, to resume at its unfinished
+    /// steps: those that failed, were cancelled or never ran are pending
+    /// again (their attempts back to 0); finished ones keep their outputs.
+    /// False if the run is not failed or cancelled (or does not exist).
+    pub async fn retry_run(&self, id: RunId) -> Result<bool, StoreError> {
+        self.backend.retry_run(id).await
+    }
+
     pub async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError> {
         self.backend.cancel_requested(id).await
     }
@@ -998,6 +1081,44 @@ impl Store {
     /// Records that key `id` was used at `now` (unix ms).
     pub async fn key_used(&self, id: uuid::Uuid, now: i64) -> Result<(), StoreError> {
         self.backend.key_used(id, now).await
+    }
+}
+
+impl Store {
+    /// Saves `body` as the next version of definition `name` (1 for a new
+    /// name, and after a delete the numbering goes on); its version.
+    pub async fn definition_put(&self, name: &str, body: &RawJson) -> Result<u32, StoreError> {
+        for _ in 0..GUARDED_TRIES {
+            // Two saves at once may pick the same next version: the loser
+            // conflicts on the key and picks again.
+            if let Some(version) = self.backend.definition_put(name, body, now_ms()).await? {
+                return Ok(version);
+            }
+        }
+        Err(StoreError::Invalid(format!(
+            "definition {name:?} is being saved by others at the same time; try again"
+        )))
+    }
+
+    /// Version `version` of definition `name` (the latest when none), unless
+    /// the definition was deleted.
+    pub async fn definition_get(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<DefinitionRow>, StoreError> {
+        self.backend.definition_get(name, version).await
+    }
+
+    /// The latest version of every definition not deleted, by name.
+    pub async fn definition_list(&self) -> Result<Vec<DefinitionRow>, StoreError> {
+        self.backend.definition_list().await
+    }
+
+    /// Deletes definition `name` (every version; runs keep theirs); false
+    /// if there was none.
+    pub async fn definition_delete(&self, name: &str) -> Result<bool, StoreError> {
+        self.backend.definition_delete(name, now_ms()).await
     }
 }
 
@@ -1248,6 +1369,7 @@ fn outcome_columns(outcome: StepOutcome) -> (StepStatus, Option<RawJson>, Option
         StepOutcome::Succeeded { output } => (StepStatus::Succeeded, Some(output), None),
         StepOutcome::Failed { error } => (StepStatus::Failed, None, Some(clean_text(error))),
         StepOutcome::Cancelled => (StepStatus::Cancelled, None, None),
+        StepOutcome::Skipped => (StepStatus::Skipped, None, None),
     }
 }
 

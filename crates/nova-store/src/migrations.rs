@@ -54,6 +54,11 @@ const POSTGRES: Embedded = &[
         "secrets",
         include_str!("../migrations/postgres/0007_secrets.sql"),
     ),
+    (
+        8,
+        "workflows v2",
+        include_str!("../migrations/postgres/0008_workflows_v2.sql"),
+    ),
 ];
 
 const SQLITE: Embedded = &[
@@ -81,6 +86,11 @@ const SQLITE: Embedded = &[
         5,
         "secrets",
         include_str!("../migrations/sqlite/0005_secrets.sql"),
+    ),
+    (
+        6,
+        "workflows v2",
+        include_str!("../migrations/sqlite/0006_workflows_v2.sql"),
     ),
 ];
 

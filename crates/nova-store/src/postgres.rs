@@ -22,9 +22,10 @@ use async_trait::async_trait;
 
 use super::backend::Backend;
 use super::{
-    ApiKeyRow, Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, RawJson, Run, RunId, RunRefusal,
-    RunStatus, Step, StepOutcome, StepRefusal, StepState, StoreError, duration_ms, migrations,
-    now_ms, outcome_columns, run_refusal, run_status, step_status, to_i64, to_u32, to_u64,
+    ApiKeyRow, Claim, DefinitionRow, Doc, GUARDED_TRIES, ListRuns, NewRun, RawJson, Run, RunId,
+    RunRefusal, RunStatus, Step, StepOutcome, StepRefusal, StepState, StoreError, duration_ms,
+    migrations, now_ms, outcome_columns, run_refusal, run_status, step_status, to_i64, to_u32,
+    to_u64,
 };
 use super::{
     DocWrite, KeyRange, RunSummary, SecretRow, check_version, over_quota, secret_row, usage_after,
@@ -37,9 +38,9 @@ const MAX_CONNECTIONS: u32 = 16;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many columns `run_columns!()` names: a `with_steps` row's steps
 /// start there.
-const RUN_COLUMNS: usize = 11;
+const RUN_COLUMNS: usize = 14;
 /// How many columns `step_columns!()` names.
-const STEP_COLUMNS: usize = 14;
+const STEP_COLUMNS: usize = 17;
 
 /// Reads a run and its steps in one statement: `$1` is the run's id, and
 /// `runs` the rows (of `run_columns!()`) the run is taken from, such as a
@@ -127,7 +128,9 @@ impl PgStore {
         let mut configs = Vec::with_capacity(new.steps.len());
         let mut timeouts = Vec::with_capacity(new.steps.len());
         let mut retries = Vec::with_capacity(new.steps.len());
+        let mut ids = Vec::with_capacity(new.steps.len());
         for step in &new.steps {
+            ids.push(step.id.as_deref());
             plugins.push(step.plugin.as_str());
             configs.push(step.config.get());
             timeouts.push(
@@ -140,17 +143,18 @@ impl PgStore {
         let inserted: Option<RunId> = sqlx::query_scalar(
             "WITH new_run AS (
                  INSERT INTO runs (id, status, input, idempotency_key, cancel_requested, created_at,
-                                   request_id)
-                 VALUES ($1, 'queued', $2::json, $3, FALSE, $4, $9)
+                                   request_id, definition, definition_version, plan)
+                 VALUES ($1, 'queued', $2::json, $3, FALSE, $4, $9, $11, $12, $13::json)
                  ON CONFLICT (idempotency_key) DO NOTHING
                  RETURNING id
              ), new_steps AS (
-                 INSERT INTO steps (run_id, idx, plugin, config, timeout_ms, retries, status, attempts)
+                 INSERT INTO steps (run_id, idx, plugin, config, timeout_ms, retries, status, attempts,
+                                    step_id)
                  SELECT new_run.id, (s.ord - 1)::int, s.plugin, s.config::json, s.timeout_ms, s.retries,
-                        'pending', 0
+                        'pending', 0, s.step_id
                  FROM new_run,
-                      UNNEST($5::text[], $6::text[], $7::int8[], $8::int8[])
-                          WITH ORDINALITY AS s (plugin, config, timeout_ms, retries, ord)
+                      UNNEST($5::text[], $6::text[], $7::int8[], $8::int8[], $10::text[])
+                          WITH ORDINALITY AS s (plugin, config, timeout_ms, retries, step_id, ord)
              )
              SELECT id FROM new_run",
         )
@@ -163,6 +167,16 @@ impl PgStore {
         .bind(&timeouts)
         .bind(&retries)
         .bind(&new.request_id)
+        .bind(&ids)
+        .bind(new.definition.as_ref().map(|d| d.0.as_str()))
+        .bind(
+            new.definition
+                .as_ref()
+                .map(|d| i32::try_from(d.1))
+                .transpose()
+                .map_err(|_| StoreError::Invalid("definition version out of range".into()))?,
+        )
+        .bind(new.plan.as_ref().map(RawJson::get))
         .fetch_optional(&self.pool)
         .await?;
         Ok(inserted.is_some())
@@ -386,6 +400,13 @@ impl Backend for PgStore {
             query.push(sep).push("status = ").push_bind(status.as_str());
             sep = " AND ";
         }
+        if let Some(definition) = &q.definition {
+            query
+                .push(sep)
+                .push("definition = ")
+                .push_bind(definition.clone());
+            sep = " AND ";
+        }
         if let Some(cursor) = q.cursor {
             query.push(sep).push("id < ").push_bind(cursor);
         }
@@ -477,7 +498,8 @@ impl Backend for PgStore {
                                ORDER BY idx LIMIT 1) s ON TRUE
                  JOIN UNNEST($5::text[], $6::text[]) AS v (plugin, version)
                       ON v.plugin = s.plugin
-                 WHERE NOT c.cancel_requested AND s.status IN ('pending', 'running')
+                 WHERE NOT c.cancel_requested AND c.plan IS NULL
+                   AND s.status IN ('pending', 'running')
              ), started AS (
                  UPDATE steps
                  SET status = 'running', plugin_version = next.next_version,
@@ -532,7 +554,9 @@ impl Backend for PgStore {
         index: u32,
         plugin_version: &str,
         worker: &str,
+        input: Option<&RawJson>,
     ) -> Result<u32, StoreError> {
+        let input = input.map(RawJson::get);
         let Ok(idx) = i32::try_from(index) else {
             return Err(StoreError::StepNotFound { run: id, index });
         };
@@ -545,7 +569,8 @@ impl Backend for PgStore {
                  )
                  UPDATE steps
                  SET status = 'running', plugin_version = $3, attempts = steps.attempts + 1,
-                     started_at = COALESCE(steps.started_at, $5)
+                     started_at = COALESCE(steps.started_at, $5),
+                     input = COALESCE($6::json, steps.input)
                  FROM lease
                  WHERE steps.run_id = $1 AND steps.idx = $2 AND lease.id = $1
                    AND steps.status IN ('pending', 'running')
@@ -556,6 +581,7 @@ impl Backend for PgStore {
             .bind(plugin_version)
             .bind(worker)
             .bind(now_ms())
+            .bind(input)
             .fetch_optional(&self.pool)
             .await?;
             if let Some(attempts) = attempts {
@@ -578,6 +604,110 @@ impl Backend for PgStore {
             }
         }
         Err(StoreError::LeaseLost)
+    }
+
+    async fn record_items(
+        &self,
+        id: RunId,
+        index: u32,
+        items: &RawJson,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        let Ok(idx) = i32::try_from(index) else {
+            return Err(StoreError::StepNotFound { run: id, index });
+        };
+        let done = sqlx::query(
+            "WITH lease AS (
+                 SELECT id FROM runs
+                 WHERE id = $1 AND status = 'running' AND lease_owner = $4
+                 FOR SHARE
+             )
+             UPDATE steps SET items = $3::json
+             FROM lease
+             WHERE steps.run_id = $1 AND steps.idx = $2 AND lease.id = $1
+               AND steps.status = 'running'",
+        )
+        .bind(id)
+        .bind(idx)
+        .bind(items.get())
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        match StepState::refusal(self.step_state(id, idx).await?, worker) {
+            StepRefusal::RunNotFound => Err(StoreError::RunNotFound(id)),
+            StepRefusal::LeaseLost => Err(StoreError::LeaseLost),
+            StepRefusal::StepNotFound => Err(StoreError::StepNotFound { run: id, index }),
+            StepRefusal::Finished(_) | StepRefusal::Changed => Ok(false),
+        }
+    }
+
+    async fn definition_put(
+        &self,
+        name: &str,
+        body: &RawJson,
+        now: i64,
+    ) -> Result<Option<u32>, StoreError> {
+        let version: Option<i32> = sqlx::query_scalar(
+            "INSERT INTO workflow_definitions (name, version, body, created_at)
+             SELECT $1, COALESCE(MAX(version), 0) + 1, $2::json, $3
+             FROM workflow_definitions WHERE name = $1
+             ON CONFLICT (name, version) DO NOTHING
+             RETURNING version",
+        )
+        .bind(name)
+        .bind(body.get())
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        version
+            .map(|v| to_u32(v.into(), "definition version"))
+            .transpose()
+    }
+
+    async fn definition_get(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<DefinitionRow>, StoreError> {
+        let version = version
+            .map(i32::try_from)
+            .transpose()
+            .map_err(|_| StoreError::Invalid("definition version out of range".into()))?;
+        let row = sqlx::query(
+            "SELECT name, version, body, created_at FROM workflow_definitions
+             WHERE name = $1 AND deleted_at IS NULL AND ($2::int4 IS NULL OR version = $2)
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(name)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(definition_from_row).transpose()
+    }
+
+    async fn definition_list(&self) -> Result<Vec<DefinitionRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (name) name, version, body, created_at FROM workflow_definitions
+             WHERE deleted_at IS NULL ORDER BY name, version DESC",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(definition_from_row).collect()
+    }
+
+    async fn definition_delete(&self, name: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE workflow_definitions SET deleted_at = $2
+             WHERE name = $1 AND deleted_at IS NULL",
+        )
+        .bind(name)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn finish_step(
@@ -761,6 +891,31 @@ impl Backend for PgStore {
             tracing::info!(run = %id, status, "cancellation requested");
         }
         self.status_of(id).await
+    }
+
+    async fn retry_run(&self, id: RunId) -> Result<bool, StoreError> {
+        let retried: Option<RunId> = sqlx::query_scalar(
+            "WITH run AS (
+                 UPDATE runs
+                 SET status = 'queued', output = NULL, error = NULL, finished_at = NULL,
+                     cancel_requested = FALSE, lease_owner = NULL, lease_expires_at = NULL
+                 WHERE id = $1 AND status IN ('failed', 'cancelled')
+                 RETURNING id
+             ), reopened AS (
+                 UPDATE steps
+                 SET status = 'pending', attempts = 0, output = NULL, error = NULL,
+                     started_at = NULL, finished_at = NULL, duration_ms = NULL,
+                     input = NULL, items = NULL
+                 FROM run
+                 WHERE steps.run_id = $1 AND run.id = $1
+                   AND steps.status IN ('failed', 'cancelled', 'running')
+             )
+             SELECT id FROM run",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(retried.is_some())
     }
 
     async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError> {
@@ -1031,6 +1186,11 @@ fn summary_from_row(row: &PgRow) -> Result<RunSummary, StoreError> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        definition: row.try_get("definition")?,
+        definition_version: row
+            .try_get::<Option<i32>, _>("definition_version")?
+            .map(|v| to_u32(v.into(), "definition version"))
+            .transpose()?,
         step_count: to_u32(step_count, "step count")?,
         input_bytes: bytes("input_bytes")?,
         output_bytes: bytes("output_bytes")?,
@@ -1055,6 +1215,14 @@ fn run_at(row: &PgRow, at: usize) -> Result<Run, StoreError> {
         started_at: row.try_get(at + 8)?,
         finished_at: row.try_get(at + 9)?,
         request_id: row.try_get(at + 10)?,
+        definition: row.try_get(at + 11)?,
+        definition_version: row
+            .try_get::<Option<i32>, _>(at + 12)?
+            .map(|v| to_u32(v.into(), "definition version"))
+            .transpose()?,
+        plan: row
+            .try_get::<Option<Json<RawJson>>, _>(at + 13)?
+            .map(|j| j.0),
         steps: Vec::new(),
     })
 }
@@ -1081,6 +1249,13 @@ fn step_at(row: &PgRow, at: usize) -> Result<(RunId, Step), StoreError> {
         started_at: row.try_get(at + 11)?,
         finished_at: row.try_get(at + 12)?,
         duration_ms: row.try_get(at + 13)?,
+        id: row.try_get(at + 14)?,
+        input: row
+            .try_get::<Option<Json<RawJson>>, _>(at + 15)?
+            .map(|j| j.0),
+        items: row
+            .try_get::<Option<Json<RawJson>>, _>(at + 16)?
+            .map(|j| j.0),
     };
     Ok((row.try_get(at)?, step))
 }
@@ -1098,6 +1273,16 @@ fn run_with_steps(rows: &[PgRow]) -> Result<Option<Run>, StoreError> {
         }
     }
     Ok(Some(run))
+}
+
+fn definition_from_row(row: &PgRow) -> Result<DefinitionRow, StoreError> {
+    let version: i32 = row.try_get("version")?;
+    Ok(DefinitionRow {
+        name: row.try_get("name")?,
+        version: to_u32(version.into(), "definition version")?,
+        body: row.try_get::<Json<RawJson>, _>("body")?.0,
+        created_at: row.try_get("created_at")?,
+    })
 }
 
 fn doc_from_row(row: &PgRow) -> Result<Doc, StoreError> {

@@ -22,10 +22,10 @@ use async_trait::async_trait;
 
 use super::backend::Backend;
 use super::{
-    ApiKeyRow, Claim, Doc, GUARDED_TRIES, ListRuns, NewRun, RawJson, Run, RunId, RunRefusal,
-    RunStatus, Step, StepOutcome, StepRefusal, StepState, StoreError, duration_ms, migrations,
-    now_ms, outcome_columns, run_refusal, run_status, step_status, step_to_start, to_i64, to_u32,
-    to_u64,
+    ApiKeyRow, Claim, DefinitionRow, Doc, GUARDED_TRIES, ListRuns, NewRun, RawJson, Run, RunId,
+    RunRefusal, RunStatus, Step, StepOutcome, StepRefusal, StepState, StoreError, duration_ms,
+    migrations, now_ms, outcome_columns, run_refusal, run_status, step_status, step_to_start,
+    to_i64, to_u32, to_u64,
 };
 use super::{
     DocWrite, KeyRange, RunSummary, SecretRow, check_version, over_quota, secret_row, usage_after,
@@ -145,11 +145,12 @@ impl SqliteStore {
         index: u32,
         plugin_version: &str,
         worker: &str,
+        input: Option<&RawJson>,
     ) -> Result<Option<Step>, StoreError> {
         let row = sqlx::query(concat!(
             "UPDATE steps
              SET status = 'running', plugin_version = ?3, attempts = attempts + 1,
-                 started_at = COALESCE(started_at, ?5)
+                 started_at = COALESCE(started_at, ?5), input = COALESCE(?6, input)
              WHERE run_id = ?1 AND idx = ?2 AND status IN ('pending', 'running')
                AND EXISTS (SELECT 1 FROM runs
                            WHERE id = ?1 AND status = 'running' AND lease_owner = ?4)
@@ -161,6 +162,7 @@ impl SqliteStore {
         .bind(plugin_version)
         .bind(worker)
         .bind(now_ms())
+        .bind(input.map(RawJson::get))
         .fetch_optional(&self.writer)
         .await?;
         row.map(|row| step_from_row(&row).map(|(_, step)| step))
@@ -255,8 +257,8 @@ impl Backend for SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, status, input, idempotency_key, cancel_requested, created_at,
-                               request_id)
-             VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5)
+                               request_id, definition, definition_version, plan)
+             VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8)
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(id)
@@ -264,6 +266,9 @@ impl Backend for SqliteStore {
         .bind(&new.idempotency_key)
         .bind(now)
         .bind(&new.request_id)
+        .bind(new.definition.as_ref().map(|d| d.0.as_str()))
+        .bind(new.definition.as_ref().map(|d| i64::from(d.1)))
+        .bind(new.plan.as_ref().map(RawJson::get))
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -272,8 +277,9 @@ impl Backend for SqliteStore {
             for (index, step) in (0i64..).zip(&new.steps) {
                 sqlx::query(
                     "INSERT INTO steps
-                         (run_id, idx, plugin, config, timeout_ms, retries, status, attempts)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0)",
+                         (run_id, idx, plugin, config, timeout_ms, retries, status, attempts,
+                          step_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7)",
                 )
                 .bind(id)
                 .bind(index)
@@ -285,6 +291,7 @@ impl Backend for SqliteStore {
                         .transpose()?,
                 )
                 .bind(step.retries.map(i64::from))
+                .bind(&step.id)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -404,6 +411,13 @@ impl Backend for SqliteStore {
             query.push(sep).push("status = ").push_bind(status.as_str());
             sep = " AND ";
         }
+        if let Some(definition) = &q.definition {
+            query
+                .push(sep)
+                .push("definition = ")
+                .push_bind(definition.clone());
+            sep = " AND ";
+        }
         if let Some(cursor) = q.cursor {
             query.push(sep).push("id < ").push_bind(cursor);
         }
@@ -501,7 +515,7 @@ impl Backend for SqliteStore {
         let Some((index, version)) = step_to_start(&run, versions) else {
             return Ok(Some(Claim { run, started: None }));
         };
-        let started = self.try_start(id, index, version, worker).await?;
+        let started = self.try_start(id, index, version, worker, None).await?;
         // Not started: the run changed since the claim (cancelled, taken
         // over); the worker finds out at its next write.
         let Some(step) = started else {
@@ -541,10 +555,14 @@ impl Backend for SqliteStore {
         index: u32,
         plugin_version: &str,
         worker: &str,
+        input: Option<&RawJson>,
     ) -> Result<u32, StoreError> {
         let idx = i64::from(index);
         for _ in 0..GUARDED_TRIES {
-            if let Some(step) = self.try_start(id, index, plugin_version, worker).await? {
+            if let Some(step) = self
+                .try_start(id, index, plugin_version, worker, input)
+                .await?
+            {
                 return Ok(step.attempts);
             }
             match StepState::refusal(self.step_state(id, idx).await?, worker) {
@@ -564,6 +582,101 @@ impl Backend for SqliteStore {
             }
         }
         Err(StoreError::LeaseLost)
+    }
+
+    async fn record_items(
+        &self,
+        id: RunId,
+        index: u32,
+        items: &RawJson,
+        worker: &str,
+    ) -> Result<bool, StoreError> {
+        let idx = i64::from(index);
+        let done = sqlx::query(
+            "UPDATE steps SET items = ?3
+             WHERE run_id = ?1 AND idx = ?2 AND status = 'running'
+               AND EXISTS (SELECT 1 FROM runs
+                           WHERE id = ?1 AND status = 'running' AND lease_owner = ?4)",
+        )
+        .bind(id)
+        .bind(idx)
+        .bind(items.get())
+        .bind(worker)
+        .execute(&self.writer)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok(true);
+        }
+        match StepState::refusal(self.step_state(id, idx).await?, worker) {
+            StepRefusal::RunNotFound => Err(StoreError::RunNotFound(id)),
+            StepRefusal::LeaseLost => Err(StoreError::LeaseLost),
+            StepRefusal::StepNotFound => Err(StoreError::StepNotFound { run: id, index }),
+            StepRefusal::Finished(_) | StepRefusal::Changed => Ok(false),
+        }
+    }
+
+    async fn definition_put(
+        &self,
+        name: &str,
+        body: &RawJson,
+        now: i64,
+    ) -> Result<Option<u32>, StoreError> {
+        // One writer: the next version cannot be taken in between.
+        let version: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO workflow_definitions (name, version, body, created_at)
+             SELECT ?1, COALESCE(MAX(version), 0) + 1, ?2, ?3
+             FROM workflow_definitions WHERE name = ?1
+             ON CONFLICT (name, version) DO NOTHING
+             RETURNING version",
+        )
+        .bind(name)
+        .bind(body.get())
+        .bind(now)
+        .fetch_optional(&self.writer)
+        .await?;
+        version.map(|v| to_u32(v, "definition version")).transpose()
+    }
+
+    async fn definition_get(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<Option<DefinitionRow>, StoreError> {
+        let row = sqlx::query(
+            "SELECT name, version, body, created_at FROM workflow_definitions
+             WHERE name = ?1 AND deleted_at IS NULL AND (?2 IS NULL OR version = ?2)
+             ORDER BY version DESC LIMIT 1",
+        )
+        .bind(name)
+        .bind(version.map(i64::from))
+        .fetch_optional(&self.reader)
+        .await?;
+        row.as_ref().map(definition_from_row).transpose()
+    }
+
+    async fn definition_list(&self) -> Result<Vec<DefinitionRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.name, d.version, d.body, d.created_at FROM workflow_definitions d
+             WHERE d.deleted_at IS NULL
+               AND d.version = (SELECT MAX(version) FROM workflow_definitions
+                                WHERE name = d.name AND deleted_at IS NULL)
+             ORDER BY d.name",
+        )
+        .fetch_all(&self.reader)
+        .await?;
+        rows.iter().map(definition_from_row).collect()
+    }
+
+    async fn definition_delete(&self, name: &str, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE workflow_definitions SET deleted_at = ?2
+             WHERE name = ?1 AND deleted_at IS NULL",
+        )
+        .bind(name)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() > 0)
     }
 
     async fn finish_step(
@@ -746,6 +859,35 @@ impl Backend for SqliteStore {
             tracing::info!(run = %id, status, "cancellation requested");
         }
         self.status_of(id).await
+    }
+
+    async fn retry_run(&self, id: RunId) -> Result<bool, StoreError> {
+        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let done = sqlx::query(
+            "UPDATE runs
+             SET status = 'queued', output = NULL, error = NULL, finished_at = NULL,
+                 cancel_requested = 0, lease_owner = NULL, lease_expires_at = NULL
+             WHERE id = ?1 AND status IN ('failed', 'cancelled')",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        sqlx::query(
+            "UPDATE steps
+             SET status = 'pending', attempts = 0, output = NULL, error = NULL,
+                 started_at = NULL, finished_at = NULL, duration_ms = NULL,
+                 input = NULL, items = NULL
+             WHERE run_id = ?1 AND status IN ('failed', 'cancelled', 'running')",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn cancel_requested(&self, id: RunId) -> Result<bool, StoreError> {
@@ -1037,6 +1179,15 @@ fn run_from_row(row: &SqliteRow) -> Result<Run, StoreError> {
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
         request_id: row.try_get("request_id")?,
+        definition: row.try_get("definition")?,
+        definition_version: row
+            .try_get::<Option<i64>, _>("definition_version")?
+            .map(|v| to_u32(v, "definition version"))
+            .transpose()?,
+        plan: row
+            .try_get::<Option<&str>, _>("plan")?
+            .map(|t| from_json(t, "run plan"))
+            .transpose()?,
         steps: Vec::new(),
     })
 }
@@ -1056,6 +1207,11 @@ fn summary_from_row(row: &SqliteRow) -> Result<RunSummary, StoreError> {
         created_at: row.try_get("created_at")?,
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
+        definition: row.try_get("definition")?,
+        definition_version: row
+            .try_get::<Option<i64>, _>("definition_version")?
+            .map(|v| to_u32(v, "definition version"))
+            .transpose()?,
         step_count: to_u32(row.try_get("step_count")?, "step count")?,
         input_bytes: bytes("input_bytes")?,
         output_bytes: bytes("output_bytes")?,
@@ -1084,8 +1240,26 @@ fn step_from_row(row: &SqliteRow) -> Result<(RunId, Step), StoreError> {
         started_at: row.try_get("started_at")?,
         finished_at: row.try_get("finished_at")?,
         duration_ms: row.try_get("duration_ms")?,
+        id: row.try_get("step_id")?,
+        input: row
+            .try_get::<Option<&str>, _>("input")?
+            .map(|t| from_json(t, "step input"))
+            .transpose()?,
+        items: row
+            .try_get::<Option<&str>, _>("items")?
+            .map(|t| from_json(t, "step items"))
+            .transpose()?,
     };
     Ok((row.try_get("run_id")?, step))
+}
+
+fn definition_from_row(row: &SqliteRow) -> Result<DefinitionRow, StoreError> {
+    Ok(DefinitionRow {
+        name: row.try_get("name")?,
+        version: to_u32(row.try_get("version")?, "definition version")?,
+        body: from_json(row.try_get("body")?, "definition")?,
+        created_at: row.try_get("created_at")?,
+    })
 }
 
 fn doc_from_row(row: &SqliteRow) -> Result<Doc, StoreError> {

@@ -305,6 +305,7 @@ async fn urls_pick_the_backend() {
 
 fn step(plugin: &str) -> StepSpec {
     StepSpec {
+        id: None,
         plugin: plugin.to_owned(),
         config: raw(json!({"plugin": plugin})),
         timeout_ms: None,
@@ -318,6 +319,8 @@ fn new_run(steps: usize, key: Option<&str>) -> NewRun {
         input: raw(json!({"n": steps})),
         idempotency_key: key.map(str::to_owned),
         request_id: None,
+        definition: None,
+        plan: None,
     }
 }
 
@@ -381,6 +384,7 @@ async fn check_create_and_get(store: &Store) {
     let new = NewRun {
         steps: vec![
             StepSpec {
+                id: None,
                 plugin: "fetch".into(),
                 config: raw(
                     json!({"url": "https://example.com", "headers": {"b": 1, "a": [1, 2.5, null]}}),
@@ -389,12 +393,14 @@ async fn check_create_and_get(store: &Store) {
                 retries: Some(3),
             },
             StepSpec {
+                id: None,
                 plugin: "json-transform".into(),
                 config: raw(json!({})),
                 timeout_ms: None,
                 retries: Some(0),
             },
             StepSpec {
+                id: None,
                 plugin: "notify".into(),
                 config: RawJson::null(),
                 timeout_ms: Some(u64::from(u32::MAX) * 4),
@@ -406,6 +412,8 @@ async fn check_create_and_get(store: &Store) {
         ),
         idempotency_key: None,
         request_id: Some("req-0123 abc".into()),
+        definition: None,
+        plan: None,
     };
     let (run, created) = store.create_run(new.clone()).await.expect("create_run");
     assert_eq!(run.request_id.as_deref(), Some("req-0123 abc"));
@@ -863,7 +871,7 @@ async fn check_claim_takeover_after_lease(store: &Store) {
         .expect("claimed");
     assert!(
         store
-            .start_step(run.id, 0, "1.0.0", "w1")
+            .start_step(run.id, 0, "1.0.0", "w1", None)
             .await
             .expect("start")
             == 1
@@ -884,7 +892,7 @@ async fn check_claim_takeover_after_lease(store: &Store) {
     );
     assert_eq!(
         store
-            .start_step(run.id, 1, "1.0.0", "w1")
+            .start_step(run.id, 1, "1.0.0", "w1", None)
             .await
             .expect("start"),
         1
@@ -912,7 +920,7 @@ async fn check_claim_takeover_after_lease(store: &Store) {
     // The old worker has lost it, for everything.
     assert!(!store.renew_lease(run.id, "w1", LONG).await.expect("renew"));
     assert!(matches!(
-        store.start_step(run.id, 1, "1.0.0", "w1").await,
+        store.start_step(run.id, 1, "1.0.0", "w1", None).await,
         Err(StoreError::LeaseLost)
     ));
     assert!(matches!(
@@ -943,7 +951,7 @@ async fn check_claim_takeover_after_lease(store: &Store) {
     // The new one carries on.
     assert_eq!(
         store
-            .start_step(run.id, 1, "1.0.0", "w2")
+            .start_step(run.id, 1, "1.0.0", "w2", None)
             .await
             .expect("start"),
         2
@@ -999,7 +1007,7 @@ async fn check_step_checkpoints(store: &Store) {
     let before = now_ms();
     assert_eq!(
         store
-            .start_step(run.id, 0, "1.0.0", "w1")
+            .start_step(run.id, 0, "1.0.0", "w1", None)
             .await
             .expect("start"),
         1
@@ -1014,7 +1022,7 @@ async fn check_step_checkpoints(store: &Store) {
     tokio::time::sleep(Duration::from_millis(5)).await;
     assert_eq!(
         store
-            .start_step(run.id, 0, "1.1.0", "w1")
+            .start_step(run.id, 0, "1.1.0", "w1", None)
             .await
             .expect("start"),
         2
@@ -1080,7 +1088,7 @@ async fn check_step_checkpoints(store: &Store) {
     let again = get(store, run.id).await.steps[0].clone();
     assert_eq!(again, step);
     assert!(matches!(
-        store.start_step(run.id, 0, "1.1.0", "w1").await,
+        store.start_step(run.id, 0, "1.1.0", "w1", None).await,
         Err(StoreError::StepFinished {
             index: 0,
             status: StepStatus::Succeeded,
@@ -1092,7 +1100,7 @@ async fn check_step_checkpoints(store: &Store) {
     // cancelled.
     assert_eq!(
         store
-            .start_step(run.id, 1, "2.0.0", "w1")
+            .start_step(run.id, 1, "2.0.0", "w1", None)
             .await
             .expect("start"),
         1
@@ -1127,7 +1135,10 @@ async fn check_step_checkpoints(store: &Store) {
 
     // Outputs with NUL characters are kept, with the NULs replaced.
     let run = running(store, 1, "w1").await;
-    store.start_step(run.id, 0, "1", "w1").await.expect("start");
+    store
+        .start_step(run.id, 0, "1", "w1", None)
+        .await
+        .expect("start");
     assert!(
         store
             .finish_step(
@@ -1156,7 +1167,7 @@ async fn check_step_guards(store: &Store) {
 
     // Only the holder checkpoints.
     assert!(matches!(
-        store.start_step(run.id, 0, "1.0.0", "intruder").await,
+        store.start_step(run.id, 0, "1.0.0", "intruder", None).await,
         Err(StoreError::LeaseLost)
     ));
     assert!(matches!(
@@ -1179,11 +1190,13 @@ async fn check_step_guards(store: &Store) {
 
     // Unknown steps and runs.
     assert!(matches!(
-        store.start_step(run.id, 2, "1.0.0", "holder").await,
+        store.start_step(run.id, 2, "1.0.0", "holder", None).await,
         Err(StoreError::StepNotFound { index: 2, .. })
     ));
     assert!(matches!(
-        store.start_step(run.id, u32::MAX, "1.0.0", "holder").await,
+        store
+            .start_step(run.id, u32::MAX, "1.0.0", "holder", None)
+            .await,
         Err(StoreError::StepNotFound { .. })
     ));
     assert!(matches!(
@@ -1194,14 +1207,16 @@ async fn check_step_guards(store: &Store) {
     ));
     let unknown = RunId::now_v7();
     assert!(matches!(
-        store.start_step(unknown, 0, "1.0.0", "holder").await,
+        store.start_step(unknown, 0, "1.0.0", "holder", None).await,
         Err(StoreError::RunNotFound(id)) if id == unknown
     ));
 
     // A queued run is held by nobody.
     let queued = create(store, 1).await;
     assert!(matches!(
-        store.start_step(queued.id, 0, "1.0.0", "holder").await,
+        store
+            .start_step(queued.id, 0, "1.0.0", "holder", None)
+            .await,
         Err(StoreError::LeaseLost)
     ));
 
@@ -1219,7 +1234,7 @@ async fn check_step_guards(store: &Store) {
             .expect("finish")
     );
     assert!(matches!(
-        store.start_step(run.id, 0, "1.0.0", "holder").await,
+        store.start_step(run.id, 0, "1.0.0", "holder", None).await,
         Err(StoreError::LeaseLost)
     ));
     assert!(matches!(
@@ -1336,7 +1351,7 @@ async fn check_complete_run(store: &Store) {
     let run = running(store, 2, "w1").await;
     let first = raw(json!({"n": 1}));
     store
-        .start_step(run.id, 0, "1.0.0", "w1")
+        .start_step(run.id, 0, "1.0.0", "w1", None)
         .await
         .expect("start 0");
     assert!(
@@ -1354,7 +1369,7 @@ async fn check_complete_run(store: &Store) {
             .expect("step 0")
     );
     store
-        .start_step(run.id, 1, "1.0.0", "w1")
+        .start_step(run.id, 1, "1.0.0", "w1", None)
         .await
         .expect("start 1");
 
@@ -1407,7 +1422,7 @@ async fn check_complete_run(store: &Store) {
     // A run cancelled while its last step ran stays cancelled.
     let cancelled = running(store, 1, "w1").await;
     store
-        .start_step(cancelled.id, 0, "1.0.0", "w1")
+        .start_step(cancelled.id, 0, "1.0.0", "w1", None)
         .await
         .expect("start");
     store.request_cancel(cancelled.id).await.expect("cancel");
@@ -1528,7 +1543,7 @@ async fn check_claim_and_start(store: &Store) {
     // A failed step ends the run instead: nothing after it starts.
     let failed = running(store, 2, "w1").await;
     store
-        .start_step(failed.id, 0, "1.0.0", "w1")
+        .start_step(failed.id, 0, "1.0.0", "w1", None)
         .await
         .expect("start");
     store
@@ -1706,7 +1721,7 @@ async fn check_cancel_queued(store: &Store) {
 async fn check_cancel_running(store: &Store) {
     let run = running(store, 3, "w1").await;
     store
-        .start_step(run.id, 0, "1.0.0", "w1")
+        .start_step(run.id, 0, "1.0.0", "w1", None)
         .await
         .expect("start");
     assert!(
@@ -1724,7 +1739,7 @@ async fn check_cancel_running(store: &Store) {
             .expect("finish")
     );
     store
-        .start_step(run.id, 1, "1.0.0", "w1")
+        .start_step(run.id, 1, "1.0.0", "w1", None)
         .await
         .expect("start");
     assert!(
@@ -2569,7 +2584,7 @@ async fn check_restart(at: Location) {
         .expect("claim")
         .expect("claimed");
     store
-        .start_step(run.id, 0, "1.0.0", "w1")
+        .start_step(run.id, 0, "1.0.0", "w1", None)
         .await
         .expect("start");
     assert!(
@@ -2628,7 +2643,7 @@ async fn check_restart(at: Location) {
     assert_eq!(resumed.steps[0].status, StepStatus::Succeeded);
     assert_eq!(
         store
-            .start_step(run.id, 1, "1.0.0", "w1")
+            .start_step(run.id, 1, "1.0.0", "w1", None)
             .await
             .expect("start"),
         1

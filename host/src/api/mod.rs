@@ -3,6 +3,7 @@
 mod admin;
 pub mod auth;
 mod body;
+mod definitions;
 pub mod error;
 mod health;
 mod keys;
@@ -131,6 +132,12 @@ pub fn api(state: AppState) -> (Router, OpenApi) {
         .routes(routes!(workflows::list))
         .routes(routes!(workflows::get))
         .routes(routes!(workflows::cancel))
+        .routes(routes!(workflows::retry))
+        .routes(routes!(workflows::rerun))
+        .routes(routes!(definitions::list))
+        .routes(with_body(routes!(definitions::save), MAX_JSON_BODY))
+        .routes(routes!(definitions::get, definitions::remove))
+        .routes(with_body(routes!(definitions::run), MAX_JSON_BODY))
         .routes(routes!(admin::list))
         .routes(routes!(admin::reload))
         .routes(routes!(admin::show, admin::remove))

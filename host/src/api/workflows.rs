@@ -13,13 +13,13 @@ use super::auth::{Need, scope};
 use super::body::{HELD_COPIES, held_bytes};
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, JsonBody};
-use crate::store::{ListRuns, NewRun, RawJson, Run, RunId, RunStatus, RunSummary, Step, StepSpec};
+use crate::store::{ListRuns, NewRun, RawJson, Run, RunId, RunStatus, RunSummary, Step};
 use crate::time::rfc3339_ms;
-use crate::workflow::{MAX_WAIT, WorkflowError, Workflows};
+use crate::workflow::{MAX_WAIT, WorkflowError, Workflows, compose};
 use nova_client::types as wire;
 use tokio::sync::OwnedSemaphorePermit;
 
-fn workflows(state: &AppState) -> Result<&Workflows, ApiError> {
+pub(super) fn workflows(state: &AppState) -> Result<&Workflows, ApiError> {
     state.workflows.as_ref().ok_or_else(|| {
         ApiError::not_found(
             "not_found",
@@ -54,35 +54,40 @@ pub async fn submit(
     JsonBody(request): JsonBody<wire::Workflow>,
 ) -> Result<(StatusCode, Json<wire::Submitted>), ApiError> {
     let wf = workflows(&state)?;
+    let (steps, plan) = compose(
+        request.steps,
+        request.output,
+        request.max_parallel,
+        request.timeout,
+    )?;
     let new = NewRun {
-        steps: request
-            .steps
-            .into_iter()
-            .map(|s| StepSpec {
-                plugin: s.plugin,
-                config: s.config.unwrap_or_else(RawJson::empty_object),
-                timeout_ms: s.timeout_ms,
-                retries: s.retries,
-            })
-            .collect(),
+        steps,
         input: request.input.unwrap_or_else(RawJson::null),
         idempotency_key: request.idempotency_key,
         request_id: crate::request_id::current(),
+        definition: None,
+        plan,
     };
     let submitted = wf.submit(new).await?;
+    Ok(submitted_answer(submitted))
+}
+
+pub(super) fn submitted_answer(
+    submitted: crate::workflow::Submitted,
+) -> (StatusCode, Json<wire::Submitted>) {
     let status = if submitted.created {
         StatusCode::ACCEPTED
     } else {
         StatusCode::OK
     };
-    Ok((
+    (
         status,
         Json(wire::Submitted {
             id: submitted.run.id.to_string(),
             status: submitted.run.status,
             created: submitted.created,
         }),
-    ))
+    )
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -191,6 +196,8 @@ pub struct ListParams {
     /// cancelled.
     #[param(pattern = r"^(queued|running|succeeded|failed|cancelled)?$")]
     status: Option<String>,
+    /// Only runs of this saved definition.
+    definition: Option<String>,
     /// Runs per page, 1 to 100 (20 when absent).
     #[param(minimum = 1, maximum = 100)]
     limit: Option<u32>,
@@ -263,6 +270,7 @@ pub async fn list(
     let mut page = wf
         .list(ListRuns {
             status,
+            definition: params.definition.filter(|d| !d.is_empty()),
             limit,
             cursor,
             input,
@@ -320,6 +328,76 @@ pub async fn cancel(
     read_run(&state, wf, id, None).await
 }
 
+/// Resumes a failed or cancelled run from its unfinished steps.
+#[utoipa::path(
+    post,
+    path = "/workflows/{id}/retry",
+    operation_id = "retry_run",
+    tag = "workflows",
+    security(("bearer" = ["runs:write"])),
+    params(("id" = String, Path, format = "uuid", description = "The run's id")),
+    responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `runs:write` scope", body = ErrorBody),
+        (status = OK, description = "The run, queued again: its failed, cancelled and unstarted steps pending (attempts from 0), its finished steps kept", body = wire::Run),
+        (status = BAD_REQUEST, description = "Not a run id (`invalid_id`)", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such run (`run_not_found`), or this host does not serve workflows", body = ErrorBody),
+        (status = CONFLICT, description = "The run is not failed or cancelled (`run_not_retryable`)", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Store or queue unreachable", body = ErrorBody),
+    )
+)]
+pub async fn retry(
+    _: Need<scope::RunsWrite>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let wf = workflows(&state)?;
+    let id = run_id(&id)?;
+    let status = wf.retry(id).await?.ok_or_else(|| unknown(id))?;
+    if status != RunStatus::Queued {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "run_not_retryable",
+            format!(
+                "run {id} is {}: only a failed or cancelled run can be retried",
+                status.as_str()
+            ),
+        ));
+    }
+    read_run(&state, wf, id, None).await
+}
+
+/// Starts a new run with the same steps, definition version and input.
+#[utoipa::path(
+    post,
+    path = "/workflows/{id}/rerun",
+    operation_id = "rerun",
+    tag = "workflows",
+    security(("bearer" = ["runs:write"])),
+    params(("id" = String, Path, format = "uuid", description = "The run to repeat")),
+    responses(
+        (status = UNAUTHORIZED, description = "Missing or unknown credentials", body = ErrorBody),
+        (status = FORBIDDEN, description = "The credential lacks the `runs:write` scope", body = ErrorBody),
+        (status = ACCEPTED, description = "The new run, queued", body = wire::Submitted),
+        (status = BAD_REQUEST, description = "Not a run id (`invalid_id`), or the workflow no longer validates (a plugin removed since: `invalid_workflow`)", body = ErrorBody),
+        (status = NOT_FOUND, description = "No such run (`run_not_found`), or this host does not serve workflows", body = ErrorBody),
+        (status = SERVICE_UNAVAILABLE, description = "Store or queue unreachable", body = ErrorBody),
+    )
+)]
+pub async fn rerun(
+    _: Need<scope::RunsWrite>,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<wire::Submitted>), ApiError> {
+    let wf = workflows(&state)?;
+    let id = run_id(&id)?;
+    let submitted = wf
+        .rerun(id, crate::request_id::current())
+        .await?
+        .ok_or_else(|| unknown(id))?;
+    Ok(submitted_answer(submitted))
+}
+
 fn run_id(text: &str) -> Result<RunId, ApiError> {
     text.parse()
         .map_err(|_| ApiError::bad_request("invalid_id", format!("{text:?} is not a run id")))
@@ -335,6 +413,11 @@ fn time(ms: Option<i64>) -> Option<String> {
 
 fn step_view(s: Step) -> wire::StepRun {
     wire::StepRun {
+        id: s.id.unwrap_or_else(|| format!("step{}", s.index)),
+        input: s.input,
+        items: s
+            .items
+            .and_then(|items| serde_json::from_str(items.get()).ok()),
         index: s.index,
         plugin: s.plugin,
         plugin_version: s.plugin_version,
@@ -365,6 +448,8 @@ fn run_view(run: Run) -> wire::Run {
         created_at: time(Some(run.created_at)),
         started_at: time(run.started_at),
         finished_at: time(run.finished_at),
+        definition: run.definition,
+        definition_version: run.definition_version,
         steps: run.steps.into_iter().map(step_view).collect(),
     }
 }
@@ -379,6 +464,8 @@ fn summary_view(run: RunSummary, input: bool, output: bool) -> wire::RunSummary 
         created_at: time(Some(run.created_at)),
         started_at: time(run.started_at),
         finished_at: time(run.finished_at),
+        definition: run.definition,
+        definition_version: run.definition_version,
         step_count: run.step_count,
         input: if input { run.input } else { None },
         output: output.then(|| run.output.unwrap_or_default()),
@@ -389,6 +476,9 @@ impl From<WorkflowError> for ApiError {
     fn from(e: WorkflowError) -> Self {
         match e {
             WorkflowError::Invalid(message) => ApiError::bad_request("invalid_workflow", message),
+            WorkflowError::NoDefinition(message) => {
+                ApiError::not_found("definition_not_found", message)
+            }
             // Input the store cannot hold (a NUL character, say) is the
             // caller's to fix, not an outage.
             WorkflowError::Store(crate::store::StoreError::Invalid(message)) => {

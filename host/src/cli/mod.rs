@@ -1,6 +1,6 @@
-//! The client verbs of the `nova` command: `submit`, `runs`, `ingest`,
-//! `query`, `plugins`, `keys` and `health`, over the host's HTTP API
-//! through `nova-client`.
+//! The client verbs of the `nova` command: `submit`, `runs`, `defs`,
+//! `run`, `ingest`, `query`, `plugins`, `keys` and `health`, over the
+//! host's HTTP API through `nova-client`.
 //!
 //! Exit codes: 0 on success; 1 when the server reported a failure (an
 //! error answer, or with `--wait` a run that ended `failed` or `cancelled`,
@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use nova_client::{
-    Answer, Client, Error as ClientError, Invoke, ListRuns, Query, Reload, RunStatus,
+    Answer, Client, Error as ClientError, Invoke, ListRuns, Query, RawJson, Reload, RunStatus,
+    StartRun, Submitted,
 };
 use serde_json::Value;
 
@@ -79,6 +80,15 @@ pub struct SubmitArgs {
     /// "retries"?}], "input"?, "idempotency_key"?}. `-` reads standard input.
     #[arg(value_name = "FILE.json")]
     pub file: PathBuf,
+    #[command(flatten)]
+    pub wait: WaitArg,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// How long `--wait` waits: absent, no wait; `--wait`, 60 s.
+#[derive(Args, Debug)]
+pub struct WaitArg {
     /// Wait for the run to finish, up to SECONDS (default 60), then print it
     /// as `runs show` does. Exits 1 if it failed, was cancelled, or is still
     /// unfinished when the time runs out.
@@ -91,6 +101,67 @@ pub struct SubmitArgs {
         value_parser = parse_seconds,
     )]
     pub wait: Option<f64>,
+}
+
+/// `nova defs …`
+#[derive(Args, Debug)]
+pub struct DefsArgs {
+    #[command(subcommand)]
+    pub command: DefsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DefsCommand {
+    /// Save a definition from a YAML or JSON file as a new version of it.
+    Apply {
+        /// The definition: {"steps": [...], "output"?, "max_parallel"?,
+        /// "description"?}, as YAML (.yaml, .yml) or JSON. `-` reads
+        /// standard input (as YAML, which JSON also is).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Its name [default: the file's name without its extension].
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the saved definitions, each at its latest version.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a definition: its latest version, or --version.
+    Show {
+        name: String,
+        #[arg(long)]
+        version: Option<u32>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Delete a definition (every version; its runs stay).
+    Rm {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// `nova run NAME [--input JSON] [--wait[=SECONDS]]`
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The saved definition to run.
+    pub name: String,
+    /// The run's input, as JSON [default: null].
+    #[arg(long, value_name = "JSON")]
+    pub input: Option<String>,
+    /// The version to run [default: the latest].
+    #[arg(long)]
+    pub version: Option<u32>,
+    /// A second run with the same key returns the first instead.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+    #[command(flatten)]
+    pub wait: WaitArg,
     #[command(flatten)]
     pub remote: Remote,
 }
@@ -116,6 +187,9 @@ pub enum RunsCommand {
         /// Only runs in this state.
         #[arg(long, value_parser = ["queued", "running", "succeeded", "failed", "cancelled"])]
         status: Option<String>,
+        /// Only runs of this saved definition.
+        #[arg(long)]
+        definition: Option<String>,
         /// Runs per page, 1 to 100 [server default: 20].
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
         limit: Option<u32>,
@@ -129,6 +203,25 @@ pub enum RunsCommand {
     Cancel {
         /// The run's id.
         id: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Resume a failed or cancelled run from its unfinished steps (finished
+    /// steps keep their outputs).
+    Retry {
+        /// The run's id.
+        id: String,
+        #[command(flatten)]
+        wait: WaitArg,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Start a new run with the same steps, definition version and input.
+    Rerun {
+        /// The run to repeat.
+        id: String,
+        #[command(flatten)]
+        wait: WaitArg,
         #[command(flatten)]
         remote: Remote,
     },
@@ -362,6 +455,16 @@ pub fn submit(args: SubmitArgs) -> ExitCode {
     finish(block_on(submit_async(args)))
 }
 
+/// Runs `nova defs …`.
+pub fn defs(args: DefsArgs) -> ExitCode {
+    finish(block_on(defs_async(args)))
+}
+
+/// Runs `nova run NAME`.
+pub fn run(args: RunArgs) -> ExitCode {
+    finish(block_on(run_async(args)))
+}
+
 /// Runs `nova runs …`.
 pub fn runs(args: RunsArgs) -> ExitCode {
     finish(block_on(runs_async(args)))
@@ -484,6 +587,17 @@ async fn submit_async(args: SubmitArgs) -> Result<(), Failure> {
     let client = args.remote.client()?;
     let json = args.remote.json;
     let submitted = client.submit(&workflow).await?;
+    follow(&client, submitted, args.wait.wait, json).await
+}
+
+/// Prints a submitted run; with `wait`, waits for it to finish, prints it,
+/// and fails unless it succeeded.
+async fn follow(
+    client: &Client,
+    submitted: Answer<Submitted>,
+    wait: Option<f64>,
+    json: bool,
+) -> Result<(), Failure> {
     let id = submitted.value.id.clone();
     let status = submitted.value.status;
     let again = if submitted.value.created {
@@ -491,7 +605,7 @@ async fn submit_async(args: SubmitArgs) -> Result<(), Failure> {
     } else {
         " (the existing run of this idempotency key)"
     };
-    let Some(secs) = args.wait else {
+    let Some(secs) = wait else {
         show(&submitted, json, |_| format!("run {id} {status}{again}\n"));
         return Ok(());
     };
@@ -518,6 +632,67 @@ async fn submit_async(args: SubmitArgs) -> Result<(), Failure> {
     }
 }
 
+async fn defs_async(args: DefsArgs) -> Result<(), Failure> {
+    match args.command {
+        DefsCommand::Apply { file, name, remote } => {
+            let name = match name {
+                Some(name) => name,
+                None => file
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .filter(|s| *s != "-")
+                    .map(str::to_owned)
+                    .ok_or_else(|| Failure::Usage("name the definition with --name".to_owned()))?,
+            };
+            let json_file = file
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+            let text = read_input(&file)?;
+            let saved = remote
+                .client()?
+                .definition_save_text(&name, text, !json_file)
+                .await?;
+            show(&saved, remote.json, |s| {
+                format!("definition {} version {}\n", s.name, s.version)
+            });
+        }
+        DefsCommand::List { remote } => {
+            let list = remote.client()?.definitions().await?;
+            show(&list, remote.json, output::definitions);
+        }
+        DefsCommand::Show {
+            name,
+            version,
+            remote,
+        } => {
+            let info = remote.client()?.definition(&name, version).await?;
+            show(&info, remote.json, output::definition);
+        }
+        DefsCommand::Rm { name, remote } => {
+            remote.client()?.definition_delete(&name).await?;
+            note(remote.json, &format!("definition {name} deleted"));
+        }
+    }
+    Ok(())
+}
+
+async fn run_async(args: RunArgs) -> Result<(), Failure> {
+    let input = args
+        .input
+        .map(|text| {
+            RawJson::parse(text).map_err(|e| Failure::Usage(format!("--input is not JSON: {e}")))
+        })
+        .transpose()?;
+    let client = args.remote.client()?;
+    let start = StartRun {
+        input,
+        idempotency_key: args.idempotency_key,
+        version: args.version,
+    };
+    let submitted = client.run_definition(&args.name, &start).await?;
+    follow(&client, submitted, args.wait.wait, args.remote.json).await
+}
+
 async fn runs_async(args: RunsArgs) -> Result<(), Failure> {
     match args.command {
         RunsCommand::Show { id, remote } => {
@@ -526,6 +701,7 @@ async fn runs_async(args: RunsArgs) -> Result<(), Failure> {
         }
         RunsCommand::List {
             status,
+            definition,
             limit,
             cursor,
             remote,
@@ -536,6 +712,7 @@ async fn runs_async(args: RunsArgs) -> Result<(), Failure> {
                 .map_err(|e| Failure::Usage(e.to_string()))?;
             let which = ListRuns {
                 status,
+                definition,
                 limit,
                 cursor,
                 ..ListRuns::default()
@@ -546,6 +723,26 @@ async fn runs_async(args: RunsArgs) -> Result<(), Failure> {
         RunsCommand::Cancel { id, remote } => {
             let run = remote.client()?.cancel(&id).await?;
             show(&run, remote.json, output::run);
+        }
+        RunsCommand::Retry { id, wait, remote } => {
+            let client = remote.client()?;
+            let run = client.retry(&id).await?;
+            let submitted = Answer {
+                value: Submitted {
+                    id: run.value.id.clone(),
+                    status: run.value.status,
+                    created: true,
+                },
+                raw: run.raw,
+                status: run.status,
+                attempts: run.attempts,
+            };
+            follow(&client, submitted, wait.wait, remote.json).await?;
+        }
+        RunsCommand::Rerun { id, wait, remote } => {
+            let client = remote.client()?;
+            let submitted = client.rerun(&id).await?;
+            follow(&client, submitted, wait.wait, remote.json).await?;
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use nova_client::types::{DefinitionInfo, DefinitionList};
 use nova_client::{
     Health, IngestReport, Invocation, KeyInfo, Plugin, PluginKind, PluginsReloaded, QueryAnswer,
     Run, RunPage, SecretInfo,
@@ -106,6 +107,13 @@ pub fn run(run: &Run) -> String {
     for (name, value) in pairs {
         let _ = writeln!(out, "{name:<9} {value}");
     }
+    if let Some(definition) = &run.definition {
+        let version = run
+            .definition_version
+            .map(|v| format!(" v{v}"))
+            .unwrap_or_default();
+        let _ = writeln!(out, "{:<9} {definition}{version}", "workflow");
+    }
     if !run.output.is_null() {
         let _ = writeln!(
             out,
@@ -120,11 +128,22 @@ pub fn run(run: &Run) -> String {
             .steps
             .iter()
             .map(|s| {
+                let status = match &s.items {
+                    Some(items) => {
+                        let done = items
+                            .iter()
+                            .filter(|i| i.status == nova_client::types::StepStatus::Succeeded)
+                            .count();
+                        format!("{} ({done}/{} items)", s.status, items.len())
+                    }
+                    None => s.status.to_string(),
+                };
                 vec![
                     s.index.to_string(),
+                    s.id.clone(),
                     s.plugin.clone(),
                     opt(s.plugin_version.as_deref()),
-                    s.status.to_string(),
+                    status,
                     s.attempts.to_string(),
                     ms(s.duration_ms),
                 ]
@@ -133,6 +152,7 @@ pub fn run(run: &Run) -> String {
         out.push_str(&table(
             &[
                 ("STEP", Align::Right),
+                ("ID", Align::Left),
                 ("PLUGIN", Align::Left),
                 ("VERSION", Align::Left),
                 ("STATUS", Align::Left),
@@ -435,6 +455,50 @@ pub fn keys(keys: &[KeyInfo]) -> String {
         ],
         &rows,
     )
+}
+
+/// Saved definitions as `nova defs list` prints them.
+pub fn definitions(list: &DefinitionList) -> String {
+    if list.definitions.is_empty() {
+        return "no definitions\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = list
+        .definitions
+        .iter()
+        .map(|d| {
+            vec![
+                d.name.clone(),
+                d.version.to_string(),
+                d.definition.steps.len().to_string(),
+                opt(d.created_at.as_deref()),
+                one_line(d.definition.description.as_deref().unwrap_or("-")),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            ("NAME", Align::Left),
+            ("VERSION", Align::Right),
+            ("STEPS", Align::Right),
+            ("SAVED", Align::Left),
+            ("DESCRIPTION", Align::Left),
+        ],
+        &rows,
+    )
+}
+
+/// One definition as `nova defs show` prints it: its header, then the
+/// definition as JSON.
+pub fn definition(info: &DefinitionInfo) -> String {
+    let mut out = fields(&[
+        ("name", info.name.clone()),
+        ("version", info.version.to_string()),
+        ("saved", opt(info.created_at.as_deref())),
+    ]);
+    out.push('\n');
+    out.push_str(&serde_json::to_string_pretty(&info.definition).unwrap_or_default());
+    out.push('\n');
+    out
 }
 
 pub fn secrets(secrets: &[SecretInfo]) -> String {

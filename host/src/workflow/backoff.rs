@@ -8,7 +8,15 @@ use std::time::Duration;
 /// runs instead of having them hammer a recovering dependency in lockstep;
 /// the floor keeps a retry from coming back at once.
 pub fn delay(retry: u32, base: Duration, max: Duration) -> Duration {
-    let exp = base.saturating_mul(1u32 << retry.saturating_sub(1).min(20));
+    delay_with(retry, base, max, 2.0)
+}
+
+/// [`delay`] with the delay growing by `multiplier` (1 to 10) per retry.
+pub fn delay_with(retry: u32, base: Duration, max: Duration, multiplier: f64) -> Duration {
+    let growth = multiplier
+        .clamp(1.0, 10.0)
+        .powi(retry.saturating_sub(1).min(60) as i32);
+    let exp = Duration::try_from_secs_f64(base.as_secs_f64() * growth).unwrap_or(Duration::MAX);
     let ceiling = exp.min(max);
     let millis = ceiling.as_millis() as u64;
     if millis == 0 {

@@ -7,6 +7,8 @@
 //! delay until the sweeper re-enqueues it.
 
 mod backoff;
+mod expr;
+mod plan;
 mod sweeper;
 mod waiters;
 mod worker;
@@ -14,16 +16,129 @@ mod worker;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nova_client::types as wire;
+use serde_json::Value;
+
 use crate::plugins::{PluginKind, Registry};
 use crate::queue::Queue;
-use crate::store::{ListRuns, NewRun, Page, Run, RunId, RunStatus, Store};
+use crate::store::{
+    DefinitionRow, ListRuns, NewRun, Page, RawJson, Run, RunId, RunStatus, StepSpec, Store,
+};
+use plan::{Flow, Plan, StepFlow};
 
 pub use sweeper::spawn_sweeper;
 pub use waiters::Waiters;
 pub use worker::{Drain, Drained, drain, spawn_workers};
 
 /// Longest a workflow may be.
-pub const MAX_STEPS: usize = 64;
+pub const MAX_STEPS: usize = plan::MAX_STEPS;
+/// Largest definition, as JSON.
+pub const MAX_DEFINITION_BYTES: usize = 1 << 20;
+
+/// A workflow as the wire gives it (a submission or a saved definition),
+/// checked and split into what the store keeps of each step and the run's
+/// plan (none for a plain list of steps).
+pub fn compose(
+    steps: Vec<wire::Step>,
+    output: Option<Value>,
+    max_parallel: Option<u32>,
+    timeout: Option<String>,
+) -> Result<(Vec<StepSpec>, Option<RawJson>), WorkflowError> {
+    let mut flow = Flow {
+        steps: Vec::with_capacity(steps.len()),
+        output,
+        max_parallel,
+        timeout,
+    };
+    let mut specs = Vec::with_capacity(steps.len());
+    for (i, s) in steps.into_iter().enumerate() {
+        // `retry.max` is the step's `retries`, kept with the step; the
+        // rest of the policy goes with the plan.
+        let (retries, retry) = match s.retry {
+            Some(_) if s.retries.is_some() => {
+                return Err(WorkflowError::Invalid(format!(
+                    "steps[{i}].retry: give retries or retry.max, not both"
+                )));
+            }
+            Some(mut retry) => (retry.max.take(), Some(retry)),
+            None => (s.retries, None),
+        };
+        flow.steps.push(StepFlow {
+            id: s.id.clone(),
+            needs: s.needs,
+            input: s.input,
+            when: s.when,
+            for_each: s.for_each,
+            concurrency: s.concurrency,
+            retry: retry.filter(|r| *r != wire::StepRetry::default()),
+        });
+        specs.push(StepSpec {
+            id: s.id,
+            plugin: s.plugin,
+            config: s.config.unwrap_or_else(RawJson::empty_object),
+            timeout_ms: s.timeout_ms,
+            retries,
+        });
+    }
+    Plan::check(&flow).map_err(|e| WorkflowError::Invalid(e.to_string()))?;
+    let plan = if flow.is_linear() {
+        None
+    } else {
+        let value = serde_json::to_value(&flow)
+            .map_err(|e| WorkflowError::Invalid(format!("the workflow: {e}")))?;
+        Some(RawJson::from_value(&value))
+    };
+    Ok((specs, plan))
+}
+
+/// The checked plan of a stored run: its flow, or a plain list of steps.
+fn plan_of(run: &Run) -> Result<Plan, String> {
+    let flow = match &run.plan {
+        Some(text) => serde_json::from_str::<Flow>(text.get()).map_err(|e| e.to_string())?,
+        None => Flow::linear(run.steps.len()),
+    };
+    if flow.steps.len() != run.steps.len() {
+        return Err(format!(
+            "it has {} steps and the run {}",
+            flow.steps.len(),
+            run.steps.len()
+        ));
+    }
+    Plan::check(&flow).map_err(|e| e.to_string())
+}
+
+/// A definition's name: what a URL path segment carries as is.
+fn check_definition_name(name: &str) -> Result<(), WorkflowError> {
+    let valid = (1..=128).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(WorkflowError::Invalid(format!(
+            "{name:?} is not a definition name: a letter or digit, then letters, digits, \
+             '_', '-' and '.' (at most 128)"
+        )))
+    }
+}
+
+fn no_definition(name: &str, version: Option<u32>) -> WorkflowError {
+    WorkflowError::NoDefinition(match version {
+        Some(v) => format!("no definition {name:?} at version {v}"),
+        None => format!("no definition {name:?}"),
+    })
+}
+
+fn parse_saved(row: &DefinitionRow) -> Result<wire::Definition, WorkflowError> {
+    serde_json::from_str(row.body.get()).map_err(|e| {
+        WorkflowError::Store(crate::store::StoreError::Corrupt(format!(
+            "definition {:?} version {}: {e}",
+            row.name, row.version
+        )))
+    })
+}
 /// Most retries a step may ask for.
 pub const MAX_RETRIES: u32 = 10;
 /// Longest `?wait=` a request may hold.
@@ -89,6 +204,9 @@ impl Default for WorkflowConfig {
 pub enum WorkflowError {
     #[error("{0}")]
     Invalid(String),
+    /// No saved definition by that name (and version).
+    #[error("{0}")]
+    NoDefinition(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
@@ -153,7 +271,9 @@ impl Workflows {
                 limits.input_bytes
             )));
         }
-        let stored = new.input.len() + new.steps.iter().map(|s| s.config.len()).sum::<usize>();
+        let stored = new.input.len()
+            + new.plan.as_ref().map_or(0, RawJson::len)
+            + new.steps.iter().map(|s| s.config.len()).sum::<usize>();
         if stored as u64 > limits.run_bytes {
             return Err(WorkflowError::Invalid(format!(
                 "the input and step configs are {stored} bytes; a run keeps at most {} \
@@ -222,6 +342,165 @@ impl Workflows {
             }
         }
         Ok(())
+    }
+
+    /// Saves `definition` as the next version of `name`, once it checks
+    /// out as a run would; the version.
+    pub async fn save_definition(
+        &self,
+        name: &str,
+        definition: &wire::Definition,
+    ) -> Result<u32, WorkflowError> {
+        check_definition_name(name)?;
+        let body = serde_json::to_value(definition)
+            .map(|v| RawJson::from_value(&v))
+            .map_err(|e| WorkflowError::Invalid(format!("the definition: {e}")))?;
+        if body.len() > MAX_DEFINITION_BYTES {
+            return Err(WorkflowError::Invalid(format!(
+                "the definition is {} bytes as JSON; the limit is {MAX_DEFINITION_BYTES}",
+                body.len()
+            )));
+        }
+        let (steps, plan) = compose(
+            definition.steps.clone(),
+            definition.output.clone(),
+            definition.max_parallel,
+            definition.timeout.clone(),
+        )?;
+        self.validate(&NewRun {
+            steps,
+            input: RawJson::null(),
+            idempotency_key: None,
+            request_id: None,
+            definition: None,
+            plan,
+        })?;
+        Ok(self.store.definition_put(name, &body).await?)
+    }
+
+    /// Version `version` (the latest when none) of definition `name`, with
+    /// the definition read back.
+    pub async fn definition(
+        &self,
+        name: &str,
+        version: Option<u32>,
+    ) -> Result<(DefinitionRow, wire::Definition), WorkflowError> {
+        let row = self
+            .store
+            .definition_get(name, version)
+            .await?
+            .ok_or_else(|| no_definition(name, version))?;
+        let definition = parse_saved(&row)?;
+        Ok((row, definition))
+    }
+
+    /// The latest version of every saved definition.
+    pub async fn definitions(
+        &self,
+    ) -> Result<Vec<(DefinitionRow, wire::Definition)>, WorkflowError> {
+        let rows = self.store.definition_list().await?;
+        rows.into_iter()
+            .map(|row| {
+                let definition = parse_saved(&row)?;
+                Ok((row, definition))
+            })
+            .collect()
+    }
+
+    /// Deletes definition `name`; false if there was none.
+    pub async fn delete_definition(&self, name: &str) -> Result<bool, WorkflowError> {
+        Ok(self.store.definition_delete(name).await?)
+    }
+
+    /// Starts a run of definition `name` at `version` (the latest when
+    /// none), recording the name and version.
+    pub async fn run_definition(
+        &self,
+        name: &str,
+        version: Option<u32>,
+        input: RawJson,
+        idempotency_key: Option<String>,
+        request_id: Option<String>,
+    ) -> Result<Submitted, WorkflowError> {
+        if let Some(key) = &idempotency_key
+            && let Some(run) = self.store.run_by_idempotency_key(key).await?
+        {
+            return Ok(Submitted {
+                run,
+                created: false,
+            });
+        }
+        let (row, definition) = self.definition(name, version).await?;
+        let (steps, plan) = compose(
+            definition.steps,
+            definition.output,
+            definition.max_parallel,
+            definition.timeout,
+        )?;
+        self.submit(NewRun {
+            steps,
+            input,
+            idempotency_key,
+            request_id,
+            definition: Some((row.name, row.version)),
+            plan,
+        })
+        .await
+    }
+
+    /// Resumes a failed or cancelled run from its unfinished steps,
+    /// keeping the outputs of finished ones. `Ok(None)`: no such run;
+    /// `Ok(Some(status))` with the status it kept when it was neither
+    /// failed nor cancelled.
+    pub async fn retry(&self, id: RunId) -> Result<Option<RunStatus>, WorkflowError> {
+        let Some(status) = self.store.status_of(id).await? else {
+            return Ok(None);
+        };
+        if !matches!(status, RunStatus::Failed | RunStatus::Cancelled) {
+            return Ok(Some(status));
+        }
+        if !self.store.retry_run(id).await? {
+            // Retried (or gone) in between.
+            return Ok(self.store.status_of(id).await?);
+        }
+        tracing::info!(run = %id, "run retried");
+        if let Err(e) = self.queue.enqueue(id).await {
+            tracing::warn!(run = %id, error = %e, "enqueue failed; the sweeper will retry");
+        }
+        Ok(Some(RunStatus::Queued))
+    }
+
+    /// Starts a new run with the same steps, plan, definition version and
+    /// input as run `id`; none if there is no such run.
+    pub async fn rerun(
+        &self,
+        id: RunId,
+        request_id: Option<String>,
+    ) -> Result<Option<Submitted>, WorkflowError> {
+        let Some(run) = self.store.get_run(id).await? else {
+            return Ok(None);
+        };
+        let definition = run.definition.zip(run.definition_version);
+        let steps = run
+            .steps
+            .into_iter()
+            .map(|s| StepSpec {
+                id: s.id,
+                plugin: s.plugin,
+                config: s.config,
+                timeout_ms: s.timeout_ms,
+                retries: s.retries,
+            })
+            .collect();
+        let new = NewRun {
+            steps,
+            input: run.input,
+            idempotency_key: None,
+            request_id,
+            definition,
+            plan: run.plan,
+        };
+        self.submit(new).await.map(Some)
     }
 
     pub async fn get(&self, id: RunId) -> Result<Option<Run>, WorkflowError> {

@@ -235,6 +235,8 @@ mod tests {
                 input: crate::store::RawJson::from_value(&serde_json::json!({"n": 1})),
                 idempotency_key: None,
                 request_id: None,
+                definition: None,
+                plan: None,
             })
             .await
             .expect("run");

@@ -1,13 +1,20 @@
 //! Workers: take runs from the queue, lease them in the store, and execute
-//! their steps in order, checkpointing each finished step.
+//! their steps as their plan orders them (in order for a plain list; each
+//! step once the steps it needs are done, several at once, for a DAG),
+//! checkpointing each finished step.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use tokio::task::JoinHandle;
+use nova_client::types::ItemRun;
+use serde_json::{Map, Value};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
+use super::expr::truthy;
+use super::plan::Plan;
 use super::{Workflows, backoff};
 use crate::metrics::{self, StepOutcome as Counted};
 use crate::plugins::{CallError, Plugin, PluginKind};
@@ -153,6 +160,21 @@ struct Started {
     plugin: Arc<Plugin>,
 }
 
+/// Why the steps in flight of a run must stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Halt {
+    No,
+    /// Another worker holds the run now (this one was too slow to renew
+    /// its lease), or the store is unreachable: stop touching the run.
+    Lost,
+    /// The run was cancelled.
+    Cancelled,
+    /// A sibling step failed: the run fails, the others stop.
+    Failed,
+    /// The run passed its timeout: it fails, its steps stop.
+    TimedOut,
+}
+
 /// How a step ended, for the run.
 enum StepEnd {
     Succeeded(RawJson),
@@ -160,37 +182,101 @@ enum StepEnd {
     /// with it.
     Completed,
     Failed(String),
+    /// Stopped (the run cancelled, or a sibling failed) and recorded so.
     Cancelled,
-    /// Another worker holds the run now (this one was too slow to renew
-    /// its lease), or the store is unreachable: stop touching the run.
+    /// The lease is lost or the store unreachable: stop touching the run.
     Abandoned,
 }
 
-/// Renews the run's lease (and the queue entry's) while it executes; flags
-/// `lost` when the lease is gone.
+/// A run being executed: what its steps in flight share.
+struct Exec {
+    wf: Workflows,
+    worker: Arc<str>,
+    run: Run,
+    plan: Plan,
+    halt: Arc<watch::Sender<Halt>>,
+    /// The bytes the run keeps so far, held to the run limit.
+    stored: AtomicU64,
+}
+
+impl Exec {
+    /// Resolves when the steps in flight must stop, with why.
+    async fn stopped(&self) -> Halt {
+        let mut halt = self.halt.subscribe();
+        let why = halt.wait_for(|h| *h != Halt::No).await.map(|why| *why);
+        match why {
+            Ok(why) => why,
+            // The sender lives as long as the run's execution.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    fn halt(&self, why: Halt) {
+        self.halt.send_if_modified(|h| {
+            let first = *h == Halt::No;
+            if first {
+                *h = why;
+            }
+            first
+        });
+    }
+
+    /// Counts `bytes` more that the run keeps; the error when that would
+    /// pass the run limit.
+    fn keep(&self, bytes: u64, output: usize) -> Result<(), String> {
+        let limit = self.wf.config.limits.run_bytes;
+        self.stored
+            .try_update(Ordering::AcqRel, Ordering::Acquire, |stored| {
+                let total = stored.saturating_add(bytes);
+                (total <= limit).then_some(total)
+            })
+            .map(|_| ())
+            .map_err(|stored| {
+                format!(
+                    "its output of {output} bytes would bring what the run keeps to {} bytes, \
+                     over the limit of {limit} (limits.run_bytes)",
+                    stored.saturating_add(bytes)
+                )
+            })
+    }
+
+    fn step(&self, index: usize) -> &Step {
+        &self.run.steps[index]
+    }
+}
+
+/// Renews the run's lease (and the queue entry's) while it executes, and
+/// watches for its cancellation; halts the run's steps when the lease is
+/// lost or the run cancelled.
 struct Heartbeat {
-    task: JoinHandle<()>,
-    lost: Arc<AtomicBool>,
+    renew: JoinHandle<()>,
+    cancel: JoinHandle<()>,
 }
 
 impl Heartbeat {
-    fn start(wf: &Workflows, worker: &Arc<str>, run: &Run, delivery: &Delivery) -> Self {
-        let lost = Arc::new(AtomicBool::new(false));
-        let (wf, worker, id, delivery, flag) = (
+    fn start(
+        wf: &Workflows,
+        worker: &Arc<str>,
+        run: &Run,
+        delivery: &Delivery,
+        halt: &Arc<watch::Sender<Halt>>,
+    ) -> Self {
+        let (wf2, worker, id, delivery, lost) = (
             wf.clone(),
             worker.clone(),
             run.id,
             delivery.clone(),
-            lost.clone(),
+            halt.clone(),
         );
-        let task = tokio::spawn(async move {
+        let renew = tokio::spawn(async move {
+            let wf = wf2;
             let every = wf.config.lease / 3;
             loop {
                 tokio::time::sleep(every).await;
                 match wf.store.renew_lease(id, &worker, wf.config.lease).await {
                     Ok(true) => {}
                     Ok(false) => {
-                        flag.store(true, Ordering::Release);
+                        lost.send_replace(Halt::Lost);
                         return;
                     }
                     Err(e) => tracing::warn!(run = %id, error = %e, "cannot renew lease"),
@@ -200,13 +286,30 @@ impl Heartbeat {
                 }
             }
         });
-        Heartbeat { task, lost }
+        let (wf, cancelled) = (wf.clone(), halt.clone());
+        let cancel = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(CANCEL_POLL).await;
+                if wf.store.cancel_requested(id).await.unwrap_or(false) {
+                    cancelled.send_if_modified(|h| {
+                        let first = *h == Halt::No;
+                        if first {
+                            *h = Halt::Cancelled;
+                        }
+                        first
+                    });
+                    return;
+                }
+            }
+        });
+        Heartbeat { renew, cancel }
     }
 }
 
 impl Drop for Heartbeat {
     fn drop(&mut self) {
-        self.task.abort();
+        self.renew.abort();
+        self.cancel.abort();
     }
 }
 
@@ -230,6 +333,16 @@ async fn execute(
         .await;
 }
 
+/// Where a step of the run stands, for the engine.
+#[derive(Debug, Clone, PartialEq)]
+enum State {
+    /// Not done: pending, or running when the run was claimed.
+    Open,
+    InFlight,
+    Done(RawJson),
+    Skipped,
+}
+
 async fn execute_steps(
     wf: &Workflows,
     worker: &Arc<str>,
@@ -238,92 +351,389 @@ async fn execute_steps(
     delivery: &Delivery,
     drain: &Drain,
 ) {
-    let heartbeat = Heartbeat::start(wf, worker, &run, delivery);
-    let id = run.id;
-    let mut carry = Carry {
-        input: run.input.clone(),
-        stored: run.stored_bytes(),
-    };
-    for step in &run.steps {
-        // The step the claim started runs even when stopping: its attempt
-        // is counted, and the drain waits for it like any step in flight.
-        let begun = started.take_if(|s| s.index == step.index);
-        if drain.stopping() && !step.status.is_terminal() && begun.is_none() {
-            hand_back(wf, worker, &run, step.index).await;
+    let plan = match super::plan_of(&run) {
+        Ok(plan) => plan,
+        Err(e) => {
+            let error = format!("the run's plan cannot be read: {e}");
+            finish(wf, worker, &run, RunStatus::Failed, None, Some(error)).await;
             return;
         }
-        // Resuming a run claimed again after a crash: finished steps are
-        // checkpointed, so their output is the next step's input.
-        match step.status {
-            StepStatus::Succeeded => {
-                carry.input = step.output.clone().unwrap_or_else(RawJson::null);
-                continue;
-            }
+    };
+    // Resuming a run claimed again after a crash: finished steps are
+    // checkpointed, and a step that failed or was cancelled ends the run.
+    let mut state = Vec::with_capacity(run.steps.len());
+    for step in &run.steps {
+        state.push(match step.status {
+            StepStatus::Succeeded => Done(step.output.clone().unwrap_or_else(RawJson::null)),
+            StepStatus::Skipped => State::Skipped,
             StepStatus::Failed => {
-                let error = step.error.clone().unwrap_or_default();
-                finish(
-                    wf,
-                    worker,
-                    &run,
-                    RunStatus::Failed,
-                    None,
-                    Some(step_error(step, &error)),
-                )
-                .await;
+                let error = step_error(step, step.error.as_deref().unwrap_or_default());
+                finish(wf, worker, &run, RunStatus::Failed, None, Some(error)).await;
                 return;
             }
             StepStatus::Cancelled => {
                 finish(wf, worker, &run, RunStatus::Cancelled, None, None).await;
                 return;
             }
-            StepStatus::Pending | StepStatus::Running => {}
+            StepStatus::Pending | StepStatus::Running => State::Open,
+        });
+    }
+    use State::Done;
+    let halt = Arc::new(watch::channel(Halt::No).0);
+    let heartbeat = Heartbeat::start(wf, worker, &run, delivery, &halt);
+    let exec = Arc::new(Exec {
+        wf: wf.clone(),
+        worker: worker.clone(),
+        stored: AtomicU64::new(run.stored_bytes()),
+        run,
+        plan,
+        halt,
+    });
+    let _timer = exec.plan.timeout.map(|timeout| {
+        // From the run's first start: a resumed run keeps its deadline.
+        let started = exec.run.started_at.unwrap_or_else(crate::store::now_ms);
+        let elapsed = crate::store::now_ms().saturating_sub(started).max(0) as u64;
+        let left = timeout.saturating_sub(Duration::from_millis(elapsed));
+        let halt = exec.halt.clone();
+        AbortOnDrop(tokio::spawn(async move {
+            tokio::time::sleep(left).await;
+            halt.send_if_modified(|h| {
+                let first = *h == Halt::No;
+                if first {
+                    *h = Halt::TimedOut;
+                }
+                first
+            });
+        }))
+    });
+    let max_parallel = exec.plan.max_parallel as usize;
+    let mut flight: JoinSet<(usize, StepEnd)> = JoinSet::new();
+    let mut failure: Option<String> = None;
+    let mut cancelled = false;
+    let mut handing_back = false;
+    loop {
+        // Start every step whose needs are done, up to max_parallel; a
+        // skipped step may make others ready, so look again until none.
+        let mut progressed = true;
+        while progressed && failure.is_none() && !cancelled && *exec.halt.borrow() == Halt::No {
+            progressed = false;
+            for i in 0..state.len() {
+                if flight.len() >= max_parallel {
+                    break;
+                }
+                let ready = state[i] == State::Open
+                    && exec.plan.steps[i]
+                        .needs
+                        .iter()
+                        .all(|&n| matches!(state[n], Done(_) | State::Skipped));
+                if !ready {
+                    continue;
+                }
+                // The step the claim started runs even when stopping: its
+                // attempt is counted, and the drain waits for it like any
+                // step in flight.
+                let begun = started.take_if(|s| s.index as usize == i);
+                if drain.stopping() && begun.is_none() {
+                    handing_back = true;
+                    continue;
+                }
+                match prepare(&exec, i, &state) {
+                    Prepared::Skip => {
+                        match exec
+                            .wf
+                            .store
+                            .finish_step(exec.run.id, i as u32, StepOutcome::Skipped, 0.0, worker)
+                            .await
+                        {
+                            Ok(_) => {
+                                tracing::debug!(step = i, "step skipped: its if was false");
+                                state[i] = State::Skipped;
+                                progressed = true;
+                            }
+                            Err(e) => {
+                                abandon(exec.run.id, e);
+                                return;
+                            }
+                        }
+                    }
+                    Prepared::Run { input, record } => {
+                        // The last step in order, ending the run with its
+                        // output: its checkpoint and the run's end are one
+                        // write.
+                        let last = i + 1 == state.len()
+                            && exec.plan.output.is_none()
+                            && state[..i]
+                                .iter()
+                                .all(|s| matches!(s, Done(_) | State::Skipped));
+                        state[i] = State::InFlight;
+                        let exec = exec.clone();
+                        let span =
+                            tracing::info_span!("step", index = i, plugin = %exec.step(i).plugin);
+                        flight.spawn(
+                            async move {
+                                let end = run_step(&exec, i, begun, input, record, last).await;
+                                (i, end)
+                            }
+                            .instrument(span),
+                        );
+                    }
+                    Prepared::ForEach { inputs, record } => {
+                        state[i] = State::InFlight;
+                        let exec = exec.clone();
+                        let span =
+                            tracing::info_span!("step", index = i, plugin = %exec.step(i).plugin);
+                        flight.spawn(
+                            async move {
+                                let end = run_for_each(&exec, i, begun, inputs, record).await;
+                                (i, end)
+                            }
+                            .instrument(span),
+                        );
+                    }
+                    Prepared::Invalid(error) => {
+                        let step = exec.step(i);
+                        match fail(&exec, step, 0.0, &error).await {
+                            StepEnd::Failed(error) => {
+                                failure = Some(step_error(step, &error));
+                                exec.halt(Halt::Failed);
+                            }
+                            _ => return,
+                        }
+                        break;
+                    }
+                }
+            }
         }
-        let span = tracing::info_span!("step", index = step.index, plugin = %step.plugin);
-        match run_step(wf, worker, &run, step, begun, &mut carry, &heartbeat.lost)
-            .instrument(span)
-            .await
-        {
-            StepEnd::Succeeded(output) => carry.input = output,
-            StepEnd::Completed => return,
-            StepEnd::Failed(error) => {
-                finish(
-                    wf,
-                    worker,
-                    &run,
-                    RunStatus::Failed,
-                    None,
-                    Some(step_error(step, &error)),
-                )
-                .await;
+        let Some(joined) = flight.join_next().await else {
+            break;
+        };
+        let (i, end) = match joined {
+            Ok(done) => done,
+            Err(e) => {
+                // A step task panicked: leave the run for the lease to
+                // expire and another worker to resume.
+                tracing::error!(run = %exec.run.id, error = %e, "a step task ended abnormally");
+                exec.halt(Halt::Lost);
+                flight.abort_all();
                 return;
+            }
+        };
+        match end {
+            StepEnd::Succeeded(output) => state[i] = Done(output),
+            StepEnd::Completed => {
+                // Only the last step completes the run, and only with
+                // nothing else in flight.
+                return;
+            }
+            StepEnd::Failed(error) => {
+                if failure.is_none() {
+                    failure = Some(step_error(exec.step(i), &error));
+                }
+                exec.halt(Halt::Failed);
             }
             StepEnd::Cancelled => {
-                finish(wf, worker, &run, RunStatus::Cancelled, None, None).await;
-                return;
+                if failure.is_none() {
+                    cancelled = true;
+                }
             }
             StepEnd::Abandoned => {
-                tracing::info!(run = %id, step = step.index, "run abandoned: lease lost");
+                tracing::info!(run = %exec.run.id, step = i, "run abandoned: lease lost");
+                exec.halt(Halt::Lost);
+                flight.abort_all();
                 return;
             }
         }
     }
-    finish(
-        wf,
-        worker,
-        &run,
-        RunStatus::Succeeded,
-        Some(carry.input),
-        None,
-    )
-    .await;
+    drop(heartbeat);
+    let run = &exec.run;
+    let halt = *exec.halt.borrow();
+    let all_done = state.iter().all(|s| matches!(s, Done(_) | State::Skipped));
+    if let Some(error) = failure {
+        finish(wf, worker, run, RunStatus::Failed, None, Some(error)).await;
+    } else if halt == Halt::TimedOut && !all_done {
+        let timeout = exec.plan.timeout.unwrap_or_default();
+        let error = format!(
+            "the run did not finish within its timeout of {}",
+            humantime::format_duration(timeout)
+        );
+        finish(wf, worker, run, RunStatus::Failed, None, Some(error)).await;
+    } else if cancelled || (halt == Halt::Cancelled && !all_done) {
+        finish(wf, worker, run, RunStatus::Cancelled, None, None).await;
+    } else if all_done {
+        let output = run_output(&exec, &state);
+        let bytes = output.len() as u64;
+        match exec.keep(bytes, output.len()) {
+            Ok(()) => finish(wf, worker, run, RunStatus::Succeeded, Some(output), None).await,
+            Err(e) => {
+                let error = format!("the run's output: {e}");
+                finish(wf, worker, run, RunStatus::Failed, None, Some(error)).await;
+            }
+        }
+    } else {
+        // Stopping (or, should nothing be ready with nothing in flight,
+        // leaving it to the next claim).
+        if !handing_back {
+            tracing::warn!(run = %run.id, "no step ready and none in flight; handing the run back");
+        }
+        let next = state.iter().position(|s| *s == State::Open).unwrap_or(0);
+        hand_back(wf, worker, run, next as u32).await;
+    }
 }
 
-/// What a run carries from one step to the next.
-struct Carry {
-    /// The next step's input: the last output.
-    input: RawJson,
-    /// The bytes the run keeps so far, held to the run limit.
-    stored: u64,
+/// A task aborted when this is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// What a ready step is to do.
+enum Prepared {
+    /// Its `if` was false.
+    Skip,
+    /// One call, on `input`; `record`: the input to record, when its
+    /// expressions made it.
+    Run {
+        input: RawJson,
+        record: Option<RawJson>,
+    },
+    /// One call per element, on these inputs; `record`: the elements.
+    ForEach {
+        inputs: Vec<RawJson>,
+        record: RawJson,
+    },
+    /// Its expressions gave what it cannot take.
+    Invalid(String),
+}
+
+/// Most elements one `for_each` may run over.
+const MAX_ITEMS: usize = 10_000;
+
+/// Evaluates a ready step's `if`, `for_each` and `input`.
+fn prepare(exec: &Exec, i: usize, state: &[State]) -> Prepared {
+    let planned = &exec.plan.steps[i];
+    let scope = (!planned.reads.is_empty()
+        || planned.when.is_some()
+        || planned.for_each.is_some()
+        || planned.input.is_some())
+    .then(|| scope(exec, &planned.reads, state));
+    if let (Some(when), Some(scope)) = (&planned.when, &scope)
+        && !truthy(&when.eval(scope))
+    {
+        return Prepared::Skip;
+    }
+    if let (Some(for_each), Some(scope)) = (&planned.for_each, &scope) {
+        let items = match for_each.eval(scope) {
+            Value::Array(items) => items,
+            other => {
+                return Prepared::Invalid(format!(
+                    "for_each {} gave {}, not an array",
+                    for_each.text(),
+                    kind(&other)
+                ));
+            }
+        };
+        if items.len() > MAX_ITEMS {
+            return Prepared::Invalid(format!(
+                "for_each {} gave {} elements; a step runs over at most {MAX_ITEMS}",
+                for_each.text(),
+                items.len()
+            ));
+        }
+        let record = RawJson::from_value(&Value::Array(items.clone()));
+        let mut element = scope.clone();
+        let inputs = items
+            .into_iter()
+            .enumerate()
+            .map(|(index, item)| match &planned.input {
+                Some(template) => {
+                    if let Value::Object(fields) = &mut element {
+                        fields.insert("item".into(), item);
+                        fields.insert("index".into(), Value::from(index));
+                    }
+                    RawJson::from_value(&template.eval(&element))
+                }
+                None => RawJson::from_value(&item),
+            })
+            .collect();
+        return Prepared::ForEach { inputs, record };
+    }
+    if let (Some(template), Some(scope)) = (&planned.input, &scope) {
+        let input = RawJson::from_value(&template.eval(scope));
+        return Prepared::Run {
+            record: Some(input.clone()),
+            input,
+        };
+    }
+    // No expressions: the output of what it needs, as is.
+    let output = |n: usize| match &state[n] {
+        State::Done(output) => output.clone(),
+        _ => RawJson::null(),
+    };
+    let input = match planned.needs.as_slice() {
+        [] => exec.run.input.clone(),
+        [one] => output(*one),
+        several => {
+            let mut text = String::from("{");
+            for (k, &n) in several.iter().enumerate() {
+                if k > 0 {
+                    text.push(',');
+                }
+                text.push_str(&Value::from(exec.plan.id(n)).to_string());
+                text.push(':');
+                text.push_str(output(n).get());
+            }
+            text.push('}');
+            RawJson::stored(text).unwrap_or_else(|_| RawJson::null())
+        }
+    };
+    Prepared::Run {
+        input,
+        record: None,
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// What a step's expressions see: `{"input": …, "steps": {ID: {"output":
+/// …}}}`, with the steps it `reads` only.
+fn scope(exec: &Exec, reads: &[usize], state: &[State]) -> Value {
+    let mut steps = Map::new();
+    for &n in reads {
+        let output = match &state[n] {
+            State::Done(output) => output.to_value(),
+            _ => Value::Null,
+        };
+        let mut entry = Map::new();
+        entry.insert("output".into(), output);
+        steps.insert(exec.plan.id(n).to_owned(), Value::Object(entry));
+    }
+    let mut scope = Map::new();
+    scope.insert("input".into(), exec.run.input.to_value());
+    scope.insert("steps".into(), Value::Object(steps));
+    Value::Object(scope)
+}
+
+/// The run's output: its `output` expressions, or the last step's output.
+fn run_output(exec: &Exec, state: &[State]) -> RawJson {
+    if let Some(template) = &exec.plan.output {
+        return RawJson::from_value(&template.eval(&scope(exec, &exec.plan.output_reads, state)));
+    }
+    match state.last() {
+        Some(State::Done(output)) => output.clone(),
+        _ => RawJson::null(),
+    }
 }
 
 /// The process is stopping: let another worker resume the run at step
@@ -387,57 +797,42 @@ async fn finish(
     }
 }
 
-/// Records the last step's success and the run's end together.
-async fn complete(
-    wf: &Workflows,
-    worker: &str,
-    run: &Run,
-    step: &Step,
-    output: RawJson,
-    ms: f64,
-) -> StepEnd {
-    match wf
-        .store
-        .complete_run(run.id, step.index, output, ms, worker)
-        .await
-    {
-        Ok(Some(finished)) => {
-            tracing::debug!(run = %run.id, "run succeeded");
-            wf.waiters.announce_run(finished);
-            StepEnd::Completed
-        }
-        // Ended meanwhile (cancelled, say): nothing more to record.
-        Ok(None) => StepEnd::Completed,
-        Err(e) => abandon(run.id, e),
-    }
+/// How a call (with its retries) ended.
+enum Called {
+    Succeeded { output: RawJson, ms: f64 },
+    Failed { error: String, ms: f64 },
+    Halted { why: Halt, ms: f64 },
+    Abandoned,
 }
 
-/// Runs one step to its end: attempts, retries with backoff, cancellation.
-/// `begun`: the first attempt, when the claim started it. The `last`
-/// step's success ends the run in the same write.
-async fn run_step(
-    wf: &Workflows,
-    worker: &Arc<str>,
-    run: &Run,
+/// Who counts a call's attempts: the store (a step's), or the caller (an
+/// element of a `for_each`, whose step was started once).
+enum Attempts<'a> {
+    Store { record: Option<&'a RawJson> },
+    Local(&'a mut u32),
+}
+
+/// Calls the step's plugin on `input` until it succeeds or may not try
+/// again: tries the host was too busy for again without end (as the same
+/// attempt), failures up to the step's `retries`, with backoff; stops when
+/// the run halts. `begun`: the first attempt, when the claim started it.
+async fn call(
+    exec: &Exec,
     step: &Step,
+    input: &str,
     mut begun: Option<Started>,
-    carry: &mut Carry,
-    lost: &AtomicBool,
-) -> StepEnd {
-    let id = run.id;
-    let last = step.index as usize + 1 == run.steps.len();
+    mut attempts: Attempts<'_>,
+) -> Called {
+    let wf = &exec.wf;
+    let id = exec.run.id;
     let config = if step.config.is_null() {
         "{}"
     } else {
         step.config.get()
     };
-    let input = carry.input.get();
     let retries = step.retries.unwrap_or(0);
     let timeout = step.timeout_ms.map(Duration::from_millis);
-    // Tries that never ran for lack of a free instance: the host was busy,
-    // not the step failing, so they are tried again without end (until the
-    // run is cancelled or its lease lost), as the same attempt: they count
-    // against nothing and are not recorded as attempts.
+    let backoff = &exec.plan.steps[step.index as usize].backoff;
     let mut busy = 0u32;
     loop {
         // The plugin is looked up at each attempt: a version installed
@@ -448,157 +843,380 @@ async fn run_step(
                 let plugin = match wf.registry.get(&step.plugin) {
                     Some(p) if p.kind == PluginKind::Step => p,
                     Some(_) => {
-                        return fail(wf, worker, run, step, 0.0, "the plugin is no longer a step")
-                            .await;
+                        return Called::Failed {
+                            error: "the plugin is no longer a step".into(),
+                            ms: 0.0,
+                        };
                     }
                     None => {
-                        return fail(wf, worker, run, step, 0.0, "the plugin is not loaded").await;
+                        return Called::Failed {
+                            error: "the plugin is not loaded".into(),
+                            ms: 0.0,
+                        };
                     }
                 };
-                match wf
-                    .store
-                    .start_step(id, step.index, &plugin.info.version, worker)
-                    .await
-                {
-                    Ok(attempt) => (plugin, attempt),
-                    Err(e) => return abandon(id, e),
-                }
+                let attempt = match &mut attempts {
+                    Attempts::Store { record } => match wf
+                        .store
+                        .start_step(id, step.index, &plugin.info.version, &exec.worker, *record)
+                        .await
+                    {
+                        Ok(attempt) => attempt,
+                        Err(e) => {
+                            abandon(id, e);
+                            return Called::Abandoned;
+                        }
+                    },
+                    Attempts::Local(count) => {
+                        **count += 1;
+                        **count
+                    }
+                };
+                (plugin, attempt)
             }
         };
         let start = Instant::now();
         let outcome = tokio::select! {
-            result = wf.registry.runtime().run_step_within(&plugin, input, config, timeout) => Some(result),
-            () = stopped(wf, id, lost) => None,
+            result = wf.registry.runtime().run_step_within(&plugin, input, config, timeout) => Ok(result),
+            why = exec.stopped() => Err(why),
         };
         let ms = start.elapsed().as_secs_f64() * 1e3;
         let error = match outcome {
-            None if lost.load(Ordering::Acquire) => return StepEnd::Abandoned,
             // Dropping the call's future dropped its store: the instance
             // is gone, the step interrupted.
-            None => return cancel(wf, worker, run, step, ms).await,
-            Some(Ok(output)) => {
-                // The last step's output is kept twice: as its own and the
-                // run's.
-                let keeps = output.len() as u64 * if last { 2 } else { 1 };
-                let limit = wf.config.limits.run_bytes;
-                if carry.stored.saturating_add(keeps) > limit {
-                    let error = format!(
-                        "its output of {} bytes would bring what the run keeps to {} bytes, \
-                         over the limit of {limit} (limits.run_bytes)",
-                        output.len(),
-                        carry.stored.saturating_add(keeps)
-                    );
-                    return fail(wf, worker, run, step, ms, &error).await;
-                }
-                carry.stored += keeps;
+            Err(why) => return Called::Halted { why, ms },
+            Ok(Ok(output)) => {
                 metrics::step_outcome(Counted::Succeeded);
-                tracing::debug!(attempt, ms, "step succeeded");
-                if last {
-                    return complete(wf, worker, run, step, output, ms).await;
-                }
-                let outcome = StepOutcome::Succeeded {
-                    output: output.clone(),
-                };
-                return match wf
-                    .store
-                    .finish_step(id, step.index, outcome, ms, worker)
-                    .await
-                {
-                    Ok(_) => StepEnd::Succeeded(output),
-                    Err(e) => abandon(id, e),
-                };
+                tracing::debug!(attempt, ms, "call succeeded");
+                return Called::Succeeded { output, ms };
             }
-            Some(Err(e)) => e,
+            Ok(Err(e)) => e,
         };
-        if error.is_busy() {
+        let delay = if error.is_busy() {
             busy += 1;
-            let delay = backoff::delay(busy, wf.config.backoff_base, wf.config.backoff_max);
             metrics::step_outcome(Counted::Busy);
+            let delay = backoff::delay(busy, wf.config.backoff_base, wf.config.backoff_max);
             tracing::info!(run = %id, step = step.index, attempt, ?delay, error = %error, "no free plugin instance; trying again");
             begun = Some(Started {
                 index: step.index,
                 attempt,
                 plugin,
             });
-            tokio::select! {
-                () = tokio::time::sleep(delay) => continue,
-                () = stopped(wf, id, lost) => {
-                    if lost.load(Ordering::Acquire) {
-                        return StepEnd::Abandoned;
-                    }
-                    return cancel(wf, worker, run, step, ms).await;
-                }
+            if let Attempts::Local(count) = &mut attempts {
+                // The same attempt, tried again.
+                **count -= 1;
+                begun = None;
             }
-        }
-        if retryable(&error) && attempt <= retries {
-            let delay = backoff::delay(attempt, wf.config.backoff_base, wf.config.backoff_max);
+            delay
+        } else if retryable(&error, &backoff.non_retryable) && attempt <= retries {
             metrics::step_outcome(Counted::Retried);
+            let delay = backoff::delay_with(
+                attempt,
+                backoff.initial.unwrap_or(wf.config.backoff_base),
+                backoff.max.unwrap_or(wf.config.backoff_max),
+                backoff.multiplier,
+            );
             tracing::info!(run = %id, step = step.index, attempt, ?delay, error = %error, "step failed; retrying");
-            tokio::select! {
-                () = tokio::time::sleep(delay) => continue,
-                () = stopped(wf, id, lost) => {
-                    if lost.load(Ordering::Acquire) {
-                        return StepEnd::Abandoned;
-                    }
-                    return cancel(wf, worker, run, step, ms).await;
+            delay
+        } else {
+            return Called::Failed {
+                error: error.to_string(),
+                ms,
+            };
+        };
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            why = exec.stopped() => return Called::Halted { why, ms },
+        }
+    }
+}
+
+/// Runs one step to its end and records it. `begun`: the first attempt,
+/// when the claim started it; `last`: the run ends with its success, in
+/// the same write.
+async fn run_step(
+    exec: &Exec,
+    i: usize,
+    begun: Option<Started>,
+    input: RawJson,
+    record: Option<RawJson>,
+    last: bool,
+) -> StepEnd {
+    let step = exec.step(i);
+    if let Some(record) = &record
+        && let Err(error) = exec.keep(record.len() as u64, record.len())
+    {
+        let error = error.replace("its output", "its input");
+        return fail(exec, step, 0.0, &error).await;
+    }
+    let attempts = Attempts::Store {
+        record: record.as_ref(),
+    };
+    match call(exec, step, input.get(), begun, attempts).await {
+        Called::Succeeded { output, ms } => {
+            // The last step's output is kept twice: as its own and the
+            // run's.
+            let keeps = output.len() as u64 * if last { 2 } else { 1 };
+            if let Err(error) = exec.keep(keeps, output.len()) {
+                return fail(exec, step, ms, &error).await;
+            }
+            if last {
+                return complete(exec, step, output, ms).await;
+            }
+            succeed(exec, step, output, ms).await
+        }
+        Called::Failed { error, ms } => fail(exec, step, ms, &error).await,
+        Called::Halted { why, ms } => stop(exec, step, why, ms).await,
+        Called::Abandoned => StepEnd::Abandoned,
+    }
+}
+
+/// Runs a `for_each` step: one call per input, `concurrency` at once,
+/// each with the step's retries; the output is the array of the results,
+/// in order. A failed element fails the step and stops the others.
+async fn run_for_each(
+    exec: &Arc<Exec>,
+    i: usize,
+    begun: Option<Started>,
+    inputs: Vec<RawJson>,
+    record: RawJson,
+) -> StepEnd {
+    let step = exec.step(i);
+    let wf = &exec.wf;
+    let id = exec.run.id;
+    if let Err(error) = exec.keep(record.len() as u64, record.len()) {
+        let error = error.replace("its output", "its elements");
+        return fail(exec, step, 0.0, &error).await;
+    }
+    // The step's own attempt: its plugin version and start recorded once.
+    if begun.is_none() {
+        let Some(plugin) = wf.registry.get(&step.plugin) else {
+            return fail(exec, step, 0.0, "the plugin is not loaded").await;
+        };
+        if let Err(e) = wf
+            .store
+            .start_step(
+                id,
+                step.index,
+                &plugin.info.version,
+                &exec.worker,
+                Some(&record),
+            )
+            .await
+        {
+            return abandon(id, e);
+        }
+    }
+    let start = Instant::now();
+    let count = inputs.len();
+    let mut items = vec![
+        ItemRun {
+            status: StepStatus::Pending,
+            attempts: 0,
+            error: None,
+        };
+        count
+    ];
+    let mut results: Vec<Option<RawJson>> = vec![None; count];
+    let mut inputs = inputs.into_iter().enumerate();
+    let concurrency = exec.plan.steps[i].concurrency as usize;
+    let mut running: JoinSet<(usize, Called, u32)> = JoinSet::new();
+    let mut recorded = Instant::now();
+    let mut failed: Option<String> = None;
+    loop {
+        while failed.is_none() && running.len() < concurrency {
+            let Some((k, input)) = inputs.next() else {
+                break;
+            };
+            items[k].status = StepStatus::Running;
+            let exec = exec.clone();
+            running.spawn(async move {
+                let mut tries = 0;
+                let step = exec.step(i);
+                let called =
+                    call(&exec, step, input.get(), None, Attempts::Local(&mut tries)).await;
+                (k, called, tries)
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        let Ok((k, called, tries)) = joined else {
+            // Aborted (a sibling failed), or panicked: counted as failed.
+            continue;
+        };
+        items[k].attempts = tries;
+        match called {
+            Called::Succeeded { output, .. } => {
+                if let Err(error) = exec.keep(output.len() as u64, output.len()) {
+                    items[k].status = StepStatus::Failed;
+                    items[k].error = Some(cut(&error, 1024));
+                    failed = Some(format!("element {k}: {error}"));
+                    running.abort_all();
+                } else {
+                    items[k].status = StepStatus::Succeeded;
+                    results[k] = Some(output);
                 }
             }
+            Called::Failed { error, .. } => {
+                items[k].status = StepStatus::Failed;
+                items[k].error = Some(cut(&error, 1024));
+                if failed.is_none() {
+                    failed = Some(format!("element {k}: {error}"));
+                }
+                running.abort_all();
+            }
+            Called::Halted { why, .. } => {
+                running.abort_all();
+                let ms = start.elapsed().as_secs_f64() * 1e3;
+                record_items(exec, step, &items).await;
+                return stop(exec, step, why, ms).await;
+            }
+            Called::Abandoned => {
+                running.abort_all();
+                return StepEnd::Abandoned;
+            }
         }
-        return fail(wf, worker, run, step, ms, &error.to_string()).await;
+        // Progress, for the run's view, at most a few times a second.
+        if recorded.elapsed() >= ITEMS_EVERY {
+            recorded = Instant::now();
+            record_items(exec, step, &items).await;
+        }
+    }
+    for item in &mut items {
+        if matches!(item.status, StepStatus::Pending | StepStatus::Running) {
+            item.status = StepStatus::Cancelled;
+        }
+    }
+    record_items(exec, step, &items).await;
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    if let Some(error) = failed {
+        return fail(exec, step, ms, &error).await;
+    }
+    let mut text = String::with_capacity(
+        results.iter().flatten().map(RawJson::len).sum::<usize>() + count + 2,
+    );
+    text.push('[');
+    for (k, result) in results.iter().enumerate() {
+        if k > 0 {
+            text.push(',');
+        }
+        text.push_str(result.as_ref().map_or("null", RawJson::get));
+    }
+    text.push(']');
+    let output = RawJson::stored(text).unwrap_or_else(|_| RawJson::null());
+    succeed(exec, step, output, ms).await
+}
+
+/// How often a `for_each` records its elements' progress.
+const ITEMS_EVERY: Duration = Duration::from_millis(250);
+
+async fn record_items(exec: &Exec, step: &Step, items: &[ItemRun]) {
+    let Ok(text) = serde_json::to_string(items) else {
+        return;
+    };
+    let Ok(items) = RawJson::stored(text) else {
+        return;
+    };
+    if let Err(e) = exec
+        .wf
+        .store
+        .record_items(exec.run.id, step.index, &items, &exec.worker)
+        .await
+    {
+        tracing::debug!(run = %exec.run.id, step = step.index, error = %e, "cannot record a for_each's progress");
     }
 }
 
-/// A plugin that reported bad or unsupported input will say the same on a
-/// retry; everything else (a crash, a timeout, a busy host, a failed
-/// dependency) may pass next time.
-fn retryable(error: &CallError) -> bool {
-    !matches!(
-        error,
-        CallError::InvalidInput(_) | CallError::Unsupported(_)
-    )
-}
-
-/// Resolves when the run is cancelled or its lease lost.
-async fn stopped(wf: &Workflows, id: crate::store::RunId, lost: &AtomicBool) {
-    loop {
-        tokio::time::sleep(CANCEL_POLL).await;
-        if lost.load(Ordering::Acquire) || wf.store.cancel_requested(id).await.unwrap_or(false) {
-            return;
-        }
+async fn succeed(exec: &Exec, step: &Step, output: RawJson, ms: f64) -> StepEnd {
+    let outcome = StepOutcome::Succeeded {
+        output: output.clone(),
+    };
+    match exec
+        .wf
+        .store
+        .finish_step(exec.run.id, step.index, outcome, ms, &exec.worker)
+        .await
+    {
+        Ok(_) => StepEnd::Succeeded(output),
+        Err(e) => abandon(exec.run.id, e),
     }
 }
 
-async fn fail(
-    wf: &Workflows,
-    worker: &str,
-    run: &Run,
-    step: &Step,
-    ms: f64,
-    error: &str,
-) -> StepEnd {
-    let error = cut(error, wf.config.limits.error_bytes);
+/// Records the last step's success and the run's end together.
+async fn complete(exec: &Exec, step: &Step, output: RawJson, ms: f64) -> StepEnd {
+    let run = &exec.run;
+    match exec
+        .wf
+        .store
+        .complete_run(run.id, step.index, output, ms, &exec.worker)
+        .await
+    {
+        Ok(Some(finished)) => {
+            tracing::debug!(run = %run.id, "run succeeded");
+            exec.wf.waiters.announce_run(finished);
+            StepEnd::Completed
+        }
+        // Ended meanwhile (cancelled, say): nothing more to record.
+        Ok(None) => StepEnd::Completed,
+        Err(e) => abandon(run.id, e),
+    }
+}
+
+/// A step stopped because the run halted: recorded cancelled, unless the
+/// lease is lost (then nothing is touched).
+async fn stop(exec: &Exec, step: &Step, why: Halt, ms: f64) -> StepEnd {
+    match why {
+        Halt::Lost | Halt::No => StepEnd::Abandoned,
+        Halt::Cancelled | Halt::Failed | Halt::TimedOut => cancel(exec, step, ms).await,
+    }
+}
+
+/// Whether a failed attempt is tried again: unless its kind of error is
+/// among the step's `non_retryable` (by default bad or unsupported input,
+/// which a retry would only see again; a crash, a timeout or a failed
+/// dependency may pass next time).
+fn retryable(error: &CallError, non_retryable: &[String]) -> bool {
+    let code = error.code();
+    let kind = code
+        .strip_prefix("plugin_")
+        .unwrap_or(code)
+        .replace('_', "-");
+    !non_retryable.contains(&kind)
+}
+
+async fn fail(exec: &Exec, step: &Step, ms: f64, error: &str) -> StepEnd {
+    metrics::step_outcome(Counted::Failed);
+    let error = cut(error, exec.wf.config.limits.error_bytes);
     let outcome = StepOutcome::Failed {
         error: error.clone(),
     };
-    metrics::step_outcome(Counted::Failed);
-    match wf
+    match exec
+        .wf
         .store
-        .finish_step(run.id, step.index, outcome, ms, worker)
+        .finish_step(exec.run.id, step.index, outcome, ms, &exec.worker)
         .await
     {
         Ok(_) => StepEnd::Failed(error),
-        Err(e) => abandon(run.id, e),
+        Err(e) => abandon(exec.run.id, e),
     }
 }
 
-async fn cancel(wf: &Workflows, worker: &str, run: &Run, step: &Step, ms: f64) -> StepEnd {
-    match wf
+async fn cancel(exec: &Exec, step: &Step, ms: f64) -> StepEnd {
+    match exec
+        .wf
         .store
-        .finish_step(run.id, step.index, StepOutcome::Cancelled, ms, worker)
+        .finish_step(
+            exec.run.id,
+            step.index,
+            StepOutcome::Cancelled,
+            ms,
+            &exec.worker,
+        )
         .await
     {
         Ok(_) => StepEnd::Cancelled,
-        Err(e) => abandon(run.id, e),
+        Err(e) => abandon(exec.run.id, e),
     }
 }
 
