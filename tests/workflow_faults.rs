@@ -239,6 +239,86 @@ async fn an_embedded_host_resumes_its_runs_after_a_crash() {
     assert_all_finished_once(&second, &ids).await;
 }
 
+/// A sleep step parks its run in the store: the only worker serves other
+/// runs meanwhile, and the sleep ends on time after the host is killed and
+/// started again, on both backends.
+#[tokio::test]
+async fn a_sleep_holds_no_worker_and_survives_a_kill() {
+    for backend in [Backend::Embedded, Backend::postgres_redis()] {
+        let name = backend.name();
+        let data = tempfile::tempdir().unwrap();
+        let shared = shared_plugins();
+        let options = || {
+            let options = Options::default()
+                .backend(&backend)
+                .shared_plugins_dir(shared.path())
+                .env("NOVA_WORKERS", "1")
+                .env("NOVA_LEASE_MS", "1000");
+            match backend {
+                Backend::Embedded => options.data_dir(data.path()),
+                _ => options,
+            }
+        };
+        let mut first = Nova::start(options()).await;
+        let (status, answer) = first
+            .submit(&json!({
+                "steps": [
+                    {"id": "before", "plugin": "template", "config": {"template": "{\"n\": {{ n + 1 }}}", "output": "json"}},
+                    {"id": "nap", "sleep": "PT4S"},
+                    {"id": "after", "plugin": "template", "config": {"template": "{\"n\": {{ n + 10 }}}", "output": "json"}},
+                ],
+                "input": {"n": 1},
+            }))
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        let id = answer["id"].as_str().unwrap().to_owned();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let asleep = loop {
+            let run = first.wait_run(&id, 0).await;
+            if run["steps"][1]["wake_at"].is_string() {
+                break run;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name}: the sleep never started: {run}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(asleep["steps"][1]["status"], "running", "{asleep}");
+        // The one worker is free: another run finishes while this sleeps.
+        let (status, other) = first
+            .submit(&json!({"steps": [{"plugin": "template", "config": {"template": "x"}}]}))
+            .await;
+        assert_eq!(status, 202, "{other}");
+        let other = first.wait_run(other["id"].as_str().unwrap(), 10).await;
+        assert_eq!(other["status"], "succeeded", "{name}: {other}");
+        assert_eq!(
+            first.wait_run(&id, 0).await["status"],
+            "running",
+            "{name}: still asleep when the other run finished"
+        );
+
+        first.kill();
+        let second = Nova::start(options()).await;
+        let run = second.wait_run(&id, 30).await;
+        assert_eq!(run["status"], "succeeded", "{name}: {run}");
+        assert_eq!(run["output"], json!({"n": 12}), "{name}: {run}");
+        let nap = &run["steps"][1];
+        assert_eq!(nap["status"], "succeeded", "{run}");
+        assert_eq!(nap["attempts"], 1, "{run}");
+        assert_eq!(
+            nap["output"],
+            json!({"n": 2}),
+            "a sleep passes its input on: {run}"
+        );
+        assert_eq!(nap["wake_at"], asleep["steps"][1]["wake_at"], "{run}");
+        assert!(
+            nap["finished_at"].as_str() >= nap["wake_at"].as_str(),
+            "{name}: woke early: {run}"
+        );
+    }
+}
+
 /// A private Redis on a free port, so restarting it disturbs nobody.
 struct PrivateRedis {
     port: u16,

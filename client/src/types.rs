@@ -224,8 +224,12 @@ pub struct Step {
     /// position when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
-    /// The step plugin's name.
-    #[cfg_attr(feature = "openapi", schema(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$"))]
+    /// The step plugin's name; none for a `sleep` or `sleep_until` step.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = r"^([a-z0-9][a-z0-9_-]{0,63})?$")
+    )]
     pub plugin: String,
     /// The step's configuration, handed to the plugin as JSON (`{}` when
     /// absent).
@@ -283,6 +287,15 @@ pub struct Step {
     /// How a failed attempt is retried (instead of `retries`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<StepRetry>,
+    /// A built-in step, with no plugin, that waits this long (ISO 8601,
+    /// `PT15M`, or `15m`) holding no worker, then passes its input on as
+    /// its output. It survives restarts of every host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<String>,
+    /// Like `sleep`, until a time: RFC 3339 (`2026-12-24T18:00:00Z`), or a
+    /// JSONPath query to such a string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep_until: Option<String>,
 }
 
 /// A step's retry policy: `max` further attempts after a failure, the
@@ -522,6 +535,9 @@ pub struct StepRun {
     /// A `for_each` step's elements, in order.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub items: Option<Vec<ItemRun>>,
+    /// When a sleep step wakes (or woke).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wake_at: Option<String>,
 }
 
 /// One element of a `for_each` step.

@@ -65,6 +65,15 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
         worker: &str,
         input: Option<&RawJson>,
     ) -> Result<u32, StoreError>;
+    async fn start_sleep(
+        &self,
+        id: RunId,
+        index: u32,
+        wake_at: i64,
+        input: &RawJson,
+        worker: &str,
+    ) -> Result<i64, StoreError>;
+    async fn park_run(&self, id: RunId, worker: &str, until: i64) -> Result<bool, StoreError>;
     async fn record_items(
         &self,
         id: RunId,

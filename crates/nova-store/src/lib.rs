@@ -35,7 +35,8 @@ macro_rules! run_columns {
 macro_rules! step_columns {
     () => {
         "run_id, idx, plugin, config, timeout_ms, retries, plugin_version, status, \
-         attempts, output, error, started_at, finished_at, duration_ms, step_id, input, items"
+         attempts, output, error, started_at, finished_at, duration_ms, step_id, input, items, \
+         wake_at"
     };
 }
 
@@ -191,6 +192,8 @@ pub struct Step {
     pub input: Option<RawJson>,
     /// A `for_each` step's elements, as the engine records them.
     pub items: Option<RawJson>,
+    /// A sleep step's wake time, unix milliseconds.
+    pub wake_at: Option<i64>,
 }
 
 impl Run {
@@ -221,6 +224,7 @@ impl Run {
                 id: spec.id,
                 input: None,
                 items: None,
+                wake_at: None,
                 index,
                 plugin: spec.plugin,
                 config: spec.config,
@@ -774,6 +778,32 @@ impl Store {
         self.backend
             .start_step(id, index, plugin_version, worker, input.as_ref())
             .await
+    }
+
+    /// Starts a sleep step: running, one attempt, its input recorded (the
+    /// output it will pass on), waking at `wake_at` (unix ms) unless an
+    /// earlier start set its wake already. The wake time kept. Only for
+    /// the lease holder (else `LeaseLost`).
+    pub async fn start_sleep(
+        &self,
+        id: RunId,
+        index: u32,
+        wake_at: i64,
+        input: &RawJson,
+        worker: &str,
+    ) -> Result<i64, StoreError> {
+        let input = input.clone().cleaned();
+        self.backend
+            .start_sleep(id, index, wake_at, &input, worker)
+            .await
+    }
+
+    /// Parks a running run until `until` (unix ms): `worker` gives up its
+    /// lease, which expires then, so no worker holds the run while its
+    /// steps sleep and the sweeper queues it again at that time. False if
+    /// `worker` did not hold it.
+    pub async fn park_run(&self, id: RunId, worker: &str, until: i64) -> Result<bool, StoreError> {
+        self.backend.park_run(id, worker, until).await
     }
 
     /// Records the state of a running `for_each` step's elements. Only for

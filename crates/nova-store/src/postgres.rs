@@ -40,7 +40,7 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// start there.
 const RUN_COLUMNS: usize = 14;
 /// How many columns `step_columns!()` names.
-const STEP_COLUMNS: usize = 17;
+const STEP_COLUMNS: usize = 18;
 
 /// Reads a run and its steps in one statement: `$1` is the run's id, and
 /// `runs` the rows (of `run_columns!()`) the run is taken from, such as a
@@ -606,6 +606,70 @@ impl Backend for PgStore {
         Err(StoreError::LeaseLost)
     }
 
+    async fn start_sleep(
+        &self,
+        id: RunId,
+        index: u32,
+        wake_at: i64,
+        input: &RawJson,
+        worker: &str,
+    ) -> Result<i64, StoreError> {
+        let Ok(idx) = i32::try_from(index) else {
+            return Err(StoreError::StepNotFound { run: id, index });
+        };
+        let kept: Option<i64> = sqlx::query_scalar(
+            "WITH lease AS (
+                 SELECT id FROM runs
+                 WHERE id = $1 AND status = 'running' AND lease_owner = $5
+                 FOR SHARE
+             )
+             UPDATE steps
+             SET status = 'running', started_at = COALESCE(steps.started_at, $6),
+                 attempts = CASE WHEN steps.wake_at IS NULL THEN steps.attempts + 1
+                                 ELSE steps.attempts END,
+                 input = COALESCE(steps.input, $4::json),
+                 wake_at = COALESCE(steps.wake_at, $3)
+             FROM lease
+             WHERE steps.run_id = $1 AND steps.idx = $2 AND lease.id = $1
+               AND steps.status IN ('pending', 'running')
+             RETURNING steps.wake_at",
+        )
+        .bind(id)
+        .bind(idx)
+        .bind(wake_at)
+        .bind(input.get())
+        .bind(worker)
+        .bind(now_ms())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(kept) = kept {
+            return Ok(kept);
+        }
+        match StepState::refusal(self.step_state(id, idx).await?, worker) {
+            StepRefusal::RunNotFound => Err(StoreError::RunNotFound(id)),
+            StepRefusal::StepNotFound => Err(StoreError::StepNotFound { run: id, index }),
+            StepRefusal::Finished(status) => Err(StoreError::StepFinished {
+                run: id,
+                index,
+                status,
+            }),
+            StepRefusal::LeaseLost | StepRefusal::Changed => Err(StoreError::LeaseLost),
+        }
+    }
+
+    async fn park_run(&self, id: RunId, worker: &str, until: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET lease_owner = NULL, lease_expires_at = $3
+             WHERE id = $1 AND status = 'running' AND lease_owner = $2",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(until)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn record_items(
         &self,
         id: RunId,
@@ -872,7 +936,10 @@ impl Backend for PgStore {
                  UPDATE runs
                  SET cancel_requested = TRUE,
                      status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
-                     finished_at = CASE WHEN status = 'queued' THEN $2 ELSE finished_at END
+                     finished_at = CASE WHEN status = 'queued' THEN $2 ELSE finished_at END,
+                     -- A parked run (sleeping) is due now, to be cancelled.
+                     lease_expires_at = CASE WHEN status = 'running' AND lease_owner IS NULL
+                                             THEN $2 ELSE lease_expires_at END
                  WHERE id = $1 AND status IN ('queued', 'running')
                  RETURNING id, status
              ), cancelled_steps AS (
@@ -905,7 +972,7 @@ impl Backend for PgStore {
                  UPDATE steps
                  SET status = 'pending', attempts = 0, output = NULL, error = NULL,
                      started_at = NULL, finished_at = NULL, duration_ms = NULL,
-                     input = NULL, items = NULL
+                     input = NULL, items = NULL, wake_at = NULL
                  FROM run
                  WHERE steps.run_id = $1 AND run.id = $1
                    AND steps.status IN ('failed', 'cancelled', 'running')
@@ -1256,6 +1323,7 @@ fn step_at(row: &PgRow, at: usize) -> Result<(RunId, Step), StoreError> {
         items: row
             .try_get::<Option<Json<RawJson>>, _>(at + 16)?
             .map(|j| j.0),
+        wake_at: row.try_get(at + 17)?,
     };
     Ok((row.try_get(at)?, step))
 }

@@ -584,6 +584,62 @@ impl Backend for SqliteStore {
         Err(StoreError::LeaseLost)
     }
 
+    async fn start_sleep(
+        &self,
+        id: RunId,
+        index: u32,
+        wake_at: i64,
+        input: &RawJson,
+        worker: &str,
+    ) -> Result<i64, StoreError> {
+        let idx = i64::from(index);
+        let kept: Option<i64> = sqlx::query_scalar(
+            "UPDATE steps
+             SET status = 'running', started_at = COALESCE(started_at, ?6),
+                 attempts = CASE WHEN wake_at IS NULL THEN attempts + 1 ELSE attempts END,
+                 input = COALESCE(input, ?4),
+                 wake_at = COALESCE(wake_at, ?3)
+             WHERE run_id = ?1 AND idx = ?2 AND status IN ('pending', 'running')
+               AND EXISTS (SELECT 1 FROM runs
+                           WHERE id = ?1 AND status = 'running' AND lease_owner = ?5)
+             RETURNING wake_at",
+        )
+        .bind(id)
+        .bind(idx)
+        .bind(wake_at)
+        .bind(input.get())
+        .bind(worker)
+        .bind(now_ms())
+        .fetch_optional(&self.writer)
+        .await?;
+        if let Some(kept) = kept {
+            return Ok(kept);
+        }
+        match StepState::refusal(self.step_state(id, idx).await?, worker) {
+            StepRefusal::RunNotFound => Err(StoreError::RunNotFound(id)),
+            StepRefusal::StepNotFound => Err(StoreError::StepNotFound { run: id, index }),
+            StepRefusal::Finished(status) => Err(StoreError::StepFinished {
+                run: id,
+                index,
+                status,
+            }),
+            StepRefusal::LeaseLost | StepRefusal::Changed => Err(StoreError::LeaseLost),
+        }
+    }
+
+    async fn park_run(&self, id: RunId, worker: &str, until: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE runs SET lease_owner = NULL, lease_expires_at = ?3
+             WHERE id = ?1 AND status = 'running' AND lease_owner = ?2",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(until)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn record_items(
         &self,
         id: RunId,
@@ -843,7 +899,9 @@ impl Backend for SqliteStore {
             "UPDATE runs
              SET cancel_requested = 1,
                  status = CASE WHEN status = 'queued' THEN 'cancelled' ELSE status END,
-                 finished_at = CASE WHEN status = 'queued' THEN ?2 ELSE finished_at END
+                 finished_at = CASE WHEN status = 'queued' THEN ?2 ELSE finished_at END,
+                 lease_expires_at = CASE WHEN status = 'running' AND lease_owner IS NULL
+                                         THEN ?2 ELSE lease_expires_at END
              WHERE id = ?1 AND status IN ('queued', 'running')
              RETURNING status",
         )
@@ -880,7 +938,7 @@ impl Backend for SqliteStore {
             "UPDATE steps
              SET status = 'pending', attempts = 0, output = NULL, error = NULL,
                  started_at = NULL, finished_at = NULL, duration_ms = NULL,
-                 input = NULL, items = NULL
+                 input = NULL, items = NULL, wake_at = NULL
              WHERE run_id = ?1 AND status IN ('failed', 'cancelled', 'running')",
         )
         .bind(id)
@@ -1249,6 +1307,7 @@ fn step_from_row(row: &SqliteRow) -> Result<(RunId, Step), StoreError> {
             .try_get::<Option<&str>, _>("items")?
             .map(|t| from_json(t, "step items"))
             .transpose()?,
+        wake_at: row.try_get("wake_at")?,
     };
     Ok((row.try_get("run_id")?, step))
 }

@@ -418,6 +418,7 @@ fn step_view(s: Step) -> wire::StepRun {
         items: s
             .items
             .and_then(|items| serde_json::from_str(items.get()).ok()),
+        wake_at: time(s.wake_at),
         index: s.index,
         plugin: s.plugin,
         plugin_version: s.plugin_version,

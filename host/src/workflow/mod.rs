@@ -52,6 +52,23 @@ pub fn compose(
     };
     let mut specs = Vec::with_capacity(steps.len());
     for (i, s) in steps.into_iter().enumerate() {
+        let sleeps = s.sleep.is_some() || s.sleep_until.is_some();
+        if sleeps
+            && (!s.plugin.is_empty()
+                || s.config.is_some()
+                || s.timeout_ms.is_some()
+                || s.retries.is_some())
+        {
+            return Err(WorkflowError::Invalid(format!(
+                "steps[{i}]: a sleep step has no plugin, config, timeout_ms or retries"
+            )));
+        }
+        if !sleeps && s.plugin.is_empty() {
+            return Err(WorkflowError::Invalid(format!(
+                "steps[{i}].plugin: missing: name the step's plugin (or make it a sleep or \
+                 sleep_until step)"
+            )));
+        }
         // `retry.max` is the step's `retries`, kept with the step; the
         // rest of the policy goes with the plan.
         let (retries, retry) = match s.retry {
@@ -71,6 +88,8 @@ pub fn compose(
             for_each: s.for_each,
             concurrency: s.concurrency,
             retry: retry.filter(|r| *r != wire::StepRetry::default()),
+            sleep: s.sleep,
+            sleep_until: s.sleep_until,
         });
         specs.push(StepSpec {
             id: s.id,
@@ -302,6 +321,10 @@ impl Workflows {
             )));
         }
         for (i, step) in steps.iter().enumerate() {
+            // A sleep step (compose let no other step go without a plugin).
+            if step.plugin.is_empty() {
+                continue;
+            }
             let Some(plugin) = self.registry.get(&step.plugin) else {
                 return Err(WorkflowError::Invalid(format!(
                     "step {i}: no plugin named {:?}",

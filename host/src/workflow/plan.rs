@@ -57,6 +57,10 @@ pub struct StepFlow {
     /// `retries`, kept with the step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<StepRetry>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sleep_until: Option<String>,
 }
 
 impl Flow {
@@ -94,6 +98,17 @@ pub struct PlannedStep {
     pub reads: Vec<usize>,
     /// Its retry delays and what is not retried.
     pub backoff: Backoff,
+    /// A sleep step's wait.
+    pub sleep: Option<Sleep>,
+}
+
+/// How long a sleep step waits.
+#[derive(Debug, Clone)]
+pub enum Sleep {
+    For(Duration),
+    Until(jiff::Timestamp),
+    /// Until the time a query finds (an RFC 3339 string).
+    UntilFound(Query),
 }
 
 /// A step's retry delays (none: the host's) and the kinds of error that
@@ -263,6 +278,36 @@ impl Plan {
                 Some(retry) => backoff(retry, &format!("{place}.retry"))?,
                 None => Backoff::default(),
             };
+            let sleep = match (&step.sleep, &step.sleep_until) {
+                (Some(_), Some(_)) => {
+                    return Err(fault(
+                        format!("{place}.sleep_until"),
+                        "give sleep or sleep_until, not both",
+                    ));
+                }
+                (Some(d), None) => Some(Sleep::For(duration(d, &format!("{place}.sleep"))?)),
+                (None, Some(q)) if q.starts_with("$.") => {
+                    let query = Query::parse(q, &format!("{place}.sleep_until"))?;
+                    Some(Sleep::UntilFound(query))
+                }
+                (None, Some(t)) => {
+                    Some(Sleep::Until(timestamp(t, &format!("{place}.sleep_until"))?))
+                }
+                (None, None) => None,
+            };
+            if sleep.is_some() {
+                for (given, field) in [
+                    (step.for_each.is_some(), "for_each"),
+                    (step.retry.is_some(), "retry"),
+                ] {
+                    if given {
+                        return Err(fault(
+                            format!("{place}.{field}"),
+                            "a sleep step has no plugin call to repeat",
+                        ));
+                    }
+                }
+            }
             planned.push(PlannedStep {
                 id: names[i].clone(),
                 needs,
@@ -272,6 +317,7 @@ impl Plan {
                 concurrency,
                 reads: Vec::new(),
                 backoff,
+                sleep,
             });
         }
         let order = topological(&planned, &names)?;
@@ -295,6 +341,9 @@ impl Plan {
             }
             if let Some(q) = &step.for_each {
                 reads.push((format!("steps[{i}].for_each"), vec![q]));
+            }
+            if let Some(Sleep::UntilFound(q)) = &step.sleep {
+                reads.push((format!("steps[{i}].sleep_until"), vec![q]));
             }
             let mut step_reads = Vec::new();
             for (place, queries) in reads {
@@ -383,6 +432,16 @@ pub fn duration(text: &str, place: &str) -> Result<Duration, ExprError> {
             )
         })?;
     Ok(duration)
+}
+
+/// A time as RFC 3339 (`2026-12-24T18:00:00Z`, `…+01:00`).
+pub fn timestamp(text: &str, place: &str) -> Result<jiff::Timestamp, ExprError> {
+    text.trim().parse().map_err(|e| {
+        fault(
+            place,
+            format!("{text:?} is not an RFC 3339 time (2026-12-24T18:00:00Z): {e}"),
+        )
+    })
 }
 
 /// A step's retry policy, checked.

@@ -14,7 +14,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
 use super::expr::truthy;
-use super::plan::Plan;
+use super::plan::{Plan, Sleep, timestamp};
 use super::{Workflows, backoff};
 use crate::metrics::{self, StepOutcome as Counted};
 use crate::plugins::{CallError, Plugin, PluginKind};
@@ -339,9 +339,19 @@ enum State {
     /// Not done: pending, or running when the run was claimed.
     Open,
     InFlight,
+    /// A sleep step waiting until `wake_at` (unix ms), then passing
+    /// `output` (its input) on.
+    Sleeping {
+        wake_at: i64,
+        output: RawJson,
+    },
     Done(RawJson),
     Skipped,
 }
+
+/// A sleep due within this is waited for in the process; a longer one
+/// parks the run, holding no worker.
+const SLEEP_IN_PROCESS: Duration = Duration::from_secs(1);
 
 async fn execute_steps(
     wf: &Workflows,
@@ -375,8 +385,17 @@ async fn execute_steps(
                 finish(wf, worker, &run, RunStatus::Cancelled, None, None).await;
                 return;
             }
+            StepStatus::Running if step.wake_at.is_some() => State::Sleeping {
+                wake_at: step.wake_at.unwrap_or_default(),
+                output: step.input.clone().unwrap_or_else(RawJson::null),
+            },
             StepStatus::Pending | StepStatus::Running => State::Open,
         });
+    }
+    if run.cancel_requested {
+        // Cancelled while parked (sleeping) or queued again.
+        finish(wf, worker, &run, RunStatus::Cancelled, None, None).await;
+        return;
     }
     use State::Done;
     let halt = Arc::new(watch::channel(Halt::No).0);
@@ -389,11 +408,15 @@ async fn execute_steps(
         plan,
         halt,
     });
-    let _timer = exec.plan.timeout.map(|timeout| {
+    let _timer = exec.plan.timeout.and_then(|timeout| {
         // From the run's first start: a resumed run keeps its deadline.
         let started = exec.run.started_at.unwrap_or_else(crate::store::now_ms);
         let elapsed = crate::store::now_ms().saturating_sub(started).max(0) as u64;
         let left = timeout.saturating_sub(Duration::from_millis(elapsed));
+        if left.is_zero() {
+            exec.halt(Halt::TimedOut);
+            return None;
+        }
         let halt = exec.halt.clone();
         AbortOnDrop(tokio::spawn(async move {
             tokio::time::sleep(left).await;
@@ -405,6 +428,7 @@ async fn execute_steps(
                 first
             });
         }))
+        .into()
     });
     let max_parallel = exec.plan.max_parallel as usize;
     let mut flight: JoinSet<(usize, StepEnd)> = JoinSet::new();
@@ -413,10 +437,36 @@ async fn execute_steps(
     let mut handing_back = false;
     loop {
         // Start every step whose needs are done, up to max_parallel; a
-        // skipped step may make others ready, so look again until none.
+        // skipped or finished sleep step may make others ready, so look
+        // again until none.
         let mut progressed = true;
         while progressed && failure.is_none() && !cancelled && *exec.halt.borrow() == Halt::No {
             progressed = false;
+            let now = crate::store::now_ms();
+            let due: Vec<(usize, RawJson)> = state
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| match s {
+                    State::Sleeping { wake_at, output } if *wake_at <= now => {
+                        Some((i, output.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            for (i, output) in due {
+                if let Err(error) = exec.keep(output.len() as u64, output.len()) {
+                    failure = Some(step_error(exec.step(i), &error));
+                    break;
+                }
+                match succeed(&exec, exec.step(i), output, 0.0).await {
+                    StepEnd::Succeeded(output) => {
+                        tracing::debug!(step = i, "sleep step woke");
+                        state[i] = Done(output);
+                        progressed = true;
+                    }
+                    _ => return,
+                }
+            }
             for i in 0..state.len() {
                 if flight.len() >= max_parallel {
                     break;
@@ -490,6 +540,27 @@ async fn execute_steps(
                             .instrument(span),
                         );
                     }
+                    Prepared::Sleep { input, wake_at } => {
+                        match exec
+                            .wf
+                            .store
+                            .start_sleep(exec.run.id, i as u32, wake_at, &input, worker)
+                            .await
+                        {
+                            Ok(wake_at) => {
+                                tracing::debug!(step = i, wake_at, "sleep step started");
+                                state[i] = State::Sleeping {
+                                    wake_at,
+                                    output: input,
+                                };
+                                progressed = true;
+                            }
+                            Err(e) => {
+                                abandon(exec.run.id, e);
+                                return;
+                            }
+                        }
+                    }
                     Prepared::Invalid(error) => {
                         let step = exec.step(i);
                         match fail(&exec, step, 0.0, &error).await {
@@ -504,7 +575,61 @@ async fn execute_steps(
                 }
             }
         }
-        let Some(joined) = flight.join_next().await else {
+        let next_wake = state
+            .iter()
+            .filter_map(|s| match s {
+                State::Sleeping { wake_at, .. } => Some(*wake_at),
+                _ => None,
+            })
+            .min();
+        let ending = failure.is_some() || cancelled || *exec.halt.borrow() != Halt::No;
+        if flight.is_empty() {
+            let Some(wake_at) = next_wake.filter(|_| !ending) else {
+                break;
+            };
+            let wait = Duration::from_millis(
+                u64::try_from(wake_at.saturating_sub(crate::store::now_ms())).unwrap_or(0),
+            );
+            if wait <= SLEEP_IN_PROCESS && !drain.stopping() {
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            // Only sleepers left: park the run until the first wakes (or
+            // its deadline), holding no worker; the sweeper queues it then.
+            let until = match exec.plan.timeout {
+                Some(timeout) => {
+                    let started = exec.run.started_at.unwrap_or(wake_at);
+                    let deadline = started
+                        .saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
+                    wake_at.min(deadline)
+                }
+                None => wake_at,
+            };
+            drop(heartbeat);
+            match wf.store.park_run(exec.run.id, worker, until).await {
+                Ok(true) => {
+                    tracing::info!(run = %exec.run.id, until, "run parked while its steps sleep")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(run = %exec.run.id, error = %e, "cannot park the run; its lease expires by itself")
+                }
+            }
+            return;
+        }
+        let joined = match next_wake.filter(|_| !ending) {
+            Some(wake_at) => {
+                let wait = Duration::from_millis(
+                    u64::try_from(wake_at.saturating_sub(crate::store::now_ms())).unwrap_or(0),
+                );
+                tokio::select! {
+                    joined = flight.join_next() => joined,
+                    () = tokio::time::sleep(wait) => continue,
+                }
+            }
+            None => flight.join_next().await,
+        };
+        let Some(joined) = joined else {
             break;
         };
         let (i, end) = match joined {
@@ -548,6 +673,14 @@ async fn execute_steps(
     let run = &exec.run;
     let halt = *exec.halt.borrow();
     let all_done = state.iter().all(|s| matches!(s, Done(_) | State::Skipped));
+    if !all_done && (failure.is_some() || cancelled || halt != Halt::No) {
+        // Sleepers of a run that ends otherwise are cancelled with it.
+        for (i, s) in state.iter().enumerate() {
+            if matches!(s, State::Sleeping { .. }) {
+                cancel(&exec, exec.step(i), 0.0).await;
+            }
+        }
+    }
     if let Some(error) = failure {
         finish(wf, worker, run, RunStatus::Failed, None, Some(error)).await;
     } else if halt == Halt::TimedOut && !all_done {
@@ -604,6 +737,9 @@ enum Prepared {
         inputs: Vec<RawJson>,
         record: RawJson,
     },
+    /// A sleep step: waits until `wake_at` (unix ms), then passes `input`
+    /// on.
+    Sleep { input: RawJson, wake_at: i64 },
     /// Its expressions gave what it cannot take.
     Invalid(String),
 }
@@ -617,7 +753,8 @@ fn prepare(exec: &Exec, i: usize, state: &[State]) -> Prepared {
     let scope = (!planned.reads.is_empty()
         || planned.when.is_some()
         || planned.for_each.is_some()
-        || planned.input.is_some())
+        || planned.input.is_some()
+        || planned.sleep.is_some())
     .then(|| scope(exec, &planned.reads, state));
     if let (Some(when), Some(scope)) = (&planned.when, &scope)
         && !truthy(&when.eval(scope))
@@ -660,6 +797,31 @@ fn prepare(exec: &Exec, i: usize, state: &[State]) -> Prepared {
             .collect();
         return Prepared::ForEach { inputs, record };
     }
+    if let (Some(sleep), Some(scope)) = (&planned.sleep, &scope) {
+        let input = match &planned.input {
+            Some(template) => RawJson::from_value(&template.eval(scope)),
+            None => default_input(exec, i, state),
+        };
+        let wake_at = match sleep {
+            Sleep::For(wait) => crate::store::now_ms()
+                .saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX)),
+            Sleep::Until(at) => at.as_millisecond(),
+            Sleep::UntilFound(query) => match query.eval(scope) {
+                Value::String(text) => match timestamp(&text, query.text()) {
+                    Ok(at) => at.as_millisecond(),
+                    Err(e) => return Prepared::Invalid(format!("sleep_until: {e}")),
+                },
+                other => {
+                    return Prepared::Invalid(format!(
+                        "sleep_until {} gave {}, not an RFC 3339 time",
+                        query.text(),
+                        kind(&other)
+                    ));
+                }
+            },
+        };
+        return Prepared::Sleep { input, wake_at };
+    }
     if let (Some(template), Some(scope)) = (&planned.input, &scope) {
         let input = RawJson::from_value(&template.eval(scope));
         return Prepared::Run {
@@ -667,12 +829,22 @@ fn prepare(exec: &Exec, i: usize, state: &[State]) -> Prepared {
             input,
         };
     }
-    // No expressions: the output of what it needs, as is.
+    Prepared::Run {
+        input: default_input(exec, i, state),
+        record: None,
+    }
+}
+
+/// A step's input without expressions: the output of what it needs, as
+/// is (the run's input when it needs nothing, an object of outputs by id
+/// when it needs several).
+fn default_input(exec: &Exec, i: usize, state: &[State]) -> RawJson {
+    let planned = &exec.plan.steps[i];
     let output = |n: usize| match &state[n] {
         State::Done(output) => output.clone(),
         _ => RawJson::null(),
     };
-    let input = match planned.needs.as_slice() {
+    match planned.needs.as_slice() {
         [] => exec.run.input.clone(),
         [one] => output(*one),
         several => {
@@ -688,10 +860,6 @@ fn prepare(exec: &Exec, i: usize, state: &[State]) -> Prepared {
             text.push('}');
             RawJson::stored(text).unwrap_or_else(|_| RawJson::null())
         }
-    };
-    Prepared::Run {
-        input,
-        record: None,
     }
 }
 

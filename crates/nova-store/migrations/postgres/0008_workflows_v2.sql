@@ -3,7 +3,8 @@
 -- Workflows v2: saved, versioned definitions; runs that record which
 -- definition (and version) they run and the plan of their DAG; steps with
 -- an id, the input their expressions resolved to, the elements of a
--- for_each, and a `skipped` status for a step whose `if` was false.
+-- for_each, when a sleep wakes, and a `skipped` status for a step whose
+-- `if` was false.
 
 CREATE TABLE workflow_definitions (
     name       TEXT NOT NULL,
@@ -29,6 +30,9 @@ ALTER TABLE steps
     ADD COLUMN step_id TEXT,
     ADD COLUMN input JSON,
     ADD COLUMN items JSON,
+    -- A sleep step's wake time (unix ms); the run waits parked, its lease
+    -- expiring then, holding no worker.
+    ADD COLUMN wake_at BIGINT,
     DROP CONSTRAINT steps_status_check,
     ADD CONSTRAINT steps_status_check
         CHECK (status IN ('pending', 'running', 'succeeded', 'failed', 'cancelled', 'skipped'));

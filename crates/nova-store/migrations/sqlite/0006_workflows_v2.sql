@@ -3,7 +3,8 @@
 -- Workflows v2: saved, versioned definitions; runs that record which
 -- definition (and version) they run and the plan of their DAG; steps with
 -- an id, the input their expressions resolved to, the elements of a
--- for_each, and a `skipped` status for a step whose `if` was false.
+-- for_each, when a sleep wakes, and a `skipped` status for a step whose
+-- `if` was false.
 
 CREATE TABLE workflow_definitions (
     name       TEXT NOT NULL,
@@ -40,6 +41,7 @@ CREATE TABLE steps_v2 (
     step_id        TEXT,
     input          TEXT,
     items          TEXT,
+    wake_at        INTEGER,
     PRIMARY KEY (run_id, idx)
 ) STRICT;
 INSERT INTO steps_v2 (run_id, idx, plugin, config, timeout_ms, retries, plugin_version,
