@@ -54,6 +54,12 @@ async fn no_anonymous_route_but_health() {
             assert_ne!(status, 401, "{method} {path}");
             continue;
         }
+        if path == "/hooks/{name}" {
+            // Its signature is its credential (tests/workflows.rs): no
+            // such hook here.
+            assert_eq!(status, 404, "{method} {path}");
+            continue;
+        }
         assert_eq!(status, 401, "{method} {path} answered an anonymous caller");
         assert_eq!(response.headers()["www-authenticate"], "Bearer");
         let body: Value = response.json().await.expect("a JSON error");

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use nova_client::{
-    Client, Error, HealthStatus, Invoke, ListRuns, PluginKind, Query, Reload, ReloadOutcome,
-    RetryPolicy, RunStatus, Step, Workflow,
+    Client, Definition, Error, HealthStatus, Invoke, ListRuns, PluginKind, Query, Reload,
+    ReloadOutcome, RetryPolicy, RunStatus, StartRun, Step, Workflow,
 };
 use nova_tests::{Nova, Options, TOKEN, free_port, plugin};
 use serde_json::json;
@@ -312,6 +312,57 @@ async fn every_route_has_a_typed_call() {
     assert_eq!(page.value.runs[0].input, None, "input only on request");
     let e = client.cancel(&id).await.expect_err("finished");
     assert_eq!(e.code(), Some("run_finished"));
+    let e = client.retry(&id).await.expect_err("succeeded");
+    assert_eq!(e.code(), Some("run_not_retryable"));
+    let again = client.rerun(&id).await.expect("rerun");
+    assert!(again.value.created);
+    assert_ne!(again.value.id, id);
+
+    // Definitions: save (JSON and YAML), read, list, run, delete.
+    let definition = Definition {
+        steps: vec![Step::new("greeter", json!({"template": "{{ n * 2 }}"}))],
+        ..Definition::default()
+    };
+    let saved = client
+        .definition_save("double", &definition)
+        .await
+        .expect("save");
+    assert_eq!((saved.status, saved.value.version), (201, 1));
+    let yaml = b"steps:\n  - plugin: greeter\n    config: {template: '{{ n * 3 }}'}\n".to_vec();
+    let saved = client
+        .definition_save_text("double", yaml, true)
+        .await
+        .expect("save yaml");
+    assert_eq!(saved.value.version, 2);
+    let first = client.definition("double", Some(1)).await.expect("get");
+    assert_eq!(first.value.definition, definition);
+    let listed = client.definitions().await.expect("list");
+    assert_eq!(listed.value.definitions[0].version, 2);
+    let started = client
+        .run_definition(
+            "double",
+            &StartRun {
+                input: Some(json!({"n": 5}).into()),
+                ..StartRun::default()
+            },
+        )
+        .await
+        .expect("run");
+    assert!(started.value.created);
+    let run = client
+        .wait(&started.value.id, Duration::from_secs(30))
+        .await
+        .expect("wait");
+    assert_eq!(
+        run.value.output.to_value(),
+        json!({"text": "15"}),
+        "{}",
+        run.raw
+    );
+    assert_eq!(run.value.definition.as_deref(), Some("double"));
+    client.definition_delete("double").await.expect("delete");
+    let e = client.definition("double", None).await.expect_err("gone");
+    assert_eq!(e.code(), Some("definition_not_found"));
 
     let removed = client.plugin_remove("greeter").await.expect("remove");
     assert_eq!(removed.value.removed, "greeter");

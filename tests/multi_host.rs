@@ -206,3 +206,80 @@ async fn a_worker_host_killed_midway_loses_no_run() {
     let runs = api.get_json("/workflows?limit=100").await;
     assert_eq!(runs["runs"].as_array().unwrap().len(), RUNS);
 }
+
+/// A schedule due every second, on three hosts sharing one Postgres and
+/// Redis: each tick starts exactly one run, none skipped, none twice.
+#[tokio::test]
+async fn each_tick_of_a_schedule_starts_one_run_across_three_hosts() {
+    let backend = Backend::postgres_redis();
+    let start = || {
+        Nova::start(
+            Options::default()
+                .backend(&backend)
+                .plugin("template", plugin("template"))
+                .env("NOVA_KNOWLEDGE", "false"),
+        )
+    };
+    let (a, b, c) = tokio::join!(start(), start(), start());
+    let definition = json!({
+        "steps": [{"plugin": "template", "config": {"template": "{\"at\": {{ scheduled_for|tojson }}}", "output": "json"}}],
+        "schedule": {"cron": "* * * * * *", "timezone": "Europe/Madrid"},
+    });
+    let response = a
+        .admin(Method::PUT, "/workflows/definitions/tick")
+        .json(&definition)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let page = b.get_json("/workflows?definition=tick&limit=100").await;
+        if page["runs"].as_array().unwrap().len() >= 5 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the schedule did not fire: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let response = c
+        .admin(Method::DELETE, "/workflows/definitions/tick")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 204);
+    // A tick being fired as the schedule went keeps its run.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let page = a.get_json("/workflows?definition=tick&limit=100").await;
+    let mut ticks = Vec::new();
+    for summary in page["runs"].as_array().unwrap() {
+        let run = a.wait_run(summary["id"].as_str().unwrap(), 30).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let at = run["scheduled_for"].as_str().expect("scheduled_for");
+        assert_eq!(
+            nova_tests::unix_ms(run["output"]["at"].as_str().unwrap()),
+            nova_tests::unix_ms(at),
+            "the run's input names its tick: {run}"
+        );
+        ticks.push(nova_tests::unix_ms(at));
+    }
+    ticks.sort_unstable();
+    assert!(ticks.len() >= 5, "{ticks:?}");
+    for pair in ticks.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            1000,
+            "one run per tick, none missed: {ticks:?}"
+        );
+    }
+    // Nothing fires once the definition is gone.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = a.get_json("/workflows?definition=tick&limit=100").await;
+    assert_eq!(
+        after["runs"].as_array().unwrap().len(),
+        ticks.len(),
+        "{after}"
+    );
+}

@@ -319,6 +319,94 @@ async fn a_sleep_holds_no_worker_and_survives_a_kill() {
     }
 }
 
+/// Ticks missed while no host ran: `skip` starts nothing for them, `one`
+/// starts one; the schedule goes on after the restart.
+#[tokio::test]
+async fn missed_ticks_are_skipped_or_caught_up_once() {
+    let data = tempfile::tempdir().unwrap();
+    let shared = shared_plugins();
+    let options = || {
+        Options::default()
+            .shared_plugins_dir(shared.path())
+            .data_dir(data.path())
+            .env("NOVA_KNOWLEDGE", "false")
+    };
+    let mut first = Nova::start(options()).await;
+    for catch_up in ["skip", "one"] {
+        let definition = json!({
+            "steps": [{"plugin": "template", "config": {"template": "tick"}}],
+            "schedule": {"cron": "* * * * * *", "catch_up": catch_up},
+        });
+        let response = first
+            .http
+            .put(first.url(&format!("/workflows/definitions/{catch_up}")))
+            .json(&definition)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 201);
+    }
+    async fn runs(nova: &Nova, name: &str) -> Vec<Value> {
+        let page = nova
+            .get_json(&format!("/workflows?definition={name}&limit=100"))
+            .await;
+        page["runs"].as_array().unwrap().clone()
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while runs(&first, "skip").await.len() < 2 || runs(&first, "one").await.len() < 2 {
+        assert!(Instant::now() < deadline, "the schedules did not fire");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    first.kill();
+    // Down for longer than a tick may be late (5 s).
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let restarted = unix_ms_now();
+    let second = Nova::start(options()).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    for name in ["skip", "one"] {
+        let response = second
+            .http
+            .delete(second.url(&format!("/workflows/definitions/{name}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+    }
+    for (name, caught_up) in [("skip", 0), ("one", 1)] {
+        let mut late = 0;
+        let mut after = 0;
+        for summary in runs(&second, name).await {
+            let run = second.wait_run(summary["id"].as_str().unwrap(), 30).await;
+            let tick = nova_tests::unix_ms(run["scheduled_for"].as_str().expect("tick"));
+            if let Some(since) = run["input"]["missed_since"].as_str() {
+                late += 1;
+                assert!(nova_tests::unix_ms(since) < restarted, "{run}");
+                assert_eq!(
+                    run["input"]["scheduled_for"],
+                    run["scheduled_for"]
+                        .as_str()
+                        .map(|t| t.replace(".000Z", "Z"))
+                        .unwrap()
+                        .as_str(),
+                    "{run}"
+                );
+            }
+            if tick >= restarted {
+                after += 1;
+            }
+        }
+        assert_eq!(late, caught_up, "{name}: runs for missed ticks");
+        assert!(after >= 1, "{name}: the schedule goes on after the restart");
+    }
+}
+
+fn unix_ms_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 /// A private Redis on a free port, so restarting it disturbs nobody.
 struct PrivateRedis {
     port: u16,

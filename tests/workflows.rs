@@ -368,31 +368,9 @@ fn slow(id: &str, iterations: u64) -> Value {
 
 fn millis(run: &Value, step: usize, field: &str) -> i64 {
     let text = run["steps"][step][field].as_str().expect("a timestamp");
-    let parsed = chrono_like(text);
+    let parsed = nova_tests::unix_ms(text);
     assert!(parsed > 0, "{field} of step {step}: {run}");
     parsed
-}
-
-/// Milliseconds since the epoch of an RFC 3339 UTC timestamp with
-/// milliseconds, as the API writes them (`2026-12-05T06:24:08.194Z`).
-fn chrono_like(text: &str) -> i64 {
-    let (date, time) = text.trim_end_matches('Z').split_once('T').expect("T");
-    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let t: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
-    // Days from civil (Howard Hinnant's algorithm).
-    let (y, m) = if d[1] <= 2 {
-        (d[0] - 1, d[1] + 9)
-    } else {
-        (d[0], d[1] - 3)
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d[2] - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap();
-    ((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms
 }
 
 #[tokio::test]
@@ -1009,4 +987,145 @@ async fn retry_policies_and_run_timeouts() {
     let run = nova.wait_run(&id, 30).await;
     assert_eq!(run["status"], "failed", "{run}");
     assert_eq!(run["steps"][0]["status"], "cancelled", "{run}");
+}
+
+#[tokio::test]
+async fn webhooks_start_runs_on_signed_deliveries_only() {
+    for backend in Backend::all() {
+        let nova = host(&backend).await;
+        let name = backend.name();
+        let response = nova
+            .http
+            .put(nova.url("/admin/secrets/orders-hook"))
+            .json(&json!({"value": "s3cret"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 204);
+        let definition = json!({
+            "steps": [render("{\"order\": {{ order }}}", json!({}))],
+            "webhook": {"secret": "orders-hook"},
+        });
+        let (status, saved) = put_definition(
+            &nova,
+            "on-order",
+            "application/json",
+            &definition.to_string(),
+        )
+        .await;
+        assert_eq!(status, 201, "{name}: {saved}");
+        // A definition naming a secret that is not set is refused.
+        let (status, answer) = put_definition(
+            &nova,
+            "bad-hook",
+            "application/json",
+            &json!({"steps": [add(1)], "webhook": {"secret": "nope"}}).to_string(),
+        )
+        .await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("webhook.secret"),
+            "{answer}"
+        );
+
+        // No API key on this route: a bare client, as a sender would be.
+        let bare = reqwest::Client::new();
+        let deliver =
+            |body: &'static str, signature: Option<String>, delivery: Option<&'static str>| {
+                let mut request = bare
+                    .post(nova.url("/hooks/on-order"))
+                    .header("content-type", "application/json")
+                    .body(body);
+                if let Some(signature) = signature {
+                    request = request.header("x-nova-signature", signature);
+                }
+                if let Some(delivery) = delivery {
+                    request = request.header("x-nova-delivery", delivery);
+                }
+                async move {
+                    let response = request.send().await.expect("deliver");
+                    let status = response.status().as_u16();
+                    (
+                        status,
+                        response.json::<Value>().await.unwrap_or(Value::Null),
+                    )
+                }
+            };
+        let body = r#"{"order": 42}"#;
+        let now = nova_tests::unix_now();
+        let good = nova_tests::sign_delivery(b"s3cret", body.as_bytes(), now);
+        let (status, first) = deliver(body, Some(good.clone()), Some("d-1")).await;
+        assert_eq!(status, 202, "{name}: {first}");
+        let run = nova.wait_run(first["id"].as_str().unwrap(), 30).await;
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(run["input"], json!({"order": 42}));
+        assert_eq!(run["output"], json!({"order": 42}));
+        assert_eq!(run["definition"], "on-order");
+        // A redelivery returns the same run.
+        let (status, again) = deliver(body, Some(good.clone()), Some("d-1")).await;
+        assert_eq!(status, 200, "{again}");
+        assert_eq!(again["id"], first["id"]);
+
+        for (signature, why) in [
+            (None, "missing"),
+            (Some("t=1,v1=00".to_owned()), "more than 300 s"),
+            (Some("garbage".to_owned()), "must read t="),
+            (
+                Some(nova_tests::sign_delivery(b"wrong", body.as_bytes(), now)),
+                "does not match",
+            ),
+            (
+                Some(nova_tests::sign_delivery(
+                    b"s3cret",
+                    body.as_bytes(),
+                    now - 301,
+                )),
+                "more than 300 s",
+            ),
+            (
+                Some(nova_tests::sign_delivery(
+                    b"s3cret",
+                    br#"{"order": 1}"#,
+                    now,
+                )),
+                "does not match",
+            ),
+        ] {
+            let (status, answer) = deliver(body, signature, Some("d-2")).await;
+            assert_eq!(status, 401, "{why}: {answer}");
+            assert_eq!(answer["error"]["code"], "invalid_signature");
+            assert!(
+                answer["error"]["message"].as_str().unwrap().contains(why),
+                "{why}: {answer}"
+            );
+        }
+        // No definition, or one without a webhook: 404, signature or not.
+        let (status, _) = put_definition(
+            &nova,
+            "no-hook",
+            "application/json",
+            &json!({"steps": [add(1)]}).to_string(),
+        )
+        .await;
+        assert_eq!(status, 201);
+        for path in ["/hooks/no-hook", "/hooks/ghost"] {
+            let response = bare
+                .post(nova.url(path))
+                .header("x-nova-signature", good.clone())
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 404, "{path}");
+        }
+        let page = nova.get_json("/workflows?definition=on-order").await;
+        assert_eq!(
+            page["runs"].as_array().unwrap().len(),
+            1,
+            "only the good delivery ran: {page}"
+        );
+    }
 }

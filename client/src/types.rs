@@ -499,6 +499,9 @@ pub struct Run {
     pub definition: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub definition_version: Option<u32>,
+    /// The schedule tick that started it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheduled_for: Option<String>,
     pub steps: Vec<StepRun>,
 }
 
@@ -639,6 +642,53 @@ pub struct Definition {
     /// As [`Workflow::timeout`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<String>,
+    /// Start a run at each tick of a cron schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    /// Start a run for each signed `POST /hooks/{name}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<Webhook>,
+}
+
+/// A definition's cron schedule: each tick starts exactly one run, across
+/// any number of hosts, its input `{"scheduled_for": <the tick, RFC 3339>}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Schedule {
+    /// Five fields (minute hour day-of-month month day-of-week) or six
+    /// (seconds first): `0 */5 * * * *` is every five minutes.
+    pub cron: String,
+    /// The IANA time zone the fields are read in (`Europe/Madrid`); UTC
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+    /// Ticks missed while no host ran: `skip` starts nothing for them,
+    /// `one` starts one run for them all.
+    #[serde(default)]
+    pub catch_up: CatchUp,
+}
+
+/// What a schedule does about ticks missed while no host ran.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum CatchUp {
+    #[default]
+    Skip,
+    One,
+}
+
+/// A definition's webhook: `POST /hooks/{name}` with the run's input as
+/// its body, signed `X-Nova-Signature: t=<unix seconds>,v1=<hex
+/// HMAC-SHA256 of "<t>.<body>">` under the secret's value.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    /// The name of the secret (`nova secrets set`) whose value signs
+    /// deliveries.
+    pub secret: String,
 }
 
 /// The answer to a save: the name and the version it created.

@@ -351,6 +351,7 @@ pub async fn serve(config: Config) -> Result<(), ServeError> {
         // with "plugin not loaded" on every host start.
         if let Some(workflows) = workers {
             workflow::spawn_workers(workflows.clone(), worker_id, drain);
+            workflow::spawn_scheduler(workflows.clone());
             workflow::spawn_sweeper(workflows);
         } else {
             drop(drain);

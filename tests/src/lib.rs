@@ -728,3 +728,43 @@ pub fn sha256_file(path: &Path) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(std::fs::read(path).expect("read")))
 }
+
+/// Milliseconds since the epoch of an RFC 3339 UTC timestamp with
+/// milliseconds, as the API writes them (`2026-12-05T06:24:08.194Z`).
+pub fn unix_ms(text: &str) -> i64 {
+    let (date, time) = text.trim_end_matches('Z').split_once('T').expect("T");
+    let d: Vec<i64> = date.split('-').map(|p| p.parse().unwrap()).collect();
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let t: Vec<i64> = hms.split(':').map(|p| p.parse().unwrap()).collect();
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m) = if d[1] <= 2 {
+        (d[0] - 1, d[1] + 9)
+    } else {
+        (d[0], d[1] - 3)
+    };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let ms: i64 = format!("{frac:0<3}")[..3].parse().unwrap();
+    ((days * 24 + t[0]) * 60 + t[1]) * 60_000 + t[2] * 1000 + ms
+}
+
+/// The `X-Nova-Signature` a webhook sender writes for `body` at `time`
+/// (unix seconds): HMAC-SHA256 of `"<time>.<body>"` under `secret`.
+pub fn sign_delivery(secret: &[u8], body: &[u8], time: i64) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret).expect("any key length");
+    mac.update(format!("{time}.").as_bytes());
+    mac.update(body);
+    format!("t={time},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

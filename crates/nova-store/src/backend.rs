@@ -141,6 +141,10 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<DefinitionRow>, StoreError>;
     async fn definition_list(&self) -> Result<Vec<DefinitionRow>, StoreError>;
     async fn definition_delete(&self, name: &str, now: i64) -> Result<bool, StoreError>;
+    async fn schedule_set(&self, name: &str, next_at: i64) -> Result<(), StoreError>;
+    async fn schedule_delete(&self, name: &str) -> Result<(), StoreError>;
+    async fn schedules_due(&self, now: i64, limit: u32) -> Result<Vec<(String, i64)>, StoreError>;
+    async fn schedule_advance(&self, name: &str, from: i64, to: i64) -> Result<bool, StoreError>;
     async fn secret_put(&self, row: &SecretRow) -> Result<(), StoreError>;
     async fn secret_list(&self) -> Result<Vec<(String, i64)>, StoreError>;
     async fn secret_get_many(&self, names: &[String]) -> Result<Vec<SecretRow>, StoreError>;

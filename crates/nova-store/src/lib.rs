@@ -26,7 +26,8 @@ fn finite_ms(ms: f64) -> f64 {
 macro_rules! run_columns {
     () => {
         "id, status, input, output, error, idempotency_key, cancel_requested, \
-         created_at, started_at, finished_at, request_id, definition, definition_version, plan"
+         created_at, started_at, finished_at, request_id, definition, definition_version, plan, \
+         scheduled_for"
     };
 }
 
@@ -138,6 +139,9 @@ pub struct NewRun {
     /// list of steps run in order.
     #[serde(default)]
     pub plan: Option<RawJson>,
+    /// The schedule tick (unix ms) that starts it.
+    #[serde(default)]
+    pub scheduled_for: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -164,6 +168,8 @@ pub struct Run {
     /// See [`NewRun::plan`].
     #[serde(default)]
     pub plan: Option<RawJson>,
+    #[serde(default)]
+    pub scheduled_for: Option<i64>,
     /// In order of `index`.
     pub steps: Vec<Step>,
 }
@@ -255,6 +261,7 @@ impl Run {
             definition_version: new.definition.as_ref().map(|d| d.1),
             definition: new.definition.map(|d| d.0),
             plan: new.plan,
+            scheduled_for: new.scheduled_for,
             steps,
         }
     }
@@ -1145,10 +1152,42 @@ impl Store {
         self.backend.definition_list().await
     }
 
-    /// Deletes definition `name` (every version; runs keep theirs); false
-    /// if there was none.
+    /// Deletes definition `name` (every version; runs keep theirs) and its
+    /// schedule; false if there was none.
     pub async fn definition_delete(&self, name: &str) -> Result<bool, StoreError> {
+        self.backend.schedule_delete(name).await?;
         self.backend.definition_delete(name, now_ms()).await
+    }
+
+    /// Sets the next tick of definition `name`'s schedule (unix ms).
+    pub async fn schedule_set(&self, name: &str, next_at: i64) -> Result<(), StoreError> {
+        self.backend.schedule_set(name, next_at).await
+    }
+
+    /// Forgets definition `name`'s schedule.
+    pub async fn schedule_delete(&self, name: &str) -> Result<(), StoreError> {
+        self.backend.schedule_delete(name).await
+    }
+
+    /// Schedules whose next tick is at or before `now`, earliest first:
+    /// (name, tick).
+    pub async fn schedules_due(
+        &self,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<(String, i64)>, StoreError> {
+        self.backend.schedules_due(now, limit).await
+    }
+
+    /// Moves schedule `name` from tick `from` to tick `to`, if it is still
+    /// at `from`: true for the one host that moved it.
+    pub async fn schedule_advance(
+        &self,
+        name: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<bool, StoreError> {
+        self.backend.schedule_advance(name, from, to).await
     }
 }
 

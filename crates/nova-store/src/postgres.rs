@@ -38,7 +38,7 @@ const MAX_CONNECTIONS: u32 = 16;
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How many columns `run_columns!()` names: a `with_steps` row's steps
 /// start there.
-const RUN_COLUMNS: usize = 14;
+const RUN_COLUMNS: usize = 15;
 /// How many columns `step_columns!()` names.
 const STEP_COLUMNS: usize = 18;
 
@@ -143,8 +143,8 @@ impl PgStore {
         let inserted: Option<RunId> = sqlx::query_scalar(
             "WITH new_run AS (
                  INSERT INTO runs (id, status, input, idempotency_key, cancel_requested, created_at,
-                                   request_id, definition, definition_version, plan)
-                 VALUES ($1, 'queued', $2::json, $3, FALSE, $4, $9, $11, $12, $13::json)
+                                   request_id, definition, definition_version, plan, scheduled_for)
+                 VALUES ($1, 'queued', $2::json, $3, FALSE, $4, $9, $11, $12, $13::json, $14)
                  ON CONFLICT (idempotency_key) DO NOTHING
                  RETURNING id
              ), new_steps AS (
@@ -177,6 +177,7 @@ impl PgStore {
                 .map_err(|_| StoreError::Invalid("definition version out of range".into()))?,
         )
         .bind(new.plan.as_ref().map(RawJson::get))
+        .bind(new.scheduled_for)
         .fetch_optional(&self.pool)
         .await?;
         Ok(inserted.is_some())
@@ -706,6 +707,49 @@ impl Backend for PgStore {
             StepRefusal::StepNotFound => Err(StoreError::StepNotFound { run: id, index }),
             StepRefusal::Finished(_) | StepRefusal::Changed => Ok(false),
         }
+    }
+
+    async fn schedule_set(&self, name: &str, next_at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO workflow_schedules (name, next_at) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET next_at = excluded.next_at",
+        )
+        .bind(name)
+        .bind(next_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn schedule_delete(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM workflow_schedules WHERE name = $1")
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn schedules_due(&self, now: i64, limit: u32) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT name, next_at FROM workflow_schedules WHERE next_at <= $1
+             ORDER BY next_at LIMIT $2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn schedule_advance(&self, name: &str, from: i64, to: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE workflow_schedules SET next_at = $3 WHERE name = $1 AND next_at = $2",
+        )
+        .bind(name)
+        .bind(from)
+        .bind(to)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn definition_put(
@@ -1290,6 +1334,7 @@ fn run_at(row: &PgRow, at: usize) -> Result<Run, StoreError> {
         plan: row
             .try_get::<Option<Json<RawJson>>, _>(at + 13)?
             .map(|j| j.0),
+        scheduled_for: row.try_get(at + 14)?,
         steps: Vec::new(),
     })
 }

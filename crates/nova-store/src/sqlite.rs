@@ -257,8 +257,8 @@ impl Backend for SqliteStore {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let inserted = sqlx::query(
             "INSERT INTO runs (id, status, input, idempotency_key, cancel_requested, created_at,
-                               request_id, definition, definition_version, plan)
-             VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8)
+                               request_id, definition, definition_version, plan, scheduled_for)
+             VALUES (?1, 'queued', ?2, ?3, 0, ?4, ?5, ?6, ?7, ?8, ?9)
              ON CONFLICT (idempotency_key) DO NOTHING",
         )
         .bind(id)
@@ -269,6 +269,7 @@ impl Backend for SqliteStore {
         .bind(new.definition.as_ref().map(|d| d.0.as_str()))
         .bind(new.definition.as_ref().map(|d| i64::from(d.1)))
         .bind(new.plan.as_ref().map(RawJson::get))
+        .bind(new.scheduled_for)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -669,6 +670,49 @@ impl Backend for SqliteStore {
             StepRefusal::StepNotFound => Err(StoreError::StepNotFound { run: id, index }),
             StepRefusal::Finished(_) | StepRefusal::Changed => Ok(false),
         }
+    }
+
+    async fn schedule_set(&self, name: &str, next_at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO workflow_schedules (name, next_at) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET next_at = excluded.next_at",
+        )
+        .bind(name)
+        .bind(next_at)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn schedule_delete(&self, name: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM workflow_schedules WHERE name = ?1")
+            .bind(name)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    async fn schedules_due(&self, now: i64, limit: u32) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT name, next_at FROM workflow_schedules WHERE next_at <= ?1
+             ORDER BY next_at LIMIT ?2",
+        )
+        .bind(now)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn schedule_advance(&self, name: &str, from: i64, to: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE workflow_schedules SET next_at = ?3 WHERE name = ?1 AND next_at = ?2",
+        )
+        .bind(name)
+        .bind(from)
+        .bind(to)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn definition_put(
@@ -1246,6 +1290,7 @@ fn run_from_row(row: &SqliteRow) -> Result<Run, StoreError> {
             .try_get::<Option<&str>, _>("plan")?
             .map(|t| from_json(t, "run plan"))
             .transpose()?,
+        scheduled_for: row.try_get("scheduled_for")?,
         steps: Vec::new(),
     })
 }

@@ -321,6 +321,7 @@ fn new_run(steps: usize, key: Option<&str>) -> NewRun {
         request_id: None,
         definition: None,
         plan: None,
+        scheduled_for: None,
     }
 }
 
@@ -414,6 +415,7 @@ async fn check_create_and_get(store: &Store) {
         request_id: Some("req-0123 abc".into()),
         definition: None,
         plan: None,
+        scheduled_for: None,
     };
     let (run, created) = store.create_run(new.clone()).await.expect("create_run");
     assert_eq!(run.request_id.as_deref(), Some("req-0123 abc"));

@@ -6,6 +6,7 @@ mod body;
 mod definitions;
 pub mod error;
 mod health;
+mod hooks;
 mod keys;
 mod metrics;
 mod rag;
@@ -158,6 +159,8 @@ pub fn api(state: AppState) -> (Router, OpenApi) {
 
     let (router, mut openapi) = OpenApiRouter::with_openapi(document())
         .routes(routes!(health::health))
+        // The signature is the credential: no API key.
+        .routes(with_body(routes!(hooks::deliver), MAX_JSON_BODY))
         .merge(authenticated)
         .split_for_parts();
     openapi

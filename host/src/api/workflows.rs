@@ -67,6 +67,7 @@ pub async fn submit(
         request_id: crate::request_id::current(),
         definition: None,
         plan,
+        scheduled_for: None,
     };
     let submitted = wf.submit(new).await?;
     Ok(submitted_answer(submitted))
@@ -451,6 +452,7 @@ fn run_view(run: Run) -> wire::Run {
         finished_at: time(run.finished_at),
         definition: run.definition,
         definition_version: run.definition_version,
+        scheduled_for: time(run.scheduled_for),
         steps: run.steps.into_iter().map(step_view).collect(),
     }
 }

@@ -10,6 +10,7 @@ mod backoff;
 mod expr;
 mod plan;
 mod sweeper;
+mod triggers;
 mod waiters;
 mod worker;
 
@@ -27,6 +28,7 @@ use crate::store::{
 use plan::{Flow, Plan, StepFlow};
 
 pub use sweeper::spawn_sweeper;
+pub use triggers::{SIGNATURE_WINDOW_S, SignatureError, sign, spawn_scheduler, verify_signature};
 pub use waiters::Waiters;
 pub use worker::{Drain, Drained, drain, spawn_workers};
 
@@ -397,8 +399,34 @@ impl Workflows {
             request_id: None,
             definition: None,
             plan,
+            scheduled_for: None,
         })?;
-        Ok(self.store.definition_put(name, &body).await?)
+        let cadence = definition
+            .schedule
+            .as_ref()
+            .map(triggers::Cadence::parse)
+            .transpose()
+            .map_err(WorkflowError::Invalid)?;
+        if let Some(hook) = &definition.webhook {
+            let known = self
+                .store
+                .secret_get_many(std::slice::from_ref(&hook.secret))
+                .await?;
+            if known.is_empty() {
+                return Err(WorkflowError::Invalid(format!(
+                    "webhook.secret: no secret named {:?}: set it first (PUT /admin/secrets/{{name}}, \
+                     nova secrets set)",
+                    hook.secret
+                )));
+            }
+        }
+        let version = self.store.definition_put(name, &body).await?;
+        // The schedule follows the latest version: from the next tick on.
+        match cadence.and_then(|c| c.next_after(crate::store::now_ms())) {
+            Some(next) => self.store.schedule_set(name, next).await?,
+            None => self.store.schedule_delete(name).await?,
+        }
+        Ok(version)
     }
 
     /// Version `version` (the latest when none) of definition `name`, with
@@ -445,6 +473,21 @@ impl Workflows {
         idempotency_key: Option<String>,
         request_id: Option<String>,
     ) -> Result<Submitted, WorkflowError> {
+        self.start_definition(name, version, input, idempotency_key, request_id, None)
+            .await
+    }
+
+    /// [`run_definition`](Workflows::run_definition), recording the
+    /// schedule tick that starts it.
+    pub async fn start_definition(
+        &self,
+        name: &str,
+        version: Option<u32>,
+        input: RawJson,
+        idempotency_key: Option<String>,
+        request_id: Option<String>,
+        scheduled_for: Option<i64>,
+    ) -> Result<Submitted, WorkflowError> {
         if let Some(key) = &idempotency_key
             && let Some(run) = self.store.run_by_idempotency_key(key).await?
         {
@@ -467,6 +510,7 @@ impl Workflows {
             request_id,
             definition: Some((row.name, row.version)),
             plan,
+            scheduled_for,
         })
         .await
     }
@@ -522,6 +566,7 @@ impl Workflows {
             request_id,
             definition,
             plan: run.plan,
+            scheduled_for: None,
         };
         self.submit(new).await.map(Some)
     }

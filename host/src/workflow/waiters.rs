@@ -237,6 +237,7 @@ mod tests {
                 request_id: None,
                 definition: None,
                 plan: None,
+                scheduled_for: None,
             })
             .await
             .expect("run");

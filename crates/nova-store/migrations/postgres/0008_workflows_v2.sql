@@ -18,7 +18,19 @@ CREATE TABLE workflow_definitions (
     PRIMARY KEY (name, version)
 );
 
+-- The next tick of each scheduled definition. A host fires a tick by
+-- creating its run (idempotency key cron:NAME:TICK) and then moving
+-- next_at on from that tick with a compare-and-set: one run per tick,
+-- however many hosts race for it.
+CREATE TABLE workflow_schedules (
+    name    TEXT PRIMARY KEY,
+    next_at BIGINT NOT NULL
+);
+CREATE INDEX workflow_schedules_next_at ON workflow_schedules (next_at);
+
 ALTER TABLE runs
+    -- The schedule tick (unix ms) that started the run.
+    ADD COLUMN scheduled_for BIGINT,
     ADD COLUMN definition TEXT,
     ADD COLUMN definition_version INTEGER,
     -- The steps' ids, needs and expressions, and the run's output and

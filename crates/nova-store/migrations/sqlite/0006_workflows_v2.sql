@@ -15,6 +15,13 @@ CREATE TABLE workflow_definitions (
     PRIMARY KEY (name, version)
 ) STRICT;
 
+CREATE TABLE workflow_schedules (
+    name    TEXT PRIMARY KEY NOT NULL,
+    next_at INTEGER NOT NULL
+) STRICT;
+CREATE INDEX workflow_schedules_next_at ON workflow_schedules (next_at);
+
+ALTER TABLE runs ADD COLUMN scheduled_for INTEGER;
 ALTER TABLE runs ADD COLUMN definition TEXT;
 ALTER TABLE runs ADD COLUMN definition_version INTEGER;
 ALTER TABLE runs ADD COLUMN plan TEXT;
