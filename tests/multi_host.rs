@@ -283,3 +283,83 @@ async fn each_tick_of_a_schedule_starts_one_run_across_three_hosts() {
         "{after}"
     );
 }
+
+/// A definition with a DAG, a for_each, a condition and a sleep, saved and
+/// run through an api host, executed by a separate worker host.
+#[tokio::test]
+async fn a_saved_dag_runs_on_split_api_and_worker_hosts() {
+    let backend = Backend::postgres_redis();
+    let role = |role: &str| host(&backend, role).plugin("template", plugin("template"));
+    let (api, _worker) = tokio::join!(Nova::start(role("api")), Nova::start(role("worker")));
+    let yaml = "\
+steps:
+  - id: split
+    plugin: template
+    config: {template: '{\"words\": {{ words|tojson }}}', output: json}
+  - id: shout
+    for_each: $.steps.split.output.words
+    concurrency: 2
+    plugin: template
+    config: {template: '{{ word|upper }}'}
+    input: {word: $.item}
+  - id: count
+    needs: [split]
+    plugin: template
+    config: {template: '{\"n\": {{ words|length }}}', output: json}
+  - id: never
+    needs: [split]
+    if: $.input.never
+    plugin: template
+    config: {template: x}
+  - id: nap
+    needs: [shout, count, never]
+    sleep: 2s
+output:
+  words: $.steps.shout.output[*].text
+  n: $.steps.count.output.n
+  skipped: $.steps.never.output
+";
+    let response = api
+        .admin(Method::PUT, "/workflows/definitions/shout")
+        .header("content-type", "application/yaml")
+        .body(yaml)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{}", response.text().await.unwrap());
+    let response = api
+        .admin(Method::POST, "/workflows/definitions/shout/runs")
+        .json(&json!({"input": {"words": ["a", "b", "c"]}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let id = response.json::<Value>().await.unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let run = api.wait_run(&id, 60).await;
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        run["output"],
+        json!({"words": ["A", "B", "C"], "n": 3, "skipped": null}),
+        "{run}"
+    );
+    let statuses: Vec<&str> = run["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "succeeded",
+            "succeeded",
+            "succeeded",
+            "skipped",
+            "succeeded"
+        ]
+    );
+    assert_eq!(run["definition_version"], 1);
+}

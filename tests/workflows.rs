@@ -1129,3 +1129,43 @@ async fn webhooks_start_runs_on_signed_deliveries_only() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_for_each_runs_at_most_its_concurrency_at_once() {
+    let nova = host(&Backend::Embedded).await;
+    let id = submitted(
+        &nova,
+        json!({
+            "steps": [{
+                "plugin": "slow",
+                "config": {"iterations": 150_000_000u64},
+                "timeout_ms": 60_000,
+                "for_each": "$.input",
+                "concurrency": 2,
+                "input": {"n": "$.index"},
+            }],
+            "input": [0, 1, 2, 3, 4, 5],
+        }),
+    )
+    .await;
+    // Watch the elements' states while they run.
+    let mut most = 0;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run = loop {
+        let run = nova.wait_run(&id, 0).await;
+        if let Some(items) = run["steps"][0]["items"].as_array() {
+            let running = items.iter().filter(|i| i["status"] == "running").count();
+            most = most.max(running);
+        }
+        if run["status"] != "running" && run["status"] != "queued" {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "{run}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(most, 2, "two elements at a time, and no more: {run}");
+    let output = run["steps"][0]["output"].as_array().expect("an array");
+    assert_eq!(output.len(), 6);
+    assert!(output.iter().all(|o| o["done"] == true), "{run}");
+}

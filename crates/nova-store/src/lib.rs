@@ -944,6 +944,7 @@ impl Store {
     /// Queues a failed or cancelled run again, to resume at its unfinished
     /// steps: those that failed, were cancelled or never ran are pending
     /// again (their attempts back to 0); finished ones keep their outputs.
+    /// Its `started_at` is cleared: a run timeout counts from the retry.
     /// False if the run is not failed or cancelled (or does not exist).
     pub async fn retry_run(&self, id: RunId) -> Result<bool, StoreError> {
         self.backend.retry_run(id).await

@@ -1009,7 +1009,8 @@ impl Backend for PgStore {
             "WITH run AS (
                  UPDATE runs
                  SET status = 'queued', output = NULL, error = NULL, finished_at = NULL,
-                     cancel_requested = FALSE, lease_owner = NULL, lease_expires_at = NULL
+                     started_at = NULL, cancel_requested = FALSE, lease_owner = NULL,
+                     lease_expires_at = NULL
                  WHERE id = $1 AND status IN ('failed', 'cancelled')
                  RETURNING id
              ), reopened AS (

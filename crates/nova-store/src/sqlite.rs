@@ -968,7 +968,8 @@ impl Backend for SqliteStore {
         let done = sqlx::query(
             "UPDATE runs
              SET status = 'queued', output = NULL, error = NULL, finished_at = NULL,
-                 cancel_requested = 0, lease_owner = NULL, lease_expires_at = NULL
+                 started_at = NULL, cancel_requested = 0, lease_owner = NULL,
+                 lease_expires_at = NULL
              WHERE id = ?1 AND status IN ('failed', 'cancelled')",
         )
         .bind(id)

@@ -251,6 +251,11 @@ suite!(
     check_docs_namespaces,
     check_invalid_input,
     check_secrets,
+    check_definitions_versioned,
+    check_schedules_advance_once,
+    check_sleep_and_park,
+    check_retry_run,
+    check_plan_and_skipped_steps,
 );
 
 // Restart and migration checks need the location, not only a store.
@@ -2752,4 +2757,373 @@ async fn check_secrets(store: &Store) {
     assert!(store.secret_delete("a_key").await.expect("delete"));
     assert!(!store.secret_delete("a_key").await.expect("again"));
     assert_eq!(store.secret_list().await.expect("list").len(), 1);
+}
+
+async fn check_definitions_versioned(store: &Store) {
+    let body = |n: u32| raw(json!({"steps": [{"plugin": "p"}], "description": format!("v{n}")}));
+    assert_eq!(
+        store.definition_put("flow", &body(1)).await.expect("put"),
+        1
+    );
+    assert_eq!(
+        store.definition_put("flow", &body(2)).await.expect("put"),
+        2
+    );
+    assert_eq!(
+        store.definition_put("other", &body(1)).await.expect("put"),
+        1
+    );
+    let latest = store
+        .definition_get("flow", None)
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(
+        (latest.version, latest.body.to_value()),
+        (2, body(2).to_value())
+    );
+    let first = store
+        .definition_get("flow", Some(1))
+        .await
+        .expect("get")
+        .expect("some");
+    assert_eq!(first.body.to_value()["description"], "v1");
+    assert!(
+        store
+            .definition_get("flow", Some(3))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    let names: Vec<(String, u32)> = store
+        .definition_list()
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|d| (d.name, d.version))
+        .collect();
+    assert_eq!(names, [("flow".to_owned(), 2), ("other".to_owned(), 1)]);
+    // Concurrent saves each get their own version.
+    let saves: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, body) = (store.clone(), body(0));
+            tokio::spawn(async move { store.definition_put("busy", &body).await })
+        })
+        .collect();
+    let mut versions = Vec::new();
+    for save in saves {
+        versions.push(save.await.expect("task").expect("put"));
+    }
+    versions.sort_unstable();
+    assert_eq!(versions, (1..=8).collect::<Vec<_>>());
+    // Deleted: gone from reads, numbering goes on.
+    assert!(store.definition_delete("flow").await.expect("delete"));
+    assert!(!store.definition_delete("flow").await.expect("delete again"));
+    assert!(
+        store
+            .definition_get("flow", None)
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert!(
+        store
+            .definition_get("flow", Some(1))
+            .await
+            .expect("get")
+            .is_none()
+    );
+    assert_eq!(
+        store.definition_put("flow", &body(3)).await.expect("put"),
+        3
+    );
+}
+
+async fn check_schedules_advance_once(store: &Store) {
+    store.schedule_set("tick", 1_000).await.expect("set");
+    store.schedule_set("later", 9_000).await.expect("set");
+    assert_eq!(
+        store.schedules_due(5_000, 10).await.expect("due"),
+        [("tick".to_owned(), 1_000)]
+    );
+    // Two hosts race to move tick 1000 on: one wins.
+    assert!(
+        store
+            .schedule_advance("tick", 1_000, 2_000)
+            .await
+            .expect("advance")
+    );
+    assert!(
+        !store
+            .schedule_advance("tick", 1_000, 2_000)
+            .await
+            .expect("advance again")
+    );
+    assert_eq!(
+        store.schedules_due(10_000, 10).await.expect("due"),
+        [("tick".to_owned(), 2_000), ("later".to_owned(), 9_000)]
+    );
+    store.schedule_set("tick", 50).await.expect("reset");
+    assert_eq!(store.schedules_due(100, 10).await.expect("due").len(), 1);
+    store.schedule_delete("tick").await.expect("delete");
+    assert!(store.schedules_due(100, 10).await.expect("due").is_empty());
+    // Deleting a definition forgets its schedule.
+    store
+        .definition_put("later", &raw(json!({"steps": []})))
+        .await
+        .expect("put");
+    store.definition_delete("later").await.expect("delete");
+    assert!(
+        store
+            .schedules_due(i64::MAX, 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+}
+
+async fn check_sleep_and_park(store: &Store) {
+    let run = create(store, 2).await;
+    store
+        .claim_run(run.id, "w1", LONG)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    let input = raw(json!({"carry": 1}));
+    let wake = now_ms() + 60_000;
+    assert_eq!(
+        store
+            .start_sleep(run.id, 0, wake, &input, "w1")
+            .await
+            .expect("sleep"),
+        wake
+    );
+    // Started again (resumed on another claim): the first wake stays.
+    assert_eq!(
+        store
+            .start_sleep(run.id, 0, wake + 5, &raw(json!(0)), "w1")
+            .await
+            .expect("again"),
+        wake
+    );
+    let step = &store
+        .get_run(run.id)
+        .await
+        .expect("get")
+        .expect("run")
+        .steps[0];
+    assert_eq!(
+        (step.status, step.attempts, step.wake_at),
+        (StepStatus::Running, 1, Some(wake))
+    );
+    assert_eq!(
+        step.input.as_ref().map(RawJson::to_value),
+        Some(json!({"carry": 1}))
+    );
+    assert!(matches!(
+        store.start_sleep(run.id, 0, wake, &input, "intruder").await,
+        Err(StoreError::LeaseLost)
+    ));
+    // Parked: nobody holds it, and nobody can claim it before the wake.
+    assert!(store.park_run(run.id, "w1", wake).await.expect("park"));
+    assert!(!store.park_run(run.id, "w1", wake).await.expect("not held"));
+    assert!(
+        store
+            .claim_run(run.id, "w2", LONG)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    assert!(
+        !store
+            .stale_runs(Duration::ZERO, 10)
+            .await
+            .expect("stale")
+            .contains(&run.id)
+    );
+    // Cancelling it makes it due at once, for a worker to end it.
+    store.request_cancel(run.id).await.expect("cancel");
+    assert!(
+        store
+            .stale_runs(Duration::ZERO, 10)
+            .await
+            .expect("stale")
+            .contains(&run.id)
+    );
+    let claimed = store
+        .claim_run(run.id, "w2", LONG)
+        .await
+        .expect("claim")
+        .expect("due");
+    assert!(claimed.cancel_requested);
+    // A park until a past time is due at once.
+    let other = create(store, 1).await;
+    store
+        .claim_run(other.id, "w1", LONG)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert!(
+        store
+            .park_run(other.id, "w1", now_ms() - 1)
+            .await
+            .expect("park")
+    );
+    assert!(
+        store
+            .claim_run(other.id, "w3", LONG)
+            .await
+            .expect("claim")
+            .is_some()
+    );
+}
+
+async fn check_retry_run(store: &Store) {
+    let run = create(store, 3).await;
+    store
+        .claim_run(run.id, "w1", LONG)
+        .await
+        .expect("claim")
+        .expect("claimed");
+    store
+        .start_step(run.id, 0, "1", "w1", None)
+        .await
+        .expect("start");
+    let done = StepOutcome::Succeeded {
+        output: raw(json!({"kept": true})),
+    };
+    store
+        .finish_step(run.id, 0, done, 1.0, "w1")
+        .await
+        .expect("finish");
+    store
+        .start_step(run.id, 1, "1", "w1", None)
+        .await
+        .expect("start");
+    store
+        .start_step(run.id, 1, "1", "w1", None)
+        .await
+        .expect("retry");
+    let failed = StepOutcome::Failed {
+        error: "boom".into(),
+    };
+    store
+        .finish_step(run.id, 1, failed, 1.0, "w1")
+        .await
+        .expect("fail");
+    store
+        .finish_run(
+            run.id,
+            RunStatus::Failed,
+            None,
+            Some("boom".into()),
+            Some("w1"),
+        )
+        .await
+        .expect("finish run");
+    // Only a failed or cancelled run is retried, once.
+    let queued = create(store, 1).await;
+    assert!(!store.retry_run(queued.id).await.expect("queued"));
+    assert!(store.retry_run(run.id).await.expect("retry"));
+    assert!(!store.retry_run(run.id).await.expect("already queued"));
+    let again = store.get_run(run.id).await.expect("get").expect("run");
+    assert_eq!(again.status, RunStatus::Queued);
+    assert_eq!((again.error.as_deref(), again.finished_at), (None, None));
+    assert_eq!(
+        again.started_at, None,
+        "a run timeout counts from the retry"
+    );
+    assert_eq!(again.steps[0].status, StepStatus::Succeeded);
+    assert_eq!(
+        again.steps[0].output.as_ref().map(RawJson::to_value),
+        Some(json!({"kept": true}))
+    );
+    assert_eq!(
+        (
+            again.steps[1].status,
+            again.steps[1].attempts,
+            again.steps[1].error.as_deref()
+        ),
+        (StepStatus::Pending, 0, None)
+    );
+    assert_eq!(again.steps[2].status, StepStatus::Pending);
+    assert!(
+        store
+            .claim_run(run.id, "w2", LONG)
+            .await
+            .expect("claim")
+            .is_some()
+    );
+}
+
+async fn check_plan_and_skipped_steps(store: &Store) {
+    let plan = raw(json!({"steps": [{"id": "a"}, {"id": "b", "if": "$.input.go"}]}));
+    let mut new = new_run(2, None);
+    new.steps[0].id = Some("a".into());
+    new.steps[1].id = Some("b".into());
+    new.plan = Some(plan.clone());
+    new.definition = Some(("flow".into(), 4));
+    new.scheduled_for = Some(1_234);
+    let (run, _) = store.create_run(new).await.expect("create");
+    let read = store.get_run(run.id).await.expect("get").expect("run");
+    assert_eq!(
+        read.plan.as_ref().map(RawJson::to_value),
+        Some(plan.to_value())
+    );
+    assert_eq!(
+        (read.definition.as_deref(), read.definition_version),
+        (Some("flow"), Some(4))
+    );
+    assert_eq!(read.scheduled_for, Some(1_234));
+    assert_eq!(read.steps[1].id.as_deref(), Some("b"));
+    // A planned run's claim starts nothing: the engine picks its steps.
+    let claim = store
+        .claim_and_start(run.id, "w1", LONG, &[("step-0", "1"), ("step-1", "1")])
+        .await
+        .expect("claim")
+        .expect("claimed");
+    assert_eq!(claim.started, None);
+    store
+        .finish_step(run.id, 1, StepOutcome::Skipped, 0.0, "w1")
+        .await
+        .expect("skip");
+    let items = raw(json!([{"status": "succeeded", "attempts": 1}]));
+    store
+        .start_step(run.id, 0, "1", "w1", Some(&raw(json!([1]))))
+        .await
+        .expect("start");
+    assert!(
+        store
+            .record_items(run.id, 0, &items, "w1")
+            .await
+            .expect("items")
+    );
+    let read = store.get_run(run.id).await.expect("get").expect("run");
+    assert_eq!(read.steps[1].status, StepStatus::Skipped);
+    assert!(read.steps[1].status.is_terminal());
+    assert_eq!(
+        read.steps[0].items.as_ref().map(RawJson::to_value),
+        Some(items.to_value())
+    );
+    assert_eq!(
+        read.steps[0].input.as_ref().map(RawJson::to_value),
+        Some(json!([1]))
+    );
+    let page = store
+        .list_runs(ListRuns {
+            definition: Some("flow".into()),
+            ..ListRuns::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(page.runs.len(), 1);
+    assert_eq!(page.runs[0].definition_version, Some(4));
+    let none = store
+        .list_runs(ListRuns {
+            definition: Some("nope".into()),
+            ..ListRuns::default()
+        })
+        .await
+        .expect("list");
+    assert!(none.runs.is_empty());
 }

@@ -622,6 +622,15 @@ impl Workflows {
         if status.is_some_and(RunStatus::is_terminal) {
             self.waiters.announce(id);
         }
+        // A run parked while its steps sleep is due now: queue it, so a
+        // worker ends it at once rather than at the next sweep. (A leased
+        // run's worker sees the request itself; the extra delivery finds
+        // it leased.)
+        if status == Some(RunStatus::Running)
+            && let Err(e) = self.queue.enqueue(id).await
+        {
+            tracing::debug!(run = %id, error = %e, "cannot queue a cancelled run; the sweeper will");
+        }
         Ok(status)
     }
 }

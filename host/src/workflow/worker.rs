@@ -1189,7 +1189,9 @@ async fn run_for_each(
     let mut inputs = inputs.into_iter().enumerate();
     let concurrency = exec.plan.steps[i].concurrency as usize;
     let mut running: JoinSet<(usize, Called, u32)> = JoinSet::new();
-    let mut recorded = Instant::now();
+    // Progress, for the run's view, at most a few times a second (the
+    // first as soon as elements run).
+    let mut recorded: Option<Instant> = None;
     let mut failed: Option<String> = None;
     loop {
         while failed.is_none() && running.len() < concurrency {
@@ -1205,6 +1207,10 @@ async fn run_for_each(
                     call(&exec, step, input.get(), None, Attempts::Local(&mut tries)).await;
                 (k, called, tries)
             });
+        }
+        if recorded.is_none_or(|at| at.elapsed() >= ITEMS_EVERY) {
+            recorded = Some(Instant::now());
+            record_items(exec, step, &items).await;
         }
         let Some(joined) = running.join_next().await else {
             break;
@@ -1244,11 +1250,6 @@ async fn run_for_each(
                 running.abort_all();
                 return StepEnd::Abandoned;
             }
-        }
-        // Progress, for the run's view, at most a few times a second.
-        if recorded.elapsed() >= ITEMS_EVERY {
-            recorded = Instant::now();
-            record_items(exec, step, &items).await;
         }
     }
     for item in &mut items {
