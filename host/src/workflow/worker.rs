@@ -584,7 +584,9 @@ async fn execute_steps(
             .min();
         let ending = failure.is_some() || cancelled || *exec.halt.borrow() != Halt::No;
         if flight.is_empty() {
-            let Some(wake_at) = next_wake.filter(|_| !ending) else {
+            // Handing back (stopping with steps ready): another worker
+            // takes the run now, and parks it itself if only sleepers remain.
+            let Some(wake_at) = next_wake.filter(|_| !ending && !handing_back) else {
                 break;
             };
             let wait = Duration::from_millis(
