@@ -197,21 +197,26 @@ impl HttpBody for Deadline {
     }
 }
 
+/// The media type `headers` give the body, lowercased, without its
+/// parameters (`application/json; charset=utf-8` → `application/json`).
+pub(super) fn media_type(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
 /// Whether `headers` say the body is JSON: `application/json` or
 /// `application/<something>+json`, with any parameters.
 fn is_json(headers: &HeaderMap) -> bool {
-    let Some(value) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
+    let Some(media) = media_type(headers) else {
         return false;
     };
-    let media = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
     media == "application/json"
         || media
             .strip_prefix("application/")

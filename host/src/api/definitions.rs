@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
 
@@ -23,7 +23,7 @@ impl<S: Send + Sync> FromRequest<S> for DefinitionBody {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
-        let media = media_type(request.headers());
+        let media = super::body::media_type(request.headers());
         let bytes = Bytes::from_request(request, state).await?;
         match media.as_deref() {
             Some("application/json") => super::parse_json(&bytes).map(DefinitionBody),
@@ -41,18 +41,6 @@ impl<S: Send + Sync> FromRequest<S> for DefinitionBody {
             )),
         }
     }
-}
-
-fn media_type(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(
-        value
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase(),
-    )
 }
 
 /// A YAML definition, read as JSON would be (so the same fields, the same

@@ -52,19 +52,19 @@ pub async fn deliver(
         Err(WorkflowError::NoDefinition(_)) => return Err(not_found()),
         Err(e) => return Err(e.into()),
     };
-    let Some(hook) = definition.webhook else {
+    let Some(secret_name) = definition.webhook.as_ref().map(|hook| hook.secret.clone()) else {
         return Err(not_found());
     };
     let secret = state
         .secrets
-        .reveal(std::slice::from_ref(&hook.secret))
+        .reveal(std::slice::from_ref(&secret_name))
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "cannot read a webhook's secret");
             ApiError::store_unavailable(e)
         })?;
     let Some((_, secret)) = secret.into_iter().next() else {
-        tracing::warn!(definition = %name, secret = %hook.secret, "a webhook's secret is not set: every delivery is refused");
+        tracing::warn!(definition = %name, secret = %secret_name, "a webhook's secret is not set: every delivery is refused");
         return Err(unauthorized(
             "the webhook's secret is not set on this host".into(),
         ));
@@ -105,12 +105,13 @@ pub async fn deliver(
         }
     };
     let submitted = wf
-        .run_definition(
-            &name,
-            Some(row.version),
+        .start_saved(
+            row,
+            definition,
             input,
             delivery,
             crate::request_id::current(),
+            None,
         )
         .await?;
     Ok(submitted_answer(submitted))

@@ -28,7 +28,7 @@ use crate::store::{
 use plan::{Flow, Plan, StepFlow};
 
 pub use sweeper::spawn_sweeper;
-pub use triggers::{SIGNATURE_WINDOW_S, SignatureError, sign, spawn_scheduler, verify_signature};
+pub use triggers::{SIGNATURE_WINDOW_S, spawn_scheduler, verify_signature};
 pub use waiters::Waiters;
 pub use worker::{Drain, Drained, drain, spawn_workers};
 
@@ -473,30 +473,40 @@ impl Workflows {
         idempotency_key: Option<String>,
         request_id: Option<String>,
     ) -> Result<Submitted, WorkflowError> {
-        self.start_definition(name, version, input, idempotency_key, request_id, None)
+        let (row, definition) = match self.definition(name, version).await {
+            Ok(found) => found,
+            // A repeat returns the run it made, even once the definition
+            // is gone.
+            Err(WorkflowError::NoDefinition(missing)) => {
+                if let Some(key) = &idempotency_key
+                    && let Some(run) = self.store.run_by_idempotency_key(key).await?
+                {
+                    return Ok(Submitted {
+                        run,
+                        created: false,
+                    });
+                }
+                return Err(WorkflowError::NoDefinition(missing));
+            }
+            Err(e) => return Err(e),
+        };
+        self.start_saved(row, definition, input, idempotency_key, request_id, None)
             .await
     }
 
-    /// [`run_definition`](Workflows::run_definition), recording the
-    /// schedule tick that starts it.
-    pub async fn start_definition(
+    /// Starts a run of a definition already read (`row` and its
+    /// `definition`), recording its name, version and the schedule tick
+    /// that starts it, if one does. An idempotency key already used
+    /// returns that run.
+    pub async fn start_saved(
         &self,
-        name: &str,
-        version: Option<u32>,
+        row: DefinitionRow,
+        definition: wire::Definition,
         input: RawJson,
         idempotency_key: Option<String>,
         request_id: Option<String>,
         scheduled_for: Option<i64>,
     ) -> Result<Submitted, WorkflowError> {
-        if let Some(key) = &idempotency_key
-            && let Some(run) = self.store.run_by_idempotency_key(key).await?
-        {
-            return Ok(Submitted {
-                run,
-                created: false,
-            });
-        }
-        let (row, definition) = self.definition(name, version).await?;
         let (steps, plan) = compose(
             definition.steps,
             definition.output,

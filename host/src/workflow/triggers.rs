@@ -23,12 +23,12 @@ use hmac::{Hmac, Mac};
 use jiff::Timestamp;
 use jiff::civil::DateTime;
 use jiff::tz::TimeZone;
-use nova_client::types::{CatchUp, Schedule};
+use nova_client::types::{CatchUp, Definition, Schedule};
 use sha2::Sha256;
 use tokio::task::JoinHandle;
 
 use super::{WorkflowError, Workflows};
-use crate::store::{RawJson, now_ms};
+use crate::store::{DefinitionRow, RawJson, now_ms};
 
 /// How often a host looks for due ticks.
 const TICK: Duration = Duration::from_millis(250);
@@ -166,8 +166,8 @@ pub fn spawn_scheduler(wf: Workflows) -> JoinHandle<()> {
 pub async fn fire_due(wf: &Workflows) -> Result<u32, WorkflowError> {
     let mut fired = 0;
     for (name, tick) in wf.store.schedules_due(now_ms(), 32).await? {
-        let definition = match wf.definition(&name, None).await {
-            Ok((_, definition)) => definition,
+        let (row, definition) = match wf.definition(&name, None).await {
+            Ok(found) => found,
             Err(WorkflowError::NoDefinition(_)) => {
                 wf.store.schedule_delete(&name).await?;
                 continue;
@@ -202,7 +202,7 @@ pub async fn fire_due(wf: &Workflows) -> Result<u32, WorkflowError> {
             )
         };
         if let Some((at, missed_since)) = fire {
-            match start(wf, &name, at, missed_since).await {
+            match start(wf, row, definition, at, missed_since).await {
                 Ok(()) => fired += 1,
                 Err(WorkflowError::Store(e)) => return Err(WorkflowError::Store(e)),
                 Err(WorkflowError::Queue(e)) => return Err(WorkflowError::Queue(e)),
@@ -218,14 +218,17 @@ pub async fn fire_due(wf: &Workflows) -> Result<u32, WorkflowError> {
     Ok(fired)
 }
 
-/// Starts the run of tick `tick`; `missed_since`: the first of the ticks
-/// it stands for, when it catches up on ticks missed.
+/// Starts the run of tick `tick` of the definition read (`row`);
+/// `missed_since`: the first of the ticks it stands for, when it catches up
+/// on ticks missed.
 async fn start(
     wf: &Workflows,
-    name: &str,
+    row: DefinitionRow,
+    definition: Definition,
     tick: i64,
     missed_since: Option<i64>,
 ) -> Result<(), WorkflowError> {
+    let name = row.name.clone();
     let rfc3339 = |ms: i64| {
         Timestamp::from_millisecond(ms)
             .map(|t| t.to_string())
@@ -237,15 +240,9 @@ async fn start(
         None => serde_json::json!({ "scheduled_for": at }),
     };
     let input = RawJson::from_value(&input);
+    let key = format!("cron:{name}:{tick}");
     let submitted = wf
-        .start_definition(
-            name,
-            None,
-            input,
-            Some(format!("cron:{name}:{tick}")),
-            None,
-            Some(tick),
-        )
+        .start_saved(row, definition, input, Some(key), None, Some(tick))
         .await?;
     if submitted.created {
         tracing::info!(definition = %name, run = %submitted.run.id, scheduled_for = %at, "scheduled run started");
@@ -296,11 +293,9 @@ pub fn verify_signature(
         return Err(SignatureError::Stale);
     }
     for signature in signatures {
-        let mut mac =
-            Hmac::<Sha256>::new_from_slice(secret).map_err(|_| SignatureError::Mismatch)?;
-        mac.update(time.to_string().as_bytes());
-        mac.update(b".");
-        mac.update(body);
+        let Some(mac) = mac(secret, time, body) else {
+            return Err(SignatureError::Mismatch);
+        };
         if mac.verify_slice(&signature).is_ok() {
             return Ok(());
         }
@@ -308,23 +303,26 @@ pub fn verify_signature(
     Err(SignatureError::Mismatch)
 }
 
-/// The signature header a sender writes for `body` at `time`: what the
-/// docs, tests and the CLI use.
-pub fn sign(secret: &[u8], body: &[u8], time: i64) -> String {
-    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(mac) => mac,
-        // HMAC takes keys of any length.
-        Err(_) => return String::new(),
-    };
+/// The HMAC-SHA256 of `"<time>.<body>"` under `secret`, fed and ready to
+/// verify or finish (none only if HMAC refused the key, which it never
+/// does for SHA-256).
+fn mac(secret: &[u8], time: i64, body: &[u8]) -> Option<Hmac<Sha256>> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).ok()?;
     mac.update(time.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("t={time},v1={}", hex::encode(mac.finalize().into_bytes()))
+    Some(mac)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The header a sender writes for `body` at `time`.
+    fn sign(secret: &[u8], body: &[u8], time: i64) -> String {
+        let digest = mac(secret, time, body).unwrap().finalize().into_bytes();
+        format!("t={time},v1={}", hex::encode(digest))
+    }
 
     fn cadence(cron: &str, zone: Option<&str>) -> Cadence {
         Cadence::parse(&Schedule {

@@ -212,18 +212,12 @@ impl Exec {
     }
 
     fn halt(&self, why: Halt) {
-        self.halt.send_if_modified(|h| {
-            let first = *h == Halt::No;
-            if first {
-                *h = why;
-            }
-            first
-        });
+        halt_once(&self.halt, why);
     }
 
-    /// Counts `bytes` more that the run keeps; the error when that would
-    /// pass the run limit.
-    fn keep(&self, bytes: u64, output: usize) -> Result<(), String> {
+    /// Counts `bytes` more that the run keeps, for `what` (`its output`) of
+    /// `size` bytes; the error when that would pass the run limit.
+    fn keep(&self, bytes: u64, what: &str, size: usize) -> Result<(), String> {
         let limit = self.wf.config.limits.run_bytes;
         self.stored
             .try_update(Ordering::AcqRel, Ordering::Acquire, |stored| {
@@ -233,7 +227,7 @@ impl Exec {
             .map(|_| ())
             .map_err(|stored| {
                 format!(
-                    "its output of {output} bytes would bring what the run keeps to {} bytes, \
+                    "{what} of {size} bytes would bring what the run keeps to {} bytes, \
                      over the limit of {limit} (limits.run_bytes)",
                     stored.saturating_add(bytes)
                 )
@@ -243,6 +237,23 @@ impl Exec {
     fn step(&self, index: usize) -> &Step {
         &self.run.steps[index]
     }
+}
+
+/// Halts the run's steps for `why`, unless they were halted already (the
+/// first reason stands).
+fn halt_once(halt: &watch::Sender<Halt>, why: Halt) {
+    halt.send_if_modified(|h| {
+        let first = *h == Halt::No;
+        if first {
+            *h = why;
+        }
+        first
+    });
+}
+
+/// How long until `at` (unix ms); zero once it has passed.
+fn until(at: i64) -> Duration {
+    Duration::from_millis(u64::try_from(at.saturating_sub(crate::store::now_ms())).unwrap_or(0))
 }
 
 /// Renews the run's lease (and the queue entry's) while it executes, and
@@ -291,13 +302,7 @@ impl Heartbeat {
             loop {
                 tokio::time::sleep(CANCEL_POLL).await;
                 if wf.store.cancel_requested(id).await.unwrap_or(false) {
-                    cancelled.send_if_modified(|h| {
-                        let first = *h == Halt::No;
-                        if first {
-                            *h = Halt::Cancelled;
-                        }
-                        first
-                    });
+                    halt_once(&cancelled, Halt::Cancelled);
                     return;
                 }
             }
@@ -408,27 +413,23 @@ async fn execute_steps(
         plan,
         halt,
     });
-    let _timer = exec.plan.timeout.and_then(|timeout| {
-        // From the run's first start: a resumed run keeps its deadline.
+    // The run's timeout counts from its first start: a resumed run keeps
+    // its deadline (unix ms).
+    let deadline = exec.plan.timeout.map(|timeout| {
         let started = exec.run.started_at.unwrap_or_else(crate::store::now_ms);
-        let elapsed = crate::store::now_ms().saturating_sub(started).max(0) as u64;
-        let left = timeout.saturating_sub(Duration::from_millis(elapsed));
+        started.saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX))
+    });
+    let _timer = deadline.and_then(|deadline| {
+        let left = until(deadline);
         if left.is_zero() {
             exec.halt(Halt::TimedOut);
             return None;
         }
         let halt = exec.halt.clone();
-        AbortOnDrop(tokio::spawn(async move {
+        Some(AbortOnDrop(tokio::spawn(async move {
             tokio::time::sleep(left).await;
-            halt.send_if_modified(|h| {
-                let first = *h == Halt::No;
-                if first {
-                    *h = Halt::TimedOut;
-                }
-                first
-            });
-        }))
-        .into()
+            halt_once(&halt, Halt::TimedOut);
+        })))
     });
     let max_parallel = exec.plan.max_parallel as usize;
     let mut flight: JoinSet<(usize, StepEnd)> = JoinSet::new();
@@ -454,7 +455,7 @@ async fn execute_steps(
                 })
                 .collect();
             for (i, output) in due {
-                if let Err(error) = exec.keep(output.len() as u64, output.len()) {
+                if let Err(error) = exec.keep(output.len() as u64, "its output", output.len()) {
                     failure = Some(step_error(exec.step(i), &error));
                     break;
                 }
@@ -589,28 +590,18 @@ async fn execute_steps(
             let Some(wake_at) = next_wake.filter(|_| !ending && !handing_back) else {
                 break;
             };
-            let wait = Duration::from_millis(
-                u64::try_from(wake_at.saturating_sub(crate::store::now_ms())).unwrap_or(0),
-            );
+            let wait = until(wake_at);
             if wait <= SLEEP_IN_PROCESS && !drain.stopping() {
                 tokio::time::sleep(wait).await;
                 continue;
             }
             // Only sleepers left: park the run until the first wakes (or
             // its deadline), holding no worker; the sweeper queues it then.
-            let until = match exec.plan.timeout {
-                Some(timeout) => {
-                    let started = exec.run.started_at.unwrap_or(wake_at);
-                    let deadline = started
-                        .saturating_add(i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX));
-                    wake_at.min(deadline)
-                }
-                None => wake_at,
-            };
+            let parked_until = deadline.map_or(wake_at, |d| wake_at.min(d));
             drop(heartbeat);
-            match wf.store.park_run(exec.run.id, worker, until).await {
+            match wf.store.park_run(exec.run.id, worker, parked_until).await {
                 Ok(true) => {
-                    tracing::info!(run = %exec.run.id, until, "run parked while its steps sleep")
+                    tracing::info!(run = %exec.run.id, until = parked_until, "run parked while its steps sleep")
                 }
                 Ok(false) => {}
                 Err(e) => {
@@ -621,12 +612,9 @@ async fn execute_steps(
         }
         let joined = match next_wake.filter(|_| !ending) {
             Some(wake_at) => {
-                let wait = Duration::from_millis(
-                    u64::try_from(wake_at.saturating_sub(crate::store::now_ms())).unwrap_or(0),
-                );
                 tokio::select! {
                     joined = flight.join_next() => joined,
-                    () = tokio::time::sleep(wait) => continue,
+                    () = tokio::time::sleep(until(wake_at)) => continue,
                 }
             }
             None => flight.join_next().await,
@@ -696,13 +684,9 @@ async fn execute_steps(
         finish(wf, worker, run, RunStatus::Cancelled, None, None).await;
     } else if all_done {
         let output = run_output(&exec, &state);
-        let bytes = output.len() as u64;
-        match exec.keep(bytes, output.len()) {
+        match exec.keep(output.len() as u64, "the run's output", output.len()) {
             Ok(()) => finish(wf, worker, run, RunStatus::Succeeded, Some(output), None).await,
-            Err(e) => {
-                let error = format!("the run's output: {e}");
-                finish(wf, worker, run, RunStatus::Failed, None, Some(error)).await;
-            }
+            Err(error) => finish(wf, worker, run, RunStatus::Failed, None, Some(error)).await,
         }
     } else {
         // Stopping (or, should nothing be ready with nothing in flight,
@@ -1114,9 +1098,8 @@ async fn run_step(
 ) -> StepEnd {
     let step = exec.step(i);
     if let Some(record) = &record
-        && let Err(error) = exec.keep(record.len() as u64, record.len())
+        && let Err(error) = exec.keep(record.len() as u64, "its input", record.len())
     {
-        let error = error.replace("its output", "its input");
         return fail(exec, step, 0.0, &error).await;
     }
     let attempts = Attempts::Store {
@@ -1127,7 +1110,7 @@ async fn run_step(
             // The last step's output is kept twice: as its own and the
             // run's.
             let keeps = output.len() as u64 * if last { 2 } else { 1 };
-            if let Err(error) = exec.keep(keeps, output.len()) {
+            if let Err(error) = exec.keep(keeps, "its output", output.len()) {
                 return fail(exec, step, ms, &error).await;
             }
             if last {
@@ -1154,8 +1137,7 @@ async fn run_for_each(
     let step = exec.step(i);
     let wf = &exec.wf;
     let id = exec.run.id;
-    if let Err(error) = exec.keep(record.len() as u64, record.len()) {
-        let error = error.replace("its output", "its elements");
+    if let Err(error) = exec.keep(record.len() as u64, "its elements", record.len()) {
         return fail(exec, step, 0.0, &error).await;
     }
     // The step's own attempt: its plugin version and start recorded once.
@@ -1224,7 +1206,7 @@ async fn run_for_each(
         items[k].attempts = tries;
         match called {
             Called::Succeeded { output, .. } => {
-                if let Err(error) = exec.keep(output.len() as u64, output.len()) {
+                if let Err(error) = exec.keep(output.len() as u64, "its output", output.len()) {
                     items[k].status = StepStatus::Failed;
                     items[k].error = Some(cut(&error, 1024));
                     failed = Some(format!("element {k}: {error}"));
