@@ -1169,3 +1169,44 @@ async fn a_for_each_runs_at_most_its_concurrency_at_once() {
     assert_eq!(output.len(), 6);
     assert!(output.iter().all(|o| o["done"] == true), "{run}");
 }
+
+/// An expression that repeats a large value (per for_each element, or
+/// many times in one input or output) is refused before it is built: what
+/// expressions build is held to what the run may keep.
+#[tokio::test]
+async fn expressions_build_no_more_than_the_run_may_keep() {
+    let nova = host(&Backend::Embedded).await;
+    let big = "x".repeat(900_000);
+    let list: Vec<u32> = (0..100).collect();
+    let repeated: serde_json::Map<String, Value> = (0..20)
+        .map(|i| (format!("k{i}"), json!("$.input.big")))
+        .collect();
+    let cases = [
+        (
+            // 100 elements × 900 kB: 90 MB of inputs.
+            json!({"steps": [{"plugin": "template", "config": {"template": "{{ i }}"},
+                              "for_each": "$.input.list", "input": {"big": "$.input.big", "i": "$.item"}}],
+                   "input": {"big": big, "list": list}}),
+            "the inputs of its elements would bring what the run keeps over the limit",
+        ),
+        (
+            json!({"steps": [{"plugin": "template", "config": {"template": "x"}, "input": repeated}],
+                   "input": {"big": big}}),
+            "its input would bring what the run keeps over the limit",
+        ),
+        (
+            json!({"steps": [{"plugin": "template", "config": {"template": "x"}}],
+                   "output": repeated, "input": {"big": big}}),
+            "the run's output would bring what the run keeps over the limit",
+        ),
+    ];
+    for (body, words) in cases {
+        let id = submitted(&nova, body).await;
+        let run = nova.wait_run(&id, 30).await;
+        assert_eq!(run["status"], "failed", "{words}");
+        let error = run["error"].as_str().unwrap();
+        assert!(error.contains(words), "{words:?} not in {error:?}");
+        assert!(error.contains("limits.run_bytes"), "{error}");
+    }
+    assert_eq!(nova.get_json("/health").await["status"], "ok");
+}

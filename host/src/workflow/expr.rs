@@ -70,6 +70,24 @@ impl Query {
         }
     }
 
+    /// [`eval`](Query::eval), its size as JSON taken from `budget` first:
+    /// refused, before anything is copied, when it would pass it.
+    pub fn eval_within(&self, scope: &Value, budget: &mut u64) -> Result<Value, OverBudget> {
+        let nodes = self.path.query(scope);
+        if self.singular {
+            let node = nodes.first().unwrap_or(&Value::Null);
+            take(budget, node)?;
+            return Ok(node.clone());
+        }
+        let nodes = nodes.all();
+        // The brackets and commas.
+        spend(budget, nodes.len() as u64 + 2)?;
+        for node in &nodes {
+            take(budget, node)?;
+        }
+        Ok(Value::Array(nodes.into_iter().cloned().collect()))
+    }
+
     /// The step id this query reads the output of (`$.steps.ID…` or
     /// `$.steps['ID']…`), if it names one; none for a query over `$.steps`
     /// as a whole or steps picked by a wildcard or filter.
@@ -119,6 +137,40 @@ fn is_singular(text: &str) -> bool {
     true
 }
 
+/// An expression's value would have been larger than allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverBudget;
+
+/// Takes `bytes` from `budget`, if it holds them.
+fn spend(budget: &mut u64, bytes: u64) -> Result<(), OverBudget> {
+    *budget = budget.checked_sub(bytes).ok_or(OverBudget)?;
+    Ok(())
+}
+
+/// Takes `value`'s size as compact JSON from `budget`; measuring stops as
+/// soon as it would pass it.
+fn take(budget: &mut u64, value: &Value) -> Result<(), OverBudget> {
+    struct Counter {
+        left: u64,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.left = self
+                .left
+                .checked_sub(bytes.len() as u64)
+                .ok_or_else(|| std::io::Error::other("over budget"))?;
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { left: *budget };
+    serde_json::to_writer(&mut counter, value).map_err(|_| OverBudget)?;
+    *budget = counter.left;
+    Ok(())
+}
+
 /// A JSON value with queries in it, parsed: a step's `input`, a
 /// definition's `output`.
 #[derive(Debug, Clone)]
@@ -156,19 +208,37 @@ impl Template {
         })
     }
 
-    /// The value with every query replaced by its value in `scope`.
-    pub fn eval(&self, scope: &Value) -> Value {
-        match self {
-            Template::Literal(v) => v.clone(),
-            Template::Query(q) => q.eval(scope),
-            Template::Array(items) => Value::Array(items.iter().map(|t| t.eval(scope)).collect()),
-            Template::Object(fields) => Value::Object(
-                fields
-                    .iter()
-                    .map(|(k, t)| (k.clone(), t.eval(scope)))
-                    .collect::<Map<_, _>>(),
-            ),
-        }
+    /// The value with every query replaced by its value in `scope`, its
+    /// size as JSON taken from `budget` piece by piece: refused as soon as
+    /// it would pass it, so a template that repeats a large value many
+    /// times never builds it.
+    pub fn eval_within(&self, scope: &Value, budget: &mut u64) -> Result<Value, OverBudget> {
+        Ok(match self {
+            Template::Literal(v) => {
+                take(budget, v)?;
+                v.clone()
+            }
+            Template::Query(q) => q.eval_within(scope, budget)?,
+            Template::Array(items) => {
+                spend(budget, items.len() as u64 + 2)?;
+                Value::Array(
+                    items
+                        .iter()
+                        .map(|t| t.eval_within(scope, budget))
+                        .collect::<Result<_, _>>()?,
+                )
+            }
+            Template::Object(fields) => {
+                spend(budget, 2)?;
+                let mut map = Map::new();
+                for (k, t) in fields {
+                    // The key, its quotes, the colon and a comma.
+                    spend(budget, k.len() as u64 + 4)?;
+                    map.insert(k.clone(), t.eval_within(scope, budget)?);
+                }
+                Value::Object(map)
+            }
+        })
     }
 
     /// Every query in it.
@@ -216,10 +286,14 @@ mod tests {
         })
     }
 
+    /// A template's value, with no bound.
+    fn full(t: &Template) -> Value {
+        let mut unbounded = u64::MAX;
+        t.eval_within(&scope(), &mut unbounded).unwrap()
+    }
+
     fn eval(text: &str) -> Value {
-        Template::parse(&json!(text), "input")
-            .unwrap()
-            .eval(&scope())
+        full(&Template::parse(&json!(text), "input").unwrap())
     }
 
     #[test]
@@ -246,7 +320,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            t.eval(&scope()),
+            full(&t),
             json!({"id": 7, "list": [0, 1, "$.not.a.path"], "s": "plain $.x"})
         );
         assert_eq!(eval("$$"), json!("$"));
@@ -294,6 +368,30 @@ mod tests {
         for s in ["$.a[*]", "$..a", "$.a[0:2]", "$.a[0,1]", "$.a[?@.b]", "$.*"] {
             assert!(!is_singular(s), "{s}");
         }
+    }
+
+    #[test]
+    fn a_budget_bounds_what_a_template_builds() {
+        let scope = json!({"input": {"big": "x".repeat(1000), "n": [1, 2, 3]}});
+        let once = Template::parse(&json!({"a": "$.input.big"}), "input").unwrap();
+        let mut budget = 2_000;
+        let value = once.eval_within(&scope, &mut budget).unwrap();
+        assert_eq!(value, json!({"a": "x".repeat(1000)}));
+        // {"a":"x…x"}: 2 braces, the key with its quotes, colon and a
+        // comma (5), and the string with its quotes (1,002).
+        assert_eq!(budget, 2_000 - 1_009);
+        let many =
+            Template::parse(&Value::Array(vec![json!("$.input.big"); 100]), "input").unwrap();
+        let mut budget = 50_000;
+        assert_eq!(many.eval_within(&scope, &mut budget), Err(OverBudget));
+        let list = Template::parse(&json!("$.input.n[*]"), "input").unwrap();
+        let mut budget = 100;
+        assert_eq!(
+            list.eval_within(&scope, &mut budget).unwrap(),
+            json!([1, 2, 3])
+        );
+        let mut budget = 4;
+        assert_eq!(list.eval_within(&scope, &mut budget), Err(OverBudget));
     }
 
     #[test]

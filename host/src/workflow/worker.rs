@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::Instrument;
 
-use super::expr::truthy;
+use super::expr::{OverBudget, truthy};
 use super::plan::{Plan, Sleep, timestamp};
 use super::{Workflows, backoff};
 use crate::metrics::{self, StepOutcome as Counted};
@@ -236,6 +236,24 @@ impl Exec {
 
     fn step(&self, index: usize) -> &Step {
         &self.run.steps[index]
+    }
+
+    /// The bytes the run may still keep: what an expression may build.
+    fn budget(&self) -> u64 {
+        self.wf
+            .config
+            .limits
+            .run_bytes
+            .saturating_sub(self.stored.load(Ordering::Acquire))
+    }
+
+    /// Why an expression's value was refused.
+    fn over_budget(&self, what: &str) -> String {
+        format!(
+            "{what} would bring what the run keeps over the limit of {} bytes \
+             (limits.run_bytes)",
+            self.wf.config.limits.run_bytes
+        )
     }
 }
 
@@ -683,9 +701,12 @@ async fn execute_steps(
     } else if cancelled || (halt == Halt::Cancelled && !all_done) {
         finish(wf, worker, run, RunStatus::Cancelled, None, None).await;
     } else if all_done {
-        let output = run_output(&exec, &state);
-        match exec.keep(output.len() as u64, "the run's output", output.len()) {
-            Ok(()) => finish(wf, worker, run, RunStatus::Succeeded, Some(output), None).await,
+        let kept = run_output(&exec, &state).and_then(|output| {
+            exec.keep(output.len() as u64, "the run's output", output.len())
+                .map(|()| output)
+        });
+        match kept {
+            Ok(output) => finish(wf, worker, run, RunStatus::Succeeded, Some(output), None).await,
             Err(error) => finish(wf, worker, run, RunStatus::Failed, None, Some(error)).await,
         }
     } else {
@@ -766,26 +787,42 @@ fn prepare(exec: &Exec, i: usize, state: &[State]) -> Prepared {
             ));
         }
         let record = RawJson::from_value(&Value::Array(items.clone()));
+        let Some(template) = &planned.input else {
+            let inputs = items.iter().map(RawJson::from_value).collect();
+            return Prepared::ForEach { inputs, record };
+        };
+        // The elements' inputs together may be no larger than what the run
+        // may still keep: an input that repeats a large value per element
+        // is refused before it is built.
+        let mut budget = exec.budget();
         let mut element = scope.clone();
-        let inputs = items
-            .into_iter()
-            .enumerate()
-            .map(|(index, item)| match &planned.input {
-                Some(template) => {
-                    if let Value::Object(fields) = &mut element {
-                        fields.insert("item".into(), item);
-                        fields.insert("index".into(), Value::from(index));
-                    }
-                    RawJson::from_value(&template.eval(&element))
+        let mut inputs = Vec::with_capacity(items.len());
+        for (index, item) in items.into_iter().enumerate() {
+            if let Value::Object(fields) = &mut element {
+                fields.insert("item".into(), item);
+                fields.insert("index".into(), Value::from(index));
+            }
+            match template.eval_within(&element, &mut budget) {
+                Ok(input) => inputs.push(RawJson::from_value(&input)),
+                Err(OverBudget) => {
+                    return Prepared::Invalid(exec.over_budget("the inputs of its elements"));
                 }
-                None => RawJson::from_value(&item),
-            })
-            .collect();
+            }
+        }
         return Prepared::ForEach { inputs, record };
     }
+    let input_of = |template: &super::expr::Template, scope: &Value| {
+        template
+            .eval_within(scope, &mut exec.budget())
+            .map(|input| RawJson::from_value(&input))
+            .map_err(|OverBudget| exec.over_budget("its input"))
+    };
     if let (Some(sleep), Some(scope)) = (&planned.sleep, &scope) {
         let input = match &planned.input {
-            Some(template) => RawJson::from_value(&template.eval(scope)),
+            Some(template) => match input_of(template, scope) {
+                Ok(input) => input,
+                Err(error) => return Prepared::Invalid(error),
+            },
             None => default_input(exec, i, state),
         };
         let wake_at = match sleep {
@@ -809,10 +846,12 @@ fn prepare(exec: &Exec, i: usize, state: &[State]) -> Prepared {
         return Prepared::Sleep { input, wake_at };
     }
     if let (Some(template), Some(scope)) = (&planned.input, &scope) {
-        let input = RawJson::from_value(&template.eval(scope));
-        return Prepared::Run {
-            record: Some(input.clone()),
-            input,
+        return match input_of(template, scope) {
+            Ok(input) => Prepared::Run {
+                record: Some(input.clone()),
+                input,
+            },
+            Err(error) => Prepared::Invalid(error),
         };
     }
     Prepared::Run {
@@ -879,15 +918,20 @@ fn scope(exec: &Exec, reads: &[usize], state: &[State]) -> Value {
     Value::Object(scope)
 }
 
-/// The run's output: its `output` expressions, or the last step's output.
-fn run_output(exec: &Exec, state: &[State]) -> RawJson {
+/// The run's output: its `output` expressions (refused when they would
+/// pass what the run may keep), or the last step's output.
+fn run_output(exec: &Exec, state: &[State]) -> Result<RawJson, String> {
     if let Some(template) = &exec.plan.output {
-        return RawJson::from_value(&template.eval(&scope(exec, &exec.plan.output_reads, state)));
+        let scope = scope(exec, &exec.plan.output_reads, state);
+        return template
+            .eval_within(&scope, &mut exec.budget())
+            .map(|output| RawJson::from_value(&output))
+            .map_err(|OverBudget| exec.over_budget("the run's output"));
     }
-    match state.last() {
+    Ok(match state.last() {
         Some(State::Done(output)) => output.clone(),
         _ => RawJson::null(),
-    }
+    })
 }
 
 /// The process is stopping: let another worker resume the run at step
