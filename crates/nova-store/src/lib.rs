@@ -70,7 +70,7 @@ macro_rules! run_size {
 /// The columns an `ApiKeyRow` is read from, in both backends.
 macro_rules! key_columns {
     () => {
-        "id, name, prefix, hash, scopes, created_at, last_used_at"
+        "id, name, prefix, hash, scopes, collections, created_at, last_used_at"
     };
 }
 
@@ -449,6 +449,9 @@ pub struct ApiKeyRow {
     pub hash: String,
     /// Space-separated scope names.
     pub scopes: String,
+    /// Space-separated collection names the key is held to; `None` for
+    /// every collection.
+    pub collections: Option<String>,
     /// Unix milliseconds.
     pub created_at: i64,
     pub last_used_at: Option<i64>,

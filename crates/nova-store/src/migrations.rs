@@ -59,6 +59,11 @@ const POSTGRES: Embedded = &[
         "workflows v2",
         include_str!("../migrations/postgres/0008_workflows_v2.sql"),
     ),
+    (
+        9,
+        "key collections",
+        include_str!("../migrations/postgres/0009_key_collections.sql"),
+    ),
 ];
 
 const SQLITE: Embedded = &[
@@ -91,6 +96,11 @@ const SQLITE: Embedded = &[
         6,
         "workflows v2",
         include_str!("../migrations/sqlite/0006_workflows_v2.sql"),
+    ),
+    (
+        7,
+        "key collections",
+        include_str!("../migrations/sqlite/0007_key_collections.sql"),
     ),
 ];
 

@@ -758,6 +758,15 @@ impl Backend for PgStore {
         body: &RawJson,
         now: i64,
     ) -> Result<Option<u32>, StoreError> {
+        // Saves of one name queue on a transaction-scoped advisory lock, so
+        // each reads the version the one before it wrote: under READ
+        // COMMITTED, optimistic retries alone can starve when many save at
+        // once.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('nova.definition:' || $1, 0))")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?;
         let version: Option<i32> = sqlx::query_scalar(
             "INSERT INTO workflow_definitions (name, version, body, created_at)
              SELECT $1, COALESCE(MAX(version), 0) + 1, $2::json, $3
@@ -768,8 +777,9 @@ impl Backend for PgStore {
         .bind(name)
         .bind(body.get())
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await?;
+        tx.commit().await?;
         version
             .map(|v| to_u32(v.into(), "definition version"))
             .transpose()
@@ -1085,8 +1095,8 @@ impl Backend for PgStore {
 
     async fn key_insert(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, last_used_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, last_used_at, collections)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(key.id)
         .bind(&key.name)
@@ -1095,6 +1105,7 @@ impl Backend for PgStore {
         .bind(&key.scopes)
         .bind(key.created_at)
         .bind(key.last_used_at)
+        .bind(&key.collections)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -1414,6 +1425,7 @@ fn key_from_row(row: &PgRow) -> Result<ApiKeyRow, StoreError> {
         prefix: row.try_get("prefix")?,
         hash: row.try_get("hash")?,
         scopes: row.try_get("scopes")?,
+        collections: row.try_get("collections")?,
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
     })

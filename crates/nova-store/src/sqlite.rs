@@ -1041,8 +1041,8 @@ impl Backend for SqliteStore {
 
     async fn key_insert(&self, key: &ApiKeyRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, last_used_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO api_keys (id, name, prefix, hash, scopes, created_at, last_used_at, collections)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
         )
         .bind(key.id)
         .bind(&key.name)
@@ -1051,6 +1051,7 @@ impl Backend for SqliteStore {
         .bind(&key.scopes)
         .bind(key.created_at)
         .bind(key.last_used_at)
+        .bind(&key.collections)
         .execute(&self.writer)
         .await?;
         Ok(())
@@ -1382,6 +1383,7 @@ fn key_from_row(row: &SqliteRow) -> Result<ApiKeyRow, StoreError> {
         prefix: row.try_get("prefix")?,
         hash: row.try_get("hash")?,
         scopes: row.try_get("scopes")?,
+        collections: row.try_get("collections")?,
         created_at: row.try_get("created_at")?,
         last_used_at: row.try_get("last_used_at")?,
     })
