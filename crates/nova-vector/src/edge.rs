@@ -11,17 +11,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use qdrant_edge::{
-    Condition, CountRequest, CreateIndex, DEFAULT_VECTOR_NAME, Distance, EdgeConfig, EdgeShard,
-    EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter as EdgeFilter, JsonPath,
-    KeywordIndexParams, Match, NamedQuery, PayloadFieldSchema, PayloadSchemaParams,
-    PayloadSchemaType, PointInsertOperations, PointOperations, PointStruct, QueryEnum,
-    QueryRequestBuilder, ScoringQuery, ScrollRequest, UpdateOperation, ValueVariants,
-    VectorInternal, WithPayloadInterface,
+    Condition, CountRequest, CreateIndex, CreateVectorName, DEFAULT_VECTOR_NAME, Distance,
+    EdgeConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams, FieldCondition,
+    FieldIndexOperations, Filter as EdgeFilter, Fusion, JsonPath, KeywordIndexParams, Match,
+    Modifier, NamedQuery, PayloadFieldSchema, PayloadSchemaParams, PayloadSchemaType,
+    PointInsertOperations, PointOperations, PointStruct, PrefetchBuilder, QueryEnum,
+    QueryRequestBuilder, RetrieveRequest, ScoringQuery, ScrollRequest, SparseVector,
+    SparseVectorConfig, UpdateOperation, ValueVariants, Vector, VectorInternal, VectorNameConfig,
+    VectorNameOperations, Vectors, WithPayloadInterface,
 };
 
 use super::{
-    CHUNK_INDEX_FIELD, ChunkPayload, FileRecord, Filter, META_FIELD, Point, SOURCE_FIELD, Scored,
-    VectorError, VectorIndex, valid_collection,
+    CHUNK_INDEX_FIELD, ChunkPayload, FileRecord, Filter, IndexKind, KEYWORDS_VECTOR, Point, RRF_K,
+    Ranking, SOURCE_FIELD, Scored, Settings, Sparse, VectorError, VectorIndex, meta_path,
+    valid_collection,
 };
 
 /// Files scrolled per page when listing a collection's files.
@@ -70,6 +73,17 @@ impl EdgeIndex {
                     e,
                 )
             })?;
+            if !shard.config().sparse_vectors.contains_key(KEYWORDS_VECTOR) {
+                // Made before keyword search: its chunks are re-indexed
+                // with keywords by the next ingest (their records say so).
+                add_keywords_vector(&shard).map_err(|e| {
+                    backend_error(
+                        &format!("cannot add keyword search to {}", entry.path().display()),
+                        e,
+                    )
+                })?;
+                tracing::info!(collection = name, "keyword vector added to the collection");
+            }
             let indexed = shard
                 .info()
                 .map(|i| i.payload_schema.keys().map(|k| k.to_string()).collect())
@@ -88,6 +102,12 @@ impl EdgeIndex {
             shards: RwLock::new(shards),
             creating: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Where `collection`'s settings are kept: beside its shard (a name
+    /// with a dot is never a collection's).
+    fn settings_file(&self, collection: &str) -> PathBuf {
+        self.dir.join(format!("{collection}.settings.json"))
     }
 
     fn shard(&self, collection: &str) -> Result<Arc<Shard>, VectorError> {
@@ -140,6 +160,50 @@ fn must(conditions: Vec<Condition>) -> Option<EdgeFilter> {
     Some(filter)
 }
 
+/// The IDF-weighted sparse vector keyword search ranks by.
+fn keywords_params() -> EdgeSparseVectorParams {
+    EdgeSparseVectorParams::builder()
+        .modifier(Modifier::Idf)
+        .build()
+}
+
+/// Adds the keyword vector to a shard made without it.
+fn add_keywords_vector(shard: &EdgeShard) -> Result<(), String> {
+    let config = serde_json::to_value(SparseVectorConfig {
+        modifier: Some(Modifier::Idf),
+        datatype: None,
+    })
+    .and_then(|sparse| {
+        serde_json::from_value::<VectorNameConfig>(serde_json::json!({ "sparse": sparse }))
+    })
+    .map_err(|e| e.to_string())?;
+    shard
+        .update(UpdateOperation::VectorNameOperation(
+            VectorNameOperations::CreateVectorName(CreateVectorName {
+                vector_name: KEYWORDS_VECTOR.into(),
+                config,
+            }),
+        ))
+        .map_err(|e| e.to_string())
+}
+
+fn sparse(keywords: Sparse) -> SparseVector {
+    SparseVector {
+        indices: keywords.indices,
+        values: keywords.values,
+    }
+}
+
+fn schema(kind: IndexKind) -> PayloadFieldSchema {
+    PayloadFieldSchema::FieldType(match kind {
+        IndexKind::Keyword => PayloadSchemaType::Keyword,
+        IndexKind::Integer => PayloadSchemaType::Integer,
+        IndexKind::Bool => PayloadSchemaType::Bool,
+        IndexKind::Float => PayloadSchemaType::Float,
+        IndexKind::Datetime => PayloadSchemaType::Datetime,
+    })
+}
+
 impl Shard {
     /// Creates a payload index on `field` unless it has one.
     fn ensure_index(&self, field: &str, schema: PayloadFieldSchema) -> Result<(), VectorError> {
@@ -159,27 +223,51 @@ impl Shard {
     }
 
     fn filter(&self, filter: &Filter) -> Result<Option<EdgeFilter>, VectorError> {
-        let mut conditions = Vec::new();
-        if let Some(source) = &filter.source {
-            conditions.push(keyword(SOURCE_FIELD, source)?);
+        for (key, test) in &filter.meta {
+            // Unindexed filters scan every payload (~100x slower). A key
+            // indexed as one kind keeps that index: another kind of test
+            // on it is answered by a scan.
+            self.ensure_index(&meta_path(key), schema(test.index_kind()))?;
         }
-        if let Some(prefix) = &filter.source_prefix {
-            conditions.push(Condition::Field(FieldCondition::new_match(
-                path(SOURCE_FIELD)?,
-                Match::new_prefix(prefix),
-            )));
-        }
-        for (key, value) in &filter.meta {
-            let field = format!("{META_FIELD}.{key}");
-            // Unindexed filters scan every payload (~100x slower).
-            self.ensure_index(
-                &field,
-                PayloadFieldSchema::FieldType(PayloadSchemaType::Keyword),
-            )?;
-            conditions.push(keyword(&field, value)?);
-        }
-        Ok(must(conditions))
+        filter
+            .to_qdrant_json()
+            .map(|json| {
+                serde_json::from_value::<EdgeFilter>(json)
+                    .map_err(|e| VectorError::Backend(format!("invalid filter: {e}")))
+            })
+            .transpose()
     }
+}
+
+/// Every point passing `filter`, through `map` (`None` leaves one out).
+fn scroll_all<T>(
+    s: &Shard,
+    filter: Option<EdgeFilter>,
+    map: impl Fn(ChunkPayload) -> Result<Option<T>, VectorError>,
+) -> Result<Vec<T>, VectorError> {
+    let mut out = Vec::new();
+    let mut offset = None;
+    loop {
+        let request = ScrollRequest {
+            offset,
+            limit: Some(SCROLL_PAGE),
+            filter: filter.clone(),
+            with_payload: Some(WithPayloadInterface::Bool(true)),
+            ..ScrollRequest::new()
+        };
+        let (records, next) = s
+            .shard
+            .scroll(request)
+            .map_err(|e| backend_error("cannot list chunks", e))?;
+        for record in records {
+            out.extend(map(payload_of(record.payload)?)?);
+        }
+        match next {
+            Some(next) => offset = Some(next),
+            None => break,
+        }
+    }
+    Ok(out)
 }
 
 fn payload_of(payload: Option<qdrant_edge::Payload>) -> Result<ChunkPayload, VectorError> {
@@ -200,24 +288,37 @@ impl VectorIndex for EdgeIndex {
         Ok(names)
     }
 
-    async fn ensure_collection(&self, collection: &str, dim: usize) -> Result<(), VectorError> {
+    async fn create_collection(
+        &self,
+        collection: &str,
+        dim: usize,
+        settings: &Settings,
+    ) -> Result<bool, VectorError> {
         if !valid_collection(collection) {
             return Err(VectorError::InvalidCollection(collection.to_owned()));
         }
         if self.shards.read().contains_key(collection) {
-            return Ok(());
+            return Ok(false);
         }
         let _creating = self.creating.lock().await;
         if self.shards.read().contains_key(collection) {
-            return Ok(());
+            return Ok(false);
         }
         let path = self.dir.join(collection);
+        let settings_file = self.settings_file(collection);
+        let settings = serde_json::to_vec(settings)
+            .map_err(|e| backend_error("cannot encode the settings", e))?;
         let created = tokio::task::spawn_blocking(move || -> Result<Shard, VectorError> {
+            // Settings first: a collection is only listed once its shard
+            // exists, and then its settings are there.
+            std::fs::write(&settings_file, settings)
+                .map_err(|e| backend_error("cannot write the collection's settings", e))?;
             let config = EdgeConfig::builder()
                 .vector(
                     DEFAULT_VECTOR_NAME,
                     EdgeVectorParams::builder(dim, Distance::Cosine).build(),
                 )
+                .sparse_vector(KEYWORDS_VECTOR, keywords_params())
                 .build();
             let shard = EdgeShard::new(&path, config)
                 .map_err(|e| backend_error("cannot create the collection", e))?;
@@ -245,7 +346,21 @@ impl VectorIndex for EdgeIndex {
             .write()
             .entry(collection.to_owned())
             .or_insert_with(|| Arc::new(created));
-        Ok(())
+        Ok(true)
+    }
+
+    async fn settings(&self, collection: &str) -> Result<Settings, VectorError> {
+        self.shard(collection)?;
+        let file = self.settings_file(collection);
+        tokio::task::spawn_blocking(move || match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| backend_error("the collection's settings are unreadable", e)),
+            // Made before collections had settings.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::new()),
+            Err(e) => Err(backend_error("cannot read the collection's settings", e)),
+        })
+        .await
+        .map_err(|e| backend_error("index task failed", e))?
     }
 
     async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), VectorError> {
@@ -256,7 +371,20 @@ impl VectorIndex for EdgeIndex {
         for point in points {
             let payload = serde_json::to_value(&point.payload)
                 .map_err(|e| backend_error("cannot encode a payload", e))?;
-            list.push(PointStruct::new(point.id, point.vector, payload).into());
+            let vectors: Vectors = match point.keywords {
+                Some(k) if !k.is_empty() => Vectors::new_named([
+                    (
+                        DEFAULT_VECTOR_NAME.to_owned(),
+                        Vector::new_dense(point.vector),
+                    ),
+                    (
+                        KEYWORDS_VECTOR.to_owned(),
+                        Vector(VectorInternal::Sparse(sparse(k))),
+                    ),
+                ]),
+                _ => point.vector.into(),
+            };
+            list.push(PointStruct::new(point.id, vectors, payload).into());
         }
         self.with_shard(collection, move |s| {
             s.shard
@@ -282,22 +410,56 @@ impl VectorIndex for EdgeIndex {
         .await
     }
 
-    async fn search(
+    async fn query(
         &self,
         collection: &str,
-        vector: Vec<f32>,
+        ranking: Ranking,
         top_k: usize,
         filter: &Filter,
     ) -> Result<Vec<Scored>, VectorError> {
         let filter = filter.clone();
         self.with_shard(collection, move |s| {
-            let mut request = QueryRequestBuilder::new(top_k)
-                .query(ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
-                    query: VectorInternal::Dense(vector),
+            let filter = s.filter(&filter)?;
+            let dense = |v: Vec<f32>| {
+                ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+                    query: VectorInternal::Dense(v),
                     using: None,
-                })))
-                .with_payload(WithPayloadInterface::Bool(true));
-            if let Some(filter) = s.filter(&filter)? {
+                }))
+            };
+            let keywords = |k: Sparse| {
+                ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+                    query: VectorInternal::Sparse(sparse(k)),
+                    using: Some(KEYWORDS_VECTOR.into()),
+                }))
+            };
+            let mut request =
+                QueryRequestBuilder::new(top_k).with_payload(WithPayloadInterface::Bool(true));
+            match ranking {
+                Ranking::Dense(v) => request = request.query(dense(v)),
+                Ranking::Keywords(k) => request = request.query(keywords(k)),
+                Ranking::Hybrid {
+                    dense: v,
+                    keywords: k,
+                    depth,
+                } => {
+                    let mut prefetches = Vec::with_capacity(2);
+                    for query in [dense(v), keywords(k)] {
+                        let mut prefetch = PrefetchBuilder::new(depth.max(top_k)).query(query);
+                        if let Some(filter) = &filter {
+                            prefetch = prefetch.filter(filter.clone());
+                        }
+                        prefetches.push(prefetch.build());
+                    }
+                    request =
+                        request
+                            .prefetches(prefetches)
+                            .query(ScoringQuery::Fusion(Fusion::Rrf {
+                                k: RRF_K,
+                                weights: None,
+                            }));
+                }
+            }
+            if let Some(filter) = filter {
                 request = request.filter(filter);
             }
             let points = s
@@ -317,32 +479,40 @@ impl VectorIndex for EdgeIndex {
         .await
     }
 
+    async fn chunk(&self, collection: &str, id: u64) -> Result<Option<ChunkPayload>, VectorError> {
+        self.with_shard(collection, move |s| {
+            let mut request = RetrieveRequest::new(vec![id.into()]);
+            request.with_payload = Some(WithPayloadInterface::Bool(true));
+            let records = s
+                .shard
+                .retrieve(request)
+                .map_err(|e| backend_error("cannot read a chunk", e))?;
+            records
+                .into_iter()
+                .next()
+                .map(|r| payload_of(r.payload))
+                .transpose()
+        })
+        .await
+    }
+
+    async fn chunks(
+        &self,
+        collection: &str,
+        source: &str,
+    ) -> Result<Vec<ChunkPayload>, VectorError> {
+        let filter = must(vec![keyword(SOURCE_FIELD, source)?]);
+        let mut chunks = self
+            .with_shard(collection, move |s| scroll_all(s, filter, |p| Ok(Some(p))))
+            .await?;
+        chunks.sort_by_key(|c| c.chunk_index);
+        Ok(chunks)
+    }
+
     async fn files(&self, collection: &str) -> Result<Vec<FileRecord>, VectorError> {
         let filter = must(vec![integer(CHUNK_INDEX_FIELD, 0)?]);
         self.with_shard(collection, move |s| {
-            let mut files = Vec::new();
-            let mut offset = None;
-            loop {
-                let request = ScrollRequest {
-                    offset,
-                    limit: Some(SCROLL_PAGE),
-                    filter: filter.clone(),
-                    with_payload: Some(WithPayloadInterface::Bool(true)),
-                    ..ScrollRequest::new()
-                };
-                let (records, next) = s
-                    .shard
-                    .scroll(request)
-                    .map_err(|e| backend_error("cannot list files", e))?;
-                for record in records {
-                    files.push(FileRecord::from(payload_of(record.payload)?));
-                }
-                match next {
-                    Some(next) => offset = Some(next),
-                    None => break,
-                }
-            }
-            Ok(files)
+            scroll_all(s, filter, |p| Ok(Some(FileRecord::from(p))))
         })
         .await
     }
@@ -365,12 +535,19 @@ impl VectorIndex for EdgeIndex {
             return Err(VectorError::UnknownCollection(collection.to_owned()));
         };
         let path = self.dir.join(collection);
+        let settings = self.settings_file(collection);
         tokio::task::spawn_blocking(move || {
             // The shard must be closed (its WAL lock released) first;
             // a search still holding it keeps the files until it ends.
             drop(shard);
             std::fs::remove_dir_all(&path)
-                .map_err(|e| backend_error("cannot remove the collection", e))
+                .map_err(|e| backend_error("cannot remove the collection", e))?;
+            match std::fs::remove_file(&settings) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(backend_error("cannot remove the collection's settings", e))
+                }
+                _ => Ok(()),
+            }
         })
         .await
         .map_err(|e| backend_error("index task failed", e))?

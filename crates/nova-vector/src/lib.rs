@@ -7,9 +7,17 @@
 //! collection. Each chunk's payload carries what ingestion needs to be
 //! incremental (source, content hash, loader and version), so the index
 //! itself is the record of what was ingested: nothing can drift apart.
+//!
+//! Every chunk has two vectors: the embedding (dense, for meaning) and its
+//! keywords (sparse, BM25: see [`keywords`]), whose inverse document
+//! frequencies the index itself keeps, so a search ranks by meaning, by
+//! keywords, or by both fused ([`Ranking`]).
 
 pub mod edge;
+pub mod keywords;
 pub mod server;
+
+pub use keywords::{KEYWORDS_MODEL, Keywords, Sparse};
 
 use std::collections::BTreeMap;
 
@@ -53,9 +61,21 @@ pub struct ChunkPayload {
     /// hashing unchanged files at start.
     pub size: u64,
     pub modified_ms: u64,
-    /// The loader's metadata (heading path, title, page, tags...).
+    /// The loader's metadata (heading path, title, page, tags...), and the
+    /// document's own (given with an upload), which wins on a clash.
     #[serde(default)]
-    pub meta: BTreeMap<String, String>,
+    pub meta: BTreeMap<String, serde_json::Value>,
+    /// The keyword model the chunk's sparse vector was made with (empty:
+    /// none, for chunks indexed before keyword search).
+    #[serde(default)]
+    pub keywords: String,
+    /// Whether the document came through the document API rather than a
+    /// directory: a directory's sync leaves uploads alone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub uploaded: bool,
+    /// On chunk 0 only: the metadata the document was uploaded with.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub doc_meta: BTreeMap<String, serde_json::Value>,
 }
 
 /// One chunk to write.
@@ -63,6 +83,9 @@ pub struct ChunkPayload {
 pub struct Point {
     pub id: u64,
     pub vector: Vec<f32>,
+    /// Its keywords (BM25 term weights); none leaves the chunk out of
+    /// keyword search.
+    pub keywords: Option<Sparse>,
     pub payload: ChunkPayload,
 }
 
@@ -77,6 +100,9 @@ pub struct FileRecord {
     pub chunks: u32,
     pub size: u64,
     pub modified_ms: u64,
+    pub keywords: String,
+    pub uploaded: bool,
+    pub metadata: BTreeMap<String, serde_json::Value>,
 }
 
 impl From<ChunkPayload> for FileRecord {
@@ -90,19 +116,65 @@ impl From<ChunkPayload> for FileRecord {
             chunks: p.chunks,
             size: p.size,
             modified_ms: p.modified_ms,
+            keywords: p.keywords,
+            uploaded: p.uploaded,
+            metadata: p.doc_meta,
         }
     }
 }
 
+/// A metadata value a filter compares with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Text(String),
+    Integer(i64),
+    Bool(bool),
+}
+
+/// One end of a range: a number, or an RFC 3339 date-time (a metadata
+/// value that is a date-time string compares as a date-time).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bound {
+    Number(f64),
+    Date(String),
+}
+
+/// What a metadata key's value must be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Test {
+    /// Equal to this (for a list value: contains it).
+    Eq(Scalar),
+    /// Equal to one of these.
+    Any(Vec<Scalar>),
+    /// Equal to none of these (a chunk without the key passes).
+    Not(Vec<Scalar>),
+    /// Within the range; every end given must hold, and all ends are of
+    /// one kind (numbers or dates).
+    Range {
+        gt: Option<Bound>,
+        gte: Option<Bound>,
+        lt: Option<Bound>,
+        lte: Option<Bound>,
+    },
+}
+
+impl Test {
+    /// Whether this is a range over dates (rather than numbers).
+    pub fn is_date_range(&self) -> bool {
+        matches!(self, Test::Range { gt, gte, lt, lte }
+            if [gt, gte, lt, lte].into_iter().flatten().any(|b| matches!(b, Bound::Date(_))))
+    }
+}
+
 /// Narrows a search; every condition must hold.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
     /// The chunk's source equals this.
     pub source: Option<String>,
     /// The chunk's source starts with this.
     pub source_prefix: Option<String>,
-    /// Metadata key equals value, for each pair.
-    pub meta: Vec<(String, String)>,
+    /// A test on the value of a metadata key, for each pair.
+    pub meta: Vec<(String, Test)>,
 }
 
 impl Filter {
@@ -110,6 +182,26 @@ impl Filter {
         self.source.is_none() && self.source_prefix.is_none() && self.meta.is_empty()
     }
 }
+
+/// How a search ranks chunks.
+#[derive(Debug, Clone)]
+pub enum Ranking {
+    /// By the embedding's cosine similarity.
+    Dense(Vec<f32>),
+    /// By BM25 over the keywords, with the collection's IDF.
+    Keywords(Sparse),
+    /// Both, fused by reciprocal rank: each list's best `depth` chunks
+    /// count `1 / (k + rank)`.
+    Hybrid {
+        dense: Vec<f32>,
+        keywords: Sparse,
+        depth: usize,
+    },
+}
+
+/// Settings a collection is created with, kept by the index with it;
+/// nova's own (chunking, a description) as an opaque JSON object.
+pub type Settings = serde_json::Map<String, serde_json::Value>;
 
 /// A search result.
 #[derive(Debug, Clone)]
@@ -124,6 +216,8 @@ pub const SOURCE_FIELD: &str = "source";
 pub const CHUNK_INDEX_FIELD: &str = "chunk_index";
 /// Metadata keys live under this object in the payload.
 pub const META_FIELD: &str = "meta";
+/// The name of the sparse (keyword) vector; the dense one is unnamed.
+pub const KEYWORDS_VECTOR: &str = "keywords";
 
 /// A vector index backend.
 #[async_trait]
@@ -135,14 +229,39 @@ pub trait VectorIndex: Send + Sync {
     async fn collections(&self) -> Result<Vec<String>, VectorError>;
 
     /// Creates `collection` for vectors of `dim` dimensions if it does not
-    /// exist yet.
-    async fn ensure_collection(&self, collection: &str, dim: usize) -> Result<(), VectorError>;
+    /// exist yet (with `settings`); one made before keyword search gets its
+    /// keyword vector. True when it was created now.
+    async fn create_collection(
+        &self,
+        collection: &str,
+        dim: usize,
+        settings: &Settings,
+    ) -> Result<bool, VectorError>;
+
+    /// [`VectorIndex::create_collection`] without settings.
+    async fn ensure_collection(&self, collection: &str, dim: usize) -> Result<(), VectorError> {
+        self.create_collection(collection, dim, &Settings::new())
+            .await
+            .map(drop)
+    }
+
+    /// The settings `collection` was created with.
+    async fn settings(&self, collection: &str) -> Result<Settings, VectorError>;
 
     /// Inserts or replaces points (by id).
     async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), VectorError>;
 
     /// Deletes every chunk of `source`.
     async fn delete_source(&self, collection: &str, source: &str) -> Result<(), VectorError>;
+
+    /// The `top_k` best chunks by `ranking` that pass `filter`, best first.
+    async fn query(
+        &self,
+        collection: &str,
+        ranking: Ranking,
+        top_k: usize,
+        filter: &Filter,
+    ) -> Result<Vec<Scored>, VectorError>;
 
     /// The `top_k` chunks closest to `vector` that pass `filter`, best first.
     async fn search(
@@ -151,10 +270,36 @@ pub trait VectorIndex: Send + Sync {
         vector: Vec<f32>,
         top_k: usize,
         filter: &Filter,
-    ) -> Result<Vec<Scored>, VectorError>;
+    ) -> Result<Vec<Scored>, VectorError> {
+        self.query(collection, Ranking::Dense(vector), top_k, filter)
+            .await
+    }
 
     /// The record of every file in `collection` (its chunk 0).
     async fn files(&self, collection: &str) -> Result<Vec<FileRecord>, VectorError>;
+
+    /// The record of `source` in `collection`, if it is there.
+    async fn file(
+        &self,
+        collection: &str,
+        source: &str,
+    ) -> Result<Option<FileRecord>, VectorError> {
+        Ok(self
+            .chunk(collection, point_id(collection, source, 0))
+            .await?
+            .filter(|p| p.source == source)
+            .map(FileRecord::from))
+    }
+
+    /// The payload of the chunk with id `id`.
+    async fn chunk(&self, collection: &str, id: u64) -> Result<Option<ChunkPayload>, VectorError>;
+
+    /// Every chunk of `source`, in order.
+    async fn chunks(
+        &self,
+        collection: &str,
+        source: &str,
+    ) -> Result<Vec<ChunkPayload>, VectorError>;
 
     /// How many chunks `collection` holds.
     async fn count(&self, collection: &str) -> Result<u64, VectorError>;
@@ -165,6 +310,100 @@ pub trait VectorIndex: Send + Sync {
     /// Called after a bulk change; a backend that indexes lazily builds its
     /// search index here (in the background).
     async fn optimize(&self, collection: &str) -> Result<(), VectorError>;
+}
+
+/// RRF's `k`: how much a lower rank still counts (`1 / (k + rank)`); 60 is
+/// the constant of the paper that introduced it, and what most engines use.
+pub const RRF_K: usize = 60;
+
+/// The payload path of metadata key `key`.
+pub fn meta_path(key: &str) -> String {
+    format!("{META_FIELD}.{key}")
+}
+
+/// What kind of payload index serves a test on a metadata key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    Keyword,
+    Integer,
+    Bool,
+    Float,
+    Datetime,
+}
+
+impl Test {
+    /// The index this test is fastest with.
+    pub fn index_kind(&self) -> IndexKind {
+        let of = |s: &Scalar| match s {
+            Scalar::Text(_) => IndexKind::Keyword,
+            Scalar::Integer(_) => IndexKind::Integer,
+            Scalar::Bool(_) => IndexKind::Bool,
+        };
+        match self {
+            Test::Eq(s) => of(s),
+            Test::Any(list) | Test::Not(list) => list.first().map_or(IndexKind::Keyword, of),
+            Test::Range { .. } if self.is_date_range() => IndexKind::Datetime,
+            Test::Range { .. } => IndexKind::Float,
+        }
+    }
+}
+
+impl Filter {
+    /// The filter in Qdrant's JSON form (`{"must": [...], "must_not":
+    /// [...]}`), or `None` when it lets everything through.
+    pub fn to_qdrant_json(&self) -> Option<serde_json::Value> {
+        use serde_json::{Value, json};
+        let scalar = |s: &Scalar| match s {
+            Scalar::Text(t) => json!(t),
+            Scalar::Integer(i) => json!(i),
+            Scalar::Bool(b) => json!(b),
+        };
+        let bound = |b: &Option<Bound>| match b {
+            Some(Bound::Number(n)) => json!(n),
+            Some(Bound::Date(d)) => json!(d),
+            None => Value::Null,
+        };
+        let mut must = Vec::new();
+        let mut must_not = Vec::new();
+        if let Some(source) = &self.source {
+            must.push(json!({"key": SOURCE_FIELD, "match": {"value": source}}));
+        }
+        if let Some(prefix) = &self.source_prefix {
+            must.push(json!({"key": SOURCE_FIELD, "match": {"prefix": prefix}}));
+        }
+        for (key, test) in &self.meta {
+            let key = meta_path(key);
+            match test {
+                Test::Eq(s) => must.push(json!({"key": key, "match": {"value": scalar(s)}})),
+                Test::Any(list) => must.push(
+                    json!({"key": key, "match": {"any": list.iter().map(scalar).collect::<Vec<_>>()}}),
+                ),
+                Test::Not(list) => must_not.push(
+                    json!({"key": key, "match": {"any": list.iter().map(scalar).collect::<Vec<_>>()}}),
+                ),
+                Test::Range { gt, gte, lt, lte } => {
+                    let mut range = serde_json::Map::new();
+                    for (name, end) in [("gt", gt), ("gte", gte), ("lt", lt), ("lte", lte)] {
+                        if end.is_some() {
+                            range.insert(name.to_owned(), bound(end));
+                        }
+                    }
+                    must.push(json!({"key": key, "range": range}));
+                }
+            }
+        }
+        if must.is_empty() && must_not.is_empty() {
+            return None;
+        }
+        let mut filter = serde_json::Map::new();
+        if !must.is_empty() {
+            filter.insert("must".into(), Value::Array(must));
+        }
+        if !must_not.is_empty() {
+            filter.insert("must_not".into(), Value::Array(must_not));
+        }
+        Some(Value::Object(filter))
+    }
 }
 
 /// Whether `name` is a valid collection name.

@@ -14,15 +14,19 @@ use parking_lot::RwLock;
 use qdrant_client::qdrant::r#match::MatchValue;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
-    DeletePointsBuilder, Distance, FieldType, Filter as QdrantFilter, KeywordIndexParamsBuilder,
-    PointStruct, QueryPointsBuilder, ScrollPointsBuilder, UpsertPointsBuilder, Value,
-    VectorParamsBuilder,
+    CreateVectorNameRequest, DatetimeRange, DeletePointsBuilder, Distance, FieldType,
+    Filter as QdrantFilter, GetPointsBuilder, KeywordIndexParamsBuilder, Modifier, NamedVectors,
+    PointStruct, PrefetchQueryBuilder, Query, QueryPointsBuilder, Range, Rrf, ScrollPointsBuilder,
+    SparseVectorConfig, SparseVectorCreationConfig, SparseVectorParamsBuilder, Timestamp,
+    UpsertPointsBuilder, Value, Vector, VectorInput, VectorParamsBuilder,
+    create_vector_name_request::VectorConfig,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 
 use super::{
-    CHUNK_INDEX_FIELD, ChunkPayload, FileRecord, Filter, META_FIELD, Point, SOURCE_FIELD, Scored,
-    VectorError, VectorIndex, valid_collection,
+    Bound, CHUNK_INDEX_FIELD, ChunkPayload, FileRecord, Filter, IndexKind, KEYWORDS_VECTOR, Point,
+    RRF_K, Ranking, SOURCE_FIELD, Scalar, Scored, Settings, Sparse, Test, VectorError, VectorIndex,
+    meta_path, valid_collection,
 };
 
 /// Files scrolled per page when listing a collection's files.
@@ -152,18 +156,26 @@ impl ServerIndex {
     }
 
     /// Creates a payload index on `field` of `collection` unless it has one.
-    async fn ensure_index(&self, collection: &str, field: &str) -> Result<(), VectorError> {
+    async fn ensure_index(
+        &self,
+        collection: &str,
+        field: &str,
+        kind: IndexKind,
+    ) -> Result<(), VectorError> {
         let set = self.indexed(collection).await?;
         if set.read().contains(field) {
             return Ok(());
         }
+        let kind = match kind {
+            IndexKind::Keyword => FieldType::Keyword,
+            IndexKind::Integer => FieldType::Integer,
+            IndexKind::Bool => FieldType::Bool,
+            IndexKind::Float => FieldType::Float,
+            IndexKind::Datetime => FieldType::Datetime,
+        };
         self.create_index(
             collection,
-            CreateFieldIndexCollectionBuilder::new(
-                self.name(collection),
-                field,
-                FieldType::Keyword,
-            ),
+            CreateFieldIndexCollectionBuilder::new(self.name(collection), field, kind),
         )
         .await?;
         set.write().insert(field.to_owned());
@@ -183,27 +195,186 @@ impl ServerIndex {
         }
     }
 
+    /// Every chunk passing `filter`.
+    async fn scroll_all(
+        &self,
+        collection: &str,
+        filter: QdrantFilter,
+    ) -> Result<Vec<ChunkPayload>, VectorError> {
+        let mut chunks = Vec::new();
+        let mut offset = None;
+        loop {
+            let mut request = ScrollPointsBuilder::new(self.name(collection))
+                .filter(filter.clone())
+                .limit(SCROLL_PAGE)
+                .with_payload(true)
+                .with_vectors(false);
+            if let Some(offset) = offset.take() {
+                request = request.offset(offset);
+            }
+            let page = self
+                .client
+                .scroll(request)
+                .await
+                .map_err(|e| self.error(collection, "cannot list chunks", e))?;
+            for point in page.result {
+                chunks.push(payload_of(point.payload)?);
+            }
+            match page.next_page_offset {
+                Some(next) => offset = Some(next),
+                None => break,
+            }
+        }
+        Ok(chunks)
+    }
+
+    /// Adds the keyword vector to a collection made before keyword search;
+    /// its chunks get keywords when the next ingest re-indexes them.
+    async fn ensure_keywords_vector(&self, collection: &str) -> Result<(), VectorError> {
+        let name = self.name(collection);
+        let info = self
+            .client
+            .collection_info(&name)
+            .await
+            .map_err(|e| self.error(collection, "cannot read the collection", e))?;
+        let has = info
+            .result
+            .and_then(|i| i.config)
+            .and_then(|c| c.params)
+            .and_then(|p| p.sparse_vectors_config)
+            .is_some_and(|s| s.map.contains_key(KEYWORDS_VECTOR));
+        if has {
+            return Ok(());
+        }
+        let request = CreateVectorNameRequest {
+            collection_name: name,
+            wait: Some(true),
+            vector_name: KEYWORDS_VECTOR.to_owned(),
+            vector_config: Some(VectorConfig::SparseConfig(SparseVectorCreationConfig {
+                modifier: Some(Modifier::Idf as i32),
+                datatype: None,
+            })),
+            ..CreateVectorNameRequest::default()
+        };
+        match self.client.create_vector_name(request).await {
+            Ok(_) => Ok(()),
+            Err(e) if status_code(&e) == Some(code::ALREADY_EXISTS) => Ok(()),
+            Err(e) => Err(self.error(collection, "cannot add keyword search", e)),
+        }
+    }
+
     /// The Qdrant filter for `filter`, indexing metadata keys on first use.
     async fn filter(
         &self,
         collection: &str,
         filter: &Filter,
     ) -> Result<Option<QdrantFilter>, VectorError> {
-        let mut conditions = Vec::new();
+        let mut must = Vec::new();
+        let mut must_not = Vec::new();
         if let Some(source) = &filter.source {
-            conditions.push(keyword(SOURCE_FIELD, source));
+            must.push(keyword(SOURCE_FIELD, source));
         }
         if let Some(prefix) = &filter.source_prefix {
-            conditions.push(Condition::matches_prefix(SOURCE_FIELD, prefix.clone()));
+            must.push(Condition::matches_prefix(SOURCE_FIELD, prefix.clone()));
         }
-        for (key, value) in &filter.meta {
-            let field = format!("{META_FIELD}.{key}");
+        for (key, test) in &filter.meta {
+            let field = meta_path(key);
             // Unindexed filters scan every payload.
-            self.ensure_index(collection, &field).await?;
-            conditions.push(keyword(&field, value));
+            self.ensure_index(collection, &field, test.index_kind())
+                .await?;
+            match test {
+                Test::Eq(value) => must.push(Condition::matches(&field, scalar(value))),
+                Test::Any(list) => must.push(Condition::matches(&field, any(list)?)),
+                Test::Not(list) => must_not.push(Condition::matches(&field, any(list)?)),
+                Test::Range { gt, gte, lt, lte } if test.is_date_range() => {
+                    must.push(Condition::datetime_range(
+                        &field,
+                        DatetimeRange {
+                            gt: date(gt)?,
+                            gte: date(gte)?,
+                            lt: date(lt)?,
+                            lte: date(lte)?,
+                        },
+                    ))
+                }
+                Test::Range { gt, gte, lt, lte } => must.push(Condition::range(
+                    &field,
+                    Range {
+                        gt: number(gt),
+                        gte: number(gte),
+                        lt: number(lt),
+                        lte: number(lte),
+                    },
+                )),
+            }
         }
-        Ok((!conditions.is_empty()).then(|| QdrantFilter::must(conditions)))
+        if must.is_empty() && must_not.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(QdrantFilter {
+            must,
+            must_not,
+            ..QdrantFilter::default()
+        }))
     }
+}
+
+/// A scalar as an exact match (a string's is a keyword match, never a
+/// full-text one).
+fn scalar(value: &Scalar) -> MatchValue {
+    match value {
+        Scalar::Text(t) => MatchValue::Keyword(t.clone()),
+        Scalar::Integer(i) => MatchValue::Integer(*i),
+        Scalar::Bool(b) => MatchValue::Boolean(*b),
+    }
+}
+
+/// A list of scalars of one kind as an any-of match.
+fn any(list: &[Scalar]) -> Result<MatchValue, VectorError> {
+    if let Some(texts) = list
+        .iter()
+        .map(|s| match s {
+            Scalar::Text(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect::<Option<Vec<String>>>()
+    {
+        return Ok(MatchValue::from(texts));
+    }
+    list.iter()
+        .map(|s| match s {
+            Scalar::Integer(i) => Some(*i),
+            _ => None,
+        })
+        .collect::<Option<Vec<i64>>>()
+        .map(MatchValue::from)
+        .ok_or_else(|| {
+            VectorError::Backend("a list to match is all strings or all integers".into())
+        })
+}
+
+fn number(bound: &Option<Bound>) -> Option<f64> {
+    match bound {
+        Some(Bound::Number(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+fn date(bound: &Option<Bound>) -> Result<Option<Timestamp>, VectorError> {
+    let Some(Bound::Date(text)) = bound else {
+        return Ok(None);
+    };
+    let at: jiff::Timestamp = text
+        .parse()
+        .map_err(|e| VectorError::Backend(format!("invalid date-time {text:?}: {e}")))?;
+    Ok(Some(Timestamp {
+        seconds: at.as_second(),
+        nanos: at.subsec_nanosecond(),
+    }))
+}
+
+fn sparse_input(keywords: Sparse) -> VectorInput {
+    VectorInput::new_sparse(keywords.indices, keywords.values)
 }
 
 /// `field` equals `value` exactly. (`Condition::matches` with a `String`
@@ -239,7 +410,12 @@ impl VectorIndex for ServerIndex {
         Ok(names)
     }
 
-    async fn ensure_collection(&self, collection: &str, dim: usize) -> Result<(), VectorError> {
+    async fn create_collection(
+        &self,
+        collection: &str,
+        dim: usize,
+        settings: &Settings,
+    ) -> Result<bool, VectorError> {
         if !valid_collection(collection) {
             return Err(VectorError::InvalidCollection(collection.to_owned()));
         }
@@ -247,7 +423,7 @@ impl VectorIndex for ServerIndex {
         if let Some(set) = known {
             let set = set.read();
             if set.contains(SOURCE_FIELD) && set.contains(CHUNK_INDEX_FIELD) {
-                return Ok(());
+                return Ok(false);
             }
         }
         let name = self.name(collection);
@@ -256,22 +432,36 @@ impl VectorIndex for ServerIndex {
             .collection_exists(&name)
             .await
             .map_err(|e| self.error(collection, "cannot check the collection", e))?;
+        let mut created = false;
         if !exists {
-            let created = self
+            let mut sparse = SparseVectorConfig::default();
+            sparse.map.insert(
+                KEYWORDS_VECTOR.to_owned(),
+                SparseVectorParamsBuilder::default()
+                    .modifier(Modifier::Idf as i32)
+                    .build(),
+            );
+            let metadata: HashMap<String, serde_json::Value> =
+                settings.clone().into_iter().collect();
+            let result = self
                 .client
                 .create_collection(
                     CreateCollectionBuilder::new(&name)
-                        .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine)),
+                        .vectors_config(VectorParamsBuilder::new(dim as u64, Distance::Cosine))
+                        .sparse_vectors_config(sparse)
+                        .metadata(metadata),
                 )
                 .await;
-            match created {
+            match result {
                 // Another host may have created it meanwhile.
                 Err(e) if status_code(&e) == Some(code::ALREADY_EXISTS) => {}
                 Err(e) => {
                     return Err(self.error(collection, "cannot create the collection", e));
                 }
-                Ok(_) => {}
+                Ok(_) => created = true,
             }
+        } else {
+            self.ensure_keywords_vector(collection).await?;
         }
         self.create_index(
             collection,
@@ -289,7 +479,21 @@ impl VectorIndex for ServerIndex {
         let mut set = set.write();
         set.insert(SOURCE_FIELD.to_owned());
         set.insert(CHUNK_INDEX_FIELD.to_owned());
-        Ok(())
+        Ok(created)
+    }
+
+    async fn settings(&self, collection: &str) -> Result<Settings, VectorError> {
+        let info = self
+            .client
+            .collection_info(self.name(collection))
+            .await
+            .map_err(|e| self.error(collection, "cannot read the collection", e))?;
+        let metadata = info
+            .result
+            .and_then(|i| i.config)
+            .map(|c| c.metadata)
+            .unwrap_or_default();
+        Ok(serde_json::Map::from(Payload::from(metadata)))
     }
 
     async fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<(), VectorError> {
@@ -304,7 +508,12 @@ impl VectorIndex for ServerIndex {
                     Payload::try_from(v)
                         .map_err(|e| VectorError::Backend(format!("cannot encode a payload: {e}")))
                 })?;
-            list.push(PointStruct::new(point.id, point.vector, payload));
+            let mut vectors = NamedVectors::default().add_vector("", Vector::from(point.vector));
+            if let Some(k) = point.keywords.filter(|k| !k.is_empty()) {
+                vectors =
+                    vectors.add_vector(KEYWORDS_VECTOR, Vector::new_sparse(k.indices, k.values));
+            }
+            list.push(PointStruct::new(point.id, vectors, payload));
         }
         self.client
             .upsert_points(UpsertPointsBuilder::new(self.name(collection), list).wait(true))
@@ -325,18 +534,51 @@ impl VectorIndex for ServerIndex {
         Ok(())
     }
 
-    async fn search(
+    async fn query(
         &self,
         collection: &str,
-        vector: Vec<f32>,
+        ranking: Ranking,
         top_k: usize,
         filter: &Filter,
     ) -> Result<Vec<Scored>, VectorError> {
+        let filter = self.filter(collection, filter).await?;
         let mut request = QueryPointsBuilder::new(self.name(collection))
-            .query(vector)
             .limit(top_k as u64)
             .with_payload(true);
-        if let Some(filter) = self.filter(collection, filter).await? {
+        match ranking {
+            Ranking::Dense(vector) => request = request.query(vector),
+            Ranking::Keywords(k) => {
+                request = request
+                    .query(Query::new_nearest(sparse_input(k)))
+                    .using(KEYWORDS_VECTOR)
+            }
+            Ranking::Hybrid {
+                dense,
+                keywords,
+                depth,
+            } => {
+                let depth = depth.max(top_k) as u64;
+                let mut by_meaning = PrefetchQueryBuilder::default()
+                    .query(Query::new_nearest(dense))
+                    .limit(depth);
+                let mut by_keywords = PrefetchQueryBuilder::default()
+                    .query(Query::new_nearest(sparse_input(keywords)))
+                    .using(KEYWORDS_VECTOR)
+                    .limit(depth);
+                if let Some(filter) = &filter {
+                    by_meaning = by_meaning.filter(filter.clone());
+                    by_keywords = by_keywords.filter(filter.clone());
+                }
+                request = request
+                    .add_prefetch(by_meaning)
+                    .add_prefetch(by_keywords)
+                    .query(Query::new_rrf(Rrf {
+                        k: Some(RRF_K as u32),
+                        weights: Vec::new(),
+                    }));
+            }
+        }
+        if let Some(filter) = filter {
             request = request.filter(filter);
         }
         let response = self
@@ -356,33 +598,47 @@ impl VectorIndex for ServerIndex {
             .collect()
     }
 
+    async fn chunk(&self, collection: &str, id: u64) -> Result<Option<ChunkPayload>, VectorError> {
+        let response = self
+            .client
+            .get_points(
+                GetPointsBuilder::new(self.name(collection), vec![id.into()])
+                    .with_payload(true)
+                    .with_vectors(false),
+            )
+            .await
+            .map_err(|e| self.error(collection, "cannot read a chunk", e))?;
+        response
+            .result
+            .into_iter()
+            .next()
+            .map(|p| payload_of(p.payload))
+            .transpose()
+    }
+
+    async fn chunks(
+        &self,
+        collection: &str,
+        source: &str,
+    ) -> Result<Vec<ChunkPayload>, VectorError> {
+        let mut chunks = self
+            .scroll_all(
+                collection,
+                QdrantFilter::must([keyword(SOURCE_FIELD, source)]),
+            )
+            .await?;
+        chunks.sort_by_key(|c| c.chunk_index);
+        Ok(chunks)
+    }
+
     async fn files(&self, collection: &str) -> Result<Vec<FileRecord>, VectorError> {
         let filter = QdrantFilter::must([Condition::matches(CHUNK_INDEX_FIELD, 0i64)]);
-        let mut files = Vec::new();
-        let mut offset = None;
-        loop {
-            let mut request = ScrollPointsBuilder::new(self.name(collection))
-                .filter(filter.clone())
-                .limit(SCROLL_PAGE)
-                .with_payload(true)
-                .with_vectors(false);
-            if let Some(offset) = offset.take() {
-                request = request.offset(offset);
-            }
-            let page = self
-                .client
-                .scroll(request)
-                .await
-                .map_err(|e| self.error(collection, "cannot list files", e))?;
-            for point in page.result {
-                files.push(FileRecord::from(payload_of(point.payload)?));
-            }
-            match page.next_page_offset {
-                Some(next) => offset = Some(next),
-                None => break,
-            }
-        }
-        Ok(files)
+        Ok(self
+            .scroll_all(collection, filter)
+            .await?
+            .into_iter()
+            .map(FileRecord::from)
+            .collect())
     }
 
     async fn count(&self, collection: &str) -> Result<u64, VectorError> {
