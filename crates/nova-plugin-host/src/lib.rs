@@ -46,7 +46,7 @@ pub mod engine_limits {
     pub use crate::engine::{ASYNC_STACK, MAX_WASM_STACK};
 }
 pub use error::{CallError, LoadError};
-pub use manifest::{Manifest, Protected};
+pub use manifest::{ALL_KNOWLEDGE, DEFAULT_KNOWLEDGE, Manifest, Protected};
 pub use registry::{Registry, RegistryError, Rejection, Slot, SyncOutcome};
 pub use runtime::{Chunk, Runtime, RuntimeError, sha256_hex};
 pub use stats::{Stats, StatsSnapshot};

@@ -71,6 +71,8 @@ struct RawGrants {
     allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
     secrets: Vec<String>,
+    #[serde(default)]
+    knowledge: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +103,23 @@ pub struct Grants {
     pub config: Vec<(String, String)>,
     /// Names of the secrets the plugin may read through `wasi:config/store`.
     pub secrets: Vec<String>,
+    /// The knowledge collections the plugin's `knowledge.search` may read
+    /// (`"*"`: all); `None`: the `default` collection only.
+    pub knowledge: Option<Vec<String>>,
+}
+
+/// The collection a plugin may search without a `grants.knowledge`.
+pub const DEFAULT_KNOWLEDGE: &str = "default";
+/// The `grants.knowledge` entry that grants every collection.
+pub const ALL_KNOWLEDGE: &str = "*";
+
+impl Grants {
+    /// The collections the plugin may search (`["*"]`: all).
+    pub fn knowledge(&self) -> Vec<String> {
+        self.knowledge
+            .clone()
+            .unwrap_or_else(|| vec![DEFAULT_KNOWLEDGE.to_owned()])
+    }
 }
 
 /// Listing shows which variables are granted, never their values.
@@ -536,6 +555,26 @@ fn resolve_grants(raw: RawGrants, base: &Path, protected: &Protected) -> Result<
     secrets.dedup();
     let allowed_outbound_hosts = AllowedHosts::parse(&raw.allowed_outbound_hosts)
         .map_err(|e| format!("grants.allowed_outbound_hosts entry {e}"))?;
+    if let Some(list) = &raw.knowledge {
+        if list.len() > MAX_CONFIG_ENTRIES {
+            return Err(format!(
+                "grants.knowledge lists more than {MAX_CONFIG_ENTRIES} collections"
+            ));
+        }
+        for name in list {
+            let valid = name == ALL_KNOWLEDGE
+                || ((1..=64).contains(&name.len())
+                    && name.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                    }));
+            if !valid {
+                return Err(format!(
+                    "grants.knowledge entry {name:?}: a collection name (1 to 64 of a-z, 0-9, \
+                     '-' and '_'), or \"*\" for all"
+                ));
+            }
+        }
+    }
     Ok(Grants {
         env,
         clocks: raw.clocks,
@@ -544,6 +583,7 @@ fn resolve_grants(raw: RawGrants, base: &Path, protected: &Protected) -> Result<
         allowed_outbound_hosts,
         config: Vec::new(),
         secrets,
+        knowledge: raw.knowledge,
     })
 }
 

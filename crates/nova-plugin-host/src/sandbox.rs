@@ -51,6 +51,8 @@ pub struct HostState {
     pub kv_quota: Quota,
     /// Most bytes of values one store listing returns.
     pub list_bytes: u64,
+    /// The knowledge collections the plugin may search.
+    pub knowledge: Vec<String>,
 }
 
 /// What one call is lent besides its manifest: who it is, the host's
@@ -142,6 +144,7 @@ impl HostState {
             capabilities,
             stderr,
             log_lines: 0,
+            knowledge: grants.knowledge(),
         })
     }
 

@@ -10,11 +10,14 @@ use super::CapabilityError;
 #[async_trait]
 pub trait KnowledgeSearch: Send + Sync + 'static {
     /// The `top_k` passages closest to `query` whose metadata has every
-    /// `(key, value)` of `filter`.
+    /// `(key, value)` of `filter`, in a collection of `granted` (the
+    /// plugin's `grants.knowledge`; `"*"` is every collection): any other
+    /// is answered as if it did not exist.
     async fn search(
         &self,
         query: &str,
         top_k: u32,
         filter: &[(String, String)],
+        granted: &[String],
     ) -> Result<Vec<Hit>, CapabilityError>;
 }

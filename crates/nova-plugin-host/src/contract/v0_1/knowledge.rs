@@ -16,7 +16,7 @@ impl knowledge::Host for HostState {
             .require::<dyn KnowledgeSearch>("the knowledge base")
             .map_err(|e| e.to_string())?;
         let hits = knowledge
-            .search(&query, top_k, &filter)
+            .search(&query, top_k, &filter, &self.knowledge)
             .await
             .map_err(|e| e.to_string())?;
         Ok(hits
@@ -25,7 +25,16 @@ impl knowledge::Host for HostState {
                 source: h.source,
                 text: h.text,
                 score: h.score,
-                metadata: h.metadata.into_iter().collect(),
+                // The interface's metadata is text: a value that is not a
+                // string goes as its JSON.
+                metadata: h
+                    .metadata
+                    .into_iter()
+                    .map(|(k, v)| match v {
+                        serde_json::Value::String(s) => (k, s),
+                        other => (k, other.to_string()),
+                    })
+                    .collect(),
             })
             .collect())
     }
