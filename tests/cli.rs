@@ -511,6 +511,157 @@ async fn ingest_and_query_the_knowledge_base() {
 }
 
 #[tokio::test]
+async fn collections_and_docs_verbs() {
+    let host = with_key(Nova::start(Options::default().loaders()).await);
+    let url = host.url("");
+    let out = nova_cli(
+        &url,
+        &[
+            "collections",
+            "create",
+            "manuals",
+            "--description",
+            "how-tos",
+            "--chunk-tokens",
+            "96",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("created"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("how-tos"), "{}", stdout(&out));
+    let out = nova_cli(&url, &["collections", "create", "manuals"]);
+    assert!(stdout(&out).starts_with("exists"), "{}", stdout(&out));
+
+    let files = tempfile::tempdir().expect("files");
+    let bike = files.path().join("bike.md");
+    std::fs::write(
+        &bike,
+        "# Bike\n\nOil the bicycle chain every 200 km; code B-17 means rust.\n",
+    )
+    .expect("write");
+    let put = |extra: &[&str]| {
+        let mut args = vec![
+            "docs",
+            "put",
+            bike.to_str().expect("utf-8"),
+            "--collection",
+            "manuals",
+        ];
+        args.extend_from_slice(extra);
+        nova_cli(&url, &args)
+    };
+    let out = put(&["--metadata", r#"{"kind": "bike"}"#]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("added manuals/bike.md"),
+        "{}",
+        stdout(&out)
+    );
+    let out = put(&["--metadata", r#"{"kind": "bike"}"#]);
+    assert!(
+        stdout(&out).starts_with("unchanged manuals/bike.md"),
+        "{}",
+        stdout(&out)
+    );
+    let out = put(&["--id", "guides/bike", "--json"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_out(&out)["id"], "guides/bike");
+
+    let out = nova_cli(&url, &["docs", "list", "--collection", "manuals"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let listing = stdout(&out);
+    assert!(
+        listing.contains("bike.md") && listing.contains("guides/bike"),
+        "{listing}"
+    );
+    assert!(listing.contains("markdown"), "{listing}");
+    let out = nova_cli(
+        &url,
+        &["docs", "list", "--collection", "manuals", "--limit", "1"],
+    );
+    assert!(
+        stdout(&out).contains("more after: bike.md"),
+        "{}",
+        stdout(&out)
+    );
+    let out = nova_cli(
+        &url,
+        &[
+            "docs",
+            "show",
+            "guides/bike",
+            "--collection",
+            "manuals",
+            "--chunks",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("Oil the bicycle chain"),
+        "{}",
+        stdout(&out)
+    );
+
+    let out = nova_cli(
+        &url,
+        &[
+            "query",
+            "B-17",
+            "--collection",
+            "manuals",
+            "--mode",
+            "keyword",
+            "--filter",
+            r#"{"kind": "bike"}"#,
+            "--json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let answer = json_out(&out);
+    assert_eq!(answer["mode"], "keyword");
+    assert_eq!(answer["results"][0]["source"], "bike.md", "{answer}");
+    let out = nova_cli(&url, &["query", "x", "--mode", "fuzzy"]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+
+    let out = nova_cli(&url, &["collections", "list"]);
+    assert!(stdout(&out).contains("manuals"), "{}", stdout(&out));
+    let out = nova_cli(&url, &["docs", "rm", "bike.md", "--collection", "manuals"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = nova_cli(&url, &["docs", "rm", "bike.md", "--collection", "manuals"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("unknown_document"),
+        "{}",
+        stderr(&out)
+    );
+    let unknown = files.path().join("data.xyz");
+    std::fs::write(&unknown, "x").expect("write");
+    let out = nova_cli(&url, &["docs", "put", unknown.to_str().expect("utf-8")]);
+    assert_eq!(code(&out), 2, "{}", stderr(&out));
+    let out = nova_cli(&url, &["collections", "rm", "manuals"]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let out = nova_cli(&url, &["collections", "show", "manuals"]);
+    assert_eq!(code(&out), 1, "{}", stderr(&out));
+
+    // A key held to one collection, made from the CLI.
+    let out = nova_admin(
+        &url,
+        &[
+            "keys",
+            "create",
+            "reader",
+            "--scope",
+            "rag:query",
+            "--collection",
+            "manuals",
+            "--json",
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert_eq!(json_out(&out)["collections"], json!(["manuals"]));
+}
+
+#[tokio::test]
 async fn plugins_verbs() {
     let host = start().await;
     let url = host.url.as_str();

@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use nova_client::{
-    Client, Definition, Error, HealthStatus, Invoke, ListRuns, PluginKind, Query, Reload,
-    ReloadOutcome, RetryPolicy, RunStatus, StartRun, Step, Workflow,
+    Client, CollectionSettings, Definition, Document, Error, HealthStatus, Invoke, ListRuns,
+    NewKey, PluginKind, Query, Reload, ReloadOutcome, RetryPolicy, RunStatus, SearchMode, StartRun,
+    Step, Workflow,
 };
 use nova_tests::{Nova, Options, TOKEN, free_port, plugin};
 use serde_json::json;
@@ -403,4 +404,102 @@ async fn every_route_has_a_typed_call() {
         stats.raw
     );
     assert_eq!(stats.value.model.dimensions, 384);
+
+    // Collections and documents: create, upload, list, read, search in a
+    // mode, delete; a key held to one collection.
+    let made = client
+        .collection_create(
+            "notes",
+            &CollectionSettings {
+                description: Some("team notes".into()),
+                ..CollectionSettings::default()
+            },
+        )
+        .await
+        .expect("create collection");
+    assert!(made.value.created);
+    assert_eq!(made.status, 201);
+    let again = client
+        .collection_create("notes", &CollectionSettings::default())
+        .await
+        .expect("create again");
+    assert!(!again.value.created);
+    assert_eq!(
+        again.value.settings.description.as_deref(),
+        Some("team notes")
+    );
+    let document = Document {
+        body: b"# Cocoa\n\nCocoa comes from roasted cacao beans; error K-7731 means wet beans.\n"
+            .to_vec(),
+        media_type: "text/markdown".into(),
+        loader: None,
+        metadata: [("year".to_owned(), json!(2024))].into(),
+    };
+    let saved = client
+        .document_put("notes", "guides/cocoa.md", &document)
+        .await
+        .expect("put document");
+    assert!(
+        saved.value.created && saved.value.embedded > 0,
+        "{}",
+        saved.raw
+    );
+    let same = client
+        .document_put("notes", "guides/cocoa.md", &document)
+        .await
+        .expect("put again");
+    assert_eq!((same.value.created, same.value.embedded), (false, 0));
+    let page = client
+        .documents("notes", None, Some(10))
+        .await
+        .expect("list");
+    assert_eq!(page.value.documents[0].id, "guides/cocoa.md");
+    let shown = client
+        .document("notes", "guides/cocoa.md", true)
+        .await
+        .expect("show");
+    assert_eq!(shown.value.metadata["year"], json!(2024));
+    assert!(shown.value.chunk_list.is_some_and(|c| !c.is_empty()));
+    let mut query = Query::new("K-7731");
+    query.collection = Some("notes".into());
+    query.mode = Some(SearchMode::Keyword);
+    query.filter = [("year".to_owned(), json!({"gte": 2020}))].into();
+    let answer = client.rag_query(&query).await.expect("keyword query");
+    assert_eq!(answer.value.mode, SearchMode::Keyword);
+    assert_eq!(answer.value.results[0].source, "guides/cocoa.md");
+    let listed = client.collections().await.expect("collections");
+    assert!(listed.value.collections.iter().any(|c| c.name == "notes"));
+    let one = client.collection("notes").await.expect("collection");
+    assert_eq!(one.value.documents, 1);
+    let held = client
+        .key_create_with(&NewKey {
+            name: "notes-only".into(),
+            scopes: vec!["rag:query".into()],
+            collections: Some(vec!["notes".into()]),
+        })
+        .await
+        .expect("key");
+    assert_eq!(held.value.collections, Some(vec!["notes".to_owned()]));
+    let keys = client.keys_list().await.expect("keys");
+    assert!(
+        keys.value
+            .keys
+            .iter()
+            .any(|k| k.collections == Some(vec!["notes".to_owned()]))
+    );
+    client
+        .document_delete("notes", "guides/cocoa.md")
+        .await
+        .expect("delete document");
+    let e = client
+        .document("notes", "guides/cocoa.md", false)
+        .await
+        .expect_err("gone");
+    assert_eq!(e.code(), Some("unknown_document"));
+    client
+        .collection_delete("notes")
+        .await
+        .expect("delete collection");
+    let e = client.collection("notes").await.expect_err("gone");
+    assert_eq!(e.code(), Some("unknown_collection"));
 }

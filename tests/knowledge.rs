@@ -163,16 +163,32 @@ async fn answers_questions_about_nova_from_its_own_docs() {
         ),
     ];
     let mut misses = Vec::new();
-    for (question, expected) in questions {
-        let answer = ask(&nova, json!({"query": question, "top_k": 3})).await;
-        let got = sources(&answer);
-        assert!(got.len() <= 3);
-        if !got.iter().any(|s| s == expected) {
-            misses.push(format!("{question:?}: expected {expected}, got {got:?}"));
+    // In the default mode (hybrid) and by meaning alone.
+    for mode in [None, Some("dense")] {
+        for (question, expected) in questions {
+            let mut body = json!({"query": question, "top_k": 3});
+            if let Some(mode) = mode {
+                body["mode"] = json!(mode);
+            }
+            let answer = ask(&nova, body).await;
+            let got = sources(&answer);
+            assert!(got.len() <= 3);
+            if !got.iter().any(|s| s == expected) {
+                misses.push(format!(
+                    "{mode:?} {question:?}: expected {expected}, got {got:?}"
+                ));
+            }
+            let top = &answer["results"][0];
+            // A cosine similarity; a fused rank's score is 1/(60 + rank)
+            // summed over the two rankings.
+            let floor = if mode == Some("dense") {
+                0.2
+            } else {
+                1.0 / 70.0
+            };
+            assert!(top["score"].as_f64().unwrap() > floor, "{answer}");
+            assert!(!top["text"].as_str().unwrap().is_empty());
         }
-        let top = &answer["results"][0];
-        assert!(top["score"].as_f64().unwrap() > 0.2, "{answer}");
-        assert!(!top["text"].as_str().unwrap().is_empty());
     }
     assert!(
         misses.is_empty(),
@@ -527,7 +543,9 @@ async fn bad_requests_get_clear_errors() {
         (json!({"query": "q", "top_k": 0}), 400),
         (json!({"query": "q", "top_k": 101}), 400),
         (json!({"query": "q", "top_k": "five"}), 400),
-        (json!({"query": "q", "filter": {"page": 3}}), 400),
+        (json!({"query": "q", "filter": {"page": {"near": 3}}}), 400),
+        (json!({"query": "q", "filter": {"page": [1, 2]}}), 400),
+        (json!({"query": "q", "mode": "fuzzy"}), 400),
         (json!({"query": "q", "filter": {"a.b": "x"}}), 400),
         (json!({"query": "q", "collection": "../etc"}), 400),
         (json!({"query": "q", "collection": "nosuch"}), 404),

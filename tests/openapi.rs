@@ -14,6 +14,8 @@ fn fill(path: &str) -> String {
         .map(|segment| match segment {
             "{id}" => "00000000-0000-7000-8000-000000000000",
             "{name}" => "no-such-plugin",
+            // Not a valid collection name: nothing can be created under it.
+            "{collection}" => "No-Such",
             s if s.starts_with('{') => panic!("no dummy value for path parameter {s} in {path}"),
             s => s,
         })

@@ -143,6 +143,8 @@ enum Body {
     Json(Vec<u8>),
     Yaml(Vec<u8>),
     Bytes(Vec<u8>),
+    /// Bytes of a media type.
+    Typed(String, Vec<u8>),
 }
 
 /// One call, as the retry loop sees it.
@@ -150,6 +152,7 @@ struct Request {
     method: Method,
     path: String,
     query: Vec<(&'static str, String)>,
+    headers: Vec<(&'static str, String)>,
     body: Body,
     /// Added to the timeout: the `?wait=` hold.
     hold: Duration,
@@ -166,6 +169,7 @@ impl Request {
             method,
             path,
             query: Vec::new(),
+            headers: Vec::new(),
             body: Body::None,
             hold: Duration::ZERO,
             idempotent,
@@ -489,6 +493,114 @@ impl Client {
         self.decode(&request, received)
     }
 
+    /// `PUT /rag/collections/{c}`: creates a collection (`created`), or
+    /// answers the one there (whose settings stay).
+    pub async fn collection_create(
+        &self,
+        name: &str,
+        settings: &CollectionSettings,
+    ) -> Result<Answer<CollectionInfo>, Error> {
+        let request = Request::new(Method::PUT, collection_path(name)?)
+            .idempotent(true)
+            .json(settings)?;
+        let received = self.send(&request).await?;
+        let created = received.status == StatusCode::CREATED;
+        let mut info: Answer<CollectionInfo> = self.decode(&request, received)?;
+        info.value.created = created;
+        Ok(info)
+    }
+
+    /// `GET /rag/collections`: the collections the credential may see.
+    pub async fn collections(&self) -> Result<Answer<CollectionList>, Error> {
+        let request = Request::new(Method::GET, "/rag/collections".into());
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    /// `GET /rag/collections/{c}`.
+    pub async fn collection(&self, name: &str) -> Result<Answer<CollectionInfo>, Error> {
+        let request = Request::new(Method::GET, collection_path(name)?);
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    /// `DELETE /rag/collections/{c}`: the collection and every document in
+    /// it.
+    pub async fn collection_delete(&self, name: &str) -> Result<Answer<()>, Error> {
+        let request = Request::new(Method::DELETE, collection_path(name)?);
+        let received = self.send(&request).await?;
+        self.decode_empty(&request, received)
+    }
+
+    /// `PUT /rag/collections/{c}/documents/{id}`: adds or replaces a
+    /// document; the loader its media type (or `loader`) picks splits it.
+    pub async fn document_put(
+        &self,
+        collection: &str,
+        id: &str,
+        document: &Document,
+    ) -> Result<Answer<DocumentSaved>, Error> {
+        let mut request = Request::new(Method::PUT, document_path(collection, id)?)
+            // The same bytes again change nothing.
+            .idempotent(true);
+        if let Some(loader) = &document.loader {
+            request.query.push(("loader", loader.clone()));
+        }
+        if !document.metadata.is_empty() {
+            let metadata = serde_json::to_string(&document.metadata)
+                .map_err(|e| Error::Encode(e.to_string()))?;
+            request.headers.push(("x-nova-metadata", metadata));
+        }
+        request.body = Body::Typed(document.media_type.clone(), document.body.clone());
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    /// `GET /rag/collections/{c}/documents`: a page of documents by id,
+    /// after `after`, at most `limit` (100 when absent).
+    pub async fn documents(
+        &self,
+        collection: &str,
+        after: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Answer<DocumentPage>, Error> {
+        let mut request = Request::new(
+            Method::GET,
+            format!("{}/documents", collection_path(collection)?),
+        );
+        if let Some(after) = after {
+            request.query.push(("after", after.to_owned()));
+        }
+        if let Some(limit) = limit {
+            request.query.push(("limit", limit.to_string()));
+        }
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    /// `GET /rag/collections/{c}/documents/{id}`, with its chunks when
+    /// `chunks`.
+    pub async fn document(
+        &self,
+        collection: &str,
+        id: &str,
+        chunks: bool,
+    ) -> Result<Answer<DocumentInfo>, Error> {
+        let mut request = Request::new(Method::GET, document_path(collection, id)?);
+        if chunks {
+            request.query.push(("chunks", "true".to_owned()));
+        }
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
+    /// `DELETE /rag/collections/{c}/documents/{id}`.
+    pub async fn document_delete(&self, collection: &str, id: &str) -> Result<Answer<()>, Error> {
+        let request = Request::new(Method::DELETE, document_path(collection, id)?);
+        let received = self.send(&request).await?;
+        self.decode_empty(&request, received)
+    }
+
     // ----------------------------------------------------------- plugins
 
     /// `GET /admin/plugins` (admin).
@@ -637,11 +749,18 @@ impl Client {
         name: &str,
         scopes: &[&str],
     ) -> Result<Answer<CreatedKey>, Error> {
-        let body = NewKey {
+        self.key_create_with(&NewKey {
             name: name.to_owned(),
             scopes: scopes.iter().map(|s| (*s).to_owned()).collect(),
-        };
-        let request = Request::new(Method::POST, "/admin/keys".into()).json(&body)?;
+            collections: None,
+        })
+        .await
+    }
+
+    /// `POST /admin/keys` (admin) with every setting of [`NewKey`] (a key
+    /// held to some collections, say).
+    pub async fn key_create_with(&self, key: &NewKey) -> Result<Answer<CreatedKey>, Error> {
+        let request = Request::new(Method::POST, "/admin/keys".into()).json(key)?;
         let received = self.send(&request).await?;
         self.decode(&request, received)
     }
@@ -759,6 +878,9 @@ impl Client {
         if let Some(token) = &self.token {
             builder = builder.header(AUTHORIZATION, token.clone());
         }
+        for (name, value) in &request.headers {
+            builder = builder.header(*name, value);
+        }
         builder = match &request.body {
             Body::None => builder,
             Body::Json(bytes) => builder
@@ -769,6 +891,9 @@ impl Client {
                 .body(bytes.clone()),
             Body::Bytes(bytes) => builder
                 .header(CONTENT_TYPE, "application/octet-stream")
+                .body(bytes.clone()),
+            Body::Typed(media_type, bytes) => builder
+                .header(CONTENT_TYPE, media_type.as_str())
                 .body(bytes.clone()),
         };
         let response = builder.send().await?;
@@ -862,6 +987,18 @@ fn definition_path(name: &str) -> Result<String, Error> {
 /// percent-encoded, so a stray `/` or `?` in an id cannot change the route.
 /// `.` and `..` (encoded or not, URLs resolve them) and the empty string
 /// would name another route, so they are refused.
+fn collection_path(name: &str) -> Result<String, Error> {
+    Ok(format!("/rag/collections/{}", segment(name)?))
+}
+
+fn document_path(collection: &str, id: &str) -> Result<String, Error> {
+    Ok(format!(
+        "{}/documents/{}",
+        collection_path(collection)?,
+        segment(id)?
+    ))
+}
+
 fn segment(text: &str) -> Result<String, Error> {
     if matches!(text, "" | "." | "..") {
         return Err(Error::Encode(format!(

@@ -742,8 +742,48 @@ pub struct StartRun {
 
 // -------------------------------------------------------- knowledge base
 
+/// How a search ranks chunks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// By meaning: the embeddings' cosine similarity.
+    Dense,
+    /// By words: BM25 over the chunks' keywords, with the collection's
+    /// inverse document frequencies. An exact rare token (an error code,
+    /// an identifier) ranks its chunks first.
+    Keyword,
+    /// Both, fused by reciprocal rank (k = 60). The default: it ranked
+    /// best on the benchmark (`just bench rag`).
+    #[default]
+    Hybrid,
+}
+
+impl SearchMode {
+    pub const ALL: [SearchMode; 3] = [SearchMode::Dense, SearchMode::Keyword, SearchMode::Hybrid];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SearchMode::Dense => "dense",
+            SearchMode::Keyword => "keyword",
+            SearchMode::Hybrid => "hybrid",
+        }
+    }
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SearchMode::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| format!("unknown search mode {s:?}: use dense, keyword or hybrid"))
+    }
+}
+
 /// A search (`POST /rag/query`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Query {
@@ -762,14 +802,19 @@ pub struct Query {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(pattern = r"^[a-z0-9_-]{1,64}$"))]
     pub collection: Option<String>,
-    /// Exact matches on `source`, `source_prefix` (a prefix of the path)
-    /// or any metadata key; all must hold.
+    /// How to rank: `dense`, `keyword` or `hybrid` (the default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<SearchMode>,
+    /// Conditions on `source`, `source_prefix` (a prefix of the path) or
+    /// any metadata key; all must hold. A value is matched exactly, or is
+    /// an object: `{"any": [...]}`, `{"not": v or [...]}`, or a range
+    /// `{"gte", "gt", "lte", "lt"}` of numbers or RFC 3339 date-times.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     #[cfg_attr(feature = "openapi", schema(schema_with = filter_schema))]
-    pub filter: BTreeMap<String, String>,
+    pub filter: BTreeMap<String, serde_json::Value>,
 }
 
-/// `filter` in the document: string values under metadata keys.
+/// `filter` in the document.
 #[cfg(feature = "openapi")]
 fn filter_schema() -> utoipa::openapi::schema::Object {
     use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, Type};
@@ -777,12 +822,16 @@ fn filter_schema() -> utoipa::openapi::schema::Object {
     ObjectBuilder::new()
         .schema_type(Type::Object)
         .description(Some(
-            "Exact matches on `source`, `source_prefix` (a prefix of the path) or any \
-             metadata key (1 to 64 of A-Z, a-z, 0-9, '_' and '-'; not `collection`); \
-             all must hold.",
+            "Conditions on `source`, `source_prefix` (a prefix of the path) or any metadata \
+             key (1 to 64 of A-Z, a-z, 0-9, '_' and '-'; not `collection`); all must hold. \
+             A string, integer or boolean matches exactly (a list value matches when it \
+             contains it); `{\"any\": [a, b]}` matches one of them; `{\"not\": a}` or \
+             `{\"not\": [a, b]}` none of them (a chunk without the key passes); \
+             `{\"gte\": 2020, \"lt\": 2025}` is a range of numbers, and of date-times \
+             when its ends are RFC 3339 strings (`\"2024-01-01T00:00:00Z\"`).",
         ))
         .property_names(Some(string().pattern(Some("^[A-Za-z0-9_-]{1,64}$"))))
-        .additional_properties(Some(AdditionalProperties::RefOr(string().build().into())))
+        .additional_properties(Some(AdditionalProperties::FreeForm(true)))
         .build()
 }
 
@@ -805,6 +854,8 @@ pub struct QueryAnswer {
     pub took_ms: f64,
     /// Answered from the query cache.
     pub cached: bool,
+    /// The mode the results were ranked in.
+    pub mode: SearchMode,
 }
 
 /// One search result: a chunk of a document.
@@ -813,12 +864,139 @@ pub struct QueryAnswer {
 #[serde(default)]
 pub struct Hit {
     pub text: String,
-    /// The document's path relative to its collection's directory.
+    /// The document's id: its path relative to its collection's
+    /// directory, or the id it was uploaded under.
     pub source: String,
-    /// Cosine similarity; higher is closer.
+    /// Higher is better. In `dense` mode the cosine similarity, in
+    /// `keyword` the BM25 score, in `hybrid` the fused reciprocal rank.
     pub score: f32,
-    /// The loader's metadata (`title`, `heading_path`, `page`, …).
-    pub metadata: BTreeMap<String, String>,
+    /// The loader's metadata (`title`, `heading_path`, `page`, …) and the
+    /// document's own.
+    pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+// ------------------------------------------------ collections, documents
+
+/// A collection's settings (`PUT /rag/collections/{c}`'s body; all
+/// optional).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default, deny_unknown_fields)]
+pub struct CollectionSettings {
+    /// For people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 1024))]
+    pub description: Option<String>,
+    /// Largest chunk in model tokens, for documents uploaded into the
+    /// collection (the host's `[knowledge] chunk_tokens` when absent;
+    /// capped at what the model reads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 16, maximum = 510))]
+    pub chunk_tokens: Option<u32>,
+    /// Tokens consecutive chunks share (at most half of `chunk_tokens`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_overlap: Option<u32>,
+}
+
+/// A collection (`GET /rag/collections`, and the answer to a create).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct CollectionInfo {
+    pub name: String,
+    pub documents: u64,
+    pub chunks: u64,
+    pub settings: CollectionSettings,
+    /// The host directory it mirrors, if it is configured with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// Set on `PUT`: it did not exist before.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub created: bool,
+}
+
+/// `GET /rag/collections`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct CollectionList {
+    pub collections: Vec<CollectionInfo>,
+}
+
+/// `PUT /rag/collections/{c}/documents/{id}`'s answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct DocumentSaved {
+    pub collection: String,
+    pub id: String,
+    /// Chunks the document was split into.
+    pub chunks: u32,
+    /// Chunks embedded by this call: 0 when the content, loader and
+    /// metadata were those already indexed.
+    pub embedded: u32,
+    /// The document did not exist before (answered with 201).
+    pub created: bool,
+    /// sha256 of the body, hex.
+    pub content_hash: String,
+    pub loader: String,
+    pub loader_version: String,
+}
+
+/// One chunk of a document.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct DocumentChunk {
+    pub index: u32,
+    pub text: String,
+    pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+/// A document of a collection.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct DocumentInfo {
+    pub id: String,
+    /// sha256 of the document's bytes, hex.
+    pub content_hash: String,
+    pub loader: String,
+    pub loader_version: String,
+    /// How many chunks it was split into.
+    pub chunks: u32,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Uploaded through the document API (else read from the collection's
+    /// directory).
+    pub uploaded: bool,
+    /// The metadata it was uploaded with.
+    pub metadata: BTreeMap<String, serde_json::Value>,
+    /// Its chunks, in order, with `?chunks=true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chunk_list: Option<Vec<DocumentChunk>>,
+}
+
+/// `GET /rag/collections/{c}/documents`: a page, by id.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct DocumentPage {
+    pub documents: Vec<DocumentInfo>,
+    /// Pass as `after` for the next page; null on the last.
+    pub next: Option<String>,
+}
+
+/// A document to upload (the client's side of `PUT …/documents/{id}`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Document {
+    pub body: Vec<u8>,
+    /// Its media type (`text/markdown`, `application/pdf`, `text/html`…),
+    /// which picks the loader.
+    pub media_type: String,
+    /// A loader to use instead of the one the media type picks.
+    pub loader: Option<String>,
+    pub metadata: BTreeMap<String, serde_json::Value>,
 }
 
 /// `GET /rag/stats`: collections, documents, the model, the cache and
@@ -1148,6 +1326,9 @@ pub struct PluginGrants {
     pub secrets: Vec<String>,
     /// Keys of its manifest's `[config]` values (not the values).
     pub config: Vec<String>,
+    /// The knowledge collections its `knowledge.search` may read (`*`:
+    /// all); `default` unless its manifest says otherwise.
+    pub knowledge: Vec<String>,
 }
 
 /// A directory granted to a plugin.
@@ -1390,6 +1571,11 @@ pub struct NewKey {
     /// `rag:write`, `plugins:invoke`, `metrics:read`, `admin`.
     #[cfg_attr(feature = "openapi", schema(schema_with = scope_list))]
     pub scopes: Vec<String>,
+    /// The only collections the key may read or write (a collection
+    /// outside them answers 404, as if it did not exist); every
+    /// collection when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections: Option<Vec<String>>,
 }
 
 /// `scopes` in the document: one or more of the scope names.
@@ -1419,6 +1605,9 @@ pub struct CreatedKey {
     /// Send it as `Authorization: Bearer <key>`.
     pub key: String,
     pub scopes: Vec<String>,
+    /// The collections the key is held to; all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections: Option<Vec<String>>,
     pub created_at: String,
 }
 
@@ -1431,6 +1620,9 @@ pub struct KeyInfo {
     pub id: String,
     pub name: String,
     pub scopes: Vec<String>,
+    /// The collections the key is held to; all when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collections: Option<Vec<String>>,
     /// The key's first characters, to tell keys apart.
     #[cfg_attr(feature = "openapi", schema(example = "nova_3f0c1a2b"))]
     pub prefix: String,

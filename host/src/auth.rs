@@ -33,6 +33,8 @@ pub const KEY_PREFIX: &str = "nova_";
 const SHOWN_PREFIX: usize = KEY_PREFIX.len() + 8;
 /// Longest key name.
 pub const MAX_NAME: usize = 64;
+/// Most collections a key may be held to.
+pub const MAX_KEY_COLLECTIONS: usize = 256;
 
 pub use nova_client::{Scope, UnknownScope};
 
@@ -96,6 +98,8 @@ pub struct Principal {
     /// The key's name, `admin`, or `anonymous`.
     pub name: Arc<str>,
     pub scopes: Scopes,
+    /// The knowledge collections the key is held to; `None` for all.
+    pub collections: Option<Arc<[String]>>,
 }
 
 impl Principal {
@@ -105,6 +109,7 @@ impl Principal {
             key_id: None,
             name: "admin".into(),
             scopes: Scopes::all(),
+            collections: None,
         }
     }
 
@@ -114,7 +119,15 @@ impl Principal {
             key_id: None,
             name: "anonymous".into(),
             scopes: Scopes::all(),
+            collections: None,
         }
+    }
+
+    /// Whether the caller may read or write `collection` at all.
+    pub fn may_use(&self, collection: &str) -> bool {
+        self.collections
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|c| c == collection))
     }
 }
 
@@ -125,6 +138,7 @@ pub struct KeyInfo {
     pub name: String,
     pub prefix: String,
     pub scopes: Scopes,
+    pub collections: Option<Vec<String>>,
     /// Unix milliseconds.
     pub created_at: i64,
     pub last_used_at: Option<i64>,
@@ -170,8 +184,14 @@ impl ApiKeys {
         }
     }
 
-    /// Makes a key named `name` with `scopes`.
-    pub async fn issue(&self, name: &str, scopes: Scopes) -> Result<IssuedKey, KeyError> {
+    /// Makes a key named `name` with `scopes`, held to `collections` when
+    /// given.
+    pub async fn issue(
+        &self,
+        name: &str,
+        scopes: Scopes,
+        collections: Option<Vec<String>>,
+    ) -> Result<IssuedKey, KeyError> {
         // Counted as sent, in characters, as the OpenAPI document says.
         let long = name.chars().count() > MAX_NAME;
         let name = name.trim();
@@ -183,6 +203,20 @@ impl ApiKeys {
         if scopes.is_empty() {
             return Err(KeyError::Invalid("give the key at least one scope".into()));
         }
+        if let Some(list) = &collections {
+            if list.is_empty() || list.len() > MAX_KEY_COLLECTIONS {
+                return Err(KeyError::Invalid(format!(
+                    "collections: name 1 to {MAX_KEY_COLLECTIONS} collections, or leave it out \
+                     for all"
+                )));
+            }
+            if let Some(bad) = list.iter().find(|c| !crate::vector::valid_collection(c)) {
+                return Err(KeyError::Invalid(format!(
+                    "collections: invalid collection name {bad:?}: use 1 to 64 of a-z, 0-9, \
+                     '-' and '_'"
+                )));
+            }
+        }
         let mut secret = [0u8; 32];
         getrandom::fill(&mut secret).map_err(|e| KeyError::Random(e.to_string()))?;
         let key = format!("{KEY_PREFIX}{}", hex::encode(secret));
@@ -192,6 +226,7 @@ impl ApiKeys {
             prefix: key[..SHOWN_PREFIX].to_owned(),
             hash: hash(&key),
             scopes: scopes.to_text(),
+            collections: collections.map(|list| list.join(" ")),
             created_at: crate::store::now_ms(),
             last_used_at: None,
         };
@@ -242,6 +277,7 @@ impl ApiKeys {
                 .split_whitespace()
                 .filter_map(|s| s.parse().ok())
                 .collect(),
+            collections: collections_of(row.collections.as_deref()).map(Arc::from),
         });
         if let Some(row) = row {
             let now = crate::store::now_ms();
@@ -273,10 +309,16 @@ fn hash(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// A key's collections as stored: `None` (all) or names.
+fn collections_of(text: Option<&str>) -> Option<Vec<String>> {
+    text.map(|t| t.split_whitespace().map(str::to_owned).collect())
+}
+
 fn info(row: ApiKeyRow) -> Result<KeyInfo, KeyError> {
     Ok(KeyInfo {
         id: row.id,
         scopes: Scopes::parse_text(&row.scopes)?,
+        collections: collections_of(row.collections.as_deref()),
         name: row.name,
         prefix: row.prefix,
         created_at: row.created_at,
@@ -399,7 +441,7 @@ mod tests {
         let store = Store::open_default(dir.path()).await.unwrap();
         let keys = ApiKeys::new(store.clone());
         let scopes = Scopes::parse_text("runs:read").unwrap();
-        let issued = keys.issue("ci", scopes).await.unwrap();
+        let issued = keys.issue("ci", scopes, None).await.unwrap();
         assert!(issued.key.starts_with(KEY_PREFIX));
         assert_eq!(issued.info.prefix, &issued.key[..SHOWN_PREFIX]);
         let who = keys.authenticate(&issued.key).await.unwrap().unwrap();
@@ -418,7 +460,7 @@ mod tests {
         assert!(!keys.revoke(issued.info.id).await.unwrap());
         // This host forgets it at once; another host's cache within the TTL.
         assert_eq!(keys.authenticate(&issued.key).await.unwrap(), None);
-        assert!(keys.issue("", scopes).await.is_err());
-        assert!(keys.issue("x", Scopes::default()).await.is_err());
+        assert!(keys.issue("", scopes, None).await.is_err());
+        assert!(keys.issue("x", Scopes::default(), None).await.is_err());
     }
 }

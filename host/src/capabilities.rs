@@ -165,9 +165,10 @@ impl capability::KnowledgeSearch for Knowledge {
         query: &str,
         top_k: u32,
         filter: &[(String, String)],
+        granted: &[String],
     ) -> Result<Vec<Hit>, CapabilityError> {
         use crate::knowledge::KnowledgeError as E;
-        Knowledge::search(self, query, top_k, filter)
+        Knowledge::search(self, query, top_k, filter, granted)
             .await
             .map_err(|e| match e {
                 E::EmptyQuery

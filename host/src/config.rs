@@ -320,7 +320,10 @@ pub struct KnowledgeSettings {
     /// API key of the Qdrant server.
     #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
     pub qdrant_api_key: Option<String>,
-    #[arg(skip)]
+    /// What the Qdrant collections of this deployment are named with: a
+    /// nova collection `c` is the Qdrant collection PREFIX + c, so several
+    /// deployments can share a server [default: nova_].
+    #[arg(long, env = "NOVA_QDRANT_PREFIX")]
     pub qdrant_prefix: Option<String>,
     /// How long query answers are cached, in seconds; 0 turns it off [default: 300].
     #[arg(

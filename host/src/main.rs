@@ -38,8 +38,12 @@ enum Command {
     Run(nova::cli::RunArgs),
     /// Ingest a directory into the knowledge base of a running host, with progress.
     Ingest(nova::cli::IngestArgs),
-    /// Ask the knowledge base of a running host.
+    /// Ask the knowledge base of a running host (dense, keyword or hybrid search, with filters).
     Query(nova::cli::QueryArgs),
+    /// Create, list, show or delete the knowledge base's collections.
+    Collections(nova::cli::CollectionsArgs),
+    /// Upload, list, show or delete documents of a collection.
+    Docs(nova::cli::DocsArgs),
     /// List, show, reload, upload, remove or invoke the plugins of a running host (admin).
     Plugins(nova::cli::PluginsArgs),
     /// Write plugins: make a project (Rust, Python, JavaScript), build it, run it in the sandbox, or watch and reinstall it.
@@ -143,6 +147,8 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Run(args) => Ok(nova::cli::run(args)),
         Command::Ingest(args) => Ok(nova::cli::ingest(args)),
         Command::Query(args) => Ok(nova::cli::query(args)),
+        Command::Collections(args) => Ok(nova::cli::collections(args)),
+        Command::Docs(args) => Ok(nova::cli::docs(args)),
         Command::Plugins(args) => Ok(nova::cli::plugins(args)),
         Command::Plugin(args) => Ok(nova::cli::plugin::plugin(args)),
         Command::Keys(args) => Ok(nova::cli::keys(args)),

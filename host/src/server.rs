@@ -127,8 +127,10 @@ async fn knowledge(
         ms = start.elapsed().as_millis() as u64,
         "knowledge base opened"
     );
+    let keywords =
+        crate::vector::Keywords::new().map_err(|e| ServeError::Knowledge(e.to_string()))?;
     Ok((
-        Knowledge::new(embedder, index, cache, config.chunk),
+        Knowledge::new(embedder, keywords, index, cache, config.chunk),
         limiter,
     ))
 }

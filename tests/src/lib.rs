@@ -205,6 +205,16 @@ impl Options {
         self.env("NOVA_KNOWLEDGE_DIR", &dir.display().to_string())
     }
 
+    /// The knowledge base on the Qdrant server at `QDRANT_URL`, under a
+    /// fresh collection prefix; `None` when no server is given.
+    pub fn qdrant(self) -> Option<Self> {
+        let url = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty())?;
+        Some(
+            self.env("QDRANT_URL", &url)
+                .env("NOVA_QDRANT_PREFIX", &format!("{}_", unique("novae2e"))),
+        )
+    }
+
     /// The shipped loader plugins: markdown, text, html and pdf.
     pub fn loaders(self) -> Self {
         ["markdown", "text", "html", "pdf"]

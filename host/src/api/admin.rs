@@ -385,6 +385,7 @@ fn serving(name: &str, p: &Plugin) -> wire::Plugin {
                 .collect(),
             secrets: grants.secrets.clone(),
             config: grants.config.iter().map(|(k, _)| k.clone()).collect(),
+            knowledge: grants.knowledge(),
         }),
         extensions: Some(p.info.extensions.clone()),
         media_types: Some(p.info.media_types.clone()),

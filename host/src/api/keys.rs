@@ -31,6 +31,7 @@ fn view(key: KeyInfo) -> wire::KeyInfo {
     wire::KeyInfo {
         id: key.id.to_string(),
         scopes: names(key.scopes),
+        collections: key.collections,
         name: key.name,
         prefix: key.prefix,
         created_at: rfc3339_ms(key.created_at),
@@ -67,7 +68,11 @@ pub async fn create(
         .map(|s| s.parse::<Scope>())
         .collect::<Result<Scopes, _>>()
         .map_err(KeyError::from)?;
-    let issued = state.auth.keys.issue(&request.name, scopes).await?;
+    let issued = state
+        .auth
+        .keys
+        .issue(&request.name, scopes, request.collections)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(wire::CreatedKey {
@@ -75,6 +80,7 @@ pub async fn create(
             name: issued.info.name,
             key: issued.key,
             scopes: names(issued.info.scopes),
+            collections: issued.info.collections,
             created_at: rfc3339_ms(issued.info.created_at),
         }),
     ))

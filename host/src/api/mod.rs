@@ -120,6 +120,12 @@ pub fn api(state: AppState) -> (Router, OpenApi) {
         .routes(routes!(rag::stats))
         .routes(routes!(rag::ingest_report))
         .routes(with_body(routes!(rag::reload), MAX_JSON_BODY))
+        .routes(routes!(rag::list_collections))
+        .routes(with_body(routes!(rag::create_collection), MAX_JSON_BODY))
+        .routes(routes!(rag::get_collection, rag::delete_collection))
+        .routes(routes!(rag::list_documents))
+        .routes(with_body(routes!(rag::put_document), MAX_DOCUMENT_BODY))
+        .routes(routes!(rag::get_document, rag::delete_document))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             rag::rate_limit,
@@ -247,7 +253,10 @@ fn document() -> OpenApi {
     );
     doc.tags = Some(vec![
         tag("workflows", "Submit, follow, list and cancel workflow runs"),
-        tag("knowledge", "Search and re-ingest the knowledge base"),
+        tag(
+            "knowledge",
+            "Search the knowledge base; manage its collections and documents",
+        ),
         tag("plugins", "Manage and try plugins (admin)"),
         tag("keys", "Make, list and revoke API keys (admin)"),
         tag(
@@ -486,6 +495,14 @@ mod tests {
             ("GET", "/rag/stats"),
             ("POST", "/rag/reload"),
             ("GET", "/rag/ingests/{id}"),
+            ("GET", "/rag/collections"),
+            ("PUT", "/rag/collections/{collection}"),
+            ("GET", "/rag/collections/{collection}"),
+            ("DELETE", "/rag/collections/{collection}"),
+            ("GET", "/rag/collections/{collection}/documents"),
+            ("PUT", "/rag/collections/{collection}/documents/{id}"),
+            ("GET", "/rag/collections/{collection}/documents/{id}"),
+            ("DELETE", "/rag/collections/{collection}/documents/{id}"),
             ("POST", "/admin/keys"),
             ("GET", "/admin/keys"),
             ("DELETE", "/admin/keys/{id}"),
@@ -573,7 +590,11 @@ mod tests {
         let mut key_of = std::collections::BTreeMap::new();
         for scope in Scope::ALL {
             let issued = keys
-                .issue(scope.as_str(), [scope].into_iter().collect::<Scopes>())
+                .issue(
+                    scope.as_str(),
+                    [scope].into_iter().collect::<Scopes>(),
+                    None,
+                )
                 .await
                 .expect("key");
             key_of.insert(scope.as_str().to_owned(), issued.key);

@@ -1,6 +1,6 @@
 //! The client verbs of the `nova` command: `submit`, `runs`, `defs`,
-//! `run`, `ingest`, `query`, `plugins`, `keys` and `health`, over the
-//! host's HTTP API through `nova-client`.
+//! `run`, `ingest`, `query`, `collections`, `docs`, `plugins`, `keys` and
+//! `health`, over the host's HTTP API through `nova-client`.
 //!
 //! Exit codes: 0 on success; 1 when the server reported a failure (an
 //! error answer, or with `--wait` a run that ended `failed` or `cancelled`,
@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use nova_client::{
-    Answer, Client, Error as ClientError, Invoke, ListRuns, Query, RawJson, Reload, RunStatus,
-    StartRun, Submitted,
+    Answer, Client, CollectionSettings, Document, Error as ClientError, Invoke, ListRuns, NewKey,
+    Query, RawJson, Reload, RunStatus, SearchMode, StartRun, Submitted,
 };
 use serde_json::Value;
 
@@ -258,11 +258,130 @@ pub struct QueryArgs {
     /// Only chunks whose source starts with this.
     #[arg(long)]
     pub source_prefix: Option<String>,
-    /// Only chunks whose metadata KEY equals VALUE (repeatable).
+    /// Only chunks whose metadata KEY equals VALUE, a string (repeatable).
     #[arg(long = "where", value_name = "KEY=VALUE", value_parser = parse_pair)]
     pub filters: Vec<(String, String)>,
+    /// A filter as JSON, e.g. '{"year": {"gte": 2020}, "tags": {"any":
+    /// ["rust", "wasm"]}, "status": {"not": "draft"}}' (merged with
+    /// --where).
+    #[arg(long, value_name = "JSON")]
+    pub filter: Option<String>,
+    /// How to rank: dense (meaning), keyword (BM25) or hybrid (both fused)
+    /// [server default: hybrid].
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(["dense", "keyword", "hybrid"]))]
+    pub mode: Option<String>,
     #[command(flatten)]
     pub remote: Remote,
+}
+
+/// `nova collections …`
+#[derive(Args, Debug)]
+pub struct CollectionsArgs {
+    #[command(subcommand)]
+    pub command: CollectionsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CollectionsCommand {
+    /// Create a collection (an existing one is shown as it is).
+    Create {
+        /// 1 to 64 of a-z, 0-9, '-' and '_'.
+        name: String,
+        /// For people.
+        #[arg(long)]
+        description: Option<String>,
+        /// Largest chunk of its uploaded documents, in model tokens.
+        #[arg(long)]
+        chunk_tokens: Option<u32>,
+        /// Tokens consecutive chunks share.
+        #[arg(long)]
+        chunk_overlap: Option<u32>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the collections: documents, chunks, directory, description.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a collection's figures and settings.
+    Show {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Delete a collection and every document in it.
+    Rm {
+        name: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// `nova docs …`
+#[derive(Args, Debug)]
+pub struct DocsArgs {
+    #[command(subcommand)]
+    pub command: DocsCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DocsCommand {
+    /// Upload a file as a document (added, replaced, or unchanged when it
+    /// is the same); the host splits it with the loader for its type.
+    Put {
+        /// The file.
+        file: PathBuf,
+        /// Its id in the collection [default: the file's name].
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long, default_value = "default")]
+        collection: String,
+        /// Its media type [default: from its extension: text/markdown,
+        /// text/html, application/pdf, text/plain…].
+        #[arg(long = "type", value_name = "MEDIA_TYPE")]
+        media_type: Option<String>,
+        /// A loader plugin to use instead of the one its type picks.
+        #[arg(long)]
+        loader: Option<String>,
+        /// Its metadata, a JSON object: '{"team": "infra", "year": 2024}'.
+        #[arg(long, value_name = "JSON")]
+        metadata: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a collection's documents, by id.
+    List {
+        #[arg(long, default_value = "default")]
+        collection: String,
+        /// Start after this id (the `more after` of the page before).
+        #[arg(long)]
+        after: Option<String>,
+        /// Documents on the page, 1 to 1000.
+        #[arg(long)]
+        limit: Option<u32>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Show a document: hash, loader, chunks, metadata.
+    Show {
+        id: String,
+        #[arg(long, default_value = "default")]
+        collection: String,
+        /// Print its chunks too.
+        #[arg(long)]
+        chunks: bool,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Delete a document.
+    Rm {
+        id: String,
+        #[arg(long, default_value = "default")]
+        collection: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
 }
 
 /// `nova plugins …` (admin: needs the token)
@@ -348,6 +467,10 @@ pub enum KeysCommand {
         /// rag:query, rag:write, plugins:invoke, metrics:read, admin.
         #[arg(long = "scope", value_name = "SCOPE", required = true)]
         scopes: Vec<String>,
+        /// A knowledge collection the key is held to (repeatable); others
+        /// answer as if they did not exist. Every collection when absent.
+        #[arg(long = "collection", value_name = "NAME")]
+        collections: Vec<String>,
         #[command(flatten)]
         remote: Remote,
     },
@@ -488,6 +611,16 @@ pub fn plugins(args: PluginsArgs) -> ExitCode {
 /// Runs `nova keys …`.
 pub fn keys(args: KeysArgs) -> ExitCode {
     finish(block_on(keys_async(args)))
+}
+
+/// Runs `nova collections …`.
+pub fn collections(args: CollectionsArgs) -> ExitCode {
+    finish(block_on(collections_async(args)))
+}
+
+/// Runs `nova docs …`.
+pub fn docs(args: DocsArgs) -> ExitCode {
+    finish(block_on(docs_async(args)))
 }
 
 /// Runs `nova secrets …`.
@@ -753,10 +886,24 @@ async fn query_async(args: QueryArgs) -> Result<(), Failure> {
     let mut query = Query::new(args.text);
     query.top_k = Some(args.top_k);
     query.collection = args.collection;
-    if let Some(prefix) = args.source_prefix {
-        query.filter.insert("source_prefix".into(), prefix);
+    if let Some(text) = &args.filter {
+        query.filter = serde_json::from_str(text)
+            .map_err(|e| Failure::Usage(format!("--filter: a JSON object: {e}")))?;
     }
-    query.filter.extend(args.filters);
+    if let Some(prefix) = args.source_prefix {
+        query
+            .filter
+            .insert("source_prefix".into(), Value::String(prefix));
+    }
+    query
+        .filter
+        .extend(args.filters.into_iter().map(|(k, v)| (k, Value::String(v))));
+    query.mode = args
+        .mode
+        .as_deref()
+        .map(str::parse::<SearchMode>)
+        .transpose()
+        .map_err(Failure::Usage)?;
     let answer = client.rag_query(&query).await?;
     show(&answer, args.remote.json, output::hits);
     Ok(())
@@ -963,15 +1110,145 @@ async fn secrets_async(args: SecretsArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+async fn collections_async(args: CollectionsArgs) -> Result<(), Failure> {
+    match args.command {
+        CollectionsCommand::Create {
+            name,
+            description,
+            chunk_tokens,
+            chunk_overlap,
+            remote,
+        } => {
+            let settings = CollectionSettings {
+                description,
+                chunk_tokens,
+                chunk_overlap,
+            };
+            let info = remote.client()?.collection_create(&name, &settings).await?;
+            show(&info, remote.json, |c| {
+                let what = if c.created { "created" } else { "exists" };
+                format!("{what}\n{}", output::collection(c))
+            });
+        }
+        CollectionsCommand::List { remote } => {
+            let list = remote.client()?.collections().await?;
+            show(&list, remote.json, |l| output::collections(&l.collections));
+        }
+        CollectionsCommand::Show { name, remote } => {
+            let info = remote.client()?.collection(&name).await?;
+            show(&info, remote.json, output::collection);
+        }
+        CollectionsCommand::Rm { name, remote } => {
+            let done = remote.client()?.collection_delete(&name).await?;
+            show(&done, remote.json, |_| format!("deleted {name}\n"));
+        }
+    }
+    Ok(())
+}
+
+/// The media type of a file, from its extension.
+fn media_type_of(path: &Path) -> Option<&'static str> {
+    let ext = path.extension()?.to_string_lossy().to_lowercase();
+    crate::knowledge::ingest::media_type(&ext)
+}
+
+async fn docs_async(args: DocsArgs) -> Result<(), Failure> {
+    match args.command {
+        DocsCommand::Put {
+            file,
+            id,
+            collection,
+            media_type,
+            loader,
+            metadata,
+            remote,
+        } => {
+            let body = std::fs::read(&file)
+                .map_err(|e| Failure::Usage(format!("{}: {e}", file.display())))?;
+            let id = match id {
+                Some(id) => id,
+                None => file
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .ok_or_else(|| Failure::Usage("name the document with --id".into()))?,
+            };
+            let media_type = match media_type {
+                Some(m) => m,
+                None => media_type_of(&file)
+                    .ok_or_else(|| {
+                        Failure::Usage(format!(
+                            "{}: cannot tell its type from its extension; give --type",
+                            file.display()
+                        ))
+                    })?
+                    .to_owned(),
+            };
+            let metadata = match metadata {
+                Some(text) => serde_json::from_str(&text)
+                    .map_err(|e| Failure::Usage(format!("--metadata: a JSON object: {e}")))?,
+                None => Default::default(),
+            };
+            let document = Document {
+                body,
+                media_type,
+                loader,
+                metadata,
+            };
+            let saved = remote
+                .client_within(UPLOAD_TIMEOUT_S)?
+                .document_put(&collection, &id, &document)
+                .await?;
+            show(&saved, remote.json, output::document_saved);
+        }
+        DocsCommand::List {
+            collection,
+            after,
+            limit,
+            remote,
+        } => {
+            let page = remote
+                .client()?
+                .documents(&collection, after.as_deref(), limit)
+                .await?;
+            show(&page, remote.json, output::documents);
+        }
+        DocsCommand::Show {
+            id,
+            collection,
+            chunks,
+            remote,
+        } => {
+            let info = remote.client()?.document(&collection, &id, chunks).await?;
+            show(&info, remote.json, output::document);
+        }
+        DocsCommand::Rm {
+            id,
+            collection,
+            remote,
+        } => {
+            let done = remote.client()?.document_delete(&collection, &id).await?;
+            show(&done, remote.json, |_| {
+                format!("deleted {collection}/{id}\n")
+            });
+        }
+    }
+    Ok(())
+}
+
 async fn keys_async(args: KeysArgs) -> Result<(), Failure> {
     match args.command {
         KeysCommand::Create {
             name,
             scopes,
+            collections,
             remote,
         } => {
-            let scopes: Vec<&str> = scopes.iter().map(String::as_str).collect();
-            let created = remote.client()?.key_create(&name, &scopes).await?;
+            let key = NewKey {
+                name,
+                scopes,
+                collections: (!collections.is_empty()).then_some(collections),
+            };
+            let created = remote.client()?.key_create_with(&key).await?;
             show(&created, remote.json, |k| {
                 format!(
                     "{}\n",
@@ -980,6 +1257,12 @@ async fn keys_async(args: KeysArgs) -> Result<(), Failure> {
                         ("id", k.id.clone()),
                         ("name", k.name.clone()),
                         ("scopes", k.scopes.join(" ")),
+                        (
+                            "collections",
+                            k.collections
+                                .as_ref()
+                                .map_or_else(|| "all".to_owned(), |c| c.join(" ")),
+                        ),
                     ])
                     .trim_end()
                 )

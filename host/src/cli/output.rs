@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-use nova_client::types::{DefinitionInfo, DefinitionList};
+use nova_client::types::{
+    CollectionInfo, DefinitionInfo, DefinitionList, DocumentInfo, DocumentPage, DocumentSaved,
+};
 use nova_client::{
     Health, IngestReport, Invocation, KeyInfo, Plugin, PluginKind, PluginsReloaded, QueryAnswer,
     Run, RunPage, SecretInfo,
@@ -214,18 +216,145 @@ pub fn hits(answer: &QueryAnswer) -> String {
             .metadata
             .get("heading_path")
             .or_else(|| hit.metadata.get("title"))
-            .map(|h| format!(" — {h}"))
+            .map(|h| match h {
+                Value::String(s) => format!(" — {s}"),
+                other => format!(" — {other}"),
+            })
             .unwrap_or_default();
         let _ = writeln!(out, "{}. {:.3}  {}{heading}", i + 1, hit.score, hit.source);
         let _ = writeln!(out, "   {}", cut(&one_line(&hit.text), 241));
     }
     let _ = writeln!(
         out,
-        "({} results in {} ms{})",
+        "({} results in {} ms, {}{})",
         answer.results.len(),
         answer.took_ms,
+        answer.mode.as_str(),
         if answer.cached { ", cached" } else { "" }
     );
+    out
+}
+
+/// `nova collections list`: one row per collection.
+pub fn collections(list: &[CollectionInfo]) -> String {
+    if list.is_empty() {
+        return "no collections\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            vec![
+                c.name.clone(),
+                c.documents.to_string(),
+                c.chunks.to_string(),
+                opt(c.dir.as_deref()),
+                opt(c.settings.description.as_deref()),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            ("NAME", Align::Left),
+            ("DOCUMENTS", Align::Right),
+            ("CHUNKS", Align::Right),
+            ("DIRECTORY", Align::Left),
+            ("DESCRIPTION", Align::Left),
+        ],
+        &rows,
+    )
+}
+
+/// `nova collections show` (and create).
+pub fn collection(c: &CollectionInfo) -> String {
+    let number = |n: Option<u32>| n.map_or_else(|| "host default".to_owned(), |n| n.to_string());
+    fields(&[
+        ("name", c.name.clone()),
+        ("documents", c.documents.to_string()),
+        ("chunks", c.chunks.to_string()),
+        ("directory", opt(c.dir.as_deref())),
+        ("description", opt(c.settings.description.as_deref())),
+        ("chunk tokens", number(c.settings.chunk_tokens)),
+        ("chunk overlap", number(c.settings.chunk_overlap)),
+    ])
+}
+
+/// `nova docs put`: what the host did with the document.
+pub fn document_saved(d: &DocumentSaved) -> String {
+    let what = if d.embedded == 0 {
+        "unchanged"
+    } else if d.created {
+        "added"
+    } else {
+        "replaced"
+    };
+    format!(
+        "{what} {}/{}: {} chunks ({} embedded), loader {} {}\n",
+        d.collection, d.id, d.chunks, d.embedded, d.loader, d.loader_version
+    )
+}
+
+/// `nova docs list`: one row per document.
+pub fn documents(page: &DocumentPage) -> String {
+    let mut out = if page.documents.is_empty() {
+        "no documents\n".to_owned()
+    } else {
+        let rows: Vec<Vec<String>> = page
+            .documents
+            .iter()
+            .map(|d| {
+                vec![
+                    d.id.clone(),
+                    d.chunks.to_string(),
+                    d.size.to_string(),
+                    format!("{} {}", d.loader, d.loader_version),
+                    if d.uploaded { "upload" } else { "directory" }.to_owned(),
+                    cut(&d.content_hash, 12),
+                ]
+            })
+            .collect();
+        table(
+            &[
+                ("ID", Align::Left),
+                ("CHUNKS", Align::Right),
+                ("BYTES", Align::Right),
+                ("LOADER", Align::Left),
+                ("FROM", Align::Left),
+                ("SHA256", Align::Left),
+            ],
+            &rows,
+        )
+    };
+    if let Some(next) = &page.next {
+        let _ = writeln!(out, "more after: {next}  (--after)");
+    }
+    out
+}
+
+/// `nova docs show`: the record, then the chunks if asked for.
+pub fn document(d: &DocumentInfo) -> String {
+    let mut out = fields(&[
+        ("id", d.id.clone()),
+        ("chunks", d.chunks.to_string()),
+        ("bytes", d.size.to_string()),
+        ("loader", format!("{} {}", d.loader, d.loader_version)),
+        (
+            "from",
+            if d.uploaded { "upload" } else { "directory" }.to_owned(),
+        ),
+        ("sha256", d.content_hash.clone()),
+        (
+            "metadata",
+            serde_json::to_string(&d.metadata).unwrap_or_default(),
+        ),
+    ]);
+    for chunk in d.chunk_list.iter().flatten() {
+        let _ = writeln!(
+            out,
+            "\n[{}] {}",
+            chunk.index,
+            cut(&one_line(&chunk.text), 400)
+        );
+    }
     out
 }
 

@@ -20,18 +20,19 @@ use serde::Serialize;
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use super::{Knowledge, KnowledgeError, chunk};
+use super::document::{self, Incoming, IndexError};
+use super::{Knowledge, KnowledgeError};
 use crate::plugins::{Plugin, PluginKind, Registry, sha256_hex};
 use crate::time::rfc3339;
-use crate::vector::{ChunkPayload, FileRecord, Point, point_id};
+use crate::vector::FileRecord;
+
+pub use super::document::{CONTEXT_KEYS, embedded_text};
 
 /// Largest file ingested; bigger ones are reported and skipped.
 pub const MAX_FILE_BYTES: u64 = 32 << 20;
 /// Files loaded and embedded at once: enough to keep the embedder's
 /// batches full while a loader runs.
 const FILES_IN_FLIGHT: usize = 4;
-/// Texts per embedding request; several requests share a forward pass.
-const EMBED_GROUP: usize = 32;
 /// Failures listed in a report (all are counted and logged).
 const MAX_LISTED_FAILURES: usize = 100;
 
@@ -43,19 +44,6 @@ pub struct Source {
 }
 
 pub use nova_client::{IngestFailure as Failure, IngestReport as Report};
-
-/// The metadata that gives a chunk its context, first found first: the
-/// section's heading path, else the document's title.
-pub const CONTEXT_KEYS: [&str; 2] = ["heading_path", "title"];
-
-/// What is embedded for a chunk's `text`: its `context` line before it,
-/// unless the text already starts with it (the stored text stays bare).
-pub fn embedded_text(text: &str, context: Option<&str>) -> String {
-    match context {
-        Some(c) if !text.starts_with(c) => format!("{c}\n{text}"),
-        _ => text.to_owned(),
-    }
-}
 
 /// A report of an ingest of `source` starting now.
 fn new_report(id: Uuid, source: &Source) -> Report {
@@ -265,6 +253,9 @@ impl Ingestor {
             .index
             .ensure_collection(collection, inner.embedder.info().dimensions)
             .await?;
+        // Documents uploaded through the API are not the directory's: its
+        // sync neither removes them nor counts them as its own (a file of
+        // the same name replaces one, though: the directory wins its paths).
         let known: HashMap<String, FileRecord> = inner
             .index
             .files(collection)
@@ -319,7 +310,11 @@ impl Ingestor {
         }
 
         let seen: std::collections::HashSet<String> = seen.into_iter().collect();
-        for gone in known.keys().filter(|s| !seen.contains(*s)) {
+        for gone in known
+            .iter()
+            .filter(|(s, k)| !k.uploaded && !seen.contains(*s))
+            .map(|(s, _)| s)
+        {
             inner.index.delete_source(collection, gone).await?;
             self.update(|r| r.removed += 1);
             changed = true;
@@ -339,7 +334,7 @@ impl Ingestor {
         known: &HashMap<String, FileRecord>,
         source: &str,
     ) -> bool {
-        if !known.contains_key(source) {
+        if !known.get(source).is_some_and(|k| !k.uploaded) {
             return false;
         }
         let Ok(inner) = self.knowledge.inner() else {
@@ -395,13 +390,10 @@ impl Ingestor {
         known: Option<FileRecord>,
     ) -> Result<Outcome, String> {
         let inner = self.knowledge.inner().map_err(|e| e.to_string())?;
-        let model = &inner.embedder.info().name;
-        // Another loader version or another model makes other chunks.
-        let same_loader = |k: &FileRecord| {
-            k.loader == *loader.name && k.loader_version == loader.info.version && k.model == *model
-        };
+        let _writing = inner.writing(collection, &file.source).await;
+        let current = |k: &FileRecord| !k.uploaded && document::same_indexing(k, inner, &loader);
         if let Some(k) = &known
-            && same_loader(k)
+            && current(k)
             && k.size == file.size
             && k.modified_ms == file.modified_ms
         {
@@ -432,132 +424,46 @@ impl Ingestor {
         };
         let content_hash = sha256_hex(&bytes);
         if let Some(k) = &known
-            && same_loader(k)
+            && current(k)
             && k.content_hash == content_hash
         {
             return Ok(Outcome::Unchanged);
         }
-
-        let runtime = self.registry.runtime();
-        let loaded = match runtime.run_loader(&loader, &file.source, &bytes).await {
-            Ok(loaded) => loaded,
-            Err(e) => return refuse(format!("loader {} failed: {e}", loader.name)).await,
+        let incoming = Incoming {
+            source: &file.source,
+            bytes: &bytes,
+            content_hash,
+            modified_ms: file.modified_ms,
+            uploaded: false,
+            metadata: BTreeMap::new(),
+            budget: inner.chunk,
         };
-        let tokenizer = inner.embedder.tokenizer();
-        // (text to store, text to embed, metadata)
-        let mut pieces: Vec<(String, String, BTreeMap<String, String>)> = Vec::new();
-        for c in loaded {
-            let meta: BTreeMap<String, String> = c
-                .metadata
-                .into_iter()
-                .filter(|(k, _)| k != "source")
-                .collect();
-            let context = CONTEXT_KEYS
-                .iter()
-                .find_map(|k| meta.get(*k))
-                .map(String::as_str);
-            for text in chunk::split(tokenizer, &c.text, inner.chunk) {
-                let embed = embedded_text(&text, context);
-                pieces.push((text, embed, meta.clone()));
-            }
+        let runtime = self.registry.runtime();
+        match document::index(inner, runtime, collection, incoming, &loader).await {
+            Ok(total) if known.is_some() => Ok(Outcome::Updated(total as usize)),
+            Ok(total) => Ok(Outcome::Added(total as usize)),
+            Err(IndexError::Rejected(reason)) => refuse(reason).await,
+            Err(IndexError::Failed(reason)) => Err(reason),
         }
-        if pieces.is_empty() {
-            return refuse(format!("loader {} found no text", loader.name)).await;
-        }
-        // Split to the token budget, a loader's chunks may multiply: the
-        // document's allowance holds after splitting too.
-        let allowed = runtime.config().output.chunks_for(bytes.len());
-        if pieces.len() > allowed {
-            return refuse(format!(
-                "{} chunks once split, from a document of {} bytes; the limit is {allowed} \
-                 (plugins.max_chunks, and 64 more than one per 16 bytes)",
-                pieces.len(),
-                bytes.len()
-            ))
-            .await;
-        }
-        let total = u32::try_from(pieces.len()).map_err(|_| "too many chunks".to_owned())?;
-
-        // All groups at once: the embedder's replicas share them.
-        let mut groups = JoinSet::new();
-        for (g, group) in pieces.chunks(EMBED_GROUP).enumerate() {
-            let texts: Vec<String> = group.iter().map(|(_, e, _)| e.clone()).collect();
-            let embedder = inner.embedder.clone();
-            groups.spawn(async move { (g, embedder.embed_bulk(texts).await) });
-        }
-        let mut embedded = vec![Vec::new(); groups.len()];
-        while let Some(joined) = groups.join_next().await {
-            let (g, result) = joined.map_err(|e| e.to_string())?;
-            embedded[g] = result.map_err(|e| e.to_string())?;
-        }
-        let vectors: Vec<Vec<f32>> = embedded.into_iter().flatten().collect();
-        let mut points: Vec<Point> = pieces
-            .into_iter()
-            .zip(vectors)
-            .enumerate()
-            .map(|(i, ((text, _, meta), vector))| Point {
-                id: point_id(collection, &file.source, i as u32),
-                vector,
-                payload: ChunkPayload {
-                    source: file.source.clone(),
-                    text,
-                    collection: collection.to_owned(),
-                    loader: loader.name.to_string(),
-                    loader_version: loader.info.version.clone(),
-                    model: model.clone(),
-                    content_hash: content_hash.clone(),
-                    chunk_index: i as u32,
-                    chunks: total,
-                    size: file.size,
-                    modified_ms: file.modified_ms,
-                    meta,
-                },
-            })
-            .collect();
-
-        // Old chunks out, new chunks in, chunk 0 (the file's record) last:
-        // a crash in between leaves the file unrecorded, so the next ingest
-        // does it again.
-        // Always, even for a file not recorded: an interrupted earlier
-        // attempt may have left some chunks (all but chunk 0).
-        let index = &inner.index;
-        index
-            .delete_source(collection, &file.source)
-            .await
-            .map_err(|e| e.to_string())?;
-        let first = points.remove(0);
-        for batch in points.chunks(256) {
-            index
-                .upsert(collection, batch.to_vec())
-                .await
-                .map_err(|e| e.to_string())?;
-        }
-        index
-            .upsert(collection, vec![first])
-            .await
-            .map_err(|e| e.to_string())?;
-        Ok(if known.is_some() {
-            Outcome::Updated(total as usize)
-        } else {
-            Outcome::Added(total as usize)
-        })
     }
 }
 
 /// The serving loaders, by extension and by media type.
-struct Loaders {
+pub(super) struct Loaders {
     by_extension: HashMap<String, Arc<Plugin>>,
     by_media_type: HashMap<String, Arc<Plugin>>,
+    by_name: HashMap<String, Arc<Plugin>>,
 }
 
 impl Loaders {
-    fn new(registry: &Registry) -> Self {
+    pub(super) fn new(registry: &Registry) -> Self {
         let mut loaders = registry.active_of_kind(PluginKind::Loader);
         // Two loaders claiming one extension: the first by name wins, the
         // same on every host.
         loaders.sort_by(|a, b| b.name.cmp(&a.name));
         let mut by_extension = HashMap::new();
         let mut by_media_type = HashMap::new();
+        let mut by_name = HashMap::new();
         for plugin in loaders {
             for ext in &plugin.info.extensions {
                 by_extension.insert(ext.trim_start_matches('.').to_lowercase(), plugin.clone());
@@ -565,14 +471,16 @@ impl Loaders {
             for media in &plugin.info.media_types {
                 by_media_type.insert(media.to_lowercase(), plugin.clone());
             }
+            by_name.insert(plugin.name.to_string(), plugin);
         }
         Loaders {
             by_extension,
             by_media_type,
+            by_name,
         }
     }
 
-    fn pick(&self, source: &str) -> Option<Arc<Plugin>> {
+    pub(super) fn pick(&self, source: &str) -> Option<Arc<Plugin>> {
         let ext = Path::new(source)
             .extension()?
             .to_string_lossy()
@@ -582,11 +490,41 @@ impl Loaders {
             .or_else(|| media_type(&ext).and_then(|m| self.by_media_type.get(m)))
             .cloned()
     }
+
+    /// The loader for a body of `media` (lowercase, without parameters):
+    /// one that declares it, else one whose extension is that type's.
+    pub(super) fn for_media_type(&self, media: &str) -> Option<Arc<Plugin>> {
+        self.by_media_type.get(media).cloned().or_else(|| {
+            self.by_extension
+                .iter()
+                .filter(|(ext, _)| media_type(ext) == Some(media))
+                .min_by(|a, b| a.0.cmp(b.0))
+                .map(|(_, p)| p.clone())
+        })
+    }
+
+    /// The serving loader named `name`.
+    pub(super) fn named(&self, name: &str) -> Option<Arc<Plugin>> {
+        self.by_name.get(name).cloned()
+    }
+
+    /// The media types some loader takes, sorted: for an error message.
+    pub(super) fn media_types(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.by_media_type.keys().cloned().collect();
+        all.extend(
+            self.by_extension
+                .keys()
+                .filter_map(|e| media_type(e).map(str::to_owned)),
+        );
+        all.sort();
+        all.dedup();
+        all
+    }
 }
 
 /// Media types of common document extensions, for loaders that declare
 /// media types rather than extensions.
-fn media_type(ext: &str) -> Option<&'static str> {
+pub fn media_type(ext: &str) -> Option<&'static str> {
     Some(match ext {
         "md" | "markdown" => "text/markdown",
         "txt" | "text" => "text/plain",
