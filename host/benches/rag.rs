@@ -20,6 +20,14 @@
 //! - Query latency during an ingest: one client's questions to a small
 //!   collection, idle and then while the whole corpus is ingested into a
 //!   second collection (fresh data directory, removed after); the ratio.
+//! - Retrieval quality of each search mode (dense, keyword, hybrid) on a
+//!   question set written over the corpus (`bench/rag-questions.json`:
+//!   prose questions, and questions about an exact rare token, each with
+//!   the page that answers it): hit@1, hit@5 and MRR@5, and each mode's
+//!   latency over the same questions (hybrid's cost against dense).
+//! - Ingest through the document API (`PUT /rag/collections/{c}/
+//!   documents/{id}`, 4 uploads at a time) against ingest of the same
+//!   pages from a directory, on fresh data directories.
 //! - Embedding throughput in-process (`nova::embed`) on chunk texts read
 //!   back from the index, batch 1 and batch 32; then sentence-transformers
 //!   on the same texts (`scripts/st_bench.py`) when a Python with it is
@@ -921,12 +929,329 @@ async fn query_figures(http: &reqwest::Client, url: &str) -> Vec<String> {
     ]
 }
 
+// ---------------------------------------------------------------- quality
+
+/// One question of `bench/rag-questions.json`.
+#[derive(Deserialize)]
+struct Question {
+    q: String,
+    /// The pages that answer it.
+    pages: Vec<String>,
+    /// `prose` or `exact` (an exact rare token).
+    kind: String,
+}
+
+fn question_set() -> Vec<Question> {
+    let path = common::repo_root().join("bench/rag-questions.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+const MODES: [&str; 3] = ["dense", "keyword", "hybrid"];
+
+/// A mode's figures over a set of questions.
+#[derive(Default, Clone)]
+struct Quality {
+    questions: usize,
+    hit1: usize,
+    hit5: usize,
+    /// Sum of 1/rank of the first right page within the top 5.
+    rr: f64,
+}
+
+impl Quality {
+    fn add(&mut self, rank: Option<usize>) {
+        self.questions += 1;
+        if let Some(r) = rank {
+            self.hit1 += usize::from(r == 1);
+            self.hit5 += usize::from(r <= 5);
+            self.rr += 1.0 / r as f64;
+        }
+    }
+
+    fn cells(&self) -> String {
+        let n = self.questions.max(1) as f64;
+        format!(
+            "{:.2} | {:.2} | {:.3}",
+            self.hit1 as f64 / n,
+            self.hit5 as f64 / n,
+            self.rr / n
+        )
+    }
+
+    fn mrr(&self) -> f64 {
+        self.rr / self.questions.max(1) as f64
+    }
+}
+
+/// Asks `query` in `mode` (top 5, cache off); the sources in rank order
+/// and the round trip's ms.
+async fn ask_mode(
+    http: &reqwest::Client,
+    url: &str,
+    query: &str,
+    mode: &str,
+) -> (Vec<String>, f64) {
+    let start = Instant::now();
+    let response = http
+        .post(format!("{url}/rag/query"))
+        .json(&json!({"query": query, "top_k": TOP_K, "mode": mode}))
+        .send()
+        .await
+        .expect("POST /rag/query");
+    let status = response.status();
+    let body: Value = response.json().await.expect("query answers JSON");
+    let ms = start.elapsed().as_secs_f64() * 1e3;
+    assert_eq!(status, 200, "{body}");
+    assert!(body["cached"] == false, "a cached answer: {body}");
+    let sources = body["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["source"].as_str().expect("source").to_owned())
+        .collect();
+    (sources, ms)
+}
+
+/// Each mode on every question, in turn (the modes interleaved, so a
+/// noisy moment hits all three alike): the quality table and the latency
+/// lines.
+async fn quality_figures(http: &reqwest::Client, url: &str) -> Vec<String> {
+    let questions = question_set();
+    // Warm up every mode.
+    for mode in MODES {
+        for q in questions.iter().take(5) {
+            ask_mode(http, url, &format!("Warm-up: {}", q.q), mode).await;
+        }
+    }
+    let mut by: std::collections::BTreeMap<(&str, &str), Quality> = Default::default();
+    let mut ms: std::collections::BTreeMap<&str, Vec<f64>> = Default::default();
+    let mut misses: Vec<String> = Vec::new();
+    for q in &questions {
+        for mode in MODES {
+            let (sources, took) = ask_mode(http, url, &q.q, mode).await;
+            ms.entry(mode).or_default().push(took);
+            // Chunks of one page count once: the rank of the right page
+            // among distinct pages.
+            let mut pages: Vec<&String> = Vec::new();
+            for s in &sources {
+                if !pages.contains(&s) {
+                    pages.push(s);
+                }
+            }
+            let rank = pages
+                .iter()
+                .position(|p| q.pages.iter().any(|e| e == *p))
+                .map(|i| i + 1);
+            for kind in [q.kind.as_str(), "all"] {
+                by.entry((mode, kind)).or_default().add(rank);
+            }
+            if rank.is_none() && mode == "hybrid" && misses.len() < 8 {
+                misses.push(format!("{:?} ({}) → {:?}", q.q, q.pages[0], pages.first()));
+            }
+        }
+    }
+    let count = |kind: &str| {
+        questions
+            .iter()
+            .filter(|q| kind == "all" || q.kind == kind)
+            .count()
+    };
+    let mut lines = vec![
+        format!(
+            "{} questions ({} prose, {} about an exact rare token), each with its expected page;              top_k {TOP_K}, a page's chunks counted once:",
+            questions.len(),
+            count("prose"),
+            count("exact")
+        ),
+        String::new(),
+        "| mode | all: hit@1 | hit@5 | MRR@5 | prose: hit@1 | hit@5 | MRR@5 | exact: hit@1 | hit@5 | MRR@5 | p50 ms | p99 ms |".to_owned(),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|".to_owned(),
+    ];
+    let mut p50 = std::collections::BTreeMap::new();
+    for mode in MODES {
+        let mut times = ms.remove(mode).unwrap_or_default();
+        times.sort_by(f64::total_cmp);
+        p50.insert(mode, percentile(&times, 0.5));
+        lines.push(format!(
+            "| {mode} | {} | {} | {} | {:.1} | {:.1} |",
+            by.get(&(mode, "all")).cloned().unwrap_or_default().cells(),
+            by.get(&(mode, "prose"))
+                .cloned()
+                .unwrap_or_default()
+                .cells(),
+            by.get(&(mode, "exact"))
+                .cloned()
+                .unwrap_or_default()
+                .cells(),
+            percentile(&times, 0.5),
+            percentile(&times, 0.99),
+        ));
+    }
+    let best = MODES
+        .iter()
+        .max_by(|a, b| {
+            let m = |mode: &&str| by.get(&(*mode, "all")).map_or(0.0, Quality::mrr);
+            m(a).total_cmp(&m(b))
+        })
+        .copied()
+        .unwrap_or("hybrid");
+    lines.push(String::new());
+    lines.push(format!(
+        "- best MRR@5 over all questions: **{best}**; hybrid's latency against dense: p50          **{:.2}x** ({:.1} ms against {:.1} ms, 1 client, over HTTP)",
+        p50["hybrid"] / p50["dense"],
+        p50["hybrid"],
+        p50["dense"]
+    ));
+    if !misses.is_empty() {
+        lines.push(format!("- some hybrid misses: {}", misses.join("; ")));
+    }
+    for mode in MODES {
+        headline(
+            "rag",
+            &format!("retrieval {mode}: hit@1 / hit@5 / MRR@5"),
+            by.get(&(mode, "all"))
+                .cloned()
+                .unwrap_or_default()
+                .cells()
+                .replace(" | ", " / "),
+            &format!("{} questions with their expected page", questions.len()),
+        );
+    }
+    headline(
+        "rag",
+        "hybrid query latency against dense, p50",
+        format!("{:.2}x", p50["hybrid"] / p50["dense"]),
+        "the quality questions, 1 client, cache off",
+    );
+    lines
+}
+
+// ---------------------------------------------------------------- document API
+
+/// The book ingested both ways.
+const UPLOAD_BOOK: &str = "book";
+/// Uploads in flight at once.
+const UPLOADS: usize = 4;
+
+/// The same pages ingested from a directory and uploaded through the
+/// document API, each into a fresh data directory.
+async fn upload_figures(setup: &Setup, http: &reqwest::Client) -> Vec<String> {
+    let book = setup.corpus.join(UPLOAD_BOOK);
+    if !book.is_dir() {
+        return vec![format!("- skipped: no {} in the corpus", book.display())];
+    }
+    let mut files = Vec::new();
+    html_pages(&book, &book, &mut files);
+    files.sort();
+    let bytes: u64 = files.iter().map(|(_, size)| size).sum();
+
+    // From the directory: the ingest at start's own report.
+    let data = tempfile::tempdir().expect("data dir");
+    let mut host = spawn_on(setup, 0, data.path(), &book, None).await;
+    wait_ready(&mut host, http, Duration::from_millis(20)).await;
+    let stats = host.stats(http).await;
+    let last = &stats["ingest"]["last"];
+    let dir_ms = last["duration_ms"].as_f64().unwrap_or(f64::NAN);
+    let dir_chunks = last["chunks_embedded"].as_u64().unwrap_or(0);
+    host.stop().await;
+
+    // Through the API: an empty knowledge directory, one collection.
+    let data = tempfile::tempdir().expect("data dir");
+    let empty = tempfile::tempdir().expect("empty dir");
+    let mut host = spawn_on(setup, 0, data.path(), empty.path(), None).await;
+    wait_ready(&mut host, http, Duration::from_millis(20)).await;
+    let created = http
+        .put(format!("{}/rag/collections/api", host.url))
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("create");
+    assert!(created.status().is_success(), "{:?}", created.text().await);
+    let start = Instant::now();
+    let next = Arc::new(AtomicUsize::new(0));
+    let files = Arc::new(files);
+    let mut tasks = Vec::new();
+    for _ in 0..UPLOADS {
+        let (http, url, files, next, book) = (
+            http.clone(),
+            host.url.clone(),
+            files.clone(),
+            next.clone(),
+            book.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let mut chunks = 0u64;
+            while let Some((page, _)) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let body = std::fs::read(book.join(page)).expect("read page");
+                let id: String = page
+                    .bytes()
+                    .map(|b| {
+                        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                            (b as char).to_string()
+                        } else {
+                            format!("%{b:02X}")
+                        }
+                    })
+                    .collect();
+                let response = http
+                    .put(format!("{url}/rag/collections/api/documents/{id}"))
+                    .header("content-type", "text/html")
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("PUT document");
+                let status = response.status();
+                let saved: Value = response.json().await.expect("JSON");
+                assert!(status.is_success(), "{page}: {saved}");
+                chunks += saved["embedded"].as_u64().unwrap_or(0);
+            }
+            chunks
+        }));
+    }
+    let mut api_chunks = 0;
+    for task in tasks {
+        api_chunks += task.await.expect("uploader");
+    }
+    let api_ms = start.elapsed().as_secs_f64() * 1e3;
+    host.stop().await;
+    headline(
+        "rag",
+        "ingest through the document API / from a directory",
+        format!("{:.2}x the time", api_ms / dir_ms),
+        &format!(
+            "`{UPLOAD_BOOK}`: {} pages; API {:.1} s ({UPLOADS} uploads at a time), directory {:.1} s",
+            files.len(),
+            api_ms / 1e3,
+            dir_ms / 1e3
+        ),
+    );
+    vec![
+        format!(
+            "- from the directory (ingest at start): {} pages, {:.1} MB, {dir_chunks} chunks in              **{:.1} s** ({:.1} pages/s, {:.0} chunks/s)",
+            files.len(),
+            bytes as f64 / 1e6,
+            dir_ms / 1e3,
+            files.len() as f64 / (dir_ms / 1e3),
+            dir_chunks as f64 / (dir_ms / 1e3)
+        ),
+        format!(
+            "- through PUT /rag/collections/api/documents/{{id}}, {UPLOADS} at a time over              HTTP: {api_chunks} chunks in **{:.1} s** ({:.1} pages/s, {:.0} chunks/s):              **{:.2}x** the directory's time",
+            api_ms / 1e3,
+            files.len() as f64 / (api_ms / 1e3),
+            api_chunks as f64 / (api_ms / 1e3),
+            api_ms / dir_ms
+        ),
+    ]
+}
+
 // ---------------------------------------------------------------- restarts
 
 struct Restarts {
     ready_s: Vec<f64>,
     lines: Vec<String>,
     queries: Vec<String>,
+    quality: Vec<String>,
     cached: String,
     peak_rss_kib: Option<u64>,
 }
@@ -939,6 +1264,7 @@ async fn restarts(setup: &Setup, http: &reqwest::Client) -> Restarts {
         ready_s: Vec::new(),
         lines: Vec::new(),
         queries: Vec::new(),
+        quality: Vec::new(),
         cached: String::new(),
         peak_rss_kib: None,
     };
@@ -973,6 +1299,7 @@ async fn restarts(setup: &Setup, http: &reqwest::Client) -> Restarts {
         if i + 1 == RESTARTS {
             out.queries = query_figures(http, &host.url).await;
             out.peak_rss_kib = host.peak_rss_kib();
+            out.quality = quality_figures(http, &host.url).await;
         }
         host.stop().await;
     }
@@ -1577,18 +1904,42 @@ async fn bench() {
     );
 
     println!();
-    println!(
-        "Query latency during an ingest (POST /rag/query, top_k {TOP_K}, cache off, fresh \
-         data directory):"
-    );
-    for line in during_ingest(&setup, &http).await {
+    println!("Retrieval quality by search mode (POST /rag/query, restarted host, cache off):");
+    println!();
+    for line in &restarts.quality {
         println!("{line}");
     }
 
-    println!();
-    println!("Embedding throughput (all-MiniLM-L6-v2, CPU):");
-    for line in embedding_figures(&bench, &setup).await {
-        println!("{line}");
+    // `NOVA_BENCH_SKIP=during,embedding,upload` leaves parts out.
+    let skip = std::env::var("NOVA_BENCH_SKIP").unwrap_or_default();
+    let skipped = |part: &str| skip.split(',').any(|s| s.trim() == part);
+    if !skipped("upload") {
+        println!();
+        println!(
+            "Ingest through the document API against from a directory (fresh data directories):"
+        );
+        for line in upload_figures(&setup, &http).await {
+            println!("{line}");
+        }
+    }
+
+    if !skipped("during") {
+        println!();
+        println!(
+            "Query latency during an ingest (POST /rag/query, top_k {TOP_K}, cache off, fresh \
+             data directory):"
+        );
+        for line in during_ingest(&setup, &http).await {
+            println!("{line}");
+        }
+    }
+
+    if !skipped("embedding") {
+        println!();
+        println!("Embedding throughput (all-MiniLM-L6-v2, CPU):");
+        for line in embedding_figures(&bench, &setup).await {
+            println!("{line}");
+        }
     }
     println!();
     println!("load average at the end: {}", loadavg());
