@@ -579,11 +579,35 @@ async fn collections_and_docs_verbs() {
         &url,
         &["docs", "list", "--collection", "manuals", "--limit", "1"],
     );
-    assert!(
-        stdout(&out).contains("more after: bike.md"),
-        "{}",
-        stdout(&out)
+    let first = stdout(&out);
+    let next = first
+        .lines()
+        .find_map(|l| l.strip_prefix("more after: "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no next page: {first}"))
+        .to_owned();
+    let out = nova_cli(
+        &url,
+        &[
+            "docs",
+            "list",
+            "--collection",
+            "manuals",
+            "--limit",
+            "1",
+            "--after",
+            &next,
+        ],
     );
+    let second = stdout(&out);
+    assert!(!second.contains("more after"), "{second}");
+    // The two pages hold the two documents.
+    for id in ["bike.md", "guides/bike"] {
+        assert!(
+            first.contains(id) != second.contains(id),
+            "{id}: {first}{second}"
+        );
+    }
     let out = nova_cli(
         &url,
         &[

@@ -81,19 +81,31 @@ fn write(dir: &Path, name: &str, text: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn answers_questions_about_nova_from_its_own_docs() {
-    let nova = Nova::start(
-        Options::default()
-            .loaders()
-            .knowledge_dir(&root().join("knowledge")),
-    )
-    .await;
+    answers_questions_from_its_docs(Options::default(), "qdrant-edge").await;
+}
+
+/// The same on a Qdrant server.
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(qdrant_server),
+    ignore = "needs a Qdrant server: set QDRANT_URL when building the tests"
+)]
+async fn answers_questions_about_nova_from_its_own_docs_on_a_qdrant_server() {
+    let options = Options::default()
+        .qdrant()
+        .expect("built for a Qdrant server: set QDRANT_URL");
+    answers_questions_from_its_docs(options, "qdrant").await;
+}
+
+async fn answers_questions_from_its_docs(options: Options, backend: &str) {
+    let nova = Nova::start(options.loaders().knowledge_dir(&root().join("knowledge"))).await;
     let stats = nova.get_json("/rag/stats").await;
     let files = walkdir_count(&root().join("knowledge"));
     assert_eq!(stats["documents"], json!(files), "{stats}");
     assert!(stats["chunks"].as_u64().unwrap() > files as u64, "{stats}");
     assert_eq!(stats["model"]["name"], "all-MiniLM-L6-v2");
     assert_eq!(stats["model"]["dimensions"], 384);
-    assert_eq!(stats["index"]["backend"], "qdrant-edge");
+    assert_eq!(stats["index"]["backend"], backend);
     assert_eq!(stats["ingest"]["last"]["failed"], 0, "{stats}");
 
     let questions: &[(&str, &str)] = &[

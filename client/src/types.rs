@@ -977,13 +977,15 @@ pub struct DocumentInfo {
     pub chunk_list: Option<Vec<DocumentChunk>>,
 }
 
-/// `GET /rag/collections/{c}/documents`: a page, by id.
+/// `GET /rag/collections/{c}/documents`: a page, in the index's stable
+/// order (sorted by id within the page).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct DocumentPage {
     pub documents: Vec<DocumentInfo>,
-    /// Pass as `after` for the next page; null on the last.
+    /// An opaque cursor: pass it as `after` for the next page; null on the
+    /// last.
     pub next: Option<String>,
 }
 

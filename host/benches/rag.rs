@@ -1059,7 +1059,7 @@ async fn quality_figures(http: &reqwest::Client, url: &str) -> Vec<String> {
     };
     let mut lines = vec![
         format!(
-            "{} questions ({} prose, {} about an exact rare token), each with its expected page;              top_k {TOP_K}, a page's chunks counted once:",
+            "{} questions ({} prose, {} about an exact rare token), each with its expected page; top_k {TOP_K}, a page's chunks counted once:",
             questions.len(),
             count("prose"),
             count("exact")
@@ -1098,7 +1098,7 @@ async fn quality_figures(http: &reqwest::Client, url: &str) -> Vec<String> {
         .unwrap_or("hybrid");
     lines.push(String::new());
     lines.push(format!(
-        "- best MRR@5 over all questions: **{best}**; hybrid's latency against dense: p50          **{:.2}x** ({:.1} ms against {:.1} ms, 1 client, over HTTP)",
+        "- best MRR@5 over all questions: **{best}**; hybrid's latency against dense: p50 **{:.2}x** ({:.1} ms against {:.1} ms, 1 client, over HTTP)",
         p50["hybrid"] / p50["dense"],
         p50["hybrid"],
         p50["dense"]
@@ -1228,7 +1228,7 @@ async fn upload_figures(setup: &Setup, http: &reqwest::Client) -> Vec<String> {
     );
     vec![
         format!(
-            "- from the directory (ingest at start): {} pages, {:.1} MB, {dir_chunks} chunks in              **{:.1} s** ({:.1} pages/s, {:.0} chunks/s)",
+            "- from the directory (ingest at start): {} pages, {:.1} MB, {dir_chunks} chunks in **{:.1} s** ({:.1} pages/s, {:.0} chunks/s)",
             files.len(),
             bytes as f64 / 1e6,
             dir_ms / 1e3,
@@ -1236,7 +1236,7 @@ async fn upload_figures(setup: &Setup, http: &reqwest::Client) -> Vec<String> {
             dir_chunks as f64 / (dir_ms / 1e3)
         ),
         format!(
-            "- through PUT /rag/collections/api/documents/{{id}}, {UPLOADS} at a time over              HTTP: {api_chunks} chunks in **{:.1} s** ({:.1} pages/s, {:.0} chunks/s):              **{:.2}x** the directory's time",
+            "- through PUT /rag/collections/api/documents/{{id}}, {UPLOADS} at a time over HTTP: {api_chunks} chunks in **{:.1} s** ({:.1} pages/s, {:.0} chunks/s): **{:.2}x** the directory's time",
             api_ms / 1e3,
             files.len() as f64 / (api_ms / 1e3),
             api_chunks as f64 / (api_ms / 1e3),

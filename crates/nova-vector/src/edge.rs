@@ -517,6 +517,57 @@ impl VectorIndex for EdgeIndex {
         .await
     }
 
+    async fn file_count(&self, collection: &str) -> Result<u64, VectorError> {
+        let filter = must(vec![integer(CHUNK_INDEX_FIELD, 0)?]);
+        self.with_shard(collection, move |s| {
+            s.shard
+                .count(CountRequest {
+                    filter,
+                    exact: true,
+                })
+                .map(|n| n as u64)
+                .map_err(|e| backend_error("count failed", e))
+        })
+        .await
+    }
+
+    async fn files_page(
+        &self,
+        collection: &str,
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<FileRecord>, Option<u64>), VectorError> {
+        let filter = must(vec![integer(CHUNK_INDEX_FIELD, 0)?]);
+        self.with_shard(collection, move |s| {
+            let request = ScrollRequest {
+                offset: cursor.map(Into::into),
+                limit: Some(limit),
+                filter,
+                with_payload: Some(WithPayloadInterface::Bool(true)),
+                ..ScrollRequest::new()
+            };
+            let (records, next) = s
+                .shard
+                .scroll(request)
+                .map_err(|e| backend_error("cannot list files", e))?;
+            let files = records
+                .into_iter()
+                .map(|r| payload_of(r.payload).map(FileRecord::from))
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = match next {
+                Some(qdrant_edge::PointId::NumId(n)) => Some(n),
+                Some(other) => {
+                    return Err(VectorError::Backend(format!(
+                        "a point id nova did not write: {other}"
+                    )));
+                }
+                None => None,
+            };
+            Ok((files, next))
+        })
+        .await
+    }
+
     async fn count(&self, collection: &str) -> Result<u64, VectorError> {
         self.with_shard(collection, |s| {
             s.shard

@@ -278,6 +278,20 @@ pub trait VectorIndex: Send + Sync {
     /// The record of every file in `collection` (its chunk 0).
     async fn files(&self, collection: &str) -> Result<Vec<FileRecord>, VectorError>;
 
+    /// How many documents `collection` holds (its chunk 0s).
+    async fn file_count(&self, collection: &str) -> Result<u64, VectorError>;
+
+    /// At most `limit` records of `collection`, from `cursor` on (none:
+    /// the first page), in the index's own stable order; and the cursor of
+    /// the next page, if there is one. Holds one page in memory, however
+    /// big the collection.
+    async fn files_page(
+        &self,
+        collection: &str,
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<FileRecord>, Option<u64>), VectorError>;
+
     /// The record of `source` in `collection`, if it is there.
     async fn file(
         &self,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use parking_lot::RwLock;
 use qdrant_client::qdrant::r#match::MatchValue;
+use qdrant_client::qdrant::point_id::PointIdOptions;
 use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
     CreateVectorNameRequest, DatetimeRange, DeletePointsBuilder, Distance, FieldType,
@@ -639,6 +640,61 @@ impl VectorIndex for ServerIndex {
             .into_iter()
             .map(FileRecord::from)
             .collect())
+    }
+
+    async fn file_count(&self, collection: &str) -> Result<u64, VectorError> {
+        let response = self
+            .client
+            .count(
+                CountPointsBuilder::new(self.name(collection))
+                    .filter(QdrantFilter::must([Condition::matches(
+                        CHUNK_INDEX_FIELD,
+                        0i64,
+                    )]))
+                    .exact(true),
+            )
+            .await
+            .map_err(|e| self.error(collection, "count failed", e))?;
+        Ok(response.result.map(|r| r.count).unwrap_or(0))
+    }
+
+    async fn files_page(
+        &self,
+        collection: &str,
+        cursor: Option<u64>,
+        limit: usize,
+    ) -> Result<(Vec<FileRecord>, Option<u64>), VectorError> {
+        let mut request = ScrollPointsBuilder::new(self.name(collection))
+            .filter(QdrantFilter::must([Condition::matches(
+                CHUNK_INDEX_FIELD,
+                0i64,
+            )]))
+            .limit(u32::try_from(limit).unwrap_or(u32::MAX))
+            .with_payload(true)
+            .with_vectors(false);
+        if let Some(cursor) = cursor {
+            request = request.offset(cursor);
+        }
+        let page = self
+            .client
+            .scroll(request)
+            .await
+            .map_err(|e| self.error(collection, "cannot list files", e))?;
+        let files = page
+            .result
+            .into_iter()
+            .map(|p| payload_of(p.payload).map(FileRecord::from))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = match page.next_page_offset.and_then(|id| id.point_id_options) {
+            Some(PointIdOptions::Num(n)) => Some(n),
+            Some(other) => {
+                return Err(VectorError::Backend(format!(
+                    "a point id nova did not write: {other:?}"
+                )));
+            }
+            None => None,
+        };
+        Ok((files, next))
     }
 
     async fn count(&self, collection: &str) -> Result<u64, VectorError> {

@@ -1405,6 +1405,32 @@ async fn settings_and_single_reads(index: Arc<dyn VectorIndex>) {
         [0, 1, 2]
     );
     assert!(index.chunks("team", "other.md").await.unwrap().is_empty());
+    // Paged listing: every record once, one page at a time.
+    for (source, first) in [("b.md", 10), ("c.md", 20), ("d.md", 30)] {
+        index
+            .upsert("team", file_points("team", source, 2, first, &[]))
+            .await
+            .unwrap();
+    }
+    assert_eq!(index.file_count("team").await.unwrap(), 4);
+    let mut seen = BTreeSet::new();
+    let mut cursor = None;
+    loop {
+        let (page, next) = index.files_page("team", cursor, 3).await.unwrap();
+        assert!(page.len() <= 3);
+        for record in page {
+            assert!(
+                seen.insert(record.source.clone()),
+                "{} twice",
+                record.source
+            );
+        }
+        match next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    assert_eq!(seen, set(&["guide.md", "b.md", "c.md", "d.md"]));
     let one = index
         .chunk("team", point_id("team", "guide.md", 1))
         .await

@@ -149,7 +149,7 @@ pub async fn stats(
     for name in names {
         let files = inner
             .index
-            .files(&name)
+            .file_count(&name)
             .await
             .map_err(KnowledgeError::from)?;
         let count = inner
@@ -157,10 +157,10 @@ pub async fn stats(
             .count(&name)
             .await
             .map_err(KnowledgeError::from)?;
-        documents += files.len() as u64;
+        documents += files;
         chunks += count;
         collections.push(wire::CollectionStats {
-            documents: files.len() as u64,
+            documents: files,
             name,
             chunks: count,
         });
@@ -675,13 +675,14 @@ pub async fn put_document(
 #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
-    /// The `next` of the page before.
+    /// The `next` of the page before (an opaque cursor).
     after: Option<String>,
     /// Documents on the page, 1 to 1000 (100 when absent).
     limit: Option<u32>,
 }
 
-/// A page of a collection's documents, by id.
+/// A page of a collection's documents, in the index's stable order (each
+/// page sorted by id); `next` continues it.
 #[utoipa::path(
     get,
     path = "/rag/collections/{collection}/documents",

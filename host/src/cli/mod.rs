@@ -350,11 +350,11 @@ pub enum DocsCommand {
         #[command(flatten)]
         remote: Remote,
     },
-    /// List a collection's documents, by id.
+    /// List a collection's documents, a page at a time (sorted by id within a page).
     List {
         #[arg(long, default_value = "default")]
         collection: String,
-        /// Start after this id (the `more after` of the page before).
+        /// The cursor `more after` printed for the page before.
         #[arg(long)]
         after: Option<String>,
         /// Documents on the page, 1 to 1000.

@@ -325,7 +325,7 @@ pub fn documents(page: &DocumentPage) -> String {
         )
     };
     if let Some(next) = &page.next {
-        let _ = writeln!(out, "more after: {next}  (--after)");
+        let _ = writeln!(out, "more after: {next}  (pass it as --after)");
     }
     out
 }

@@ -198,7 +198,7 @@ impl Knowledge {
             return Err(KnowledgeError::BadCollection(name.to_owned()));
         }
         let settings = settings_of(inner.index.settings(name).await?);
-        let documents = inner.index.files(name).await?.len() as u64;
+        let documents = inner.index.file_count(name).await?;
         let chunks = inner.index.count(name).await?;
         Ok(wire::CollectionInfo {
             name: name.to_owned(),
@@ -359,12 +359,13 @@ impl Knowledge {
         Ok(info)
     }
 
-    /// A page of `collection`'s documents by id: those after `after`, at
-    /// most `limit`.
+    /// A page of `collection`'s documents: at most `limit`, from `cursor`
+    /// (the `next` of the page before) on, in the index's stable order;
+    /// one page is held, however big the collection.
     pub async fn documents(
         &self,
         collection: &str,
-        after: Option<&str>,
+        cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<wire::DocumentPage, KnowledgeError> {
         let inner = self.inner()?;
@@ -372,17 +373,20 @@ impl Knowledge {
         if limit == 0 || limit > MAX_PAGE {
             return Err(bad(format!("limit: between 1 and {MAX_PAGE}")));
         }
-        let mut records = inner.index.files(collection).await?;
-        records.retain(|r| after.is_none_or(|a| r.source.as_str() > a));
+        let cursor = cursor
+            .map(|c| {
+                c.parse::<u64>()
+                    .map_err(|_| bad(format!("after: {c:?} is not the next of a page")))
+            })
+            .transpose()?;
+        let (mut records, next) = inner
+            .index
+            .files_page(collection, cursor, limit as usize)
+            .await?;
         records.sort_by(|a, b| a.source.cmp(&b.source));
-        let more = records.len() > limit as usize;
-        records.truncate(limit as usize);
-        let next = more
-            .then(|| records.last().map(|r| r.source.clone()))
-            .flatten();
         Ok(wire::DocumentPage {
             documents: records.into_iter().map(view).collect(),
-            next,
+            next: next.map(|n| n.to_string()),
         })
     }
 
