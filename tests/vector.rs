@@ -4,10 +4,11 @@
 //! runs twice: on the embedded backend (qdrant-edge in a temporary
 //! directory), and on a Qdrant server when `QDRANT_URL` (its gRPC address,
 //! e.g. http://127.0.0.1:6334) is set, under a fresh collection prefix per
-//! test whose collections are dropped at the end. The server variants are
-//! compiled in only when `QDRANT_URL` is set at build time (see
-//! `build.rs`); without it they are marked ignored, so the test summary
-//! counts them as skipped, never as passed.
+//! test whose collections are dropped at the end. The server variants run
+//! only when the tests are built with `QDRANT_URL` set (see `build.rs`);
+//! without it they are marked ignored, so the test summary counts them as
+//! skipped, never as passed. (This suite lives in nova-tests rather than
+//! nova-vector so that turning the server on rebuilds only the tests.)
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
