@@ -1518,3 +1518,69 @@ async fn edge_adds_keyword_search_to_an_old_collection() {
     let index = EdgeIndex::open(dir.path()).unwrap();
     assert_eq!(index.count("old").await.unwrap(), 2);
 }
+
+/// On a server too: a collection made before keyword search gets its
+/// keyword vector when nova ensures it.
+#[tokio::test(flavor = "multi_thread")]
+#[cfg_attr(
+    not(qdrant_server),
+    ignore = "needs a Qdrant server: set QDRANT_URL when building the tests"
+)]
+async fn server_adds_keyword_search_to_an_old_collection() {
+    use qdrant_client::Qdrant;
+    use qdrant_client::qdrant::{CreateCollectionBuilder, Distance, VectorParamsBuilder};
+    let url = qdrant_url();
+    let prefix = fresh_prefix();
+    let raw = Qdrant::from_url(&url)
+        .skip_compatibility_check()
+        .build()
+        .unwrap();
+    raw.create_collection(
+        CreateCollectionBuilder::new(format!("{prefix}old"))
+            .vectors_config(VectorParamsBuilder::new(DIM as u64, Distance::Cosine)),
+    )
+    .await
+    .unwrap();
+    let index = connect(&url, &prefix).await;
+    let outcome = tokio::spawn({
+        let index = index.clone();
+        async move {
+            index.ensure_collection("old", DIM).await.unwrap();
+            index
+                .upsert(
+                    "old",
+                    vec![
+                        text_point(
+                            "old",
+                            "a.md",
+                            "Error E0499 explained",
+                            axis(0),
+                            true,
+                            json!({}),
+                        ),
+                        text_point("old", "b.md", "Nothing of note", axis(1), false, json!({})),
+                    ],
+                )
+                .await
+                .unwrap();
+            let keywords = Keywords::new().unwrap();
+            let hits = index
+                .query(
+                    "old",
+                    Ranking::Keywords(keywords.query("E0499")),
+                    5,
+                    &Filter::default(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(sources(&hits), set(&["a.md"]));
+            // Ensured again: nothing more to add.
+            index.ensure_collection("old", DIM).await.unwrap();
+        }
+    })
+    .await;
+    let _ = index.drop_collection("old").await;
+    if let Err(e) = outcome {
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
