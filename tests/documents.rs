@@ -3,7 +3,7 @@
 //! embedded index, and on a Qdrant server when the tests are built with
 //! `QDRANT_URL` (else those variants are ignored, counted as skipped).
 
-use nova_tests::{Nova, Options};
+use nova_tests::{Nova, Options, sources};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -95,15 +95,6 @@ async fn search(nova: &Nova, body: Value) -> Value {
     let (status, answer) = send(nova.admin(Method::POST, "/rag/query").json(&body)).await;
     assert_eq!(status, 200, "{body} -> {answer}");
     answer
-}
-
-fn sources(answer: &Value) -> Vec<String> {
-    answer["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|r| r["source"].as_str().expect("source").to_owned())
-        .collect()
 }
 
 const TEA: &str = "# Tea\n\nSteep green tea at eighty degrees for two minutes.\n\n\
@@ -641,10 +632,31 @@ async fn keys_see_only_their_collections(nova: Nova) {
         .map(|c| c["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["team-a"], "{stats}");
-    // team-b is untouched.
+    // An ingest into another collection: its report is not the key's
+    // either.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("b.md"), "# B\n\nMore of team-b.").unwrap();
+    let (status, started) = send(
+        nova.admin(Method::POST, "/rag/reload")
+            .json(&json!({"dir": dir.path().display().to_string(), "collection": "team-b"})),
+    )
+    .await;
+    assert_eq!(status, 202, "{started}");
+    let report = format!("/rag/ingests/{}", started["id"].as_str().unwrap());
+    loop {
+        let answer = nova.get_json(&report).await;
+        if answer["running"] == json!(false) && answer["report"].is_object() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let (status, answer) = send(as_key(Method::GET, &report)).await;
+    assert_eq!(status, 404, "{answer}");
+    assert_eq!(answer["error"]["code"], "not_found");
+    // team-b holds its upload and the directory's file, none of the key's.
     assert_eq!(
         nova.get_json("/rag/collections/team-b").await["documents"],
-        1
+        2
     );
     // A bad collection list is refused when the key is made.
     let bad = nova

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use nova_tests::{Backend, Nova, Options, root, test_plugin};
+use nova_tests::{Backend, Nova, Options, root, sources, test_plugin};
 use serde_json::{Value, json};
 
 async fn query(nova: &Nova, body: Value) -> (u16, Value) {
@@ -23,15 +23,6 @@ async fn ask(nova: &Nova, body: Value) -> Value {
     let (status, answer) = query(nova, body.clone()).await;
     assert_eq!(status, 200, "{body} -> {answer}");
     answer
-}
-
-fn sources(answer: &Value) -> Vec<String> {
-    answer["results"]
-        .as_array()
-        .expect("results")
-        .iter()
-        .map(|r| r["source"].as_str().expect("source").to_owned())
-        .collect()
 }
 
 /// Starts an ingest with `body` and waits for its report.

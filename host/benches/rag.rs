@@ -759,11 +759,13 @@ struct Answer {
     cached: bool,
 }
 
-async fn ask(http: &reqwest::Client, url: &str, query: &str) -> Answer {
+/// POSTs `request` to `/rag/query`: the answer (a 200) and the round
+/// trip's ms.
+async fn post_query(http: &reqwest::Client, url: &str, request: Value) -> (Value, f64) {
     let start = Instant::now();
     let response = http
         .post(format!("{url}/rag/query"))
-        .json(&json!({"query": query, "top_k": TOP_K}))
+        .json(&request)
         .send()
         .await
         .expect("POST /rag/query");
@@ -771,6 +773,11 @@ async fn ask(http: &reqwest::Client, url: &str, query: &str) -> Answer {
     let body: Value = response.json().await.expect("query answers JSON");
     let ms = start.elapsed().as_secs_f64() * 1e3;
     assert_eq!(status, 200, "{body}");
+    (body, ms)
+}
+
+async fn ask(http: &reqwest::Client, url: &str, query: &str) -> Answer {
+    let (body, ms) = post_query(http, url, json!({"query": query, "top_k": TOP_K})).await;
     assert_eq!(
         body["results"].as_array().map(Vec::len),
         Some(TOP_K as usize),
@@ -992,17 +999,12 @@ async fn ask_mode(
     query: &str,
     mode: &str,
 ) -> (Vec<String>, f64) {
-    let start = Instant::now();
-    let response = http
-        .post(format!("{url}/rag/query"))
-        .json(&json!({"query": query, "top_k": TOP_K, "mode": mode}))
-        .send()
-        .await
-        .expect("POST /rag/query");
-    let status = response.status();
-    let body: Value = response.json().await.expect("query answers JSON");
-    let ms = start.elapsed().as_secs_f64() * 1e3;
-    assert_eq!(status, 200, "{body}");
+    let (body, ms) = post_query(
+        http,
+        url,
+        json!({"query": query, "top_k": TOP_K, "mode": mode}),
+    )
+    .await;
     assert!(body["cached"] == false, "a cached answer: {body}");
     let sources = body["results"]
         .as_array()

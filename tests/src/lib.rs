@@ -778,3 +778,13 @@ pub fn unix_now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
 }
+
+/// The sources of a `/rag/query` answer's results, best first.
+pub fn sources(answer: &Value) -> Vec<String> {
+    answer["results"]
+        .as_array()
+        .expect("results")
+        .iter()
+        .map(|r| r["source"].as_str().expect("source").to_owned())
+        .collect()
+}

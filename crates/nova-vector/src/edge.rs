@@ -239,35 +239,49 @@ impl Shard {
     }
 }
 
-/// Every point passing `filter`, through `map` (`None` leaves one out).
-fn scroll_all<T>(
+/// The chunk 0s: one record per document.
+fn first_chunks() -> Result<Option<EdgeFilter>, VectorError> {
+    Ok(must(vec![integer(CHUNK_INDEX_FIELD, 0)?]))
+}
+
+/// One page of the chunks passing `filter`, from `offset`; and where the
+/// next page starts, if there is one.
+fn scroll_page(
     s: &Shard,
-    filter: Option<EdgeFilter>,
-    map: impl Fn(ChunkPayload) -> Result<Option<T>, VectorError>,
-) -> Result<Vec<T>, VectorError> {
+    filter: &Option<EdgeFilter>,
+    offset: Option<qdrant_edge::PointId>,
+    limit: usize,
+) -> Result<(Vec<ChunkPayload>, Option<qdrant_edge::PointId>), VectorError> {
+    let request = ScrollRequest {
+        offset,
+        limit: Some(limit),
+        filter: filter.clone(),
+        with_payload: Some(WithPayloadInterface::Bool(true)),
+        ..ScrollRequest::new()
+    };
+    let (records, next) = s
+        .shard
+        .scroll(request)
+        .map_err(|e| backend_error("cannot list chunks", e))?;
+    let chunks = records
+        .into_iter()
+        .map(|r| payload_of(r.payload))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok((chunks, next))
+}
+
+/// Every chunk passing `filter`.
+fn scroll_all(s: &Shard, filter: Option<EdgeFilter>) -> Result<Vec<ChunkPayload>, VectorError> {
     let mut out = Vec::new();
     let mut offset = None;
     loop {
-        let request = ScrollRequest {
-            offset,
-            limit: Some(SCROLL_PAGE),
-            filter: filter.clone(),
-            with_payload: Some(WithPayloadInterface::Bool(true)),
-            ..ScrollRequest::new()
-        };
-        let (records, next) = s
-            .shard
-            .scroll(request)
-            .map_err(|e| backend_error("cannot list chunks", e))?;
-        for record in records {
-            out.extend(map(payload_of(record.payload)?)?);
-        }
+        let (chunks, next) = scroll_page(s, &filter, offset, SCROLL_PAGE)?;
+        out.extend(chunks);
         match next {
             Some(next) => offset = Some(next),
-            None => break,
+            None => return Ok(out),
         }
     }
-    Ok(out)
 }
 
 fn payload_of(payload: Option<qdrant_edge::Payload>) -> Result<ChunkPayload, VectorError> {
@@ -503,22 +517,25 @@ impl VectorIndex for EdgeIndex {
     ) -> Result<Vec<ChunkPayload>, VectorError> {
         let filter = must(vec![keyword(SOURCE_FIELD, source)?]);
         let mut chunks = self
-            .with_shard(collection, move |s| scroll_all(s, filter, |p| Ok(Some(p))))
+            .with_shard(collection, move |s| scroll_all(s, filter))
             .await?;
         chunks.sort_by_key(|c| c.chunk_index);
         Ok(chunks)
     }
 
     async fn files(&self, collection: &str) -> Result<Vec<FileRecord>, VectorError> {
-        let filter = must(vec![integer(CHUNK_INDEX_FIELD, 0)?]);
+        let filter = first_chunks()?;
         self.with_shard(collection, move |s| {
-            scroll_all(s, filter, |p| Ok(Some(FileRecord::from(p))))
+            Ok(scroll_all(s, filter)?
+                .into_iter()
+                .map(FileRecord::from)
+                .collect())
         })
         .await
     }
 
     async fn file_count(&self, collection: &str) -> Result<u64, VectorError> {
-        let filter = must(vec![integer(CHUNK_INDEX_FIELD, 0)?]);
+        let filter = first_chunks()?;
         self.with_shard(collection, move |s| {
             s.shard
                 .count(CountRequest {
@@ -537,23 +554,9 @@ impl VectorIndex for EdgeIndex {
         cursor: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<FileRecord>, Option<u64>), VectorError> {
-        let filter = must(vec![integer(CHUNK_INDEX_FIELD, 0)?]);
+        let filter = first_chunks()?;
         self.with_shard(collection, move |s| {
-            let request = ScrollRequest {
-                offset: cursor.map(Into::into),
-                limit: Some(limit),
-                filter,
-                with_payload: Some(WithPayloadInterface::Bool(true)),
-                ..ScrollRequest::new()
-            };
-            let (records, next) = s
-                .shard
-                .scroll(request)
-                .map_err(|e| backend_error("cannot list files", e))?;
-            let files = records
-                .into_iter()
-                .map(|r| payload_of(r.payload).map(FileRecord::from))
-                .collect::<Result<Vec<_>, _>>()?;
+            let (chunks, next) = scroll_page(s, &filter, cursor.map(Into::into), limit)?;
             let next = match next {
                 Some(qdrant_edge::PointId::NumId(n)) => Some(n),
                 Some(other) => {
@@ -563,7 +566,7 @@ impl VectorIndex for EdgeIndex {
                 }
                 None => None,
             };
-            Ok((files, next))
+            Ok((chunks.into_iter().map(FileRecord::from).collect(), next))
         })
         .await
     }

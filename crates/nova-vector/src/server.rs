@@ -17,9 +17,9 @@ use qdrant_client::qdrant::{
     Condition, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
     CreateVectorNameRequest, DatetimeRange, DeletePointsBuilder, Distance, FieldType,
     Filter as QdrantFilter, GetPointsBuilder, KeywordIndexParamsBuilder, Modifier, NamedVectors,
-    PointStruct, PrefetchQueryBuilder, Query, QueryPointsBuilder, Range, Rrf, ScrollPointsBuilder,
-    SparseVectorConfig, SparseVectorCreationConfig, SparseVectorParamsBuilder, Timestamp,
-    UpsertPointsBuilder, Value, Vector, VectorInput, VectorParamsBuilder,
+    PointId, PointStruct, PrefetchQueryBuilder, Query, QueryPointsBuilder, Range, Rrf,
+    ScrollPointsBuilder, SparseVectorConfig, SparseVectorCreationConfig, SparseVectorParamsBuilder,
+    Timestamp, UpsertPointsBuilder, Value, Vector, VectorInput, VectorParamsBuilder,
     create_vector_name_request::VectorConfig,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
@@ -196,6 +196,36 @@ impl ServerIndex {
         }
     }
 
+    /// One page of the chunks passing `filter`, from `offset`; and where
+    /// the next page starts, if there is one.
+    async fn scroll_page(
+        &self,
+        collection: &str,
+        filter: &QdrantFilter,
+        offset: Option<PointId>,
+        limit: u32,
+    ) -> Result<(Vec<ChunkPayload>, Option<PointId>), VectorError> {
+        let mut request = ScrollPointsBuilder::new(self.name(collection))
+            .filter(filter.clone())
+            .limit(limit)
+            .with_payload(true)
+            .with_vectors(false);
+        if let Some(offset) = offset {
+            request = request.offset(offset);
+        }
+        let page = self
+            .client
+            .scroll(request)
+            .await
+            .map_err(|e| self.error(collection, "cannot list chunks", e))?;
+        let chunks = page
+            .result
+            .into_iter()
+            .map(|p| payload_of(p.payload))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((chunks, page.next_page_offset))
+    }
+
     /// Every chunk passing `filter`.
     async fn scroll_all(
         &self,
@@ -205,28 +235,15 @@ impl ServerIndex {
         let mut chunks = Vec::new();
         let mut offset = None;
         loop {
-            let mut request = ScrollPointsBuilder::new(self.name(collection))
-                .filter(filter.clone())
-                .limit(SCROLL_PAGE)
-                .with_payload(true)
-                .with_vectors(false);
-            if let Some(offset) = offset.take() {
-                request = request.offset(offset);
-            }
-            let page = self
-                .client
-                .scroll(request)
-                .await
-                .map_err(|e| self.error(collection, "cannot list chunks", e))?;
-            for point in page.result {
-                chunks.push(payload_of(point.payload)?);
-            }
-            match page.next_page_offset {
+            let (page, next) = self
+                .scroll_page(collection, &filter, offset, SCROLL_PAGE)
+                .await?;
+            chunks.extend(page);
+            match next {
                 Some(next) => offset = Some(next),
-                None => break,
+                None => return Ok(chunks),
             }
         }
-        Ok(chunks)
     }
 
     /// Adds the keyword vector to a collection made before keyword search;
@@ -376,6 +393,11 @@ fn date(bound: &Option<Bound>) -> Result<Option<Timestamp>, VectorError> {
 
 fn sparse_input(keywords: Sparse) -> VectorInput {
     VectorInput::new_sparse(keywords.indices, keywords.values)
+}
+
+/// The chunk 0s: one record per document.
+fn first_chunks() -> QdrantFilter {
+    QdrantFilter::must([Condition::matches(CHUNK_INDEX_FIELD, 0i64)])
 }
 
 /// `field` equals `value` exactly. (`Condition::matches` with a `String`
@@ -633,9 +655,8 @@ impl VectorIndex for ServerIndex {
     }
 
     async fn files(&self, collection: &str) -> Result<Vec<FileRecord>, VectorError> {
-        let filter = QdrantFilter::must([Condition::matches(CHUNK_INDEX_FIELD, 0i64)]);
         Ok(self
-            .scroll_all(collection, filter)
+            .scroll_all(collection, first_chunks())
             .await?
             .into_iter()
             .map(FileRecord::from)
@@ -647,10 +668,7 @@ impl VectorIndex for ServerIndex {
             .client
             .count(
                 CountPointsBuilder::new(self.name(collection))
-                    .filter(QdrantFilter::must([Condition::matches(
-                        CHUNK_INDEX_FIELD,
-                        0i64,
-                    )]))
+                    .filter(first_chunks())
                     .exact(true),
             )
             .await
@@ -664,28 +682,16 @@ impl VectorIndex for ServerIndex {
         cursor: Option<u64>,
         limit: usize,
     ) -> Result<(Vec<FileRecord>, Option<u64>), VectorError> {
-        let mut request = ScrollPointsBuilder::new(self.name(collection))
-            .filter(QdrantFilter::must([Condition::matches(
-                CHUNK_INDEX_FIELD,
-                0i64,
-            )]))
-            .limit(u32::try_from(limit).unwrap_or(u32::MAX))
-            .with_payload(true)
-            .with_vectors(false);
-        if let Some(cursor) = cursor {
-            request = request.offset(cursor);
-        }
-        let page = self
-            .client
-            .scroll(request)
-            .await
-            .map_err(|e| self.error(collection, "cannot list files", e))?;
-        let files = page
-            .result
-            .into_iter()
-            .map(|p| payload_of(p.payload).map(FileRecord::from))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = match page.next_page_offset.and_then(|id| id.point_id_options) {
+        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
+        let (chunks, next) = self
+            .scroll_page(
+                collection,
+                &first_chunks(),
+                cursor.map(PointId::from),
+                limit,
+            )
+            .await?;
+        let next = match next.and_then(|id| id.point_id_options) {
             Some(PointIdOptions::Num(n)) => Some(n),
             Some(other) => {
                 return Err(VectorError::Backend(format!(
@@ -694,7 +700,7 @@ impl VectorIndex for ServerIndex {
             }
             None => None,
         };
-        Ok((files, next))
+        Ok((chunks.into_iter().map(FileRecord::from).collect(), next))
     }
 
     async fn count(&self, collection: &str) -> Result<u64, VectorError> {

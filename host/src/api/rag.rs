@@ -417,6 +417,11 @@ pub async fn ingest_report(
     // One id may cover several collections: running until the last is done.
     let queued = ingestor.is_queued(id);
     match ingestor.report(id) {
+        // Another collection's report, to a key held away from it: as if
+        // there were none.
+        Some((report, _)) if !caller.may_use(&report.collection) => {
+            Err(ApiError::not_found("not_found", format!("no ingest {id}")))
+        }
         Some((report, running)) => Ok(Json(wire::IngestProgress {
             running: running || queued,
             queued: false,
