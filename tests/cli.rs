@@ -903,6 +903,7 @@ async fn health_and_usage_exit_codes() {
         &["runs", "cancel"],
         &["ingest"],
         &["query"],
+        &["run-code"],
         &["plugins", "list"],
         &["plugins", "show"],
         &["plugins", "reload"],

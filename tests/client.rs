@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use nova_client::{
-    Client, CollectionSettings, Definition, Document, Error, HealthStatus, Invoke, ListRuns,
-    NewKey, PluginKind, Query, Reload, ReloadOutcome, RetryPolicy, RunStatus, SearchMode, StartRun,
-    Step, Workflow,
+    Client, CodeLanguage, CollectionSettings, Definition, Document, Error, HealthStatus, Invoke,
+    ListRuns, NewKey, PluginKind, Query, Reload, ReloadOutcome, RetryPolicy, RunStatus, SandboxRun,
+    SearchMode, StartRun, Step, Workflow,
 };
 use nova_tests::{Nova, Options, TOKEN, free_port, plugin};
 use serde_json::json;
@@ -202,7 +202,7 @@ async fn every_route_has_a_typed_call() {
         "# Tea\n\nSteep green tea for two minutes at eighty degrees.\n",
     )
     .expect("write");
-    let host = Nova::start(Options::default().loaders()).await;
+    let host = Nova::start(Options::default().loaders().code_steps()).await;
     let client = &host.client;
 
     let health = client.health().await.expect("health");
@@ -270,6 +270,35 @@ async fn every_route_has_a_typed_call() {
     let loaded = chunks.value.chunks.unwrap_or_default();
     assert_eq!(loaded.len(), 2, "{}", chunks.raw);
     assert_eq!(loaded[0].metadata["source"], "doc.md");
+    // The code sandbox: a snippet's result and output, and its error.
+    let ran = client
+        .sandbox_run(&SandboxRun {
+            language: CodeLanguage::Javascript,
+            code: "console.log('hi');\nresult = input.n + 1;".into(),
+            input: Some(json!({"n": 41}).into()),
+            timeout_ms: Some(5_000),
+            memory_mb: None,
+            capture_bytes: None,
+        })
+        .await
+        .expect("sandbox run");
+    assert_eq!(ran.value.result.to_value(), json!(42), "{}", ran.raw);
+    assert_eq!(ran.value.stdout, "hi\n");
+    assert_eq!(ran.value.error, None);
+    let failed = client
+        .sandbox_run(&SandboxRun {
+            language: CodeLanguage::Python,
+            code: "x = 1\nx / 0".into(),
+            input: None,
+            timeout_ms: None,
+            memory_mb: None,
+            capture_bytes: None,
+        })
+        .await
+        .expect("sandbox run");
+    let error = failed.value.error.expect("an error");
+    assert_eq!(error.kind, "ZeroDivisionError");
+    assert_eq!(error.line, Some(2));
     let reloaded = client.plugins_reload().await.expect("reload");
     assert_eq!(
         reloaded.value.outcomes.get("greeter"),

@@ -740,6 +740,20 @@ impl Client {
         self.decode(&request, received)
     }
 
+    // ----------------------------------------------------------- sandbox
+
+    /// `POST /sandbox/run` (`sandbox:run`): runs a Python or JavaScript
+    /// snippet once in the sandbox. A snippet's exception or a limit it hit
+    /// is an `Ok` whose [`SandboxResult::error`] says so.
+    pub async fn sandbox_run(&self, run: &SandboxRun) -> Result<Answer<SandboxResult>, Error> {
+        let mut request = Request::new(Method::POST, "/sandbox/run".into()).json(run)?;
+        // The run may take its whole time limit: wait for it on top of
+        // the client's own timeout.
+        request.hold = Duration::from_millis(run.timeout_ms.unwrap_or(0));
+        let received = self.send(&request).await?;
+        self.decode(&request, received)
+    }
+
     // -------------------------------------------------------------- keys
 
     /// `POST /admin/keys` (admin): makes an API key with `scopes`. The

@@ -1483,6 +1483,121 @@ pub struct Chunk {
     pub metadata: BTreeMap<String, String>,
 }
 
+// ---------------------------------------------------------- code sandbox
+
+/// A language a snippet may be written in: each is run by the shipped
+/// code step of that name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum CodeLanguage {
+    /// CPython 3, built into a component by componentize-py.
+    Python,
+    /// SpiderMonkey (ECMAScript), built by componentize-js.
+    Javascript,
+}
+
+impl CodeLanguage {
+    pub const ALL: [CodeLanguage; 2] = [CodeLanguage::Python, CodeLanguage::Javascript];
+
+    /// The language's name, which is also its code step's plugin name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeLanguage::Python => "python",
+            CodeLanguage::Javascript => "javascript",
+        }
+    }
+
+    /// The language whose code step is the plugin `name`, if one is.
+    pub fn of_plugin(name: &str) -> Option<CodeLanguage> {
+        CodeLanguage::ALL.into_iter().find(|l| l.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for CodeLanguage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A snippet to run once in the sandbox (`POST /sandbox/run`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct SandboxRun {
+    pub language: CodeLanguage,
+    /// The source. Its result is what it assigns to `result`, or what its
+    /// `main(input)` returns (JavaScript: or what it `return`s).
+    pub code: String,
+    /// The value the code sees as `input` (null when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
+    pub input: Option<RawJson>,
+    /// Wall-clock limit of the run, in milliseconds: at most the code
+    /// step's own limit (10 s by default), which is also the default.
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub timeout_ms: Option<u64>,
+    /// Memory limit of the run, in MiB: at most the code step's own limit
+    /// (128 MiB by default), which is also the default. The interpreters
+    /// need about 20 (Python) and 12 (JavaScript) to start.
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
+    pub memory_mb: Option<u64>,
+    /// How much of stdout, and of stderr, is kept: 0 to 1 MiB (64 KiB
+    /// when absent). The rest is counted, not kept.
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 1048576))]
+    pub capture_bytes: Option<u32>,
+}
+
+/// What a snippet did: its result and what it printed, or why it stopped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct SandboxResult {
+    /// The code's result (null when it failed).
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
+    pub result: RawJson,
+    /// What it printed (`print`, `console.log`), up to `capture_bytes`.
+    pub stdout: String,
+    /// What it wrote to stderr (`console.error`, `console.warn`).
+    pub stderr: String,
+    /// Why it failed, or null.
+    pub error: Option<SandboxError>,
+    /// How long the run took, start of the sandbox to its answer.
+    pub duration_ms: f64,
+}
+
+/// Why a snippet failed: an exception of its own, or a limit of the
+/// sandbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(default)]
+pub struct SandboxError {
+    /// The exception's class (`ZeroDivisionError`, `TypeError`,
+    /// `SyntaxError`, ...), `ResultError` for a result that is not JSON, or
+    /// a limit of the sandbox: `TimeLimit`, `MemoryLimit`,
+    /// `StackOverflow`, `OutputLimit`, `Crash`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub message: String,
+    /// The line of the snippet it was raised at, when known.
+    pub line: Option<u32>,
+}
+
 // ------------------------------------------------------------------ keys
 
 /// What a credential allows.
@@ -1500,18 +1615,21 @@ pub enum Scope {
     PluginsInvoke,
     /// Read `/metrics`.
     MetricsRead,
+    /// Run code snippets in the sandbox (`POST /sandbox/run`).
+    SandboxRun,
     /// Everything: plugins, keys, and every other scope.
     Admin,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::RunsWrite,
         Scope::RunsRead,
         Scope::RagQuery,
         Scope::RagWrite,
         Scope::PluginsInvoke,
         Scope::MetricsRead,
+        Scope::SandboxRun,
         Scope::Admin,
     ];
 
@@ -1523,6 +1641,7 @@ impl Scope {
             Scope::RagWrite => "rag:write",
             Scope::PluginsInvoke => "plugins:invoke",
             Scope::MetricsRead => "metrics:read",
+            Scope::SandboxRun => "sandbox:run",
             Scope::Admin => "admin",
         }
     }

@@ -17,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod capabilities;
 pub mod cli;
+pub mod code;
 pub mod config;
 pub mod fleet;
 pub mod http;

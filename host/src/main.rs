@@ -36,6 +36,8 @@ enum Command {
     Defs(nova::cli::DefsArgs),
     /// Start a run of a saved workflow definition, and optionally wait for it.
     Run(nova::cli::RunArgs),
+    /// Run a Python or JavaScript snippet once in the sandbox of a running host, and print what it printed and its result.
+    RunCode(nova::cli::RunCodeArgs),
     /// Ingest a directory into the knowledge base of a running host, with progress.
     Ingest(nova::cli::IngestArgs),
     /// Ask the knowledge base of a running host (dense, keyword or hybrid search, with filters).
@@ -147,6 +149,7 @@ fn main() -> anyhow::Result<ExitCode> {
         Command::Run(args) => Ok(nova::cli::run(args)),
         Command::Ingest(args) => Ok(nova::cli::ingest(args)),
         Command::Query(args) => Ok(nova::cli::query(args)),
+        Command::RunCode(args) => Ok(nova::cli::run_code(args)),
         Command::Collections(args) => Ok(nova::cli::collections(args)),
         Command::Docs(args) => Ok(nova::cli::docs(args)),
         Command::Plugins(args) => Ok(nova::cli::plugins(args)),

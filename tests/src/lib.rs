@@ -54,9 +54,14 @@ pub fn nova_bin() -> PathBuf {
     bin
 }
 
-/// A shipped plugin, built by `just plugins`.
+/// A shipped plugin, built by `just plugins` (the code steps `python` and
+/// `javascript` by `just interpreters`).
 pub fn plugin(name: &str) -> PathBuf {
-    built("plugins", name, "just plugins")
+    let recipe = match name {
+        "python" | "javascript" => "just interpreters",
+        _ => "just plugins",
+    };
+    built("plugins", name, recipe)
 }
 
 /// A test plugin from tests/plugins, built by `just test-plugins`.
@@ -220,6 +225,20 @@ impl Options {
         ["markdown", "text", "html", "pdf"]
             .into_iter()
             .fold(self, |o, name| o.plugin(name, plugin(name)))
+    }
+
+    /// The shipped code steps, `python` and `javascript`, with the
+    /// manifests they ship with (`plugins/NAME/NAME.toml`).
+    pub fn code_steps(self) -> Self {
+        ["python", "javascript"].into_iter().fold(self, |o, name| {
+            let manifest = root()
+                .join("plugins")
+                .join(name)
+                .join(format!("{name}.toml"));
+            let toml = std::fs::read_to_string(&manifest)
+                .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
+            o.plugin(name, plugin(name)).manifest(name, &toml)
+        })
     }
 
     /// Listen on `port` (for a client that must know the URL before the

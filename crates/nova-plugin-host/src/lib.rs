@@ -104,6 +104,44 @@ pub struct Limits {
     pub http: outbound::HttpLimits,
 }
 
+/// A caller's limits for one call (a workflow step's `timeout_ms`, a code
+/// step's `timeout_ms` and `memory_mb`): each can only lower the plugin's
+/// own limit, which is the operator's ceiling for that plugin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallLimits {
+    pub timeout: Option<Duration>,
+    pub memory_bytes: Option<u64>,
+}
+
+impl CallLimits {
+    /// The tighter of two callers' limits, each field on its own.
+    pub fn and(self, other: CallLimits) -> CallLimits {
+        fn min<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+            match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+        }
+        CallLimits {
+            timeout: min(self.timeout, other.timeout),
+            memory_bytes: min(self.memory_bytes, other.memory_bytes),
+        }
+    }
+}
+
+impl Limits {
+    /// These limits, lowered where `call` asks for less.
+    pub fn within(mut self, call: CallLimits) -> Limits {
+        if let Some(timeout) = call.timeout {
+            self.timeout = self.timeout.min(timeout);
+        }
+        if let Some(bytes) = call.memory_bytes {
+            self.memory_bytes = self.memory_bytes.min(bytes);
+        }
+        self
+    }
+}
+
 /// How many items, of how many bytes in all, a plugin may keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Quota {

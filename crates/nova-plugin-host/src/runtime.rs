@@ -23,7 +23,9 @@ use super::error::{CallError, LoadError};
 use super::manifest::{Grants, Manifest};
 use super::sandbox::{HostState, Lent};
 use super::schema::{ConfigSchema, SchemaError};
-use super::{Limits, OutputLimits, Plugin, PluginInfo, PluginKind, RuntimeConfig, Stats, text};
+use super::{
+    CallLimits, Limits, OutputLimits, Plugin, PluginInfo, PluginKind, RuntimeConfig, Stats, text,
+};
 use nova_client::RawJson;
 
 /// Time a call may take beyond its limit before the host abandons it. The
@@ -497,18 +499,19 @@ impl Runtime {
         input: &str,
         config: &str,
     ) -> Result<RawJson, CallError> {
-        self.run_step_within(plugin, input, config, None).await
+        self.run_step_within(plugin, input, config, CallLimits::default())
+            .await
     }
 
-    /// [`Runtime::run_step`] with a caller's time limit (a workflow step's
-    /// `timeout_ms`): it can only shorten the plugin's own limit, which is
-    /// the operator's ceiling for that plugin.
+    /// [`Runtime::run_step`] within a caller's limits (a workflow step's
+    /// `timeout_ms`, a code step's `memory_mb`): they can only lower the
+    /// plugin's own, which are the operator's ceiling for that plugin.
     pub async fn run_step_within(
         &self,
         plugin: &Plugin,
         input: &str,
         config: &str,
-        timeout: Option<Duration>,
+        call: CallLimits,
     ) -> Result<RawJson, CallError> {
         let Pre::StepV0_1(pre) = &plugin.pre else {
             return Err(wrong_kind(plugin, PluginKind::Step));
@@ -516,10 +519,7 @@ impl Runtime {
         plugin
             .check_config(config)
             .map_err(CallError::InvalidInput)?;
-        let mut limits = plugin.manifest.limits;
-        if let Some(timeout) = timeout {
-            limits.timeout = limits.timeout.min(timeout);
-        }
+        let limits = plugin.manifest.limits.within(call);
         let start = Instant::now();
         let result = self
             .sandboxed(

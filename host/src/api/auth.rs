@@ -173,6 +173,7 @@ pub mod scope {
         RagWrite,
         PluginsInvoke,
         MetricsRead,
+        SandboxRun,
         Admin
     );
 }

@@ -152,6 +152,21 @@ impl From<crate::invoke::InvokeError> for ApiError {
     }
 }
 
+impl From<crate::code::RunError> for ApiError {
+    fn from(e: crate::code::RunError) -> Self {
+        use crate::code::RunError;
+        match e {
+            RunError::Unavailable(_) => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "language_unavailable",
+                e.to_string(),
+            ),
+            RunError::Invalid(message) => ApiError::bad_request("invalid_request", message),
+            RunError::Call(e) => e.into(),
+        }
+    }
+}
+
 impl From<LoadError> for ApiError {
     fn from(e: LoadError) -> Self {
         // Validation could not run for lack of a free instance: the upload

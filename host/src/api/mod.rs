@@ -10,6 +10,7 @@ mod hooks;
 mod keys;
 mod metrics;
 mod rag;
+mod sandbox;
 mod secrets;
 mod workflows;
 
@@ -151,6 +152,7 @@ pub fn api(state: AppState) -> (Router, OpenApi) {
         .routes(with_body(routes!(admin::upload), state.max_plugin_bytes))
         .routes(with_body(routes!(admin::invoke), MAX_DOCUMENT_BODY))
         .routes(routes!(admin::logs))
+        .routes(with_body(routes!(sandbox::run), MAX_JSON_BODY))
         .routes(with_body(routes!(keys::create), MAX_JSON_BODY))
         .routes(routes!(keys::list))
         .routes(routes!(keys::revoke))
@@ -258,6 +260,10 @@ fn document() -> OpenApi {
             "Search the knowledge base; manage its collections and documents",
         ),
         tag("plugins", "Manage and try plugins (admin)"),
+        tag(
+            "sandbox",
+            "Run Python and JavaScript snippets in the plugin sandbox",
+        ),
         tag("keys", "Make, list and revoke API keys (admin)"),
         tag(
             "secrets",
@@ -491,6 +497,7 @@ mod tests {
             ("DELETE", "/admin/plugins/{name}"),
             ("POST", "/admin/plugins/{name}/invoke"),
             ("GET", "/admin/plugins/{name}/logs"),
+            ("POST", "/sandbox/run"),
             ("POST", "/rag/query"),
             ("GET", "/rag/stats"),
             ("POST", "/rag/reload"),
@@ -718,6 +725,7 @@ mod tests {
                 "workflows",
                 "knowledge",
                 "plugins",
+                "sandbox",
                 "keys",
                 "secrets",
                 "health"

@@ -1,6 +1,6 @@
 //! The client verbs of the `nova` command: `submit`, `runs`, `defs`,
-//! `run`, `ingest`, `query`, `collections`, `docs`, `plugins`, `keys` and
-//! `health`, over the host's HTTP API through `nova-client`.
+//! `run`, `run-code`, `ingest`, `query`, `collections`, `docs`, `plugins`,
+//! `keys` and `health`, over the host's HTTP API through `nova-client`.
 //!
 //! Exit codes: 0 on success; 1 when the server reported a failure (an
 //! error answer, or with `--wait` a run that ended `failed` or `cancelled`,
@@ -464,7 +464,8 @@ pub enum KeysCommand {
         /// Who or what holds the key.
         name: String,
         /// A scope the key holds (repeatable): runs:write, runs:read,
-        /// rag:query, rag:write, plugins:invoke, metrics:read, admin.
+        /// rag:query, rag:write, plugins:invoke, metrics:read, sandbox:run,
+        /// admin.
         #[arg(long = "scope", value_name = "SCOPE", required = true)]
         scopes: Vec<String>,
         /// A knowledge collection the key is held to (repeatable); others
@@ -547,6 +548,31 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
     }
 }
 
+/// `nova run-code FILE [--input JSON]`
+#[derive(Args, Debug)]
+pub struct RunCodeArgs {
+    /// The snippet: a `.py` (Python) or `.js`/`.mjs` (JavaScript) file, or
+    /// `-` for standard input (with --language). Its result is what it
+    /// assigns to `result`, or what its `main(input)` returns.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// python or javascript [default: from the file's extension].
+    #[arg(long, value_name = "LANGUAGE")]
+    pub language: Option<String>,
+    /// The value the code sees as `input`, as JSON [default: null].
+    #[arg(long, value_name = "JSON")]
+    pub input: Option<String>,
+    /// Wall-clock limit of the run, in milliseconds (at most the code
+    /// step's own limit, which is the default).
+    #[arg(long, value_name = "MS")]
+    pub timeout_ms: Option<u64>,
+    /// Memory limit of the run, in MiB (at most the code step's own).
+    #[arg(long, value_name = "MIB")]
+    pub memory_mb: Option<u64>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
 /// Why a verb did not succeed.
 enum Failure {
     /// Bad usage or unusable input: exit 2.
@@ -601,6 +627,11 @@ pub fn ingest(args: IngestArgs) -> ExitCode {
 /// Runs `nova query`.
 pub fn query(args: QueryArgs) -> ExitCode {
     finish(block_on(query_async(args)))
+}
+
+/// Runs `nova run-code`.
+pub fn run_code(args: RunCodeArgs) -> ExitCode {
+    finish(block_on(run_code_async(args)))
 }
 
 /// Runs `nova plugins …`.
@@ -907,6 +938,67 @@ async fn query_async(args: QueryArgs) -> Result<(), Failure> {
     let answer = client.rag_query(&query).await?;
     show(&answer, args.remote.json, output::hits);
     Ok(())
+}
+
+async fn run_code_async(args: RunCodeArgs) -> Result<(), Failure> {
+    use nova_client::{CodeLanguage, SandboxRun};
+    let language = match args.language.as_deref() {
+        Some(name) => CodeLanguage::of_plugin(name).ok_or_else(|| {
+            Failure::Usage(format!("--language {name:?}: use python or javascript"))
+        })?,
+        None => match args.file.extension().and_then(|e| e.to_str()) {
+            Some("py") => CodeLanguage::Python,
+            Some("js" | "mjs" | "cjs") => CodeLanguage::Javascript,
+            _ => {
+                return Err(Failure::Usage(format!(
+                    "cannot tell the language of {}: name it .py or .js, or give --language",
+                    args.file.display()
+                )));
+            }
+        },
+    };
+    let code = String::from_utf8(read_input(&args.file)?)
+        .map_err(|_| Failure::Usage(format!("{} is not UTF-8 text", args.file.display())))?;
+    let input = args
+        .input
+        .as_deref()
+        .map(RawJson::parse)
+        .transpose()
+        .map_err(|e| Failure::Usage(format!("--input is not JSON: {e}")))?;
+    let run = SandboxRun {
+        language,
+        code,
+        input,
+        timeout_ms: args.timeout_ms,
+        memory_mb: args.memory_mb,
+        capture_bytes: None,
+    };
+    let client = args.remote.client()?;
+    let answer = client.sandbox_run(&run).await?;
+    let done = &answer.value;
+    if args.remote.json {
+        print(&format!("{}\n", answer.raw));
+    } else {
+        // What the code printed, as it printed it; then its result.
+        print(&done.stdout);
+        let _ = std::io::stderr().lock().write_all(done.stderr.as_bytes());
+        if done.error.is_none() {
+            print(&format!("{}\n", done.result.get()));
+        }
+    }
+    match &done.error {
+        None => Ok(()),
+        Some(error) => {
+            let mut text = error.kind.clone();
+            if !error.message.is_empty() {
+                text.push_str(&format!(": {}", error.message));
+            }
+            if let Some(line) = error.line {
+                text.push_str(&format!(" (line {line})"));
+            }
+            Err(Failure::Reported(text))
+        }
+    }
 }
 
 async fn ingest_async(args: IngestArgs) -> Result<(), Failure> {

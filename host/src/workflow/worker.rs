@@ -1029,7 +1029,13 @@ async fn call(
         step.config.get()
     };
     let retries = step.retries.unwrap_or(0);
-    let timeout = step.timeout_ms.map(Duration::from_millis);
+    // The step's own time limit, and a code step's time and memory
+    // limits from its config.
+    let within = crate::plugins::CallLimits {
+        timeout: step.timeout_ms.map(Duration::from_millis),
+        memory_bytes: None,
+    }
+    .and(crate::code::call_limits(&step.plugin, config));
     let backoff = &exec.plan.steps[step.index as usize].backoff;
     let mut busy = 0u32;
     loop {
@@ -1075,7 +1081,7 @@ async fn call(
         };
         let start = Instant::now();
         let outcome = tokio::select! {
-            result = wf.registry.runtime().run_step_within(&plugin, input, config, timeout) => Ok(result),
+            result = wf.registry.runtime().run_step_within(&plugin, input, config, within) => Ok(result),
             why = exec.stopped() => Err(why),
         };
         let ms = start.elapsed().as_secs_f64() * 1e3;

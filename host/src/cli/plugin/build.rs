@@ -217,7 +217,7 @@ fn python(project: &Project, out: &Path) -> Result<(), Failure> {
             "-d",
             "wit",
             "-w",
-            project.kind.as_str(),
+            &project.world,
             "componentize",
             "app",
             "-o",
@@ -248,7 +248,7 @@ fn js(project: &Project, out: &Path) -> Result<(), Failure> {
         "--wit",
         "wit",
         "--world-name",
-        project.kind.as_str(),
+        &project.world,
     ]);
     // Bundled (esbuild), so that src/ may hold several modules and use npm
     // packages; `nova:` imports stay imports.

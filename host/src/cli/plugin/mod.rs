@@ -191,6 +191,11 @@ struct ProjectPlugin {
     /// A step's config schema, a JSON Schema file relative to the project.
     #[serde(default)]
     config_schema: Option<PathBuf>,
+    /// Python and JavaScript: the world in `wit/` to build against, when
+    /// not the kind's own (`step`, `loader`): one that includes it and
+    /// imports more, such as `wasi:http`.
+    #[serde(default)]
+    world: Option<String>,
 }
 
 /// A plugin project on disk.
@@ -204,6 +209,8 @@ pub(super) struct Project {
     /// The JSON Schema file `nova plugin build` puts into the component
     /// (absolute); Rust steps may declare theirs in code instead.
     pub config_schema: Option<PathBuf>,
+    /// The WIT world Python and JavaScript builds target.
+    pub world: String,
 }
 
 impl Project {
@@ -231,6 +238,7 @@ impl Project {
             kind: p.kind,
             language: p.language,
             config_schema: p.config_schema.map(|f| root.join(f)),
+            world: p.world.unwrap_or_else(|| p.kind.as_str().to_owned()),
             root,
         })
     }

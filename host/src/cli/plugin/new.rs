@@ -68,6 +68,7 @@ pub fn new(args: &NewArgs) -> Result<(), Failure> {
         // `cargo build` carries it too.
         config_schema: (args.kind == Kind::Step && args.lang != Language::Rust)
             .then(|| root.join("config.schema.json")),
+        world: args.kind.as_str().to_owned(),
     };
     let fill = |text: &str| {
         text.replace("{{name}}", &project.name)
