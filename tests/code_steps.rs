@@ -348,6 +348,21 @@ async fn hostile_snippets_fail_only_their_own_call() {
         let body = ok(&nova, language, "result = 1 + 1", Value::Null).await;
         assert_eq!(body["result"], 2, "after {code:?}: {body}");
     }
+    // A snippet that replaces the JSON encoder changes only its own
+    // module: the step still answers JSON.
+    for (language, code) in [
+        (
+            "python",
+            "import json\njson.dumps = lambda *a, **k: 'garbage{'\nresult = [1]",
+        ),
+        (
+            "javascript",
+            "JSON.stringify = () => 'garbage{';\nJSON.parse = () => 7;\nresult = [1];",
+        ),
+    ] {
+        let body = ok(&nova, language, code, Value::Null).await;
+        assert_eq!(body["result"], json!([1]), "{language}: {body}");
+    }
 }
 
 #[tokio::test]
@@ -484,6 +499,32 @@ result = {"found": found, "env": dict(os.environ)}
         "{error}"
     );
     assert_eq!(up.requests().len(), 2);
+}
+
+/// Every caller of a code step shares the plugin's kv, store and
+/// knowledge grant: the interpreters import none of nova's interfaces, so
+/// no snippet can reach another caller's data or the knowledge base.
+#[tokio::test]
+async fn snippets_reach_none_of_novas_interfaces() {
+    for name in ["python", "javascript"] {
+        let wasm = std::fs::read(nova_tests::plugin(name)).expect("component");
+        for interface in ["kv", "store", "knowledge", "log"] {
+            let import = format!("nova:plugin/{interface}@");
+            assert!(
+                !wasm.windows(import.len()).any(|w| w == import.as_bytes()),
+                "{name} imports {import}"
+            );
+        }
+    }
+    let nova = host().await;
+    for (language, code) in [
+        ("python", "from wit_world.imports import kv"),
+        ("python", "from wit_world.imports import knowledge"),
+        ("javascript", "await import('nova:plugin/kv@0.1.1');"),
+    ] {
+        let error = fails(&nova, json!({"language": language, "code": code})).await;
+        assert!(error["message"].as_str().is_some(), "{error}");
+    }
 }
 
 #[tokio::test]

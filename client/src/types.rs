@@ -1544,7 +1544,7 @@ pub struct SandboxRun {
     pub timeout_ms: Option<u64>,
     /// Memory limit of the run, in MiB: at most the code step's own limit
     /// (128 MiB by default), which is also the default. The interpreters
-    /// need about 20 (Python) and 12 (JavaScript) to start.
+    /// need 16 MiB (Python) and 10 MiB (JavaScript) to start.
     #[serde(
         default,
         deserialize_with = "whole",
@@ -1668,7 +1668,7 @@ impl fmt::Display for Scope {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "unknown scope {0:?}: use runs:write, runs:read, rag:query, rag:write, plugins:invoke, \
-     metrics:read or admin"
+     metrics:read, sandbox:run or admin"
 )]
 pub struct UnknownScope(pub String);
 

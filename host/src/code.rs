@@ -58,8 +58,7 @@ pub enum RunError {
     Unavailable(CodeLanguage),
     #[error("{0}")]
     Invalid(String),
-    /// The call could not run (busy, setup) or the plugin is not nova's
-    /// interpreter (its output is not a code step's).
+    /// The call could not run (busy, setup).
     #[error(transparent)]
     Call(CallError),
 }
@@ -114,20 +113,21 @@ pub async fn run(
         duration_ms,
     };
     match outcome {
-        Ok(output) => {
-            let answer: Answer = serde_json::from_str(output.get()).map_err(|e| {
-                RunError::Call(CallError::InvalidOutput(format!(
-                    "the {language} plugin is not nova's code step: {e}"
-                )))
-            })?;
-            Ok(wire::SandboxResult {
+        Ok(output) => match serde_json::from_str::<Answer>(output.get()) {
+            Ok(answer) => Ok(wire::SandboxResult {
                 result: answer.result,
                 stdout: answer.stdout,
                 stderr: answer.stderr,
                 error: answer.error,
                 duration_ms,
-            })
-        }
+            }),
+            // A snippet that rewrote the interpreter's own JSON encoder
+            // (or a plugin of that name that is not nova's code step).
+            Err(e) => Ok(stopped(
+                "Crash",
+                CallError::InvalidOutput(format!("not a code step's answer: {e}")),
+            )),
+        },
         // What the sandbox stopped: the snippet's doing, answered as such.
         Err(e @ CallError::Timeout { .. }) => Ok(stopped("TimeLimit", e)),
         Err(e @ CallError::OutOfMemory { .. }) => Ok(stopped("MemoryLimit", e)),
@@ -135,7 +135,7 @@ pub async fn run(
         Err(e @ (CallError::OutputTooLarge { .. } | CallError::OutputOverLimit { .. })) => {
             Ok(stopped("OutputLimit", e))
         }
-        Err(e @ CallError::Trap { .. }) => Ok(stopped("Crash", e)),
+        Err(e @ (CallError::Trap { .. } | CallError::InvalidOutput(_))) => Ok(stopped("Crash", e)),
         // The interpreter refused its config: only ours is `capture_bytes`.
         Err(CallError::InvalidInput(message)) => Err(RunError::Invalid(message)),
         Err(e) => Err(RunError::Call(e)),

@@ -97,7 +97,11 @@ async fn run(
                     format!("config does not match the plugin's schema: {e}"),
                 )
             })?;
-            let output = runtime.run_step(plugin, input.get(), config.get()).await?;
+            // A code step's config may lower its limits, as in a workflow.
+            let within = crate::code::call_limits(&plugin.name, config.get());
+            let output = runtime
+                .run_step_within(plugin, input.get(), config.get(), within)
+                .await?;
             result.output = Some(output);
         }
         PluginKind::Loader => {

@@ -97,6 +97,11 @@ from wit_world.imports import nova_plugin_types as wit_types
 # urlopen goes through wasi:http, to the hosts the manifest allows.
 wasi_urllib.install()
 
+# Bound now: a snippet that replaces json.dumps (or json.loads) changes
+# its own module, not what the step answers with.
+_dumps = json.dumps
+_loads = json.loads
+
 VERSION = "0.1.0"
 FILENAME = "<code>"
 DEFAULT_CAPTURE = 64 << 10
@@ -186,7 +191,7 @@ def error_text(error: dict) -> str:
 
 def read_config(text: str) -> dict:
     try:
-        config = json.loads(text) if text.strip() else {}
+        config = _loads(text) if text.strip() else {}
     except json.JSONDecodeError as e:
         raise Refused(f"config is not JSON: {e}") from None
     if not isinstance(config, dict):
@@ -247,7 +252,7 @@ class WorkflowStep:
         try:
             settings = read_config(config)
             try:
-                data = json.loads(input) if input.strip() else None
+                data = _loads(input) if input.strip() else None
             except json.JSONDecodeError as e:
                 raise Refused(f"input is not JSON: {e}") from None
             if settings["code"] is None:
@@ -266,7 +271,7 @@ class WorkflowStep:
         result_text = "null"
         if failure is None:
             try:
-                result_text = json.dumps(
+                result_text = _dumps(
                     result,
                     ensure_ascii=False,
                     allow_nan=False,
@@ -284,8 +289,8 @@ class WorkflowStep:
             if settings["on_error"] == "fail":
                 kind = wit_types.PluginError_InvalidInput if case == "invalid-input" else wit_types.PluginError_Failed
                 raise Err(kind(error_text(error)))
-        streams = json.dumps({"stdout": stdout.text(), "stderr": stderr.text()}, ensure_ascii=False)
+        streams = _dumps({"stdout": stdout.text(), "stderr": stderr.text()}, ensure_ascii=False)
         out = '{"result": ' + result_text + ", " + streams[1:-1]
         if error is not None:
-            out += ', "error": ' + json.dumps(error, ensure_ascii=False)
+            out += ', "error": ' + _dumps(error, ensure_ascii=False)
         return out + "}"

@@ -29,7 +29,6 @@ use super::error::{ApiError, ErrorBody};
         (status = BAD_REQUEST, description = "Not JSON (`invalid_json`) or not a valid run (`invalid_request`)", body = ErrorBody),
         (status = PAYLOAD_TOO_LARGE, description = "Body over the JSON body limit", body = ErrorBody),
         (status = INTERNAL_SERVER_ERROR, description = "The sandbox could not be set up (`plugin_setup_failed`)", body = ErrorBody),
-        (status = BAD_GATEWAY, description = "The plugin of that name is not nova's code step (`plugin_invalid_output`)", body = ErrorBody),
         (status = SERVICE_UNAVAILABLE, description = "The language's code step is not installed (`language_unavailable`), or no instance is free (`plugin_busy`); retry", body = ErrorBody),
     )
 )]

@@ -31,6 +31,10 @@ const HEADER_LINES = 2;
 const DONE = Symbol('done');
 const AsyncFunction = (async () => {}).constructor;
 const encoder = new TextEncoder();
+// Bound now: a snippet that replaces JSON.stringify (or JSON.parse)
+// changes its own globals, not what the step answers with.
+const stringify = JSON.stringify;
+const parse = JSON.parse;
 
 class Refused extends Error {}
 
@@ -79,7 +83,7 @@ function show(value) {
   if (value instanceof Error) return value.stack ? `${value}\n${value.stack}` : String(value);
   if (typeof value === 'object' && value !== null) {
     try {
-      return JSON.stringify(value);
+      return stringify(value);
     } catch {
       return String(value);
     }
@@ -122,7 +126,7 @@ function describeError(error) {
   }
   let message;
   try {
-    message = typeof error === 'string' ? error : JSON.stringify(error);
+    message = typeof error === 'string' ? error : stringify(error);
   } catch {
     message = String(error);
   }
@@ -139,7 +143,7 @@ function errorText(error) {
 function readConfig(text) {
   let config;
   try {
-    config = text.trim() === '' ? {} : JSON.parse(text);
+    config = text.trim() === '' ? {} : parse(text);
   } catch (e) {
     throw new Refused(`config is not JSON: ${e.message}`);
   }
@@ -183,7 +187,7 @@ function finish(settings, stdout, stderr, result, failure) {
   let resultText = 'null';
   if (failure === null) {
     try {
-      resultText = JSON.stringify(result === undefined ? null : result) ?? 'null';
+      resultText = stringify(result === undefined ? null : result) ?? 'null';
     } catch (e) {
       failure = ['invalid-input', { type: 'ResultError', message: `result is not JSON: ${e.message}`, line: null }];
     }
@@ -195,7 +199,7 @@ function finish(settings, stdout, stderr, result, failure) {
     out.error = error;
   }
   // The result as its own JSON text, spliced in (not parsed again).
-  const rest = JSON.stringify(out).slice('{"result":null'.length);
+  const rest = stringify(out).slice('{"result":null'.length);
   return `{"result":${resultText}${rest}`;
 }
 
@@ -205,7 +209,7 @@ function run(input, config) {
   try {
     settings = readConfig(config);
     try {
-      data = input.trim() === '' ? null : JSON.parse(input);
+      data = input.trim() === '' ? null : parse(input);
     } catch (e) {
       throw new Refused(`input is not JSON: ${e.message}`);
     }
