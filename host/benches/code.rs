@@ -17,30 +17,17 @@
 //! builds it for a bench), `just interpreters`, and `python3` and `node`
 //! on PATH for the native baseline (skipped, and said so, without them).
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod common;
 
 use common::summary::headline;
-use common::{build_dir, env_or, listening_url, loadavg, nova_bin, percentile};
+use common::{Host, build_dir, env_or, loadavg, percentile};
 use serde_json::{Value, json};
 
 /// The compute snippet's bound: about 10 ms of native CPython.
 const COMPUTE_N: u64 = 200_000;
-
-struct Host {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 async fn start(http: &reqwest::Client) -> Host {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -55,31 +42,9 @@ async fn start(http: &reqwest::Client) -> Host {
         std::fs::copy(&manifest, plugins.join(format!("{lang}.toml")))
             .unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));
     }
-    let mut child = Command::new(nova_bin())
-        .arg("serve")
-        .env("NOVA_BIND", "127.0.0.1:0")
-        .env("NOVA_DATA_DIR", dir.path().join("data"))
-        .env("NOVA_PLUGINS_DIR", &plugins)
-        .env("NOVA_CACHE_DIR", dir.path().join("cache"))
-        .env("NOVA_ADMIN_TOKEN", common::ADMIN_TOKEN)
-        .env("NOVA_LOG", "warn")
-        .env("NOVA_KNOWLEDGE", "false")
-        .env_remove("NOVA_CONFIG")
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", nova_bin().display()));
-    let url = listening_url(&mut child)
-        .await
-        .expect("nova exited before listening");
-    let host = Host {
-        child,
-        url,
-        _dir: dir,
-    };
+    let mut command = common::serve(dir.path(), &plugins);
+    command.current_dir(dir.path()).stderr(Stdio::inherit());
+    let host = Host::spawn(command, Some(dir)).await;
     // Ready once both code steps have compiled (minutes on a cold cache).
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {

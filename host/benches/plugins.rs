@@ -376,19 +376,7 @@ async fn bench_dev() {
 
     let plugins = dir.path().join("plugins");
     std::fs::create_dir_all(&plugins).expect("plugins dir");
-    let mut serve = Command::new(&nova)
-        .arg("serve")
-        .env("NOVA_BIND", "127.0.0.1:0")
-        .env("NOVA_DATA_DIR", dir.path().join("data"))
-        .env("NOVA_PLUGINS_DIR", &plugins)
-        .env("NOVA_CACHE_DIR", dir.path().join("cache"))
-        .env("NOVA_ADMIN_TOKEN", common::ADMIN_TOKEN)
-        .env("NOVA_LOG", "warn")
-        .env("NOVA_KNOWLEDGE", "false")
-        .env_remove("NOVA_CONFIG")
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::piped())
+    let mut serve = common::serve(dir.path(), &plugins)
         .spawn()
         .expect("nova serve");
     let url = common::listening_url(&mut serve).await.expect("listening");

@@ -29,7 +29,7 @@
 //! `NOVA_TEST_REDIS_URL` (default redis://127.0.0.1:6379, a fresh prefix).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
@@ -37,7 +37,7 @@ use std::time::{Duration, Instant, SystemTime};
 mod common;
 
 use common::summary::headline;
-use common::{build_dir, env_or, listening_url, loadavg, nova_bin, percentile};
+use common::{Host, build_dir, env_or, loadavg, percentile};
 use serde_json::{Value, json};
 
 const CLIENTS: [usize; 3] = [1, 8, 32];
@@ -169,20 +169,6 @@ impl Drop for Backend {
     }
 }
 
-/// A `nova serve` process, killed on drop.
-struct Host {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 async fn start(backend: &Backend, cache: &Path, http: &reqwest::Client) -> Host {
     let dir = tempfile::tempdir().expect("temp dir");
     let plugins = dir.path().join("plugins");
@@ -190,26 +176,16 @@ async fn start(backend: &Backend, cache: &Path, http: &reqwest::Client) -> Host 
     let template = build_dir().join("plugins/template.wasm");
     std::fs::copy(&template, plugins.join("template.wasm"))
         .unwrap_or_else(|e| panic!("{}: {e}; build it with `just plugins`", template.display()));
-    let mut command = Command::new(nova_bin());
+    // Workflows only: no embedding model to load, no ingest to wait for
+    // (common::serve turns the knowledge base off).
+    let mut command = common::serve(dir.path(), &plugins);
     command
-        .arg("serve")
-        .env("NOVA_BIND", "127.0.0.1:0")
-        .env("NOVA_DATA_DIR", dir.path().join("data"))
-        .env("NOVA_PLUGINS_DIR", &plugins)
         .env("NOVA_CACHE_DIR", cache)
-        .env("NOVA_ADMIN_TOKEN", common::ADMIN_TOKEN)
         .env(
             "NOVA_WORKERS",
             env_or("NOVA_BENCH_WORKERS", 32usize).to_string(),
         )
-        .env("NOVA_LOG", "warn")
-        // Workflows only: no embedding model to load, no ingest to wait for.
-        .env("NOVA_KNOWLEDGE", "false")
-        .env_remove("NOVA_CONFIG")
-        .env_remove("DATABASE_URL")
-        .env_remove("REDIS_URL")
         .current_dir(dir.path())
-        .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Backend::PostgresRedis {
         database_url,
@@ -222,17 +198,7 @@ async fn start(backend: &Backend, cache: &Path, http: &reqwest::Client) -> Host 
             .env("REDIS_URL", redis_url())
             .env("NOVA_REDIS_PREFIX", prefix);
     }
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("{}: {e}", nova_bin().display()));
-    let url = listening_url(&mut child)
-        .await
-        .expect("nova exited before listening");
-    let host = Host {
-        child,
-        url,
-        _dir: dir,
-    };
+    let host = Host::spawn(command, Some(dir)).await;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Ok(r) = http.get(format!("{}/health", host.url)).send().await

@@ -7,7 +7,7 @@ pub mod summary;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::Child;
+use std::process::{Child, Command, Stdio};
 
 /// The admin token the benchmarks start `nova serve` with.
 pub const ADMIN_TOKEN: &str = "bench-admin-token-0123456789";
@@ -91,4 +91,54 @@ pub async fn listening_url(child: &mut Child) -> Option<String> {
     })
     .await
     .expect("join")
+}
+
+/// `nova serve` on the embedded defaults, for a benchmark: a free port of
+/// loopback, its data and compile cache under `dir`, plugins from
+/// `plugins`, the bench's admin token, no knowledge base, nothing from the
+/// caller's environment (`NOVA_CONFIG`, `DATABASE_URL`, `REDIS_URL`), and
+/// stdout piped for [`listening_url`].
+pub fn serve(dir: &Path, plugins: &Path) -> Command {
+    let mut command = Command::new(nova_bin());
+    command
+        .arg("serve")
+        .env("NOVA_BIND", "127.0.0.1:0")
+        .env("NOVA_DATA_DIR", dir.join("data"))
+        .env("NOVA_PLUGINS_DIR", plugins)
+        .env("NOVA_CACHE_DIR", dir.join("cache"))
+        .env("NOVA_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("NOVA_LOG", "warn")
+        .env("NOVA_KNOWLEDGE", "false")
+        .env_remove("NOVA_CONFIG")
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::piped());
+    command
+}
+
+/// A `nova serve` process and its URL, killed on drop.
+pub struct Host {
+    pub child: Child,
+    pub url: String,
+    pub dir: Option<tempfile::TempDir>,
+}
+
+impl Host {
+    /// Spawns `command` (see [`serve`]) and waits until it listens.
+    pub async fn spawn(mut command: Command, dir: Option<tempfile::TempDir>) -> Host {
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("{}: {e}", nova_bin().display()));
+        let url = listening_url(&mut child)
+            .await
+            .expect("nova exited before listening");
+        Host { child, url, dir }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
