@@ -238,5 +238,65 @@ async fn main() {
             &format!("native p50 {native_p50} ms"),
         );
     }
+    floor(&http, &host, calls).await;
     drop(host);
+}
+
+/// Where a trivial call's time goes: each interpreter invoked with no
+/// code (it refuses at once, having parsed two small JSON texts) beside
+/// the trivial snippet, both through `POST /admin/plugins/{name}/invoke`.
+/// The first is the price of a fresh instance of the interpreter (plus
+/// HTTP); the difference is the snippet's own work. The interpreter's
+/// start-up is not in either: it is in the component's build-time
+/// snapshot.
+async fn floor(http: &reqwest::Client, host: &Host, calls: usize) {
+    println!();
+    println!(
+        "Where a trivial call goes ({calls} calls each, `POST /admin/plugins/NAME/invoke`): \
+         a call refused at once (no code) is a fresh instance of the interpreter; \
+         the trivial snippet adds its own compile and run."
+    );
+    println!();
+    println!(
+        "| language | refused at once p50 ms | trivial snippet p50 ms | the snippet's share |"
+    );
+    println!("|---|---:|---:|---:|");
+    for (language, trivial) in [
+        ("python", "result = input + 1"),
+        ("javascript", "result = input + 1;"),
+    ] {
+        let time = |config: serde_json::Value| {
+            let url = format!("{}/admin/plugins/{language}/invoke", host.url);
+            async move {
+                let mut ms = Vec::with_capacity(calls);
+                for _ in 0..calls + 5 {
+                    let start = Instant::now();
+                    let status = http
+                        .post(&url)
+                        .query(&[("config", config.to_string())])
+                        .json(&json!(41))
+                        .send()
+                        .await
+                        .expect("invoke")
+                        .status();
+                    ms.push(start.elapsed().as_secs_f64() * 1e3);
+                    assert!(status == 200 || status == 422, "{status}");
+                }
+                // The first calls warm up.
+                figures(ms.split_off(5)).p50
+            }
+        };
+        let refused = time(json!({})).await;
+        let snippet = time(json!({"code": trivial})).await;
+        println!(
+            "| {language} | {refused:.2} | {snippet:.2} | {:.0} % |",
+            100.0 * (snippet - refused) / snippet
+        );
+        headline(
+            "code",
+            &format!("{language}: a fresh interpreter instance (a call refused at once) p50 ms"),
+            format!("{refused:.2}"),
+            &format!("the trivial snippet: {snippet:.2} ms over the same route"),
+        );
+    }
 }
