@@ -218,6 +218,20 @@ async fn a_raised_error_comes_back_with_its_message_and_line() {
             2,
         ),
         ("javascript", "let x = 1;\nx = ;\n", "SyntaxError", "", 2),
+        (
+            "javascript",
+            "const v = await Promise.resolve(1);\nnull.field;\n",
+            "TypeError",
+            "",
+            2,
+        ),
+        (
+            "javascript",
+            "async function main(input) {\n  await null;\n  throw new Error('late');\n}\n",
+            "Error",
+            "late",
+            3,
+        ),
     ] {
         let error = fails(
             &nova,
