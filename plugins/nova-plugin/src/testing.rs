@@ -63,13 +63,11 @@ struct Host {
     logs: Vec<LogLine>,
     config: BTreeMap<String, String>,
     unavailable: Option<String>,
-    #[cfg(feature = "http")]
-    http: Option<std::rc::Rc<HttpHandler>>,
 }
 
 /// What answers [`crate::http::send`] in a native test.
 #[cfg(feature = "http")]
-pub type HttpHandler = dyn Fn(&crate::http::Request<'_>) -> Result<crate::http::Response, Error>;
+pub type HttpHandler = crate::http::test_handler::Handler;
 
 thread_local! {
     static HOST: RefCell<Host> = RefCell::new(Host::default());
@@ -79,9 +77,12 @@ fn with<R>(f: impl FnOnce(&mut Host) -> R) -> R {
     HOST.with(|h| f(&mut h.borrow_mut()))
 }
 
-/// Empties this thread's host: kv, store, knowledge, logs and failures.
+/// Empties this thread's host: kv, store, knowledge, logs, failures and
+/// the HTTP handler.
 pub fn reset() {
     with(|h| *h = Host::default());
+    #[cfg(feature = "http")]
+    crate::http::test_handler::set(None);
 }
 
 /// Runs step `S` as the host would: `input` and `config` go through JSON
@@ -170,7 +171,7 @@ pub fn set_config(key: &str, value: &str) {
 pub fn set_http(
     handler: impl Fn(&crate::http::Request<'_>) -> Result<crate::http::Response, Error> + 'static,
 ) {
-    with(|h| h.http = Some(std::rc::Rc::new(handler)));
+    crate::http::test_handler::set(Some(std::rc::Rc::new(handler)));
 }
 
 /// Makes every `kv`, `store` and `knowledge` call fail as an unreachable
@@ -191,24 +192,6 @@ pub fn doc(key: &str) -> Option<(Value, u64)> {
 /// The in-memory host behind `nova_plugin::{log, kv, store, knowledge}`
 /// natively: the contract's imports, same signatures, same checks.
 pub(crate) mod backend {
-    #[cfg(feature = "http")]
-    pub mod http {
-        use crate::Error;
-        use crate::http::{Request, Response};
-
-        pub fn send(request: &Request<'_>) -> Result<Response, Error> {
-            // Out of the borrow first: the handler may call the host too.
-            let handler = super::super::with(|h| h.http.clone());
-            match handler {
-                Some(handler) => handler(request),
-                None => Err(Error::Failed(format!(
-                    "{}: no HTTP handler in this test (nova_plugin::testing::set_http)",
-                    request.url.display()
-                ))),
-            }
-        }
-    }
-
     pub mod log {
         pub use crate::__bindings::step::nova::plugin::log::Level;
 
