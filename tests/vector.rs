@@ -244,6 +244,25 @@ fn sources(hits: &[Scored]) -> BTreeSet<String> {
     hits.iter().map(|h| h.payload.source.clone()).collect()
 }
 
+/// The sources a keyword search for `text` finds in `collection`.
+async fn keyword_sources(
+    index: &dyn VectorIndex,
+    collection: &str,
+    text: &str,
+) -> BTreeSet<String> {
+    let keywords = Keywords::new().unwrap();
+    let hits = index
+        .query(
+            collection,
+            Ranking::Keywords(keywords.query(text)),
+            5,
+            &Filter::default(),
+        )
+        .await
+        .unwrap();
+    sources(&hits)
+}
+
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| (*s).to_owned()).collect()
 }
@@ -1502,17 +1521,10 @@ async fn edge_adds_keyword_search_to_an_old_collection() {
         )
         .await
         .unwrap();
-    let keywords = Keywords::new().unwrap();
-    let hits = index
-        .query(
-            "old",
-            Ranking::Keywords(keywords.query("E0499")),
-            5,
-            &Filter::default(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(sources(&hits), set(&["new.md"]));
+    assert_eq!(
+        keyword_sources(&index, "old", "E0499").await,
+        set(&["new.md"])
+    );
     // And again after a reopen: nothing to add the second time.
     drop(index);
     let index = EdgeIndex::open(dir.path()).unwrap();
@@ -1563,17 +1575,10 @@ async fn server_adds_keyword_search_to_an_old_collection() {
                 )
                 .await
                 .unwrap();
-            let keywords = Keywords::new().unwrap();
-            let hits = index
-                .query(
-                    "old",
-                    Ranking::Keywords(keywords.query("E0499")),
-                    5,
-                    &Filter::default(),
-                )
-                .await
-                .unwrap();
-            assert_eq!(sources(&hits), set(&["a.md"]));
+            assert_eq!(
+                keyword_sources(&*index, "old", "E0499").await,
+                set(&["a.md"])
+            );
             // Ensured again: nothing more to add.
             index.ensure_collection("old", DIM).await.unwrap();
         }

@@ -1598,6 +1598,21 @@ pub struct SandboxError {
     pub line: Option<u32>,
 }
 
+/// `ZeroDivisionError: division by zero (line 3)`: as a failed code step
+/// says it.
+impl std::fmt::Display for SandboxError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.kind)?;
+        if !self.message.is_empty() {
+            write!(f, ": {}", self.message)?;
+        }
+        if let Some(line) = self.line {
+            write!(f, " (line {line})")?;
+        }
+        Ok(())
+    }
+}
+
 // ------------------------------------------------------------------ keys
 
 /// What a credential allows.

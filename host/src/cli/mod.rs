@@ -975,29 +975,17 @@ async fn run_code_async(args: RunCodeArgs) -> Result<(), Failure> {
     };
     let client = args.remote.client()?;
     let answer = client.sandbox_run(&run).await?;
-    let done = &answer.value;
-    if args.remote.json {
-        print(&format!("{}\n", answer.raw));
-    } else {
-        // What the code printed, as it printed it; then its result.
-        print(&done.stdout);
+    // What the code printed, as it printed it; then its result.
+    show(&answer, args.remote.json, |done| {
         let _ = std::io::stderr().lock().write_all(done.stderr.as_bytes());
-        if done.error.is_none() {
-            print(&format!("{}\n", done.result.get()));
+        match done.error {
+            None => format!("{}{}\n", done.stdout, done.result.get()),
+            Some(_) => done.stdout.clone(),
         }
-    }
-    match &done.error {
+    });
+    match &answer.value.error {
         None => Ok(()),
-        Some(error) => {
-            let mut text = error.kind.clone();
-            if !error.message.is_empty() {
-                text.push_str(&format!(": {}", error.message));
-            }
-            if let Some(line) = error.line {
-                text.push_str(&format!(" (line {line})"));
-            }
-            Err(Failure::Reported(text))
-        }
+        Some(error) => Err(Failure::Reported(error.to_string())),
     }
 }
 
